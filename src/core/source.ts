@@ -1,0 +1,69 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+
+/**
+ * Where a tensor's bytes live. Small files are read whole and tensors are views into that
+ * buffer (no copy); large files hand out file ranges that are read only when a writer or the
+ * runtime asks, a chunk at a time, so a multi-GB checkpoint never sits in one buffer.
+ */
+export interface ByteSource {
+  readonly byteLength: number;
+  /** All bytes in one array (a view where possible; allocates for file ranges). */
+  read(): Uint8Array;
+  /** The bytes in chunks of at most `chunkSize`, for streaming writers. */
+  chunks(chunkSize: number): Iterable<Uint8Array>;
+}
+
+export class MemorySource implements ByteSource {
+  constructor(readonly bytes: Uint8Array) {}
+
+  get byteLength(): number {
+    return this.bytes.byteLength;
+  }
+
+  read(): Uint8Array {
+    return this.bytes;
+  }
+
+  *chunks(chunkSize: number): Iterable<Uint8Array> {
+    for (let at = 0; at < this.bytes.byteLength; at += chunkSize) {
+      yield this.bytes.subarray(at, Math.min(at + chunkSize, this.bytes.byteLength));
+    }
+  }
+}
+
+/** A byte range of a file, read on demand. The file is opened per read, never held open. */
+export class FileRangeSource implements ByteSource {
+  constructor(
+    readonly path: string,
+    readonly offset: number,
+    readonly byteLength: number,
+  ) {}
+
+  read(): Uint8Array {
+    const out = new Uint8Array(this.byteLength);
+    let at = 0;
+    for (const chunk of this.chunks(1 << 24)) {
+      out.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return out;
+  }
+
+  *chunks(chunkSize: number): Iterable<Uint8Array> {
+    const fd = openSync(this.path, 'r');
+    try {
+      const buffer = new Uint8Array(Math.min(chunkSize, Math.max(this.byteLength, 1)));
+      let done = 0;
+      while (done < this.byteLength) {
+        const want = Math.min(buffer.byteLength, this.byteLength - done);
+        const got = readSync(fd, buffer, 0, want, this.offset + done);
+        if (got <= 0) throw new Error(`${this.path}: file shrank while reading at byte ${this.offset + done}`);
+        // The buffer is reused: consumers must copy or write it out before the next chunk.
+        yield buffer.subarray(0, got);
+        done += got;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
