@@ -1,0 +1,153 @@
+import { isDType, type DType } from '../core/dtypes.js';
+import { FormatError } from '../core/errors.js';
+import { DEFAULT_OPSET, makeNode, type Attribute, type Graph, type Node, type ValueInfo } from '../core/graph.js';
+import type { Signature } from '../core/model.js';
+import { formatShape, sameShape } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { Fields, SpecFieldError } from './fields.js';
+import { LAYERS, type Lowered, type LowerContext, type ParamSpec } from './layers.js';
+import type { IOSpec, ModuleSpec, SignatureSpec } from './spec.js';
+
+export interface LoweredModel {
+  readonly graph: Graph;
+  readonly signature: Signature;
+}
+
+/** A module stack's state-dict entries, by full name, in module order. */
+export function expectedParams(spec: ModuleSpec, prefix = ''): Array<ParamSpec & { key: string; path: string }> {
+  const out: Array<ParamSpec & { key: string; path: string }> = [];
+  walk(spec, prefix, (leaf, path) => {
+    for (const p of LAYERS[leaf.type]!.params(new Fields(leaf, path))) out.push({ ...p, key: path ? `${path}.${p.name}` : p.name, path });
+  });
+  return out;
+}
+
+function childName(child: ModuleSpec, index: number): string {
+  return typeof child.name === 'string' && child.name !== '' ? child.name : String(index);
+}
+
+/** Visits the leaf modules of a spec in execution order with their state-dict path. */
+function walk(spec: ModuleSpec, path: string, visit: (leaf: ModuleSpec, path: string) => void): void {
+  if (spec === null || typeof spec !== 'object' || typeof spec.type !== 'string') {
+    throw new SpecFieldError(path, 'each module must be an object with a string "type"');
+  }
+  if (spec.type === 'Sequential') {
+    if (!Array.isArray(spec.modules)) throw new SpecFieldError(path, 'Sequential needs a "modules" list');
+    const seen = new Set<string>();
+    spec.modules.forEach((child, i) => {
+      const name = childName(child, i);
+      if (seen.has(name) || name.includes('.')) throw new SpecFieldError(path, `child name ${JSON.stringify(name)} is repeated or contains a dot`);
+      seen.add(name);
+      walk(child, path ? `${path}.${name}` : name, visit);
+    });
+    return;
+  }
+  if (!Object.prototype.hasOwnProperty.call(LAYERS, spec.type)) {
+    throw new SpecFieldError(path, `unknown module type ${JSON.stringify(spec.type)} (supported: Sequential, ${Object.keys(LAYERS).join(', ')}, Graph)`);
+  }
+  visit(spec, path);
+}
+
+/** The graph input a spec implies when no signature is stored: the first layer's input features. */
+function inferInputs(spec: ModuleSpec, dtype: DType): IOSpec[] {
+  let first: ModuleSpec | undefined;
+  walk(spec, '', (leaf) => {
+    first ??= leaf;
+  });
+  if (first?.type === 'Linear') return [{ name: 'x', dtype, shape: [-1, Number(first['in_features'])] }];
+  if (first?.type === 'Conv2d') return [{ name: 'x', dtype, shape: [-1, Number(first['in_channels']), -1, -1] }];
+  throw new SpecFieldError('', 'the input shape cannot be inferred from the first module: give a signature');
+}
+
+function toValueInfo(io: IOSpec, where: string): ValueInfo {
+  if (!isDType(io.dtype)) throw new SpecFieldError(where, `unknown dtype ${JSON.stringify(io.dtype)}`);
+  return { name: io.name, dtype: io.dtype, shape: io.shape.map((d) => (d === null || d < 0 ? null : d)) };
+}
+
+/**
+ * Lowers a torch.nn-shaped module spec plus its state dict into an ONNX-semantics graph. The
+ * graph's initializers are the state dict's own tensors (no copies). Every expected entry must be
+ * present with its exact shape and no unexpected entry may remain, as load_state_dict(strict=True)
+ * demands. `file` names the source in errors.
+ */
+export function lowerModule(
+  spec: ModuleSpec,
+  weights: ReadonlyMap<string, Tensor>,
+  file: string,
+  signatureSpec?: SignatureSpec,
+): LoweredModel {
+  try {
+    return lowerChecked(spec, weights, file, signatureSpec);
+  } catch (e) {
+    if (e instanceof SpecFieldError) throw new FormatError(file, `module spec${e.path ? ` at ${e.path}` : ''}`, e.message);
+    throw e;
+  }
+}
+
+function lowerChecked(spec: ModuleSpec, weights: ReadonlyMap<string, Tensor>, file: string, signatureSpec?: SignatureSpec): LoweredModel {
+  const expected = expectedParams(spec);
+  const used = new Set<string>();
+  for (const p of expected) {
+    const t = weights.get(p.key);
+    if (!t) throw new FormatError(file, `tensor ${p.key}`, `missing: the module spec needs it with shape ${formatShape(p.shape)}`);
+    if (!sameShape(t.shape, p.shape)) throw new FormatError(file, `tensor ${p.key}`, `shape ${formatShape(p.shape)} for the module spec, found ${formatShape(t.shape)}`);
+    used.add(p.key);
+  }
+  const extra = [...weights.keys()].filter((k) => !used.has(k));
+  if (extra.length) throw new FormatError(file, `tensor ${extra[0]}`, `not used by the module spec (${extra.length} unexpected tensor(s))`);
+
+  const floatDType = expected.find((p) => !p.integer && weights.get(p.key))?.key;
+  const dtype: DType = floatDType ? weights.get(floatDType)!.dtype : 'float32';
+  const io = signatureSpec ?? { inputs: inferInputs(spec, dtype), outputs: [{ name: 'y', dtype, shape: [] }] };
+  if (io.inputs.length !== 1 || io.outputs.length !== 1) throw new SpecFieldError('', 'a module stack has exactly one input and one output');
+  const input = toValueInfo(io.inputs[0]!, 'signature input');
+
+  const nodes: Node[] = [];
+  const initializers = new Map<string, Tensor>(weights);
+  let opset = DEFAULT_OPSET;
+  let counter = 0;
+  let current = '';
+
+  const ctx: LowerContext = {
+    node(op: string, inputs: readonly string[], attributes: Record<string, Attribute> = {}): string {
+      const name = `/${current}/${op}_${counter++}`;
+      nodes.push(makeNode(op, inputs, [`${name}:0`], attributes, name));
+      return `${name}:0`;
+    },
+    param(name: string): string {
+      return current ? `${current}.${name}` : name;
+    },
+    constant(name, shape, values, constDType = 'float32'): string {
+      const key = `/${current}/${name}_${counter++}`;
+      initializers.set(key, Tensor.from(constDType, shape, constDType === 'int64' ? values.map(BigInt) : values));
+      return key;
+    },
+    requireOpset(min: number): void {
+      opset = Math.max(opset, min);
+    },
+  };
+
+  let x: Lowered = { value: input.name, rank: input.shape?.length };
+  walk(spec, '', (leaf, path) => {
+    current = path;
+    x = LAYERS[leaf.type]!.lower(new Fields(leaf, path), ctx, x);
+  });
+
+  const outputIO = io.outputs[0]!;
+  const output = toValueInfo(outputIO, 'signature output');
+  // Name the last node's output after the signature output rather than adding an Identity.
+  const last = nodes[nodes.length - 1];
+  if (!last || last.outputs[0] !== x.value) throw new SpecFieldError('', 'the module stack computes nothing');
+  nodes[nodes.length - 1] = { ...last, outputs: [output.name] };
+  const graph: Graph = {
+    inputs: [input],
+    outputs: [{ ...output, shape: outputIO.shape.length ? output.shape : null }],
+    initializers,
+    nodes,
+    opset,
+  };
+  return {
+    graph,
+    signature: { name: 'default', inputs: new Map([[input.name, input.name]]), outputs: new Map([[output.name, output.name]]) },
+  };
+}
