@@ -179,7 +179,8 @@ const batchNorm2d: LayerKind = {
   params(f) {
     const c = f.positive('num_features');
     const ps: ParamSpec[] = [];
-    if (f.bool('affine', true)) ps.push({ name: 'weight', shape: [c] }, { name: 'bias', shape: [c] });
+    // torch 2.13 added BatchNorm's keyword-only `bias`; without it the shift is zero.
+    if (f.bool('affine', true)) ps.push({ name: 'weight', shape: [c] }, ...(f.bool('bias', true) ? [{ name: 'bias', shape: [c] }] : []));
     if (f.bool('track_running_stats', true)) {
       ps.push({ name: 'running_mean', shape: [c] }, { name: 'running_var', shape: [c] }, { name: 'num_batches_tracked', shape: [], integer: true });
     }
@@ -190,7 +191,7 @@ const batchNorm2d: LayerKind = {
     if (!f.bool('track_running_stats', true)) throw new Error(`${f.path}: BatchNorm2d without running stats normalises by batch statistics, which inference does not do`);
     const affine = f.bool('affine', true);
     const scale = affine ? ctx.param('weight') : ctx.constant('ones', [c], new Array<number>(c).fill(1));
-    const bias = affine ? ctx.param('bias') : ctx.constant('zeros', [c], new Array<number>(c).fill(0));
+    const bias = affine && f.bool('bias', true) ? ctx.param('bias') : ctx.constant('zeros', [c], new Array<number>(c).fill(0));
     const y = ctx.node('BatchNormalization', [x.value, scale, bias, ctx.param('running_mean'), ctx.param('running_var')], {
       epsilon: attr.float(f.float('eps', 1e-5)),
     });
