@@ -20,8 +20,17 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** Builds FormatErrors for one file so readers do not repeat its name at every check. */
-export function formatErrors(file: string) {
+/**
+ * FormatError builders for one file so readers do not repeat its name at every check. Declare the
+ * result with its type (`const e: FormatErrors = formatErrors(file)`): TypeScript requires that
+ * for assertion functions.
+ */
+export interface FormatErrors {
+  fail(where: string, expected: string): never;
+  check(ok: boolean, where: string, expected: string): asserts ok;
+}
+
+export function formatErrors(file: string): FormatErrors {
   return {
     fail(where: string, expected: string): never {
       throw new FormatError(file, where, expected);

@@ -1,0 +1,52 @@
+import { opsUsed } from '../core/graph.js';
+import type { Model } from '../core/model.js';
+
+export interface TensorSummary {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly (number | string | null)[] | null;
+}
+
+/** What `inspect` reports; also its --json schema. */
+export interface InspectReport {
+  readonly path: string;
+  readonly format: string;
+  readonly runnable: boolean;
+  readonly opset: number | null;
+  readonly signatures: ReadonlyArray<{ name: string; inputs: TensorSummary[]; outputs: TensorSummary[] }>;
+  readonly ops: readonly string[];
+  readonly parameters: { readonly tensors: number; readonly elements: number; readonly bytes: number };
+  readonly dtypes: Readonly<Record<string, number>>;
+  readonly module: unknown;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** Summarises a model from its headers: no weight bytes are read. */
+export function inspectModel(model: Model, path: string): InspectReport {
+  const graph = model.graph;
+  let elements = 0;
+  let bytes = 0;
+  const dtypes: Record<string, number> = {};
+  for (const t of model.weights.values()) {
+    elements += t.size;
+    bytes += t.byteLength;
+    dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+  }
+  const describe = (names: ReadonlyMap<string, string>, infos: NonNullable<typeof graph>['inputs']) =>
+    [...names].map(([key, value]) => {
+      const info = infos.find((i) => i.name === value);
+      return { name: key, dtype: info?.dtype ?? 'unknown', shape: info?.shape ?? null };
+    });
+  return {
+    path,
+    format: model.format,
+    runnable: graph !== undefined,
+    opset: graph?.opset ?? null,
+    signatures: graph ? model.signatures.map((s) => ({ name: s.name, inputs: describe(s.inputs, graph.inputs), outputs: describe(s.outputs, graph.outputs) })) : [],
+    ops: graph ? opsUsed(graph) : [],
+    parameters: { tensors: model.weights.size, elements, bytes },
+    dtypes,
+    module: model.module ?? null,
+    metadata: model.metadata,
+  };
+}

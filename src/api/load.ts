@@ -1,0 +1,57 @@
+import { statSync } from 'node:fs';
+import type { Model } from '../core/model.js';
+import { detectFormat, formatByName, formatForOutput } from '../formats/registry.js';
+import type { ReadOptions, WriteOptions } from '../formats/format.js';
+import { assertWritable } from '../core/atomic.js';
+import { UsageError } from '../core/errors.js';
+
+export interface LoadOptions extends ReadOptions {
+  /** Format name; detected from the file when omitted. */
+  readonly format?: string;
+}
+
+/** Reads any supported model file or directory into a Model. */
+export function loadModel(path: string, options: LoadOptions = {}): Model {
+  const format = options.format ? formatByName(options.format) : detectFormat(path);
+  return format.read(path, options);
+}
+
+export interface SaveOptions extends WriteOptions {
+  /** Format name; taken from the output path's extension when omitted. */
+  readonly format?: string;
+  /** Replace an existing output. */
+  readonly force?: boolean;
+}
+
+/** Writes a Model atomically; returns the files written. */
+export function saveModel(model: Model, path: string, options: SaveOptions = {}): string[] {
+  const format = options.format ? formatByName(options.format) : formatForOutput(path);
+  assertWritable(path, options.force ?? false);
+  return format.write(model, path, options);
+}
+
+export interface ConvertOptions {
+  readonly from?: string;
+  readonly to?: string;
+  readonly module?: LoadOptions['module'];
+  readonly force?: boolean;
+  readonly shardBytes?: number;
+}
+
+/** reader -> Model -> writer. Refuses to write over its own input. */
+export function convertModel(input: string, output: string, options: ConvertOptions = {}): { model: Model; files: string[] } {
+  if (sameFile(input, output)) throw new UsageError(`output ${output} is the input file; choose another path`);
+  const model = loadModel(input, { format: options.from, module: options.module });
+  const files = saveModel(model, output, { format: options.to, force: options.force, shardBytes: options.shardBytes });
+  return { model, files };
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const sa = statSync(a);
+    const sb = statSync(b);
+    return sa.ino === sb.ino && sa.dev === sb.dev;
+  } catch {
+    return false;
+  }
+}

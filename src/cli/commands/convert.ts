@@ -1,0 +1,35 @@
+import type { Argv } from 'yargs';
+import { readModuleOption } from '../module-option.js';
+import { convertModel } from '../../api/load.js';
+import { formatBytes } from '../table.js';
+import { statSync } from 'node:fs';
+
+export function convertCommand(y: Argv): Argv {
+  return y.command(
+    'convert <input> <output>',
+    'Convert a model to another format (weights bit-identical, computation unchanged)',
+    (c) =>
+      c
+        .positional('input', { type: 'string', demandOption: true, describe: 'model file or directory to read' })
+        .positional('output', { type: 'string', demandOption: true, describe: 'file or directory to write' })
+        .option('from', { type: 'string', describe: 'input format (default: detected from its bytes or layout)' })
+        .option('to', { type: 'string', describe: 'output format (default: from the output extension)' })
+        .option('module', { type: 'string', describe: 'module spec JSON file giving the architecture of a bare state dict' })
+        .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors)' })
+        .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing output' })
+        .example('$0 convert or-gate.safetensors copy.safetensors', 'rewrite a bundle')
+        .example('$0 convert weights.safetensors model.safetensors --module spec.json', 'attach an architecture to a bare state dict')
+        .example('$0 convert big.safetensors shards/ --shard-size 2000000000', 'write a sharded bundle with model.safetensors.index.json'),
+    (argv) => {
+      const { model, files } = convertModel(argv.input, argv.output, {
+        from: argv.from,
+        to: argv.to,
+        module: readModuleOption(argv.module),
+        force: argv.force,
+        shardBytes: argv['shard-size'],
+      });
+      const size = files.reduce((n, f) => n + statSync(f).size, 0);
+      process.stdout.write(`wrote ${files.join(', ')} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'})\n`);
+    },
+  );
+}

@@ -1,0 +1,46 @@
+import type { Argv } from 'yargs';
+import { inspectModel, type InspectReport } from '../../api/inspect.js';
+import { loadModel } from '../../api/load.js';
+import { readModuleOption } from '../module-option.js';
+import { formatBytes, renderTable } from '../table.js';
+
+function shapeText(shape: readonly (number | string | null)[] | null): string {
+  return shape ? `[${shape.map((d) => d ?? '?').join(', ')}]` : 'unknown';
+}
+
+function render(r: InspectReport): string {
+  const lines = [
+    `${r.path}`,
+    `  format      ${r.format}${r.runnable ? '' : ' (bare state dict: no architecture, give --module to run it)'}`,
+    `  parameters  ${r.parameters.elements.toLocaleString('en-US')} in ${r.parameters.tensors} tensors, ${formatBytes(r.parameters.bytes)} (${Object.entries(r.dtypes).map(([d, n]) => `${n} ${d}`).join(', ')})`,
+  ];
+  if (r.runnable) lines.push(`  opset       ${r.opset}`, `  ops         ${r.ops.join(', ')}`);
+  for (const s of r.signatures) {
+    lines.push(`  signature ${s.name}`);
+    const rows = [...s.inputs.map((i) => ['input', i.name, i.dtype, shapeText(i.shape)]), ...s.outputs.map((o) => ['output', o.name, o.dtype, shapeText(o.shape)])];
+    lines.push(...renderTable(['', 'name', 'dtype', 'shape'], rows).split('\n').map((l) => `    ${l}`));
+  }
+  const meta = Object.entries(r.metadata);
+  if (meta.length) lines.push('  metadata', ...meta.map(([k, v]) => `    ${k}: ${v.length > 100 ? `${v.slice(0, 97)}...` : v}`));
+  return lines.join('\n');
+}
+
+export function inspectCommand(y: Argv): Argv {
+  return y.command(
+    'inspect <model>',
+    'Show format, signatures, ops, parameter count and metadata (reads headers, not weights)',
+    (c) =>
+      c
+        .positional('model', { type: 'string', demandOption: true })
+        .option('from', { type: 'string', describe: 'format (default: detected)' })
+        .option('module', { type: 'string', describe: 'module spec JSON for a bare state dict' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+        .example('$0 inspect or-gate/or-gate.safetensors', 'summary table')
+        .example('$0 inspect model.safetensors --json', 'machine-readable report'),
+    (argv) => {
+      const model = loadModel(argv.model, { format: argv.from, module: readModuleOption(argv.module) });
+      const report = inspectModel(model, argv.model);
+      process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);
+    },
+  );
+}

@@ -1,0 +1,37 @@
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { formatNames } from '../formats/registry.js';
+import { convertCommand } from './commands/convert.js';
+import { demoCommand } from './commands/demo.js';
+import { inspectCommand } from './commands/inspect.js';
+import { runCommand } from './commands/run.js';
+import { trainOrCommand } from './commands/train-or.js';
+import { EXIT, exitWithError } from './errors.js';
+
+/** The modelbridge command line: thin over the library, one line per error. */
+export function main(argv: string[]): void {
+  let cli = yargs(argv)
+    .scriptName('modelbridge')
+    .usage('$0 <command> [options]\n\nMove trained networks between TensorFlow and PyTorch formats, bit for bit, and prove it by running them.')
+    .epilogue(`formats: ${formatNames().join(', ')}`)
+    .strict()
+    .demandCommand(1, 'give a command (see --help)')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(120, process.stdout.columns || 100))
+    .fail((message, error) => {
+      if (error) exitWithError(error);
+      process.stderr.write(`error: ${message} (see modelbridge --help)\n`);
+      process.exit(EXIT.usage);
+    });
+  for (const add of [convertCommand, inspectCommand, runCommand, demoCommand, trainOrCommand]) cli = add(cli);
+  try {
+    cli.parseSync();
+  } catch (error) {
+    exitWithError(error);
+  }
+}
+
+main(hideBin(process.argv));

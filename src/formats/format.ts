@@ -1,0 +1,37 @@
+import type { Model } from '../core/model.js';
+import type { ModuleSpec } from '../module/spec.js';
+
+/** What detection sees of a path: enough to recognise a format without reading the weights. */
+export interface Probe {
+  readonly path: string;
+  readonly isDirectory: boolean;
+  /** Up to the first 64 bytes of a file (empty for a directory). */
+  readonly head: Uint8Array;
+  readonly size: number;
+  /** Entry names when the path is a directory. */
+  readonly entries: readonly string[];
+}
+
+export interface ReadOptions {
+  /** Architecture for a bare state dict (--module). */
+  readonly module?: ModuleSpec;
+}
+
+export interface WriteOptions {
+  /** Maximum bytes per shard, for formats that shard. */
+  readonly shardBytes?: number;
+}
+
+/**
+ * One file format: how to recognise it, read it into a Model and write a Model out. Conversion
+ * is always read -> Model -> write, so each format added here converts to and from every other.
+ */
+export interface FormatHandler {
+  readonly name: string;
+  readonly title: string;
+  readonly extensions: readonly string[];
+  detect(probe: Probe): boolean;
+  read(path: string, options: ReadOptions): Model;
+  /** Writes atomically and returns the files written. */
+  write(model: Model, path: string, options: WriteOptions): string[];
+}

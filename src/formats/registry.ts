@@ -1,0 +1,58 @@
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { FormatError, UsageError } from '../core/errors.js';
+import type { FormatHandler, Probe } from './format.js';
+import { safetensorsFormat } from './safetensors/format.js';
+
+/**
+ * Every format modelbridge reads and writes, in detection order. Adding a format is one folder
+ * under src/formats and one line here.
+ */
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat];
+
+/** Formats that have a name but no reader or writer yet; naming them gives a clear message. */
+const PLANNED = ['pytorch', 'savedmodel', 'graphdef', 'onnx', 'tfjs'];
+
+export function formatNames(): string[] {
+  return FORMATS.map((f) => f.name);
+}
+
+export function formatByName(name: string): FormatHandler {
+  const format = FORMATS.find((f) => f.name === name);
+  if (format) return format;
+  if (PLANNED.includes(name)) throw new UsageError(`format ${name} is not supported yet (supported: ${formatNames().join(', ')})`);
+  throw new UsageError(`unknown format ${JSON.stringify(name)} (supported: ${formatNames().join(', ')})`);
+}
+
+export function probe(path: string): Probe {
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch {
+    throw new FormatError(path, 'path', 'an existing file or directory');
+  }
+  if (stat.isDirectory()) return { path, isDirectory: true, head: new Uint8Array(0), size: 0, entries: readdirSync(path) };
+  const head = new Uint8Array(Math.min(64, stat.size));
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, head.byteLength, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return { path, isDirectory: false, head, size: stat.size, entries: [] };
+}
+
+/** The format of an existing model: from its bytes or layout first, its extension last. */
+export function detectFormat(path: string): FormatHandler {
+  const p = probe(path);
+  const byContent = FORMATS.find((f) => f.detect(p));
+  if (byContent) return byContent;
+  throw new FormatError(path, p.isDirectory ? 'directory layout' : 'first bytes', `a model in one of: ${formatNames().join(', ')} (give --from to force a format)`);
+}
+
+/** The format to write, from the output path's extension. */
+export function formatForOutput(path: string): FormatHandler {
+  const lower = path.toLowerCase();
+  const match = FORMATS.find((f) => f.extensions.some((ext) => lower.endsWith(ext)));
+  if (!match) throw new UsageError(`cannot tell the output format from ${path}: give --to (one of ${formatNames().join(', ')})`);
+  return match;
+}

@@ -1,0 +1,23 @@
+/**
+ * modelbridge as a library: read any supported model, convert it, inspect it and run it.
+ *
+ *   import { loadModel, saveModel, runModel, Tensor } from 'modelbridge';
+ *   const model = loadModel('or-gate.safetensors');
+ *   const { y } = runModel(model, { x: Tensor.from('float32', [1, 2], [1, 1]) });
+ */
+export { Tensor } from './core/tensor.js';
+export type { NumericArray } from './core/tensor.js';
+export { DTYPES, isDType, type DType } from './core/dtypes.js';
+export { FormatError, UsageError } from './core/errors.js';
+export type { Graph, Node, ValueInfo, Attribute, Dim } from './core/graph.js';
+export type { Model, Signature } from './core/model.js';
+export type { ModuleSpec, SignatureSpec, IOSpec } from './module/spec.js';
+export { lowerModule } from './module/lower.js';
+export { parseModuleSpec } from './module/bundle.js';
+export { loadModel, saveModel, convertModel, type LoadOptions, type SaveOptions, type ConvertOptions } from './api/load.js';
+export { runModel, Runner } from './api/run.js';
+export { inspectModel, type InspectReport } from './api/inspect.js';
+export { runDemo, type DemoResult, type DemoRow } from './api/demo.js';
+export { trainOrGate, OR_MODULE, OR_INPUTS } from './train/or-gate.js';
+export { FORMATS, detectFormat, formatNames } from './formats/registry.js';
+export { readNpy, writeNpy } from './formats/npy/npy.js';
