@@ -31,7 +31,9 @@ let skipped = 0;
 if (existsSync(report)) {
   const r = JSON.parse(readFileSync(report, 'utf8'));
   passed += r.numPassedTests ?? 0;
-  failed += (r.numFailedTests ?? 0) + (r.numFailedTestSuites ?? 0);
+  failed += r.numFailedTests ?? 0;
+  // A test file that fails to load has no test results of its own: count it once.
+  failed += (r.testResults ?? []).filter((f) => f.status === 'failed' && (f.assertionResults ?? []).length === 0).length;
   skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   if ((r.numTotalTests ?? 0) === 0) failed++;
 } else {
