@@ -1,5 +1,5 @@
 import { attr, type Attribute } from '../core/graph.js';
-import type { Fields } from './fields.js';
+import { SpecFieldError, type Fields } from './fields.js';
 
 /** A parameter or buffer a module keeps in its state dict. */
 export interface ParamSpec {
@@ -42,7 +42,7 @@ const passThrough: LayerKind = { params: () => [], lower: (_f, ctx, x) => ({ val
 function softmaxAxis(f: Fields, rank: number | undefined): number {
   const dim = f.optionalInt('dim');
   if (dim !== undefined) return dim;
-  if (rank === undefined) throw new Error(`${f.path}: ${f.spec.type} without dim needs the input rank`);
+  if (rank === undefined) throw new SpecFieldError(f.path, `${f.spec.type} without dim needs the input rank`);
   return rank === 0 || rank === 1 || rank === 3 ? 0 : 1;
 }
 
@@ -89,7 +89,7 @@ const conv2d: LayerKind = {
     const outC = f.positive('out_channels');
     const groups = f.positive('groups', 1);
     const [kh, kw] = f.tuple('kernel_size', 2, [], 1);
-    if (inC % groups !== 0 || outC % groups !== 0) throw new Error(`${f.path}: groups must divide in_channels and out_channels`);
+    if (inC % groups !== 0 || outC % groups !== 0) throw new SpecFieldError(f.path, `groups must divide in_channels and out_channels`);
     const ps: ParamSpec[] = [{ name: 'weight', shape: [outC, inC / groups, kh!, kw!] }];
     if (f.bool('bias', true)) ps.push({ name: 'bias', shape: [outC] });
     return ps;
@@ -123,7 +123,7 @@ function poolAttributes(f: Fields): Record<string, Attribute> {
 const maxPool2d: LayerKind = {
   params: () => [],
   lower(f, ctx, x) {
-    if (f.bool('return_indices', false)) throw new Error(`${f.path}: MaxPool2d with return_indices is not supported`);
+    if (f.bool('return_indices', false)) throw new SpecFieldError(f.path, `MaxPool2d with return_indices is not supported`);
     const attributes = { ...poolAttributes(f), dilations: attr.ints(f.tuple('dilation', 2, 1, 1)) };
     return { value: ctx.node('MaxPool', [x.value], attributes), rank: 4 };
   },
@@ -133,7 +133,7 @@ const avgPool2d: LayerKind = {
   params: () => [],
   lower(f, ctx, x) {
     if (f.spec['divisor_override'] !== undefined && f.spec['divisor_override'] !== null) {
-      throw new Error(`${f.path}: AvgPool2d with divisor_override is not supported`);
+      throw new SpecFieldError(f.path, `AvgPool2d with divisor_override is not supported`);
     }
     // torch counts padding in the average by default; ONNX does not.
     const attributes = { ...poolAttributes(f), count_include_pad: attr.int(f.bool('count_include_pad', true) ? 1 : 0) };
@@ -148,9 +148,9 @@ const flatten: LayerKind = {
     const end = f.int('end_dim', -1);
     const rank = x.rank;
     const lastAxis = rank === undefined ? -1 : rank - 1;
-    if (end !== -1 && end !== lastAxis) throw new Error(`${f.path}: Flatten is supported up to the last axis only (end_dim=-1)`);
+    if (end !== -1 && end !== lastAxis) throw new SpecFieldError(f.path, `Flatten is supported up to the last axis only (end_dim=-1)`);
     const s = start < 0 && rank !== undefined ? start + rank : start;
-    if (s < 0) throw new Error(`${f.path}: Flatten with a negative start_dim needs the input rank`);
+    if (s < 0) throw new SpecFieldError(f.path, `Flatten with a negative start_dim needs the input rank`);
     if (s === 1) return { value: ctx.node('Flatten', [x.value], { axis: attr.int(1) }), rank: 2 };
     // Keep the leading axes (0 copies the input's size) and merge the rest.
     const shape = ctx.constant('shape', [s + 1], [...new Array<number>(s).fill(0), -1], 'int64');
@@ -188,7 +188,7 @@ const batchNorm2d: LayerKind = {
   },
   lower(f, ctx, x) {
     const c = f.positive('num_features');
-    if (!f.bool('track_running_stats', true)) throw new Error(`${f.path}: BatchNorm2d without running stats normalises by batch statistics, which inference does not do`);
+    if (!f.bool('track_running_stats', true)) throw new SpecFieldError(f.path, `BatchNorm2d without running stats normalises by batch statistics, which inference does not do`);
     const affine = f.bool('affine', true);
     const scale = affine ? ctx.param('weight') : ctx.constant('ones', [c], new Array<number>(c).fill(1));
     const bias = affine && f.bool('bias', true) ? ctx.param('bias') : ctx.constant('zeros', [c], new Array<number>(c).fill(0));

@@ -22,12 +22,16 @@ export function expectedParams(spec: ModuleSpec, prefix = ''): Array<ParamSpec &
   return out;
 }
 
-function childName(child: ModuleSpec, index: number): string {
-  return typeof child.name === 'string' && child.name !== '' ? child.name : String(index);
+function childName(child: ModuleSpec | null, index: number): string {
+  return typeof child?.name === 'string' && child.name !== '' ? child.name : String(index);
 }
 
+/** Nesting deeper than this is no real model, and would only exhaust the stack. */
+const MAX_DEPTH = 64;
+
 /** Visits the leaf modules of a spec in execution order with their state-dict path. */
-function walk(spec: ModuleSpec, path: string, visit: (leaf: ModuleSpec, path: string) => void): void {
+function walk(spec: ModuleSpec, path: string, visit: (leaf: ModuleSpec, path: string) => void, depth = 0): void {
+  if (depth > MAX_DEPTH) throw new SpecFieldError(path, `modules nest deeper than ${MAX_DEPTH} levels`);
   if (spec === null || typeof spec !== 'object' || typeof spec.type !== 'string') {
     throw new SpecFieldError(path, 'each module must be an object with a string "type"');
   }
@@ -38,7 +42,7 @@ function walk(spec: ModuleSpec, path: string, visit: (leaf: ModuleSpec, path: st
       const name = childName(child, i);
       if (seen.has(name) || name.includes('.')) throw new SpecFieldError(path, `child name ${JSON.stringify(name)} is repeated or contains a dot`);
       seen.add(name);
-      walk(child, path ? `${path}.${name}` : name, visit);
+      walk(child, path ? `${path}.${name}` : name, visit, depth + 1);
     });
     return;
   }
