@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import type { Argv } from 'yargs';
+import { loadModel } from '../api/load.js';
+import type { Model } from '../core/model.js';
 import { UsageError } from '../core/errors.js';
 import { parseModuleSpec } from '../module/bundle.js';
 import type { ModuleSpec } from '../module/spec.js';
@@ -13,4 +16,16 @@ export function readModuleOption(path: string | undefined): ModuleSpec | undefin
     throw new UsageError(`cannot read module spec ${path}`);
   }
   return parseModuleSpec(text, path);
+}
+
+/** The arguments every command that reads one model shares: <model>, --from, --module. */
+export function withModelArgs<T>(c: Argv<T>) {
+  return c
+    .positional('model', { type: 'string', demandOption: true, describe: 'model file or directory' })
+    .option('from', { type: 'string', describe: 'format (default: detected from its bytes or layout)' })
+    .option('module', { type: 'string', describe: 'module spec JSON giving the architecture of a bare state dict' });
+}
+
+export function loadModelArgs(argv: { model: string; from?: string | undefined; module?: string | undefined }): Model {
+  return loadModel(argv.model, { format: argv.from, module: readModuleOption(argv.module) });
 }

@@ -1,7 +1,6 @@
 import type { Argv } from 'yargs';
 import { inspectModel, type InspectReport } from '../../api/inspect.js';
-import { loadModel } from '../../api/load.js';
-import { readModuleOption } from '../module-option.js';
+import { loadModelArgs, withModelArgs } from '../module-option.js';
 import { formatBytes, renderTable } from '../table.js';
 
 function shapeText(shape: readonly (number | string | null)[] | null): string {
@@ -30,15 +29,12 @@ export function inspectCommand(y: Argv): Argv {
     'inspect <model>',
     'Show format, signatures, ops, parameter count and metadata (reads headers, not weights)',
     (c) =>
-      c
-        .positional('model', { type: 'string', demandOption: true })
-        .option('from', { type: 'string', describe: 'format (default: detected)' })
-        .option('module', { type: 'string', describe: 'module spec JSON for a bare state dict' })
+      withModelArgs(c)
         .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
         .example('$0 inspect or-gate/or-gate.safetensors', 'summary table')
         .example('$0 inspect model.safetensors --json', 'machine-readable report'),
     (argv) => {
-      const model = loadModel(argv.model, { format: argv.from, module: readModuleOption(argv.module) });
+      const model = loadModelArgs(argv);
       const report = inspectModel(model, argv.model);
       process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);
     },

@@ -1,8 +1,7 @@
 import type { Argv } from 'yargs';
-import { loadModel } from '../../api/load.js';
 import { Runner } from '../../api/run.js';
 import { parseInputs, toNested } from '../inputs.js';
-import { readModuleOption } from '../module-option.js';
+import { loadModelArgs, withModelArgs } from '../module-option.js';
 import { formatShape } from '../../core/shape.js';
 
 export function runCommand(y: Argv): Argv {
@@ -10,17 +9,14 @@ export function runCommand(y: Argv): Argv {
     'run <model>',
     "Run a model in modelbridge's runtime",
     (c) =>
-      c
-        .positional('model', { type: 'string', demandOption: true })
+      withModelArgs(c)
         .option('input', { type: 'string', array: true, default: [] as string[], describe: 'NAME=VALUE: a JSON nested array or @file.npy (NAME= may be left out for a single input)' })
         .option('signature', { type: 'string', describe: 'signature to run (default: the first)' })
-        .option('from', { type: 'string', describe: 'format (default: detected)' })
-        .option('module', { type: 'string', describe: 'module spec JSON for a bare state dict' })
         .option('json', { type: 'boolean', default: false, describe: 'print {"outputs": {NAME: {dtype, shape, data}}}' })
         .example("$0 run or-gate/or-gate.safetensors --input 'x=[[1,1]]'", 'ask the OR gate about (1,1)')
         .example('$0 run model.safetensors --input @batch.npy --json', 'input from a NumPy file, JSON output'),
     (argv) => {
-      const model = loadModel(argv.model, { format: argv.from, module: readModuleOption(argv.module) });
+      const model = loadModelArgs(argv);
       const runner = new Runner(model, argv.signature);
       const graph = model.graph!;
       const dtypeOf = (key: string) => graph.inputs.find((i) => i.name === runner.signature.inputs.get(key))?.dtype ?? 'float32';
