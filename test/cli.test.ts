@@ -117,6 +117,20 @@ describe('modelbridge CLI', () => {
     expectOneLineError(cli(['convert', join(dir, 'same.safetensors'), join(dir, 'same.safetensors'), '--force']), 1, /is the input file/);
   });
 
+  it('writes a sharded bundle and reads it back from the directory or the index, runnable', () => {
+    const dir = tempDir();
+    cli(['train-or', '--out', join(dir, 'or.safetensors')]);
+    const shards = join(dir, 'shards');
+    const r = cli(['convert', join(dir, 'or.safetensors'), shards, '--shard-size', '16']);
+    expect(r.code).toBe(0);
+    const files = readdirSync(shards).sort();
+    expect(files).toContain('model.safetensors.index.json');
+    expect(files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(1);
+    const direct = cli(['run', join(dir, 'or.safetensors'), '--input', '[[1,1]]', '--json']).stdout;
+    expect(cli(['run', shards, '--input', '[[1,1]]', '--json']).stdout).toBe(direct);
+    expect(cli(['run', join(shards, 'model.safetensors.index.json'), '--input', '[[1,1]]', '--json']).stdout).toBe(direct);
+  });
+
   it('every command has --help with examples', () => {
     for (const command of ['convert', 'inspect', 'run', 'demo', 'train-or']) {
       const r = cli([command, '--help']);

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { extname } from 'node:path';
 import type { Model } from '../core/model.js';
 import { detectFormat, formatByName, formatForOutput } from '../formats/registry.js';
 import type { ReadOptions, WriteOptions } from '../formats/format.js';
@@ -42,7 +43,9 @@ export interface ConvertOptions {
 export function convertModel(input: string, output: string, options: ConvertOptions = {}): { model: Model; files: string[] } {
   if (sameFile(input, output)) throw new UsageError(`output ${output} is the input file; choose another path`);
   const model = loadModel(input, { format: options.from, module: options.module });
-  const files = saveModel(model, output, { format: options.to, force: options.force, shardBytes: options.shardBytes });
+  // An output path with no extension at all (a directory for shards) keeps the input's format.
+  const to = options.to ?? (extname(output) === '' ? model.format : undefined);
+  const files = saveModel(model, output, { format: to, force: options.force, shardBytes: options.shardBytes });
   return { model, files };
 }
 

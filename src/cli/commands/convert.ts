@@ -13,7 +13,7 @@ export function convertCommand(y: Argv): Argv {
         .positional('input', { type: 'string', demandOption: true, describe: 'model file or directory to read' })
         .positional('output', { type: 'string', demandOption: true, describe: 'file or directory to write' })
         .option('from', { type: 'string', describe: 'input format (default: detected from its bytes or layout)' })
-        .option('to', { type: 'string', describe: 'output format (default: from the output extension)' })
+        .option('to', { type: 'string', describe: 'output format (default: from the output extension; with no extension, the input format)' })
         .option('module', { type: 'string', describe: 'module spec JSON file giving the architecture of a bare state dict' })
         .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors)' })
         .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing output' })
