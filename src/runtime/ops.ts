@@ -1,6 +1,6 @@
 import { BatchNormalization, LayerNormalization } from './kernels/norm.js';
 import { AveragePool, Conv, GlobalAveragePool, MaxPool } from './kernels/conv.js';
-import { BINARY, UNARY } from './kernels/elementwise.js';
+import { BINARY, Pow, UNARY } from './kernels/elementwise.js';
 import { Gemm, MatMul } from './kernels/matmul.js';
 import { SHAPE_KERNELS } from './kernels/shape.js';
 import { LogSoftmax, Softmax } from './kernels/softmax.js';
@@ -14,6 +14,7 @@ export const OPS: Readonly<Record<string, KernelFactory>> = {
   ...BINARY,
   ...UNARY,
   ...SHAPE_KERNELS,
+  Pow,
   MatMul,
   Gemm,
   Softmax,

@@ -102,47 +102,102 @@ export const Conv: KernelFactory = {
   },
 };
 
+/** Window geometry of a pool over any number of spatial axes (ONNX pads: all begins, then all ends). */
+function poolGeometry(node: Node, spatial: readonly number[], kernel: readonly number[], ceil: boolean) {
+  const rank = spatial.length;
+  const strides = attrInts(node, 'strides') ?? new Array<number>(rank).fill(1);
+  const dilations = attrInts(node, 'dilations') ?? new Array<number>(rank).fill(1);
+  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
+  const span = kernel.map((k, i) => dilations[i]! * (k - 1) + 1);
+  let pads: number[];
+  if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    const total = spatial.map((size, i) => Math.max(0, (Math.ceil(size / strides[i]!) - 1) * strides[i]! + span[i]! - size));
+    const small = total.map((t) => Math.floor(t / 2));
+    const big = total.map((t, i) => t - small[i]!);
+    pads = autoPad === 'SAME_UPPER' ? [...small, ...big] : [...big, ...small];
+  } else if (autoPad === 'VALID') {
+    pads = new Array<number>(2 * rank).fill(0);
+  } else {
+    pads = attrInts(node, 'pads')?.slice() ?? new Array<number>(2 * rank).fill(0);
+  }
+  const out = spatial.map((size, i) => {
+    const room = size + pads[i]! + pads[i + rank]! - span[i]!;
+    let o = (ceil ? Math.ceil(room / strides[i]!) : Math.floor(room / strides[i]!)) + 1;
+    // A window may not start inside the end padding (ONNX and PyTorch agree on this for ceil_mode).
+    if (ceil && (o - 1) * strides[i]! >= size + pads[i]!) o--;
+    return o;
+  });
+  return { strides, dilations, pads, out };
+}
+
+/** Steps an odometer over `limits`; returns false when it wraps around. */
+function step(counter: number[], limits: readonly number[]): boolean {
+  for (let axis = counter.length - 1; axis >= 0; axis--) {
+    if (++counter[axis]! < limits[axis]!) return true;
+    counter[axis] = 0;
+  }
+  return false;
+}
+
 function pool(op: 'MaxPool' | 'AveragePool'): KernelFactory {
   return {
     prepare(node) {
-      const kernel = pair(attrInts(node, 'kernel_shape'), 1);
+      const kernel = attrInts(node, 'kernel_shape');
+      if (!kernel) throw new KernelError(`${op} needs kernel_shape`);
       const ceil = attrInt(node, 'ceil_mode', 0) !== 0;
       const includePad = attrInt(node, 'count_include_pad', 0) !== 0;
       if (op === 'MaxPool' && node.outputs.length > 1 && node.outputs[1]) throw new KernelError('MaxPool: the Indices output is not supported');
       return (inputs) => {
         const x = required(inputs, 0, op);
-        const [n, c, h, w] = dims4(x, op);
-        const g = geometry(node, h, w, kernel, ceil);
-        const out = makeValue(x.dtype, [n, c, g.outH, g.outW]);
-        const src = floats(x, op);
-        const dst = out.data as Float32Array;
-        for (let plane = 0; plane < n * c; plane++) {
-          for (let oy = 0; oy < g.outH; oy++) {
-            for (let ox = 0; ox < g.outW; ox++) {
-              let acc = op === 'MaxPool' ? -Infinity : 0;
-              let count = 0;
-              let padded = 0;
-              for (let ky = 0; ky < kernel[0]; ky++) {
-                const iy = oy * g.strides[0] - g.pads[0] + ky * g.dilations[0];
-                for (let kx = 0; kx < kernel[1]; kx++) {
-                  const ix = ox * g.strides[1] - g.pads[1] + kx * g.dilations[1];
-                  const inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-                  // count_include_pad counts explicit padding, not the overhang ceil_mode adds.
-                  if (!inside) {
-                    if (iy >= -g.pads[0] && iy < h + g.pads[2] && ix >= -g.pads[1] && ix < w + g.pads[3]) padded++;
-                    continue;
-                  }
-                  const v = src[(plane * h + iy) * w + ix]!;
-                  if (op === 'MaxPool') acc = v > acc || Number.isNaN(v) ? v : acc;
-                  else acc += v;
-                  count++;
-                }
+        if (x.shape.length !== kernel.length + 2) throw new KernelError(`${op}: input rank ${x.shape.length} does not match a ${kernel.length}-D kernel`);
+        if (op === 'AveragePool' && !(x.data instanceof Float32Array || x.data instanceof Float64Array)) throw new KernelError(`AveragePool takes floats, not ${x.dtype}`);
+        if (x.data instanceof BigInt64Array || x.data instanceof BigUint64Array) throw new KernelError(`${op} does not take ${x.dtype}`);
+        const spatial = x.shape.slice(2);
+        const rank = spatial.length;
+        const g = poolGeometry(node, spatial, kernel, ceil);
+        const planeSize = spatial.reduce((a, b) => a * b, 1);
+        const outPlane = g.out.reduce((a, b) => a * b, 1);
+        const planes = x.shape[0]! * x.shape[1]!;
+        const out = makeValue(x.dtype, [x.shape[0]!, x.shape[1]!, ...g.out]);
+        const src = x.data as Float64Array;
+        const dst = out.data as Float64Array;
+        if (outPlane === 0 || planes === 0) return [out];
+        const o = new Array<number>(rank).fill(0);
+        const k = new Array<number>(rank).fill(0);
+        let at = 0;
+        do {
+          const base = new Array<number>(rank);
+          for (let i = 0; i < rank; i++) base[i] = o[i]! * g.strides[i]! - g.pads[i]!;
+          for (let plane = 0; plane < planes; plane++) {
+            let acc = op === 'MaxPool' ? -Infinity : 0;
+            let count = 0;
+            let padded = 0;
+            k.fill(0);
+            do {
+              let offset = 0;
+              let inside = true;
+              let inPadding = true;
+              for (let i = 0; i < rank; i++) {
+                const pos = base[i]! + k[i]! * g.dilations[i]!;
+                if (pos < 0 || pos >= spatial[i]!) inside = false;
+                // count_include_pad counts explicit padding, not the overhang ceil_mode adds.
+                if (pos < -g.pads[i]! || pos >= spatial[i]! + g.pads[i + rank]!) inPadding = false;
+                offset = offset * spatial[i]! + pos;
               }
-              dst[(plane * g.outH + oy) * g.outW + ox] = op === 'MaxPool' ? acc : acc / (includePad ? count + padded : count);
-            }
+              if (!inside) {
+                if (inPadding) padded++;
+                continue;
+              }
+              const v = src[plane * planeSize + offset]!;
+              if (op === 'MaxPool') acc = v > acc || Number.isNaN(v) ? v : acc;
+              else acc += v;
+              count++;
+            } while (step(k, kernel));
+            dst[plane * outPlane + at] = op === 'MaxPool' ? acc : acc / (includePad ? count + padded : count);
           }
-        }
-        if (isHalf(out.dtype)) roundHalf(out.dtype, dst);
+          at++;
+        } while (step(o, g.out));
+        if (isHalf(out.dtype)) roundHalf(out.dtype, out.data as Float32Array);
         return [out];
       };
     },

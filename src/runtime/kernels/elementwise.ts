@@ -61,8 +61,29 @@ export const BINARY: Readonly<Record<string, KernelFactory>> = {
   Mul: binary('Mul', (a, b) => a * b, (a, b) => a * b),
   // Integer division truncates toward zero, as C and the ONNX reference do.
   Div: binary('Div', (a, b) => a / b, (a, b) => a / b, truncDiv),
-  Pow: binary('Pow', (a, b) => a ** b, (a, b) => a ** b),
 };
+
+/** Pow lets the exponent have its own type (T1); the result has the base's type. */
+export const Pow: KernelFactory = {
+  prepare: () => (inputs) => {
+    const a = required(inputs, 0, 'Pow');
+    const b = required(inputs, 1, 'Pow');
+    const exponent = b.dtype === a.dtype ? b : { dtype: a.dtype, shape: b.shape, data: convertData(b.data, a.data) };
+    return [applyBinary(a, exponent, a.dtype, (x, y) => x ** y, (x, y) => (y < 0n ? 0n : x ** y), (x, y) => Math.trunc(x ** y), 'Pow')];
+  },
+};
+
+/** Copies `data` into an array of the same kind as `like` (number <-> bigint as needed). */
+function convertData(data: NumericArray, like: NumericArray): NumericArray {
+  const Ctor = like.constructor as new (n: number) => NumericArray;
+  const out = new Ctor(data.length);
+  const big = isBig(out);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    (out as unknown as (number | bigint)[])[i] = big ? BigInt(Math.trunc(Number(v))) : Number(v);
+  }
+  return out;
+}
 
 /** Elementwise unary float op; `prepare` may read attributes. */
 function unary(op: string, make: (node: Node) => (x: number) => number): KernelFactory {

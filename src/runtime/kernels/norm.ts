@@ -39,7 +39,6 @@ export const LayerNormalization: KernelFactory = {
   prepare(node) {
     const axisAttr = attrInt(node, 'axis', -1);
     const epsilon = attrFloat(node, 'epsilon', 1e-5);
-    if (node.outputs.length > 1 && node.outputs.slice(1).some((o) => o)) throw new KernelError('LayerNormalization: Mean and InvStdDev outputs are not supported');
     return (inputs) => {
       const x = required(inputs, 0, 'LayerNormalization');
       const scale = floats(required(inputs, 1, 'LayerNormalization'), 'LayerNormalization');
@@ -49,6 +48,10 @@ export const LayerNormalization: KernelFactory = {
       const len = sizeOfShape(x.shape.slice(axis));
       const rows = sizeOfShape(x.shape.slice(0, axis));
       const out = makeValue(x.dtype, x.shape);
+      // The optional Mean and InvStdDev outputs keep the normalised axes as size 1 (float32 here).
+      const statShape = x.shape.map((d, i) => (i < axis ? d : 1));
+      const meanOut = makeValue('float32', statShape);
+      const invOut = makeValue('float32', statShape);
       const src = floats(x, 'LayerNormalization');
       const dst = out.data as Float32Array;
       for (let r = 0; r < rows; r++) {
@@ -60,12 +63,14 @@ export const LayerNormalization: KernelFactory = {
         for (let i = 0; i < len; i++) variance += (src[base + i]! - mean) ** 2;
         variance /= len;
         const inv = 1 / Math.sqrt(variance + epsilon);
+        meanOut.data[r] = mean;
+        invOut.data[r] = inv;
         for (let i = 0; i < len; i++) {
           dst[base + i] = (src[base + i]! - mean) * inv * scale[i % scale.length]! + (bias ? bias[i % bias.length]! : 0);
         }
       }
       if (isHalf(out.dtype)) roundHalf(out.dtype, dst);
-      return [out];
+      return [out, meanOut, invOut];
     };
   },
 };

@@ -6,6 +6,22 @@ import { computeArray, fromTensor, isHalf, makeValue, roundHalf, sizeOfShape, to
 
 const passThrough: KernelFactory = { prepare: () => (inputs) => [required(inputs, 0, 'Identity')] };
 
+/**
+ * Dropout at inference: the input passes through and the optional mask is all true. Training
+ * mode draws random masks, which no runtime can reproduce bit for bit, so it is refused.
+ */
+export const Dropout: KernelFactory = {
+  prepare: (node) => (inputs) => {
+    const x = required(inputs, 0, 'Dropout');
+    const training = inputs[2];
+    if (training && training.data[0]) throw new KernelError('Dropout: training_mode=true (random masks) is not supported; modelbridge runs inference');
+    if (node.outputs.length < 2 || !node.outputs[1]) return [x];
+    const mask = makeValue('bool', x.shape);
+    (mask.data as Uint8Array).fill(1);
+    return [x, mask];
+  },
+};
+
 /** Reshape (opset 5+: shape is an input). 0 copies the input's size unless allowzero; one -1 is inferred. */
 export const Reshape: KernelFactory = {
   prepare(node) {
@@ -163,8 +179,7 @@ export const Constant: KernelFactory = {
 
 export const SHAPE_KERNELS: Readonly<Record<string, KernelFactory>> = {
   Identity: passThrough,
-  // Inference-mode Dropout passes its input through (the optional mask output is not produced).
-  Dropout: passThrough,
+  Dropout,
   Reshape,
   Flatten,
   Transpose,
