@@ -2,6 +2,7 @@ import { FormatError } from '../core/errors.js';
 import { defaultSignature, type Model, type Signature } from '../core/model.js';
 import type { Tensor } from '../core/tensor.js';
 import { graphToSpec, specToGraph } from './graph-spec.js';
+import { liftModule } from './lift.js';
 import { lowerModule } from './lower.js';
 import { MODULE_KEY, SIGNATURE_KEY, type ModuleSpec, type SignatureSpec } from './spec.js';
 
@@ -82,9 +83,32 @@ export function bundleFromModel(model: Model): Bundle {
     return { tensors: model.weights, metadata };
   }
   if (model.graph) {
+    const lifted = liftChecked(model);
+    if (lifted) return lifted;
     const { spec, tensors } = graphToSpec(model.graph);
     metadata[MODULE_KEY] = JSON.stringify(spec);
     return { tensors, metadata };
   }
   return { tensors: model.weights, metadata };
+}
+
+/**
+ * A graph that is a plain chain of layers is stored as the torch.nn Sequential it computes, so
+ * PyTorch can load it. The lifted spec is lowered again as a check; if that fails for any reason
+ * the model is stored in the general Graph form instead.
+ */
+function liftChecked(model: Model): Bundle | undefined {
+  const signature = model.signatures[0];
+  if (!model.graph || !signature) return undefined;
+  const lifted = liftModule(model.graph, signature);
+  if (!lifted) return undefined;
+  const metadata: Record<string, string> = { ...model.metadata, [MODULE_KEY]: JSON.stringify(lifted.module) };
+  const io = signatureSpecOf(model, signature);
+  metadata[SIGNATURE_KEY] = JSON.stringify(io);
+  try {
+    lowerModule(lifted.module, lifted.weights, 'lifted module', io);
+  } catch {
+    return undefined;
+  }
+  return { tensors: lifted.weights, metadata };
 }
