@@ -135,6 +135,6 @@ describe('runtime kernels (ONNX semantics)', () => {
     const cycle: Graph = { ...graph, nodes: [makeNode('Relu', ['b'], ['a'], {}, 'r1'), makeNode('Relu', ['a'], ['b'], {}, 'r2'), makeNode('Relu', ['a'], ['y'])] };
     expect(() => new Session(cycle)).toThrow(/cycle/);
     expect(supportedOps()).toContain('Gemm');
-    expect(isSupported('Gemm', 'com.microsoft')).toBe(false);
+    expect(isSupported('Gemm', 17, 'com.microsoft')).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import { KernelError } from './kernel.js';
 
-/** numpy's multidirectional broadcast of two shapes (ONNX Add, Mul, ...). */
+/** numpy's multidirectional broadcast of two shapes (ONNX Add, Mul, Where, ...). */
 export function broadcastShapes(a: readonly number[], b: readonly number[], op: string): number[] {
   const rank = Math.max(a.length, b.length);
   const out = new Array<number>(rank);
@@ -31,32 +31,78 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
 }
 
 /**
- * For every output element in row-major order, calls visit(outIndex, indexA, indexB). Walks an
- * odometer over the output shape, so it costs O(1) per element.
+ * How to walk a broadcast: the output shape with unit axes dropped and neighbouring axes merged
+ * wherever every input is either contiguous across both or broadcast across both, so most walks
+ * are a few long rows. `strides[k][axis]` is input k's element stride (0 where it broadcasts).
  */
-export function forEachBroadcast(
-  outShape: readonly number[],
-  stridesA: readonly number[],
-  stridesB: readonly number[],
-  visit: (o: number, a: number, b: number) => void,
-): void {
-  const rank = outShape.length;
-  let total = 1;
-  for (const d of outShape) total *= d;
-  if (total === 0) return;
-  const counter = new Array<number>(rank).fill(0);
-  let ia = 0;
-  let ib = 0;
-  for (let o = 0; o < total; o++) {
-    visit(o, ia, ib);
-    for (let axis = rank - 1; axis >= 0; axis--) {
+export interface BroadcastPlan {
+  readonly shape: readonly number[];
+  readonly size: number;
+  readonly dims: readonly number[];
+  readonly strides: readonly (readonly number[])[];
+}
+
+export function planBroadcast(shapes: readonly (readonly number[])[], op: string): BroadcastPlan {
+  const shape = broadcastMany(shapes, op);
+  const rank = shape.length;
+  let size = 1;
+  for (const d of shape) size *= d;
+  // Per kept axis: its size, and for each input whether it really has that axis (not size 1).
+  const dims: number[] = [];
+  const real: boolean[][] = shapes.map(() => []);
+  for (let axis = 0; axis < rank; axis++) {
+    const d = shape[axis]!;
+    if (d === 1) continue;
+    const flags = shapes.map((s) => (s[s.length - rank + axis] ?? 1) !== 1);
+    const last = dims.length - 1;
+    if (last >= 0 && flags.every((f, k) => f === real[k]![last])) {
+      dims[last]! *= d;
+    } else {
+      dims.push(d);
+      flags.forEach((f, k) => real[k]!.push(f));
+    }
+  }
+  if (dims.length === 0) {
+    dims.push(1);
+    real.forEach((r) => r.push(false));
+  }
+  const strides = real.map((flags) => {
+    const s = new Array<number>(dims.length).fill(0);
+    let step = 1;
+    for (let axis = dims.length - 1; axis >= 0; axis--) {
+      if (flags[axis]) {
+        s[axis] = step;
+        step *= dims[axis]!;
+      }
+    }
+    return s;
+  });
+  return { shape, size, dims, strides };
+}
+
+/**
+ * Calls visit(outOffset, inputOffsets, rowLength) for each row of the innermost merged axis, in
+ * row-major output order. Within a row, input k advances by strides[k][last] (1 or 0). The
+ * offsets array is reused between calls.
+ */
+export function forEachRow(plan: BroadcastPlan, visit: (o: number, offsets: readonly number[], n: number) => void): void {
+  if (plan.size === 0) return;
+  const dims = plan.dims;
+  const last = dims.length - 1;
+  const n = dims[last]!;
+  const inputs = plan.strides.length;
+  const offsets = new Array<number>(inputs).fill(0);
+  const counter = new Array<number>(last).fill(0);
+  for (let o = 0; o < plan.size; o += n) {
+    visit(o, offsets, n);
+    for (let axis = last - 1; axis >= 0; axis--) {
       counter[axis]!++;
-      ia += stridesA[axis]!;
-      ib += stridesB[axis]!;
-      if (counter[axis]! < outShape[axis]!) break;
-      ia -= stridesA[axis]! * outShape[axis]!;
-      ib -= stridesB[axis]! * outShape[axis]!;
+      if (counter[axis]! < dims[axis]!) {
+        for (let k = 0; k < inputs; k++) offsets[k]! += plan.strides[k]![axis]!;
+        break;
+      }
       counter[axis] = 0;
+      for (let k = 0; k < inputs; k++) offsets[k]! -= plan.strides[k]![axis]! * (dims[axis]! - 1);
     }
   }
 }

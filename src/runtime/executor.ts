@@ -2,126 +2,190 @@ import { UsageError } from '../core/errors.js';
 import type { Graph, Node } from '../core/graph.js';
 import type { Tensor } from '../core/tensor.js';
 import { KernelError, type RunKernel } from './kernel.js';
-import { isSupported, OPS } from './ops.js';
-import { fromTensor, toTensor, type Value } from './value.js';
+import { kernelFor, OPS } from './ops.js';
+import { fromTensor, isHalf, roundHalf, toTensor, type Value } from './value.js';
 
+/** Thrown when a node cannot be prepared or its kernel rejects its inputs; names the node. */
+export class RuntimeError extends UsageError {}
+
+/** One node, resolved: its kernel and the value slots it reads and writes. */
 interface Step {
   readonly node: Node;
   readonly run: RunKernel;
+  /** Slot per input; -1 for an omitted optional input (read as undefined). */
   readonly inputs: readonly number[];
+  /** Slot per output; -1 for an output the graph does not use. */
   readonly outputs: readonly number[];
+  /** The argument array handed to the kernel, refilled on every run (no per-run allocation). */
+  readonly args: (Value | undefined)[];
+  /** Slots whose last reader is this step: dropped right after it, so activations do not pile up. */
+  readonly release: readonly number[];
 }
 
-/** Thrown when a node's kernel rejects its inputs at run time; names the node. */
-export class RuntimeError extends UsageError {}
-
 /**
- * Runs a graph. Everything that does not depend on the inputs happens once, here: the nodes are
- * ordered, every op is checked against the kernel table, attributes are parsed, value names are
- * resolved to slots and the weights are decoded. `run` then only calls kernels.
+ * Runs a graph. Everything that does not depend on the inputs happens once, here: every op is
+ * checked against the kernel table, the nodes are ordered, attributes are parsed, value names
+ * are resolved to slots and the weights are decoded. `run` then only calls kernels.
  */
 export class Session {
   private readonly steps: Step[] = [];
   private readonly slots: (Value | undefined)[];
-  private readonly inputSlots: ReadonlyMap<string, number>;
-  private readonly outputSlots: ReadonlyArray<[string, number]>;
   private readonly constantCount: number;
+  private readonly inputSlots: readonly { readonly name: string; readonly slot: number; readonly dtype: string }[];
+  private readonly outputSlots: readonly { readonly name: string; readonly slot: number }[];
 
   constructor(readonly graph: Graph) {
-    const unsupported = graph.nodes.filter((n) => !isSupported(n.op, n.domain));
-    if (unsupported.length) {
-      const byOp = new Map<string, string[]>();
-      for (const n of unsupported) byOp.set(n.op, [...(byOp.get(n.op) ?? []), n.name]);
-      throw new UsageError(`unsupported op${byOp.size > 1 ? 's' : ''}: ${[...byOp].map(([op, names]) => `${op} (node ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`).join('; ')}`);
-    }
+    refuseUnsupported(graph);
     const slotOf = new Map<string, number>();
-    const slot = (name: string) => {
+    const slot = (name: string): number => {
       let s = slotOf.get(name);
       if (s === undefined) slotOf.set(name, (s = slotOf.size));
       return s;
     };
     const constants: Value[] = [];
-    for (const [name, tensor] of graph.initializers) {
-      slot(name);
-      constants[slotOf.get(name)!] = fromTensor(tensor);
-    }
+    for (const [name, tensor] of graph.initializers) constants[slot(name)] = fromTensor(tensor, `initializer ${name}`);
     this.constantCount = slotOf.size;
-    const inputSlots = new Map<string, number>();
-    for (const input of graph.inputs) if (!graph.initializers.has(input.name)) inputSlots.set(input.name, slot(input.name));
-    this.inputSlots = inputSlots;
+    this.inputSlots = graph.inputs.filter((i) => !graph.initializers.has(i.name)).map((i) => ({ name: i.name, slot: slot(i.name), dtype: i.dtype }));
 
-    for (const node of orderNodes(graph)) {
+    const ordered = orderNodes(graph);
+    const lastReader = new Map<number, number>();
+    ordered.forEach((node, index) => {
       let run: RunKernel;
       try {
-        run = OPS[node.op]!.prepare(node, graph.opset);
+        run = kernelFor(node.op, graph.opset, node.domain)!.prepare(node, graph.opset);
       } catch (e) {
         throw new RuntimeError(`node ${node.name} (${node.op}): ${(e as Error).message}`);
       }
-      // '' marks an omitted optional input; it maps to slot -1, read as undefined.
-      this.steps.push({ node, run, inputs: node.inputs.map((i) => (i === '' ? -1 : slot(i))), outputs: node.outputs.map((o) => (o === '' ? -1 : slot(o))) });
-    }
+      const inputs = node.inputs.map((i) => (i === '' ? -1 : slot(i)));
+      for (const s of inputs) if (s >= this.constantCount) lastReader.set(s, index);
+      const outputs = node.outputs.map((o) => (o === '' ? -1 : slot(o)));
+      this.steps.push({ node, run, inputs, outputs, args: new Array<Value | undefined>(inputs.length), release: [] });
+    });
     this.outputSlots = graph.outputs.map((o) => {
       const s = slotOf.get(o.name);
-      if (s === undefined) throw new UsageError(`graph output ${o.name} is produced by no node`);
-      return [o.name, s];
+      if (s === undefined) throw new UsageError(`graph output ${o.name} is produced by no node, input or initializer`);
+      return { name: o.name, slot: s };
     });
+    const kept = new Set(this.outputSlots.map((o) => o.slot));
+    for (const [s, index] of lastReader) if (!kept.has(s)) (this.steps[index]!.release as number[]).push(s);
     this.slots = new Array<Value | undefined>(slotOf.size);
     constants.forEach((v, i) => (this.slots[i] = v));
   }
 
   run(feeds: Readonly<Record<string, Tensor>>): Record<string, Tensor> {
     const slots = this.slots;
-    for (const [name, s] of this.inputSlots) {
-      const t = feeds[name];
-      if (!t) throw new UsageError(`missing input ${name}`);
-      slots[s] = fromTensor(t);
-    }
-    for (const step of this.steps) {
-      const args = step.inputs.map((s) => (s < 0 ? undefined : slots[s]));
-      let results: Value[];
-      try {
-        results = step.run(args);
-      } catch (e) {
-        if (e instanceof KernelError || e instanceof RangeError) throw new RuntimeError(`node ${step.node.name} (${step.node.op}): ${e.message}`);
-        throw e;
+    try {
+      for (const input of this.inputSlots) {
+        const t = feeds[input.name];
+        if (!t) throw new UsageError(`missing input ${input.name}`);
+        if (t.dtype !== input.dtype) throw new UsageError(`input ${input.name} must be ${input.dtype}, got ${t.dtype}`);
+        slots[input.slot] = fromTensor(t, `input ${input.name}`);
       }
-      for (let i = 0; i < step.outputs.length; i++) if (step.outputs[i]! >= 0) slots[step.outputs[i]!] = results[i];
+      for (let i = 0; i < this.steps.length; i++) this.runStep(this.steps[i]!, slots);
+      const out: Record<string, Tensor> = {};
+      for (const { name, slot } of this.outputSlots) {
+        const v = slots[slot];
+        if (!v) throw new UsageError(`graph output ${name} was not computed`);
+        out[name] = toTensor(v);
+      }
+      return out;
+    } finally {
+      // A session holds no activations between runs.
+      slots.fill(undefined, this.constantCount);
     }
-    const out: Record<string, Tensor> = {};
-    for (const [name, s] of this.outputSlots) {
-      const v = slots[s];
-      if (!v) throw new UsageError(`graph output ${name} was not computed`);
-      out[name] = toTensor(v);
+  }
+
+  private runStep(step: Step, slots: (Value | undefined)[]): void {
+    const { inputs, args, outputs } = step;
+    for (let j = 0; j < inputs.length; j++) {
+      const s = inputs[j]!;
+      args[j] = s < 0 ? undefined : slots[s];
     }
-    // Drop intermediate values so a session holds no activations between runs.
-    slots.fill(undefined, this.constantCount);
-    return out;
+    let results: Value[];
+    try {
+      results = step.run(args);
+    } catch (e) {
+      if (e instanceof KernelError || e instanceof RangeError || e instanceof TypeError) {
+        throw new RuntimeError(`node ${step.node.name} (${step.node.op}): ${e.message}`);
+      }
+      throw e;
+    }
+    for (let j = 0; j < outputs.length; j++) {
+      const s = outputs[j]!;
+      const v = results[j];
+      if (s < 0) continue;
+      if (!v) throw new RuntimeError(`node ${step.node.name} (${step.node.op}) did not produce output ${j}`);
+      // float16/bfloat16 are computed widened; a fresh result is rounded back onto the type's grid.
+      if (isHalf(v.dtype) && !args.some((a) => a?.data === v.data)) roundHalf(v.dtype, v.data as Float32Array);
+      slots[s] = v;
+    }
+    for (let j = 0; j < step.release.length; j++) slots[step.release[j]!] = undefined;
   }
 }
 
-/** Kahn's algorithm over value names; reports the node that can never run (missing input or cycle). */
+/**
+ * Throws one UsageError naming every unsupported op and (a few of) the nodes using it. An op the
+ * runtime has, but not in the version the graph's opset selects, is named with that opset.
+ */
+function refuseUnsupported(graph: Graph): void {
+  const byOp = new Map<string, string[]>();
+  for (const n of graph.nodes) {
+    if (kernelFor(n.op, graph.opset, n.domain)) continue;
+    const isDefault = n.domain === '' || n.domain === 'ai.onnx';
+    const key = isDefault ? (OPS.has(n.op) ? `${n.op} at opset ${graph.opset}` : n.op) : `${n.domain}.${n.op}`;
+    byOp.set(key, [...(byOp.get(key) ?? []), n.name]);
+  }
+  if (!byOp.size) return;
+  const list = [...byOp].map(([op, names]) => `${op} (node${names.length > 1 ? 's' : ''} ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`);
+  throw new UsageError(`unsupported op${byOp.size > 1 ? 's' : ''}: ${list.join('; ')}`);
+}
+
+/**
+ * Orders nodes so every value is computed before it is read (Kahn's algorithm, keeping the file's
+ * order where it already works). Names the node that can never run: one reading a value nothing
+ * provides, or one on a cycle.
+ */
 function orderNodes(graph: Graph): Node[] {
-  const available = new Set<string>([...graph.initializers.keys(), ...graph.inputs.map((i) => i.name), '']);
-  const pending = [...graph.nodes];
+  const available = new Set<string>(['', ...graph.initializers.keys(), ...graph.inputs.map((i) => i.name)]);
+  const producer = new Map<string, number>();
+  graph.nodes.forEach((node, index) => {
+    for (const o of node.outputs) {
+      if (o === '') continue;
+      if (producer.has(o) || available.has(o)) throw new UsageError(`node ${node.name} (${node.op}) writes ${o}, which is already defined`);
+      producer.set(o, index);
+    }
+  });
+  const waiting = graph.nodes.map((node) => {
+    let count = 0;
+    for (const i of node.inputs) {
+      if (available.has(i)) continue;
+      if (!producer.has(i)) throw new UsageError(`node ${node.name} (${node.op}) reads ${i}, which no node, input or initializer provides`);
+      count++;
+    }
+    return count;
+  });
+  const readers = new Map<string, number[]>();
+  graph.nodes.forEach((node, index) => {
+    for (const i of node.inputs) if (!available.has(i)) readers.set(i, [...(readers.get(i) ?? []), index]);
+  });
   const ordered: Node[] = [];
-  while (pending.length) {
-    const before = pending.length;
-    for (let i = 0; i < pending.length; ) {
-      const node = pending[i]!;
-      if (node.inputs.every((x) => available.has(x))) {
-        ordered.push(node);
-        for (const o of node.outputs) available.add(o);
-        pending.splice(i, 1);
-      } else {
-        i++;
-      }
+  const done = new Array<boolean>(graph.nodes.length).fill(false);
+  let progress = true;
+  while (ordered.length < graph.nodes.length && progress) {
+    progress = false;
+    for (let index = 0; index < graph.nodes.length; index++) {
+      if (done[index] || waiting[index]! > 0) continue;
+      const node = graph.nodes[index]!;
+      done[index] = true;
+      progress = true;
+      ordered.push(node);
+      for (const o of node.outputs) for (const r of readers.get(o) ?? []) waiting[r]!--;
     }
-    if (pending.length === before) {
-      const stuck = pending[0]!;
-      const missing = stuck.inputs.find((x) => !available.has(x));
-      const produced = graph.nodes.some((n) => n.outputs.includes(missing!));
-      throw new UsageError(`node ${stuck.name} (${stuck.op}) ${produced ? 'is part of a cycle through' : 'reads'} ${missing}${produced ? '' : ', which no node or input provides'}`);
-    }
+  }
+  if (ordered.length < graph.nodes.length) {
+    const stuck = graph.nodes.find((_, i) => !done[i])!;
+    const through = stuck.inputs.find((i) => producer.has(i) && !done[producer.get(i)!]);
+    throw new UsageError(`node ${stuck.name} (${stuck.op}) is part of a cycle through ${through}`);
   }
   return ordered;
 }

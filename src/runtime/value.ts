@@ -1,4 +1,5 @@
 import type { DType } from '../core/dtypes.js';
+import { UsageError } from '../core/errors.js';
 import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits } from '../core/half.js';
 import { allocate, Tensor, type NumericArray } from '../core/tensor.js';
 
@@ -6,7 +7,8 @@ import { allocate, Tensor, type NumericArray } from '../core/tensor.js';
  * A value inside the runtime: dtype, shape and a typed array of elements. Kernels work on these
  * rather than on Tensors so a run allocates nothing but result arrays. float16 and bfloat16
  * values are held widened in a Float32Array whose elements are always exactly representable in
- * the 16-bit type (each kernel's result is rounded back), which is how ONNX computes them.
+ * the 16-bit type (the executor rounds each result back), which is how ONNX computes them.
+ * Kernels never write into their inputs: outputs may share an input's array (Reshape does).
  */
 export interface Value {
   readonly dtype: DType;
@@ -14,8 +16,31 @@ export interface Value {
   readonly data: NumericArray;
 }
 
+export type BigArray = BigInt64Array | BigUint64Array;
+export type FloatArray = Float32Array | Float64Array;
+/** Arrays whose elements are JS numbers (everything but the 64-bit integers). */
+export type SmallArray = Exclude<NumericArray, BigArray>;
+
+/** The dtypes the runtime computes on; strings, complex and the 8/4-bit storage floats it does not. */
+const COMPUTABLE: ReadonlySet<DType> = new Set<DType>([
+  'float32', 'float64', 'float16', 'bfloat16',
+  'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool',
+]);
+
+export function isComputable(dtype: DType): boolean {
+  return COMPUTABLE.has(dtype);
+}
+
 export function isHalf(dtype: DType): boolean {
   return dtype === 'float16' || dtype === 'bfloat16';
+}
+
+export function isFloatDType(dtype: DType): boolean {
+  return dtype === 'float32' || dtype === 'float64' || dtype === 'float16' || dtype === 'bfloat16';
+}
+
+export function isBig(data: NumericArray): data is BigArray {
+  return data instanceof BigInt64Array || data instanceof BigUint64Array;
 }
 
 /** The array type a dtype computes in. */
@@ -23,12 +48,18 @@ export function computeArray(dtype: DType, count: number): NumericArray {
   return isHalf(dtype) ? new Float32Array(count) : allocate(dtype, count);
 }
 
-export function makeValue(dtype: DType, shape: readonly number[], data?: NumericArray): Value {
-  return { dtype, shape, data: data ?? computeArray(dtype, shape.reduce((a, b) => a * b, 1)) };
+export function sizeOfShape(shape: readonly number[]): number {
+  let n = 1;
+  for (let i = 0; i < shape.length; i++) n *= shape[i]!;
+  return n;
 }
 
-export function fromTensor(t: Tensor): Value {
-  if (t.dtype === 'string') throw new RangeError('string tensors cannot be computed on');
+export function makeValue(dtype: DType, shape: readonly number[], data?: NumericArray): Value {
+  return { dtype, shape, data: data ?? computeArray(dtype, sizeOfShape(shape)) };
+}
+
+export function fromTensor(t: Tensor, what: string): Value {
+  if (!isComputable(t.dtype)) throw new UsageError(`${what} is ${t.dtype}, which the runtime does not compute on`);
   if (isHalf(t.dtype)) return { dtype: t.dtype, shape: t.shape, data: t.toFloat32() };
   return { dtype: t.dtype, shape: t.shape, data: t.storage() };
 }
@@ -44,19 +75,22 @@ export function toTensor(v: Value): Tensor {
   return Tensor.fromArray(v.dtype, v.shape, v.data);
 }
 
-/** Rounds a widened 16-bit float array back onto its type's grid, in place. */
+/** Rounds a widened 16-bit float array onto its type's grid, in place (idempotent). */
 export function roundHalf(dtype: DType, data: Float32Array): void {
   if (dtype === 'float16') for (let i = 0; i < data.length; i++) data[i] = float16BitsToFloat32(float32ToFloat16Bits(data[i]!));
   else if (dtype === 'bfloat16') for (let i = 0; i < data.length; i++) data[i] = bfloat16BitsToFloat32(float32ToBfloat16Bits(data[i]!));
 }
 
-export function sizeOfShape(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
+/** Reads an int64/int32 value as plain numbers (shapes, axes, indices). */
+export function toIntList(v: Value): number[] {
+  const out = new Array<number>(v.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = Number(v.data[i]!);
+  return out;
 }
 
-/** Reads an int64/int32 tensor value as plain numbers (shapes, axes). */
-export function toIntList(v: Value): number[] {
-  return Array.from(v.data as ArrayLike<number | bigint>, (x) => Number(x));
+/** A 1-D int64 value from numbers (Shape, NonZero, ArgMax outputs). */
+export function int64Value(shape: readonly number[], values: ArrayLike<number>): Value {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]!);
+  return { dtype: 'int64', shape, data };
 }

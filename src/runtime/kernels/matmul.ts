@@ -1,54 +1,98 @@
 import { attrFloat, attrInt } from '../../core/graph.js';
-import type { NumericArray } from '../../core/tensor.js';
 import { broadcastShapes, broadcastStrides } from '../broadcast.js';
-import { KernelError, required, type KernelFactory } from '../kernel.js';
-import { isHalf, makeValue, roundHalf, sizeOfShape, type Value } from '../value.js';
-import { matmulInto, type FloatArray } from './gemm-core.js';
+import { formatDims, KernelError, required, sameDType, type KernelFactory } from '../kernel.js';
+import { isBig, makeValue, sizeOfShape, type FloatArray, type SmallArray, type Value } from '../value.js';
+import { matmulInto } from './gemm-core.js';
+import type { MatrixOperand } from './sgemm.js';
 
-function asFloat(v: Value, op: string): FloatArray {
-  if (v.data instanceof Float32Array || v.data instanceof Float64Array) return v.data;
-  return Float64Array.from(v.data as ArrayLike<number | bigint>, Number);
+function isFloatData(v: Value): v is Value & { data: FloatArray } {
+  return v.data instanceof Float32Array || v.data instanceof Float64Array;
 }
 
-function writeBack(out: Value, data: FloatArray): void {
-  const target = out.data as NumericArray;
-  if (target === data) return;
-  if (target instanceof BigInt64Array || target instanceof BigUint64Array) {
-    for (let i = 0; i < data.length; i++) target[i] = BigInt(Math.round(data[i]!));
-  } else {
-    (target as Float32Array).set(data);
+/**
+ * Exact integer product for the integer types MatMul and Gemm allow: 64-bit in BigInt, 32-bit
+ * wrapping like C (Math.imul), narrower types exactly in float64.
+ */
+function integerProduct(m: number, n: number, k: number, a: Value, aOp: Omit<MatrixOperand, 'data'>, b: Value, bOp: Omit<MatrixOperand, 'data'>, out: Value, outOffset: number): void {
+  const at = (op: Omit<MatrixOperand, 'data'>, i: number, j: number) => op.offset + i * op.rowStride + j * op.colStride;
+  if (isBig(a.data) && isBig(b.data)) {
+    const A = a.data;
+    const B = b.data;
+    const C = out.data as BigInt64Array;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0n;
+        for (let p = 0; p < k; p++) s += A[at(aOp, i, p)]! * B[at(bOp, p, j)]!;
+        C[outOffset + i * n + j] = s; // the store wraps to 64 bits
+      }
+    }
+    return;
+  }
+  const A = a.data as SmallArray;
+  const B = b.data as SmallArray;
+  const C = out.data as SmallArray;
+  const wide = a.dtype === 'int32' || a.dtype === 'uint32';
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) {
+        const x = A[at(aOp, i, p)]!;
+        const y = B[at(bOp, p, j)]!;
+        s = wide ? (s + Math.imul(x, y)) | 0 : s + x * y;
+      }
+      C[outOffset + i * n + j] = s;
+    }
   }
 }
 
-function transpose2d(src: FloatArray, rows: number, cols: number): FloatArray {
-  const out = new (src.constructor as typeof Float64Array)(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c]!;
-  return out;
+function product(m: number, n: number, k: number, a: Value, aOp: Omit<MatrixOperand, 'data'>, b: Value, bOp: Omit<MatrixOperand, 'data'>, out: Value, outOffset: number): void {
+  if (isFloatData(a) && isFloatData(b) && (out.data instanceof Float32Array || out.data instanceof Float64Array)) {
+    // matmulInto takes A row-major; a transposed A (Gemm transA) is copied once into that layout.
+    let A = a.data;
+    let aOffset = aOp.offset;
+    if (aOp.colStride !== 1) {
+      A = new (A.constructor as Float32ArrayConstructor)(m * k);
+      for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) A[i * k + p] = a.data[aOp.offset + i * aOp.rowStride + p * aOp.colStride]!;
+      aOffset = 0;
+    }
+    matmulInto(out.data, outOffset, A, aOffset, b.data, bOp.offset, m, n, k, bOp.colStride !== 1);
+  } else {
+    integerProduct(m, n, k, a, aOp, b, bOp, out, outOffset);
+  }
 }
 
-/** numpy.matmul: stacks of matrices with broadcast batch axes; 1-D operands get a unit axis. */
+/** A row-major matrix with `cols` columns stored at `offset`, optionally read transposed. */
+const rowMajor = (offset: number, cols: number, transposed = false): Omit<MatrixOperand, 'data'> =>
+  transposed ? { offset, rowStride: 1, colStride: cols } : { offset, rowStride: cols, colStride: 1 };
+
+/** numpy.matmul: stacks of matrices with broadcast batch axes; a 1-D operand gets a unit axis. */
 export const MatMul: KernelFactory = {
   prepare: () => (inputs) => {
     const a = required(inputs, 0, 'MatMul');
     const b = required(inputs, 1, 'MatMul');
-    if (a.dtype !== b.dtype) throw new KernelError(`MatMul: inputs are ${a.dtype} and ${b.dtype}`);
+    const dtype = sameDType([a, b], 'MatMul');
+    if (a.shape.length === 0 || b.shape.length === 0) throw new KernelError('MatMul: inputs must have at least one dimension');
     const aShape = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
     const bShape = b.shape.length === 1 ? [b.shape[0]!, 1] : b.shape;
     const m = aShape[aShape.length - 2]!;
     const k = aShape[aShape.length - 1]!;
     const n = bShape[bShape.length - 1]!;
-    if (bShape[bShape.length - 2] !== k) throw new KernelError(`MatMul: inner dimensions ${k} and ${bShape[bShape.length - 2]} differ`);
-    const batch = broadcastShapes(aShape.slice(0, -2), bShape.slice(0, -2), 'MatMul');
+    if (bShape[bShape.length - 2] !== k) throw new KernelError(`MatMul: ${formatDims(a.shape)} · ${formatDims(b.shape)}: inner dimensions ${k} and ${bShape[bShape.length - 2]} differ`);
+    const aBatch = aShape.slice(0, -2);
+    const bBatch = bShape.slice(0, -2);
+    const batch = broadcastShapes(aBatch, bBatch, 'MatMul');
     const outShape = [...batch, m, n];
     if (a.shape.length === 1) outShape.splice(outShape.length - 2, 1);
     if (b.shape.length === 1) outShape.splice(outShape.length - 1, 1);
-    const out = makeValue(a.dtype, outShape);
-    const af = asFloat(a, 'MatMul');
-    const bf = asFloat(b, 'MatMul');
-    const of = out.data instanceof Float32Array || out.data instanceof Float64Array ? out.data : new Float64Array(sizeOfShape(outShape));
+    const out = makeValue(dtype, outShape);
     const batches = sizeOfShape(batch);
-    const aStrides = broadcastStrides(aShape.slice(0, -2), batch);
-    const bStrides = broadcastStrides(bShape.slice(0, -2), batch);
+    if (sizeOfShape(bBatch) === 1 && sizeOfShape(aBatch) === batches) {
+      // A shared B (a layer's weight): the batches of A stack into one tall product.
+      product(batches * m, n, k, a, rowMajor(0, k), b, rowMajor(0, n), out, 0);
+      return [out];
+    }
+    const aStrides = broadcastStrides(aBatch, batch);
+    const bStrides = broadcastStrides(bBatch, batch);
     for (let t = 0; t < batches; t++) {
       let rest = t;
       let ia = 0;
@@ -59,15 +103,13 @@ export const MatMul: KernelFactory = {
         ia += idx * aStrides[axis]!;
         ib += idx * bStrides[axis]!;
       }
-      matmulInto(of, t * m * n, af, ia * m * k, bf, ib * k * n, m, n, k, false);
+      product(m, n, k, a, rowMajor(ia * m * k, k), b, rowMajor(ib * k * n, n), out, t * m * n);
     }
-    writeBack(out, of);
-    if (isHalf(out.dtype)) roundHalf(out.dtype, out.data as Float32Array);
     return [out];
   },
 };
 
-/** Y = alpha · A' · B' + beta · C, with C broadcast to [M, N] (ONNX Gemm, opset 7 and later). */
+/** Y = alpha · A' · B' + beta · C, C broadcast to [M, N] (ONNX Gemm, opset 7 and later). */
 export const Gemm: KernelFactory = {
   prepare(node) {
     const transA = attrInt(node, 'transA', 0) !== 0;
@@ -78,6 +120,7 @@ export const Gemm: KernelFactory = {
       const a = required(inputs, 0, 'Gemm');
       const b = required(inputs, 1, 'Gemm');
       const c = inputs[2];
+      const dtype = sameDType([a, b], 'Gemm');
       if (a.shape.length !== 2 || b.shape.length !== 2) throw new KernelError('Gemm: A and B must be 2-D');
       const [ar, ac] = a.shape as [number, number];
       const [br, bc] = b.shape as [number, number];
@@ -85,27 +128,35 @@ export const Gemm: KernelFactory = {
       const k = transA ? ar : ac;
       const n = transB ? br : bc;
       if ((transB ? bc : br) !== k) throw new KernelError(`Gemm: inner dimensions ${k} and ${transB ? bc : br} differ`);
-      const out = makeValue(a.dtype, [m, n]);
-      let af = asFloat(a, 'Gemm');
-      if (transA) af = transpose2d(af, ar, ac);
-      const of = out.data instanceof Float32Array || out.data instanceof Float64Array ? out.data : new Float64Array(m * n);
-      matmulInto(of, 0, af, 0, asFloat(b, 'Gemm'), 0, m, n, k, transB);
-      if (alpha !== 1) for (let i = 0; i < of.length; i++) of[i] = alpha * of[i]!;
-      if (c && beta !== 0) {
-        const cf = asFloat(c, 'Gemm');
-        const cs = c.shape;
-        if (cs.length > 2) throw new KernelError('Gemm: C must broadcast to [M, N]');
-        const rowsC = cs.length === 2 ? cs[0]! : 1;
-        const colsC = cs.length >= 1 ? cs[cs.length - 1]! : 1;
-        if ((rowsC !== 1 && rowsC !== m) || (colsC !== 1 && colsC !== n)) throw new KernelError(`Gemm: C of shape [${cs.join(', ')}] does not broadcast to [${m}, ${n}]`);
-        for (let i = 0; i < m; i++) {
-          const ci = rowsC === 1 ? 0 : i * colsC;
-          for (let j = 0; j < n; j++) of[i * n + j] = of[i * n + j]! + beta * cf[ci + (colsC === 1 ? 0 : j)]!;
-        }
-      }
-      writeBack(out, of);
-      if (isHalf(out.dtype)) roundHalf(out.dtype, out.data as Float32Array);
+      const out = makeValue(dtype, [m, n]);
+      product(m, n, k, a, rowMajor(0, ac, transA), b, rowMajor(0, bc, transB), out, 0);
+      if (alpha !== 1 || (c && beta !== 0)) addScaledC(out, alpha, c, beta, m, n);
       return [out];
     };
   },
 };
+
+/** out = alpha · out + beta · C, with C unidirectionally broadcast to [M, N]. */
+function addScaledC(out: Value, alpha: number, c: Value | undefined, beta: number, m: number, n: number): void {
+  const useC = c !== undefined && beta !== 0;
+  if (useC && c.shape.length > 2) throw new KernelError('Gemm: C must broadcast to [M, N]');
+  const rowsC = useC && c.shape.length === 2 ? c.shape[0]! : 1;
+  const colsC = useC && c.shape.length >= 1 ? c.shape[c.shape.length - 1]! : 1;
+  if (useC && ((rowsC !== 1 && rowsC !== m) || (colsC !== 1 && colsC !== n))) throw new KernelError(`Gemm: C of shape ${formatDims(c.shape)} does not broadcast to [${m}, ${n}]`);
+  const rowStep = rowsC === 1 ? 0 : colsC;
+  const colStep = colsC === 1 ? 0 : 1;
+  if (isBig(out.data)) {
+    const y = out.data;
+    const cs = useC ? (c.data as BigInt64Array) : undefined;
+    const a = BigInt(Math.trunc(alpha));
+    const bt = BigInt(Math.trunc(beta));
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) y[i * n + j] = a * y[i * n + j]! + (cs ? bt * cs[i * rowStep + j * colStep]! : 0n);
+    return;
+  }
+  const y = out.data as SmallArray;
+  const cs = useC ? (c.data as SmallArray) : undefined;
+  for (let i = 0; i < m; i++) {
+    const ci = i * rowStep;
+    for (let j = 0; j < n; j++) y[i * n + j] = alpha * y[i * n + j]! + (cs ? beta * cs[ci + j * colStep]! : 0);
+  }
+}

@@ -1,189 +1,149 @@
-import type { DType } from '../../core/dtypes.js';
-import { attrInt, attrInts, type Node } from '../../core/graph.js';
-import type { NumericArray } from '../../core/tensor.js';
-import { KernelError, normalizeAxis, required, type KernelFactory } from '../kernel.js';
-import { computeArray, fromTensor, isHalf, makeValue, roundHalf, sizeOfShape, toIntList, type Value } from '../value.js';
-
-const passThrough: KernelFactory = { prepare: () => (inputs) => [required(inputs, 0, 'Identity')] };
+import { attrFloat, attrInt, attrInts } from '../../core/graph.js';
+import { forEachRow, planBroadcast } from '../broadcast.js';
+import { formatDims, KernelError, normalizeAxes, required, type KernelFactory } from '../kernel.js';
+import { int64Value, makeValue, sizeOfShape, toIntList, type Value } from '../value.js';
 
 /**
- * Dropout at inference: the input passes through and the optional mask is all true. Training
- * mode draws random masks, which no runtime can reproduce bit for bit, so it is refused.
+ * Ops that change only the shape (outputs share the input's array, which no kernel mutates),
+ * and the ones that report shapes.
  */
-export const Dropout: KernelFactory = {
-  prepare: (node) => (inputs) => {
-    const x = required(inputs, 0, 'Dropout');
-    const training = inputs[2];
-    if (training && training.data[0]) throw new KernelError('Dropout: training_mode=true (random masks) is not supported; modelbridge runs inference');
-    if (node.outputs.length < 2 || !node.outputs[1]) return [x];
-    const mask = makeValue('bool', x.shape);
-    (mask.data as Uint8Array).fill(1);
-    return [x, mask];
+
+const Identity: KernelFactory = { prepare: () => (inputs) => [required(inputs, 0, 'Identity')] };
+
+/**
+ * Dropout at inference is the identity; the optional mask output is all true. Training mode
+ * (an input from opset 12) with a non-zero ratio is random, so the runtime refuses it.
+ */
+const Dropout: KernelFactory = {
+  prepare(node, opset) {
+    const wantsMask = node.outputs.length > 1 && node.outputs[1] !== '';
+    const attrRatio = attrFloat(node, 'ratio', 0.5);
+    return (inputs) => {
+      const x = required(inputs, 0, 'Dropout');
+      const training = opset >= 12 && inputs[2] !== undefined && inputs[2].data[0] !== 0;
+      const ratio = opset >= 12 ? (inputs[1] ? Number(inputs[1].data[0]) : 0.5) : attrRatio;
+      if (training && ratio !== 0) throw new KernelError('Dropout: training mode with a non-zero ratio is random and not supported');
+      if (!wantsMask) return [x];
+      const mask = makeValue('bool', x.shape);
+      (mask.data as Uint8Array).fill(1);
+      return [x, mask];
+    };
   },
 };
 
 /** Reshape (opset 5+: shape is an input). 0 copies the input's size unless allowzero; one -1 is inferred. */
-export const Reshape: KernelFactory = {
+const Reshape: KernelFactory = {
   prepare(node) {
     const allowZero = attrInt(node, 'allowzero', 0) !== 0;
     return (inputs) => {
       const x = required(inputs, 0, 'Reshape');
       const target = toIntList(required(inputs, 1, 'Reshape'));
       const shape = target.map((d, i) => (d === 0 && !allowZero ? (x.shape[i] ?? 0) : d));
-      const known = shape.reduce((n, d) => (d === -1 ? n : n * d), 1);
       const unknown = shape.filter((d) => d === -1).length;
+      if (unknown > 1) throw new KernelError(`Reshape: at most one -1 in ${formatDims(target)}`);
+      if (shape.some((d) => d < -1)) throw new KernelError(`Reshape: invalid size in ${formatDims(target)}`);
       const total = sizeOfShape(x.shape);
-      if (unknown > 1) throw new KernelError('Reshape: at most one -1');
       if (unknown === 1) {
-        if (known === 0 || total % known !== 0) throw new KernelError(`Reshape: cannot infer -1 for ${total} elements into [${target.join(', ')}]`);
+        const known = shape.reduce((n, d) => (d === -1 ? n : n * d), 1);
+        if (known === 0 || total % known !== 0) throw new KernelError(`Reshape: cannot infer -1 for ${total} elements into ${formatDims(target)}`);
         shape[shape.indexOf(-1)] = total / known;
       }
-      if (sizeOfShape(shape) !== total) throw new KernelError(`Reshape: [${x.shape.join(', ')}] has ${total} elements, [${shape.join(', ')}] needs ${sizeOfShape(shape)}`);
+      if (sizeOfShape(shape) !== total) throw new KernelError(`Reshape: ${formatDims(x.shape)} has ${total} elements, ${formatDims(shape)} needs ${sizeOfShape(shape)}`);
       return [{ dtype: x.dtype, shape, data: x.data }];
     };
   },
 };
 
-export const Flatten: KernelFactory = {
+const Flatten: KernelFactory = {
   prepare(node) {
     const axisAttr = attrInt(node, 'axis', 1);
     return (inputs) => {
       const x = required(inputs, 0, 'Flatten');
       const axis = axisAttr < 0 ? axisAttr + x.shape.length : axisAttr;
-      if (axis < 0 || axis > x.shape.length) throw new KernelError(`Flatten: axis ${axisAttr} out of range`);
-      const rows = sizeOfShape(x.shape.slice(0, axis));
-      return [{ dtype: x.dtype, shape: [rows, sizeOfShape(x.shape.slice(axis))], data: x.data }];
+      if (axis < 0 || axis > x.shape.length) throw new KernelError(`Flatten: axis ${axisAttr} is out of range for rank ${x.shape.length}`);
+      return [{ dtype: x.dtype, shape: [sizeOfShape(x.shape.slice(0, axis)), sizeOfShape(x.shape.slice(axis))], data: x.data }];
     };
   },
 };
 
-export const Transpose: KernelFactory = {
+/** Axes from the attribute (before `inputFrom`) or from input 1 (from it on); undefined when absent. */
+function axesOf(node: Parameters<KernelFactory['prepare']>[0], opset: number, inputFrom: number, inputs: readonly (Value | undefined)[]): number[] | undefined {
+  if (opset < inputFrom) return attrInts(node, 'axes')?.slice();
+  const v = inputs[1];
+  return v ? toIntList(v) : undefined;
+}
+
+/** Squeeze: drops the given unit axes, or every unit axis when none are given. Axes became an input in opset 13. */
+const Squeeze: KernelFactory = {
+  prepare: (node, opset) => (inputs) => {
+    const x = required(inputs, 0, 'Squeeze');
+    const given = axesOf(node, opset, 13, inputs);
+    const axes = given ? normalizeAxes(given, x.shape.length, 'Squeeze') : x.shape.flatMap((d, i) => (d === 1 ? [i] : []));
+    for (const a of axes) if (x.shape[a] !== 1) throw new KernelError(`Squeeze: axis ${a} of ${formatDims(x.shape)} is not 1`);
+    return [{ dtype: x.dtype, shape: x.shape.filter((_, i) => !axes.includes(i)), data: x.data }];
+  },
+};
+
+/** Unsqueeze: inserts unit axes at the given positions of the output. Axes became an input in opset 13. */
+const Unsqueeze: KernelFactory = {
+  prepare: (node, opset) => (inputs) => {
+    const x = required(inputs, 0, 'Unsqueeze');
+    const given = axesOf(node, opset, 13, inputs);
+    if (!given) throw new KernelError('Unsqueeze needs axes');
+    const rank = x.shape.length + given.length;
+    const axes = normalizeAxes(given, rank, 'Unsqueeze');
+    const shape: number[] = [];
+    let next = 0;
+    for (let i = 0; i < rank; i++) shape.push(axes.includes(i) ? 1 : x.shape[next++]!);
+    return [{ dtype: x.dtype, shape, data: x.data }];
+  },
+};
+
+/** Shape, with opset 15's start/end slice (clamped, negative from the end). */
+const Shape: KernelFactory = {
   prepare(node) {
-    const permAttr = attrInts(node, 'perm');
+    const startAttr = attrInt(node, 'start', 0);
+    const endAttr = node.attributes['end'] ? attrInt(node, 'end', 0) : undefined;
     return (inputs) => {
-      const x = required(inputs, 0, 'Transpose');
+      const x = required(inputs, 0, 'Shape');
       const rank = x.shape.length;
-      const perm = permAttr ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
-      if (perm.length !== rank || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) throw new KernelError(`Transpose: perm [${perm.join(', ')}] is not a permutation of rank ${rank}`);
-      const shape = perm.map((p) => x.shape[p]!);
-      const out = makeValue(x.dtype, shape);
-      const inStrides = new Array<number>(rank);
-      for (let i = rank - 1, s = 1; i >= 0; i--) {
-        inStrides[i] = s;
-        s *= x.shape[i]!;
-      }
-      const strides = perm.map((p) => inStrides[p]!);
-      const src = x.data as Float64Array;
-      const dst = out.data as Float64Array;
-      const counter = new Array<number>(rank).fill(0);
-      let at = 0;
-      for (let o = 0; o < dst.length; o++) {
-        dst[o] = src[at]!;
-        for (let axis = rank - 1; axis >= 0; axis--) {
-          counter[axis]!++;
-          at += strides[axis]!;
-          if (counter[axis]! < shape[axis]!) break;
-          at -= strides[axis]! * shape[axis]!;
-          counter[axis] = 0;
-        }
-      }
-      return [out];
+      const clamp = (v: number) => Math.min(rank, Math.max(0, v < 0 ? v + rank : v));
+      const dims = x.shape.slice(clamp(startAttr), endAttr === undefined ? rank : clamp(endAttr));
+      return [int64Value([dims.length], dims)];
     };
   },
 };
 
-export const Concat: KernelFactory = {
-  prepare(node) {
-    const axisAttr = attrInt(node, 'axis', 0);
-    return (inputs) => {
-      const parts = inputs.filter((v): v is Value => v !== undefined);
-      const first = parts[0];
-      if (!first) throw new KernelError('Concat needs inputs');
-      const rank = first.shape.length;
-      const axis = normalizeAxis(axisAttr, rank, 'Concat');
-      for (const p of parts) {
-        if (p.dtype !== first.dtype || p.shape.length !== rank || p.shape.some((d, i) => i !== axis && d !== first.shape[i])) {
-          throw new KernelError(`Concat: [${p.shape.join(', ')}] does not match [${first.shape.join(', ')}] off axis ${axis}`);
-        }
-      }
-      const shape = [...first.shape];
-      shape[axis] = parts.reduce((n, p) => n + p.shape[axis]!, 0);
-      const out = makeValue(first.dtype, shape);
-      const outer = sizeOfShape(shape.slice(0, axis));
-      const inner = sizeOfShape(shape.slice(axis + 1));
-      const dst = out.data as Float64Array;
-      let at = 0;
-      for (let o = 0; o < outer; o++) {
-        for (const p of parts) {
-          const block = p.shape[axis]! * inner;
-          dst.set((p.data as Float64Array).subarray(o * block, (o + 1) * block), at);
-          at += block;
-        }
-      }
-      return [out];
-    };
+const Size: KernelFactory = {
+  prepare: () => (inputs) => [int64Value([], [sizeOfShape(required(inputs, 0, 'Size').shape)])],
+};
+
+/** Expand: numpy-broadcasts the input with the given shape (either side may be the larger). */
+const Expand: KernelFactory = {
+  prepare: () => (inputs) => {
+    const x = required(inputs, 0, 'Expand');
+    const target = toIntList(required(inputs, 1, 'Expand'));
+    const plan = planBroadcast([x.shape, target], 'Expand');
+    const out = makeValue(x.dtype, plan.shape);
+    const src = x.data as { readonly [i: number]: number | bigint };
+    const dst = out.data as { [i: number]: number | bigint };
+    const last = plan.dims.length - 1;
+    const step = plan.strides[0]![last]!;
+    forEachRow(plan, (o, off, n) => {
+      for (let k = 0, i = off[0]!; k < n; k++, i += step) dst[o + k] = src[i]!;
+    });
+    return [out];
   },
 };
 
-/** ONNX TensorProto.DataType numbers for Cast's `to` attribute. */
-const ONNX_TYPES: Readonly<Record<number, DType>> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 9: 'bool',
-  10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
-};
-
-export function onnxTypeToDType(code: number): DType | undefined {
-  return ONNX_TYPES[code];
-}
-
-function castValue(x: Value, to: DType): Value {
-  const n = x.data.length;
-  const out = computeArray(to, n) as NumericArray;
-  const src = x.data;
-  const bigOut = out instanceof BigInt64Array || out instanceof BigUint64Array;
-  for (let i = 0; i < n; i++) {
-    const v = src[i]!;
-    if (bigOut) {
-      const num = typeof v === 'bigint' ? v : BigInt(Number.isFinite(v) ? Math.trunc(v) : 0);
-      (out as BigInt64Array)[i] = num;
-    } else if (to === 'bool') {
-      (out as Uint8Array)[i] = Number(v) !== 0 ? 1 : 0;
-    } else {
-      // Float to int truncates toward zero; typed arrays wrap out-of-range values like C casts.
-      const num = Number(v);
-      (out as Float64Array)[i] = to === 'float32' || to === 'float64' || isHalf(to) ? num : Math.trunc(num);
-    }
-  }
-  if (isHalf(to)) roundHalf(to, out as Float32Array);
-  return { dtype: to, shape: x.shape, data: out };
-}
-
-export const Cast: KernelFactory = {
-  prepare(node) {
-    const to = onnxTypeToDType(attrInt(node, 'to', 1));
-    if (!to) throw new KernelError(`Cast: unsupported target type ${attrInt(node, 'to', 0)}`);
-    return (inputs) => {
-      const x = required(inputs, 0, 'Cast');
-      return [x.dtype === to ? x : castValue(x, to)];
-    };
-  },
-};
-
-export const Constant: KernelFactory = {
-  prepare(node: Node) {
-    const a = node.attributes['value'];
-    if (!a || a.type !== 'tensor') throw new KernelError('Constant: only the tensor `value` form is supported');
-    const value = fromTensor(a.value);
-    return () => [value];
-  },
-};
-
-export const SHAPE_KERNELS: Readonly<Record<string, KernelFactory>> = {
-  Identity: passThrough,
+export const SHAPE_OPS: Readonly<Record<string, KernelFactory>> = {
+  Identity,
   Dropout,
   Reshape,
   Flatten,
-  Transpose,
-  Concat,
-  Cast,
-  Constant,
+  Squeeze,
+  Unsqueeze,
+  Shape,
+  Size,
+  Expand,
 };

@@ -1,46 +1,57 @@
 import { attrInt } from '../../core/graph.js';
-import { KernelError, normalizeAxis, required, type KernelFactory } from '../kernel.js';
-import { isHalf, makeValue, roundHalf } from '../value.js';
+import { floatData, normalizeAxis, required, type KernelFactory } from '../kernel.js';
+import { makeValue } from '../value.js';
+
+type Mode = 'softmax' | 'logsoftmax' | 'hardmax';
 
 /**
- * Softmax and LogSoftmax. From opset 13 they normalise along one axis (default -1); before
+ * Softmax, LogSoftmax and Hardmax. From opset 13 they work along one axis (default -1); before
  * that the input is coerced to 2-D at `axis` (default 1) and the whole trailing block is one
  * distribution, so the two versions differ unless axis is the last.
  */
-function softmaxFamily(op: string, log: boolean): KernelFactory {
+function softmaxFamily(op: string, mode: Mode): KernelFactory {
   return {
     prepare(node, opset) {
       const legacy = opset < 13;
       const axisAttr = attrInt(node, 'axis', legacy ? 1 : -1);
       return (inputs) => {
         const x = required(inputs, 0, op);
-        if (!(x.data instanceof Float32Array || x.data instanceof Float64Array)) throw new KernelError(`${op} takes floats, not ${x.dtype}`);
+        const src = floatData(x, op);
         const rank = x.shape.length;
-        const axis = normalizeAxis(axisAttr, Math.max(rank, 1), op);
+        // A scalar is one distribution of one element.
+        const axis = rank === 0 ? 0 : normalizeAxis(axisAttr, rank, op);
         let outer = 1;
         for (let i = 0; i < axis; i++) outer *= x.shape[i]!;
-        let len: number;
-        let inner: number;
+        let len = 1;
+        let inner = 1;
         if (legacy) {
-          len = 1;
           for (let i = axis; i < rank; i++) len *= x.shape[i]!;
-          inner = 1;
         } else {
           len = x.shape[axis] ?? 1;
-          inner = 1;
           for (let i = axis + 1; i < rank; i++) inner *= x.shape[i]!;
         }
         const out = makeValue(x.dtype, x.shape);
-        const src = x.data;
         const dst = out.data as Float32Array | Float64Array;
         for (let o = 0; o < outer; o++) {
           for (let i = 0; i < inner; i++) {
             const base = o * len * inner + i;
             let max = -Infinity;
-            for (let j = 0; j < len; j++) max = Math.max(max, src[base + j * inner]!);
+            let arg = 0;
+            for (let j = 0; j < len; j++) {
+              const v = src[base + j * inner]!;
+              if (v > max) {
+                max = v;
+                arg = j;
+              }
+            }
+            if (mode === 'hardmax') {
+              // The first maximum wins, as numpy.argmax.
+              for (let j = 0; j < len; j++) dst[base + j * inner] = j === arg ? 1 : 0;
+              continue;
+            }
             let sum = 0;
             for (let j = 0; j < len; j++) sum += Math.exp(src[base + j * inner]! - max);
-            if (log) {
+            if (mode === 'logsoftmax') {
               const logSum = Math.log(sum);
               for (let j = 0; j < len; j++) dst[base + j * inner] = src[base + j * inner]! - max - logSum;
             } else {
@@ -48,12 +59,14 @@ function softmaxFamily(op: string, log: boolean): KernelFactory {
             }
           }
         }
-        if (isHalf(x.dtype)) roundHalf(x.dtype, dst as Float32Array);
         return [out];
       };
     },
   };
 }
 
-export const Softmax = softmaxFamily('Softmax', false);
-export const LogSoftmax = softmaxFamily('LogSoftmax', true);
+export const SOFTMAX: Readonly<Record<string, KernelFactory>> = {
+  Softmax: softmaxFamily('Softmax', 'softmax'),
+  LogSoftmax: softmaxFamily('LogSoftmax', 'logsoftmax'),
+  Hardmax: softmaxFamily('Hardmax', 'hardmax'),
+};

@@ -1,0 +1,68 @@
+import { formatErrors, UsageError, type FormatErrors } from '../../core/errors.js';
+import type { Attribute } from '../../core/graph.js';
+import { int64ToNumber } from './int64.js';
+import { ATTRIBUTE_TYPE, type AttributeProto, type Int64 } from './schema.js';
+import { sparseTensorFromProto } from './sparse.js';
+import { tensorFromProto, type TensorContext } from './tensor.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+const TYPE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(ATTRIBUTE_TYPE).map(([name, code]) => [code, name]));
+
+/**
+ * Converts one NodeProto attribute to the IR's Attribute union. Ints must be exact as numbers;
+ * strings are decoded as UTF-8. Graph and type-proto attributes (If, Loop, Scan, ...) have no IR
+ * form yet and are refused as unsupported content, not as a bad file. A sparse tensor (Constant's
+ * sparse_value) is densified, which keeps its meaning.
+ */
+export function attributeFromProto(proto: AttributeProto, node: string, context: Omit<TensorContext, 'where'>): Attribute {
+  const where = `attribute ${proto.name} of node ${node}`;
+  const e: FormatErrors = formatErrors(context.file);
+  e.check(proto.ref_attr_name === '', where, 'a value (ref_attr_name is only valid inside a function body)');
+  const int = (v: Int64): number => {
+    const n = int64ToNumber(v);
+    e.check(n !== undefined, where, 'integers within ±2^53');
+    return n;
+  };
+  const type = proto.type || inferType(proto);
+  switch (type) {
+    case ATTRIBUTE_TYPE.FLOAT:
+      return { type: 'float', value: proto.f };
+    case ATTRIBUTE_TYPE.INT:
+      return { type: 'int', value: int(proto.i) };
+    case ATTRIBUTE_TYPE.STRING:
+      return { type: 'string', value: utf8.decode(proto.s) };
+    case ATTRIBUTE_TYPE.FLOATS:
+      return { type: 'floats', value: [...proto.floats] };
+    case ATTRIBUTE_TYPE.INTS:
+      return { type: 'ints', value: proto.ints.map(int) };
+    case ATTRIBUTE_TYPE.STRINGS:
+      return { type: 'strings', value: proto.strings.map((s) => utf8.decode(s)) };
+    case ATTRIBUTE_TYPE.TENSOR:
+      e.check(proto.t !== null, where, 'a tensor in field t');
+      return { type: 'tensor', value: tensorFromProto(proto.t, { ...context, where }) };
+    case ATTRIBUTE_TYPE.SPARSE_TENSOR:
+      e.check(proto.sparse_tensor !== null, where, 'a sparse tensor in field sparse_tensor');
+      return { type: 'tensor', value: sparseTensorFromProto(proto.sparse_tensor, { ...context, where }) };
+    case ATTRIBUTE_TYPE.UNDEFINED:
+      return e.fail(where, 'an attribute type');
+    default:
+      throw new UsageError(`${context.file}: ${where}: ${TYPE_NAMES[type] ?? `type ${type}`} attributes are not supported yet`);
+  }
+}
+
+/** IR version 1 files have no type discriminator: the one value field present decides. */
+function inferType(p: AttributeProto): number {
+  const has = (field: string) => Object.prototype.hasOwnProperty.call(p, field);
+  if (has('f')) return ATTRIBUTE_TYPE.FLOAT;
+  if (has('i')) return ATTRIBUTE_TYPE.INT;
+  if (has('s')) return ATTRIBUTE_TYPE.STRING;
+  if (has('t')) return ATTRIBUTE_TYPE.TENSOR;
+  if (has('g')) return ATTRIBUTE_TYPE.GRAPH;
+  if (p.floats.length) return ATTRIBUTE_TYPE.FLOATS;
+  if (p.ints.length) return ATTRIBUTE_TYPE.INTS;
+  if (p.strings.length) return ATTRIBUTE_TYPE.STRINGS;
+  if (p.tensors.length) return ATTRIBUTE_TYPE.TENSORS;
+  if (p.graphs.length) return ATTRIBUTE_TYPE.GRAPHS;
+  return ATTRIBUTE_TYPE.UNDEFINED;
+}

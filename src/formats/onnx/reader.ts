@@ -1,0 +1,133 @@
+import { dirname } from 'node:path';
+import { formatErrors, UsageError, type FormatErrors } from '../../core/errors.js';
+import type { Attribute, Dim, Graph, Node, ValueInfo } from '../../core/graph.js';
+import { defaultSignature, type Model } from '../../core/model.js';
+import type { Tensor } from '../../core/tensor.js';
+import { attributeFromProto } from './attributes.js';
+import { onnxCodeToDType, onnxTypeName } from './dtypes.js';
+import { int64ToNumber } from './int64.js';
+import { decodeModelProto, decodeTensorProto, type GraphProto, type ModelProto, type TensorShapeProto, type ValueInfoProto } from './schema.js';
+import { sparseTensorFromProto } from './sparse.js';
+import { tensorFromProto } from './tensor.js';
+
+export interface OnnxReadOptions {
+  /**
+   * Directory that external-data locations are relative to. Defaults to the directory of `file`
+   * when `file` is a path; pass null to refuse external data (bytes not from a file).
+   */
+  readonly baseDir?: string | null;
+}
+
+/** The default ONNX domain's names: "" and its alias "ai.onnx". */
+function isDefaultDomain(domain: string): boolean {
+  return domain === '' || domain === 'ai.onnx';
+}
+
+/**
+ * Reads a serialized ModelProto into a Model. The graph's inputs exclude initializers (an input
+ * that is also an initializer is a weight with a default value, so it is a weight here); the
+ * weights are the initializers (sparse ones densified), by name.
+ */
+export function readOnnxModel(bytes: Uint8Array, file: string, options: OnnxReadOptions = {}): Model {
+  const proto = decodeModelProto(bytes, file);
+  const e: FormatErrors = formatErrors(file);
+  e.check(proto.graph !== null, 'ModelProto', 'a graph (field 7)');
+  const baseDir = options.baseDir === null ? undefined : (options.baseDir ?? dirname(file));
+  const graph = graphFromProto(proto.graph, modelOpset(proto, e), file, baseDir);
+  return {
+    format: 'onnx',
+    weights: graph.initializers,
+    graph,
+    signatures: [defaultSignature(graph)],
+    metadata: modelMetadata(proto),
+  };
+}
+
+/** Reads one serialized TensorProto (the input_N.pb / output_N.pb files of ONNX's test data). */
+export function readOnnxTensor(bytes: Uint8Array, file: string): Tensor {
+  const proto = decodeTensorProto(bytes, file);
+  return tensorFromProto(proto, { file, where: proto.name ? `tensor ${proto.name}` : 'TensorProto', baseDir: dirname(file) });
+}
+
+/** The opset version of the default domain. IR < 3 files predate opset_import and mean opset 1. */
+function modelOpset(proto: ModelProto, e: FormatErrors): number {
+  const entry = proto.opset_import.find((o) => isDefaultDomain(o.domain));
+  if (entry) {
+    const version = int64ToNumber(entry.version);
+    e.check(version !== undefined && version >= 1, 'opset_import', `a positive opset version for the default domain`);
+    return version;
+  }
+  const ir = int64ToNumber(proto.ir_version) ?? 0;
+  e.check(ir < 3 || !proto.graph?.node.some((n) => isDefaultDomain(n.domain)), 'opset_import', 'an entry for the default domain ("" or ai.onnx)');
+  return 1;
+}
+
+function modelMetadata(proto: ModelProto): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  const put = (key: string, value: string) => {
+    if (value) metadata[key] = value;
+  };
+  put('onnx.ir_version', String(int64ToNumber(proto.ir_version) ?? ''));
+  put('onnx.producer_name', proto.producer_name);
+  put('onnx.producer_version', proto.producer_version);
+  put('onnx.domain', proto.domain);
+  put('onnx.doc_string', proto.doc_string);
+  const version = int64ToNumber(proto.model_version);
+  if (version) put('onnx.model_version', String(version));
+  put('onnx.opset_import', proto.opset_import.map((o) => `${o.domain || 'ai.onnx'}=${int64ToNumber(o.version) ?? '?'}`).join(';'));
+  for (const entry of proto.metadata_props) metadata[entry.key] = entry.value;
+  return metadata;
+}
+
+function graphFromProto(proto: GraphProto, opset: number, file: string, baseDir: string | undefined): Graph {
+  const e: FormatErrors = formatErrors(file);
+  const initializers = new Map<string, Tensor>();
+  for (const t of proto.initializer) {
+    e.check(t.name !== '', 'initializer', 'a name on every initializer');
+    e.check(!initializers.has(t.name), `initializer ${t.name}`, 'unique initializer names');
+    initializers.set(t.name, tensorFromProto(t, { file, where: `initializer ${t.name}`, baseDir }));
+  }
+  for (const s of proto.sparse_initializer) {
+    const name = s.values?.name ?? '';
+    e.check(name !== '', 'sparse_initializer', 'a name on every sparse initializer (its values tensor)');
+    e.check(!initializers.has(name), `sparse_initializer ${name}`, 'unique initializer names');
+    initializers.set(name, sparseTensorFromProto(s, { file, where: `sparse_initializer ${name}`, baseDir }));
+  }
+  const inputs = proto.input.filter((i) => !initializers.has(i.name)).map((i) => valueInfo(i, 'input', file));
+  const outputs = proto.output.map((o) => valueInfo(o, 'output', file));
+  const nodes = proto.node.map((n, index): Node => {
+    const name = n.name || n.output.find((o) => o !== '') || `${n.op_type}_${index}`;
+    e.check(n.op_type !== '', `node ${name}`, 'an op_type');
+    const attributes: Record<string, Attribute> = {};
+    for (const a of n.attribute) {
+      e.check(a.name !== '' && !(a.name in attributes), `node ${name}`, 'named, unique attributes');
+      attributes[a.name] = attributeFromProto(a, name, { file, baseDir });
+    }
+    // The IR spells the default domain ''; ai.onnx is the same domain.
+    return { name, op: n.op_type, domain: isDefaultDomain(n.domain) ? '' : n.domain, inputs: [...n.input], outputs: [...n.output], attributes };
+  });
+  return { inputs, outputs, initializers, nodes, opset };
+}
+
+function valueInfo(proto: ValueInfoProto, role: 'input' | 'output', file: string): ValueInfo {
+  const where = `graph ${role} ${proto.name}`;
+  const e: FormatErrors = formatErrors(file);
+  e.check(proto.name !== '', `graph ${role}`, 'a name');
+  e.check(proto.type !== null, where, 'a type');
+  const tensorType = proto.type.tensor_type;
+  if (!tensorType) {
+    const kind = proto.type.value ?? 'unknown';
+    throw new UsageError(`${file}: ${where}: only tensor values are supported, not ${kind.replace('_type', '')} values`);
+  }
+  const dtype = onnxCodeToDType(tensorType.elem_type);
+  e.check(dtype !== undefined, where, `a supported element type (got ${onnxTypeName(tensorType.elem_type)})`);
+  return { name: proto.name, dtype, shape: tensorType.shape ? shapeFromProto(tensorType.shape) : null };
+}
+
+function shapeFromProto(shape: TensorShapeProto): Dim[] {
+  return shape.dim.map((d): Dim => {
+    if (d.value === 'dim_value') return int64ToNumber(d.dim_value) ?? null;
+    if (d.value === 'dim_param') return d.dim_param;
+    return null;
+  });
+}
