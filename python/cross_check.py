@@ -7,7 +7,7 @@ Every command prints one JSON document on stdout. Expected failures print one li
   predict <bundle.safetensors> --inputs JSON|@file|-
       {"outputs": [<nested list per model output>], "shapes": [[...]],
        "weights": {<state-dict key>: [flat values]}}
-  train-or <out.safetensors> [--seed N] [--epochs N] [--lr X]
+  train-or <out.safetensors or out.pt> [--seed N] [--epochs N] [--lr X]   (.pt: plain torch.save state dict + <out>.module.json)
       {"predictions": [p00, p01, p10, p11], "loss": float, "bundle": path}
   make-zoo <dir> [--seed N]
       {"bundles": [{"name", "bundle", "case", "input_shape", "output_shape"}]}
@@ -158,6 +158,14 @@ def cmd_train_or(args: argparse.Namespace) -> None:
         "inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 2]}],
         "outputs": [{"name": "y", "dtype": "float32", "shape": [-1, 1]}],
     }
+    if args.out.endswith((".pt", ".pth")):
+        # A plain torch.save state dict, as users save them; the architecture goes beside it.
+        torch.save(model.state_dict(), args.out)
+        spec_path = args.out.rsplit(".", 1)[0] + ".module.json"
+        with open(spec_path, "w") as f:
+            json.dump(spec_lib.export_spec(model), f)
+        emit({"predictions": tensor_json(predictions), "loss": _finite(final), "bundle": args.out, "spec": spec_path})
+        return
     spec_lib.save_bundle(model, args.out, signature=signature)
     emit({"predictions": tensor_json(predictions), "loss": _finite(final), "bundle": args.out})
 
@@ -298,7 +306,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--inputs", required=True, help="nested list as JSON text, @file, or - for stdin")
     s.set_defaults(run=cmd_predict)
 
-    s = sub.add_parser("train-or", help="train the OR gate in torch and save it as a bundle")
+    s = sub.add_parser("train-or", help="train the OR gate in torch; save a bundle (.safetensors) or a torch.save state dict (.pt)")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--epochs", type=int, default=5000)

@@ -221,8 +221,31 @@ def _sort_metadata(path: str) -> None:
             f.write(new)
 
 
+def _is_torch_checkpoint(path: str) -> bool:
+    return path.endswith((".pt", ".pth"))
+
+
+def _read_pt_metadata(path: str) -> dict[str, str]:
+    """modelbridge's record inside a torch.save archive, read with zipfile: no pickle runs."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/modelbridge/metadata.json")]
+            if not names:
+                return {}
+            data = json.loads(archive.read(names[0]).decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise SpecError(f"{path}: not a readable torch.save archive ({e})") from e
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise SpecError(f"{path}: modelbridge/metadata.json must map strings to strings")
+    return data
+
+
 def read_metadata(path: str) -> dict[str, str]:
-    """A safetensors file's `__metadata__` (empty when it has none)."""
+    """A bundle's metadata: safetensors `__metadata__`, or modelbridge's record in a .pt archive."""
+    if _is_torch_checkpoint(path):
+        return _read_pt_metadata(path)
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -233,7 +256,7 @@ def read_metadata(path: str) -> dict[str, str]:
 
 
 def load_bundle(path: str) -> nn.Module:
-    """The module a bundle describes, with its weights loaded strictly, in eval mode."""
+    """The module a bundle (.safetensors, or a .pt written by modelbridge) describes, weights loaded strictly, in eval mode."""
     from safetensors.torch import load_file
 
     metadata = read_metadata(path)
@@ -248,7 +271,8 @@ def load_bundle(path: str) -> nn.Module:
         module = build_module(spec)
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from e
-    state = load_file(path)
+    # A .pt goes through torch's own safe loader, as a careful user would load it.
+    state = torch.load(path, weights_only=True) if _is_torch_checkpoint(path) else load_file(path)
     floats = {t.dtype for t in state.values() if t.is_floating_point()}
     if len(floats) == 1:
         module.to(floats.pop())  # keep float64/float16 weights as stored, as torch.save would

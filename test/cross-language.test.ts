@@ -1,12 +1,14 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo, orBatch } from '../src/api/demo.js';
-import { loadModel, saveModel } from '../src/api/load.js';
+import { convertModel, loadModel, saveModel } from '../src/api/load.js';
+import { FORMATS } from '../src/formats/registry.js';
+import { parseModuleSpec } from '../src/module/bundle.js';
 import { Runner } from '../src/api/run.js';
 import { Tensor } from '../src/core/tensor.js';
 import { tempDir } from './cli-helpers.js';
-import { flatten, nestedShape, peerMakeZoo, peerPredict, peerPython, peerTrainOr, readZooCase, type ZooEntry } from './peers.js';
-import { rmSync } from 'node:fs';
+import { flatten, nestedShape, peerMakeZoo, peerPredict, peerPython, peerTrainOr, readZooCase, runPeerJson, type ZooEntry } from './peers.js';
+import { readFileSync, rmSync } from 'node:fs';
 
 // Throws under CI=true when the peers environment is missing, which fails this file;
 // elsewhere the tests skip with a warning that says why.
@@ -46,6 +48,27 @@ describe.skipIf(!python)('cross-language: modelbridge and real PyTorch agree', (
     const again = join(dir, 'torch-or-rewritten.safetensors');
     saveModel(model, again);
     expect(maxAbsDiff(flatten(peerPredict(again, [[0, 0], [0, 1], [1, 0], [1, 1]]).outputs[0]!), torch.predictions)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('a torch.save OR gate converts to every format and back: same predictions, bit-identical weights, torch.load(weights_only=True) accepts it', () => {
+    const trained = runPeerJson(['train-or', join(dir, 'torch-or.pt'), '--seed', '1']) as { predictions: number[]; bundle: string; spec: string };
+    const module = parseModuleSpec(readFileSync(trained.spec, 'utf8'), trained.spec);
+    const original = loadModel(trained.bundle, { module });
+    const reference = new Map([...original.weights].map(([k, t]) => [k, Buffer.from(t.bytes())]));
+    let current = trained.bundle;
+    for (const format of [...FORMATS, FORMATS.find((f) => f.name === 'pytorch')!]) {
+      const next = join(dir, `chain-${format.name}-${Math.random().toString(36).slice(2)}${format.extensions[0]}`);
+      convertModel(current, next, { module: current === trained.bundle ? module : undefined, to: format.name });
+      const model = loadModel(next);
+      const y = new Runner(model).run({ x: orBatch() })['y']!;
+      expect(maxAbsDiff(Array.from(y.toFloat32()), trained.predictions), format.name).toBeLessThanOrEqual(1e-6);
+      for (const [name, bytes] of reference) expect(Buffer.compare(Buffer.from(model.weights.get(name)!.bytes()), bytes), `${format.name} ${name}`).toBe(0);
+      current = next;
+    }
+    // The last file is a .pt written by modelbridge: PyTorch loads it with weights_only=True,
+    // rebuilds the module from the spec inside it and predicts the same.
+    const torch = peerPredict(current, [[0, 0], [0, 1], [1, 0], [1, 1]]);
+    expect(maxAbsDiff(flatten(torch.outputs[0]!), trained.predictions)).toBeLessThanOrEqual(1e-6);
   });
 
   describe('bundles written by Python for every supported module type', () => {

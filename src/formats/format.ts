@@ -15,6 +15,8 @@ export interface Probe {
 export interface ReadOptions {
   /** Architecture for a bare state dict (--module). */
   readonly module?: ModuleSpec;
+  /** Which entry of a checkpoint holding several objects is the state dict (--key; PyTorch). */
+  readonly key?: string;
 }
 
 export interface WriteOptions {

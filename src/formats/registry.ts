@@ -1,16 +1,17 @@
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { FormatError, UsageError } from '../core/errors.js';
 import type { FormatHandler, Probe } from './format.js';
+import { pytorchFormat } from './pytorch/format.js';
 import { safetensorsFormat } from './safetensors/format.js';
 
 /**
  * Every format modelbridge reads and writes, in detection order. Adding a format is one folder
  * under src/formats and one line here.
  */
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat];
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat];
 
 /** Formats that have a name but no reader or writer yet; naming them gives a clear message. */
-const PLANNED = ['pytorch', 'savedmodel', 'graphdef', 'onnx', 'tfjs'];
+const PLANNED = ['savedmodel', 'graphdef', 'onnx', 'tfjs'];
 
 export function formatNames(): string[] {
   return FORMATS.map((f) => f.name);

@@ -15,16 +15,19 @@ export function convertCommand(y: Argv): Argv {
         .option('from', { type: 'string', describe: 'input format (default: detected from its bytes or layout)' })
         .option('to', { type: 'string', describe: 'output format (default: from the output extension; with no extension, the input format)' })
         .option('module', { type: 'string', describe: 'module spec JSON file giving the architecture of a bare state dict' })
+        .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' })
         .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors)' })
         .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing output' })
         .example('$0 convert or-gate.safetensors copy.safetensors', 'rewrite a bundle')
         .example('$0 convert weights.safetensors model.safetensors --module spec.json', 'attach an architecture to a bare state dict')
-        .example('$0 convert big.safetensors shards/ --shard-size 2000000000', 'write a sharded bundle with model.safetensors.index.json'),
+        .example('$0 convert big.safetensors shards/ --shard-size 2000000000', 'write a sharded bundle with model.safetensors.index.json')
+        .example('$0 convert model.pt model.safetensors --module spec.json', 'a torch.save state dict, read without unpickling, as a runnable bundle'),
     (argv) => {
       const { model, files } = convertModel(argv.input, argv.output, {
         from: argv.from,
         to: argv.to,
         module: readModuleOption(argv.module),
+        key: argv.key,
         force: argv.force,
         shardBytes: argv['shard-size'],
       });

@@ -1,0 +1,57 @@
+import type { Model } from '../../core/model.js';
+import { bundleFromModel, modelFromBundle } from '../../module/bundle.js';
+import type { FormatHandler, Probe } from '../format.js';
+import { readPytorchFile } from './reader.js';
+import { writePytorchFile } from './writer.js';
+
+/**
+ * PyTorch checkpoints as modelbridge bundles: the state dict is the weights, and the module spec
+ * and signature travel in modelbridge/metadata.json inside the archive (torch.load ignores it), so
+ * a .pt written here is runnable when read back and loadable by torch.load(weights_only=True).
+ */
+export const pytorchFormat: FormatHandler = {
+  name: 'pytorch',
+  title: 'PyTorch checkpoint (torch.save zip or legacy pickle; TorchScript weights read-only), never unpickled',
+  extensions: ['.pt', '.pth', '.bin'],
+  detect: looksLikePytorch,
+  read(path, options): Model {
+    const file = readPytorchFile(path, { key: options.key });
+    return modelFromBundle({ tensors: file.tensors, metadata: file.metadata }, 'pytorch', path, options.module);
+  },
+  write(model, path) {
+    const bundle = bundleFromModel(model);
+    writePytorchFile(path, bundle.tensors, bundle.metadata);
+    return [path];
+  },
+};
+
+/** Record names (after the archive folder) that a torch.save or torch.jit.save archive starts with. */
+const RECORDS = ['data.pkl', 'data/', 'version', '.data/', 'constants.pkl', 'code/', 'byteorder', '.format_version', '.storage_alignment', 'extra/'];
+/** The pickled legacy magic number after PROTO n: LONG1 of 10 bytes 0x1950a86a20f9469cfc6c. */
+const LEGACY_MAGIC = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/**
+ * A zip whose first record is in a PyTorch archive's layout, or a legacy pickle stream. Files
+ * with a PyTorch extension that start like a zip or a pickle are claimed too, so the reader can
+ * refuse them with a precise message (a pickle calling os.system is "PyTorch", and refused).
+ */
+export function looksLikePytorch(probe: Probe): boolean {
+  if (probe.isDirectory) return false;
+  const head = probe.head;
+  const lower = probe.path.toLowerCase();
+  // Not .bin: tfjs weight shards are .bin files of raw numbers.
+  const byExtension = lower.endsWith('.pt') || lower.endsWith('.pth');
+  if (head.byteLength >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) {
+    if (head.byteLength < 30) return byExtension;
+    const nameLength = head[26]! | (head[27]! << 8);
+    const visible = new TextDecoder('latin1').decode(head.subarray(30, Math.min(head.byteLength, 30 + nameLength)));
+    const truncated = 30 + nameLength > head.byteLength;
+    if (visible === 'data.pkl') return true;
+    const slash = visible.indexOf('/');
+    if (slash < 0) return truncated && byExtension;
+    const rest = visible.slice(slash + 1);
+    return RECORDS.some((r) => rest.startsWith(r) || (truncated && r.startsWith(rest)));
+  }
+  if (head[0] === 0x80 && LEGACY_MAGIC.every((b, i) => head[2 + i] === b)) return true;
+  return byExtension && head[0] === 0x80;
+}
