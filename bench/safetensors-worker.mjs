@@ -1,18 +1,40 @@
 // One measurement per process, so each gets its own peak RSS. Prints one JSON line:
 // {"seconds": s, "maxRSS": bytes, ...}. Modes:
 //   make <file> <bytes>       synthetic float32 bundle of ~<bytes>, streamed (not measured)
-//   copy <src> <dst>          plain read/write copy of the bytes, 8 MiB buffer (the physical baseline)
-//   read-plain <src>          plain sequential read of the file
+//   copy <src> <dst>          plain read/write copy of the bytes, 8 MiB buffer, fsync'd like our
+//                             atomic writer (the physical baseline)
+//   read-plain <src>          plain sequential read of the file, checksumming every data byte
 //   convert <src> <dst>       modelbridge: read the bundle lazily, write it as safetensors
-//   read <src>                modelbridge: read the bundle, touch every tensor byte
+//   read <src>                modelbridge: read the bundle, checksum every tensor byte
+// Both read modes sum the data section as 32-bit words, so their checksums must be equal.
 //   inspect <src>             modelbridge: load + inspect (headers only)
-import { closeSync, openSync, readSync, rmSync, writeSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, rmSync, writeSync, statSync } from 'node:fs';
 import { convertModel, inspectModel, loadModel, Tensor, saveModel } from '../dist/index.js';
 
 const [mode, src, dst] = process.argv.slice(2);
 const CHUNK = 8 << 20;
 const t0 = process.hrtime.bigint();
 let extra = {};
+
+/**
+ * Touches every byte: the sum mod 2^32 of the chunk as little-endian 32-bit words (4 accumulators
+ * so V8 keeps up with the page cache). Chunks must start on a 4-byte boundary of the data section.
+ */
+function sumWords(bytes) {
+  const words = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
+  let a = 0, b = 0, c = 0, d = 0;
+  const n = words.length & ~3;
+  for (let i = 0; i < n; i += 4) {
+    a = (a + words[i]) | 0;
+    b = (b + words[i + 1]) | 0;
+    c = (c + words[i + 2]) | 0;
+    d = (d + words[i + 3]) | 0;
+  }
+  let x = (a + b + c + d) | 0;
+  for (let i = n; i < words.length; i++) x = (x + words[i]) | 0;
+  for (let i = words.length * 4; i < bytes.byteLength; i++) x = (x + (bytes[i] << ((i & 3) * 8))) | 0;
+  return x;
+}
 
 /** A byte source that generates a deterministic pattern, so `make` never holds the model in memory. */
 function patternSource(byteLength, seed) {
@@ -53,18 +75,23 @@ switch (mode) {
       for (let done = 0; done < got; ) done += writeSync(to, buffer, done, got - done);
       at += got;
     }
+    fsyncSync(to);
     closeSync(from);
     closeSync(to);
     break;
   }
   case 'read-plain': {
+    // The whole file is read; the checksum skips the 8-byte length and the header (the data section).
     const fd = openSync(src, 'r');
     const buffer = new Uint8Array(CHUNK);
     let sum = 0;
+    let dataStart = -1;
     for (let at = 0; ; ) {
       const got = readSync(fd, buffer, 0, CHUNK, at);
       if (got === 0) break;
-      sum += buffer[got - 1];
+      if (dataStart < 0) dataStart = 8 + Number(new DataView(buffer.buffer).getBigUint64(0, true));
+      const from = Math.max(0, Math.min(got, dataStart - at));
+      sum = (sum + sumWords(buffer.subarray(from, got))) | 0;
       at += got;
     }
     closeSync(fd);
@@ -79,7 +106,7 @@ switch (mode) {
   case 'read': {
     const model = loadModel(src);
     let sum = 0;
-    for (const t of model.weights.values()) for (const chunk of t.source.chunks(CHUNK)) sum += chunk[chunk.byteLength - 1];
+    for (const t of model.weights.values()) for (const chunk of t.source.chunks(CHUNK)) sum = (sum + sumWords(chunk)) | 0;
     extra = { sum };
     break;
   }

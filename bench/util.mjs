@@ -20,18 +20,83 @@ export function timeIt(fn, reps = 5) {
   return times[Math.floor(times.length / 2)];
 }
 
-/** Per-call seconds of a fast function: runs it in batches until `minSeconds` have passed. */
+/** Median of a list of numbers. */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e9;
+
+/**
+ * Per-call seconds of a function, fast or slow: calls it in batches sized to take ~10 ms each,
+ * after ~0.2 s of warm-up, until `minSeconds` have passed; returns total time / calls (so GC
+ * pauses caused by the function count against it). A 4 us call gets batches of ~2500, a 20 ms
+ * call batches of 1.
+ */
 export function perCall(fn, minSeconds = 1) {
-  for (let i = 0; i < 1000; i++) fn();
+  return measureBatches((n) => {
+    for (let i = 0; i < n; i++) fn();
+  }, minSeconds);
+}
+
+/** perCall for an async function (each call awaited before the next). */
+export async function perCallAsync(fn, minSeconds = 1) {
+  return measureBatchesAsync(async (n) => {
+    for (let i = 0; i < n; i++) await fn();
+  }, minSeconds);
+}
+
+function measureBatches(runBatch, minSeconds) {
+  let n = 1;
+  for (let t = 0; (t = timed(() => runBatch(n))) < 0.01; ) n = Math.ceil(n * Math.min(10, 0.012 / Math.max(t, 1e-6)));
+  for (const end = now() + 0.2; now() < end; ) runBatch(n);
   let calls = 0;
-  const t0 = process.hrtime.bigint();
-  let elapsed = 0;
-  while (elapsed < minSeconds) {
-    for (let i = 0; i < 1000; i++) fn();
-    calls += 1000;
-    elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const t0 = now();
+  while (now() - t0 < minSeconds) {
+    runBatch(n);
+    calls += n;
   }
-  return elapsed / calls;
+  return (now() - t0) / calls;
+}
+
+async function measureBatchesAsync(runBatch, minSeconds) {
+  let n = 1;
+  for (;;) {
+    const start = now();
+    await runBatch(n);
+    const t = now() - start;
+    if (t >= 0.01) break;
+    n = Math.ceil(n * Math.min(10, 0.012 / Math.max(t, 1e-6)));
+  }
+  for (const end = now() + 0.2; now() < end; ) await runBatch(n);
+  let calls = 0;
+  const t0 = now();
+  while (now() - t0 < minSeconds) {
+    await runBatch(n);
+    calls += n;
+  }
+  return (now() - t0) / calls;
+}
+
+function timed(fn) {
+  const t0 = now();
+  fn();
+  return now() - t0;
+}
+
+/** Median wall seconds of running a command `reps` times in fresh processes (after one warm-up). */
+export function wallTime(command, args, reps = 10) {
+  const run = () => {
+    const t0 = now();
+    const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const seconds = now() - t0;
+    if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed:\n${r.stderr}`);
+    return seconds;
+  };
+  run();
+  return median(Array.from({ length: reps }, run));
 }
 
 /**
@@ -44,6 +109,7 @@ export function runWorker(script, args, options = {}) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
+/** Runs Python code in a fresh process; it must print one JSON line last. */
 export function runPython(python, code, args = []) {
   const r = spawnSync(python, ['-c', code, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`python failed:\n${r.stderr}`);
@@ -51,4 +117,5 @@ export function runPython(python, code, args = []) {
 }
 
 export const MiB = 2 ** 20;
+export const GB = 1e9;
 export const GiB = 2 ** 30;
