@@ -18,6 +18,35 @@ export { loadModel, saveModel, convertModel, type LoadOptions, type SaveOptions,
 export { runModel, Runner } from './api/run.js';
 export { inspectModel, type InspectReport } from './api/inspect.js';
 export { runDemo, type DemoResult, type DemoRow } from './api/demo.js';
+export {
+  validateModel,
+  validateModels,
+  validateReportJson,
+  readTensorFile,
+  exitCodeOf,
+  CHECK_NAMES,
+  type ValidateOptions,
+  type ValidateReport,
+  type ModelReport,
+  type ModelStatus,
+  type CheckResult,
+  type CheckStatus,
+  type InputSet,
+  type Tolerance,
+} from './api/validate.js';
+export {
+  diffModels,
+  diffReportJson,
+  compareWeights,
+  compareOutputs,
+  DEFAULT_MATCHERS,
+  type DiffOptions,
+  type DiffReport,
+  type TensorDiff,
+  type OutputDiff,
+  type LayoutMatcher,
+} from './api/diff.js';
+export { readNpz } from './api/npz.js';
 export { trainOrGate, OR_MODULE, OR_INPUTS } from './train/or-gate.js';
 export { FORMATS, detectFormat, formatNames } from './formats/registry.js';
 export { readNpy, writeNpy } from './formats/npy/npy.js';

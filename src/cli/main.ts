@@ -3,9 +3,11 @@ import { hideBin } from 'yargs/helpers';
 import { formatNames } from '../formats/registry.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
+import { diffCommand } from './commands/diff.js';
 import { inspectCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
 import { trainOrCommand } from './commands/train-or.js';
+import { validateCommand } from './commands/validate.js';
 import { EXIT, exitWithError } from './errors.js';
 
 /** The modelbridge command line: thin over the library, one line per error. */
@@ -26,7 +28,7 @@ export function main(argv: string[]): void {
       process.stderr.write(`error: ${message} (see modelbridge --help)\n`);
       process.exit(EXIT.usage);
     });
-  for (const add of [convertCommand, inspectCommand, runCommand, demoCommand, trainOrCommand]) cli = add(cli);
+  for (const add of [convertCommand, inspectCommand, runCommand, validateCommand, diffCommand, demoCommand, trainOrCommand]) cli = add(cli);
   try {
     cli.parseSync();
   } catch (error) {

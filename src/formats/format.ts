@@ -24,6 +24,13 @@ export interface WriteOptions {
   readonly shardBytes?: number;
 }
 
+/** One integrity finding of a format's own checks (checksums), for `validate`. */
+export interface IntegrityCheck {
+  readonly name: string;
+  readonly status: 'pass' | 'warn' | 'fail' | 'skip';
+  readonly message: string;
+}
+
 /**
  * One file format: how to recognise it, read it into a Model and write a Model out. Conversion
  * is always read -> Model -> write, so each format added here converts to and from every other.
@@ -36,4 +43,6 @@ export interface FormatHandler {
   read(path: string, options: ReadOptions): Model;
   /** Writes atomically and returns the files written. */
   write(model: Model, path: string, options: WriteOptions): string[];
+  /** Verifies the integrity data the format carries (CRCs, checksums), beyond parsing. */
+  validate?(path: string): IntegrityCheck[];
 }
