@@ -7,6 +7,7 @@ const common = {
   format: 'esm',
   target: 'node20',
   sourcemap: 'linked',
+  minify: true,
   logLevel: 'warning',
   // onnxruntime-node and the tfjs packages are test/bench peers, never part of the product.
   external: ['onnxruntime-node', '@tensorflow/*'],

@@ -51,8 +51,8 @@ export class FileRangeSource implements ByteSource {
 
   *chunks(chunkSize: number): Iterable<Uint8Array> {
     const fd = openSync(this.path, 'r');
+    const buffer = takeBuffer(Math.min(chunkSize, Math.max(this.byteLength, 1)));
     try {
-      const buffer = new Uint8Array(Math.min(chunkSize, Math.max(this.byteLength, 1)));
       let done = 0;
       while (done < this.byteLength) {
         const want = Math.min(buffer.byteLength, this.byteLength - done);
@@ -64,6 +64,25 @@ export class FileRangeSource implements ByteSource {
       }
     } finally {
       closeSync(fd);
+      returnBuffer(buffer);
     }
   }
+}
+
+/**
+ * Chunk buffers are reused across tensors: allocating a fresh multi-MB buffer per tensor costs
+ * page faults and RSS on every tensor of a large model. A small free list (not one shared buffer)
+ * keeps two sources streamed at once, as diff does, from overwriting each other.
+ */
+const freeBuffers: Uint8Array[] = [];
+
+function takeBuffer(size: number): Uint8Array {
+  const i = freeBuffers.findIndex((b) => b.byteLength >= size);
+  const found = i >= 0 ? freeBuffers.splice(i, 1)[0]! : new Uint8Array(size);
+  return found.subarray(0, size);
+}
+
+function returnBuffer(buffer: Uint8Array): void {
+  const whole = new Uint8Array(buffer.buffer, 0, buffer.buffer.byteLength);
+  if (freeBuffers.length < 4) freeBuffers.push(whole);
 }
