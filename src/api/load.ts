@@ -5,6 +5,7 @@ import { detectFormat, formatByName, formatForOutput } from '../formats/registry
 import type { ReadOptions, WriteOptions } from '../formats/format.js';
 import { assertWritable } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
+import { verifyConversion } from './verify.js';
 
 export interface LoadOptions extends ReadOptions {
   /** Format name; detected from the file when omitted. */
@@ -38,6 +39,8 @@ export interface ConvertOptions {
   readonly module?: LoadOptions['module'];
   readonly force?: boolean;
   readonly shardBytes?: number;
+  /** Read the output back and compare it with what was written (the CLI does by default). */
+  readonly verify?: boolean;
 }
 
 /** reader -> Model -> writer. Refuses to write over its own input. */
@@ -47,6 +50,7 @@ export function convertModel(input: string, output: string, options: ConvertOpti
   // An output path with no extension at all (a directory for shards) keeps the input's format.
   const to = options.to ?? (extname(output) === '' ? model.format : undefined);
   const files = saveModel(model, output, { format: to, force: options.force, shardBytes: options.shardBytes });
+  if (options.verify) verifyConversion(model, loadModel(output, { format: to ?? formatForOutput(output).name }), files);
   return { model, files };
 }
 

@@ -18,6 +18,7 @@ export function convertCommand(y: Argv): Argv {
         .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' })
         .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors)' })
         .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing output' })
+        .option('verify', { type: 'boolean', default: true, describe: 'read the output back and compare weights and outputs (--no-verify skips it)' })
         .example('$0 convert or-gate.safetensors copy.safetensors', 'rewrite a bundle')
         .example('$0 convert weights.safetensors model.safetensors --module spec.json', 'attach an architecture to a bare state dict')
         .example('$0 convert big.safetensors shards/ --shard-size 2000000000', 'write a sharded bundle with model.safetensors.index.json')
@@ -30,9 +31,10 @@ export function convertCommand(y: Argv): Argv {
         key: argv.key,
         force: argv.force,
         shardBytes: argv['shard-size'],
+        verify: argv.verify,
       });
       const size = files.reduce((n, f) => n + statSync(f).size, 0);
-      process.stdout.write(`wrote ${files.join(', ')} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'})\n`);
+      process.stdout.write(`wrote ${files.join(', ')} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'}${argv.verify ? ', read back and verified' : ''})\n`);
     },
   );
 }
