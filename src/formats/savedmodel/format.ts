@@ -1,0 +1,23 @@
+import { basename } from 'node:path';
+import type { FormatHandler } from '../format.js';
+import { readSavedModel } from './reader.js';
+import { writeSavedModel } from './writer.js';
+
+/**
+ * A TensorFlow SavedModel directory (saved_model.pb plus variables/). Reading takes the "serve"
+ * meta graph's serving_default signature; readSavedModel takes others.
+ */
+export const savedmodelFormat: FormatHandler = {
+  name: 'savedmodel',
+  title: 'TensorFlow SavedModel (directory with saved_model.pb and variables/)',
+  extensions: [],
+  detect(probe) {
+    return probe.isDirectory ? probe.entries.includes('saved_model.pb') : basename(probe.path) === 'saved_model.pb';
+  },
+  read(path) {
+    return readSavedModel(path);
+  },
+  write(model, path) {
+    return writeSavedModel(model, path);
+  },
+};

@@ -1,0 +1,186 @@
+import type { DType } from '../../core/dtypes.js';
+import { UsageError } from '../../core/errors.js';
+import type { Graph, Node } from '../../core/graph.js';
+import type { Tensor } from '../../core/tensor.js';
+import { tfAttr } from './attrs.js';
+import { IR_TO_TF, type ExportContext, type TfAttrs } from './export-ops.js';
+import { shapeToProto, tensorToProto, tfCode } from './tensor.js';
+
+/**
+ * IR graph -> TensorFlow NodeDefs (plain objects for encodeMessage), through IR_TO_TF. Graph
+ * inputs become Placeholders; initializers become what the writer decides (`weight`: a Const in a
+ * frozen graph, a variable read in a SavedModel). Node names are the IR's, made valid for TF
+ * ([A-Za-z0-9.][A-Za-z0-9_./-]*) and unique; the node computing an IR value is named after it, so
+ * an output `y` is the TF tensor `y:0`. The result depends only on the graph: same graph, same bytes.
+ */
+
+export interface NodeDefObject {
+  readonly name: string;
+  readonly op: string;
+  readonly input: string[];
+  readonly attr: TfAttrs;
+}
+
+export interface ExportOptions {
+  /**
+   * Emits whatever provides an initializer's value (TF layout: `tensor` may be a transposed copy)
+   * and returns its tensor name. `name` is the IR initializer name, `nodeName` a free TF node name.
+   */
+  weight(name: string, tensor: Tensor, nodeName: string, emit: (node: NodeDefObject) => void): string;
+}
+
+export interface ExportedGraph {
+  readonly nodes: NodeDefObject[];
+  /** TF tensor name ("node:0") of each graph input and output, by IR name. */
+  readonly inputs: ReadonlyMap<string, string>;
+  readonly outputs: ReadonlyMap<string, string>;
+  readonly dtypes: ReadonlyMap<string, DType>;
+}
+
+/** A valid, unused TF node name close to `base`. */
+export class TfNames {
+  private readonly used = new Set<string>();
+
+  take(base: string): string {
+    let clean = base.replace(/[^A-Za-z0-9_./-]/g, '_').replace(/\/{2,}/g, '/').replace(/^[/_-]+|\/+$/g, '');
+    if (!/^[A-Za-z0-9.]/.test(clean)) clean = `n${clean}`;
+    let name = clean;
+    for (let i = 1; this.used.has(name); i++) name = `${clean}_${i}`;
+    this.used.add(name);
+    return name;
+  }
+}
+
+export const tensorName = (ref: string) => (ref.includes(':') ? ref : `${ref}:0`);
+
+export function exportGraph(graph: Graph, options: ExportOptions, names = new TfNames()): ExportedGraph {
+  const nodes: NodeDefObject[] = [];
+  const emit = (n: NodeDefObject) => nodes.push(n);
+  const values = new Map<string, string>();
+  const dtypes = new Map<string, DType>();
+  const ranks = new Map<string, number>();
+  const inputs = new Map<string, string>();
+
+  for (const input of graph.inputs) {
+    if (graph.initializers.has(input.name)) continue;
+    const name = names.take(input.name);
+    emit({ name, op: 'Placeholder', input: [], attr: { dtype: tfAttr.type(tfCode(input.dtype)), shape: tfAttr.shape(shapeToProto(input.shape)) } });
+    values.set(input.name, name);
+    dtypes.set(input.name, input.dtype);
+    if (input.shape) ranks.set(input.name, input.shape.length);
+    inputs.set(input.name, tensorName(name));
+  }
+  for (const [name, t] of graph.initializers) {
+    dtypes.set(name, t.dtype);
+    ranks.set(name, t.shape.length);
+  }
+  const constant = (t: Tensor, base: string) => {
+    const name = names.take(base);
+    emit({ name, op: 'Const', input: [], attr: { dtype: tfAttr.type(tfCode(t.dtype)), value: tfAttr.tensor(tensorToProto(t)) } });
+    return name;
+  };
+  const weights = new Map<string, string>();
+  const weightOf = (name: string, tensor: Tensor, tag: string) => {
+    const key = `${name}\u0000${tag}`;
+    if (!weights.has(key)) weights.set(key, options.weight(name, tensor, names.take(name), emit));
+    return weights.get(key)!;
+  };
+
+  const unsupported = new Map<string, string[]>();
+  for (const n of graph.nodes) if (!Object.prototype.hasOwnProperty.call(IR_TO_TF, n.op) || n.domain) unsupported.set(n.op, [...(unsupported.get(n.op) ?? []), n.name]);
+  if (unsupported.size) {
+    const list = [...unsupported].map(([op, at]) => `${op} (node ${at.slice(0, 3).join(', ')}${at.length > 3 ? ', ...' : ''})`);
+    throw new UsageError(`TensorFlow has no mapping here for op${unsupported.size > 1 ? 's' : ''} ${list.join('; ')}`);
+  }
+
+  for (const node of dependencyOrder(graph)) {
+    const entry = IR_TO_TF[node.op]!;
+    const outName = node.outputs[0] || node.name;
+    const ctx: ExportContext = {
+      node,
+      input(i) {
+        const v = node.inputs[i];
+        if (!v) ctx.fail(`input ${i}`);
+        const init = graph.initializers.get(v);
+        if (init) return weightOf(v, init, '');
+        const tf = values.get(v);
+        if (tf === undefined) ctx.fail(`input ${v} computed before it is read`);
+        return tf;
+      },
+      hasInput: (i) => !!node.inputs[i],
+      dtype(i) {
+        const d = dtypes.get(node.inputs[i] ?? '');
+        if (!d) ctx.fail(`a known element type for input ${i}`);
+        return d;
+      },
+      rank: (i) => ranks.get(node.inputs[i] ?? ''),
+      constant: (i) => graph.initializers.get(node.inputs[i] ?? ''),
+      ints(i, what) {
+        const t = graph.initializers.get(node.inputs[i] ?? '');
+        if (!t || !['int64', 'int32'].includes(t.dtype)) ctx.fail(`a constant ${what} (input ${i})`);
+        return t.toNumbers();
+      },
+      weight(i, transform, tag) {
+        const v = node.inputs[i]!;
+        const t = graph.initializers.get(v);
+        if (!t) ctx.fail(`a constant weight as input ${i}`);
+        return weightOf(v, transform(t), tag);
+      },
+      tf(op, inputs, attrs, final = false) {
+        const name = names.take(final ? outName : `${outName}/${op}`);
+        emit({ name, op, input: [...inputs], attr: sortedAttrs(attrs) });
+        return name;
+      },
+      const: (t) => constant(t, `${outName}/Const`),
+      fail(expected): never {
+        throw new UsageError(`cannot write node ${node.name} (${node.op}) for TensorFlow: it needs ${expected}`);
+      },
+    };
+    const outs = entry.emit(ctx);
+    const inTypes = node.inputs.map((i) => dtypes.get(i));
+    const inRanks = node.inputs.map((i) => ranks.get(i));
+    const dtype = entry.dtype?.(node, inTypes) ?? inTypes[0];
+    const rank = entry.rank ? entry.rank(node, inRanks, (i) => graph.initializers.get(node.inputs[i] ?? '')) : inRanks[0];
+    node.outputs.forEach((o, k) => {
+      if (!o || outs[k] === undefined) return;
+      values.set(o, outs[k]!);
+      if (k === 0 && dtype) dtypes.set(o, dtype);
+      if (k === 0 && rank !== undefined && Number.isInteger(rank)) ranks.set(o, rank);
+    });
+  }
+
+  const outputs = new Map<string, string>();
+  for (const o of graph.outputs) {
+    let tf = values.get(o.name);
+    const init = graph.initializers.get(o.name);
+    if (tf === undefined && init) tf = weightOf(o.name, init, '');
+    if (tf === undefined) throw new UsageError(`graph output ${o.name} is computed by no node`);
+    // An output that is an input or a weight gets its own node, so the signature can name it.
+    if (graph.inputs.some((i) => i.name === o.name) || init) {
+      const name = names.take(`${o.name}/output`);
+      emit({ name, op: 'Identity', input: [tf], attr: { T: tfAttr.type(tfCode(dtypes.get(o.name) ?? o.dtype)) } });
+      tf = name;
+    }
+    outputs.set(o.name, tensorName(tf));
+  }
+  return { nodes, inputs, outputs, dtypes };
+}
+
+function sortedAttrs(attrs: TfAttrs): TfAttrs {
+  return Object.fromEntries(Object.keys(attrs).sort().map((k) => [k, attrs[k]!]));
+}
+
+/** IR nodes with every node after the producers of its inputs (the graph's order where it works). */
+function dependencyOrder(graph: Graph): Node[] {
+  const ready = new Set<string>(['', ...graph.initializers.keys(), ...graph.inputs.map((i) => i.name)]);
+  const pending = [...graph.nodes];
+  const order: Node[] = [];
+  while (pending.length) {
+    const index = pending.findIndex((n) => n.inputs.every((i) => ready.has(i)));
+    if (index < 0) throw new UsageError(`node ${pending[0]!.name} reads a value no node computes, or the graph has a cycle`);
+    const [n] = pending.splice(index, 1);
+    order.push(n!);
+    for (const o of n!.outputs) if (o) ready.add(o);
+  }
+  return order;
+}

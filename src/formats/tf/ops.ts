@@ -1,0 +1,459 @@
+import type { DType } from '../../core/dtypes.js';
+import { attr, type Attribute } from '../../core/graph.js';
+import { Tensor } from '../../core/tensor.js';
+import { dtypeToOnnxCode } from '../onnx/dtypes.js';
+import { attrBool, attrFloat, attrInt, attrInts, attrString, attrType, type Attrs } from './attrs.js';
+import { refKey, type TfNode, type TfRef } from './flatten.js';
+
+/**
+ * TensorFlow ops -> the IR (ONNX semantics, opset 17). ONE table, TF_OPS: each entry builds the IR
+ * nodes for one TF node and returns the IR values of its outputs. Layout: TF's NHWC convolutions
+ * and pools become the NCHW IR op between a Transpose in and a Transpose out (adjacent pairs
+ * cancel later), and constant HWIO filters are transposed to OIHW once, as new weights.
+ * Shape-like inputs (axes, perms, begin/end) must be constants; a TF op not in the table, or a
+ * form of it the IR cannot express, is reported with its node, never dropped.
+ */
+
+export interface OpContext {
+  readonly node: TfNode;
+  readonly attr: Attrs;
+  /** Number of data inputs. */
+  readonly arity: number;
+  /** The IR value of data input i. */
+  input(i: number): string;
+  dtype(value: string): DType;
+  /** Static rank, when known. */
+  rank(value: string): number | undefined;
+  /** Static shape (null for unknown sizes), when known. */
+  shape(value: string): readonly (number | null)[] | undefined;
+  /** Input i's value when it is a constant. */
+  constant(i: number): Tensor | undefined;
+  /** The TF tensor feeding data input i, and the node computing a TF tensor (through Identity and Cast). */
+  inputRef(i: number): TfRef;
+  producer(ref: TfRef): { readonly node: TfNode; readonly ref: TfRef } | undefined;
+  /** A TF Const's integer values. */
+  constOf(ref: TfRef): number[] | undefined;
+  /** Input i as a list of integers; it must be a constant. */
+  ints(i: number, what: string): number[];
+  /** An IR node whose output is an intermediate value. */
+  op(op: string, inputs: readonly string[], attributes?: Record<string, Attribute>, dtype?: DType, rank?: number): string;
+  /** An IR node computing TF output k of this node (named after it). */
+  out(op: string, inputs: readonly string[], attributes?: Record<string, Attribute>, dtype?: DType, rank?: number, k?: number): string;
+  /** A new constant (int64 lists for axes and shapes, scalars for bounds). */
+  constInts(values: readonly (number | bigint)[], shape?: readonly number[]): string;
+  scalar(value: number, dtype: DType): string;
+  /** A constant HWIO filter transposed once to OIHW (or a Transpose node when not constant). */
+  hwioToOihw(i: number, depthwise: boolean): string;
+  /** The value of this Const node, or of this variable node (from the checkpoint). */
+  constValue(): string;
+  variable(): string;
+  /** The dtype TF's attrs give output 0 (T, dtype, DstT, out_type), if any. */
+  outDType(): DType | undefined;
+  fail(expected: string): never;
+}
+
+/** IR values of the TF outputs 0..n-1; undefined for an output the IR does not compute. */
+export type OpBuilder = (ctx: OpContext) => (string | undefined)[];
+
+const INT64_MAX = 9223372036854775807n;
+
+const unary =
+  (op: string, attributes: (a: Attrs) => Record<string, Attribute> = () => ({})): OpBuilder =>
+  (ctx) => [ctx.out(op, [ctx.input(0)], attributes(ctx.attr))];
+
+const binary =
+  (op: string): OpBuilder =>
+  (ctx) => [ctx.out(op, [ctx.input(0), ctx.input(1)])];
+
+const passThrough: OpBuilder = (ctx) => [ctx.input(0)];
+
+function isNchw(ctx: OpContext): boolean {
+  const format = attrString(ctx.attr, 'data_format', 'NHWC');
+  if (format !== 'NHWC' && format !== 'NCHW') ctx.fail(`data_format NHWC or NCHW, not ${format}`);
+  return format === 'NCHW';
+}
+
+const toNchw = (ctx: OpContext, x: string) => ctx.op('Transpose', [x], { perm: attr.ints([0, 3, 1, 2]) }, undefined, 4);
+const toNhwc = (ctx: OpContext, op: string, inputs: string[], attributes: Record<string, Attribute>) =>
+  ctx.out('Transpose', [ctx.op(op, inputs, attributes, undefined, 4)], { perm: attr.ints([0, 2, 3, 1]) }, undefined, 4);
+
+/** The two spatial entries of a 4-vector attr (strides, ksize, dilations) in the node's layout. */
+function spatial(ctx: OpContext, key: string, nchw: boolean): number[] {
+  const v = attrInts(ctx.attr, key) ?? [1, 1, 1, 1];
+  if (v.length !== 4 || v.some((x) => !Number.isSafeInteger(x) || x < 1)) ctx.fail(`${key} of 4 positive integers`);
+  const outer = nchw ? [v[0], v[1]] : [v[0], v[3]];
+  if (outer.some((x) => x !== 1)) ctx.fail(`${key} of 1 on the batch and channel axes`);
+  return nchw ? [v[2]!, v[3]!] : [v[1]!, v[2]!];
+}
+
+function padding(ctx: OpContext, nchw: boolean): Record<string, Attribute> {
+  const p = attrString(ctx.attr, 'padding', '');
+  if (p === 'VALID') return {};
+  if (p === 'SAME') return { auto_pad: attr.string('SAME_UPPER') };
+  if (p === 'EXPLICIT') {
+    const e = attrInts(ctx.attr, 'explicit_paddings') ?? [];
+    const [h, w] = nchw ? [2, 3] : [1, 2];
+    if (e.length !== 8) ctx.fail('explicit_paddings of 8 values');
+    return { pads: attr.ints([e[2 * h]!, e[2 * w]!, e[2 * h + 1]!, e[2 * w + 1]!]) };
+  }
+  ctx.fail(`padding SAME, VALID or EXPLICIT, not ${JSON.stringify(p)}`);
+}
+
+function conv(depthwise: boolean): OpBuilder {
+  return (ctx) => {
+    const nchw = isNchw(ctx);
+    const x = ctx.input(0);
+    const w = ctx.hwioToOihw(1, depthwise);
+    const filter = ctx.constant(1);
+    const attributes: Record<string, Attribute> = {
+      strides: attr.ints(spatial(ctx, 'strides', nchw)),
+      dilations: attr.ints(spatial(ctx, 'dilations', nchw)),
+      ...padding(ctx, nchw),
+    };
+    if (depthwise) {
+      if (!filter) return ctx.fail('a constant filter (depthwise convolutions need the channel count)');
+      attributes['group'] = attr.int(filter.shape[2]!);
+    } else if (filter) {
+      // A grouped convolution is a Conv2D whose filter has fewer input channels than the input.
+      const channels = ctx.shape(x)?.[nchw ? 1 : 3];
+      const perGroup = filter.shape[2]!;
+      if (typeof channels === 'number' && channels !== perGroup) {
+        if (channels % perGroup !== 0) ctx.fail(`input channels (${channels}) a multiple of the filter's (${perGroup})`);
+        attributes['group'] = attr.int(channels / perGroup);
+      }
+    }
+    return nchw ? [ctx.out('Conv', [x, w], attributes)] : [toNhwc(ctx, 'Conv', [toNchw(ctx, x), w], attributes)];
+  };
+}
+
+function pool(op: 'MaxPool' | 'AveragePool'): OpBuilder {
+  return (ctx) => {
+    const nchw = isNchw(ctx);
+    const attributes: Record<string, Attribute> = {
+      kernel_shape: attr.ints(spatial(ctx, 'ksize', nchw)),
+      strides: attr.ints(spatial(ctx, 'strides', nchw)),
+      ...padding(ctx, nchw),
+    };
+    const x = ctx.input(0);
+    return nchw ? [ctx.out(op, [x], attributes)] : [toNhwc(ctx, op, [toNchw(ctx, x)], attributes)];
+  };
+}
+
+const fusedBatchNorm: OpBuilder = (ctx) => {
+  if (attrBool(ctx.attr, 'is_training', true)) ctx.fail('is_training false (batch statistics are computed in training only)');
+  const nchw = isNchw(ctx);
+  const params = [1, 2, 3, 4].map((i) => ctx.input(i));
+  const attributes = { epsilon: attr.float(attrFloat(ctx.attr, 'epsilon', 1e-4)) };
+  const x = ctx.input(0);
+  const y = nchw ? ctx.out('BatchNormalization', [x, ...params], attributes) : toNhwc(ctx, 'BatchNormalization', [toNchw(ctx, x), ...params], attributes);
+  return [y];
+};
+
+/** TF's MatMul is 2-D: plain products stay MatMul (lift reads MatMul + Add as Linear), transposed ones become Gemm. */
+const matMul: OpBuilder = (ctx) => {
+  const ta = attrBool(ctx.attr, 'transpose_a', false);
+  const tb = attrBool(ctx.attr, 'transpose_b', false);
+  const inputs = [ctx.input(0), ctx.input(1)];
+  if (!ta && !tb) return [ctx.out('MatMul', inputs, {}, undefined, 2)];
+  return [ctx.out('Gemm', inputs, { transA: attr.int(ta ? 1 : 0), transB: attr.int(tb ? 1 : 0) }, undefined, 2)];
+};
+
+const batchMatMul: OpBuilder = (ctx) => {
+  const operand = (i: number, adjoint: string) => {
+    const v = ctx.input(i);
+    if (!attrBool(ctx.attr, adjoint, false)) return v;
+    const rank = ctx.rank(v);
+    if (rank === undefined || rank < 2) return ctx.fail(`a known rank for input ${i} (${adjoint} transposes its last two axes)`);
+    const perm = [...Array(rank - 2).keys(), rank - 1, rank - 2];
+    return ctx.op('Transpose', [v], { perm: attr.ints(perm) }, undefined, rank);
+  };
+  return [ctx.out('MatMul', [operand(0, 'adj_x'), operand(1, 'adj_y')])];
+};
+
+const biasAdd: OpBuilder = (ctx) => {
+  const x = ctx.input(0);
+  const b = ctx.input(1);
+  if (!isNchw(ctx)) return [ctx.out('Add', [x, b])];
+  // NCHW: the bias runs along axis 1, so it needs trailing unit axes to broadcast.
+  const rank = ctx.rank(x) ?? 4;
+  const axes = ctx.constInts([...Array(rank - 2).keys()].map((i) => i + 1));
+  return [ctx.out('Add', [x, ctx.op('Unsqueeze', [b, axes], {}, undefined, rank - 1)])];
+};
+
+const relu6: OpBuilder = (ctx) => {
+  const x = ctx.input(0);
+  return [ctx.out('Clip', [x, ctx.scalar(0, ctx.dtype(x)), ctx.scalar(6, ctx.dtype(x))])];
+};
+
+/** Reshape: TF's 0 is a real zero size, ONNX's a copy of the input's size unless allowzero. */
+/**
+ * Whether a Reshape's shape is [batch, K] with the batch size read from the reshaped tensor
+ * itself: how Keras' Flatten (and modelbridge's writer) spell a flatten, Pack(StridedSlice(
+ * Shape(x), shrink), K) or ConcatV2(StridedSlice(Shape(x), 0:1), [K]). K is -1 or the static
+ * size of the rest, which a successful reshape keeping the batch axis implies anyway.
+ */
+function isFlatten(ctx: OpContext): boolean {
+  const shape = ctx.producer(ctx.inputRef(1));
+  if (!shape || (shape.node.op !== 'Pack' && shape.node.op !== 'ConcatV2')) return false;
+  const parts = shape.node.op === 'Pack' ? shape.node.inputs : shape.node.inputs.slice(0, -1);
+  if (parts.length !== 2) return false;
+  if (shape.node.op === 'ConcatV2' ? ctx.constOf(shape.node.inputs[2]!)?.[0] !== 0 : attrInt(shape.node.attr, 'axis', 0) !== 0) return false;
+  const rest = ctx.constOf(parts[1]!);
+  if (rest?.length !== 1 || (rest[0] !== -1 && rest[0]! < 1)) return false;
+  const slice = ctx.producer(parts[0]!);
+  if (slice?.node.op !== 'StridedSlice') return false;
+  const [begin, end, strides] = [1, 2, 3].map((i) => ctx.constOf(slice.node.inputs[i]!)?.join());
+  const shrink = attrInt(slice.node.attr, 'shrink_axis_mask', 0);
+  if (begin !== '0' || end !== '1' || strides !== '1' || shrink !== (shape.node.op === 'Pack' ? 1 : 0)) return false;
+  for (const m of ['begin_mask', 'end_mask', 'ellipsis_mask', 'new_axis_mask']) if (attrInt(slice.node.attr, m, 0)) return false;
+  const of = ctx.producer(slice.node.inputs[0]!);
+  const x = ctx.producer(ctx.inputRef(0));
+  return of?.node.op === 'Shape' && x !== undefined && refKey(ctx.producer(of.node.inputs[0]!)?.ref ?? of.ref) === refKey(x.ref);
+}
+
+const reshape: OpBuilder = (ctx) => {
+  if (isFlatten(ctx)) return [ctx.out('Flatten', [ctx.input(0)], { axis: attr.int(1) }, undefined, 2)];
+  const shape = ctx.constant(1);
+  if (shape) {
+    const dims = ctx.ints(1, 'shape');
+    const allowZero: Record<string, Attribute> = dims.includes(0) ? { allowzero: attr.int(1) } : {};
+    return [ctx.out('Reshape', [ctx.input(0), ctx.constInts(dims)], allowZero, undefined, dims.length)];
+  }
+  const dynamic = ctx.input(1);
+  const asInt64 = ctx.dtype(dynamic) === 'int64' ? dynamic : ctx.op('Cast', [dynamic], { to: attr.int(7) }, 'int64', 1);
+  return [ctx.out('Reshape', [ctx.input(0), asInt64], { allowzero: attr.int(1) })];
+};
+
+const squeeze: OpBuilder = (ctx) => {
+  const axes = attrInts(ctx.attr, 'squeeze_dims') ?? attrInts(ctx.attr, 'axis') ?? [];
+  const x = ctx.input(0);
+  const rank = ctx.rank(x);
+  const outRank = rank === undefined || axes.length === 0 ? undefined : rank - axes.length;
+  return [ctx.out('Squeeze', axes.length ? [x, ctx.constInts(axes)] : [x], {}, undefined, outRank)];
+};
+
+const expandDims: OpBuilder = (ctx) => {
+  const axis = ctx.ints(1, 'axis');
+  if (axis.length !== 1) ctx.fail('a single axis');
+  const x = ctx.input(0);
+  const rank = ctx.rank(x);
+  return [ctx.out('Unsqueeze', [x, ctx.constInts(axis)], {}, undefined, rank === undefined ? undefined : rank + 1)];
+};
+
+const transpose: OpBuilder = (ctx) => {
+  const perm = ctx.ints(1, 'perm');
+  return [ctx.out('Transpose', [ctx.input(0)], { perm: attr.ints(perm) }, undefined, perm.length)];
+};
+
+/** ConcatV2: N values, then the axis. */
+const concatV2: OpBuilder = (ctx) => {
+  const n = ctx.arity - 1;
+  const axis = ctx.ints(n, 'axis');
+  if (axis.length !== 1) ctx.fail('a scalar axis');
+  const values = [...Array(n).keys()].map((i) => ctx.input(i));
+  return [ctx.out('Concat', values, { axis: attr.int(axis[0]!) }, undefined, ctx.rank(values[0]!))];
+};
+
+const pack: OpBuilder = (ctx) => {
+  const axis = attrInt(ctx.attr, 'axis', 0);
+  const axes = ctx.constInts([axis]);
+  const parts = [...Array(ctx.arity).keys()].map((i) => {
+    const rank = ctx.rank(ctx.input(i));
+    return ctx.op('Unsqueeze', [ctx.input(i), axes], {}, undefined, rank === undefined ? undefined : rank + 1);
+  });
+  return [ctx.out('Concat', parts, { axis: attr.int(axis) })];
+};
+
+const cast: OpBuilder = (ctx) => {
+  const to = ctx.outDType();
+  const code = to && dtypeToOnnxCode(to);
+  if (!to || code === undefined) return ctx.fail('a DstT the IR can cast to');
+  return [ctx.out('Cast', [ctx.input(0)], { to: attr.int(code) }, to)];
+};
+
+/** Shape gives int64 in ONNX; TF's default out_type is int32. */
+const shape: OpBuilder = (ctx) => {
+  const to = ctx.outDType() ?? 'int32';
+  if (to === 'int64') return [ctx.out('Shape', [ctx.input(0)], {}, 'int64', 1)];
+  const s = ctx.op('Shape', [ctx.input(0)], {}, 'int64', 1);
+  return [ctx.out('Cast', [s], { to: attr.int(dtypeToOnnxCode(to)!) }, to, 1)];
+};
+
+function reduce(op: string, axesAsInput: boolean): OpBuilder {
+  return (ctx) => {
+    const axes = ctx.ints(1, 'reduction indices');
+    const x = ctx.input(0);
+    // TF reduces nothing over an empty axis list; ONNX would reduce everything.
+    if (axes.length === 0) return [x];
+    const keepDims = attr.int(attrBool(ctx.attr, 'keep_dims', false) ? 1 : 0);
+    if (axesAsInput) return [ctx.out(op, [x, ctx.constInts(axes)], { keepdims: keepDims })];
+    return [ctx.out(op, [x], { axes: attr.ints(axes), keepdims: keepDims })];
+  };
+}
+
+/**
+ * StridedSlice with constant begin/end/strides: one Slice over the sliced axes, a Squeeze for
+ * shrink_axis_mask and an Unsqueeze for new_axis_mask. An ellipsis needs a known rank unless
+ * nothing follows it.
+ */
+const stridedSlice: OpBuilder = (ctx) => {
+  const [begin, end, strides] = [ctx.ints(1, 'begin'), ctx.ints(2, 'end'), ctx.ints(3, 'strides')];
+  if (begin.length !== end.length || begin.length !== strides.length) ctx.fail('begin, end and strides of one length');
+  const mask = (key: string) => attrInt(ctx.attr, key, 0);
+  const [beginMask, endMask, ellipsisMask, newAxisMask, shrinkMask] = ['begin_mask', 'end_mask', 'ellipsis_mask', 'new_axis_mask', 'shrink_axis_mask'].map(mask) as [number, number, number, number, number];
+  const x = ctx.input(0);
+  const rank = ctx.rank(x);
+  const bit = (m: number, i: number) => ((m >> i) & 1) === 1;
+  const starts: bigint[] = [], ends: bigint[] = [], axes: number[] = [], steps: number[] = [], squeezeAxes: number[] = [], newAxes: number[] = [];
+  let axis = 0;
+  let outAxis = 0;
+  for (let i = 0; i < begin.length; i++) {
+    if (bit(ellipsisMask, i)) {
+      const rest = [...Array(begin.length - i - 1).keys()].filter((j) => !bit(newAxisMask, i + 1 + j)).length;
+      if (rest === 0) break;
+      if (rank === undefined) return ctx.fail('a known input rank (an ellipsis is followed by more slices)');
+      const skip = rank - axis - rest;
+      axis += skip;
+      outAxis += skip;
+      continue;
+    }
+    if (bit(newAxisMask, i)) {
+      newAxes.push(outAxis++);
+      continue;
+    }
+    const step = strides[i]!;
+    if (step === 0) ctx.fail('non-zero strides');
+    if (bit(shrinkMask, i)) {
+      const b = BigInt(begin[i]!);
+      starts.push(b);
+      ends.push(b === -1n ? INT64_MAX : b + 1n);
+      steps.push(1);
+      axes.push(axis);
+      squeezeAxes.push(axis++);
+      continue;
+    }
+    starts.push(bit(beginMask, i) ? (step > 0 ? 0n : INT64_MAX) : BigInt(begin[i]!));
+    ends.push(bit(endMask, i) ? (step > 0 ? INT64_MAX : -INT64_MAX - 1n) : BigInt(end[i]!));
+    steps.push(step);
+    axes.push(axis++);
+    outAxis++;
+  }
+  const stages: [string, (v: string) => string[], number | undefined][] = [];
+  if (axes.length) stages.push(['Slice', (v) => [v, ctx.constInts(starts), ctx.constInts(ends), ctx.constInts(axes), ctx.constInts(steps)], rank]);
+  const squeezed = rank === undefined ? undefined : rank - squeezeAxes.length;
+  if (squeezeAxes.length) stages.push(['Squeeze', (v) => [v, ctx.constInts(squeezeAxes)], squeezed]);
+  if (newAxes.length) stages.push(['Unsqueeze', (v) => [v, ctx.constInts(newAxes)], squeezed === undefined ? undefined : squeezed + newAxes.length]);
+  if (!stages.length) return [x];
+  let y = x;
+  stages.forEach(([op, inputs, outRank], i) => {
+    y = i === stages.length - 1 ? ctx.out(op, inputs(y), {}, undefined, outRank) : ctx.op(op, inputs(y), {}, undefined, outRank);
+  });
+  return [y];
+};
+
+/** Pad/PadV2 (constant padding): TF's [rank, 2] paddings as ONNX's begins-then-ends list. */
+const pad: OpBuilder = (ctx) => {
+  const p = ctx.ints(1, 'paddings');
+  const rank = p.length / 2;
+  const pads = [...Array(rank).keys()].map((i) => p[2 * i]!).concat([...Array(rank).keys()].map((i) => p[2 * i + 1]!));
+  const x = ctx.input(0);
+  const inputs = [x, ctx.constInts(pads)];
+  if (ctx.arity > 2) inputs.push(ctx.input(2));
+  return [ctx.out('Pad', inputs, { mode: attr.string('constant') }, undefined, rank)];
+};
+
+/** OnesLike/ZerosLike: a constant of the input's shape and type. */
+const filledLike =
+  (value: number): OpBuilder =>
+  (ctx) => {
+    const x = ctx.input(0);
+    const fill = Tensor.from(ctx.dtype(x), [1], [value]);
+    return [ctx.out('ConstantOfShape', [ctx.op('Shape', [x], {}, 'int64', 1)], { value: attr.tensor(fill) }, ctx.dtype(x), ctx.rank(x))];
+  };
+
+const softmax = (op: string): OpBuilder => (ctx) => [ctx.out(op, [ctx.input(0)], { axis: attr.int(-1) })];
+
+export const TF_OPS: Readonly<Record<string, OpBuilder>> = {
+  // Sources: the graph's inputs, constants and variables.
+  Const: (ctx) => [ctx.constValue()],
+  VariableV2: (ctx) => [ctx.variable()],
+  Variable: (ctx) => [ctx.variable()],
+  VarHandleOp: (ctx) => [ctx.variable()],
+  PlaceholderWithDefault: passThrough,
+  // Values passed along unchanged.
+  Identity: passThrough,
+  ReadVariableOp: passThrough,
+  StopGradient: passThrough,
+  Snapshot: passThrough,
+  PreventGradient: passThrough,
+  IdentityN: (ctx) => [...Array(ctx.arity).keys()].map((i) => ctx.input(i)),
+  NoOp: () => [],
+  // Arithmetic.
+  Add: binary('Add'),
+  AddV2: binary('Add'),
+  BiasAdd: biasAdd,
+  BiasAddV1: biasAdd,
+  Sub: binary('Sub'),
+  Mul: binary('Mul'),
+  RealDiv: binary('Div'),
+  Maximum: binary('Max'),
+  Minimum: binary('Min'),
+  Neg: unary('Neg'),
+  Abs: unary('Abs'),
+  Exp: unary('Exp'),
+  Log: unary('Log'),
+  Sqrt: unary('Sqrt'),
+  Square: (ctx) => [ctx.out('Mul', [ctx.input(0), ctx.input(0)])],
+  Rsqrt: (ctx) => [ctx.out('Reciprocal', [ctx.op('Sqrt', [ctx.input(0)])])],
+  Reciprocal: unary('Reciprocal'),
+  Inv: unary('Reciprocal'),
+  MatMul: matMul,
+  BatchMatMul: batchMatMul,
+  BatchMatMulV2: batchMatMul,
+  BatchMatMulV3: batchMatMul,
+  // Activations.
+  Relu: unary('Relu'),
+  Relu6: relu6,
+  Sigmoid: unary('Sigmoid'),
+  Tanh: unary('Tanh'),
+  Elu: unary('Elu', () => ({ alpha: attr.float(1) })),
+  Selu: unary('Selu'),
+  LeakyRelu: unary('LeakyRelu', (a) => ({ alpha: attr.float(attrFloat(a, 'alpha', 0.2)) })),
+  Softplus: unary('Softplus'),
+  Softsign: unary('Softsign'),
+  Softmax: softmax('Softmax'),
+  LogSoftmax: softmax('LogSoftmax'),
+  // Shapes and layout.
+  Reshape: reshape,
+  Squeeze: squeeze,
+  ExpandDims: expandDims,
+  Transpose: transpose,
+  ConcatV2: concatV2,
+  Pack: pack,
+  Cast: cast,
+  Pad: pad,
+  PadV2: pad,
+  OnesLike: filledLike(1),
+  ZerosLike: filledLike(0),
+  Shape: shape,
+  StridedSlice: stridedSlice,
+  // Reductions.
+  Mean: reduce('ReduceMean', false),
+  Sum: reduce('ReduceSum', true),
+  Max: reduce('ReduceMax', false),
+  Min: reduce('ReduceMin', false),
+  Prod: reduce('ReduceProd', false),
+  // Convolution, pooling, normalisation.
+  Conv2D: conv(false),
+  DepthwiseConv2dNative: conv(true),
+  MaxPool: pool('MaxPool'),
+  AvgPool: pool('AveragePool'),
+  FusedBatchNorm: fusedBatchNorm,
+  FusedBatchNormV2: fusedBatchNorm,
+  FusedBatchNormV3: fusedBatchNorm,
+};
+
+/** TF's output dtype attr per op, when it is not T (the common case). */
+export function outputTypeAttr(attrs: Attrs): number | undefined {
+  return attrType(attrs, 'DstT') ?? attrType(attrs, 'out_type') ?? attrType(attrs, 'dtype') ?? attrType(attrs, 'T');
+}
