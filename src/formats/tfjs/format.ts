@@ -1,0 +1,78 @@
+import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { writeBytesAtomic } from '../../core/atomic.js';
+import type { Model } from '../../core/model.js';
+import type { FormatHandler, Probe } from '../format.js';
+import { readGraphModel } from './reader.js';
+import { graphModelFiles, type TfjsWriteOptions } from './writer.js';
+
+/**
+ * TF.js graph models: model.json plus binary weight shards beside it.
+ *
+ * Reading takes model.json or the directory holding it. Writing to a path ending in .json writes
+ * that file and its shards in the same directory; any other path is a directory (made if needed)
+ * that receives model.json and group1-shard*.bin, as tensorflowjs_converter lays it out. Shards
+ * of a JSON file not called model.json are prefixed with its stem (or-gate.json ->
+ * or-gate.group1-shard1of1.bin), so two models written into one directory keep their own shards.
+ */
+export const tfjsFormat: FormatHandler = {
+  name: 'tfjs',
+  title: 'TensorFlow.js graph model (model.json + weight shards)',
+  extensions: ['.json'],
+  detect: looksLikeGraphModel,
+  read(path, options): Model {
+    return readGraphModel(path, options);
+  },
+  write(model, path, options) {
+    return writeGraphModel(model, path, options);
+  },
+};
+
+/** Writes the shards first and model.json last, each atomically: the JSON never names missing shards. */
+export function writeGraphModel(model: Model, path: string, options: TfjsWriteOptions = {}): string[] {
+  const isJson = path.toLowerCase().endsWith('.json');
+  const dir = isJson ? dirname(path) : path;
+  const jsonName = isJson ? basename(path) : 'model.json';
+  const prefix = jsonName === 'model.json' ? '' : `${jsonName.slice(0, -'.json'.length)}.`;
+  const files = graphModelFiles(model, options, prefix);
+  mkdirSync(dir, { recursive: true });
+  const written = files.shards.map((s) => {
+    const file = join(dir, s.name);
+    writeBytesAtomic(file, s.bytes);
+    return file;
+  });
+  const jsonPath = join(dir, jsonName);
+  writeBytesAtomic(jsonPath, new TextEncoder().encode(files.modelJson));
+  return [jsonPath, ...written];
+}
+
+/** Text a graph model's JSON must contain: both top-level keys every model.json has. */
+const KEYS = ['"modelTopology"', '"weightsManifest"'];
+/** model.json is read whole to detect it; beyond this it is no model.json. */
+const MAX_DETECT_BYTES = 1 << 28;
+
+/** A .json file (or a directory's model.json) that names both modelTopology and weightsManifest. */
+export function looksLikeGraphModel(probe: Probe): boolean {
+  if (probe.isDirectory) return probe.entries.includes('model.json') && jsonHasKeys(join(probe.path, 'model.json'));
+  if (!probe.path.toLowerCase().endsWith('.json')) return false;
+  const first = new TextDecoder().decode(probe.head).trimStart();
+  return first.startsWith('{') && jsonHasKeys(probe.path);
+}
+
+function jsonHasKeys(path: string): boolean {
+  try {
+    const size = statSync(path).size;
+    if (size > MAX_DETECT_BYTES) return false;
+    const bytes = new Uint8Array(size);
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, bytes, 0, size, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const text = new TextDecoder().decode(bytes);
+    return KEYS.every((k) => text.includes(k));
+  } catch {
+    return false;
+  }
+}

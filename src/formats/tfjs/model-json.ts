@@ -1,0 +1,93 @@
+import type { FormatErrors } from '../../core/errors.js';
+import { parseTensorName, type TfRef } from '../tf/flatten.js';
+import type { NodeDef, TensorShapeProto } from '../tf/messages.js';
+import { attrFromJson, isObject, JsonReader, type Json, type JsonObject } from './attrs.js';
+import { parseManifest, type WeightGroup } from './weights.js';
+
+/**
+ * model.json of a TF.js graph model (tfjs-core io/types.ts ModelJSON): the GraphDef as protobuf
+ * JSON in modelTopology, the weightsManifest, an optional signature (a SignatureDef as JSON) and
+ * free-form userDefinedMetadata. TF.js itself takes userDefinedMetadata.signature over signature
+ * (converter 1.x put it there), so the reader does too.
+ */
+export interface GraphModelJson {
+  readonly nodes: NodeDef[];
+  readonly manifest: WeightGroup[];
+  readonly signature?: SignatureJson;
+  /** userDefinedMetadata without its signature. */
+  readonly metadata: JsonObject;
+}
+
+export interface TensorInfoJson {
+  readonly key: string;
+  readonly ref: TfRef;
+  readonly dtype?: number;
+  readonly shape?: TensorShapeProto;
+}
+
+export interface SignatureJson {
+  readonly inputs: TensorInfoJson[];
+  readonly outputs: TensorInfoJson[];
+}
+
+export function parseGraphModelJson(text: string, e: FormatErrors): GraphModelJson {
+  let value: Json;
+  try {
+    value = JSON.parse(text) as Json;
+  } catch {
+    return e.fail('model.json', 'valid JSON');
+  }
+  if (!isObject(value)) return e.fail('model.json', 'a JSON object');
+  const format = value['format'];
+  e.check(format === undefined || format === 'graph-model', 'format', `"graph-model", not ${JSON.stringify(format)}${format === 'layers-model' ? ' (Keras layers models are not supported)' : ''}`);
+  const topology = value['modelTopology'];
+  if (!isObject(topology)) return e.fail('modelTopology', 'a GraphDef object');
+  const list = topology['node'] ?? [];
+  if (!Array.isArray(list)) return e.fail('modelTopology.node', 'a list of nodes');
+  const nodes = list.map((n, i) => nodeFromJson(n, i, e));
+  const manifest = parseManifest(value['weightsManifest'], e);
+  const udm = value['userDefinedMetadata'];
+  e.check(udm === undefined || udm === null || isObject(udm), 'userDefinedMetadata', 'an object');
+  const { signature: legacy, ...metadata } = (udm ?? {}) as JsonObject;
+  const sig = legacy ?? value['signature'];
+  // library functions are left out: converted graphs are inlined, and the control-flow ops whose
+  // bodies live there are not mapped (they are reported as unsupported ops).
+  return { nodes, manifest, metadata, ...(sig === undefined || sig === null ? {} : { signature: signatureFromJson(sig, e) }) };
+}
+
+function nodeFromJson(v: Json, index: number, e: FormatErrors): NodeDef {
+  const at = `modelTopology.node[${index}]`;
+  if (!isObject(v)) return e.fail(at, 'a node object');
+  const { name, op, input, device, attr } = v;
+  e.check(typeof name === 'string' && name !== '', at, 'a non-empty string name');
+  const where = `node ${name}`;
+  e.check(typeof op === 'string' && op !== '', where, 'a string op');
+  e.check(input === undefined || (Array.isArray(input) && input.every((i) => typeof i === 'string' && i !== '')), `${where} input`, 'a list of tensor names');
+  e.check(device === undefined || typeof device === 'string', `${where} device`, 'a string');
+  e.check(attr === undefined || isObject(attr), `${where} attr`, 'an object');
+  const attrs = Object.fromEntries(Object.entries(attr ?? {}).map(([k, a]) => [k, attrFromJson(a, new JsonReader(e, `${where} attr ${k}`))]));
+  return { name, op, input: (input ?? []) as string[], device: device ?? '', attr: attrs };
+}
+
+function signatureFromJson(v: Json, e: FormatErrors): SignatureJson {
+  if (!isObject(v)) return e.fail('signature', 'an object with inputs and outputs');
+  const side = (key: 'inputs' | 'outputs'): TensorInfoJson[] => {
+    const entries = v[key] ?? {};
+    if (!isObject(entries)) return e.fail(`signature ${key}`, 'an object of tensor infos');
+    return Object.entries(entries).map(([k, info]) => {
+      const where = `signature ${key} ${k}`;
+      if (!isObject(info)) return e.fail(where, 'a tensor info object');
+      const name = info['name'];
+      const ref = typeof name === 'string' ? parseTensorName(name) : undefined;
+      e.check(ref !== undefined && ref.node !== '', where, 'a tensor name such as "x:0"');
+      const r = new JsonReader(e, where);
+      return {
+        key: k,
+        ref,
+        ...(info['dtype'] === undefined ? {} : { dtype: r.type(info['dtype']) }),
+        ...(info['tensorShape'] === undefined ? {} : { shape: r.shape(info['tensorShape']) }),
+      };
+    });
+  };
+  return { inputs: side('inputs'), outputs: side('outputs') };
+}

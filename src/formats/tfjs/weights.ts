@@ -1,0 +1,228 @@
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import type { DType } from '../../core/dtypes.js';
+import type { FormatErrors } from '../../core/errors.js';
+import { elementCount, formatShape } from '../../core/shape.js';
+import { Tensor } from '../../core/tensor.js';
+import { isObject, type Json } from './attrs.js';
+import { dequantizeFloat32, dequantizeInt32, quantizedSize, type Quantization, type QuantizationDType } from './quantize.js';
+
+/**
+ * The weightsManifest and its .bin shards. A group's weights are stored back to back in manifest
+ * order, little-endian, and the concatenation is cut into the group's shards in order; a weight
+ * may span shards. Strings are a u32 byte length then the UTF-8 bytes, per element.
+ */
+
+/** The logical dtypes tfjs-core decodes, with their modelbridge dtype and bytes per element. */
+const DTYPES: Readonly<Record<string, { dtype: DType; size: number }>> = {
+  float32: { dtype: 'float32', size: 4 },
+  int32: { dtype: 'int32', size: 4 },
+  bool: { dtype: 'bool', size: 1 },
+  complex64: { dtype: 'complex64', size: 8 },
+  string: { dtype: 'string', size: 0 },
+};
+const QUANTIZED: readonly string[] = ['uint8', 'uint16', 'float16'];
+
+export interface WeightSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: string;
+  readonly quantization?: Quantization & { readonly original_dtype?: string };
+}
+
+export interface WeightGroup {
+  readonly paths: readonly string[];
+  readonly weights: readonly WeightSpec[];
+}
+
+export interface ReadWeights {
+  readonly tensors: Map<string, Tensor>;
+  /** Weights that were quantized in the file, by name. */
+  readonly quantized: Map<string, Quantization>;
+}
+
+/** Checks the manifest's structure and every field the reader relies on. */
+export function parseManifest(value: Json | undefined, e: FormatErrors): WeightGroup[] {
+  if (!Array.isArray(value)) return e.fail('weightsManifest', 'a list of weight groups');
+  const names = new Set<string>();
+  return value.map((g, gi) => {
+    const where = `weightsManifest[${gi}]`;
+    if (!isObject(g)) return e.fail(where, 'an object with paths and weights');
+    const paths = g['paths'];
+    const weights = g['weights'];
+    e.check(Array.isArray(paths) && paths.every((p) => typeof p === 'string'), `${where}.paths`, 'a list of shard file names');
+    e.check(Array.isArray(weights), `${where}.weights`, 'a list of weights');
+    for (const p of paths as string[]) {
+      const parts = p.split(/[\\/]/);
+      e.check(p !== '' && !isAbsolute(p) && !/^[A-Za-z]:/.test(p) && !parts.includes('..'), `${where}.paths`, `shard paths inside the model's directory, not ${JSON.stringify(p)}`);
+    }
+    return { paths: paths as string[], weights: weights.map((w, wi) => parseSpec(w, `${where}.weights[${wi}]`, names, e)) };
+  });
+}
+
+function parseSpec(w: Json, where: string, names: Set<string>, e: FormatErrors): WeightSpec {
+  if (!isObject(w)) return e.fail(where, 'an object with name, shape and dtype');
+  const { name, shape, dtype, quantization } = w;
+  e.check(typeof name === 'string', where, 'a string name');
+  const at = `weight ${name}`;
+  e.check(!names.has(name), at, 'a name unique across the manifest');
+  names.add(name);
+  e.check(Array.isArray(shape) && shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0), `${at} shape`, 'a list of non-negative integers');
+  e.check(elementCount(shape as number[]) !== undefined, `${at} shape`, 'a shape of safe size');
+  e.check(typeof dtype === 'string' && dtype in DTYPES, `${at} dtype`, `one of ${Object.keys(DTYPES).join(', ')}, not ${JSON.stringify(dtype)}`);
+  if (quantization === undefined) return { name, shape: shape as number[], dtype };
+  if (!isObject(quantization)) return e.fail(`${at} quantization`, 'an object');
+  const q = quantization;
+  e.check(typeof q['dtype'] === 'string' && QUANTIZED.includes(q['dtype']), `${at} quantization dtype`, `uint8, uint16 or float16, not ${JSON.stringify(q['dtype'])}`);
+  const qd = q['dtype'] as QuantizationDType;
+  if (qd === 'float16') {
+    e.check(dtype === 'float32', `${at} quantization`, `float16 quantization of a float32 weight, not ${dtype}`);
+    return { name, shape: shape as number[], dtype, quantization: { dtype: qd } };
+  }
+  e.check(dtype === 'float32' || dtype === 'int32', `${at} quantization`, `${qd} quantization of a float32 or int32 weight, not ${dtype}`);
+  const finite = (v: Json | undefined) => typeof v === 'number' && Number.isFinite(v);
+  e.check(finite(q['min']) && finite(q['scale']), `${at} quantization`, 'finite numbers min and scale');
+  return { name, shape: shape as number[], dtype, quantization: { dtype: qd, min: q['min'] as number, scale: q['scale'] as number } };
+}
+
+/** A group's shards, concatenated lazily: tensors inside one shard are views, others copies. */
+class GroupBytes {
+  private readonly shards: Uint8Array[] = [];
+  private readonly starts: number[] = [];
+  readonly size: number;
+
+  constructor(group: WeightGroup, jsonPath: string, e: FormatErrors) {
+    let at = 0;
+    for (const p of group.paths) {
+      const file = join(dirname(jsonPath), p);
+      const bytes = readShard(file, p, e);
+      this.shards.push(bytes);
+      this.starts.push(at);
+      at += bytes.byteLength;
+    }
+    this.size = at;
+  }
+
+  /** Bytes [start, end) of the concatenation. */
+  slice(start: number, end: number): Uint8Array {
+    let i = this.starts.findLastIndex((s) => s <= start);
+    if (i < 0) return new Uint8Array(0);
+    // Skip empty shards that start at the same offset.
+    while (i + 1 < this.shards.length && this.starts[i + 1] === start && this.shards[i]!.byteLength === 0) i++;
+    const offset = start - this.starts[i]!;
+    const shard = this.shards[i]!;
+    if (offset + (end - start) <= shard.byteLength) return shard.subarray(offset, offset + end - start);
+    const out = new Uint8Array(end - start);
+    let filled = 0;
+    for (let j = i; filled < out.byteLength && j < this.shards.length; j++) {
+      const from = j === i ? offset : 0;
+      const part = this.shards[j]!.subarray(from, from + out.byteLength - filled);
+      out.set(part, filled);
+      filled += part.byteLength;
+    }
+    return out;
+  }
+}
+
+function readShard(file: string, name: string, e: FormatErrors): Uint8Array {
+  let ok = false;
+  try {
+    ok = statSync(file).isFile();
+  } catch {
+    // reported below
+  }
+  e.check(ok, `shard ${name}`, `a weight shard file next to model.json (missing: ${file})`);
+  try {
+    return readFileSync(file);
+  } catch {
+    return e.fail(`shard ${name}`, 'a readable file');
+  }
+}
+
+/** Reads every group's shards and decodes every weight (dequantizing as TF.js does). */
+export function readWeights(groups: readonly WeightGroup[], jsonPath: string, e: FormatErrors): ReadWeights {
+  const tensors = new Map<string, Tensor>();
+  const quantized = new Map<string, Quantization>();
+  for (const group of groups) {
+    const bytes = new GroupBytes(group, jsonPath, e);
+    let offset = 0;
+    const need = (n: number, spec: WeightSpec) => {
+      if (offset + n <= bytes.size) return;
+      const shard = group.paths.length ? group.paths[group.paths.length - 1]! : '(no shards)';
+      e.fail(`shard ${shard}`, `${offset + n} bytes in its group for weight ${spec.name} (the manifest's weights up to it), found ${bytes.size}`);
+    };
+    for (const spec of group.weights) {
+      const count = elementCount(spec.shape)!;
+      const { dtype, size } = DTYPES[spec.dtype]!;
+      if (spec.quantization) {
+        const n = count * quantizedSize(spec.quantization.dtype);
+        need(n, spec);
+        const raw = bytes.slice(offset, offset + n);
+        const values = spec.dtype === 'int32' ? dequantizeInt32(raw, spec.quantization, count) : dequantizeFloat32(raw, spec.quantization, count);
+        tensors.set(spec.name, Tensor.fromArray(spec.dtype === 'int32' ? 'int32' : 'float32', spec.shape, values));
+        quantized.set(spec.name, spec.quantization);
+        offset += n;
+      } else if (dtype === 'string') {
+        const strings: Uint8Array[] = [];
+        for (let i = 0; i < count; i++) {
+          need(4, spec);
+          const len = new DataView(bytes.slice(offset, offset + 4).slice().buffer).getUint32(0, true);
+          offset += 4;
+          need(len, spec);
+          strings.push(bytes.slice(offset, offset + len).slice());
+          offset += len;
+        }
+        tensors.set(spec.name, Tensor.fromStrings(spec.shape, strings));
+      } else {
+        const n = count * size;
+        need(n, spec);
+        tensors.set(spec.name, Tensor.fromBytes(dtype, spec.shape, bytes.slice(offset, offset + n)));
+        offset += n;
+      }
+    }
+  }
+  return { tensors, quantized };
+}
+
+/** One weight as the writer stores it. */
+export interface EncodedWeight {
+  readonly spec: WeightSpec;
+  readonly bytes: Uint8Array;
+}
+
+/** Cuts a group's bytes into shards of at most `shardBytes` (the last may be smaller). */
+export function shardGroup(weights: readonly EncodedWeight[], shardBytes: number): Uint8Array[] {
+  const total = weights.reduce((n, w) => n + w.bytes.byteLength, 0);
+  const count = Math.ceil(total / shardBytes);
+  const shards = Array.from({ length: count }, (_, i) => new Uint8Array(Math.min(shardBytes, total - i * shardBytes)));
+  let at = 0;
+  for (const w of weights) {
+    for (let done = 0; done < w.bytes.byteLength; ) {
+      const shard = Math.floor(at / shardBytes);
+      const within = at - shard * shardBytes;
+      const n = Math.min(w.bytes.byteLength - done, shards[shard]!.byteLength - within);
+      shards[shard]!.set(w.bytes.subarray(done, done + n), within);
+      done += n;
+      at += n;
+    }
+  }
+  return shards;
+}
+
+/** The manifest JSON of one weight: the converter's key order, quantization last. */
+export function specJson(spec: WeightSpec): Record<string, Json> {
+  const out: Record<string, Json> = { name: spec.name, shape: [...spec.shape], dtype: spec.dtype };
+  const q = spec.quantization;
+  if (q) {
+    out['quantization'] = {
+      dtype: q.dtype,
+      ...(q.min !== undefined ? { min: q.min, scale: q.scale! } : {}),
+      ...(q.original_dtype ? { original_dtype: q.original_dtype } : {}),
+    };
+  }
+  return out;
+}
+
+export function describe(spec: WeightSpec): string {
+  return `${spec.name} (${spec.dtype} ${formatShape(spec.shape)})`;
+}
