@@ -50,3 +50,17 @@ export { readNpz } from './api/npz.js';
 export { trainOrGate, OR_MODULE, OR_INPUTS } from './train/or-gate.js';
 export { FORMATS, detectFormat, formatNames } from './formats/registry.js';
 export { readNpy, writeNpy } from './formats/npy/npy.js';
+export {
+  readOnnxModel,
+  readOnnxTensor,
+  writeOnnxModel,
+  serializeOnnxModel,
+  convertOpset,
+  onnxFormat,
+  type OnnxReadOptions,
+  type OnnxWriteOptions,
+  type OnnxWriteResult,
+} from './formats/onnx/index.js';
+export { Session } from './runtime/executor.js';
+export { isSupported, supportedOps } from './runtime/ops.js';
+export { isComputable } from './runtime/value.js';

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { FormatError, UsageError } from '../../core/errors.js';
-import type { FormatHandler, Probe } from '../format.js';
+import { FormatError } from '../../core/errors.js';
+import type { FormatHandler, Probe, WriteOptions } from '../format.js';
 import { readOnnxModel } from './reader.js';
+import { writeOnnxModel, type OnnxWriteOptions } from './writer.js';
 
 /**
  * Whether the first bytes look like a ModelProto: ONNX writers emit ir_version (field 1, varint)
@@ -14,8 +15,11 @@ export function looksLikeOnnx(head: Uint8Array): boolean {
 }
 
 /**
- * ONNX as a FormatHandler, read-only for now: reading gives the graph and the initializers as
- * weights. Not yet in the registry (src/formats/registry.ts) until writing exists.
+ * ONNX as a FormatHandler. Reading gives the graph, the initializers as weights and, for files
+ * modelbridge wrote from a torch.nn-shaped model, the module spec back (metadata_props); external
+ * data is read from beside the model, never from outside its folder. Writing converts the graph
+ * to the requested opset (WriteOptions may carry the ONNX options `opset` and `externalData`;
+ * default opset 17, tensors inline unless the model passes 2 GB).
  */
 export const onnxFormat: FormatHandler = {
   name: 'onnx',
@@ -24,16 +28,16 @@ export const onnxFormat: FormatHandler = {
   detect(probe: Probe): boolean {
     return !probe.isDirectory && (probe.path.toLowerCase().endsWith('.onnx') || looksLikeOnnx(probe.head));
   },
-  read(path) {
+  read(path, options) {
     let bytes: Uint8Array;
     try {
       bytes = readFileSync(path);
     } catch {
       throw new FormatError(path, 'path', 'a readable file');
     }
-    return readOnnxModel(bytes, path);
+    return readOnnxModel(bytes, path, { module: options.module });
   },
-  write() {
-    throw new UsageError('writing ONNX is not supported yet');
+  write(model, path, options: WriteOptions & OnnxWriteOptions) {
+    return writeOnnxModel(model, path, { opset: options.opset, externalData: options.externalData }).files;
   },
 };

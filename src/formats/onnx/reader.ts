@@ -1,8 +1,12 @@
 import { dirname } from 'node:path';
-import { formatErrors, UsageError, type FormatErrors } from '../../core/errors.js';
+import { FormatError, formatErrors, UsageError, type FormatErrors } from '../../core/errors.js';
 import type { Attribute, Dim, Graph, Node, ValueInfo } from '../../core/graph.js';
-import { defaultSignature, type Model } from '../../core/model.js';
+import { defaultSignature, type Model, type Signature } from '../../core/model.js';
+import { formatShape, sameShape } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
+import { SpecFieldError } from '../../module/fields.js';
+import { expectedParams } from '../../module/lower.js';
+import { MODULE_KEY, SIGNATURE_KEY, type ModuleSpec } from '../../module/spec.js';
 import { attributeFromProto } from './attributes.js';
 import { onnxCodeToDType, onnxTypeName } from './dtypes.js';
 import { int64ToNumber } from './int64.js';
@@ -16,6 +20,8 @@ export interface OnnxReadOptions {
    * when `file` is a path; pass null to refuse external data (bytes not from a file).
    */
   readonly baseDir?: string | null;
+  /** Architecture to attach (--module); by default the one stored in metadata_props, if any. */
+  readonly module?: ModuleSpec;
 }
 
 /** The default ONNX domain's names: "" and its alias "ai.onnx". */
@@ -34,13 +40,76 @@ export function readOnnxModel(bytes: Uint8Array, file: string, options: OnnxRead
   e.check(proto.graph !== null, 'ModelProto', 'a graph (field 7)');
   const baseDir = options.baseDir === null ? undefined : (options.baseDir ?? dirname(file));
   const graph = graphFromProto(proto.graph, modelOpset(proto, e), file, baseDir);
-  return {
-    format: 'onnx',
-    weights: graph.initializers,
-    graph,
-    signatures: [defaultSignature(graph)],
-    metadata: modelMetadata(proto),
-  };
+  return withModule(
+    {
+      format: 'onnx',
+      weights: graph.initializers,
+      graph,
+      signatures: [defaultSignature(graph)],
+      metadata: modelMetadata(proto),
+    },
+    file,
+    options.module,
+  );
+}
+
+/**
+ * A file modelbridge wrote from a torch.nn-shaped model carries its module spec and signature in
+ * metadata_props (modelbridge.module, modelbridge.signature), as safetensors and .pt bundles do.
+ * The graph stays the file's own; the module comes back, and the weights become its state dict
+ * (the initializers it names), so writing the model to a bundle format again stores the same.
+ */
+function withModule(model: Model, file: string, override: ModuleSpec | undefined): Model {
+  const { [MODULE_KEY]: moduleText, [SIGNATURE_KEY]: signatureText, ...rest } = model.metadata;
+  if (moduleText === undefined && override === undefined) return model;
+  const graph = model.graph!;
+  const spec = override ?? parseSpec(moduleText!, file);
+  if (spec.type === 'Graph') return { ...model, metadata: rest };
+  let params;
+  try {
+    params = expectedParams(spec);
+  } catch (err) {
+    if (err instanceof SpecFieldError) throw new FormatError(file, `module spec${err.path ? ` at ${err.path}` : ''}`, err.message);
+    throw err;
+  }
+  const weights = new Map<string, Tensor>();
+  for (const p of params) {
+    const t = graph.initializers.get(p.key);
+    if (!t || !sameShape(t.shape, p.shape)) {
+      throw new FormatError(file, `initializer ${p.key}`, `a ${formatShape(p.shape)} tensor, as the module spec in metadata_props says${t ? `, found ${formatShape(t.shape)}` : ''}`);
+    }
+    weights.set(p.key, t);
+  }
+  return { ...model, weights, module: spec, signatures: [storedSignature(graph, signatureText) ?? defaultSignature(graph)], metadata: rest };
+}
+
+function parseSpec(text: string, file: string): ModuleSpec {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new FormatError(file, `metadata_props ${MODULE_KEY}`, 'valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof (value as ModuleSpec).type !== 'string') {
+    throw new FormatError(file, `metadata_props ${MODULE_KEY}`, 'a module spec: an object with a string "type"');
+  }
+  return value as ModuleSpec;
+}
+
+/** The stored signature's names, when they are the graph's own inputs and outputs. */
+function storedSignature(graph: Graph, text: string | undefined): Signature | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const spec = JSON.parse(text) as { inputs?: { name?: unknown }[]; outputs?: { name?: unknown }[] };
+    const names = (list: { name?: unknown }[] | undefined, values: readonly ValueInfo[]) =>
+      Array.isArray(list) && list.every((io) => typeof io?.name === 'string' && values.some((v) => v.name === io.name)) ? list.map((io) => io.name as string) : undefined;
+    const inputs = names(spec.inputs, graph.inputs);
+    const outputs = names(spec.outputs, graph.outputs);
+    if (!inputs || !outputs) return undefined;
+    return { name: 'default', inputs: new Map(inputs.map((n) => [n, n])), outputs: new Map(outputs.map((n) => [n, n])) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Reads one serialized TensorProto (the input_N.pb / output_N.pb files of ONNX's test data). */

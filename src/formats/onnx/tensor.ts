@@ -1,5 +1,5 @@
-import { statSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { realpathSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative } from 'node:path';
 import { byteLengthOf, type DType } from '../../core/dtypes.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { formatShape } from '../../core/shape.js';
@@ -118,11 +118,16 @@ function externalTensor(proto: TensorProto, dtype: DType, shape: number[], byteL
   const offset = decimal('offset') ?? 0;
   const path = join(context.baseDir, location);
   let fileSize: number;
+  let real: string;
   try {
     fileSize = statSync(path).size;
+    real = realpathSync(path);
   } catch {
     return e.fail(where, `external data file ${path} to exist`);
   }
+  // A symbolic link inside the folder must not lead out of it either.
+  const inside = relative(realpathSync(context.baseDir), real);
+  e.check(inside !== '' && !inside.startsWith('..') && !isAbsolute(inside), where, `an external data file inside the model's directory, but ${JSON.stringify(location)} leads to ${real}`);
   const length = decimal('length') ?? fileSize - offset;
   e.check(offset + length <= fileSize, where, `bytes [${offset}, ${offset + length}) inside ${path} (${fileSize} bytes)`);
   e.check(length === byteLength, where, `${byteLength} bytes of external data for ${dtype} ${formatShape(shape)}, got ${length}`);
