@@ -27,20 +27,23 @@ export function orBatch(): Tensor {
 
 /**
  * The demo: train the OR gate, save it in every format modelbridge writes, read each file back,
- * run it, and compare with what was trained. Files are named or-gate.<extension> in `outDir`.
+ * run it, and compare with what was trained. Files are named or-gate.<extension> in `outDir` (a directory
+ * format: or-gate-<format>/).
  */
 export function runDemo(outDir: string, seed = 0): DemoResult {
   const trained = trainOrGate({ seed });
   mkdirSync(outDir, { recursive: true });
   const rows: DemoRow[] = [];
   for (const format of FORMATS) {
-    const file = join(outDir, `or-gate${format.extensions[0]}`);
-    saveModel(trained.model, file, { format: format.name, force: true });
+    // Formats stored as a directory (SavedModel) have no extension: or-gate-savedmodel/.
+    const ext = format.extensions[0];
+    const file = join(outDir, ext ? `or-gate${ext}` : `or-gate-${format.name}`);
+    const files = saveModel(trained.model, file, { format: format.name, force: true });
     const reloaded = loadModel(file, { format: format.name });
     const y = new Runner(reloaded).run({ x: orBatch() })['y']!;
     const predictions = Array.from(y.toFloat32());
     const maxDiff = Math.max(...predictions.map((p, i) => Math.abs(p - trained.predictions[i]!)));
-    rows.push({ format: format.name, file, bytes: statSync(file).size, predictions, maxDiff });
+    rows.push({ format: format.name, file, bytes: files.reduce((n, f) => n + statSync(f).size, 0), predictions, maxDiff });
   }
   return { trained, rows };
 }

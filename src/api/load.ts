@@ -39,6 +39,9 @@ export interface ConvertOptions {
   readonly module?: LoadOptions['module'];
   readonly force?: boolean;
   readonly shardBytes?: number;
+  readonly opset?: WriteOptions['opset'];
+  readonly externalData?: WriteOptions['externalData'];
+  readonly quantize?: WriteOptions['quantize'];
   /** Read the output back and compare it with what was written (the CLI does by default). */
   readonly verify?: boolean;
 }
@@ -49,8 +52,15 @@ export function convertModel(input: string, output: string, options: ConvertOpti
   const model = loadModel(input, { format: options.from, module: options.module, key: options.key });
   // An output path with no extension at all (a directory for shards) keeps the input's format.
   const to = options.to ?? (extname(output) === '' ? model.format : undefined);
-  const files = saveModel(model, output, { format: to, force: options.force, shardBytes: options.shardBytes });
-  if (options.verify) verifyConversion(model, loadModel(output, { format: to ?? formatForOutput(output).name }), files);
+  const files = saveModel(model, output, {
+    format: to,
+    force: options.force,
+    shardBytes: options.shardBytes,
+    opset: options.opset,
+    externalData: options.externalData,
+    quantize: options.quantize,
+  });
+  if (options.verify) verifyConversion(model, loadModel(output, { format: to ?? formatForOutput(output).name }), files, { lossy: options.quantize !== undefined });
   return { model, files };
 }
 

@@ -20,8 +20,14 @@ export interface ReadOptions {
 }
 
 export interface WriteOptions {
-  /** Maximum bytes per shard, for formats that shard. */
+  /** Maximum bytes per shard, for formats that shard (safetensors, TF.js). */
   readonly shardBytes?: number;
+  /** ai.onnx opset to write (ONNX; default 17). */
+  readonly opset?: number;
+  /** Initializers in a side file: true, or the size threshold in bytes (ONNX). */
+  readonly externalData?: boolean | number;
+  /** Store float weights quantized, as tensorflowjs_converter --quantize_* does (TF.js). */
+  readonly quantize?: 'float16' | 'uint8' | 'uint16';
 }
 
 /** One integrity finding of a format's own checks (checksums), for `validate`. */

@@ -1,17 +1,19 @@
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { FormatError, UsageError } from '../core/errors.js';
 import type { FormatHandler, Probe } from './format.js';
+import { graphdefFormat } from './graphdef/format.js';
+import { onnxFormat } from './onnx/format.js';
 import { pytorchFormat } from './pytorch/format.js';
 import { safetensorsFormat } from './safetensors/format.js';
+import { savedmodelFormat } from './savedmodel/format.js';
+import { tfjsFormat } from './tfjs/format.js';
 
 /**
  * Every format modelbridge reads and writes, in detection order. Adding a format is one folder
  * under src/formats and one line here.
  */
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat];
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat, onnxFormat, savedmodelFormat, graphdefFormat, tfjsFormat];
 
-/** Formats that have a name but no reader or writer yet; naming them gives a clear message. */
-const PLANNED = ['savedmodel', 'graphdef', 'onnx', 'tfjs'];
 
 export function formatNames(): string[] {
   return FORMATS.map((f) => f.name);
@@ -20,7 +22,6 @@ export function formatNames(): string[] {
 export function formatByName(name: string): FormatHandler {
   const format = FORMATS.find((f) => f.name === name);
   if (format) return format;
-  if (PLANNED.includes(name)) throw new UsageError(`format ${name} is not supported yet (supported: ${formatNames().join(', ')})`);
   throw new UsageError(`unknown format ${JSON.stringify(name)} (supported: ${formatNames().join(', ')})`);
 }
 

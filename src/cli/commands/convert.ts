@@ -3,6 +3,16 @@ import { readModuleOption } from '../module-option.js';
 import { convertModel } from '../../api/load.js';
 import { formatBytes } from '../table.js';
 import { statSync } from 'node:fs';
+import { UsageError } from '../../core/errors.js';
+
+function parseExternalData(value: string | undefined): boolean | number | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'true' || value === '') return true;
+  if (value === 'false') return false;
+  const bytes = Number(value);
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new UsageError(`--external-data takes true, false or a size threshold in bytes, not ${JSON.stringify(value)}`);
+  return bytes;
+}
 
 export function convertCommand(y: Argv): Argv {
   return y.command(
@@ -16,13 +26,18 @@ export function convertCommand(y: Argv): Argv {
         .option('to', { type: 'string', describe: 'output format (default: from the output extension; with no extension, the input format)' })
         .option('module', { type: 'string', describe: 'module spec JSON file giving the architecture of a bare state dict' })
         .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' })
-        .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors)' })
+        .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors; TF.js default 4194304)' })
+        .option('opset', { type: 'number', describe: 'ai.onnx opset to write, ops converted to it (ONNX; default 17)' })
+        .option('external-data', { type: 'string', describe: 'ONNX initializers in <output>.data: "true", "false", or a size threshold in bytes (default: only past 2 GB)' })
+        .option('quantize', { choices: ['float16', 'uint8', 'uint16'] as const, describe: 'store float weights quantized, dequantized by TF.js on load (TF.js)' })
         .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing output' })
         .option('verify', { type: 'boolean', default: true, describe: 'read the output back and compare weights and outputs (--no-verify skips it)' })
         .example('$0 convert or-gate.safetensors copy.safetensors', 'rewrite a bundle')
         .example('$0 convert weights.safetensors model.safetensors --module spec.json', 'attach an architecture to a bare state dict')
         .example('$0 convert big.safetensors shards/ --shard-size 2000000000', 'write a sharded bundle with model.safetensors.index.json')
-        .example('$0 convert model.pt model.safetensors --module spec.json', 'a torch.save state dict, read without unpickling, as a runnable bundle'),
+        .example('$0 convert model.pt model.safetensors --module spec.json', 'a torch.save state dict, read without unpickling, as a runnable bundle')
+        .example('$0 convert model.safetensors model.onnx --opset 13', 'an ONNX model at opset 13')
+        .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights'),
     (argv) => {
       const { model, files } = convertModel(argv.input, argv.output, {
         from: argv.from,
@@ -31,6 +46,9 @@ export function convertCommand(y: Argv): Argv {
         key: argv.key,
         force: argv.force,
         shardBytes: argv['shard-size'],
+        opset: argv.opset,
+        externalData: parseExternalData(argv['external-data']),
+        quantize: argv.quantize,
         verify: argv.verify,
       });
       const size = files.reduce((n, f) => n + statSync(f).size, 0);
