@@ -35,6 +35,7 @@ export function saveModel(model: Model, path: string, options: SaveOptions = {})
 export interface ConvertOptions {
   readonly from?: string;
   readonly key?: string;
+  readonly signature?: string;
   readonly to?: string;
   readonly module?: LoadOptions['module'];
   readonly force?: boolean;
@@ -49,7 +50,7 @@ export interface ConvertOptions {
 /** reader -> Model -> writer. Refuses to write over its own input. */
 export function convertModel(input: string, output: string, options: ConvertOptions = {}): { model: Model; files: string[] } {
   if (sameFile(input, output)) throw new UsageError(`output ${output} is the input file; choose another path`);
-  const model = loadModel(input, { format: options.from, module: options.module, key: options.key });
+  const model = loadModel(input, { format: options.from, module: options.module, key: options.key, signature: options.signature });
   // An output path with no extension at all (a directory for shards) keeps the input's format.
   const to = options.to ?? (extname(output) === '' ? model.format : undefined);
   const files = saveModel(model, output, {

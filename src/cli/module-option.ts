@@ -24,9 +24,10 @@ export function withModelArgs<T>(c: Argv<T>) {
     .positional('model', { type: 'string', demandOption: true, describe: 'model file or directory' })
     .option('from', { type: 'string', describe: 'format (default: detected from its bytes or layout)' })
     .option('module', { type: 'string', describe: 'module spec JSON giving the architecture of a bare state dict' })
-    .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' });
+    .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' })
+    .option('signature', { type: 'string', describe: 'signature to use (SavedModel default: serving_default; elsewhere the first)' });
 }
 
-export function loadModelArgs(argv: { model: string; from?: string | undefined; module?: string | undefined; key?: string | undefined }): Model {
-  return loadModel(argv.model, { format: argv.from, module: readModuleOption(argv.module), key: argv.key });
+export function loadModelArgs(argv: { model: string; from?: string | undefined; module?: string | undefined; key?: string | undefined; signature?: string | undefined }): Model {
+  return loadModel(argv.model, { format: argv.from, module: readModuleOption(argv.module), key: argv.key, signature: argv.signature });
 }

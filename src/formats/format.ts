@@ -17,6 +17,8 @@ export interface ReadOptions {
   readonly module?: ModuleSpec;
   /** Which entry of a checkpoint holding several objects is the state dict (--key; PyTorch). */
   readonly key?: string;
+  /** Which signature to read, for formats that hold several (SavedModel; default serving_default). */
+  readonly signature?: string;
 }
 
 export interface WriteOptions {

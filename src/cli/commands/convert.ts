@@ -25,6 +25,7 @@ export function convertCommand(y: Argv): Argv {
         .option('from', { type: 'string', describe: 'input format (default: detected from its bytes or layout)' })
         .option('to', { type: 'string', describe: 'output format (default: from the output extension; with no extension, the input format)' })
         .option('module', { type: 'string', describe: 'module spec JSON file giving the architecture of a bare state dict' })
+        .option('signature', { type: 'string', describe: 'signature to convert (SavedModel; default serving_default)' })
         .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' })
         .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors; TF.js default 4194304)' })
         .option('opset', { type: 'number', describe: 'ai.onnx opset to write, ops converted to it (ONNX; default 17)' })
@@ -44,6 +45,7 @@ export function convertCommand(y: Argv): Argv {
         to: argv.to,
         module: readModuleOption(argv.module),
         key: argv.key,
+        signature: argv.signature,
         force: argv.force,
         shardBytes: argv['shard-size'],
         opset: argv.opset,

@@ -11,7 +11,6 @@ export function runCommand(y: Argv): Argv {
     (c) =>
       withModelArgs(c)
         .option('input', { type: 'string', array: true, default: [] as string[], describe: 'NAME=VALUE: a JSON nested array or @file.npy (NAME= may be left out for a single input)' })
-        .option('signature', { type: 'string', describe: 'signature to run (default: the first)' })
         .option('json', { type: 'boolean', default: false, describe: 'print {"outputs": {NAME: {dtype, shape, data}}}' })
         .example("$0 run or-gate/or-gate.safetensors --input 'x=[[1,1]]'", 'ask the OR gate about (1,1)')
         .example('$0 run model.safetensors --input @batch.npy --json', 'input from a NumPy file, JSON output'),

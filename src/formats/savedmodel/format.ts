@@ -5,7 +5,8 @@ import { writeSavedModel } from './writer.js';
 
 /**
  * A TensorFlow SavedModel directory (saved_model.pb plus variables/). Reading takes the "serve"
- * meta graph's serving_default signature; readSavedModel takes others.
+ * meta graph's serving_default signature
+ * unless ReadOptions.signature names another; readSavedModel also takes other tags.
  */
 export const savedmodelFormat: FormatHandler = {
   name: 'savedmodel',
@@ -14,8 +15,8 @@ export const savedmodelFormat: FormatHandler = {
   detect(probe) {
     return probe.isDirectory ? probe.entries.includes('saved_model.pb') : basename(probe.path) === 'saved_model.pb';
   },
-  read(path) {
-    return readSavedModel(path);
+  read(path, options) {
+    return readSavedModel(path, { signature: options.signature });
   },
   write(model, path) {
     return writeSavedModel(model, path);
