@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { FormatHandler } from '../format.js';
+import { savedModelIntegrity } from './integrity.js';
 import { readSavedModel } from './reader.js';
 import { writeSavedModel } from './writer.js';
 
@@ -20,5 +21,8 @@ export const savedmodelFormat: FormatHandler = {
   },
   write(model, path) {
     return writeSavedModel(model, path);
+  },
+  validate(path) {
+    return savedModelIntegrity(path);
   },
 };

@@ -56,10 +56,20 @@ export function readSavedModel(path: string, options: SavedModelReadOptions = {}
     return e.fail('file', 'a readable saved_model.pb');
   }
   const saved = decodeSavedModel(bytes, file);
+  // Choose the graph and signature before reading the checkpoint: a wrong tag or signature name
+  // is the more useful error.
   const meta = selectMetaGraph(saved, options.tags ?? ['serve'], e);
   const [name, signature] = selectSignature(meta, options.signature, e);
   const prefix = join(dir, 'variables', 'variables');
   const bundle = existsSync(`${prefix}.index`) ? readTensorBundle(prefix).tensors : undefined;
+  return metaGraphToModel(meta, name, signature, bundle, file);
+}
+
+/** The model of a saved_model.pb held in memory, with its checkpoint's tensors already read. */
+export function savedModelFromBytes(bytes: Uint8Array, file: string, bundle: ReadonlyMap<string, Tensor> | undefined, options: SavedModelReadOptions = {}): Model {
+  const e: FormatErrors = formatErrors(file);
+  const meta = selectMetaGraph(decodeSavedModel(bytes, file), options.tags ?? ['serve'], e);
+  const [name, signature] = selectSignature(meta, options.signature, e);
   return metaGraphToModel(meta, name, signature, bundle, file);
 }
 

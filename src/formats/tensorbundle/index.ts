@@ -10,6 +10,8 @@ export {
   readTensorBundle,
   type ReadBundleOptions,
   type TensorBundle,
+  type TensorCheck,
+  verifyTensorBundle,
 } from './reader.js';
 export { readTable, TableBuilder, type TableEntry, type TableOptions } from './table.js';
 export { writeTensorBundle, type WriteBundleOptions } from './writer.js';

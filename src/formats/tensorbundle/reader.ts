@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Crc32c, crc32c, unmaskCrc32c } from '../../core/crc32c.js';
 import { byteLengthOf } from '../../core/dtypes.js';
-import { formatErrors, type FormatErrors } from '../../core/errors.js';
+import { FormatError, formatErrors, type FormatErrors } from '../../core/errors.js';
 import { WireError, WireReader } from '../../core/protowire.js';
 import { elementCount, formatShape } from '../../core/shape.js';
 import { FileRangeSource, MemorySource, type ByteSource } from '../../core/source.js';
@@ -142,6 +142,43 @@ export function readTensorBundle(prefix: string, options: ReadBundleOptions = {}
     const bytes = readWhole(file);
     return { file, size: bytes.byteLength, range: (offset, n) => new MemorySource(bytes.subarray(offset, offset + n)) };
   });
+}
+
+/** The outcome of checking one tensor's bytes against the CRC-32C its entry stores. */
+export interface TensorCheck {
+  readonly name: string;
+  /** undefined when the bytes match; else the reader's one-line error. */
+  readonly error?: FormatError;
+}
+
+/**
+ * Checks a checkpoint the way `validate` reports it: the index (its block CRCs, footer, header and
+ * entries) must parse, else this throws the FormatError; then every tensor is read and checked on
+ * its own, so one corrupt tensor (or missing data file) is reported without hiding the others.
+ */
+export function verifyTensorBundle(prefix: string): { header: BundleHeader; tensors: TensorCheck[] } {
+  const indexFile = indexFileName(prefix);
+  const { header, entries } = parseBundleIndex(readWhole(indexFile), indexFile);
+  const shards = new Map<number, Shard>();
+  const open = (id: number): Shard => {
+    const known = shards.get(id);
+    if (known) return known;
+    const file = dataFileName(prefix, id, header.numShards);
+    const size = fileSize(file);
+    const shard: Shard = { file, size, range: (offset, n) => new FileRangeSource(file, offset, n) };
+    shards.set(id, shard);
+    return shard;
+  };
+  const tensors = [...entries].map(([name, entry]): TensorCheck => {
+    try {
+      assemble(header, new Map([[name, entry]]), true, open);
+      return { name };
+    } catch (err) {
+      if (err instanceof FormatError) return { name, error: err };
+      throw err;
+    }
+  });
+  return { header, tensors };
 }
 
 function assemble(header: BundleHeader, entries: Map<string, BundleEntry>, verify: boolean, open: (id: number) => Shard): TensorBundle {
