@@ -1,10 +1,5 @@
 #!/usr/bin/env node
-// The CLI is bundled into dist/ by `npm ci` (the prepare script) for a fast start.
-import { existsSync } from 'node:fs';
+// The same CLI from an ES module path; the package's bin is bin/modelbridge.cjs, which starts faster.
+import { createRequire } from 'node:module';
 
-const cli = new URL('../dist/cli.js', import.meta.url);
-if (!existsSync(cli)) {
-  process.stderr.write('error: modelbridge is not built: run `npm ci` (or `npm run build`) in its folder\n');
-  process.exit(70);
-}
-await import(cli.href);
+createRequire(import.meta.url)('./modelbridge.cjs');

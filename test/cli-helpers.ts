@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const FIXTURES = join(ROOT, '..', 'shared', 'fixtures');
-const BIN = join(ROOT, 'bin', 'modelbridge.js');
+const BIN = join(ROOT, 'bin', 'modelbridge.cjs');
 
 export interface CliResult {
   readonly code: number;
