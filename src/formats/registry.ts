@@ -12,7 +12,9 @@ import { tfjsFormat } from './tfjs/format.js';
  * Every format modelbridge reads and writes, in detection order. Adding a format is one folder
  * under src/formats and one line here.
  */
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat, onnxFormat, savedmodelFormat, graphdefFormat, tfjsFormat];
+// SavedModel before ONNX: a saved_model.pb opens like a ModelProto (field 1, a varint), and only
+// SavedModel detection knows the file name.
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat];
 
 
 export function formatNames(): string[] {

@@ -110,5 +110,11 @@ function liftChecked(model: Model): Bundle | undefined {
   } catch {
     return undefined;
   }
-  return { tensors: lifted.weights, metadata };
+  // lift invents BatchNorm's step counter (the graph never reads it); the model's own value under
+  // that name, when it carries one (read back from a SavedModel or TF.js model), is the real one.
+  const tensors = new Map([...lifted.weights].map(([name, t]) => {
+    const own = name.endsWith('num_batches_tracked') ? model.weights.get(name) : undefined;
+    return [name, own && own.dtype === t.dtype && own.shape.length === t.shape.length ? own : t] as const;
+  }));
+  return { tensors, metadata };
 }

@@ -25,6 +25,12 @@ export interface SavedModelReadOptions {
 }
 
 export const DEFAULT_SIGNATURE = 'serving_default';
+/**
+ * modelbridge's collection of variables that belong to the model but that no signature reads
+ * (BatchNorm's num_batches_tracked): the reader returns them with the weights, so a conversion
+ * through a SavedModel keeps the whole state dict.
+ */
+export const UNREAD_COLLECTION = 'modelbridge_unread_weights';
 const INIT_OP_SIGNATURE = '__saved_model_init_op';
 
 /** The SavedModel directory for a path naming it or its saved_model.pb. */
@@ -91,19 +97,28 @@ export function metaGraphToModel(meta: MetaGraphDef, name: string, signature: Si
   const feeds = inputKeys.map((key) => {
     const info = signature.inputs[key]!;
     const where = `signature ${name} input ${key}`;
-    return { ref: tensorOf(info, where), dtype: dtypeOf(info.dtype, e, `${where} dtype`), shape: shapeFromProto(info.tensor_shape) };
+    // A TensorInfo without tensor_shape says nothing of the shape (TF1 exports): unknown rank, not a scalar.
+    return { ref: tensorOf(info, where), dtype: dtypeOf(info.dtype, e, `${where} dtype`), shape: info.tensor_shape ? shapeFromProto(info.tensor_shape) : null };
   });
   const fetches = outputKeys.map((key) => {
     const info = signature.outputs[key]!;
     return { ref: tensorOf(info, `signature ${name} output ${key}`), shape: info.tensor_shape ? shapeFromProto(info.tensor_shape) : null };
   });
-  const imported = importGraph({ flat, feeds, fetches, variable: variableResolver(meta, bundle, file) });
+  const variable = variableResolver(meta, bundle, file);
+  const imported = importGraph({ flat, feeds, fetches, variable });
+  const weights = new Map(imported.graph.initializers);
+  for (const node of meta.collection_def[UNREAD_COLLECTION]?.node_list?.value ?? []) {
+    const tfNode = flat.node(node);
+    e.check(tfNode !== undefined, `collection ${UNREAD_COLLECTION}`, `names of graph nodes, not ${JSON.stringify(node)}`);
+    const { name, tensor } = variable(tfNode);
+    if (!weights.has(name)) weights.set(name, tensor);
+  }
   const sig: Signature = {
     name,
     inputs: new Map(inputKeys.map((k, i) => [k, imported.inputs[i]!])),
     outputs: new Map(outputKeys.map((k, i) => [k, imported.outputs[i]!])),
   };
-  return { format: 'savedmodel', weights: imported.graph.initializers, graph: imported.graph, signatures: [sig], metadata: {} };
+  return { format: 'savedmodel', weights, graph: imported.graph, signatures: [sig], metadata: {} };
 }
 
 function selectMetaGraph(saved: SavedModel, tags: readonly string[], e: FormatErrors): MetaGraphDef {

@@ -11,13 +11,15 @@ import { tfAttr } from '../tf/attrs.js';
 import { exportGraph, tensorName, TfNames, type NodeDefObject } from '../tf/export.js';
 import { encodeMessage } from '../tf/schema.js';
 import { filledTensorProto, shapeToProto, tensorToProto, tfCode } from '../tf/tensor.js';
-import { DEFAULT_SIGNATURE } from './reader.js';
+import { DEFAULT_SIGNATURE, UNREAD_COLLECTION } from './reader.js';
 
 /**
  * Writes a SavedModel TensorFlow loads and serves: one TF1-style MetaGraphDef tagged "serve"
  * (the simplest form TF2's tf.saved_model.load still serves) with
  *  - the model's float weights as resource variables (VarHandleOp, read by ReadVariableOp), their
  *    values in the checkpoint variables/variables under the variable's name, not in the graph;
+ *    weights the graph never reads (BatchNorm's num_batches_tracked) too, named in the
+ *    modelbridge_unread_weights collection, so the checkpoint holds the whole state dict;
  *  - a saver sub-graph (SaveV2/RestoreV2 and a SaverDef) through which loaders restore them, and
  *    the "variables" collections TF uses to find them;
  *  - the model's signature as signature_def["serving_default"] (method tensorflow/serving/predict).
@@ -44,17 +46,25 @@ export function writeSavedModel(model: Model, dir: string, options: SavedModelWr
   if (!signature) throw new UsageError('the model has no signature to serve');
   const variables: Variable[] = [];
   const names = new TfNames();
+  const read = new Set<string>();
+  const addVariable = (name: string, tensor: Tensor): Variable => {
+    const v = { name, tensor, read: names.take(`${name}/Read/ReadVariableOp`), init: names.take(`${name}/Initializer/zeros`), assign: names.take(`${name}/Assign`) };
+    variables.push(v);
+    return v;
+  };
   const exported = exportGraph(model.graph, {
-    weight(_irName, tensor, nodeName, emit) {
+    weight(irName, tensor, nodeName, emit) {
+      read.add(irName);
       if (!isFloat(tensor.dtype)) {
         emit({ name: nodeName, op: 'Const', input: [], attr: { dtype: tfAttr.type(tfCode(tensor.dtype)), value: tfAttr.tensor(tensorToProto(tensor)) } });
         return nodeName;
       }
-      const v = { name: nodeName, tensor, read: names.take(`${nodeName}/Read/ReadVariableOp`), init: names.take(`${nodeName}/Initializer/zeros`), assign: names.take(`${nodeName}/Assign`) };
-      variables.push(v);
-      return v.read;
+      return addVariable(nodeName, tensor).read;
     },
   }, names);
+  // State-dict entries the graph never reads (BatchNorm's num_batches_tracked) are kept as
+  // variables too, listed in a collection of their own so a reader can return them with the model.
+  const unread = [...model.weights].filter(([name]) => !read.has(name)).map(([name, t]) => addVariable(names.take(name), t));
   const saver = saverNodes(variables, names);
   const nodes = [...variables.flatMap(variableNodes), ...exported.nodes, ...saver.nodes, initNode(variables, names)];
   const inputs = sigTensors(signature.inputs, model, exported.inputs, exported.dtypes, 'input');
@@ -70,7 +80,7 @@ export function writeSavedModel(model: Model, dir: string, options: SavedModelWr
       keep_checkpoint_every_n_hours: 10000,
       version: 2,
     },
-    collection_def: variables.length ? collections(variables) : {},
+    collection_def: { ...(variables.length ? collections(variables) : {}), ...(unread.length ? { [UNREAD_COLLECTION]: { node_list: { value: unread.map((v) => v.name) } } } : {}) },
     signature_def: { [options.signature ?? DEFAULT_SIGNATURE]: { inputs, outputs, method_name: 'tensorflow/serving/predict' } },
   };
   const bytes = encodeMessage('SavedModel', { saved_model_schema_version: 1, meta_graphs: [meta] });
@@ -159,17 +169,18 @@ function initNode(variables: readonly Variable[], names: TfNames): NodeDefObject
 
 /** The "variables" and "trainable_variables" collections: one serialized VariableDef per variable. */
 function collections(variables: readonly Variable[]): Record<string, object> {
-  const defs = variables.map((v) =>
+  const def = (v: Variable) =>
     encodeMessage('VariableDef', {
       variable_name: `${v.name}:0`,
       initial_value_name: `${v.init}:0`,
       initializer_name: v.assign,
       snapshot_name: `${v.read}:0`,
       is_resource: true,
-      trainable: true,
-    }),
-  );
-  return { trainable_variables: { bytes_list: { value: defs } }, variables: { bytes_list: { value: defs } } };
+      trainable: isFloat(v.tensor.dtype),
+    });
+  // Only float variables can be trained (an integer counter cannot take a gradient).
+  const trainable = variables.filter((v) => isFloat(v.tensor.dtype)).map(def);
+  return { trainable_variables: { bytes_list: { value: trainable } }, variables: { bytes_list: { value: variables.map(def) } } };
 }
 
 function sigTensors(keys: Signature['inputs'], model: Model, tf: ReadonlyMap<string, string>, dtypes: ReadonlyMap<string, DType>, what: string) {

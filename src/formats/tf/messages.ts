@@ -146,6 +146,7 @@ export interface MetaGraphDef {
   } | null;
   readonly graph_def: GraphDef | null;
   readonly saver_def: SaverDef | null;
+  readonly collection_def: Readonly<Record<string, { readonly node_list?: { readonly value: readonly string[] } | null }>>;
   readonly signature_def: Readonly<Record<string, SignatureDef>>;
   readonly object_graph_def: SavedObjectGraph | null;
 }
