@@ -1,5 +1,6 @@
 import { opsUsed } from '../core/graph.js';
 import type { Model } from '../core/model.js';
+import type { DetailTable } from '../formats/format.js';
 
 export interface TensorSummary {
   readonly name: string;
@@ -19,10 +20,12 @@ export interface InspectReport {
   readonly dtypes: Readonly<Record<string, number>>;
   readonly module: unknown;
   readonly metadata: Readonly<Record<string, string>>;
+  /** What the format stores beyond the model (SavedModel: every tag set, signature and variable). */
+  readonly details: readonly DetailTable[];
 }
 
 /** Summarises a model from its headers: no weight bytes are read. */
-export function inspectModel(model: Model, path: string): InspectReport {
+export function inspectModel(model: Model, path: string, details: readonly DetailTable[] = []): InspectReport {
   const graph = model.graph;
   let elements = 0;
   let bytes = 0;
@@ -48,5 +51,6 @@ export function inspectModel(model: Model, path: string): InspectReport {
     dtypes,
     module: model.module ?? null,
     metadata: model.metadata,
+    details,
   };
 }

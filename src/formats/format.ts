@@ -40,6 +40,16 @@ export interface IntegrityCheck {
 }
 
 /**
+ * A table of what a format stores beyond the Model (a SavedModel's tag sets and every signature,
+ * its checkpoint's variables), for `inspect`. Read from headers, never from weight data.
+ */
+export interface DetailTable {
+  readonly title: string;
+  readonly columns: readonly string[];
+  readonly rows: readonly (readonly (string | number)[])[];
+}
+
+/**
  * One file format: how to recognise it, read it into a Model and write a Model out. Conversion
  * is always read -> Model -> write, so each format added here converts to and from every other.
  */
@@ -53,4 +63,6 @@ export interface FormatHandler {
   write(model: Model, path: string, options: WriteOptions): string[];
   /** Verifies the integrity data the format carries (CRCs, checksums), beyond parsing. */
   validate?(path: string): IntegrityCheck[];
+  /** Format-specific details for `inspect` (headers only). */
+  describe?(path: string): DetailTable[];
 }

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { inspectModel, type InspectReport } from '../../api/inspect.js';
+import { formatByName } from '../../formats/registry.js';
 import { loadModelArgs, withModelArgs } from '../module-option.js';
 import { formatBytes, renderTable } from '../table.js';
 
@@ -19,6 +20,10 @@ function render(r: InspectReport): string {
     const rows = [...s.inputs.map((i) => ['input', i.name, i.dtype, shapeText(i.shape)]), ...s.outputs.map((o) => ['output', o.name, o.dtype, shapeText(o.shape)])];
     lines.push(...renderTable(['', 'name', 'dtype', 'shape'], rows).split('\n').map((l) => `    ${l}`));
   }
+  for (const d of r.details) {
+    lines.push(`  ${d.title}`);
+    lines.push(...renderTable([...d.columns], d.rows.map((row) => row.map(String))).split('\n').map((l) => `    ${l}`));
+  }
   const meta = Object.entries(r.metadata);
   if (meta.length) lines.push('  metadata', ...meta.map(([k, v]) => `    ${k}: ${v.length > 100 ? `${v.slice(0, 97)}...` : v}`));
   return lines.join('\n');
@@ -35,7 +40,7 @@ export function inspectCommand(y: Argv): Argv {
         .example('$0 inspect model.safetensors --json', 'machine-readable report'),
     (argv) => {
       const model = loadModelArgs(argv);
-      const report = inspectModel(model, argv.model);
+      const report = inspectModel(model, argv.model, formatByName(model.format).describe?.(argv.model) ?? []);
       process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);
     },
   );

@@ -1,13 +1,14 @@
 import { basename } from 'node:path';
 import type { FormatHandler } from '../format.js';
+import { describeSavedModel } from './describe.js';
 import { savedModelIntegrity } from './integrity.js';
 import { readSavedModel } from './reader.js';
 import { writeSavedModel } from './writer.js';
 
 /**
  * A TensorFlow SavedModel directory (saved_model.pb plus variables/). Reading takes the "serve"
- * meta graph's serving_default signature
- * unless ReadOptions.signature names another; readSavedModel also takes other tags.
+ * meta graph's serving_default signature unless ReadOptions.signature names another;
+ * readSavedModel also takes other tags. `inspect` lists every tag set, signature and variable.
  */
 export const savedmodelFormat: FormatHandler = {
   name: 'savedmodel',
@@ -24,5 +25,8 @@ export const savedmodelFormat: FormatHandler = {
   },
   validate(path) {
     return savedModelIntegrity(path);
+  },
+  describe(path) {
+    return describeSavedModel(path);
   },
 };
