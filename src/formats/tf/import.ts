@@ -256,7 +256,7 @@ class Builder {
     const b = this;
     const e: FormatErrors = this.e;
     const inputValue = (i: number) => {
-      e.check(i < node.inputs.length, where, `at least ${i + 1} inputs`);
+      e.check(i >= 0 && i < node.inputs.length, where, i < 0 ? 'at least one input' : `at least ${i + 1} inputs`);
       return b.valueOf(b.flat.resolve(node.inputs[i]!), where);
     };
     let temps = 0;
@@ -274,7 +274,7 @@ class Builder {
       shape: (v) => b.shape(v),
       constant: (i) => b.initializers.get(inputValue(i)),
       inputRef(i) {
-        e.check(i < node.inputs.length, where, `at least ${i + 1} inputs`);
+        e.check(i >= 0 && i < node.inputs.length, where, i < 0 ? 'at least one input' : `at least ${i + 1} inputs`);
         return b.flat.resolve(node.inputs[i]!);
       },
       producer: (ref) => b.producer(ref),
