@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../src/api/load.js';
 import { Runner } from '../src/api/run.js';
 import { orBatch } from '../src/api/demo.js';
 import type { Model } from '../src/core/model.js';
@@ -70,6 +72,18 @@ describe('TF.js loads what modelbridge writes and predicts the same', () => {
       });
     }
   }
+});
+
+describe('the committed sample', () => {
+  it('samples/or-gate/or-gate.json loads in TF.js and predicts as the safetensors sample runs in modelbridge (1e-6)', async () => {
+    const samples = fileURLToPath(new URL('../samples/or-gate/', import.meta.url));
+    const y = await predictInTfjs(await loadInTfjs(join(samples, 'or-gate.json')), [4, 2], orBatch().toFloat32());
+    expect(y.shape).toEqual([4, 1]);
+    expect(maxAbsDiff(y.values, runtime(loadModel(join(samples, 'or-gate.safetensors')), [4, 2], Array.from(orBatch().toFloat32())))).toBeLessThanOrEqual(1e-6);
+    // OR: (0,0) low, the three others high.
+    expect(y.values[0]).toBeLessThan(0.5);
+    for (const i of [1, 2, 3]) expect(y.values[i]).toBeGreaterThan(0.5);
+  });
 });
 
 describe('the tfjs fixtures run alike in TF.js and modelbridge', () => {

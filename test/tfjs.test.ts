@@ -235,6 +235,12 @@ describe('what cannot be written', () => {
     expect(() => writeGraphModel(model, fresh('einsum'))).toThrow(/Einsum.*pair/);
   });
 
+  it('refuses a TF op TF.js cannot run (Softsign), naming the TF node and the IR node it came from', () => {
+    const model = base(makeNode('Softsign', ['x'], ['y'], {}, 'squash'));
+    expect(() => writeGraphModel(model, fresh('softsign'))).toThrow(UsageError);
+    expect(() => writeGraphModel(model, fresh('softsign'))).toThrow('TF.js cannot run op Softsign (TF node y, written for IR node squash (Softsign))');
+  });
+
   it('refuses grouped convolutions and bare state dicts with a UsageError', () => {
     const w = Tensor.from('float32', [4, 2, 1, 1], new Array(8).fill(1));
     const conv = base(makeNode('Conv', ['x', 'w'], ['y'], { group: attr.int(2) }, 'grouped'), new Map([['w', w]]));
@@ -262,6 +268,16 @@ describe('broken files fail with one FormatError naming the problem', () => {
 
   it('names a shard shorter than the manifest says', () => {
     expectFormatError(() => readGraphModel(broken(() => {}, (b) => b.subarray(0, 6))), /shard group1-shard1of1\.bin: 8 bytes .*found 6/);
+  });
+
+  it('names shards longer than the manifest says (they would shift every weight after the extra bytes)', () => {
+    expectFormatError(() => readGraphModel(broken(() => {}, (b) => Buffer.concat([b, Buffer.from([0, 0])]))), /shard group1-shard1of1\.bin: 8 bytes .*found 10 \(the shards are longer/);
+  });
+
+  it('refuses names with control characters, which would break the one-line message', () => {
+    expectFormatError(() => readGraphModel(broken((j) => (j.modelTopology.node[4].name = 'Iden\ntity'))), /a non-empty name without control characters, not "Iden\\ntity"/);
+    expectFormatError(() => readGraphModel(broken((j) => (j.weightsManifest[0].weights[0].name = 'w\u0007'))), /without control characters/);
+    expectFormatError(() => readGraphModel(broken((j) => (j.weightsManifest[0].paths = ['group1\n.bin']))), /shard names without control characters/);
   });
 
   it('names an unknown dtype and an unknown quantization', () => {

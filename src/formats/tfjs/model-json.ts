@@ -2,6 +2,7 @@ import type { FormatErrors } from '../../core/errors.js';
 import { parseTensorName, type TfRef } from '../tf/flatten.js';
 import type { NodeDef, TensorShapeProto } from '../tf/messages.js';
 import { attrFromJson, isObject, JsonReader, type Json, type JsonObject } from './attrs.js';
+import { printable } from './printable.js';
 import { parseManifest, type WeightGroup } from './weights.js';
 
 /**
@@ -59,12 +60,12 @@ function nodeFromJson(v: Json, index: number, e: FormatErrors): NodeDef {
   const at = `modelTopology.node[${index}]`;
   if (!isObject(v)) return e.fail(at, 'a node object');
   const { name, op, input, device, attr } = v;
-  e.check(typeof name === 'string' && name !== '', at, 'a non-empty string name');
+  e.check(typeof name === 'string' && name !== '' && printable(name), at, `a non-empty name without control characters, not ${JSON.stringify(name)}`);
   const where = `node ${name}`;
-  e.check(typeof op === 'string' && op !== '', where, 'a string op');
-  e.check(input === undefined || (Array.isArray(input) && input.every((i) => typeof i === 'string' && i !== '')), `${where} input`, 'a list of tensor names');
+  e.check(typeof op === 'string' && op !== '' && printable(op), where, `an op name, not ${JSON.stringify(op)}`);
+  e.check(input === undefined || (Array.isArray(input) && input.every((i) => typeof i === 'string' && i !== '' && printable(i))), `${where} input`, 'a list of tensor names');
   e.check(device === undefined || typeof device === 'string', `${where} device`, 'a string');
-  e.check(attr === undefined || isObject(attr), `${where} attr`, 'an object');
+  e.check(attr === undefined || (isObject(attr) && Object.keys(attr).every(printable)), `${where} attr`, 'an object keyed by attribute names');
   const attrs = Object.fromEntries(Object.entries(attr ?? {}).map(([k, a]) => [k, attrFromJson(a, new JsonReader(e, `${where} attr ${k}`))]));
   return { name, op, input: (input ?? []) as string[], device: device ?? '', attr: attrs };
 }
@@ -75,6 +76,7 @@ function signatureFromJson(v: Json, e: FormatErrors): SignatureJson {
     const entries = v[key] ?? {};
     if (!isObject(entries)) return e.fail(`signature ${key}`, 'an object of tensor infos');
     return Object.entries(entries).map(([k, info]) => {
+      e.check(printable(k), `signature ${key}`, `keys without control characters, not ${JSON.stringify(k)}`);
       const where = `signature ${key} ${k}`;
       if (!isObject(info)) return e.fail(where, 'a tensor info object');
       const name = info['name'];

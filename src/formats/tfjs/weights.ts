@@ -5,6 +5,7 @@ import type { FormatErrors } from '../../core/errors.js';
 import { elementCount, formatShape } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { isObject, type Json } from './attrs.js';
+import { printable } from './printable.js';
 import { dequantizeFloat32, dequantizeInt32, quantizedSize, type Quantization, type QuantizationDType } from './quantize.js';
 
 /**
@@ -54,6 +55,7 @@ export function parseManifest(value: Json | undefined, e: FormatErrors): WeightG
     e.check(Array.isArray(weights), `${where}.weights`, 'a list of weights');
     for (const p of paths as string[]) {
       const parts = p.split(/[\\/]/);
+      e.check(printable(p), `${where}.paths`, `shard names without control characters, not ${JSON.stringify(p)}`);
       e.check(p !== '' && !isAbsolute(p) && !/^[A-Za-z]:/.test(p) && !parts.includes('..'), `${where}.paths`, `shard paths inside the model's directory, not ${JSON.stringify(p)}`);
     }
     return { paths: paths as string[], weights: weights.map((w, wi) => parseSpec(w, `${where}.weights[${wi}]`, names, e)) };
@@ -63,7 +65,7 @@ export function parseManifest(value: Json | undefined, e: FormatErrors): WeightG
 function parseSpec(w: Json, where: string, names: Set<string>, e: FormatErrors): WeightSpec {
   if (!isObject(w)) return e.fail(where, 'an object with name, shape and dtype');
   const { name, shape, dtype, quantization } = w;
-  e.check(typeof name === 'string', where, 'a string name');
+  e.check(typeof name === 'string' && printable(name), where, `a string name without control characters, not ${JSON.stringify(name)}`);
   const at = `weight ${name}`;
   e.check(!names.has(name), at, 'a name unique across the manifest');
   names.add(name);
@@ -179,6 +181,12 @@ export function readWeights(groups: readonly WeightGroup[], jsonPath: string, e:
         tensors.set(spec.name, Tensor.fromBytes(dtype, spec.shape, bytes.slice(offset, offset + n)));
         offset += n;
       }
+    }
+    // A longer group is refused too: TF.js reads the shards as one stream, so bytes added inside
+    // one shard would shift every weight after them.
+    if (offset !== bytes.size) {
+      const shard = group.paths.length ? group.paths[group.paths.length - 1]! : '(no shards)';
+      e.fail(`shard ${shard}`, `${offset} bytes in its group for the manifest's weights, found ${bytes.size} (the shards are longer than the manifest says)`);
     }
   }
   return { tensors, quantized };

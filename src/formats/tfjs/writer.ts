@@ -79,7 +79,12 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
     names,
   );
   const foreign = exported.nodes.find((n) => !TFJS_RUNS.has(n.op));
-  if (foreign) throw new UsageError(`TF.js cannot run op ${foreign.op} (TF node ${foreign.name}, written for an IR op TF.js lacks)`);
+  if (foreign) {
+    // The exporter names a node's last TF node after its output; name the IR node it came from.
+    const origin = graph.nodes.find((n) => n.outputs.includes(foreign.name) || n.name === foreign.name || (!!n.outputs[0] && foreign.name.startsWith(`${n.outputs[0]}/`)));
+    const from = origin ? `IR node ${origin.name || origin.outputs[0]} (${origin.op})` : 'an IR op TF.js lacks';
+    throw new UsageError(`TF.js cannot run op ${foreign.op} (TF node ${foreign.name}, written for ${from})`);
+  }
   let nodes = [...exported.nodes];
   // State-dict entries the graph never reads (BatchNorm's num_batches_tracked) are kept too.
   for (const [name, tensor] of model.weights) {
