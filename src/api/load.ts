@@ -1,5 +1,5 @@
-import { statSync } from 'node:fs';
-import { extname } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
 import type { Model } from '../core/model.js';
 import { detectFormat, formatByName, formatForOutput } from '../formats/registry.js';
 import type { ReadOptions, WriteOptions } from '../formats/format.js';
@@ -29,6 +29,8 @@ export interface SaveOptions extends WriteOptions {
 export function saveModel(model: Model, path: string, options: SaveOptions = {}): string[] {
   const format = options.format ? formatByName(options.format) : formatForOutput(path);
   assertWritable(path, options.force ?? false);
+  // Like the directory formats (SavedModel, TF.js) do for themselves: `convert a.pt out/b.onnx` makes out/.
+  mkdirSync(dirname(resolve(path)), { recursive: true });
   return format.write(model, path, options);
 }
 
