@@ -31,27 +31,6 @@ if (!existsSync(NODE_TESTS)) {
   process.exit(1);
 }
 
-const FLOATS = new Set(['float32', 'float64', 'float16', 'bfloat16']);
-
-function mismatch(actual, expected) {
-  if (actual.dtype !== expected.dtype) return `dtype ${actual.dtype}, expected ${expected.dtype}`;
-  if (actual.shape.join() !== expected.shape.join()) return `shape [${actual.shape.join(', ')}], expected [${expected.shape.join(', ')}]`;
-  const isFloat = FLOATS.has(actual.dtype);
-  const a = isFloat ? actual.toFloat32() : actual.storage();
-  const b = isFloat ? expected.toFloat32() : expected.storage();
-  for (let i = 0; i < a.length; i++) {
-    const [x, y] = [a[i], b[i]];
-    if (x === y) continue;
-    if (isFloat) {
-      const [p, q] = [Number(x), Number(y)];
-      if (Number.isNaN(p) && Number.isNaN(q)) continue;
-      if (Math.abs(p - q) <= 1e-7 + 1e-3 * Math.abs(q)) continue;
-    }
-    return `element ${i}: ${x}, expected ${y}`;
-  }
-  return undefined;
-}
-
 function runCase(graph, dir) {
   const session = new mb.Session(graph);
   let compared = 0;
@@ -65,7 +44,7 @@ function runCase(graph, dir) {
     const outputs = session.run(feeds);
     graph.outputs.forEach((output, i) => {
       const file = join(at, `output_${i}.pb`);
-      const problem = mismatch(outputs[output.name], mb.readOnnxTensor(readFileSync(file), file));
+      const problem = mb.conformanceMismatch(outputs[output.name], mb.readOnnxTensor(readFileSync(file), file));
       if (problem) throw new Error(`${set}, output ${output.name}: ${problem}`);
       compared++;
     });

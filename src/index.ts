@@ -56,6 +56,7 @@ export {
   writeOnnxModel,
   serializeOnnxModel,
   convertOpset,
+  conformanceMismatch,
   onnxFormat,
   type OnnxReadOptions,
   type OnnxWriteOptions,

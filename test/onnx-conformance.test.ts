@@ -8,6 +8,7 @@ import { readOnnxModel, readOnnxTensor } from '../src/formats/onnx/index.js';
 import { Session } from '../src/runtime/executor.js';
 import { isSupported } from '../src/runtime/ops.js';
 import { isComputable } from '../src/runtime/value.js';
+import { conformanceMismatch } from '../src/formats/onnx/conformance.js';
 
 /**
  * ONNX's backend conformance data (onnx/backend/test/data/node): one directory per case with
@@ -75,27 +76,6 @@ function survey(): Survey {
   return result;
 }
 
-/** numpy.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-7), plus dtype and shape. */
-function mismatch(actual: Tensor, expected: Tensor): string | undefined {
-  if (actual.dtype !== expected.dtype) return `dtype ${actual.dtype}, expected ${expected.dtype}`;
-  if (actual.shape.join() !== expected.shape.join()) return `shape [${actual.shape.join(', ')}], expected [${expected.shape.join(', ')}]`;
-  const isFloat = ['float32', 'float64', 'float16', 'bfloat16'].includes(actual.dtype);
-  const a = isFloat ? actual.toFloat32() : actual.storage();
-  const b = isFloat ? expected.toFloat32() : expected.storage();
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x === y) continue;
-    if (isFloat) {
-      const [p, q] = [Number(x), Number(y)];
-      if (Number.isNaN(p) && Number.isNaN(q)) continue;
-      if (Math.abs(p - q) <= 1e-7 + 1e-3 * Math.abs(q)) continue;
-    }
-    return `element ${i}: ${x}, expected ${y}`;
-  }
-  return undefined;
-}
-
 /** Runs every test_data_set of a case; throws on the first mismatch. Returns the number of outputs compared. */
 function runCase(c: Case): number {
   const session = new Session(c.graph);
@@ -111,7 +91,7 @@ function runCase(c: Case): number {
     const outputs = session.run(feeds);
     c.graph.outputs.forEach((output, i) => {
       const file = join(at, `output_${i}.pb`);
-      const problem = mismatch(outputs[output.name]!, readOnnxTensor(readFileSync(file), file));
+      const problem = conformanceMismatch(outputs[output.name]!, readOnnxTensor(readFileSync(file), file));
       if (problem) throw new Error(`${set}, output ${output.name}: ${problem}`);
       compared++;
     });

@@ -1,6 +1,6 @@
 import { formatErrors, UsageError, type FormatErrors } from '../../core/errors.js';
 import type { Attribute } from '../../core/graph.js';
-import { int64ToNumber } from './int64.js';
+import { int64ToNumber } from '../../core/int64.js';
 import { ATTRIBUTE_TYPE, type AttributeProto, type Int64 } from './schema.js';
 import { sparseTensorFromProto } from './sparse.js';
 import { tensorFromProto, type TensorContext } from './tensor.js';

@@ -6,3 +6,4 @@ export { tensorFromProto, type TensorContext } from './tensor.js';
 export { dtypeToOnnxCode, onnxCodeToDType, onnxTypeName } from './dtypes.js';
 export { decodeModelProto, decodeTensorProto, onnxSchema } from './schema.js';
 export { onnxFormat, looksLikeOnnx } from './format.js';
+export { conformanceMismatch } from './conformance.js';

@@ -9,7 +9,7 @@ import { expectedParams } from '../../module/lower.js';
 import { MODULE_KEY, SIGNATURE_KEY, type ModuleSpec } from '../../module/spec.js';
 import { attributeFromProto } from './attributes.js';
 import { onnxCodeToDType, onnxTypeName } from './dtypes.js';
-import { int64ToNumber } from './int64.js';
+import { int64ToNumber } from '../../core/int64.js';
 import { decodeModelProto, decodeTensorProto, type GraphProto, type ModelProto, type TensorShapeProto, type ValueInfoProto } from './schema.js';
 import { sparseTensorFromProto } from './sparse.js';
 import { tensorFromProto } from './tensor.js';

@@ -9,11 +9,13 @@ import { FormatError } from '../../core/errors.js';
  * parsed once, on the first decode, so importing this module costs nothing. The interfaces below
  * describe the decoded objects as this project reads them (proto field names kept as written:
  * snake_case). int64 fields decode to Long objects (protobufjs' representation, exact to 64 bits);
- * see int64.ts for conversions.
+ * see src/core/int64.ts for conversions.
  */
 
 /** A 64-bit integer as protobufjs decodes it (a Long), or a number where the writer gave one. */
-export type Int64 = number | { readonly low: number; readonly high: number; readonly unsigned: boolean };
+import type { Int64 } from '../../core/int64.js';
+
+export type { Int64 };
 
 export interface StringStringEntryProto {
   readonly key: string;

@@ -2,7 +2,7 @@ import { dtypeBits } from '../../core/dtypes.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { formatShape } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
-import { int64ToNumber } from './int64.js';
+import { int64ToNumber } from '../../core/int64.js';
 import type { SparseTensorProto } from './schema.js';
 import { tensorFromProto, type TensorContext } from './tensor.js';
 

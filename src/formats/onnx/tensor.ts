@@ -6,7 +6,7 @@ import { formatShape } from '../../core/shape.js';
 import { FileRangeSource, MemorySource } from '../../core/source.js';
 import { allocate, Tensor } from '../../core/tensor.js';
 import { onnxCodeToDType, onnxTypeName } from './dtypes.js';
-import { int64ToBigInt, int64ToNumber, int64Words } from './int64.js';
+import { int64ToBigInt, int64ToNumber, int64Words } from '../../core/int64.js';
 import { hasField, type TensorProto } from './schema.js';
 
 /** Where a TensorProto sits, for error messages and for resolving external data. */

@@ -1,5 +1,5 @@
 import type { AttrValue, TensorShapeProto } from './messages.js';
-import { toInt } from './schema.js';
+import { int64ToNumber } from '../../core/int64.js';
 
 /**
  * Typed reads of a NodeDef's attrs. A missing attr gives the fallback (TF's OpDef default, which
@@ -17,7 +17,7 @@ function has(attrs: Attrs, key: string, member: NonNullable<AttrValue['value']>)
 
 export function attrInt(attrs: Attrs, key: string, fallback: number): number {
   const a = has(attrs, key, 'i');
-  return a ? (toInt(a.i) ?? fallback) : fallback;
+  return a ? (int64ToNumber(a.i) ?? fallback) : fallback;
 }
 
 export function attrFloat(attrs: Attrs, key: string, fallback: number): number {
@@ -44,7 +44,7 @@ export function attrShape(attrs: Attrs, key: string): TensorShapeProto | undefin
 
 export function attrInts(attrs: Attrs, key: string): number[] | undefined {
   const list = has(attrs, key, 'list')?.list;
-  return list ? list.i.map((v) => toInt(v) ?? Number.NaN) : undefined;
+  return list ? list.i.map((v) => int64ToNumber(v) ?? Number.NaN) : undefined;
 }
 
 export function attrTypes(attrs: Attrs, key: string): number[] | undefined {

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { FormatError } from '../../core/errors.js';
+import type { Int64 } from '../../core/int64.js';
 
 /**
  * TensorFlow's protobuf messages, from modelbridge's own schemas in proto/tensorflow/ (TF's field
@@ -67,25 +68,7 @@ export function encodeMessage(typeName: string, message: object): Uint8Array {
   return type.encode(message).finish();
 }
 
-/** A 64-bit integer as protobufjs decodes it (a Long), or a number. */
-export type Int64 = number | { readonly low: number; readonly high: number; readonly unsigned: boolean };
-
-const TWO_32 = 4294967296;
-
-/** An int64 as a number, or undefined when beyond ±2^53 (where a number would round it). */
-export function toInt(value: Int64 | null | undefined): number | undefined {
-  if (value === null || value === undefined) return 0;
-  if (typeof value === 'number') return value;
-  const low = value.low >>> 0;
-  const n = value.unsigned ? (value.high >>> 0) * TWO_32 + low : value.high * TWO_32 + low;
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
-export function toBigInt(value: Int64, unsigned: boolean): bigint {
-  if (typeof value === 'number') return unsigned ? BigInt.asUintN(64, BigInt(value)) : BigInt(value);
-  const bits = (BigInt(value.high >>> 0) << 32n) | BigInt(value.low >>> 0);
-  return unsigned ? bits : BigInt.asIntN(64, bits);
-}
+export type { Int64 };
 
 /** True when a field was present on the wire (protobufjs sets decoded fields as own properties). */
 export function hasField(message: object, field: string): boolean {

@@ -4,7 +4,7 @@ import { elementCount, formatShape, type Shape } from '../../core/shape.js';
 import { allocate, Tensor } from '../../core/tensor.js';
 import { dtypeToTfCode, tfCodeToDType, tfTypeName } from '../tensorbundle/dtypes.js';
 import type { TensorProto, TensorShapeProto } from './messages.js';
-import { toBigInt, toInt, type Int64 } from './schema.js';
+import { int64ToBigInt, int64ToNumber, type Int64 } from '../../core/int64.js';
 
 /**
  * TensorProto <-> Tensor. A TensorProto holds its elements either as raw little-endian bytes
@@ -18,7 +18,7 @@ export function shapeFromProto(shape: TensorShapeProto | null | undefined): (num
   if (!shape) return [];
   if (shape.unknown_rank) return null;
   return shape.dim.map((d) => {
-    const n = toInt(d.size);
+    const n = int64ToNumber(d.size);
     return n === undefined || n < 0 ? null : n;
   });
 }
@@ -106,11 +106,11 @@ export function tensorFromProto(p: TensorProto, e: FormatErrors, where: string):
   const total = stored > 0 ? count * perElement : 0;
   if (out instanceof BigInt64Array || out instanceof BigUint64Array) {
     const unsigned = out instanceof BigUint64Array;
-    for (let i = 0; i < total; i++) out[i] = toBigInt(source(i) as Int64, unsigned);
+    for (let i = 0; i < total; i++) out[i] = int64ToBigInt(source(i) as Int64, unsigned);
   } else {
     for (let i = 0; i < total; i++) {
       const v = source(i);
-      out[i] = typeof v === 'boolean' ? (v ? 1 : 0) : typeof v === 'number' ? v : (toInt(v as Int64) ?? 0);
+      out[i] = typeof v === 'boolean' ? (v ? 1 : 0) : typeof v === 'number' ? v : (int64ToNumber(v as Int64) ?? 0);
     }
   }
   return Tensor.fromArray(dtype, shape, out);

@@ -1,14 +1,20 @@
-import type { Int64 } from './schema.js';
-
 /**
- * Conversions for protobufjs' 64-bit integers. Sizes, axes and attribute ints become numbers
- * (checked to be exact); tensor elements become BigInt so int64/uint64 data stays bit-exact.
+ * Conversions for protobufjs' 64-bit integers (the ONNX and TensorFlow schemas both decode
+ * int64 fields this way). Sizes, axes and attribute ints become numbers (checked to be exact);
+ * tensor elements become BigInt so int64/uint64 data stays bit-exact.
  */
+
+/** A 64-bit integer as protobufjs decodes it (a Long), or a number. */
+export type Int64 = number | { readonly low: number; readonly high: number; readonly unsigned: boolean };
 
 const TWO_32 = 4294967296;
 
-/** The value as a number, or undefined when it is beyond ±2^53 and a number would round it. */
-export function int64ToNumber(value: Int64): number | undefined {
+/**
+ * The value as a number, or undefined when it is beyond ±2^53 and a number would round it. An
+ * absent field (null or undefined) is proto3's default, 0.
+ */
+export function int64ToNumber(value: Int64 | null | undefined): number | undefined {
+  if (value === null || value === undefined) return 0;
   if (typeof value === 'number') return value;
   const low = value.low >>> 0;
   const n = value.unsigned ? (value.high >>> 0) * TWO_32 + low : value.high * TWO_32 + low;
