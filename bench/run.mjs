@@ -3,50 +3,35 @@
 // bench/RESULTS.md: absolute numbers, ratios, and whether each target is met.
 //   1. safetensors on a 1 GiB synthetic bundle: convert vs a plain copy, read vs a plain read,
 //      the Python safetensors peer, inspect and CLI start-up.
-//   2. Runtime per call: the OR gate (batch 1) and an MLP 784-512-512-10 (batch 64), modelbridge
-//      vs onnxruntime-node vs tfjs-backend-cpu on the same weights and inputs, checked to agree.
-// Work files live in bench/.work/ and are deleted at the end.
+//   2. Runtime per call: the OR gate (batch 1), an MLP 784-512-512-10 (batch 64) and a small CNN
+//      (batch 16, 3x32x32), modelbridge vs onnxruntime-node (and tfjs-backend-cpu), checked to agree.
+//   3. PyTorch (bench/pytorch.mjs): a 1 GiB torch.save checkpoint -> safetensors, vs a plain copy and
+//      vs torch.load + safetensors.torch.save_file.
+//   4. ONNX (bench/onnx.mjs): a 2 GiB model with external data read and written back, vs a plain
+//      copy and vs onnx.load + onnx.save.
+//   5-6. TensorFlow (bench/tensorflow.mjs): a 1 GiB SavedModel -> TF.js (vs a plain copy, and
+//      tensorflowjs_converter where installed) and -> safetensors (vs a plain copy).
+// Work files live in bench/.work/ and are deleted at the end of each section.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { inspectModel, loadModel, lowerModule, Runner, saveModel, Tensor, trainOrGate } from '../dist/index.js';
 import { GB, GiB, machine, median, MiB, perCall, perCallAsync, runPython, runWorker, timeIt, wallTime } from './util.mjs';
+import { f, log, mib, noted, py, PYTHON, ratio, ratios, ROOT, RSS_SLACK, table, target, targets, WORK, yes } from './harness.mjs';
+import { pytorchSection } from './pytorch.mjs';
+import { onnxSection } from './onnx.mjs';
+import { tensorflowSections } from './tensorflow.mjs';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const WORK = join(ROOT, 'bench', '.work');
 const WORKER = join(ROOT, 'bench', 'safetensors-worker.mjs');
-const CLI = join(ROOT, 'bin', 'modelbridge.js');
-const PYTHON = join(ROOT, '.peers', 'venv', 'bin', 'python');
+const CLI = join(ROOT, 'bin', 'modelbridge.cjs');
 const RESULTS = join(ROOT, 'bench', 'RESULTS.md');
-// 7 rather than 3: on this VM an fsync'd 1 GiB write takes 0.46 s to 3 s between identical runs
+// 8 rather than 3: on this VM an fsync'd 1 GiB write takes 0.46 s to 3 s between identical runs
 // (the same plain copy, back to back), and a median of 3 let that noise flip the convert/copy ratio.
-const ROUNDS = 7;
+// An even number, so ABBA gives both sides the same share of first and second places.
+const ROUNDS = 8;
 const PY_ROUNDS = 3;
-const RSS_SLACK = 64 * MiB;
-
-/** Every target the brief sets, checked as the numbers come in, summarised at the end. */
-const targets = [];
-function target(what, measured, goal, met) {
-  targets.push({ what, measured, goal, met });
-}
-
-const log = (...args) => console.error('[bench]', ...args);
-
-// ---------------------------------------------------------------------------------------------
-// Formatting
-
-const f = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
-const mib = (bytes) => `${f(bytes / MiB, 0)} MiB`;
-const ratio = (r) => `${r >= 0.1 ? f(r, 2) : r.toPrecision(2)}x`;
-const yes = (met) => (met ? 'yes' : '**NO**');
-
-function table(headers, rows) {
-  const line = (cells) => `| ${cells.join(' | ')} |`;
-  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. safetensors
@@ -181,7 +166,7 @@ function measureSafetensors(python) {
 
 function throughputTable({ read, conv }) {
   const convRatio = conv.convert.gbps / conv.copy.gbps;
-  target('convert throughput vs plain copy', ratio(convRatio), '>= 0.80x', convRatio >= 0.8);
+  target('safetensors 1 GiB convert throughput vs plain copy', ratio(convRatio), '>= 0.80x', convRatio >= 0.8);
   const runs = (s) => s.runs.map((r) => f(r.seconds, 3)).join(', ');
   return [
     `Median of ${ROUNDS} runs (modelbridge and baseline interleaved ABBA, after one untimed round of each), ` +
@@ -211,7 +196,7 @@ function rssTable({ size, read, conv, insp }) {
     ['plain read', read.plain.maxRSS],
   ].map(([what, rss]) => {
     const met = rss <= size + RSS_SLACK;
-    if (what.startsWith('modelbridge')) target(`${what} peak RSS`, mib(rss), `<= model + 64 MiB = ${mib(size + RSS_SLACK)}`, met);
+    if (what.startsWith('modelbridge')) target(`safetensors: ${what} peak RSS`, mib(rss), `<= model + 64 MiB = ${mib(size + RSS_SLACK)}`, met);
     return [what, mib(rss), mib(rss - insp.headersOnlyRSS), f(rss / size, 3), yes(met)];
   });
   return [
@@ -227,7 +212,7 @@ function pythonTable({ conv, py }) {
   if (!py) return [`Python peer: skipped, ${PYTHON} does not exist (run scripts/peers-env.sh to create the venv).`, ''];
   return [
     'Python peer on the same file (`safetensors.torch.load_file` + `save_file` + fsync, fresh interpreter per run, ' +
-      `median of ${PY_ROUNDS}; peak RSS from \`resource.getrusage(RUSAGE_SELF).ru_maxrss\`):`,
+      `median of ${PY_ROUNDS}; peak RSS from GNU time, "RSS after import" is the interpreter\'s own \`ru_maxrss\` before loading):`,
     '',
     table(
       ['', 'seconds', 'GB/s', 'peak RSS', 'RSS after `import torch`'],
@@ -251,8 +236,8 @@ function inspectTable({ insp }) {
       ['measurement', 'ms', 'target'],
       [
         ['in-process loadModel + inspectModel (median of 20)', f(insp.inProcess * 1e3, 2), '-'],
-        ['CLI `node bin/modelbridge.js inspect <file> --json`, wall (median of 10)', f(insp.cliInspect * 1e3, 1), `< 100: ${yes(insp.cliInspect < 0.1)}`],
-        ['CLI cold start `node bin/modelbridge.js --version`, wall (median of 10)', f(insp.cliVersion * 1e3, 1), `< 150: ${yes(insp.cliVersion < 0.15)}`],
+        ['CLI `node bin/modelbridge.cjs inspect <file> --json`, wall (median of 10)', f(insp.cliInspect * 1e3, 1), `< 100: ${yes(insp.cliInspect < 0.1)}`],
+        ['CLI cold start `node bin/modelbridge.cjs --version`, wall (median of 10)', f(insp.cliVersion * 1e3, 1), `< 150: ${yes(insp.cliVersion < 0.15)}`],
       ],
     ),
     '',
@@ -355,9 +340,9 @@ print(json.dumps({"nodes": [n.op_type for n in nodes]}))
 `;
 
 /**
- * The ONNX file onnxruntime runs: modelbridge cannot write ONNX yet, so the weights go out through
- * saveModel (.safetensors) and Python's onnx package builds Gemm(transB=1) + activation nodes
- * around those exact float32 arrays.
+ * The ONNX file onnxruntime runs, independent of modelbridge's own ONNX writer: the weights go out
+ * through saveModel (.safetensors) and Python's onnx package builds Gemm(transB=1) + activation
+ * nodes around those exact float32 arrays.
  */
 function exportOnnx(model, name) {
   const weightsFile = join(WORK, `${name}.safetensors`);
@@ -474,6 +459,66 @@ async function mlp(peers) {
   return measureEngines(engines, 2);
 }
 
+/**
+ * A small CNN, batch 16 at 3x32x32: Conv 3x3 (3->32) + Relu, MaxPool 2x2, Conv 3x3 (32->64) + Relu,
+ * GlobalAveragePool, Gemm 64->10 (bench/py/make_cnn.py, onnx.checker-clean). Both runtimes load the
+ * same .onnx file; tfjs-cpu (NHWC) gets the same weights transposed to its layout.
+ */
+async function cnn(peers) {
+  const file = join(WORK, 'cnn.onnx');
+  py('make_cnn.py', [file]);
+  const model = loadModel(file);
+  const x = randomTensor(seeded(5), [CNN_BATCH, 3, 32, 32], 1);
+  const engines = [modelbridgeEngine(model, x)];
+  engines.push(await ortEngine(peers.ort, file, x, 1));
+  engines.push(await ortEngine(peers.ort, file, x, 0));
+  engines.push(tfjsCnnEngine(peers.tf, model, x));
+  return measureEngines(engines, 2);
+}
+
+const CNN_BATCH = 16;
+const CNN_FLOPS = 2 * CNN_BATCH * (32 * 32 * 32 * 27 + 64 * 16 * 16 * 288 + 64 * 10);
+
+function tfjsCnnEngine(tf, model, x) {
+  const tensor = (name) => tf.tensor(model.weights.get(name).toFloat32(), model.weights.get(name).shape);
+  // ONNX conv weights [out, in, kh, kw] -> tfjs filters [kh, kw, in, out]; input NCHW -> NHWC, once.
+  const filter = (name) => tf.transpose(tensor(name), [2, 3, 1, 0]);
+  const [c1, b1, c2, b2, fw, fb] = [filter('c1.w'), tensor('c1.b'), filter('c2.w'), tensor('c2.b'), tensor('fc.w'), tensor('fc.b')];
+  const input = tf.transpose(tf.tensor(x.toFloat32(), x.shape), [0, 2, 3, 1]);
+  const forward = () => {
+    let h = tf.relu(tf.add(tf.conv2d(input, c1, 1, 'same'), b1));
+    h = tf.maxPool(h, 2, 2, 'valid');
+    h = tf.relu(tf.add(tf.conv2d(h, c2, 1, 'same'), b2));
+    return tf.add(tf.matMul(tf.mean(h, [1, 2]), fw, false, true), fb);
+  };
+  return {
+    name: `tfjs-backend-cpu ${tf.version_core}`,
+    run: () => {
+      const y = tf.tidy(forward);
+      const data = y.dataSync();
+      y.dispose();
+      return data;
+    },
+  };
+}
+
+function cnnTable(cn) {
+  const [mb] = cn;
+  const ort1 = cn.find((r) => r.name.includes('(1 thread)'));
+  noted('CNN batch 16, modelbridge speed vs onnxruntime-node (1 thread)', ratio(ort1.seconds / mb.seconds), 'no target; < 1 means slower');
+  return [
+    `### Small CNN (Conv 3x3 3->32, Relu, MaxPool 2, Conv 3x3 32->64, Relu, GlobalAveragePool, Gemm 64->10), batch ${CNN_BATCH} at 3x32x32: ${f(CNN_FLOPS / 1e6, 1)} MFLOP per call`,
+    '',
+    table(
+      ['engine', 'ms/call', 'GFLOP/s', 'modelbridge speed-up (engine time / modelbridge time)', 'max abs diff vs modelbridge'],
+      cn.map((r) => [r.name, f(r.seconds * 1e3, 3), f(CNN_FLOPS / r.seconds / 1e9, 2), ratio(r.seconds / mb.seconds), r.diff.toExponential(2)]),
+    ),
+    '',
+    'No target is set for the CNN; the ratio is reported (below 1x: modelbridge is slower).',
+    '',
+  ];
+}
+
 const MLP_FLOPS = 2 * 64 * (784 * 512 + 512 * 512 + 512 * 10);
 
 function orGateTable(or) {
@@ -496,6 +541,8 @@ function mlpTable(mm) {
   const [mb] = mm;
   const speedup = mm.find((r) => r.name.startsWith('tfjs')).seconds / mb.seconds;
   target('MLP batch 64, modelbridge speed vs tfjs-cpu', ratio(speedup), '>= 20x', speedup >= 20);
+  const ort1 = mm.find((r) => r.name.includes('(1 thread)'));
+  if (ort1) noted('MLP batch 64, modelbridge speed vs onnxruntime-node (1 thread)', ratio(ort1.seconds / mb.seconds), 'no target; < 1 means slower');
   return [
     `### MLP 784-512-512-10 (Linear/ReLU/Linear/ReLU/Linear, seeded weights), batch 64: ${f(MLP_FLOPS / 1e6, 1)} MFLOP per call`,
     '',
@@ -515,20 +562,26 @@ async function runtimeSection(python) {
   const or = await orGate(peers);
   log('MLP');
   const mm = await mlp(peers);
-  const tables = [...orGateTable(or), ...mlpTable(mm)];
+  let cn = [];
+  if (peers.ort) {
+    log('CNN');
+    cn = await cnn(peers);
+  }
+  const tables = [...orGateTable(or), ...mlpTable(mm), ...(cn.length ? cnnTable(cn) : [])];
   // measureEngines throws on a disagreement, so reaching here means this target is met.
-  target('all engines agree with modelbridge', `max abs diff ${Math.max(...[...or, ...mm].map((r) => r.diff)).toExponential(2)}`, '< 1e-4', true);
+  target('all engines agree with modelbridge', `max abs diff ${Math.max(...[...or, ...mm, ...cn].map((r) => r.diff)).toExponential(2)}`, '< 1e-4', true);
   return [
     '## 2. Runtime, per call (same weights, same inputs)',
     '',
     'Each engine is built once (session/graph planned, weights loaded); a call runs the model and reads ' +
       'the output into a Float32Array. Timed in batches of ~10 ms after warm-up, total time / calls. ' +
       "Outputs are compared with modelbridge's before timing (the bench fails if any differs by >= 1e-4). " +
-      'The ONNX files are built from the weights modelbridge saved (Gemm transB=1 + activation, opset 17). ' +
-      'onnxruntime runs with 1 intra-op thread (modelbridge and tfjs-cpu use one core) and, for the MLP, also with its default.',
+      'The OR gate and MLP ONNX files are built from the weights modelbridge saved (Gemm transB=1 + activation, opset 17); ' +
+      'the CNN is an ONNX file written by the onnx package, which modelbridge and onnxruntime both load. ' +
+      'onnxruntime runs with 1 intra-op thread (modelbridge and tfjs-cpu use one core) and, for the MLP and CNN, also with its default.',
     '',
     ...tables,
-    ...(python ? [] : [`onnxruntime rows skipped: ${PYTHON} does not exist, and the ONNX files are built with Python's onnx package.`, '']),
+    ...(python ? [] : [`onnxruntime rows and the CNN skipped: ${PYTHON} does not exist, and the ONNX files are built with Python's onnx package.`, '']),
   ].join('\n');
 }
 
@@ -537,8 +590,9 @@ async function runtimeSection(python) {
 function gitState() {
   const git = (...args) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
   const head = git('rev-parse', '--short', 'HEAD') || 'unknown';
-  const dirty = git('status', '--porcelain', '--', 'src');
-  return `${head}${dirty ? ' + uncommitted changes in src/ (measured as built)' : ''}`;
+  const dirty = (dir) => git('status', '--porcelain', '--', dir) !== '';
+  const changed = ['src', 'bench'].filter(dirty);
+  return `${head}${changed.length ? ` + uncommitted changes in ${changed.map((d) => `${d}/`).join(' and ')} (measured as they are)` : ''}`;
 }
 
 async function main() {
@@ -547,9 +601,23 @@ async function main() {
   const python = existsSync(PYTHON);
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
-  let sections;
+  // BENCH_ONLY=pytorch,onnx runs some sections and prints them instead of writing RESULTS.md.
+  const only = process.env.BENCH_ONLY?.split(',');
+  const all = [
+    ['safetensors', () => safetensorsSection(python)],
+    ['runtime', () => runtimeSection(python)],
+    ['pytorch', () => pytorchSection(python)],
+    ['onnx', () => onnxSection(python)],
+    ['tensorflow', () => tensorflowSections(python)],
+  ];
+  const loads = [loadavg()[0]];
+  const sections = [];
   try {
-    sections = [safetensorsSection(python), await runtimeSection(python)];
+    for (const [name, run] of all) {
+      if (only && !only.includes(name)) continue;
+      sections.push(await run());
+      loads.push(loadavg()[0]);
+    }
   } finally {
     rmSync(WORK, { recursive: true, force: true });
   }
@@ -559,6 +627,8 @@ async function main() {
     targets.map((t) => [t.what, t.measured, t.goal, yes(t.met)]),
   );
   const missed = targets.filter((t) => !t.met);
+  const others = table(['comparison', 'measured', 'note'], ratios.map((r) => [r.what, r.measured, r.note || '-']));
+  const busy = Math.max(...loads) > cpus().length / 2;
   const report = [
     '# modelbridge benchmarks',
     '',
@@ -566,10 +636,13 @@ async function main() {
     '- Command: `npm run bench` (`node scripts/build.mjs && node --expose-gc bench/run.mjs`)',
     `- Machine: ${machine()}`,
     `- Commit: ${gitState()}`,
-    `- Duration: ${f(minutes, 1)} min; load average (1 min) ${loadStart} at start, ${f(loadavg()[0])} at the end ` +
+    `- Duration: ${f(minutes, 1)} min; load average (1 min) ${loadStart} at start, ${loads.slice(1, -1).map((l) => f(l)).join(', ')} after each section, ${f(loads.at(-1))} at the end ` +
       '(other work on the machine shows up as noise: compare the individual runs listed below)',
+    '- Sizes: MiB = 2^20 bytes, GB = 10^9 bytes; throughput in GB/s; "ratio" is modelbridge\'s throughput (or speed) over the baseline\'s, so > 1 means modelbridge is faster.',
+    '- Peak RSS: GNU time\'s `%M` of each fresh process, which is spawned through `/usr/bin/time` (Linux carries a parent\'s RSS high-water mark ' +
+      'into a child forked from it, so a worker spawned straight from this bench process would report at least the bench\'s own RSS).',
     '',
-    ...(Number(loadStart) > cpus().length / 2 || loadavg()[0] > cpus().length / 2
+    ...(busy
       ? [`**Warning: the machine was busy (load average above ${cpus().length / 2} on ${cpus().length} CPUs); expect these numbers to be slower and noisier than on an idle machine.**`, '']
       : []),
     '## Targets',
@@ -578,8 +651,13 @@ async function main() {
     '',
     missed.length ? `Missed: ${missed.map((t) => t.what).join('; ')}.` : 'All targets met.',
     '',
+    ...(ratios.length ? ['Other ratios measured in this run (no target set):', '', others, ''] : []),
     ...sections,
   ].join('\n');
+  if (only) {
+    console.log(report);
+    return;
+  }
   writeFileSync(RESULTS, report);
   log(`wrote ${RESULTS} in ${f(minutes, 1)} min`);
   for (const t of targets) log(`${t.met ? 'met   ' : 'MISSED'} ${t.what}: ${t.measured} (goal ${t.goal})`);

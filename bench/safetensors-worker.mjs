@@ -10,31 +10,12 @@
 //   inspect <src>             modelbridge: load + inspect (headers only)
 import { closeSync, fsyncSync, openSync, readSync, rmSync, writeSync, statSync } from 'node:fs';
 import { convertModel, inspectModel, loadModel, Tensor, saveModel } from '../dist/index.js';
+import { sumWords } from './words.mjs';
 
 const [mode, src, dst] = process.argv.slice(2);
 const CHUNK = 8 << 20;
 const t0 = process.hrtime.bigint();
 let extra = {};
-
-/**
- * Touches every byte: the sum mod 2^32 of the chunk as little-endian 32-bit words (4 accumulators
- * so V8 keeps up with the page cache). Chunks must start on a 4-byte boundary of the data section.
- */
-function sumWords(bytes) {
-  const words = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
-  let a = 0, b = 0, c = 0, d = 0;
-  const n = words.length & ~3;
-  for (let i = 0; i < n; i += 4) {
-    a = (a + words[i]) | 0;
-    b = (b + words[i + 1]) | 0;
-    c = (c + words[i + 2]) | 0;
-    d = (d + words[i + 3]) | 0;
-  }
-  let x = (a + b + c + d) | 0;
-  for (let i = n; i < words.length; i++) x = (x + words[i]) | 0;
-  for (let i = words.length * 4; i < bytes.byteLength; i++) x = (x + (bytes[i] << ((i & 3) * 8))) | 0;
-  return x;
-}
 
 /** A byte source that generates a deterministic pattern, so `make` never holds the model in memory. */
 function patternSource(byteLength, seed) {

@@ -1,6 +1,8 @@
 // Small helpers shared by the benchmarks: timing, child-process peak RSS, machine description.
 import { spawnSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 
 export function machine() {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -100,20 +102,51 @@ export function wallTime(command, args, reps = 10) {
 }
 
 /**
- * Runs a bench worker script in a fresh process and returns what it printed as JSON, plus its
- * peak RSS in bytes (the worker reports process.resourceUsage().maxRSS, which Linux gives in KiB).
+ * Runs a command in a fresh process and measures its peak RSS with GNU time (`%M`). Why not
+ * the child's own getrusage: Linux carries a process's RSS high-water mark across fork and exec,
+ * so a child spawned straight from this (large) bench process reports at least the parent's RSS.
+ * /usr/bin/time is a small process, so its child starts from a clean mark. Returns the spawn
+ * result and the peak RSS in bytes (undefined where /usr/bin/time does not exist).
  */
-export function runWorker(script, args, options = {}) {
-  const r = spawnSync(process.execPath, ['--expose-gc', script, ...args], { encoding: 'utf8', maxBuffer: 1 << 24, ...options });
-  if (r.status !== 0) throw new Error(`${script} ${args.join(' ')} failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+export function spawnMeasured(command, args, options = {}) {
+  if (!existsSync(TIME)) return { r: spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24, ...options }), maxRSS: undefined };
+  const dir = mkdtempSync(join(tmpdir(), 'bench-time-'));
+  const report = join(dir, 'time.txt');
+  try {
+    const r = spawnSync(TIME, ['-f', '%M', '-o', report, command, ...args], { encoding: 'utf8', maxBuffer: 1 << 24, ...options });
+    const kib = Number(readFileSync(report, 'utf8').trim().split('\n').pop());
+    return { r, maxRSS: Number.isFinite(kib) ? kib * 1024 : undefined };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
-/** Runs Python code in a fresh process; it must print one JSON line last. */
+const TIME = '/usr/bin/time';
+
+/** The last line of a child's stdout as JSON, with maxRSS from GNU time where it was measured. */
+function measuredJson(what, { r, maxRSS }) {
+  if (r.status !== 0) throw new Error(`${what} failed:\n${r.stderr}`);
+  const result = JSON.parse(r.stdout.trim().split('\n').pop());
+  return maxRSS === undefined ? result : { ...result, selfRSS: result.maxRSS, maxRSS };
+}
+
+/**
+ * Runs a bench worker script in a fresh process and returns what it printed as JSON, plus its
+ * peak RSS in bytes (GNU time's %M; the worker's own report, process.resourceUsage().maxRSS, is
+ * kept as selfRSS and used where /usr/bin/time is missing).
+ */
+export function runWorker(script, args, options = {}) {
+  return measuredJson(`${script} ${args.join(' ')}`, spawnMeasured(process.execPath, ['--expose-gc', script, ...args], options));
+}
+
+/** Runs Python code in a fresh process; it must print one JSON line last (maxRSS as for runWorker). */
 export function runPython(python, code, args = []) {
-  const r = spawnSync(python, ['-c', code, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.status !== 0) throw new Error(`python failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+  return measuredJson('python', spawnMeasured(python, ['-c', code, ...args]));
+}
+
+/** Runs a Python script in a fresh process; it must print one JSON line last (maxRSS as for runWorker). */
+export function runPythonScript(python, script, args = [], options = {}) {
+  return measuredJson(`${script} ${args.join(' ')}`, spawnMeasured(python, [script, ...args], options));
 }
 
 export const MiB = 2 ** 20;
