@@ -3,7 +3,8 @@ import { attrFloat, attrInt, attrInts, attrString, type Node } from '../../core/
 import { Tensor } from '../../core/tensor.js';
 import { onnxCodeToDType } from '../onnx/dtypes.js';
 import { tfAttr } from './attrs.js';
-import { OIHW_TO_HWIO, permute, reshaped } from './layout.js';
+import { permuted } from '../../core/transpose.js';
+import { OIHW_TO_HWIO, reshaped } from './layout.js';
 import { shapeToProto, tfCode } from './tensor.js';
 
 /**
@@ -95,13 +96,13 @@ const conv: ExportEntry = {
     let y: string;
     if (inPerGroup === 1 && group > 1 && outC % group === 0) {
       // Depthwise: OIHW [C*M, 1, kh, kw] is HWIO [kh, kw, 1, C*M], the same bytes as [kh, kw, C, M].
-      const filter = ctx.weight(1, (t) => reshaped(permute(t, OIHW_TO_HWIO), [kh, kw, group, outC / group]), 'depthwise');
+      const filter = ctx.weight(1, (t) => reshaped(permuted(t, OIHW_TO_HWIO), [kh, kw, group, outC / group]), 'depthwise');
       y = ctx.tf('DepthwiseConv2dNative', [toNhwc(ctx, ctx.input(0)), filter], common);
     } else {
       // TF groups a Conv2D by the filter's input channels; the channel count the input must have
       // is recorded as its static shape, where readers (ours included) find the group count.
       const channels: TfAttrs = group > 1 ? { _output_shapes: tfAttr.shapes([shapeToProto([null, null, null, inPerGroup * group])]) } : {};
-      const filter = ctx.weight(1, (t) => permute(t, OIHW_TO_HWIO), 'hwio');
+      const filter = ctx.weight(1, (t) => permuted(t, OIHW_TO_HWIO), 'hwio');
       y = ctx.tf('Conv2D', [toNhwc(ctx, ctx.input(0), channels), filter], { ...common, use_cudnn_on_gpu: tfAttr.bool(true) });
     }
     if (ctx.hasInput(2)) y = ctx.tf('BiasAdd', [y, ctx.input(2)], { T: T(ctx), data_format: tfAttr.string('NHWC') });

@@ -1,7 +1,8 @@
 import { attrInt, attrInts, type Node } from '../../core/graph.js';
 import { sizeOf } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
-import { permute, reshaped } from './layout.js';
+import { permuted } from '../../core/transpose.js';
+import { reshaped } from './layout.js';
 
 /**
  * Applies layout-only ops (Reshape, Squeeze, Unsqueeze, Flatten, Transpose) whose inputs are all
@@ -62,7 +63,7 @@ function apply(n: Node, x: Tensor, initializers: ReadonlyMap<string, Tensor>): T
         return reshaped(x, [lead, x.size / (lead || 1)]);
       }
       case 'Transpose':
-        return permute(x, attrInts(n, 'perm') ?? [...Array(rank).keys()].reverse());
+        return permuted(x, attrInts(n, 'perm') ?? [...Array(rank).keys()].reverse());
       default:
         return undefined;
     }

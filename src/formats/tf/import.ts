@@ -4,7 +4,8 @@ import { attr, DEFAULT_OPSET, makeNode, type Attribute, type Dim, type Graph, ty
 import { Tensor } from '../../core/tensor.js';
 import { attrShapes, attrType } from './attrs.js';
 import { refKey, type FlatGraph, type TfNode, type TfRef } from './flatten.js';
-import { HWIO_TO_OIHW, permute, reshaped } from './layout.js';
+import { permuted } from '../../core/transpose.js';
+import { HWIO_TO_OIHW, reshaped } from './layout.js';
 import { outputTypeAttr, TF_OPS, type OpContext } from './ops.js';
 import { simplify } from './simplify.js';
 import { dtypeOf, shapeFromProto, tensorFromProto } from './tensor.js';
@@ -318,7 +319,7 @@ class Builder {
         if (known) return known;
         const [kh, kw, inC, outC] = t.shape as [number, number, number, number];
         const hwio = depthwise ? reshaped(t, [kh, kw, 1, inC * outC]) : t;
-        const name = b.initializer(`${raw}#oihw`, permute(hwio, HWIO_TO_OIHW));
+        const name = b.initializer(`${raw}#oihw`, permuted(hwio, HWIO_TO_OIHW));
         b.derived.set(name, raw);
         b.oihw.set(`${raw}/${depthwise}`, name);
         return name;

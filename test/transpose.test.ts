@@ -1,0 +1,103 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { dtypeSize, type DType } from '../src/core/dtypes.js';
+import { stridesOf } from '../src/core/shape.js';
+import { MemorySource, type ByteSource } from '../src/core/source.js';
+import { Tensor } from '../src/core/tensor.js';
+import { permuted, transpose2d } from '../src/core/transpose.js';
+
+/** The definition: output element at index i is the input element at index i mapped back through perm. */
+function reference(bytes: Uint8Array, shape: readonly number[], size: number, perm: readonly number[]): Uint8Array {
+  const outShape = perm.map((p) => shape[p]!);
+  const inStrides = stridesOf(shape);
+  const count = bytes.byteLength / size;
+  const out = new Uint8Array(bytes.byteLength);
+  for (let to = 0; to < count; to++) {
+    let rest = to;
+    let from = 0;
+    for (let axis = outShape.length - 1; axis >= 0; axis--) {
+      const i = rest % outShape[axis]!;
+      rest = Math.floor(rest / outShape[axis]!);
+      from += i * inStrides[perm[axis]!]!;
+    }
+    out.set(bytes.subarray(from * size, from * size + size), to * size);
+  }
+  return out;
+}
+
+/** A source that counts how often its bytes are asked for. */
+class CountingSource implements ByteSource {
+  reads = 0;
+  constructor(private readonly inner: MemorySource) {}
+  get byteLength(): number {
+    return this.inner.byteLength;
+  }
+  read(): Uint8Array {
+    this.reads++;
+    return this.inner.read();
+  }
+  *chunks(n: number): Iterable<Uint8Array> {
+    this.reads++;
+    yield* this.inner.chunks(n);
+  }
+}
+
+const DTYPES: DType[] = ['uint8', 'bool', 'float16', 'bfloat16', 'int16', 'float32', 'int32', 'float64', 'int64', 'complex128'];
+
+describe('permuted / transpose2d', () => {
+  it('match the definition for every element size, rank 0-5, any permutation, aligned or not', () => {
+    const shapes = fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 0, maxLength: 5 }).filter((s) => s.reduce((a, b) => a * b, 1) <= 4000);
+    fc.assert(
+      fc.property(fc.constantFrom(...DTYPES.filter((d) => Number.isInteger(dtypeSize(d)))), shapes, fc.integer({ min: 0, max: 7 }), fc.integer(), (dtype, shape, offset, seed) => {
+        const size = dtypeSize(dtype);
+        const n = shape.reduce((a, b) => a * b, 1) * size;
+        // An odd offset into a larger buffer: views of file bytes are not aligned.
+        const buffer = new Uint8Array(n + offset);
+        for (let i = 0; i < buffer.length; i++) buffer[i] = (i * 2654435761 + seed) >>> 24;
+        const bytes = buffer.subarray(offset);
+        const perm = shape.map((_, i) => i).sort((a, b) => ((a * 7919 + seed) % 13) - ((b * 7919 + seed) % 13));
+        const t = permuted(new Tensor(dtype, shape, new MemorySource(bytes)), perm);
+        expect(t.shape).toEqual(perm.map((p) => shape[p]));
+        expect(Buffer.compare(t.bytes(), reference(bytes, shape, size, perm))).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('take a Node Buffer view at an odd offset (whose slice() is no copy)', () => {
+    const buffer = Buffer.alloc(4 * 6 + 1).map((_, i) => i);
+    const bytes = buffer.subarray(1);
+    const t = transpose2d(new Tensor('float32', [2, 3], new MemorySource(bytes)));
+    expect(Buffer.compare(t.bytes(), reference(bytes, [2, 3], 4, [1, 0]))).toBe(0);
+  });
+
+  it('keep NaN payloads of float32 and float64 bit for bit', () => {
+    const f64 = new Uint8Array(6 * 8);
+    const view = new DataView(f64.buffer);
+    for (let i = 0; i < 6; i++) view.setBigUint64(i * 8, 0x7ff0000000000001n + BigInt(i) * 0x1111n, true); // signalling NaNs
+    const t = transpose2d(Tensor.fromBytes('float64', [2, 3], f64));
+    expect(Buffer.compare(t.bytes(), reference(f64, [2, 3], 8, [1, 0]))).toBe(0);
+    const f32 = new Uint8Array(new Uint32Array([0x7f800001, 0xffc00123, 0x7fa00000, 1]).buffer);
+    expect(Buffer.compare(transpose2d(Tensor.fromBytes('float32', [2, 2], f32)).bytes(), reference(f32, [2, 2], 4, [1, 0]))).toBe(0);
+  });
+
+  it('are lazy: nothing is read until the bytes are asked for, and nothing is kept after', () => {
+    const source = new CountingSource(new MemorySource(new Uint8Array(4 * 300 * 200).map((_, i) => i)));
+    const t = transpose2d(new Tensor('float32', [300, 200], source));
+    expect(source.reads).toBe(0);
+    const chunks = [...t.source.chunks(1000)].map((c) => c.slice());
+    expect(source.reads).toBe(1);
+    expect(Buffer.compare(Buffer.concat(chunks), t.bytes())).toBe(0);
+    expect(source.reads).toBe(2);
+    expect(transpose2d(t).shape).toEqual([300, 200]);
+    expect(Buffer.compare(transpose2d(t).bytes(), source.read())).toBe(0);
+  });
+
+  it('refuse a permutation that does not fit, and a 2-D transpose of another rank', () => {
+    const t = Tensor.from('float32', [2, 3], [1, 2, 3, 4, 5, 6]);
+    expect(() => permuted(t, [0, 0])).toThrow(RangeError);
+    expect(() => permuted(t, [0])).toThrow(RangeError);
+    expect(() => transpose2d(Tensor.from('float32', [6], [1, 2, 3, 4, 5, 6]))).toThrow(RangeError);
+    expect(permuted(t, [0, 1])).toBe(t);
+  });
+});
