@@ -26,7 +26,11 @@ export interface TensorBundle {
 }
 
 export interface ReadBundleOptions {
-  /** Check each tensor's CRC-32C against the index (default true; false skips a full data pass). */
+  /**
+   * Check each tensor's CRC-32C against the index (default true). Tensors read into memory are
+   * checked at once; tensors left in the file (lazy) when they are first read, whole or to the end
+   * of a stream, so a conversion reads the data once. A mismatch is a FormatError naming the tensor.
+   */
   verify?: boolean;
   /** Leave tensor bytes in the data files (FileRangeSource). Default: for data files of LAZY_THRESHOLD bytes or more. */
   lazy?: boolean;
@@ -116,6 +120,8 @@ function checkEntry(entry: BundleEntry, header: BundleHeader, where: string, e: 
 interface Shard {
   readonly file: string;
   readonly size: number;
+  /** Tensors stay in the file and are read on demand (large data files). */
+  readonly lazy?: boolean;
   range(offset: number, size: number): ByteSource;
 }
 
@@ -138,7 +144,7 @@ export function readTensorBundle(prefix: string, options: ReadBundleOptions = {}
   return assemble(header, entries, options.verify ?? true, (id) => {
     const file = dataFileName(prefix, id, header.numShards);
     const size = fileSize(file);
-    if (options.lazy ?? size >= LAZY_THRESHOLD) return { file, size, range: (offset, n) => new FileRangeSource(file, offset, n) };
+    if (options.lazy ?? size >= LAZY_THRESHOLD) return { file, size, lazy: true, range: (offset, n) => new FileRangeSource(file, offset, n) };
     const bytes = readWhole(file);
     return { file, size: bytes.byteLength, range: (offset, n) => new MemorySource(bytes.subarray(offset, offset + n)) };
   });
@@ -191,10 +197,14 @@ function assemble(header: BundleHeader, entries: Map<string, BundleEntry>, verif
     const e: FormatErrors = formatErrors(shard.file);
     const where = `tensor ${JSON.stringify(name)} at byte ${entry.offset}`;
     e.check(entry.offset <= shard.size && entry.size <= shard.size - entry.offset, where, `${entry.size} bytes inside the ${shard.size}-byte data file`);
-    const source = shard.range(entry.offset, entry.size);
     const dtype = tfCodeToDType(entry.dtype)!;
+    // Tensors left in a large file are checked as they are read (one pass instead of two); a
+    // mismatch then fails whatever read them, before anything it wrote is kept.
+    const checkLater = verify && shard.lazy === true && dtype !== 'string';
+    const range = shard.range(entry.offset, entry.size);
+    const source = checkLater ? new CheckedSource(range, (crc) => checkCrc(entry, crc, where, e)) : range;
     const tensor = dtype === 'string' ? stringTensor(entry, source.read(), verify, where, e) : new Tensor(dtype, entry.shape, source);
-    if (verify && dtype !== 'string') {
+    if (verify && !checkLater && dtype !== 'string') {
       const crc = new Crc32c();
       for (const chunk of source.chunks(1 << 23)) crc.update(chunk);
       checkCrc(entry, crc.value, where, e);
@@ -202,6 +212,44 @@ function assemble(header: BundleHeader, entries: Map<string, BundleEntry>, verif
     tensors.set(name, tensor);
   }
   return { tensors, header, entries };
+}
+
+/**
+ * A tensor's bytes whose CRC-32C is checked the first time they are read whole (read(), or
+ * chunks() run to the end); `check` throws on a mismatch. Later reads trust the first.
+ */
+class CheckedSource implements ByteSource {
+  private checked = false;
+
+  constructor(
+    private readonly inner: ByteSource,
+    private readonly check: (crc: number) => void,
+  ) {}
+
+  get byteLength(): number {
+    return this.inner.byteLength;
+  }
+
+  read(): Uint8Array {
+    const bytes = this.inner.read();
+    if (!this.checked) this.finish(new Crc32c().update(bytes).value);
+    return bytes;
+  }
+
+  *chunks(chunkSize: number): Iterable<Uint8Array> {
+    if (this.checked) return yield* this.inner.chunks(chunkSize);
+    const crc = new Crc32c();
+    for (const chunk of this.inner.chunks(chunkSize)) {
+      crc.update(chunk);
+      yield chunk;
+    }
+    this.finish(crc.value);
+  }
+
+  private finish(crc: number): void {
+    this.check(crc);
+    this.checked = true;
+  }
 }
 
 function checkCrc(entry: BundleEntry, actual: number, where: string, e: FormatErrors): void {
