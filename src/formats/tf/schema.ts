@@ -1,47 +1,21 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { FormatError } from '../../core/errors.js';
 import type { Int64 } from '../../core/int64.js';
+import { TF_SCHEMA } from './schema-json.js';
 
 /**
  * TensorFlow's protobuf messages, from modelbridge's own schemas in proto/tensorflow/ (TF's field
- * numbers, our text). The schemas are parsed on the first decode or encode, never at import, so
- * the CLI's start-up does not pay for them. Decoded objects keep the proto field names
+ * numbers, our text), compiled by scripts/build-proto.mjs into schema-json.ts. The schema is built
+ * on the first decode or encode, never at import, so the CLI's start-up does not pay for it. Decoded objects keep the proto field names
  * (snake_case); message-typed fields that are absent decode as null, and int64 fields as Long
  * objects (see toInt).
  */
 
-/** The schema files, in dependency order (protobufjs resolves names after all are parsed). */
-const FILES = [
-  'google_protobuf', 'types', 'tensor_shape', 'resource_handle', 'tensor', 'attr_value', 'node_def', 'versions', 'op_def',
-  'function', 'graph', 'saver', 'variable', 'struct', 'trackable_object_graph', 'saved_object_graph', 'meta_graph', 'saved_model',
-];
-
-/** proto/tensorflow at the package root, from src/formats/tf/ or from the dist/ bundle. */
-function schemaDir(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; ) {
-    const candidate = join(dir, 'proto', 'tensorflow');
-    if (existsSync(join(candidate, 'saved_model.proto'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`proto/tensorflow not found above ${start}`);
-    dir = parent;
-  }
-}
-
 let root: protobuf.Root | undefined;
 
-/** The parsed schema (parsed on first use). */
+/** The schema (built from its descriptor on first use). */
 export function tfSchema(): protobuf.Root {
-  if (!root) {
-    const dir = schemaDir();
-    const parsed = new protobuf.Root();
-    for (const file of FILES) protobuf.parse(readFileSync(join(dir, `${file}.proto`), 'utf8'), parsed, { keepCase: true });
-    parsed.resolveAll();
-    root = parsed;
-  }
+  root ??= protobuf.Root.fromJSON(TF_SCHEMA);
   return root;
 }
 
