@@ -1,12 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { FormatError } from '../../core/errors.js';
+import { ONNX_SCHEMA } from './schema-json.js';
 
 /**
- * The ONNX protobuf messages, decoded with protobufjs from proto/onnx.proto. The schema text is
- * parsed once, on the first decode, so importing this module costs nothing. The interfaces below
+ * The ONNX protobuf messages, decoded with protobufjs from proto/onnx.proto (compiled into
+ * schema-json.ts by scripts/build-proto.mjs). The schema is built once, on the first decode, so
+ * importing this module costs nothing. The interfaces below
  * describe the decoded objects as this project reads them (proto field names kept as written:
  * snake_case). int64 fields decode to Long objects (protobufjs' representation, exact to 64 bits);
  * see src/core/int64.ts for conversions.
@@ -177,23 +176,11 @@ export function hasField(message: object, field: string): boolean {
   return Object.prototype.hasOwnProperty.call(message, field);
 }
 
-/** Finds proto/onnx.proto at the package root, from src/formats/onnx/ or from the dist/ bundle. */
-function schemaPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'proto', 'onnx.proto');
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('proto/onnx.proto not found above ' + dirname(fileURLToPath(import.meta.url)));
-    dir = parent;
-  }
-}
-
 let root: protobuf.Root | undefined;
 
-/** The parsed schema (parsed on first use). */
+/** The schema (proto/onnx.proto compiled by scripts/build-proto.mjs; built on first use). */
 export function onnxSchema(): protobuf.Root {
-  if (!root) root = protobuf.parse(readFileSync(schemaPath(), 'utf8'), { keepCase: true }).root;
+  root ??= protobuf.Root.fromJSON(ONNX_SCHEMA);
   return root;
 }
 
