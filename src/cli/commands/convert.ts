@@ -54,7 +54,9 @@ export function convertCommand(y: Argv): Argv {
         verify: argv.verify,
       });
       const size = files.reduce((n, f) => n + statSync(f).size, 0);
-      process.stdout.write(`wrote ${files.join(', ')} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'}${argv.verify ? ', read back and verified' : ''})\n`);
+      // Many files (TF.js shards): the first and a count, not a wall of names.
+      const named = files.length <= 4 ? files.join(', ') : `${files[0]} and ${files.length - 1} more files`;
+      process.stdout.write(`wrote ${named} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'}${argv.verify ? ', read back and verified' : ''})\n`);
     },
   );
 }
