@@ -69,6 +69,29 @@ export class FileRangeSource implements ByteSource {
   }
 }
 
+/** Several sources read as one (a tensor that spans two files, as TF.js weight shards allow). */
+export class ConcatSource implements ByteSource {
+  readonly byteLength: number;
+
+  constructor(private readonly parts: readonly ByteSource[]) {
+    this.byteLength = parts.reduce((n, p) => n + p.byteLength, 0);
+  }
+
+  read(): Uint8Array {
+    const out = new Uint8Array(this.byteLength);
+    let at = 0;
+    for (const part of this.parts) {
+      out.set(part.read(), at);
+      at += part.byteLength;
+    }
+    return out;
+  }
+
+  *chunks(chunkSize: number): Iterable<Uint8Array> {
+    for (const part of this.parts) yield* part.chunks(chunkSize);
+  }
+}
+
 /**
  * Chunk buffers are reused across tensors: allocating a fresh multi-MB buffer per tensor costs
  * page faults and RSS on every tensor of a large model. A small free list (not one shared buffer)

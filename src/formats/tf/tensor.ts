@@ -75,7 +75,21 @@ function typedValues(p: TensorProto, dtype: DType): ArrayLike<number | bigint | 
 }
 
 /** Decodes a TensorProto; `where` names it in errors (e.g. "node dense/kernel attr value"). */
+/**
+ * TensorProtos that stand for a tensor modelbridge already holds (TF.js weights, left in their
+ * shard files), so the TF importer takes the tensor itself instead of bytes copied into the proto.
+ */
+const STAND_INS = new WeakMap<TensorProto, Tensor>();
+
+/** Marks `proto` (shape and dtype filled, no values) as standing for `tensor`. */
+export function standIn(proto: TensorProto, tensor: Tensor): TensorProto {
+  STAND_INS.set(proto, tensor);
+  return proto;
+}
+
 export function tensorFromProto(p: TensorProto, e: FormatErrors, where: string): Tensor {
+  const held = STAND_INS.get(p);
+  if (held) return held;
   const dtype = dtypeOf(p.dtype, e, `${where} dtype`);
   const dims = shapeFromProto(p.tensor_shape);
   e.check(dims !== null && dims.every((d) => d !== null), `${where} shape`, 'a fully known shape');

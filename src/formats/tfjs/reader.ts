@@ -10,7 +10,7 @@ import { attrShape, attrType } from '../tf/attrs.js';
 import { FlatGraph, parseTensorName, refKey, type TfRef } from '../tf/flatten.js';
 import { importGraph, type Feed, type Fetch } from '../tf/import.js';
 import type { NodeDef, TensorProto } from '../tf/messages.js';
-import { dtypeOf, shapeFromProto, tfCode } from '../tf/tensor.js';
+import { dtypeOf, shapeFromProto, standIn, tfCode } from '../tf/tensor.js';
 import { emptyAttr, type JsonObject } from './attrs.js';
 import { parseGraphModelJson, type GraphModelJson } from './model-json.js';
 import { expandTfjsOps } from './ops.js';
@@ -72,14 +72,17 @@ export function readGraphModel(path: string, options: { module?: ModuleSpec } = 
   return { ...base, weights };
 }
 
-/** A Const node with its weight as the tensor TF's importer reads (its value moved to the shards). */
+/**
+ * A Const node with its weight as the tensor TF's importer reads (its value moved to the shards):
+ * the proto stands for the tensor (standIn), whose bytes stay in the shards until used.
+ */
 function withValue(n: NodeDef, t: Tensor | undefined, e: FormatErrors): NodeDef {
   if (!t) return e.fail(`node ${n.name}`, 'a Const whose value is in weightsManifest under its name');
   const proto: TensorProto = {
     dtype: tfCode(t.dtype),
     tensor_shape: { dim: t.shape.map((size) => ({ size, name: '' })), unknown_rank: false },
     version_number: 0,
-    tensor_content: t.dtype === 'string' ? new Uint8Array(0) : t.bytes(),
+    tensor_content: new Uint8Array(0),
     half_val: [],
     float_val: [],
     double_val: [],
@@ -93,6 +96,7 @@ function withValue(n: NodeDef, t: Tensor | undefined, e: FormatErrors): NodeDef 
     uint64_val: [],
     float8_val: new Uint8Array(0),
   };
+  standIn(proto, t);
   return {
     ...n,
     attr: { ...n.attr, dtype: { ...emptyAttr(), value: 'type', type: proto.dtype }, value: { ...emptyAttr(), value: 'tensor', tensor: proto } },

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import type { DType } from '../../core/dtypes.js';
 import type { FormatErrors } from '../../core/errors.js';
 import { elementCount, formatShape } from '../../core/shape.js';
+import { ConcatSource, FileRangeSource, MemorySource, type ByteSource } from '../../core/source.js';
 import { Tensor } from '../../core/tensor.js';
 import { isObject, type Json } from './attrs.js';
 import { printable } from './printable.js';
@@ -87,9 +88,13 @@ function parseSpec(w: Json, where: string, names: Set<string>, e: FormatErrors):
   return { name, shape: shape as number[], dtype, quantization: { dtype: qd, min: q['min'] as number, scale: q['scale'] as number } };
 }
 
-/** A group's shards, concatenated lazily: tensors inside one shard are views, others copies. */
+/**
+ * A group's shards, concatenated. Small groups are read into memory (tensors inside one shard are
+ * views, others copies); a group of LAZY_GROUP_BYTES or more stays in its files, each tensor a
+ * range of them read on demand, so a large model is inspected or converted without holding it.
+ */
 class GroupBytes {
-  private readonly shards: Uint8Array[] = [];
+  private readonly shards: { readonly file: string; readonly size: number; bytes?: Uint8Array }[] = [];
   private readonly starts: number[] = [];
   readonly size: number;
 
@@ -97,43 +102,51 @@ class GroupBytes {
     let at = 0;
     for (const p of group.paths) {
       const file = join(dirname(jsonPath), p);
-      const bytes = readShard(file, p, e);
-      this.shards.push(bytes);
+      this.shards.push({ file, size: shardSize(file, p, e) });
       this.starts.push(at);
-      at += bytes.byteLength;
+      at += this.shards[this.shards.length - 1]!.size;
     }
     this.size = at;
+    if (at < LAZY_GROUP_BYTES) group.paths.forEach((p, i) => (this.shards[i]!.bytes = readShard(this.shards[i]!.file, p, e)));
   }
 
-  /** Bytes [start, end) of the concatenation. */
+  /** Bytes [start, end) of the concatenation, in memory. */
   slice(start: number, end: number): Uint8Array {
-    let i = this.starts.findLastIndex((s) => s <= start);
-    if (i < 0) return new Uint8Array(0);
-    // Skip empty shards that start at the same offset.
-    while (i + 1 < this.shards.length && this.starts[i + 1] === start && this.shards[i]!.byteLength === 0) i++;
-    const offset = start - this.starts[i]!;
-    const shard = this.shards[i]!;
-    if (offset + (end - start) <= shard.byteLength) return shard.subarray(offset, offset + end - start);
-    const out = new Uint8Array(end - start);
-    let filled = 0;
-    for (let j = i; filled < out.byteLength && j < this.shards.length; j++) {
-      const from = j === i ? offset : 0;
-      const part = this.shards[j]!.subarray(from, from + out.byteLength - filled);
-      out.set(part, filled);
-      filled += part.byteLength;
+    return this.source(start, end).read();
+  }
+
+  /** Bytes [start, end) of the concatenation, as a source (a view or file ranges). */
+  source(start: number, end: number): ByteSource {
+    const parts: ByteSource[] = [];
+    for (let i = 0; i < this.shards.length && start < end; i++) {
+      const shard = this.shards[i]!;
+      const shardStart = this.starts[i]!;
+      if (start >= shardStart + shard.size) continue;
+      const from = start - shardStart;
+      const n = Math.min(end - start, shard.size - from);
+      parts.push(shard.bytes ? new MemorySource(shard.bytes.subarray(from, from + n)) : new FileRangeSource(shard.file, from, n));
+      start += n;
     }
-    return out;
+    return parts.length === 1 ? parts[0]! : new ConcatSource(parts);
   }
 }
 
-function readShard(file: string, name: string, e: FormatErrors): Uint8Array {
-  let ok = false;
+/** Groups this large are read lazily, as the other readers do with large files. */
+const LAZY_GROUP_BYTES = 64 * 1024 * 1024;
+
+function shardSize(file: string, name: string, e: FormatErrors): number {
+  let size: number | undefined;
   try {
-    ok = statSync(file).isFile();
+    const stat = statSync(file);
+    if (stat.isFile()) size = stat.size;
   } catch {
     // reported below
   }
-  e.check(ok, `shard ${name}`, `a weight shard file next to model.json (missing: ${file})`);
+  e.check(size !== undefined, `shard ${name}`, `a weight shard file next to model.json (missing: ${file})`);
+  return size!;
+}
+
+function readShard(file: string, name: string, e: FormatErrors): Uint8Array {
   try {
     return readFileSync(file);
   } catch {
@@ -178,7 +191,7 @@ export function readWeights(groups: readonly WeightGroup[], jsonPath: string, e:
       } else {
         const n = count * size;
         need(n, spec);
-        tensors.set(spec.name, Tensor.fromBytes(dtype, spec.shape, bytes.slice(offset, offset + n)));
+        tensors.set(spec.name, new Tensor(dtype, spec.shape, bytes.source(offset, offset + n)));
         offset += n;
       }
     }
