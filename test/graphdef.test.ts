@@ -2,13 +2,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadModel } from '../src/api/load.js';
 import { Runner } from '../src/api/run.js';
 import { FormatError } from '../src/core/errors.js';
 import { Tensor } from '../src/core/tensor.js';
-import { graphdefFormat, graphDefBytes, looksLikeGraphDef, readGraphDef, writeGraphDef } from '../src/formats/graphdef/index.js';
+import { frozenGraph, GRAPH_PRODUCER, graphdefFormat, graphDefBytes, looksLikeGraphDef, readGraphDef, writeGraphDef } from '../src/formats/graphdef/index.js';
+import { encodeMessage } from '../src/formats/tf/schema.js';
 import { probe } from '../src/formats/registry.js';
 import { maxDiff, relDiff, sampleInput, tfRunGraphDef } from './fixtures/tf/peer.js';
-import { peerPython } from './peers.js';
+import { peerPython, ROOT } from './peers.js';
 
 const FIXTURES = '/work/shared/fixtures';
 const fixture = (p: string) => join(FIXTURES, p);
@@ -75,6 +77,22 @@ describe('frozen GraphDef writer', () => {
     expect(maxDiff(new Runner(back).run({ X: x })['output']!, new Runner(model).run({ X: x })['output']!)).toBe(0);
     // Weights survive bit for bit.
     for (const [name, t] of model.weights) expect(Buffer.from(back.weights.get(name)!.bytes()).equals(Buffer.from(t.bytes()))).toBe(true);
+  });
+
+  it('streams the weights into exactly the bytes protobufjs encodes for the whole message', () => {
+    const models = [
+      readGraphDef(fixture('tf2onnx/models/fc-layers/frozen.pb')),
+      readGraphDef(fixture('tf2onnx/models/ae0/frozen.pb')),
+      loadModel(join(ROOT, 'samples', 'or-gate', 'or-gate.safetensors')),
+    ];
+    for (const model of models) {
+      const whole = encodeMessage('GraphDef', { node: frozenGraph(model).nodes, versions: { producer: GRAPH_PRODUCER } });
+      const streamed = graphDefBytes(model);
+      expect(Buffer.compare(streamed, whole)).toBe(0);
+      const file = join(tmp(), 'streamed.pb');
+      writeGraphDef(model, file);
+      expect(Buffer.compare(readFileSync(file), whole)).toBe(0);
+    }
   });
 });
 
