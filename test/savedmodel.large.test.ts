@@ -33,6 +33,15 @@ describe('a large SavedModel', () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(Buffer.compare(loadModel(good).weights.get('0.weight')!.bytes(), Buffer.from(weight.buffer))).toBe(0);
 
+    // SavedModel -> SavedModel: the checkpoint's CRCs are taken from the verified source, not
+    // recomputed, and must still be right: the rewrite is byte-identical to what was written.
+    const again = join(dir, 'again');
+    const same = cli(['convert', saved, again, '--to', 'savedmodel']);
+    expect(same.code, same.stderr).toBe(0);
+    for (const f of ['variables.index', 'variables.data-00000-of-00001']) {
+      expect(Buffer.compare(readFileSync(join(again, 'variables', f)), readFileSync(join(saved, 'variables', f))), f).toBe(0);
+    }
+
     const data = join(saved, 'variables', 'variables.data-00000-of-00001');
     const bytes = readFileSync(data);
     expect(bytes.byteLength).toBeGreaterThanOrEqual(64 * 1024 * 1024);
@@ -47,5 +56,10 @@ describe('a large SavedModel', () => {
     expect(r.stderr).toMatch(new RegExp(`variables\\.data-00000-of-00001: tensor "${entry[0]}" at byte ${entry[1].offset}: data matching its checksum`));
     expect(existsSync(out)).toBe(false);
     expect(existsSync(join(dir, 'out')) ? readdirSync(join(dir, 'out')) : []).toEqual([]);
+    // Nor is a corrupt tensor copied into a new checkpoint under its old, now wrong, checksum.
+    const copy = cli(['convert', saved, join(dir, 'copy'), '--to', 'savedmodel']);
+    expect(copy.code).toBe(2);
+    expect(copy.stderr).toMatch(/data matching its checksum/);
+    expect(existsSync(join(dir, 'copy'))).toBe(false);
   }, 120_000);
 });

@@ -11,6 +11,12 @@ export interface ByteSource {
   read(): Uint8Array;
   /** The bytes in chunks of at most `chunkSize`, for streaming writers. */
   chunks(chunkSize: number): Iterable<Uint8Array>;
+  /**
+   * The bytes' CRC-32C, when the source knows it and vouches for it: a checkpoint tensor whose
+   * stored checksum its own chunks() verify (they throw at the end if the bytes differ). A writer
+   * that needs the CRC takes it instead of computing it a second time.
+   */
+  readonly crc32c?: number;
 }
 
 export class MemorySource implements ByteSource {

@@ -85,14 +85,21 @@ export function writeSavedModel(model: Model, dir: string, options: SavedModelWr
   };
   const bytes = encodeMessage('SavedModel', { saved_model_schema_version: 1, meta_graphs: [meta] });
 
-  mkdirSync(join(dir, 'variables'), { recursive: true });
-  clearStale(dir);
-  const sorted = [...variables].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const files = writeTensorBundle(join(dir, 'variables', 'variables'), new Map(sorted.map((v) => [v.name, v.tensor])));
-  // saved_model.pb last: until it exists, the directory is no SavedModel.
-  const pb = join(dir, 'saved_model.pb');
-  writeBytesAtomic(pb, bytes);
-  return [...files, pb];
+  // The first directory this write creates, removed again if the write fails (a tensor that
+  // fails its checksum while streaming): a failed conversion leaves nothing behind.
+  const created = mkdirSync(join(dir, 'variables'), { recursive: true });
+  try {
+    clearStale(dir);
+    const sorted = [...variables].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const files = writeTensorBundle(join(dir, 'variables', 'variables'), new Map(sorted.map((v) => [v.name, v.tensor])));
+    // saved_model.pb last: until it exists, the directory is no SavedModel.
+    const pb = join(dir, 'saved_model.pb');
+    writeBytesAtomic(pb, bytes);
+    return [...files, pb];
+  } catch (error) {
+    if (created !== undefined) rmSync(created, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 /** Files a previous export may have left that would not match the new one. */

@@ -202,7 +202,7 @@ function assemble(header: BundleHeader, entries: Map<string, BundleEntry>, verif
     // mismatch then fails whatever read them, before anything it wrote is kept.
     const checkLater = verify && shard.lazy === true && dtype !== 'string';
     const range = shard.range(entry.offset, entry.size);
-    const source = checkLater ? new CheckedSource(range, (crc) => checkCrc(entry, crc, where, e)) : range;
+    const source = checkLater ? new CheckedSource(range, unmaskCrc32c(entry.crc32c), (crc) => checkCrc(entry, crc, where, e)) : range;
     const tensor = dtype === 'string' ? stringTensor(entry, source.read(), verify, where, e) : new Tensor(dtype, entry.shape, source);
     if (verify && !checkLater && dtype !== 'string') {
       const crc = new Crc32c();
@@ -216,13 +216,15 @@ function assemble(header: BundleHeader, entries: Map<string, BundleEntry>, verif
 
 /**
  * A tensor's bytes whose CRC-32C is checked the first time they are read whole (read(), or
- * chunks() run to the end); `check` throws on a mismatch. Later reads trust the first.
+ * chunks() run to the end); `check` throws on a mismatch. Later reads trust the first. It vouches
+ * for the stored CRC (`crc32c`), so a TensorBundle writer streaming it computes no second one.
  */
 class CheckedSource implements ByteSource {
   private checked = false;
 
   constructor(
     private readonly inner: ByteSource,
+    readonly crc32c: number,
     private readonly check: (crc: number) => void,
   ) {}
 

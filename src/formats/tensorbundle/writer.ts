@@ -78,16 +78,20 @@ export function writeTensorBundle(prefix: string, tensors: ReadonlyMap<string, T
 
 type Append = (bytes: Uint8Array) => void;
 
-/** A numeric tensor's bytes, streamed a chunk at a time; their size and CRC-32C. */
+/**
+ * A numeric tensor's bytes, streamed a chunk at a time; their size and CRC-32C. A source that
+ * vouches for its CRC (a checkpoint tensor verified as it streams) gives it, else it is computed.
+ */
 function writeBytes(tensor: Tensor, append: Append): { size: number; crc: number } {
-  const crc = new Crc32c();
+  const known = tensor.source.crc32c;
+  const crc = known === undefined ? new Crc32c() : undefined;
   let size = 0;
   for (const chunk of tensor.source.chunks(CHUNK)) {
-    crc.update(chunk);
+    crc?.update(chunk);
     append(chunk);
     size += chunk.byteLength;
   }
-  return { size, crc: crc.value };
+  return { size, crc: known ?? crc!.value };
 }
 
 /**
