@@ -9,8 +9,9 @@
 //      vs torch.load + safetensors.torch.save_file.
 //   4. ONNX (bench/onnx.mjs): a 2 GiB model with external data read and written back, vs a plain
 //      copy and vs onnx.load + onnx.save.
-//   5-6. TensorFlow (bench/tensorflow.mjs): a 1 GiB SavedModel -> TF.js (vs a plain copy, and
-//      tensorflowjs_converter where installed) and -> safetensors (vs a plain copy).
+//   5-7. TensorFlow (bench/tensorflow.mjs): a 1 GiB SavedModel -> TF.js (vs a plain copy, and
+//      tensorflowjs_converter where installed), -> safetensors (vs a plain copy) and read + written
+//      back as a SavedModel (vs a plain copy and vs tf.saved_model.load + tf.saved_model.save).
 // Work files live in bench/.work/ and are deleted at the end of each section.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -636,7 +637,7 @@ async function main() {
     '- Command: `npm run bench` (`node scripts/build.mjs && node --expose-gc bench/run.mjs`)',
     `- Machine: ${machine()}`,
     `- Commit: ${gitState()}`,
-    `- Duration: ${f(minutes, 1)} min; load average (1 min) ${loadStart} at start, ${loads.slice(1, -1).map((l) => f(l)).join(', ')} after each section, ${f(loads.at(-1))} at the end ` +
+    `- Duration: ${f(minutes, 1)} min; load average (1 min) ${loadStart} at start, ${loads.length > 2 ? `${loads.slice(1, -1).map((l) => f(l)).join(', ')} after each section, ` : ''}${f(loads.at(-1))} at the end ` +
       '(other work on the machine shows up as noise: compare the individual runs listed below)',
     '- Sizes: MiB = 2^20 bytes, GB = 10^9 bytes; throughput in GB/s; "ratio" is modelbridge\'s throughput (or speed) over the baseline\'s, so > 1 means modelbridge is faster.',
     '- Peak RSS: GNU time\'s `%M` of each fresh process, which is spawned through `/usr/bin/time` (Linux carries a parent\'s RSS high-water mark ' +

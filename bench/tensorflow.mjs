@@ -1,17 +1,24 @@
-// 5. SavedModel -> TF.js graph model and 6. SavedModel -> safetensors, both from one 1 GiB
-// SavedModel written by real TensorFlow: modelbridge against a plain copy of the SavedModel
-// directory, and against tensorflowjs_converter where that converter is installed (.peers/tfjs-venv, made by scripts/peers-env.sh).
+// 5. SavedModel -> TF.js graph model, 6. SavedModel -> safetensors and 7. SavedModel read + write
+// (-> SavedModel), all from one 1 GiB SavedModel written by real TensorFlow: modelbridge against a
+// plain copy of the SavedModel directory; the TF.js row also against tensorflowjs_converter where
+// that converter is installed (.peers/tfjs-venv, made by scripts/peers-env.sh), the SavedModel row
+// also against TensorFlow's own tf.saved_model.load + tf.saved_model.save (bench/py/tf_peer.py).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  abba, checkSums, f, io, log, mib, noted, py, ratio, ROOT, RSS_HEADERS, rssRows, secondsList, sizeOf, summarize, sync, table, target, THROUGHPUT_HEADERS, throughputRow, WORK,
+  abba, checkSums, f, io, log, mib, noted, py, PYTHON, ratio, ROOT, RSS_HEADERS, rssRows, secondsList, sizeOf, summarize, summarizePeer, sync, table, target, THROUGHPUT_HEADERS, throughputRow, WORK,
 } from './harness.mjs';
 
-// A 1 GiB model and two conversions of ~5-7 s each on this machine: 4 rounds each (an even number,
-// so ABBA gives both sides the same share of first and second places).
+// A 1 GiB model and three conversions of ~2-7 s each on this machine: 4 rounds each (an even number,
+// so ABBA gives both sides the same share of first and second places). tensorflowjs_converter takes
+// ~120 s and ~20 GiB of RSS per run on this model, so it runs twice (its ratio to modelbridge is
+// tens of times, far beyond the run-to-run noise), to keep the whole bench under ~15 minutes.
 const ROUNDS = 4;
-const PEER_ROUNDS = 3;
+const CONVERTER_ROUNDS = 2;
+// The SavedModel read + write row: copy ~0.5 s, modelbridge ~1.5-2 s, TensorFlow ~2 s + ~2 s of
+// import per run; 6 rounds, as the first runs after the other rows' writes are often slow here.
+const SM_ROUNDS = 6;
 const LAYERS = 4;
 const DIM = 8192;
 export const TFJS_CONVERTER = join(ROOT, '.peers', 'tfjs-venv', 'bin', 'tensorflowjs_converter');
@@ -54,12 +61,12 @@ function measure() {
       const args = ['--input_format=tf_saved_model', '--output_format=tfjs_graph_model', '--signature_name=serving_default', '--saved_model_tags=serve', src, convOut];
       const runs = [];
       const cli = [];
-      for (let i = 0; i < PEER_ROUNDS; i++) {
+      for (let i = 0; i < CONVERTER_ROUNDS; i++) {
         runs.push(timeCommand(TFJS_CONVERTER, args, [convOut]));
         cli.push(timeCommand(process.execPath, [join(ROOT, 'bin', 'modelbridge.cjs'), 'convert', src, tfjsOut, '--to', 'tfjs', '--no-verify'], [tfjsOut]));
       }
       rmSync(tfjsOut, { recursive: true, force: true });
-      const importOnly = timeCommand(join(ROOT, '.peers', 'venv', 'bin', 'python'), ['-c', 'import tensorflowjs.converters.converter']);
+      const importOnly = timeCommand(join(ROOT, '.peers', 'tfjs-venv', 'bin', 'python'), ['-c', 'import tensorflowjs.converters.converter']);
       let sum;
       try {
         sum = io(['sum', convOut]).sum;
@@ -74,14 +81,49 @@ function measure() {
     const st = abba(ROUNDS, size, copy, () => io(['convert', src, stOut], [stOut]));
     const stSum = io(['sum', stOut]).sum;
     rmSync(stOut, { force: true });
+
+    log('tensorflow: SavedModel read + write (-> SavedModel) vs copy vs tf.saved_model.load + save');
+    const smOut = join(dir, 'resaved-modelbridge');
+    const tfOut = join(dir, 'resaved-tensorflow');
+    const sm = interleave3(SM_ROUNDS, size, copy, () => io(['convert', src, smOut, JSON.stringify({ to: 'savedmodel' })], [smOut]), () => py('tf_peer.py', [src, tfOut], [tfOut]));
+    const smSum = io(['sum', smOut]).sum;
+    const tfSum = io(['sum', tfOut]).sum;
+    const smFiles = { modelbridge: sizeOf(smOut), tensorflow: sizeOf(tfOut) };
+    rmSync(smOut, { recursive: true, force: true });
+    rmSync(tfOut, { recursive: true, force: true });
+    const tfImport = timeCommand(PYTHON, ['-c', 'import tensorflow']);
     rmSync(copyDir, { recursive: true, force: true });
-    checkSums(made.sum, { 'TF.js model modelbridge wrote': tfjsSum, 'safetensors file modelbridge wrote': stSum });
+    checkSums(made.sum, {
+      'TF.js model modelbridge wrote': tfjsSum,
+      'safetensors file modelbridge wrote': stSum,
+      'SavedModel modelbridge wrote': smSum,
+      'SavedModel tf.saved_model.save wrote': tfSum,
+    });
     // The converter may rewrite weights (folding, fusing); its sum is reported, not required.
     if (converter) converter.sumAgrees = converter.sum === made.sum;
-    return { size, made, tfjs, tfjsFiles, converter, st };
+    return { size, made, tfjs, tfjsFiles, converter, st, sm: { ...sm, files: smFiles, importSeconds: tfImport.seconds } };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * abba() for three sides: one untimed run of each, then `rounds` rounds in the order A B C, then
+ * C B A, and so on, so each pair of sides swaps places every round (the copy and TensorFlow take
+ * turns at first and last; modelbridge sits between them). Returns the copy and modelbridge as
+ * abba() does ({baseline, candidate}) and TensorFlow's runs as `peer` (summarizePeer).
+ */
+function interleave3(rounds, bytes, baseline, candidate, peer) {
+  baseline();
+  candidate();
+  peer();
+  const runs = [[], [], []];
+  const sides = [baseline, candidate, peer];
+  for (let i = 0; i < rounds; i++) {
+    const order = i % 2 ? [2, 1, 0] : [0, 1, 2];
+    for (const k of order) runs[k].push(sides[k]());
+  }
+  return { baseline: summarize(runs[0], bytes), candidate: summarize(runs[1], bytes), peer: summarizePeer(runs[2], bytes) };
 }
 
 function tfjsFilesCount(path) {
@@ -89,10 +131,14 @@ function tfjsFilesCount(path) {
 }
 
 export function tensorflowSections(python) {
-  const titles = ['## 5. SavedModel -> TF.js graph model: 1 GiB SavedModel written by real TensorFlow', '## 6. SavedModel (TensorBundle) -> safetensors: the same 1 GiB SavedModel'];
+  const titles = [
+    '## 5. SavedModel -> TF.js graph model: 1 GiB SavedModel written by real TensorFlow',
+    '## 6. SavedModel (TensorBundle) -> safetensors: the same 1 GiB SavedModel',
+    "## 7. SavedModel read + write (SavedModel -> SavedModel): the same 1 GiB SavedModel, vs TensorFlow's own load + save",
+  ];
   if (!python) return titles.map((t) => [t, '', 'Skipped: the peers venv does not exist (the SavedModel is written by TensorFlow in it).', ''].join('\n')).join('\n');
   const m = measure();
-  const { size, tfjs, st, converter } = m;
+  const { size, tfjs, st, converter, sm } = m;
   const model =
     `The model: an MLP of ${LAYERS} dense layers (MatMul [${DIM}, ${DIM}] + BiasAdd, Relu between them) as a \`tf.Module\` saved by ` +
     `\`tf.saved_model.save\` of TensorFlow ${m.made.version} (signature serving_default, x [None, ${DIM}]): ${mib(size)} in the directory, ` +
@@ -118,7 +164,7 @@ export function tensorflowSections(python) {
   const converterText = converter
     ? [
         `tensorflowjs_converter on the same SavedModel (\`--input_format=tf_saved_model --output_format=tfjs_graph_model\`), wall time and peak RSS from GNU time, ` +
-          `alternating with modelbridge's CLI (\`modelbridge convert <dir> <out> --to tfjs --no-verify\`) measured the same way; median of ${PEER_ROUNDS}. ` +
+          `alternating with modelbridge's CLI (\`modelbridge convert <dir> <out> --to tfjs --no-verify\`) measured the same way; median of ${CONVERTER_ROUNDS}. ` +
           `The converter's start-up (\`import tensorflowjs.converters.converter\` alone) takes ${f(converter.importSeconds, 2)} s of its time:`,
         '',
         table(
@@ -132,6 +178,8 @@ export function tensorflowSections(python) {
         '',
         `Runs (s): tensorflowjs_converter ${secondsList(converter.peer)}; modelbridge CLI ${secondsList(converter.cli)}. ` +
           (converter.sumAgrees ? "The converter's weights have the same word sum as TensorFlow's variables." : "**The converter's output does not have the variables' word sum** (it rewrote the weights, or modelbridge could not read its output)."),
+        '',
+        CONVERTER_EXPLANATION,
       ]
     : [
         `**tensorflowjs_converter is not installed in the peers environment** (${TFJS_CONVERTER} does not exist: the \`tensorflowjs\` pip package ` +
@@ -198,5 +246,76 @@ export function tensorflowSections(python) {
     table(RSS_HEADERS, stRss),
     '',
   ].join('\n');
-  return [tfjsSection, stSection].join('\n');
+
+  // --- SavedModel -> SavedModel
+  const smRatio = sm.candidate.gbps / sm.baseline.gbps;
+  const tfRatio = sm.candidate.gbps / sm.peer.gbps;
+  target('SavedModel 1 GiB read + write (-> SavedModel) throughput vs plain copy', ratio(smRatio), '>= 0.80x', smRatio >= 0.8);
+  noted(
+    'SavedModel 1 GiB read + write: modelbridge vs tf.saved_model.load + tf.saved_model.save',
+    `throughput ${ratio(tfRatio)}, peak RSS ${mib(sm.candidate.maxRSS)} vs ${mib(sm.peer.maxRSS)}`,
+    tfRatio < 1 ? '< 1 means slower' : '',
+  );
+  const smRss = rssRows(
+    [
+      ['modelbridge read + write (convert SavedModel -> SavedModel)', sm.candidate.maxRSS, true],
+      ['plain copy', sm.baseline.maxRSS, false],
+      ['TensorFlow tf.saved_model.load + tf.saved_model.save', sm.peer.maxRSS, false],
+    ],
+    size,
+    'SavedModel -> SavedModel',
+  );
+  const smSection = [
+    titles[2],
+    '',
+    model +
+      "modelbridge's read + write is `convertModel(dir, out, { to: 'savedmodel' })` (the io-worker's `convert`; the CLI's " +
+      '`convert <dir> <out> --to savedmodel --no-verify`): it reads saved_model.pb (the TF2 object graph, its functions inlined, ' +
+      'the captured variables resolved through the checkpoint), leaves the variables as file ranges of the data shard and streams them ' +
+      "into a new TensorBundle (variables.index + one data shard, 8 MiB at a time) under a TF1-style MetaGraph (VarHandleOp variables, " +
+      `a Saver, signature serving_default): ${mib(sm.files.modelbridge)} written. ` +
+      "TensorFlow's own read + write (bench/py/tf_peer.py, TensorFlow " + `${m.made.version}` + ') is `m = tf.saved_model.load(src)`, which restores ' +
+      'every variable from the checkpoint into memory, then `tf.saved_model.save(m, out, signatures=m.signatures)` and an fsync of ' +
+      `every file it wrote (${mib(sm.files.tensorflow)}); its time excludes \`import tensorflow\` (${f(sm.importSeconds, 2)} s wall on its own), ` +
+      "as modelbridge's excludes loading its modules. " +
+      `Median of ${SM_ROUNDS} runs of each, the three interleaved (copy, modelbridge, TensorFlow, then the reverse; one untimed run of each first), ` +
+      'fresh process per run after `sync`, page cache warm, writers fsync; no read-back verification. The word sum of the variables TensorFlow ' +
+      'was given equals that of the variables in both rewritten SavedModels (modelbridge reads each back).',
+    '',
+    table(THROUGHPUT_HEADERS, [
+      throughputRow('read + write SavedModel -> SavedModel', sm.candidate, 'plain copy of the SavedModel directory', sm.baseline, 0.8),
+      throughputRow('read + write SavedModel -> SavedModel', sm.candidate, '`tf.saved_model.load` + `tf.saved_model.save` + fsync', sm.peer),
+    ]),
+    '',
+    `Runs (s): modelbridge ${secondsList(sm.candidate)}; copy ${secondsList(sm.baseline)}; TensorFlow ${secondsList(sm.peer)} ` +
+      `(load ${f(sm.peer.load, 3)} s, save ${f(sm.peer.save, 3)} s, medians).`,
+    '',
+    `Peak RSS (worst of the runs; model ${mib(size)}; TensorFlow's interpreter holds ${mib(sm.peer.baseRSS)} after \`import tensorflow\`, before loading). ` +
+      'modelbridge leaves the variables in the data shard and streams them from there into the new one; TensorFlow holds every ' +
+      'variable in memory between load and save:',
+    '',
+    table(RSS_HEADERS, smRss),
+    '',
+    SM_EXPLANATION,
+    '',
+  ].join('\n');
+  return [tfjsSection, stSection, smSection].join('\n');
 }
+
+// Where tensorflowjs_converter's time and memory go, from cProfile of one run outside the bench.
+const CONVERTER_EXPLANATION =
+  "Where the converter's time goes: in a cProfile of one run on the same model at 256 MiB (4 layers of [4096, 4096], outside the bench: " +
+  '28 s wall, 20 s of it system time) 3.4 s is importing tensorflowjs, 7.8 s freezing the variables into Const nodes of a GraphDef ' +
+  '(`convert_variables_to_constants_v2`, which also rebuilds a concrete function around the frozen graph) and 13.5 s optimizing that graph ' +
+  "(`optimize_graph`), of which 8.3 s are three Grappler calls (`TF_OptimizeGraphSerialized`), each taking and returning the whole " +
+  'serialized GraphDef with every weight in it; most of the rest is protobuf copying and serialization of that GraphDef. Each of these ' +
+  'steps holds another copy of the weights, hence a peak RSS of many times the model.';
+
+// Why the SavedModel read + write row is where it is, from a CPU profile of the conversion
+// (`node --cpu-prof`, the bench's 1 GiB model, outside the bench run).
+const SM_EXPLANATION =
+  'Where the time goes: in a CPU profile of this conversion (`node --cpu-prof`, the same 1 GiB model, outside the bench, when this row was added) about 60% of ' +
+  'the time is CRC-32C in JavaScript (`crc32c` in src/core/crc32c.ts, slicing-by-8, about 2 GB/s): the TensorBundle reader checks every ' +
+  "variable's CRC-32C as it reads it (`readTensorBundle`, `verify` on by default) and the writer computes the new data file's CRC-32Cs " +
+  "(`writeTensorBundle`), so every byte passes through it twice; the rest is the write itself (`writeBuffer` and `fsync`, about a third). " +
+  "TensorFlow's BundleReader and BundleWriter check and compute the same CRC-32Cs, in C++.";
