@@ -68,8 +68,9 @@ export function permuteBytes(bytes: Uint8Array, shape: readonly number[], size: 
   const out = new Uint8Array(bytes.byteLength);
   const src = wordsOf(bytes, size);
   const dst = wordsOf(out, size);
+  // Other sizes (complex128: 16 bytes) move byte by byte: `size` one-byte words per element.
   if (!src || !dst) {
-    permuteGeneric(bytes, out, shape, size, perm);
+    permuteWords(bytes, out, shape, size, perm);
     return out;
   }
   if (shape.length === 2 && src.per === 1) transposeTiled(src.words, dst.words, shape[0]!, shape[1]!);
@@ -102,27 +103,6 @@ function permuteWords(src: Uint8Array | Uint16Array | Uint32Array, dst: Uint8Arr
   let to = 0;
   for (let n = 0; n < count; n++) {
     for (let w = 0; w < per; w++) dst[to++] = src[from + w]!;
-    for (let axis = rank - 1; axis >= 0; axis--) {
-      if (++index[axis]! < outShape[axis]!) {
-        from += step[axis]!;
-        break;
-      }
-      from -= step[axis]! * (outShape[axis]! - 1);
-      index[axis] = 0;
-    }
-  }
-}
-
-function permuteGeneric(src: Uint8Array, dst: Uint8Array, shape: readonly number[], size: number, perm: readonly number[]): void {
-  const rank = shape.length;
-  const outShape = perm.map((p) => shape[p]!);
-  const inStrides = stridesOf(shape);
-  const step = perm.map((p) => inStrides[p]! * size);
-  const index = new Array<number>(rank).fill(0);
-  const count = dst.byteLength / size;
-  let from = 0;
-  for (let to = 0; to < count * size; to += size) {
-    dst.set(src.subarray(from, from + size), to);
     for (let axis = rank - 1; axis >= 0; axis--) {
       if (++index[axis]! < outShape[axis]!) {
         from += step[axis]!;
