@@ -383,6 +383,11 @@ function tfjsEngine(tf, model, x) {
       const z = tf.add(tf.matMul(h, l.w, false, true), l.b);
       return l.act === 'Relu' ? tf.relu(z) : l.act === 'Sigmoid' ? tf.sigmoid(z) : z;
     }, input);
+  return tfjsEngineOf(tf, forward);
+}
+
+/** A tfjs-backend-cpu engine running `forward` (tensors freed after each call). */
+function tfjsEngineOf(tf, forward) {
   return {
     name: `tfjs-backend-cpu ${tf.version_core}`,
     run: () => {
@@ -492,15 +497,7 @@ function tfjsCnnEngine(tf, model, x) {
     h = tf.relu(tf.add(tf.conv2d(h, c2, 1, 'same'), b2));
     return tf.add(tf.matMul(tf.mean(h, [1, 2]), fw, false, true), fb);
   };
-  return {
-    name: `tfjs-backend-cpu ${tf.version_core}`,
-    run: () => {
-      const y = tf.tidy(forward);
-      const data = y.dataSync();
-      y.dispose();
-      return data;
-    },
-  };
+  return tfjsEngineOf(tf, forward);
 }
 
 function cnnTable(cn) {
