@@ -31,7 +31,8 @@ export function attributeFromProto(proto: AttributeProto, node: string, context:
     case ATTRIBUTE_TYPE.INT:
       return { type: 'int', value: int(proto.i) };
     case ATTRIBUTE_TYPE.STRING:
-      return { type: 'string', value: utf8.decode(proto.s) };
+      // An absent s decodes to protobufjs' default for bytes, a plain empty array: the empty string.
+      return { type: 'string', value: utf8.decode(proto.s instanceof Uint8Array ? proto.s : new Uint8Array(0)) };
     case ATTRIBUTE_TYPE.FLOATS:
       return { type: 'floats', value: [...proto.floats] };
     case ATTRIBUTE_TYPE.INTS:

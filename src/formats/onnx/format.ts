@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { FormatError } from '../../core/errors.js';
 import type { FormatHandler, Probe, WriteOptions } from '../format.js';
-import { readOnnxModel } from './reader.js';
+import { readOnnxFile } from './file.js';
 import { writeOnnxModel, type OnnxWriteOptions } from './writer.js';
 
 /**
@@ -17,7 +15,8 @@ export function looksLikeOnnx(head: Uint8Array): boolean {
 /**
  * ONNX as a FormatHandler. Reading gives the graph, the initializers as weights and, for files
  * modelbridge wrote from a torch.nn-shaped model, the module spec back (metadata_props); external
- * data is read from beside the model, never from outside its folder. Writing converts the graph
+ * data is read from beside the model, never from outside its folder, and the inline weights of a
+ * large file are left in it until used (readOnnxFile). Writing converts the graph
  * to the requested opset (WriteOptions may carry the ONNX options `opset` and `externalData`;
  * default opset 17, tensors inline unless the model passes 2 GB).
  */
@@ -29,13 +28,7 @@ export const onnxFormat: FormatHandler = {
     return !probe.isDirectory && (probe.path.toLowerCase().endsWith('.onnx') || looksLikeOnnx(probe.head));
   },
   read(path, options) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch {
-      throw new FormatError(path, 'path', 'a readable file');
-    }
-    return readOnnxModel(bytes, path, { module: options.module });
+    return readOnnxFile(path, { module: options.module });
   },
   write(model, path, options: WriteOptions & OnnxWriteOptions) {
     return writeOnnxModel(model, path, { opset: options.opset, externalData: options.externalData }).files;

@@ -11,6 +11,7 @@ import { attributeFromProto } from './attributes.js';
 import { onnxCodeToDType, onnxTypeName } from './dtypes.js';
 import { int64ToNumber } from '../../core/int64.js';
 import { decodeModelProto, decodeTensorProto, type GraphProto, type ModelProto, type TensorShapeProto, type ValueInfoProto } from './schema.js';
+import type { FileRange } from './skeleton.js';
 import { sparseTensorFromProto } from './sparse.js';
 import { tensorFromProto } from './tensor.js';
 
@@ -35,11 +36,18 @@ function isDefaultDomain(domain: string): boolean {
  * weights are the initializers (sparse ones densified), by name.
  */
 export function readOnnxModel(bytes: Uint8Array, file: string, options: OnnxReadOptions = {}): Model {
-  const proto = decodeModelProto(bytes, file);
+  return modelFromProto(decodeModelProto(bytes, file), file, options);
+}
+
+/**
+ * A decoded ModelProto as a Model. `initializerData` comes with a skeleton (see skeleton.ts):
+ * per entry of graph.initializer, where its raw_data was left in `file`, if it was.
+ */
+export function modelFromProto(proto: ModelProto, file: string, options: OnnxReadOptions = {}, initializerData?: readonly (FileRange | undefined)[]): Model {
   const e: FormatErrors = formatErrors(file);
   e.check(proto.graph !== null, 'ModelProto', 'a graph (field 7)');
   const baseDir = options.baseDir === null ? undefined : (options.baseDir ?? dirname(file));
-  const graph = graphFromProto(proto.graph, modelOpset(proto, e), file, baseDir);
+  const graph = graphFromProto(proto.graph, modelOpset(proto, e), file, baseDir, initializerData);
   return withModule(
     {
       format: 'onnx',
@@ -148,14 +156,20 @@ function modelMetadata(proto: ModelProto): Record<string, string> {
   return metadata;
 }
 
-function graphFromProto(proto: GraphProto, opset: number, file: string, baseDir: string | undefined): Graph {
+function graphFromProto(proto: GraphProto, opset: number, file: string, baseDir: string | undefined, initializerData?: readonly (FileRange | undefined)[]): Graph {
   const e: FormatErrors = formatErrors(file);
+  // The skeleton counts the initializers as protobufjs decodes them; a difference is a bug here, not a bad file.
+  if (initializerData && initializerData.length !== proto.initializer.length) {
+    throw new Error(`${file}: skeleton found ${initializerData.length} initializers, the decoded graph has ${proto.initializer.length}`);
+  }
   const initializers = new Map<string, Tensor>();
-  for (const t of proto.initializer) {
+  proto.initializer.forEach((t, i) => {
     e.check(t.name !== '', 'initializer', 'a name on every initializer');
     e.check(!initializers.has(t.name), `initializer ${t.name}`, 'unique initializer names');
-    initializers.set(t.name, tensorFromProto(t, { file, where: `initializer ${t.name}`, baseDir }));
-  }
+    const range = initializerData?.[i];
+    const rawDataInFile = range ? { path: file, offset: range.offset, length: range.length } : undefined;
+    initializers.set(t.name, tensorFromProto(t, { file, where: `initializer ${t.name}`, baseDir, rawDataInFile }));
+  });
   for (const s of proto.sparse_initializer) {
     const name = s.values?.name ?? '';
     e.check(name !== '', 'sparse_initializer', 'a name on every sparse initializer (its values tensor)');

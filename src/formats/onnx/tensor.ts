@@ -16,6 +16,11 @@ export interface TensorContext {
   readonly where: string;
   /** Directory external data locations are relative to; external data is refused without it. */
   readonly baseDir?: string;
+  /**
+   * Where raw_data lies in the model file when the skeleton reader left it there (the decoded
+   * raw_data is then empty); the tensor reads it from the file on demand.
+   */
+  readonly rawDataInFile?: { readonly path: string; readonly offset: number; readonly length: number };
 }
 
 const EXTERNAL = 1;
@@ -45,9 +50,11 @@ export function tensorFromProto(proto: TensorProto, context: TensorContext): Ten
 
   if (proto.data_location === EXTERNAL) return externalTensor(proto, dtype, shape, byteLength, context, e);
   if (hasField(proto, 'raw_data')) {
-    const raw = proto.raw_data;
-    e.check(raw.byteLength === byteLength, where, `${byteLength} bytes of raw_data for ${dtype} ${formatShape(shape)}, got ${raw.byteLength}`);
-    return Tensor.fromBytes(dtype, shape, raw);
+    const inFile = context.rawDataInFile;
+    const got = inFile ? inFile.length : proto.raw_data.byteLength;
+    e.check(got === byteLength, where, `${byteLength} bytes of raw_data for ${dtype} ${formatShape(shape)}, got ${got}`);
+    if (inFile) return new Tensor(dtype, shape, new FileRangeSource(inFile.path, inFile.offset, inFile.length));
+    return Tensor.fromBytes(dtype, shape, proto.raw_data);
   }
   return typedFieldTensor(proto, dtype, shape, count, where, e);
 }
