@@ -1,10 +1,11 @@
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { writeBytesAtomic } from '../../core/atomic.js';
+import { writeFilesAtomic } from '../../core/atomic.js';
 import type { Model } from '../../core/model.js';
 import type { FormatHandler, Probe } from '../format.js';
 import { readGraphModel } from './reader.js';
 import { graphModelFiles, type TfjsWriteOptions } from './writer.js';
+import { writeShards } from './weights.js';
 
 /**
  * TF.js graph models: model.json plus binary weight shards beside it.
@@ -28,7 +29,10 @@ export const tfjsFormat: FormatHandler = {
   },
 };
 
-/** Writes the shards first and model.json last, each atomically: the JSON never names missing shards. */
+/**
+ * Writes the shards, streaming the weights into them, and model.json last, as one atomic set: on
+ * any failure none of the files is left, and the JSON never names missing shards.
+ */
 export function writeGraphModel(model: Model, path: string, options: TfjsWriteOptions = {}): string[] {
   const isJson = path.toLowerCase().endsWith('.json');
   const dir = isJson ? dirname(path) : path;
@@ -36,13 +40,15 @@ export function writeGraphModel(model: Model, path: string, options: TfjsWriteOp
   const prefix = jsonName === 'model.json' ? '' : `${jsonName.slice(0, -'.json'.length)}.`;
   const files = graphModelFiles(model, options, prefix);
   mkdirSync(dir, { recursive: true });
-  const written = files.shards.map((s) => {
-    const file = join(dir, s.name);
-    writeBytesAtomic(file, s.bytes);
-    return file;
-  });
+  const written = files.shards.map((s) => join(dir, s.name));
   const jsonPath = join(dir, jsonName);
-  writeBytesAtomic(jsonPath, new TextEncoder().encode(files.modelJson));
+  writeFilesAtomic((set) => {
+    writeShards(files.weights, files.shardBytes, (i) => {
+      const shard = set.add(written[i]!);
+      return (bytes) => shard.append(bytes);
+    });
+    set.add(jsonPath).append(new TextEncoder().encode(files.modelJson));
+  });
   return [jsonPath, ...written];
 }
 

@@ -205,29 +205,46 @@ export function readWeights(groups: readonly WeightGroup[], jsonPath: string, e:
   return { tensors, quantized };
 }
 
-/** One weight as the writer stores it. */
+/** One weight as the writer stores it: its bytes may still be in the source file (streamed when written). */
 export interface EncodedWeight {
   readonly spec: WeightSpec;
-  readonly bytes: Uint8Array;
+  readonly bytes: ByteSource;
 }
 
-/** Cuts a group's bytes into shards of at most `shardBytes` (the last may be smaller). */
-export function shardGroup(weights: readonly EncodedWeight[], shardBytes: number): Uint8Array[] {
+/** Bytes per read while streaming weights into shards. */
+const STREAM_CHUNK = 4 * 1024 * 1024;
+
+/** The byte sizes of the shards a group of weights is cut into: `shardBytes` each, the last smaller. */
+export function shardSizes(weights: readonly EncodedWeight[], shardBytes: number): number[] {
   const total = weights.reduce((n, w) => n + w.bytes.byteLength, 0);
-  const count = Math.ceil(total / shardBytes);
-  const shards = Array.from({ length: count }, (_, i) => new Uint8Array(Math.min(shardBytes, total - i * shardBytes)));
-  let at = 0;
+  return Array.from({ length: Math.ceil(total / shardBytes) }, (_, i) => Math.min(shardBytes, total - i * shardBytes));
+}
+
+/**
+ * Streams a group's weights, back to back, into its shards: `open(i)` starts shard i and returns
+ * where its bytes go. A weight may span shards, as TF.js allows. Each weight is read a chunk at
+ * a time, so a model larger than memory converts with one chunk in hand.
+ */
+export function writeShards(weights: readonly EncodedWeight[], shardBytes: number, open: (shard: number) => (bytes: Uint8Array) => void): void {
+  const sizes = shardSizes(weights, shardBytes);
+  let shard = -1;
+  let left = 0;
+  let append: (bytes: Uint8Array) => void = () => {};
   for (const w of weights) {
-    for (let done = 0; done < w.bytes.byteLength; ) {
-      const shard = Math.floor(at / shardBytes);
-      const within = at - shard * shardBytes;
-      const n = Math.min(w.bytes.byteLength - done, shards[shard]!.byteLength - within);
-      shards[shard]!.set(w.bytes.subarray(done, done + n), within);
-      done += n;
-      at += n;
+    for (let chunk of w.bytes.chunks(STREAM_CHUNK)) {
+      while (chunk.byteLength > 0) {
+        if (left === 0) {
+          shard++;
+          left = sizes[shard]!;
+          append = open(shard);
+        }
+        const n = Math.min(left, chunk.byteLength);
+        append(chunk.subarray(0, n));
+        chunk = chunk.subarray(n);
+        left -= n;
+      }
     }
   }
-  return shards;
 }
 
 /** The manifest JSON of one weight: the converter's key order, quantization last. */

@@ -2,6 +2,7 @@ import type { DType } from '../../core/dtypes.js';
 import { formatErrors, UsageError } from '../../core/errors.js';
 import { attrInt, attrInts, type Dim, type Graph } from '../../core/graph.js';
 import { defaultSignature, type Model } from '../../core/model.js';
+import { MemorySource } from '../../core/source.js';
 import { Tensor } from '../../core/tensor.js';
 import { MODULE_KEY, SIGNATURE_KEY } from '../../module/spec.js';
 import { bundleFromModel } from '../../module/bundle.js';
@@ -14,7 +15,7 @@ import { cancelTransposes } from './layout.js';
 import { TFJS_RUNS } from './ops.js';
 import { quantize, type QuantizationDType } from './quantize.js';
 import { DTYPES_KEY } from './reader.js';
-import { shardGroup, specJson, type EncodedWeight, type WeightSpec } from './weights.js';
+import { shardSizes, specJson, type EncodedWeight, type WeightSpec } from './weights.js';
 
 /**
  * Model -> TF.js graph model: the IR graph goes through the TensorFlow exporter (src/formats/tf,
@@ -32,8 +33,11 @@ export const DEFAULT_SHARD_BYTES = 4 * 1024 * 1024;
 
 export interface GraphModelFiles {
   readonly modelJson: string;
-  /** Shard file names (relative to model.json) and their bytes. */
-  readonly shards: readonly { readonly name: string; readonly bytes: Uint8Array }[];
+  /** Shard file names (relative to model.json) and their sizes. */
+  readonly shards: readonly { readonly name: string; readonly byteLength: number }[];
+  /** The weights the shards hold, back to back in manifest order (see writeShards). */
+  readonly weights: readonly EncodedWeight[];
+  readonly shardBytes: number;
 }
 
 /** TF.js keeps float32, int32, bool, string and complex64; other dtypes are stored converted. */
@@ -113,7 +117,7 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
     return constNode(n.name, w.constDType, t.shape);
   });
 
-  const shards = shardGroup(encoded, shardBytes).map((bytes, i, all) => ({ name: `${shardPrefix}group1-shard${i + 1}of${all.length}.bin`, bytes }));
+  const shards = shardSizes(encoded, shardBytes).map((byteLength, i, all) => ({ name: `${shardPrefix}group1-shard${i + 1}of${all.length}.bin`, byteLength }));
   const signature = model.signatures[0] ?? defaultSignature(graph);
   const info = (list: typeof graph.inputs, value: string) => list.find((v) => v.name === value);
   const tensorInfo = (ref: string | undefined, dtype: DType | undefined, shape: readonly Dim[] | null | undefined): JsonObject => {
@@ -135,7 +139,7 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
   const metadata = userMetadata(model, retyped);
   if (Object.keys(metadata).length) json['userDefinedMetadata'] = metadata;
   json['weightsManifest'] = [{ paths: shards.map((s) => s.name), weights: encoded.map((w) => specJson(w.spec)) }];
-  return { modelJson: JSON.stringify(json), shards };
+  return { modelJson: JSON.stringify(json), shards, weights: encoded, shardBytes };
 }
 
 /** A Const as model.json keeps it: dtype and shape only (the value is in the shards). */
@@ -192,12 +196,13 @@ function encodeWeight(name: string, t: Tensor, q: QuantizationDType | undefined)
     const parts = t.strings!.flatMap((s) => [Uint8Array.from(new Uint8Array(new Uint32Array([s.byteLength]).buffer)), s]);
     const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
     parts.reduce((at, p) => (bytes.set(p, at), at + p.byteLength), 0);
-    return { weight: { spec: spec('string'), bytes }, constDType: 'string' };
+    return { weight: { spec: spec('string'), bytes: new MemorySource(bytes) }, constDType: 'string' };
   }
   if (t.dtype === 'float32' || t.dtype === 'int32' || t.dtype === 'bool' || t.dtype === 'complex64') {
-    const values = t.dtype === 'float32' ? t.toFloat32() : undefined;
+    const values = q && t.dtype === 'float32' ? t.toFloat32() : undefined;
     if (q && values && values.every(Number.isFinite)) return quantized(spec, values, q);
-    return { weight: { spec: spec(t.dtype), bytes: t.bytes() }, constDType: t.dtype };
+    // Stored as they are: the bytes stay where the tensor has them until the shards are written.
+    return { weight: { spec: spec(t.dtype), bytes: t.source }, constDType: t.dtype };
   }
   const stored = STORED[t.dtype];
   if (stored === 'float32') {
@@ -205,20 +210,20 @@ function encodeWeight(name: string, t: Tensor, q: QuantizationDType | undefined)
     // float16 keeps its exact bits as TF.js's float16 quantization (decoded to float32 exactly).
     const as = t.dtype === 'float16' && (q === undefined || q === 'float16') ? 'float16' : q;
     if (as && values.every(Number.isFinite)) return quantized(spec, values, as);
-    return { weight: { spec: spec('float32'), bytes: new Uint8Array(values.buffer) }, constDType: 'float32' };
+    return { weight: { spec: spec('float32'), bytes: new MemorySource(new Uint8Array(values.buffer)) }, constDType: 'float32' };
   }
   if (stored === 'int32') {
     const values = t.toNumbers();
     const bad = values.findIndex((v) => !Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31);
     if (bad >= 0) throw new UsageError(`weight ${name} (${t.dtype}) holds ${values[bad]}, beyond TF.js's int32`);
-    return { weight: { spec: spec('int32'), bytes: new Uint8Array(Int32Array.from(values).buffer) }, constDType: 'int32' };
+    return { weight: { spec: spec('int32'), bytes: new MemorySource(new Uint8Array(Int32Array.from(values).buffer)) }, constDType: 'int32' };
   }
   throw new UsageError(`weight ${name} is ${t.dtype}, which TF.js cannot store`);
 }
 
 function quantized(spec: (dtype: string, extra?: Partial<WeightSpec>) => WeightSpec, values: Float32Array, q: QuantizationDType) {
   const { bytes, quantization } = quantize(values, q);
-  return { weight: { spec: spec('float32', { quantization: { ...quantization, original_dtype: 'float32' } }), bytes }, constDType: 'float32' as DType };
+  return { weight: { spec: spec('float32', { quantization: { ...quantization, original_dtype: 'float32' } }), bytes: new MemorySource(bytes) }, constDType: 'float32' as DType };
 }
 
 function nodeJson(n: NodeDefObject): JsonObject {
