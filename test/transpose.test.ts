@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { dtypeSize, type DType } from '../src/core/dtypes.js';
@@ -5,6 +6,7 @@ import { stridesOf } from '../src/core/shape.js';
 import { MemorySource, type ByteSource } from '../src/core/source.js';
 import { Tensor } from '../src/core/tensor.js';
 import { permuted, transpose2d } from '../src/core/transpose.js';
+import { wasmTranspose32 } from '../src/core/wasm/transpose.js';
 
 /** The definition: output element at index i is the input element at index i mapped back through perm. */
 function reference(bytes: Uint8Array, shape: readonly number[], size: number, perm: readonly number[]): Uint8Array {
@@ -99,5 +101,59 @@ describe('permuted / transpose2d', () => {
     expect(() => permuted(t, [0])).toThrow(RangeError);
     expect(() => transpose2d(Tensor.from('float32', [6], [1, 2, 3, 4, 5, 6]))).toThrow(RangeError);
     expect(permuted(t, [0, 1])).toBe(t);
+  });
+});
+
+describe('the WebAssembly transpose of 32-bit elements', () => {
+  const matrix = (rows: number, cols: number, seed: number) => new Uint8Array(new Uint32Array(rows * cols).map((_, i) => Math.imul(i + seed, 2654435761) >>> 0).buffer);
+
+  it('matches the definition on shapes around its 4x4 blocks and 16x16 tiles, by read() and by chunks()', () => {
+    expect(wasmTranspose32(new MemorySource(matrix(4, 4, 0)), 4, 4, 64)).toBeDefined();
+    for (const [rows, cols] of [[1, 1], [3, 5], [4, 4], [16, 16], [17, 15], [33, 64], [64, 33], [1, 1029], [1029, 1], [130, 257]] as const) {
+      const bytes = matrix(rows, cols, rows * 31 + cols);
+      const want = reference(bytes, [rows, cols], 4, [1, 0]);
+      const t = transpose2d(new Tensor('int32', [rows, cols], new MemorySource(bytes)));
+      expect(Buffer.compare(t.bytes(), want), `${rows}x${cols} read`).toBe(0);
+      expect(Buffer.compare(Buffer.concat([...t.source.chunks(100)].map((c) => c.slice())), want), `${rows}x${cols} chunks`).toBe(0);
+    }
+  });
+
+  it('reads its source a chunk at a time and keeps two streams apart', () => {
+    const a = matrix(300, 200, 1);
+    const b = matrix(300, 200, 2);
+    const ta = transpose2d(new Tensor('float32', [300, 200], new MemorySource(a)));
+    const tb = transpose2d(new Tensor('float32', [300, 200], new MemorySource(b)));
+    const ia = ta.source.chunks(4000)[Symbol.iterator]();
+    const ib = tb.source.chunks(4000)[Symbol.iterator]();
+    const got: [Uint8Array[], Uint8Array[]] = [[], []];
+    for (;;) {
+      const x = ia.next();
+      const y = ib.next();
+      if (x.done || y.done) break;
+      got[0].push(x.value.slice());
+      got[1].push(y.value.slice());
+    }
+    expect(Buffer.compare(Buffer.concat(got[0]), reference(a, [300, 200], 4, [1, 0]))).toBe(0);
+    expect(Buffer.compare(Buffer.concat(got[1]), reference(b, [300, 200], 4, [1, 0]))).toBe(0);
+  });
+
+  it('passes on a source error (a checkpoint CRC mismatch found at the end of the stream)', () => {
+    const failing: ByteSource = {
+      byteLength: 64,
+      read: () => new Uint8Array(64),
+      *chunks() {
+        yield new Uint8Array(64);
+        throw new Error('crc mismatch');
+      },
+    };
+    expect(() => transpose2d(new Tensor('float32', [4, 4], failing)).bytes()).toThrow('crc mismatch');
+  });
+});
+
+describe('generated WebAssembly modules', () => {
+  it('are fresh: every .wat assembles to the bytes committed beside it (else run node scripts/build-wasm.mjs)', async () => {
+    const { MODULES, expectedBytesFile } = (await import(new URL('../scripts/build-wasm.mjs', import.meta.url).href)) as { MODULES: { out: string }[]; expectedBytesFile: (m: { out: string }) => Promise<string> };
+    expect(MODULES.length).toBe(2);
+    for (const module of MODULES) expect(readFileSync(module.out, 'utf8'), module.out).toBe(await expectedBytesFile(module));
   });
 });

@@ -1,0 +1,119 @@
+;; 2-D transpose of 32-bit elements for modelbridge's weight layout changes (a Keras kernel
+;; [in, out] stored as a torch Linear weight [out, in]), hand-written with WebAssembly SIMD128.
+;;
+;;   dst[c * rows + r] = src[r * cols + c]      for r < rows, c < cols
+;;
+;; Both matrices are row-major in this module's memory; pointers are byte addresses and must not
+;; overlap. The caller (src/core/wasm/transpose.ts) reads the source tensor into memory, calls
+;; `transpose32` and streams the result out. Elements are moved as bits, never as floats, so NaN
+;; payloads and signed zeros stay exact.
+;;
+;; Method: the matrix is walked in square tiles of TILE x TILE elements (both the rows read and the
+;; rows written then stay in L1 and the TLB); inside a tile, blocks of 4 x 4 are loaded as four
+;; v128 rows and transposed with eight shuffles, then stored as four v128 rows. Rows and columns
+;; past the last multiple of 4 go through a scalar loop.
+
+(module
+  (memory (export "memory") 1)
+
+  (func $min (param $a i32) (param $b i32) (result i32)
+    (select (local.get $a) (local.get $b) (i32.lt_u (local.get $a) (local.get $b))))
+
+  (func (export "transpose32") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
+    (local $rows4 i32) (local $cols4 i32)
+    (local $r0 i32) (local $c0 i32) (local $r1 i32) (local $c1 i32) (local $r i32) (local $c i32)
+    (local $sstride i32) (local $dstride i32) (local $s i32) (local $d i32)
+    (local $a v128) (local $b v128) (local $x v128) (local $y v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $rows4 (i32.and (local.get $rows) (i32.const -4)))
+    (local.set $cols4 (i32.and (local.get $cols) (i32.const -4)))
+    (local.set $sstride (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $dstride (i32.shl (local.get $rows) (i32.const 2)))
+
+    ;; The 4-aligned core, tile by tile (TILE = 16 elements).
+    (local.set $r0 (i32.const 0))
+    (block $rows_done
+      (loop $rows_tiles
+        (br_if $rows_done (i32.ge_u (local.get $r0) (local.get $rows4)))
+        (local.set $r1 (call $min (i32.add (local.get $r0) (i32.const 16)) (local.get $rows4)))
+        (local.set $c0 (i32.const 0))
+        (block $cols_done
+          (loop $cols_tiles
+            (br_if $cols_done (i32.ge_u (local.get $c0) (local.get $cols4)))
+            (local.set $c1 (call $min (i32.add (local.get $c0) (i32.const 16)) (local.get $cols4)))
+            (local.set $r (local.get $r0))
+            (block $tile_rows_done
+              (loop $tile_rows
+                (br_if $tile_rows_done (i32.ge_u (local.get $r) (local.get $r1)))
+                (local.set $c (local.get $c0))
+                (block $tile_cols_done
+                  (loop $tile_cols
+                    (br_if $tile_cols_done (i32.ge_u (local.get $c) (local.get $c1)))
+                    ;; s = src + (r * cols + c) * 4; d = dst + (c * rows + r) * 4
+                    (local.set $s (i32.add (local.get $src)
+                      (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2))))
+                    (local.set $d (i32.add (local.get $dst)
+                      (i32.shl (i32.add (i32.mul (local.get $c) (local.get $rows)) (local.get $r)) (i32.const 2))))
+                    (local.set $a (v128.load (local.get $s)))
+                    (local.set $b (v128.load (i32.add (local.get $s) (local.get $sstride))))
+                    (local.set $x (v128.load (i32.add (local.get $s) (i32.shl (local.get $sstride) (i32.const 1)))))
+                    (local.set $y (v128.load (i32.add (local.get $s) (i32.mul (local.get $sstride) (i32.const 3)))))
+                    ;; t0 = a0 b0 a1 b1, t1 = a2 b2 a3 b3, t2 = x0 y0 x1 y1, t3 = x2 y2 x3 y3
+                    (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $a) (local.get $b)))
+                    (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $a) (local.get $b)))
+                    (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x) (local.get $y)))
+                    (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x) (local.get $y)))
+                    ;; column k of the block (a_k b_k x_k y_k) is row k of the result
+                    (v128.store (local.get $d)
+                      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+                    (v128.store (i32.add (local.get $d) (local.get $dstride))
+                      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+                    (v128.store (i32.add (local.get $d) (i32.shl (local.get $dstride) (i32.const 1)))
+                      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+                    (v128.store (i32.add (local.get $d) (i32.mul (local.get $dstride) (i32.const 3)))
+                      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+                    (local.set $c (i32.add (local.get $c) (i32.const 4)))
+                    (br $tile_cols)))
+                (local.set $r (i32.add (local.get $r) (i32.const 4)))
+                (br $tile_rows)))
+            (local.set $c0 (i32.add (local.get $c0) (i32.const 16)))
+            (br $cols_tiles)))
+        (local.set $r0 (i32.add (local.get $r0) (i32.const 16)))
+        (br $rows_tiles)))
+
+    ;; The columns past cols4, for every row.
+    (local.set $r (i32.const 0))
+    (block $edge_rows_done
+      (loop $edge_rows
+        (br_if $edge_rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $c (local.get $cols4))
+        (block $edge_cols_done
+          (loop $edge_cols
+            (br_if $edge_cols_done (i32.ge_u (local.get $c) (local.get $cols)))
+            (call $move (local.get $src) (local.get $dst) (local.get $rows) (local.get $cols) (local.get $r) (local.get $c))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $edge_cols)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $edge_rows)))
+
+    ;; The rows past rows4, for the columns below cols4.
+    (local.set $r (local.get $rows4))
+    (block $tail_rows_done
+      (loop $tail_rows
+        (br_if $tail_rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $c (i32.const 0))
+        (block $tail_cols_done
+          (loop $tail_cols
+            (br_if $tail_cols_done (i32.ge_u (local.get $c) (local.get $cols4)))
+            (call $move (local.get $src) (local.get $dst) (local.get $rows) (local.get $cols) (local.get $r) (local.get $c))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $tail_cols)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $tail_rows))))
+
+  ;; dst[c * rows + r] = src[r * cols + c], one element.
+  (func $move (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32) (param $r i32) (param $c i32)
+    (i32.store
+      (i32.add (local.get $dst) (i32.shl (i32.add (i32.mul (local.get $c) (local.get $rows)) (local.get $r)) (i32.const 2)))
+      (i32.load
+        (i32.add (local.get $src) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2)))))))
