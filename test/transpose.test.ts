@@ -108,7 +108,10 @@ describe('the WebAssembly transpose of 32-bit elements', () => {
   const matrix = (rows: number, cols: number, seed: number) => new Uint8Array(new Uint32Array(rows * cols).map((_, i) => Math.imul(i + seed, 2654435761) >>> 0).buffer);
 
   it('matches the definition on shapes around its 4x4 blocks and 16x16 tiles, by read() and by chunks()', () => {
-    expect(wasmTranspose32(new MemorySource(matrix(4, 4, 0)), 4, 4, 64)).toBeDefined();
+    // WebAssembly SIMD is there on every Node this project supports: the fast path is what is tested.
+    const lease = wasmTranspose32(new MemorySource(matrix(4, 4, 0)), 4, 4, 64);
+    expect(lease?.result.byteLength).toBe(64);
+    lease!.release();
     for (const [rows, cols] of [[1, 1], [3, 5], [4, 4], [16, 16], [17, 15], [33, 64], [64, 33], [1, 1029], [1029, 1], [130, 257]] as const) {
       const bytes = matrix(rows, cols, rows * 31 + cols);
       const want = reference(bytes, [rows, cols], 4, [1, 0]);

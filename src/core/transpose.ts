@@ -2,7 +2,7 @@ import { dtypeSize } from './dtypes.js';
 import { stridesOf } from './shape.js';
 import type { ByteSource } from './source.js';
 import { Tensor } from './tensor.js';
-import { wasmTranspose32 } from './wasm/transpose.js';
+import { wasmTranspose32, type TransposeLease } from './wasm/transpose.js';
 
 /** Bytes per read when a source is streamed into the WebAssembly transpose. */
 const CHUNK = 8 * 1024 * 1024;
@@ -45,18 +45,27 @@ class PermutedSource implements ByteSource {
   }
 
   read(): Uint8Array {
-    // A copy of the WebAssembly result: a caller keeping the bytes should not keep the source's
-    // half of that memory alive too.
-    return this.wasm(CHUNK)?.slice() ?? permuteBytes(this.inner.read(), this.shape, this.size, this.perm);
+    const lease = this.wasm(CHUNK);
+    if (!lease) return permuteBytes(this.inner.read(), this.shape, this.size, this.perm);
+    try {
+      return lease.result.slice();
+    } finally {
+      lease.release();
+    }
   }
 
   *chunks(chunkSize: number): Iterable<Uint8Array> {
-    const all = this.wasm(Math.max(chunkSize, CHUNK)) ?? permuteBytes(this.inner.read(), this.shape, this.size, this.perm);
-    for (let at = 0; at < all.byteLength; at += chunkSize) yield all.subarray(at, Math.min(at + chunkSize, all.byteLength));
+    const lease = this.wasm(Math.max(chunkSize, CHUNK));
+    const all = lease?.result ?? permuteBytes(this.inner.read(), this.shape, this.size, this.perm);
+    try {
+      for (let at = 0; at < all.byteLength; at += chunkSize) yield all.subarray(at, Math.min(at + chunkSize, all.byteLength));
+    } finally {
+      lease?.release();
+    }
   }
 
   /** A 2-D transpose of 32-bit elements (float32, int32: nearly every weight) in WebAssembly, where it can run. */
-  private wasm(chunkSize: number): Uint8Array | undefined {
+  private wasm(chunkSize: number): TransposeLease | undefined {
     if (this.size !== 4 || this.shape.length !== 2 || this.perm[0] !== 1) return undefined;
     return wasmTranspose32(this.inner, this.shape[0]!, this.shape[1]!, chunkSize);
   }

@@ -1,12 +1,15 @@
 /**
  * 2-D transposes of 32-bit elements in WebAssembly SIMD128 (transpose.wat, assembled into
- * transpose-bytes.ts by scripts/build-wasm.mjs): about three times the plain-JS tiled loop on a
- * 256 MiB kernel, which is what a SavedModel -> safetensors conversion spends most of its time on.
+ * transpose-bytes.ts by scripts/build-wasm.mjs): two to three times the plain-JS tiled loop on a
+ * large kernel, which is what a SavedModel -> safetensors conversion spends much of its time on.
  *
- * Each transpose gets an instance of its own, with memory sized for the source and the result:
- * the result is handed out as views of that memory (no copy out), two transposes streamed at once
- * (diff reads two models side by side) cannot overwrite each other, and the memory goes back to
- * the garbage collector with the last view instead of staying with a module-wide instance.
+ * A transpose leases an instance whose memory holds the source and the result, and hands the
+ * result out as views of that memory (no copy out) until it gives the lease back. One idle
+ * instance is kept for the next transpose: a fresh one would pay the page faults of its memory
+ * again for every tensor, and memories the garbage collector has not yet reclaimed would pile up
+ * (a 1 GiB model's four 256 MiB kernels peaked at 1.6 GB that way). Two transposes streamed at
+ * once (diff reads two models side by side) lease two instances, so they cannot overwrite each
+ * other. The kept instance holds twice the largest tensor transposed so far.
  */
 import type { ByteSource } from '../source.js';
 import { TRANSPOSE_WASM_BASE64 } from './transpose-bytes.js';
@@ -43,33 +46,56 @@ function compile(): { api: WasmApi; module: object } | null {
   return compiled;
 }
 
-/**
- * The bytes of `source` (a row-major [rows, cols] matrix of 32-bit elements) transposed to
- * [cols, rows], as a view of a fresh WebAssembly memory; undefined where WebAssembly SIMD is
- * missing or the matrix is too large for a 32-bit memory (the caller then uses its JS path).
- * The source is read a chunk at a time straight into that memory.
- */
-export function wasmTranspose32(source: ByteSource, rows: number, cols: number, chunkSize: number): Uint8Array | undefined {
-  const bytes = rows * cols * 4;
-  if (bytes !== source.byteLength || bytes * 2 > MAX_BYTES) return undefined;
-  const c = compile();
-  if (!c) return undefined;
-  let exports: TransposeExports;
+/** An instance with its memory, leased to one transpose at a time. */
+export interface TransposeLease {
+  /** The transposed bytes: a view of the instance's memory, valid until `release`. */
+  readonly result: Uint8Array;
+  release(): void;
+}
+
+let idle: TransposeExports | undefined;
+
+function lease(c: { api: WasmApi; module: object }, bytes: number): TransposeExports | undefined {
+  const exports = idle ?? (new c.api.Instance(c.module, {}).exports as TransposeExports);
+  idle = undefined;
   try {
-    exports = new c.api.Instance(c.module, {}).exports as TransposeExports;
     const have = exports.memory.buffer.byteLength;
-    const need = bytes * 2;
-    if (need > have) exports.memory.grow(Math.ceil((need - have) / PAGE));
+    if (bytes * 2 > have) exports.memory.grow(Math.ceil((bytes * 2 - have) / PAGE));
+    return exports;
   } catch {
     return undefined; // the memory could not grow this far: the JS path may still manage
   }
-  const memory = new Uint8Array(exports.memory.buffer);
-  let at = 0;
-  for (const chunk of source.chunks(chunkSize)) {
-    memory.set(chunk, at);
-    at += chunk.byteLength;
+}
+
+/**
+ * The bytes of `source` (a row-major [rows, cols] matrix of 32-bit elements) transposed to
+ * [cols, rows], in a leased WebAssembly memory; undefined where WebAssembly SIMD is missing or
+ * the matrix is too large for a 32-bit memory (the caller then uses its JS path). The source is
+ * read a chunk at a time straight into that memory. The caller must release the lease.
+ */
+export function wasmTranspose32(source: ByteSource, rows: number, cols: number, chunkSize: number): TransposeLease | undefined {
+  const bytes = rows * cols * 4;
+  if (bytes !== source.byteLength || bytes * 2 > MAX_BYTES) return undefined;
+  const c = compile();
+  const exports = c ? lease(c, bytes) : undefined;
+  if (!exports) return undefined;
+  let released = false;
+  const release = () => {
+    if (!released) idle = exports;
+    released = true;
+  };
+  try {
+    const memory = new Uint8Array(exports.memory.buffer);
+    let at = 0;
+    for (const chunk of source.chunks(chunkSize)) {
+      memory.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    if (at !== bytes) throw new RangeError(`transpose source gave ${at} bytes, expected ${bytes}`);
+    exports.transpose32(0, bytes, rows, cols);
+    return { result: memory.subarray(bytes, bytes * 2), release };
+  } catch (error) {
+    release();
+    throw error;
   }
-  if (at !== bytes) throw new RangeError(`transpose source gave ${at} bytes, expected ${bytes}`);
-  exports.transpose32(0, bytes, rows, cols);
-  return memory.subarray(bytes, bytes * 2);
 }
