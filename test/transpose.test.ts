@@ -121,6 +121,21 @@ describe('the WebAssembly transpose of 32-bit elements', () => {
     }
   });
 
+  it('transposes band by band as the chunks arrive, whatever their size', () => {
+    for (const [rows, cols] of [[300, 70], [257, 3], [64, 1], [1000, 129]] as const) {
+      const bytes = matrix(rows, cols, rows + cols);
+      const want = reference(bytes, [rows, cols], 4, [1, 0]);
+      for (const chunk of [4, 100, 4096, 12_345, 1 << 20]) {
+        const lease = wasmTranspose32(new MemorySource(bytes), rows, cols, chunk)!;
+        expect(Buffer.compare(lease.result, want), `${rows}x${cols} in chunks of ${chunk}`).toBe(0);
+        lease.release();
+      }
+    }
+    // A source longer or shorter than the shape says is refused, not transposed.
+    expect(() => wasmTranspose32({ byteLength: 64, read: () => new Uint8Array(64), *chunks() { yield new Uint8Array(60); } }, 4, 4, 64)).toThrow(RangeError);
+    expect(() => wasmTranspose32({ byteLength: 64, read: () => new Uint8Array(64), *chunks() { yield new Uint8Array(60); yield new Uint8Array(8); } }, 4, 4, 64)).toThrow(RangeError);
+  });
+
   it('reads its source a chunk at a time and keeps two streams apart', () => {
     const a = matrix(300, 200, 1);
     const b = matrix(300, 200, 2);

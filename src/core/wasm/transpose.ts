@@ -21,7 +21,7 @@ interface WasmMemory {
 }
 interface TransposeExports {
   memory: WasmMemory;
-  transpose32(src: number, dst: number, rows: number, cols: number): void;
+  transpose32(src: number, dst: number, rows: number, cols: number, ldd: number, scratch: number): void;
 }
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
@@ -29,6 +29,10 @@ interface WasmApi {
 }
 
 const PAGE = 65536;
+/** The kernel's scratch tile, after the source and the result. */
+const SCRATCH = 1024;
+/** Rows per transposed band at least (a multiple of 4, the kernel's block). */
+const BAND_ROWS = 64;
 /** A 32-bit memory holds at most 4 GiB; a source and its result must both fit, with room to spare. */
 const MAX_BYTES = 2 ** 32 - 2 * PAGE;
 
@@ -60,7 +64,7 @@ function lease(c: { api: WasmApi; module: object }, bytes: number): TransposeExp
   idle = undefined;
   try {
     const have = exports.memory.buffer.byteLength;
-    if (bytes * 2 > have) exports.memory.grow(Math.ceil((bytes * 2 - have) / PAGE));
+    if (bytes * 2 + SCRATCH > have) exports.memory.grow(Math.ceil((bytes * 2 + SCRATCH - have) / PAGE));
     return exports;
   } catch {
     return undefined; // the memory could not grow this far: the JS path may still manage
@@ -86,13 +90,25 @@ export function wasmTranspose32(source: ByteSource, rows: number, cols: number, 
   };
   try {
     const memory = new Uint8Array(exports.memory.buffer);
+    const rowBytes = cols * 4;
     let at = 0;
+    let done = 0;
+    // Each band of whole rows is transposed as soon as it is in memory, so the transposing overlaps
+    // whatever the source does in the background (a checkpoint's CRC-32C on a worker thread).
+    const transposeTo = (end: number) => {
+      exports.transpose32(done * rowBytes, bytes + done * 4, end - done, cols, rows, bytes * 2);
+      done = end;
+    };
     for (const chunk of source.chunks(chunkSize)) {
+      if (at + chunk.byteLength > bytes) break;
       memory.set(chunk, at);
       at += chunk.byteLength;
+      const whole = Math.floor(at / rowBytes);
+      const band = whole - (whole % 4);
+      if (band - done >= BAND_ROWS) transposeTo(band);
     }
-    if (at !== bytes) throw new RangeError(`transpose source gave ${at} bytes, expected ${bytes}`);
-    exports.transpose32(0, bytes, rows, cols);
+    if (at !== bytes) throw new RangeError(`transpose source gave ${at} bytes or more, expected ${bytes}`);
+    if (done < rows) transposeTo(rows);
     return { result: memory.subarray(bytes, bytes * 2), release };
   } catch (error) {
     release();

@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { checksummed } from '../../core/background-crc.js';
 import { Crc32c, crc32c, unmaskCrc32c } from '../../core/crc32c.js';
 import { byteLengthOf } from '../../core/dtypes.js';
 import { FormatError, formatErrors, type FormatErrors } from '../../core/errors.js';
@@ -240,12 +241,8 @@ class CheckedSource implements ByteSource {
 
   *chunks(chunkSize: number): Iterable<Uint8Array> {
     if (this.checked) return yield* this.inner.chunks(chunkSize);
-    const crc = new Crc32c();
-    for (const chunk of this.inner.chunks(chunkSize)) {
-      crc.update(chunk);
-      yield chunk;
-    }
-    this.finish(crc.value);
+    // A large tensor is checksummed on a worker thread while the caller uses its chunks.
+    yield* checksummed(this.inner.chunks(chunkSize), this.byteLength, (crc) => this.finish(crc));
   }
 
   private finish(crc: number): void {

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic.js';
+import { checksummed } from '../../core/background-crc.js';
 import { Crc32c, maskCrc32c } from '../../core/crc32c.js';
 import { UsageError } from '../../core/errors.js';
 import { WireWriter } from '../../core/protowire.js';
@@ -84,14 +85,15 @@ type Append = (bytes: Uint8Array) => void;
  */
 function writeBytes(tensor: Tensor, append: Append): { size: number; crc: number } {
   const known = tensor.source.crc32c;
-  const crc = known === undefined ? new Crc32c() : undefined;
+  let crc = known ?? 0;
   let size = 0;
-  for (const chunk of tensor.source.chunks(CHUNK)) {
-    crc?.update(chunk);
+  // Unless the source vouches for its CRC, a large tensor is checksummed on a worker thread while it is written.
+  const chunks = tensor.source.chunks(CHUNK);
+  for (const chunk of known === undefined ? checksummed(chunks, tensor.source.byteLength, (c) => (crc = c)) : chunks) {
     append(chunk);
     size += chunk.byteLength;
   }
-  return { size, crc: known ?? crc!.value };
+  return { size, crc };
 }
 
 /**

@@ -1,0 +1,193 @@
+import { Worker } from 'node:worker_threads';
+import { CRC32C_TABLES, crc32c, crc32cWith } from './crc32c.js';
+
+/**
+ * CRC-32C on a second thread. Verifying a TensorFlow checkpoint means a CRC-32C of every tensor
+ * byte, which JavaScript computes at 1-2 GB/s: as slow as the rest of a conversion (read,
+ * transpose, write) put together. A stream hands its chunks to a worker thread, which checksums
+ * them while the stream goes on; the result is waited for at the end of the stream.
+ *
+ * The chunks are copied into a ring of shared slots (a copy costs a small fraction of a
+ * checksum); the two threads coordinate through Atomics on shared control words, so the
+ * synchronous readers and writers of this project need no event loop to use it. The worker runs
+ * the same crc32cWith as this thread, from its source text.
+ */
+
+const SLOTS = 4;
+const SLOT_BYTES = 4 << 20;
+/** Below this a stream is checksummed inline: a handover costs more than it saves. */
+export const BACKGROUND_CRC_MIN_BYTES = 8 << 20;
+/** Control words (Int32): chunks handed over, chunks done, the running CRC, the worker's state, then per slot its length and whether it starts a stream. */
+const HEAD = 0;
+const TAIL = 1;
+const CRC = 2;
+const STATE = 3;
+const LENGTHS = 4;
+const FIRSTS = LENGTHS + SLOTS;
+const WORDS = FIRSTS + SLOTS;
+const FAILED = 2;
+/** How long the stream waits for the worker's next chunk before it gives up (a stuck or dead worker). */
+const STALL_MS = 60_000;
+
+const workerSource = (): string => `
+const crc32cWith = (${crc32cWith.toString()});
+import('node:worker_threads').then(({ workerData }) => {
+  const ctl = new Int32Array(workerData.control);
+  const data = new Uint8Array(workerData.data);
+  const tables = new Uint32Array(workerData.tables);
+  let tail = 0;
+  let crc = 0;
+  try {
+    for (;;) {
+      Atomics.wait(ctl, ${HEAD}, tail);
+      const head = Atomics.load(ctl, ${HEAD});
+      while (tail !== head) {
+        const slot = tail % ${SLOTS};
+        if (ctl[${FIRSTS} + slot] === 1) crc = 0;
+        crc = crc32cWith(tables, true, data.subarray(slot * ${SLOT_BYTES}, slot * ${SLOT_BYTES} + ctl[${LENGTHS} + slot]), crc);
+        tail++;
+        Atomics.store(ctl, ${CRC}, crc | 0);
+        Atomics.store(ctl, ${TAIL}, tail);
+        Atomics.notify(ctl, ${TAIL});
+      }
+    }
+  } catch (error) {
+    Atomics.store(ctl, ${STATE}, ${FAILED});
+    Atomics.notify(ctl, ${TAIL});
+  }
+});
+`;
+
+/** A worker with its ring; leased to one stream at a time. */
+class CrcWorker {
+  readonly control = new Int32Array(new SharedArrayBuffer(WORDS * 4));
+  readonly data = new Uint8Array(new SharedArrayBuffer(SLOTS * SLOT_BYTES));
+  /** Chunks handed over so far (the worker's HEAD). */
+  head = 0;
+
+  constructor() {
+    const tables = new Uint32Array(new SharedArrayBuffer(CRC32C_TABLES.byteLength));
+    tables.set(CRC32C_TABLES);
+    const worker = new Worker(workerSource(), { eval: true, workerData: { control: this.control.buffer, data: this.data.buffer, tables: tables.buffer } });
+    // An idle worker blocks in Atomics.wait; it must never keep the process alive.
+    worker.unref();
+    worker.on('error', () => Atomics.store(this.control, STATE, FAILED));
+  }
+
+  /** Blocks until the worker has done all but `ahead` of the chunks handed over. */
+  waitUntil(ahead: number): void {
+    for (;;) {
+      if (Atomics.load(this.control, STATE) === FAILED) throw new Error('the CRC-32C worker thread failed');
+      const tail = Atomics.load(this.control, TAIL);
+      if (this.head - tail <= ahead) return;
+      if (Atomics.wait(this.control, TAIL, tail, STALL_MS) === 'timed-out' && Atomics.load(this.control, TAIL) === tail) {
+        throw new Error(`the CRC-32C worker thread made no progress in ${STALL_MS / 1000} s`);
+      }
+    }
+  }
+}
+
+let idle: CrcWorker | undefined;
+let unavailable = false;
+
+function leaseWorker(): CrcWorker | undefined {
+  if (unavailable) return undefined;
+  const found = idle;
+  idle = undefined;
+  if (found) return found;
+  try {
+    return new CrcWorker();
+  } catch {
+    unavailable = true; // no worker threads or shared memory here: checksums stay inline
+    return undefined;
+  }
+}
+
+/** A CRC-32C over a stream of chunks: `result()` ends the stream; `cancel()` abandons it. */
+export interface StreamChecksum {
+  update(bytes: Uint8Array): void;
+  result(): number;
+  cancel(): void;
+}
+
+/**
+ * The checksum for a stream of `byteLength` bytes: on a worker thread for a large stream where
+ * worker threads run, else inline.
+ */
+export function streamChecksum(byteLength: number): StreamChecksum {
+  const worker = byteLength >= BACKGROUND_CRC_MIN_BYTES ? leaseWorker() : undefined;
+  if (worker) return new BackgroundCrc32c(worker);
+  let crc = 0;
+  return {
+    update: (bytes) => void (crc = crc32c(bytes, crc)),
+    result: () => crc,
+    cancel: () => {},
+  };
+}
+
+/**
+ * Passes `chunks` through while checksumming them (on a worker thread for a large stream);
+ * `done` gets the CRC once the last chunk has been taken, before the stream ends.
+ */
+export function* checksummed(chunks: Iterable<Uint8Array>, byteLength: number, done: (crc: number) => void): Iterable<Uint8Array> {
+  const crc = streamChecksum(byteLength);
+  let complete = false;
+  try {
+    for (const chunk of chunks) {
+      crc.update(chunk);
+      yield chunk;
+    }
+    complete = true;
+  } finally {
+    if (!complete) crc.cancel();
+  }
+  done(crc.result());
+}
+
+/** An incremental CRC-32C computed on a leased worker, which goes back to the pool at the end. */
+export class BackgroundCrc32c implements StreamChecksum {
+  private first = true;
+  private done = false;
+
+  constructor(private readonly worker: CrcWorker) {}
+
+  update(bytes: Uint8Array): void {
+    if (this.done) throw new Error('BackgroundCrc32c.update after the stream ended');
+    const w = this.worker;
+    for (let at = 0; at < bytes.byteLength; at += SLOT_BYTES) {
+      const piece = bytes.subarray(at, Math.min(at + SLOT_BYTES, bytes.byteLength));
+      w.waitUntil(SLOTS - 1);
+      const slot = w.head % SLOTS;
+      w.data.set(piece, slot * SLOT_BYTES);
+      w.control[LENGTHS + slot] = piece.byteLength;
+      w.control[FIRSTS + slot] = this.first ? 1 : 0;
+      this.first = false;
+      w.head++;
+      Atomics.store(w.control, HEAD, w.head);
+      Atomics.notify(w.control, HEAD);
+    }
+  }
+
+  /** The CRC of everything handed over, once the worker is done with it. */
+  result(): number {
+    if (this.done) throw new Error('BackgroundCrc32c.result called twice');
+    this.done = true;
+    const w = this.worker;
+    w.waitUntil(0);
+    const crc = this.first ? 0 : Atomics.load(w.control, CRC) >>> 0;
+    idle = w;
+    return crc;
+  }
+
+  /** Gives the worker back without a result (a stream abandoned part way). */
+  cancel(): void {
+    if (this.done) return;
+    this.done = true;
+    try {
+      this.worker.waitUntil(0);
+      idle = this.worker;
+    } catch {
+      // a failed worker is not reused
+    }
+  }
+}
