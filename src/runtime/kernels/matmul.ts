@@ -155,6 +155,11 @@ function addScaledC(out: Value, alpha: number, c: Value | undefined, beta: numbe
   }
   const y = out.data as SmallArray;
   const cs = useC ? (c.data as SmallArray) : undefined;
+  if (alpha === 1 && beta === 1 && cs && rowStep === 0 && colStep === 1) {
+    // A bias row, what every Linear layer adds: a plain row-wise add.
+    for (let i = 0; i < m; i++) for (let j = 0, at = i * n; j < n; j++, at++) y[at] = y[at]! + cs[j]!;
+    return;
+  }
   for (let i = 0; i < m; i++) {
     const ci = i * rowStep;
     for (let j = 0; j < n; j++) y[i * n + j] = alpha * y[i * n + j]! + (cs ? beta * cs[ci + j * colStep]! : 0);

@@ -13,6 +13,12 @@ export interface UnarySpec {
   readonly big?: (x: bigint) => bigint | number;
   readonly floatOnly?: boolean;
   readonly out?: DType;
+  /**
+   * The same function as a loop of its own over float32, the runtime's fast path. The shared loop
+   * below calls `num` from one call site that every op goes through, which V8 cannot inline: about
+   * 10 ns an element, a sixth of an MLP's time in its Relus.
+   */
+  readonly float32?: (src: Float32Array, dst: Float32Array) => void;
 }
 
 export function unary(op: string, make: (node: Node, opset: number) => UnarySpec): KernelFactory {
@@ -23,6 +29,10 @@ export function unary(op: string, make: (node: Node, opset: number) => UnarySpec
         const x = required(inputs, 0, op);
         if (spec.floatOnly && !isFloatDType(x.dtype)) throw new KernelError(`${op} takes floating-point inputs, not ${x.dtype}`);
         const out = makeValue(spec.out ?? x.dtype, x.shape);
+        if (spec.float32 && x.dtype === 'float32' && out.dtype === 'float32') {
+          spec.float32(x.data as Float32Array, out.data as Float32Array);
+          return [out];
+        }
         const dst = out.data as { [i: number]: number | bigint };
         const n = x.data.length;
         if (isBig(x.data)) {

@@ -8,6 +8,16 @@ function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** max(x, 0) with NaN kept and -0 as +0, as ONNX's reference evaluator gives. */
+const relu = (x: number): number => (x > 0 ? x : x === x ? 0 : x);
+
+function reluFloat32(src: Float32Array, dst: Float32Array): void {
+  for (let i = 0; i < src.length; i++) {
+    const x = src[i]!;
+    dst[i] = x > 0 ? x : x === x ? 0 : x;
+  }
+}
+
 const bigAbs = (x: bigint): bigint => (x < 0n ? -x : x);
 const bigSign = (x: bigint): bigint => (x > 0n ? 1n : x < 0n ? -1n : 0n);
 
@@ -17,7 +27,7 @@ export const UNARY: Readonly<Record<string, KernelFactory>> = {
   Neg: unary('Neg', () => ({ num: (x) => -x, big: (x) => -x })),
   Sign: unary('Sign', () => ({ num: (x) => (x > 0 ? 1 : x < 0 ? -1 : x), big: bigSign })),
   // Relu takes signed integers from opset 14.
-  Relu: unary('Relu', () => ({ num: (x) => (x > 0 ? x : x === x ? 0 : x), big: (x) => (x > 0n ? x : 0n) })),
+  Relu: unary('Relu', () => ({ num: relu, big: (x) => (x > 0n ? x : 0n), float32: reluFloat32 })),
   Not: unary('Not', () => ({ num: (x) => (x ? 0 : 1) })),
   BitwiseNot: unary('BitwiseNot', () => ({ num: (x) => ~x, big: (x) => ~x })),
   IsNaN: unary('IsNaN', () => ({ num: (x) => (Number.isNaN(x) ? 1 : 0), floatOnly: true, out: 'bool' })),
