@@ -7,21 +7,10 @@ import { basename, dirname, join } from 'node:path';
  * `write` receives a function that appends bytes.
  */
 export function writeFileAtomic(path: string, write: (append: (bytes: Uint8Array) => void) => void): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temp, 'wx');
-  let ok = false;
-  try {
-    write((bytes) => {
-      let done = 0;
-      while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
-    });
-    fsyncSync(fd);
-    ok = true;
-  } finally {
-    closeSync(fd);
-    if (!ok) rmSync(temp, { force: true });
-  }
-  renameSync(temp, path);
+  writeFilesAtomic((files) => {
+    const file = files.add(path);
+    write((bytes) => file.append(bytes));
+  });
 }
 
 export function writeBytesAtomic(path: string, bytes: Uint8Array): void {

@@ -9,7 +9,7 @@
  * again for every tensor, and memories the garbage collector has not yet reclaimed would pile up
  * (a 1 GiB model's four 256 MiB kernels peaked at 1.6 GB that way). Two transposes streamed at
  * once (diff reads two models side by side) lease two instances, so they cannot overwrite each
- * other. The kept instance holds twice the largest tensor transposed so far.
+ * other. The kept instance holds twice the largest tensor transposed so far, up to 1 GiB.
  */
 import type { ByteSource } from '../source.js';
 import { TRANSPOSE_WASM_BASE64 } from './transpose-bytes.js';
@@ -33,6 +33,8 @@ const PAGE = 65536;
 const SCRATCH = 1024;
 /** Rows per transposed band at least (a multiple of 4, the kernel's block). */
 const BAND_ROWS = 64;
+/** The kept instance's memory is at most this large (twice a 512 MiB tensor). */
+const KEEP_BYTES = 1 << 30;
 /** A 32-bit memory holds at most 4 GiB; a source and its result must both fit, with room to spare. */
 const MAX_BYTES = 2 ** 32 - 2 * PAGE;
 
@@ -85,7 +87,8 @@ export function wasmTranspose32(source: ByteSource, rows: number, cols: number, 
   if (!exports) return undefined;
   let released = false;
   const release = () => {
-    if (!released) idle = exports;
+    // A memory past KEEP_BYTES (a multi-GB tensor's) is left to the garbage collector instead.
+    if (!released && exports.memory.buffer.byteLength <= KEEP_BYTES) idle = exports;
     released = true;
   };
   try {
