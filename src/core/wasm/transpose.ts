@@ -12,23 +12,15 @@
  * other. The kept instance holds twice the largest tensor transposed so far, up to 1 GiB.
  */
 import type { ByteSource } from '../source.js';
+import { compileWasm, WASM_PAGE, type CompiledWasm, type WasmMemory } from './module.js';
 import { TRANSPOSE_WASM_BASE64 } from './transpose-bytes.js';
 
-/** The few pieces of the WebAssembly JS API used here (the project's lib setting has no DOM). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(deltaPages: number): number;
-}
 interface TransposeExports {
   memory: WasmMemory;
   transpose32(src: number, dst: number, rows: number, cols: number, ldd: number, scratch: number): void;
 }
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
 
-const PAGE = 65536;
+const PAGE = WASM_PAGE;
 /** The kernel's scratch tile, after the source and the result. */
 const SCRATCH = 1024;
 /** Rows per transposed band at least (a multiple of 4, the kernel's block). */
@@ -38,17 +30,10 @@ const KEEP_BYTES = 1 << 30;
 /** A 32-bit memory holds at most 4 GiB; a source and its result must both fit, with room to spare. */
 const MAX_BYTES = 2 ** 32 - 2 * PAGE;
 
-let compiled: { api: WasmApi; module: object } | null | undefined;
+let compiled: CompiledWasm | null | undefined;
 
-function compile(): { api: WasmApi; module: object } | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  try {
-    const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    if (api) compiled = { api, module: new api.Module(Uint8Array.from(Buffer.from(TRANSPOSE_WASM_BASE64, 'base64'))) };
-  } catch {
-    compiled = null; // no WebAssembly, or no SIMD128: callers keep their JS path
-  }
+function compile(): CompiledWasm | null {
+  if (compiled === undefined) compiled = compileWasm(TRANSPOSE_WASM_BASE64);
   return compiled;
 }
 
@@ -61,10 +46,10 @@ export interface TransposeLease {
 
 let idle: TransposeExports | undefined;
 
-function lease(c: { api: WasmApi; module: object }, bytes: number): TransposeExports | undefined {
-  const exports = idle ?? (new c.api.Instance(c.module, {}).exports as TransposeExports);
-  idle = undefined;
+function lease(c: CompiledWasm, bytes: number): TransposeExports | undefined {
   try {
+    const exports = idle ?? c.instantiate<TransposeExports>();
+    idle = undefined;
     const have = exports.memory.buffer.byteLength;
     if (bytes * 2 + SCRATCH > have) exports.memory.grow(Math.ceil((bytes * 2 + SCRATCH - have) / PAGE));
     return exports;

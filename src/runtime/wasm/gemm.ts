@@ -4,23 +4,15 @@
  * or its SIMD is missing, `wasmSgemmAvailable()` is false and `wasmSgemm` computes the same
  * product in plain JS (float32 rounding of a float64 sum), so callers never need a second path.
  */
+import { compileWasm, WASM_PAGE, type WasmMemory } from '../../core/wasm/module.js';
 import { GEMM_WASM_BASE64 } from './gemm-bytes.js';
 
-/** The few pieces of the WebAssembly JS API used here (the project's lib setting has no DOM). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(deltaPages: number): number;
-}
 interface GemmExports {
   memory: WasmMemory;
   sgemm(m: number, n: number, k: number, bTrans: number, a: number, b: number, c: number, work: number): void;
 }
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
 
-const PAGE = 65536;
+const PAGE = WASM_PAGE;
 /** Bytes [0, 128) are the module's scratch tile; caller regions start here. */
 const BASE = 128;
 /** Larger products than this (total bytes in wasm memory) stay on the JS path. */
@@ -32,12 +24,8 @@ function load(): { exports: GemmExports; f32: Float32Array } | null {
   if (state !== undefined) return state;
   state = null;
   try {
-    const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    if (!api) return state;
-    const bytes = Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
-    const instance = new api.Instance(new api.Module(bytes), {});
-    const exports = instance.exports as GemmExports;
-    state = { exports, f32: new Float32Array(exports.memory.buffer) };
+    const exports = compileWasm(GEMM_WASM_BASE64)?.instantiate<GemmExports>();
+    if (exports) state = { exports, f32: new Float32Array(exports.memory.buffer) };
   } catch {
     state = null; // no WebAssembly, or no SIMD128: the JS path serves
   }
