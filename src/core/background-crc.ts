@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { CRC32C_TABLES, crc32c, crc32cWith } from './crc32c.js';
+import { Crc32c, CRC32C_TABLES, crc32cWith } from './crc32c.js';
 
 /**
  * CRC-32C on a second thread. Verifying a TensorFlow checkpoint means a CRC-32C of every tensor
@@ -117,10 +117,10 @@ export interface StreamChecksum {
 export function streamChecksum(byteLength: number): StreamChecksum {
   const worker = byteLength >= BACKGROUND_CRC_MIN_BYTES ? leaseWorker() : undefined;
   if (worker) return new BackgroundCrc32c(worker);
-  let crc = 0;
+  const inline = new Crc32c();
   return {
-    update: (bytes) => void (crc = crc32c(bytes, crc)),
-    result: () => crc,
+    update: (bytes) => void inline.update(bytes),
+    result: () => inline.value,
     cancel: () => {},
   };
 }

@@ -46,7 +46,7 @@ class PermutedSource implements ByteSource {
 
   read(): Uint8Array {
     const lease = this.wasm(CHUNK);
-    if (!lease) return permuteBytes(this.inner.read(), this.shape, this.size, this.perm);
+    if (!lease) return this.js();
     try {
       return lease.result.slice();
     } finally {
@@ -56,12 +56,17 @@ class PermutedSource implements ByteSource {
 
   *chunks(chunkSize: number): Iterable<Uint8Array> {
     const lease = this.wasm(Math.max(chunkSize, CHUNK));
-    const all = lease?.result ?? permuteBytes(this.inner.read(), this.shape, this.size, this.perm);
+    const all = lease?.result ?? this.js();
     try {
       for (let at = 0; at < all.byteLength; at += chunkSize) yield all.subarray(at, Math.min(at + chunkSize, all.byteLength));
     } finally {
       lease?.release();
     }
+  }
+
+  /** Any permutation of any element size, in plain JS over the whole tensor. */
+  private js(): Uint8Array {
+    return permuteBytes(this.inner.read(), this.shape, this.size, this.perm);
   }
 
   /** A 2-D transpose of 32-bit elements (float32, int32: nearly every weight) in WebAssembly, where it can run. */

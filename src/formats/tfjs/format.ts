@@ -43,7 +43,7 @@ export function writeGraphModel(model: Model, path: string, options: TfjsWriteOp
   const written = files.shards.map((s) => join(dir, s.name));
   const jsonPath = join(dir, jsonName);
   writeFilesAtomic((set) => {
-    writeShards(files.weights, files.shardBytes, (i) => {
+    writeShards(files.weights, files.shards.map((s) => s.byteLength), (i) => {
       const shard = set.add(written[i]!);
       return (bytes) => shard.append(bytes);
     });

@@ -221,12 +221,12 @@ export function shardSizes(weights: readonly EncodedWeight[], shardBytes: number
 }
 
 /**
- * Streams a group's weights, back to back, into its shards: `open(i)` starts shard i and returns
- * where its bytes go. A weight may span shards, as TF.js allows. Each weight is read a chunk at
- * a time, so a model larger than memory converts with one chunk in hand.
+ * Streams a group's weights, back to back, into its shards of `sizes` bytes (shardSizes):
+ * `open(i)` starts shard i and returns where its bytes go. A weight may span shards, as TF.js
+ * allows. Each weight is read a chunk at a time, so a model larger than memory converts with one
+ * chunk in hand.
  */
-export function writeShards(weights: readonly EncodedWeight[], shardBytes: number, open: (shard: number) => (bytes: Uint8Array) => void): void {
-  const sizes = shardSizes(weights, shardBytes);
+export function writeShards(weights: readonly EncodedWeight[], sizes: readonly number[], open: (shard: number) => (bytes: Uint8Array) => void): void {
   let shard = -1;
   let left = 0;
   let append: (bytes: Uint8Array) => void = () => {};

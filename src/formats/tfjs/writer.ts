@@ -37,7 +37,6 @@ export interface GraphModelFiles {
   readonly shards: readonly { readonly name: string; readonly byteLength: number }[];
   /** The weights the shards hold, back to back in manifest order (see writeShards). */
   readonly weights: readonly EncodedWeight[];
-  readonly shardBytes: number;
 }
 
 /** TF.js keeps float32, int32, bool, string and complex64; other dtypes are stored converted. */
@@ -139,7 +138,7 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
   const metadata = userMetadata(model, retyped);
   if (Object.keys(metadata).length) json['userDefinedMetadata'] = metadata;
   json['weightsManifest'] = [{ paths: shards.map((s) => s.name), weights: encoded.map((w) => specJson(w.spec)) }];
-  return { modelJson: JSON.stringify(json), shards, weights: encoded, shardBytes };
+  return { modelJson: JSON.stringify(json), shards, weights: encoded };
 }
 
 /** A Const as model.json keeps it: dtype and shape only (the value is in the shards). */
