@@ -10,12 +10,12 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
 
-# make_venv VENV REQUIREMENTS
+# make_venv VENV REQUIREMENTS [NO-DEPS REQUIREMENTS]
 make_venv() {
-  local venv="$1" req="$2"
+  local venv="$1" req="$2" nodeps="${3:-}"
   local stamp="$venv/.modelbridge-stamp"
   local want
-  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  want="$(cat "$req" ${nodeps:+"$nodeps"} | sha256sum | cut -d' ' -f1)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     echo "peers environment up to date: $venv"
     return 0
@@ -28,9 +28,10 @@ make_venv() {
     [[ -d "$dir" ]] && pip+=(--find-links "$dir")
   done
   "${pip[@]}" -r "$req"
+  if [[ -n "$nodeps" ]]; then "${pip[@]}" --no-deps -r "$nodeps"; fi
   echo "$want" > "$stamp"
   echo "peers environment ready: $venv"
 }
 
-make_venv "$root/.peers/venv" "$root/python/requirements-peers.txt"
+make_venv "$root/.peers/venv" "$root/python/requirements-peers.txt" "$root/python/requirements-peers-nodeps.txt"
 make_venv "$root/.peers/tfjs-venv" "$root/python/requirements-tfjs-converter.txt"
