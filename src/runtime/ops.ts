@@ -15,6 +15,7 @@ import { NORM_OPS } from './kernels/norm.js';
 import { POOL_OPS } from './kernels/pool.js';
 import { REDUCE_OPS } from './kernels/reduce.js';
 import { Resize, Upsample } from './kernels/resize.js';
+import { RNN_OPS } from './kernels/rnn.js';
 import { SELECTION_OPS } from './kernels/selection.js';
 import { SHAPE_OPS } from './kernels/shape.js';
 import { SOFTMAX } from './kernels/softmax.js';
@@ -53,11 +54,13 @@ const SINCE: Readonly<Record<string, number>> = {
   // Resize's roi/scales/sizes inputs and coordinate modes date from 11; Upsample's from 7 (removed in 10).
   Resize: 11, Upsample: 7, TopK: 10, Compress: 9, ReverseSequence: 10, Einsum: 12, Det: 11,
   GroupNormalization: 18, CumProd: 26,
+  // Opset 7 dropped output_sequence and fixed the recurrent layers' attributes (GRU's linear_before_reset from 3).
+  LSTM: 7, GRU: 7, RNN: 7,
 };
 
 const FAMILIES: readonly Readonly<Record<string, KernelFactory>>[] = [
   ARITHMETIC, COMPARE, VARIADIC, UNARY, ACTIVATIONS, SOFTMAX, SHAPE_OPS, LAYOUT_OPS, GATHER_OPS, CAST_OPS, CONSTANT_OPS, REDUCE_OPS, POOL_OPS, NORM_OPS,
-  SELECTION_OPS, LINALG_OPS,
+  SELECTION_OPS, LINALG_OPS, RNN_OPS,
   { MatMul, Gemm, Conv, ConvTranspose, Resize, Upsample },
 ];
 
