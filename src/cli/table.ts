@@ -1,5 +1,11 @@
-/** A plain text table: columns padded to their widest cell, numbers right-aligned. */
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+import { escapeControl } from '../core/printable.js';
+
+/**
+ * A plain text table: columns padded to their widest cell, numbers right-aligned. Cells are
+ * escaped: tensor and op names come from files and must not break a row or drive the terminal.
+ */
+export function renderTable(header: readonly string[], rawRows: readonly (readonly string[])[]): string {
+  const rows = rawRows.map((r) => r.map(escapeControl));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => /^[-+0-9.e]+$/i.test(r[i] ?? '')));
   const line = (cells: readonly string[]) =>
