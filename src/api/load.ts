@@ -5,6 +5,7 @@ import { detectFormat, formatByName, formatForOutput } from '../formats/registry
 import type { ReadOptions, WriteOptions } from '../formats/format.js';
 import { assertWritable } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
+import { assertModelPath } from '../core/files.js';
 import { verifyConversion } from './verify.js';
 
 export interface LoadOptions extends ReadOptions {
@@ -14,6 +15,7 @@ export interface LoadOptions extends ReadOptions {
 
 /** Reads any supported model file or directory into a Model. */
 export function loadModel(path: string, options: LoadOptions = {}): Model {
+  assertModelPath(path);
   const format = options.format ? formatByName(options.format) : detectFormat(path);
   return format.read(path, options);
 }

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { FormatError, UsageError } from '../core/errors.js';
+import { assertModelPath } from '../core/files.js';
 import type { FormatHandler, Probe } from './format.js';
 import { graphdefFormat } from './graphdef/format.js';
 import { onnxFormat } from './onnx/format.js';
@@ -28,6 +29,7 @@ export function formatByName(name: string): FormatHandler {
 }
 
 export function probe(path: string): Probe {
+  assertModelPath(path);
   let stat;
   try {
     stat = statSync(path);

@@ -1,7 +1,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { byteLengthOf, type DType } from '../../core/dtypes.js';
-import { formatErrors, type FormatErrors } from '../../core/errors.js';
+import { FormatError, formatErrors, type FormatErrors } from '../../core/errors.js';
 import { formatShape } from '../../core/shape.js';
 import { FileRangeSource, MemorySource } from '../../core/source.js';
 import { allocate, Tensor } from '../../core/tensor.js';
@@ -127,9 +127,13 @@ function externalTensor(proto: TensorProto, dtype: DType, shape: number[], byteL
   let fileSize: number;
   let real: string;
   try {
-    fileSize = statSync(path).size;
+    const stat = statSync(path);
+    // A FIFO or device named as external data would block or never end.
+    e.check(stat.isFile(), where, `external data ${path} to be a regular file`);
+    fileSize = stat.size;
     real = realpathSync(path);
-  } catch {
+  } catch (err) {
+    if (err instanceof FormatError) throw err;
     return e.fail(where, `external data file ${path} to exist`);
   }
   // A symbolic link inside the folder must not lead out of it either.

@@ -5,6 +5,7 @@ import { FileRangeSource, MemorySource, type ByteSource } from '../../core/sourc
 import { Tensor } from '../../core/tensor.js';
 import { parseHeader, readHeaderLength, type HeaderEntry, type SafetensorsHeader } from './header.js';
 import { compareNames, unsafeShardName } from './shards.js';
+import { memberFile } from '../../core/files.js';
 
 export interface SafetensorsFile {
   /** In data order (by offset). */
@@ -67,7 +68,7 @@ export function readSafetensorsIndex(indexPath: string): SafetensorsFile {
   const shards = new Map<string, SafetensorsFile>();
   for (const shard of shardNames) {
     const path = join(dirname(indexPath), shard);
-    if (!existsSync(path)) throw new FormatError(indexPath, `weight_map shard ${JSON.stringify(shard)}`, `an existing shard file at ${path}`);
+    memberFile(indexPath, `weight_map shard ${JSON.stringify(shard)}`, dirname(indexPath), path);
     shards.set(shard, readSafetensorsFile(path, { lazy: true }));
   }
   for (const [shard, contents] of shards) {

@@ -310,6 +310,7 @@ function stringTensor(entry: BundleEntry, bytes: Uint8Array, verify: boolean, wh
 }
 
 function readWhole(file: string): Uint8Array {
+  fileSize(file);
   try {
     const b = readFileSync(file);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -319,11 +320,15 @@ function readWhole(file: string): Uint8Array {
 }
 
 function fileSize(file: string): number {
+  let stat;
   try {
-    return statSync(file).size;
+    stat = statSync(file);
   } catch (err) {
     return formatErrors(file).fail('file', `a readable file (${describe(err)})`);
   }
+  // A FIFO or device in place of a data file would block or never end.
+  if (!stat.isFile()) formatErrors(file).fail('file', 'a regular file');
+  return stat.size;
 }
 
 function describe(err: unknown): string {

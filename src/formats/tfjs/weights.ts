@@ -1,5 +1,6 @@
-import { readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative } from 'node:path';
+import { outsideAllowed } from '../../core/files.js';
 import type { DType } from '../../core/dtypes.js';
 import type { FormatErrors } from '../../core/errors.js';
 import { elementCount, formatShape } from '../../core/shape.js';
@@ -102,7 +103,7 @@ class GroupBytes {
     let at = 0;
     for (const p of group.paths) {
       const file = join(dirname(jsonPath), p);
-      this.shards.push({ file, size: shardSize(file, p, e) });
+      this.shards.push({ file, size: shardSize(file, p, dirname(jsonPath), e) });
       this.starts.push(at);
       at += this.shards[this.shards.length - 1]!.size;
     }
@@ -134,7 +135,7 @@ class GroupBytes {
 /** Groups this large are read lazily, as the other readers do with large files. */
 const LAZY_GROUP_BYTES = 64 * 1024 * 1024;
 
-function shardSize(file: string, name: string, e: FormatErrors): number {
+function shardSize(file: string, name: string, root: string, e: FormatErrors): number {
   let size: number | undefined;
   try {
     const stat = statSync(file);
@@ -143,7 +144,15 @@ function shardSize(file: string, name: string, e: FormatErrors): number {
     // reported below
   }
   e.check(size !== undefined, `shard ${name}`, `a weight shard file next to model.json (missing: ${file})`);
+  // The manifest names shards relative to model.json: a link among them must not lead out.
+  e.check(insideModel(root, file), `shard ${name}`, `a shard inside the model's directory, but ${file} leads outside it (MODELBRIDGE_ALLOW_OUTSIDE=1 allows it)`);
   return size!;
+}
+
+function insideModel(root: string, file: string): boolean {
+  if (outsideAllowed()) return true;
+  const inside = relative(realpathSync(root), realpathSync(file));
+  return inside !== '' && !inside.startsWith('..') && !isAbsolute(inside);
 }
 
 function readShard(file: string, name: string, e: FormatErrors): Uint8Array {
