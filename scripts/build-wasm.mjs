@@ -20,14 +20,15 @@ export const MODULES = [
   { wat: `${root}src/core/wasm/transpose.wat`, out: `${root}src/core/wasm/transpose-bytes.ts`, constant: 'TRANSPOSE_WASM_BASE64' },
 ];
 
-/** Assembles WAT text to wasm bytes with wabt (SIMD128 on; relaxed-simd stays off). */
+/** Assembles WAT text to wasm bytes with wabt (SIMD128 and threads (shared memory) on; relaxed-simd stays off). */
 export async function assemble(watText, name = 'module.wat') {
   const { default: initWabt } = await import('wabt');
   const wabt = await initWabt();
-  const mod = wabt.parseWat(name, watText, { simd: true });
+  const features = { simd: true, threads: true };
+  const mod = wabt.parseWat(name, watText, features);
   try {
     mod.resolveNames();
-    mod.validate();
+    mod.validate(features);
     const { buffer } = mod.toBinary({ log: false, write_debug_names: false });
     return Uint8Array.from(buffer);
   } finally {

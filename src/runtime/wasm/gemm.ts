@@ -1,33 +1,76 @@
 /**
  * float32 GEMM in WebAssembly SIMD128 (gemm.wat, assembled into gemm-bytes.ts by
- * scripts/build-wasm.mjs). The module is compiled synchronously on first use; where WebAssembly
- * or its SIMD is missing, `wasmSgemmAvailable()` is false and `wasmSgemm` computes the same
- * product in plain JS (float32 rounding of a float64 sum), so callers never need a second path.
+ * scripts/build-wasm.mjs), on one thread or split over a pool of worker threads that share the
+ * module's memory (pool.ts). The module is compiled synchronously on first use; where
+ * WebAssembly, its SIMD or shared memory is missing, `wasmSgemmAvailable()` is false and
+ * `wasmSgemm` computes the same product in plain JS (float32 rounding of a float64 sum), so
+ * callers never need a second path.
+ *
+ * Operands live in one shared memory managed here: constants (a convolution's weights, a
+ * MatMul's weight) are packed into it once and stay (freed when their source array is garbage
+ * collected); activations are copied in for a call and their space is reused by the next one.
  */
-import { compileWasm, WASM_PAGE, type WasmMemory } from '../../core/wasm/module.js';
+import { availableParallelism } from 'node:os';
+import { WASM_PAGE } from '../../core/wasm/module.js';
 import { GEMM_WASM_BASE64 } from './gemm-bytes.js';
+import { GemmPool, MAX_WORKERS } from './pool.js';
 
 interface GemmExports {
-  memory: WasmMemory;
-  sgemm(m: number, n: number, k: number, bTrans: number, a: number, b: number, c: number, work: number): void;
+  gemm(job: number): void;
+  pack_a(a: number, lda: number, m: number, k: number, dst: number): void;
+  pack_b(b: number, ldb: number, trans: number, j0: number, j1: number, k: number, dst: number): void;
 }
 
-const PAGE = WASM_PAGE;
-/** Bytes [0, 128) are the module's scratch tile; caller regions start here. */
-const BASE = 128;
-/** Larger products than this (total bytes in wasm memory) stay on the JS path. */
-const MAX_BYTES = 0x7fff0000;
+interface SharedMemory {
+  readonly buffer: SharedArrayBuffer;
+  grow(pages: number): number;
+}
 
-let state: { exports: GemmExports; f32: Float32Array } | null | undefined;
+interface WasmThreadsApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => SharedMemory;
+}
 
-function load(): { exports: GemmExports; f32: Float32Array } | null {
+/** 2 GiB: pointers stay below 2^31, so they pass through i32 parameters unchanged. */
+const MAX_PAGES = 32768;
+const MAX_BYTES = MAX_PAGES * WASM_PAGE;
+const ALIGN = 64;
+
+interface State {
+  readonly exports: GemmExports;
+  readonly memory: SharedMemory;
+  readonly bytes: Uint8Array;
+  f32: Float32Array;
+  i32: Int32Array;
+  readonly heap: Heap;
+  pool: GemmPool | null | undefined;
+}
+
+let state: State | null | undefined;
+
+function load(): State | null {
   if (state !== undefined) return state;
   state = null;
   try {
-    const exports = compileWasm(GEMM_WASM_BASE64)?.instantiate<GemmExports>();
-    if (exports) state = { exports, f32: new Float32Array(exports.memory.buffer) };
+    const api = (globalThis as { WebAssembly?: WasmThreadsApi }).WebAssembly;
+    if (!api) return null;
+    const bytes = Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
+    const memory = new api.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    const exports = new api.Instance(new api.Module(bytes), { env: { memory } }).exports as GemmExports;
+    const s: State = {
+      exports,
+      memory,
+      bytes,
+      f32: new Float32Array(memory.buffer),
+      i32: new Int32Array(memory.buffer),
+      heap: undefined as unknown as Heap,
+      pool: undefined,
+    };
+    (s as { heap: Heap }).heap = new Heap(s);
+    state = s;
   } catch {
-    state = null; // no WebAssembly, or no SIMD128: the JS path serves
+    state = null; // no WebAssembly, no SIMD128 or no shared memory: the JS path serves
   }
   return state;
 }
@@ -37,8 +80,333 @@ export function wasmSgemmAvailable(): boolean {
   return load() !== null;
 }
 
-/** Rounds a byte count up to a cache line (plain arithmetic: counts may pass 2^31). */
-const align64 = (x: number): number => Math.ceil(x / 64) * 64;
+// ---------------------------------------------------------------------------------------------
+// Threads
+
+/** The default intra-op thread count: the machine's cores, at most 8 (beyond that the products of typical models are too small to share). */
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+let threads = defaultThreads();
+
+/** Sets the number of threads products may use (1: the calling thread only) and returns the previous setting. */
+export function setIntraOpThreads(count: number): number {
+  const previous = threads;
+  threads = Math.max(1, Math.min(MAX_WORKERS + 1, Math.floor(count)));
+  return previous;
+}
+
+export function intraOpThreads(): number {
+  return threads;
+}
+
+/**
+ * Below this many multiply-adds a product stays on one thread: waking the workers and waiting
+ * for them costs tens of microseconds, what ~0.5 M multiply-adds take.
+ */
+const THREAD_MIN_WORK = 1 << 19;
+
+/** The pool for `threads`, started (or grown) on first need; null when workers cannot run here. */
+function poolFor(s: State, count: number): GemmPool | null {
+  const wanted = count - 1;
+  if (wanted <= 0) return null;
+  if (s.pool === null) return null;
+  if (s.pool && !s.pool.broken && s.pool.size >= wanted) return s.pool;
+  s.pool?.close();
+  try {
+    const pool = new GemmPool(s.bytes, s.memory, wanted);
+    s.pool = pool.broken ? null : pool;
+  } catch {
+    s.pool = null; // no worker threads here: one thread serves
+  }
+  return s.pool;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+/**
+ * First-fit allocator over the module's memory, growing it when nothing fits. Blocks are
+ * multiples of 64 bytes (cache lines); [0, 64) is never handed out, so 0 means "none".
+ */
+class Heap {
+  /** Free blocks, sorted by address, never adjacent (merged). */
+  private readonly free: { start: number; size: number }[] = [];
+  private readonly sizes = new Map<number, number>();
+  private end = ALIGN;
+
+  constructor(private readonly s: State) {
+    this.free.push({ start: ALIGN, size: s.memory.buffer.byteLength - ALIGN });
+    this.end = s.memory.buffer.byteLength;
+  }
+
+  /** A block of at least `bytes`, or 0 when the memory cannot grow that far. */
+  alloc(bytes: number): number {
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    for (let i = 0; i < this.free.length; i++) {
+      const block = this.free[i]!;
+      if (block.size < size) continue;
+      const start = block.start;
+      if (block.size === size) this.free.splice(i, 1);
+      else {
+        block.start += size;
+        block.size -= size;
+      }
+      this.sizes.set(start, size);
+      return start;
+    }
+    const last = this.free.at(-1);
+    const tail = last && last.start + last.size === this.end ? last.size : 0;
+    const pages = Math.ceil((size - tail) / WASM_PAGE);
+    if (this.end + pages * WASM_PAGE > MAX_BYTES) return 0;
+    try {
+      this.s.memory.grow(pages);
+    } catch {
+      return 0;
+    }
+    this.s.f32 = new Float32Array(this.s.memory.buffer);
+    this.s.i32 = new Int32Array(this.s.memory.buffer);
+    const added = pages * WASM_PAGE;
+    if (tail) last!.size += added;
+    else this.free.push({ start: this.end, size: added });
+    this.end += added;
+    return this.alloc(bytes);
+  }
+
+  release(ptr: number): void {
+    const size = this.sizes.get(ptr);
+    if (size === undefined) return;
+    this.sizes.delete(ptr);
+    let i = 0;
+    while (i < this.free.length && this.free[i]!.start < ptr) i++;
+    this.free.splice(i, 0, { start: ptr, size });
+    const next = this.free[i + 1];
+    if (next && ptr + size === next.start) {
+      this.free[i]!.size += next.size;
+      this.free.splice(i + 1, 1);
+    }
+    const prev = this.free[i - 1];
+    if (prev && prev.start + prev.size === ptr) {
+      prev.size += this.free[i]!.size;
+      this.free.splice(i, 1);
+    }
+  }
+}
+
+/** Frees a packed constant's block once nothing references the packed handle. */
+const registry = new FinalizationRegistry<number>((ptr) => state?.heap.release(ptr));
+
+/** A constant matrix packed once into the module's memory (see pack_a / pack_b in gemm.wat). */
+export interface PackedMatrix {
+  readonly ptr: number;
+  /** Rows of A (side a) or columns of B (side b). */
+  readonly count: number;
+  readonly k: number;
+  readonly side: 'a' | 'b';
+}
+
+const packedCache = new WeakMap<Float32Array, Map<string, PackedMatrix>>();
+
+/**
+ * The packed form of a constant, made on first request and then shared (keyed by its data array
+ * and `key`, which names the layout and slice). Null where the WebAssembly kernel does not run.
+ */
+export function packedConstant(data: Float32Array, key: string, make: () => PackedMatrix | null): PackedMatrix | null {
+  let byKey = packedCache.get(data);
+  const found = byKey?.get(key);
+  if (found) return found;
+  const packed = make();
+  if (!packed) return null;
+  if (!byKey) packedCache.set(data, (byKey = new Map()));
+  byKey.set(key, packed);
+  return packed;
+}
+
+/** A[m,k] (row-major from `offset`) packed as the left operand. */
+export function packA(data: Float32Array, offset: number, m: number, k: number): PackedMatrix | null {
+  return packWith(m, k, 'a', data.subarray(offset, offset + m * k), (s, src, dst) => s.exports.pack_a(src, k, m, k, dst), Math.ceil(m / 4) * 4);
+}
+
+/** B packed as the right operand: B[k,n] row-major, or B given as [n,k] when `transposed`. */
+export function packB(data: Float32Array, offset: number, n: number, k: number, transposed: boolean): PackedMatrix | null {
+  return packWith(n, k, 'b', data.subarray(offset, offset + n * k), (s, src, dst) => s.exports.pack_b(src, transposed ? k : n, transposed ? 1 : 0, 0, n, k, dst), Math.ceil(n / 8) * 8);
+}
+
+function packWith(count: number, k: number, side: 'a' | 'b', src: Float32Array, pack: (s: State, src: number, dst: number) => void, padded: number): PackedMatrix | null {
+  const s = load();
+  if (!s || count <= 0 || k <= 0) return null;
+  const dst = s.heap.alloc(padded * k * 4);
+  if (!dst) return null;
+  const tmp = s.heap.alloc(src.length * 4);
+  if (!tmp) {
+    s.heap.release(dst);
+    return null;
+  }
+  s.f32.set(src, tmp >> 2);
+  pack(s, tmp, dst);
+  s.heap.release(tmp);
+  const packed: PackedMatrix = { ptr: dst, count, k, side };
+  registry.register(packed, dst);
+  return packed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls
+
+/** The fields of a job descriptor (see gemm.wat); pointers are byte addresses, strides bytes. */
+export interface Job {
+  m: number;
+  n: number;
+  k: number;
+  /** 0: row-major with row stride lda; 1: packed. */
+  aMode: 0 | 1;
+  a: number;
+  lda: number;
+  /** 0: [K,N]; 1: [N,K]; 2: packed; 3: convolution descriptor at b. */
+  bMode: 0 | 1 | 2 | 3;
+  b: number;
+  ldb: number;
+  c: number;
+  ldc: number;
+  /** 0: none; 1: one value per row of C; 2: one per column. */
+  biasMode: 0 | 1 | 2;
+  bias: number;
+  /** Clamp C to [lo, hi] after the bias (Relu: [0, Infinity]). */
+  clamp?: readonly [number, number];
+  batch: number;
+  strideA: number;
+  strideB: number;
+  strideC: number;
+}
+
+const JOB_BYTES = 128;
+
+/**
+ * One use of the module: operands copied in with `put`, space taken with `alloc`, jobs run with
+ * `run`, results copied out with `get`; `end` gives the transient space back.
+ */
+export class GemmCall {
+  private readonly blocks: number[] = [];
+  private constructor(private readonly s: State) {}
+
+  /** A call, or null where the WebAssembly kernel does not run. */
+  static begin(): GemmCall | null {
+    const s = load();
+    return s ? new GemmCall(s) : null;
+  }
+
+  /** Space for `bytes`; 0 when memory is exhausted (the caller falls back). */
+  alloc(bytes: number): number {
+    const ptr = this.s.heap.alloc(bytes);
+    if (ptr) this.blocks.push(ptr);
+    return ptr;
+  }
+
+  /** Copies `src` in; returns its address (0 when memory is exhausted). */
+  put(src: Float32Array): number {
+    const ptr = this.alloc(src.length * 4 + 32);
+    if (ptr) this.s.f32.set(src, ptr >> 2);
+    return ptr;
+  }
+
+  putInts(values: readonly number[]): number {
+    const ptr = this.alloc(values.length * 4);
+    if (ptr) this.s.i32.set(values, ptr >> 2);
+    return ptr;
+  }
+
+  /** Copies `length` floats from `ptr` to out[outOffset..]. */
+  get(ptr: number, out: Float32Array, outOffset: number, length: number): void {
+    out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);
+  }
+
+  end(): void {
+    for (const ptr of this.blocks) this.s.heap.release(ptr);
+    this.blocks.length = 0;
+  }
+
+  /** Runs a job, split over the intra-op threads when it is large enough. False when memory ran out. */
+  run(job: Job): boolean {
+    const work = job.m * job.n * job.k * job.batch;
+    const wanted = work >= THREAD_MIN_WORK ? threads : 1;
+    const pool = wanted > 1 ? poolFor(this.s, wanted) : null;
+    const parts = split(job, pool ? Math.min(wanted, pool.size + 1) : 1);
+    const ptrs: number[] = [];
+    for (const part of parts) {
+      const rows = part.i1 - part.i0;
+      const cols = part.j1 - part.j0;
+      const workBytes = 256 + (job.aMode === 0 ? Math.ceil(rows / 4) * 4 * job.k * 4 : 0) + (job.bMode === 2 ? 0 : Math.ceil(cols / 8) * 8 * job.k * 4) + 64;
+      const area = this.alloc(JOB_BYTES + workBytes);
+      if (!area) return false;
+      ptrs.push(area);
+    }
+    // the memory may have grown while allocating: write the descriptors through fresh views
+    const i32 = this.s.i32;
+    const f32 = this.s.f32;
+    parts.forEach((part, t) => {
+      const at = ptrs[t]! >> 2;
+      i32.set([job.m, job.n, job.k, job.aMode, job.a, job.lda, job.bMode, job.b, job.ldb, job.c, job.ldc, job.biasMode, job.bias, job.clamp ? 1 : 0], at);
+      f32[at + 14] = job.clamp ? job.clamp[0] : 0;
+      f32[at + 15] = job.clamp ? job.clamp[1] : 0;
+      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC], at + 16);
+    });
+    if (parts.length === 1 || !pool) {
+      this.s.exports.gemm(ptrs[0]!);
+      return true;
+    }
+    try {
+      pool.run(ptrs.slice(1), () => this.s.exports.gemm(ptrs[0]!));
+    } catch (error) {
+      pool.close();
+      this.s.pool = null; // the workers are gone; later products run on this thread
+      throw error;
+    }
+    return true;
+  }
+}
+
+interface Part {
+  i0: number;
+  i1: number;
+  j0: number;
+  j1: number;
+  b0: number;
+  b1: number;
+}
+
+/**
+ * Cuts a job into `count` parts of about equal work: whole images of a batch when there are
+ * enough, else bands of C's columns (multiples of 8) or rows (multiples of 4). A packed operand
+ * is shared as it is, so the cut goes along the other one: each thread then packs only its own
+ * slice of the operand that needs packing.
+ */
+function split(job: Job, count: number): Part[] {
+  const whole = { i0: 0, i1: job.m, j0: 0, j1: job.n, b0: 0, b1: job.batch };
+  if (count <= 1) return [whole];
+  if (job.batch >= count) {
+    return bands(job.batch, count, 1).map(([b0, b1]) => ({ ...whole, b0, b1 }));
+  }
+  const byColumns = job.bMode === 2 ? false : job.aMode === 1 ? true : job.n / 8 >= job.m / 4;
+  if (byColumns) return bands(job.n, count, 8).map(([j0, j1]) => ({ ...whole, j0, j1 }));
+  return bands(job.m, count, 4).map(([i0, i1]) => ({ ...whole, i0, i1 }));
+}
+
+/** [start, end) bands of [0, total) in `count` parts, each start a multiple of `unit`; empty bands dropped. */
+function bands(total: number, count: number, unit: number): [number, number][] {
+  const units = Math.ceil(total / unit);
+  const out: [number, number][] = [];
+  let start = 0;
+  for (let t = 0; t < count; t++) {
+    const end = Math.min(total, Math.round((units * (t + 1)) / count) * unit);
+    if (end > start) out.push([start, end]);
+    start = Math.max(start, end);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plain product
 
 /**
  * out[outOffset..] (M×N, row-major) = A[M,K] · B, with B as [K,N] or, when `bTransposed`, as
@@ -57,36 +425,27 @@ export function wasmSgemm(
   bTransposed: boolean,
 ): void {
   if (m <= 0 || n <= 0) return;
-  const s = k > 0 ? load() : null;
-  const aBytes = align64(m * k * 4);
-  const bBytes = align64(k * n * 4);
-  const cBytes = align64(m * n * 4);
-  const workBytes = align64((Math.ceil(m / 4) * 4 + Math.ceil(n / 8) * 8) * k * 4);
-  const total = BASE + aBytes + bBytes + cBytes + workBytes;
-  if (s === null || total > MAX_BYTES) {
-    jsSgemm(out, outOffset, a, aOffset, b, bOffset, m, n, k, bTransposed);
-    return;
-  }
-  const { exports } = s;
-  const have = exports.memory.buffer.byteLength;
-  if (total > have) {
+  const call = k > 0 && (m * k + k * n + m * n) * 4 < MAX_BYTES / 2 ? GemmCall.begin() : null;
+  if (call) {
     try {
-      exports.memory.grow(Math.ceil((total - have) / PAGE));
-    } catch {
-      jsSgemm(out, outOffset, a, aOffset, b, bOffset, m, n, k, bTransposed);
-      return;
+      const aPtr = call.put(a.subarray(aOffset, aOffset + m * k));
+      const bPtr = aPtr && call.put(b.subarray(bOffset, bOffset + k * n));
+      const cPtr = bPtr && call.alloc(m * n * 4);
+      if (cPtr) {
+        const job: Job = {
+          m, n, k, aMode: 0, a: aPtr, lda: k, bMode: bTransposed ? 1 : 0, b: bPtr, ldb: bTransposed ? k : n, c: cPtr, ldc: n,
+          biasMode: 0, bias: 0, batch: 1, strideA: 0, strideB: 0, strideC: 0,
+        };
+        if (call.run(job)) {
+          call.get(cPtr, out, outOffset, m * n);
+          return;
+        }
+      }
+    } finally {
+      call.end();
     }
   }
-  if (s.f32.buffer !== exports.memory.buffer) s.f32 = new Float32Array(exports.memory.buffer);
-  const f32 = s.f32;
-  const aPtr = BASE;
-  const bPtr = aPtr + aBytes;
-  const cPtr = bPtr + bBytes;
-  const workPtr = cPtr + cBytes;
-  f32.set(a.subarray(aOffset, aOffset + m * k), aPtr >> 2);
-  f32.set(b.subarray(bOffset, bOffset + k * n), bPtr >> 2);
-  exports.sgemm(m, n, k, bTransposed ? 1 : 0, aPtr, bPtr, cPtr, workPtr);
-  out.set(f32.subarray(cPtr >> 2, (cPtr >> 2) + m * n), outOffset);
+  jsSgemm(out, outOffset, a, aOffset, b, bOffset, m, n, k, bTransposed);
 }
 
 /** The same product in plain JS, for runtimes without WebAssembly SIMD. */

@@ -1,26 +1,46 @@
 ;; Single-precision GEMM for modelbridge's CPU runtime, hand-written with WebAssembly SIMD128.
 ;;
-;;   C[M,N] = A[M,K] · B        B given as [K,N] (bTrans = 0) or as [N,K] (bTrans = 1)
+;;   C[M,N] = A[M,K] · B  (+ bias, then an activation)
 ;;
-;; All matrices are row-major float32 in this module's memory; every pointer is a byte address.
-;; The caller (src/runtime/wasm/gemm.ts) copies A and B in, grows the memory as needed, calls
-;; `sgemm`, and copies C out.
+;; All matrices are float32 in the (shared) memory the module imports; every pointer is a byte
+;; address. The caller (src/runtime/wasm/gemm.ts) places the operands, writes a job descriptor
+;; and calls `gemm` on one thread or on several at once (src/runtime/wasm/pool.ts), each thread
+;; with its own descriptor: a rectangle [i0,i1) x [j0,j1) of C (or a range of the batch) and a
+;; work area of its own, so threads never write the same bytes and need no locks.
 ;;
-;; Method (GotoBLAS style, one thread):
+;; Method (GotoBLAS style):
 ;;   * A is packed into blocks of MR = 4 rows, stored k-major: block[p*4 + r] = A[i0 + r, p].
+;;     A constant A (a convolution's weights) is packed once by `pack_a` and reused.
 ;;   * B is packed into panels of NR = 8 columns, stored k-major: panel[p*8 + c] = B(p, j0 + c).
+;;     B comes as [K,N], as [N,K] (a Linear weight), pre-packed once by `pack_b` (a constant
+;;     MatMul weight), or as the image of a 2-D convolution: the panel is then gathered straight
+;;     from the NCHW input (implicit GEMM, no im2col matrix in memory).
 ;;     Rows past M and columns past N are packed as zeros, so the micro-kernel always computes
 ;;     full 4x8 tiles; edge tiles go through a scratch tile and only their valid part is stored.
 ;;   * The micro-kernel keeps the 4x8 tile of C in 8 f32x4 accumulators: per step of p it loads
 ;;     two f32x4 of the B panel, splats four A values (v128.load32_splat) and does 8 mul + 8 add.
-;;   * K is cut into slices of KC so a B panel slice and an A block slice stay in L1; slices after
-;;     the first add into C. Sums are float32 (like BLAS sgemm), each lane sums p in order.
+;;   * K is cut into slices of KC = 256 so a B panel slice and an A block slice stay in L1; slices
+;;     after the first add into C. Sums are float32 (like BLAS sgemm), each lane sums p in order.
+;;     After the last slice a tile gets its bias (per row or per column) and its activation
+;;     (clamp to [lo, hi]: Relu is [0, inf], Relu6 [0, 6]) while it is in L1.
 ;;
-;; Memory map used here: bytes [0, 128) hold the 4x8 scratch tile; everything else is the
-;; caller's (A, B, C and the `work` area of packA + packB bytes, see gemm.ts).
+;; Job descriptor (i32 words at `job`):
+;;    0 m   1 n   2 k
+;;    3 aMode (0: row-major with row stride lda, 1: packed by pack_a)   4 a   5 lda
+;;    6 bMode (0: [K,N] row stride ldb, 1: [N,K] row stride ldb, 2: packed by pack_b,
+;;             3: convolution, b points at a conv descriptor)          7 b   8 ldb
+;;    9 c  10 ldc
+;;   11 biasMode (0 none, 1 per row of C, 2 per column)  12 bias
+;;   13 act (0 none, 1 clamp)  14 lo (f32 bits)  15 hi (f32 bits)
+;;   16 i0  17 i1  18 j0  19 j1  (this thread's rectangle; i0 % 4 == 0, j0 % 8 == 0)
+;;   20 work (this thread's area: 256 bytes + packed A rows + packed B panels, see gemm.ts)
+;;   21 b0  22 b1  (this thread's range of the batch)  23 strideA  24 strideB  25 strideC (bytes)
+;; Conv descriptor (i32 words): 0 x (first image, first channel; image t at x + t*strideB) 1 C 2 H 3 W 4 OH 5 OW 6 KH 7 KW
+;;   8 SH 9 SW 10 PH 11 PW 12 DH 13 DW; K = C*KH*KW rows in (channel, kh, kw) order, N = OH*OW.
+;; Work area: [0, 128) scratch tile, [128, 160) column heights, [160, 192) column widths.
 
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1 65536 shared))
 
   ;; ---------------------------------------------------------------------------------------
   ;; Packing
@@ -210,101 +230,341 @@
     (v128.store offset=16 (local.get $c3) (local.get $c31)))
 
   ;; ---------------------------------------------------------------------------------------
-  ;; Driver
+  ;; Epilogue: bias and clamp on a rows x cols tile of C (row stride ldc bytes)
+  ;; ---------------------------------------------------------------------------------------
+  (func $epilogue (param $c i32) (param $ldc i32) (param $rows i32) (param $cols i32)
+    (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32)
+    (local $r i32) (local $col i32) (local $row i32) (local $at i32) (local $v f32)
+    (local $v0 v128) (local $v1 v128) (local $b0 v128) (local $b1 v128) (local $vlo v128) (local $vhi v128)
+    (local.set $vlo (f32x4.splat (local.get $lo)))
+    (local.set $vhi (f32x4.splat (local.get $hi)))
+    (if (i32.and (i32.eq (local.get $biasMode) (i32.const 2)) (i32.eq (local.get $cols) (i32.const 8)))
+      (then
+        (local.set $b0 (v128.load offset=0 (local.get $bias)))
+        (local.set $b1 (v128.load offset=16 (local.get $bias)))))
+    (local.set $r (i32.const 0))
+    (loop $rows_loop
+      (local.set $row (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $ldc))))
+      (if (i32.eq (local.get $cols) (i32.const 8))
+        (then
+          (local.set $v0 (v128.load offset=0 (local.get $row)))
+          (local.set $v1 (v128.load offset=16 (local.get $row)))
+          (if (i32.eq (local.get $biasMode) (i32.const 1))
+            (then
+              (local.set $b0 (v128.load32_splat (i32.add (local.get $bias) (i32.shl (local.get $r) (i32.const 2)))))
+              (local.set $v0 (f32x4.add (local.get $v0) (local.get $b0)))
+              (local.set $v1 (f32x4.add (local.get $v1) (local.get $b0)))))
+          (if (i32.eq (local.get $biasMode) (i32.const 2))
+            (then
+              (local.set $v0 (f32x4.add (local.get $v0) (local.get $b0)))
+              (local.set $v1 (f32x4.add (local.get $v1) (local.get $b1)))))
+          (if (local.get $act)
+            (then
+              (local.set $v0 (f32x4.min (f32x4.max (local.get $v0) (local.get $vlo)) (local.get $vhi)))
+              (local.set $v1 (f32x4.min (f32x4.max (local.get $v1) (local.get $vlo)) (local.get $vhi)))))
+          (v128.store offset=0 (local.get $row) (local.get $v0))
+          (v128.store offset=16 (local.get $row) (local.get $v1)))
+        (else
+          (local.set $col (i32.const 0))
+          (loop $col_loop
+            (local.set $at (i32.add (local.get $row) (i32.shl (local.get $col) (i32.const 2))))
+            (local.set $v (f32.load (local.get $at)))
+            (if (i32.eq (local.get $biasMode) (i32.const 1))
+              (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $bias) (i32.shl (local.get $r) (i32.const 2))))))))
+            (if (i32.eq (local.get $biasMode) (i32.const 2))
+              (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $bias) (i32.shl (local.get $col) (i32.const 2))))))))
+            (if (local.get $act)
+              (then (local.set $v (f32.min (f32.max (local.get $v) (local.get $lo)) (local.get $hi)))))
+            (f32.store (local.get $at) (local.get $v))
+            (local.set $col (i32.add (local.get $col) (i32.const 1)))
+            (br_if $col_loop (i32.lt_u (local.get $col) (local.get $cols))))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br_if $rows_loop (i32.lt_u (local.get $r) (local.get $rows)))))
+
+  ;; ---------------------------------------------------------------------------------------
+  ;; Implicit GEMM: a B panel of 8 output positions gathered from a convolution's input
   ;; ---------------------------------------------------------------------------------------
 
-  ;; C[m,n] = A[m,k] · B, B at `b` as [k,n] (bTrans = 0) or [n,k] (bTrans = 1).
-  ;; m, n, k >= 1; `work` must have workBytes(m, n, k) bytes and not overlap A, B, C or [0, 128).
-  (func (export "sgemm")
-    (param $m i32) (param $n i32) (param $k i32) (param $bTrans i32)
-    (param $a i32) (param $b i32) (param $c i32) (param $work i32)
-    (local $packA i32) (local $packB i32) (local $blockA i32) (local $panelB i32)
-    (local $i i32) (local $j i32) (local $p i32) (local $kc i32) (local $ldc i32)
-    (local $mr i32) (local $nr i32) (local $r i32) (local $col i32) (local $accum i32)
-    (local $ctile i32) (local $src i32) (local $dst i32) (local $v f32)
+  ;; dst[kk*8 + c] = x[ch, oh(j+c)*SH - PH + kh*DH, ow(j+c)*SW - PW + kw*DW] for kk = (ch, kh, kw),
+  ;; 0 in the padding and for c >= cols. `tmp` holds 16 i32: each column's first input row and
+  ;; column (a column past `cols` gets a row of -2^30, so it always reads as padding).
+  (func $packConv (param $d i32) (param $xoff i32) (param $j i32) (param $cols i32) (param $dst i32) (param $tmp i32)
+    (local $x i32) (local $C i32) (local $H i32) (local $W i32) (local $OW i32)
+    (local $KH i32) (local $KW i32) (local $SH i32) (local $SW i32) (local $PH i32) (local $PW i32) (local $DH i32) (local $DW i32)
+    (local $c i32) (local $pos i32) (local $ch i32) (local $kh i32) (local $kw i32)
+    (local $ih i32) (local $iw i32) (local $plane i32) (local $rowp i32) (local $fast i32) (local $iw0 i32)
+    (local $v f32)
+    (local.set $x (i32.add (i32.load offset=0 (local.get $d)) (local.get $xoff)))
+    (local.set $C (i32.load offset=4 (local.get $d)))
+    (local.set $H (i32.load offset=8 (local.get $d)))
+    (local.set $W (i32.load offset=12 (local.get $d)))
+    (local.set $OW (i32.load offset=20 (local.get $d)))
+    (local.set $KH (i32.load offset=24 (local.get $d)))
+    (local.set $KW (i32.load offset=28 (local.get $d)))
+    (local.set $SH (i32.load offset=32 (local.get $d)))
+    (local.set $SW (i32.load offset=36 (local.get $d)))
+    (local.set $PH (i32.load offset=40 (local.get $d)))
+    (local.set $PW (i32.load offset=44 (local.get $d)))
+    (local.set $DH (i32.load offset=48 (local.get $d)))
+    (local.set $DW (i32.load offset=52 (local.get $d)))
+    (local.set $c (i32.const 0))
+    (loop $cols_loop
+      (local.set $pos (i32.add (local.get $j) (local.get $c)))
+      (if (i32.lt_u (local.get $c) (local.get $cols))
+        (then
+          (i32.store (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2)))
+            (i32.sub (i32.mul (i32.div_u (local.get $pos) (local.get $OW)) (local.get $SH)) (local.get $PH)))
+          (i32.store offset=32 (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2)))
+            (i32.sub (i32.mul (i32.rem_u (local.get $pos) (local.get $OW)) (local.get $SW)) (local.get $PW))))
+        (else
+          (i32.store (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2))) (i32.const -1073741824))
+          (i32.store offset=32 (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2))) (i32.const 0))))
+      (local.set $c (i32.add (local.get $c) (i32.const 1)))
+      (br_if $cols_loop (i32.lt_u (local.get $c) (i32.const 8))))
+    ;; all 8 positions in one output row with unit stride: input runs of 8 contiguous floats
+    (local.set $fast (i32.and
+      (i32.and (i32.eq (local.get $cols) (i32.const 8)) (i32.eq (local.get $SW) (i32.const 1)))
+      (i32.eq (i32.load (local.get $tmp)) (i32.load offset=28 (local.get $tmp)))))
+    (local.set $iw0 (i32.load offset=32 (local.get $tmp)))
+    (local.set $ch (i32.const 0))
+    (loop $ch_loop
+      (local.set $plane (i32.add (local.get $x) (i32.shl (i32.mul (i32.mul (local.get $ch) (local.get $H)) (local.get $W)) (i32.const 2))))
+      (local.set $kh (i32.const 0))
+      (loop $kh_loop
+        (local.set $kw (i32.const 0))
+        (loop $kw_loop
+          (if (local.get $fast)
+            (then
+              (local.set $ih (i32.add (i32.load (local.get $tmp)) (i32.mul (local.get $kh) (local.get $DH))))
+              (local.set $iw (i32.add (local.get $iw0) (i32.mul (local.get $kw) (local.get $DW))))
+              (if (i32.and (i32.lt_u (local.get $ih) (local.get $H))
+                    (i32.and (i32.ge_s (local.get $iw) (i32.const 0)) (i32.le_s (i32.add (local.get $iw) (i32.const 8)) (local.get $W))))
+                (then
+                  (local.set $rowp (i32.add (local.get $plane) (i32.shl (i32.add (i32.mul (local.get $ih) (local.get $W)) (local.get $iw)) (i32.const 2))))
+                  (v128.store offset=0 (local.get $dst) (v128.load offset=0 (local.get $rowp)))
+                  (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $rowp))))
+                (else (call $gather8 (local.get $plane) (local.get $H) (local.get $W) (i32.mul (local.get $kh) (local.get $DH))
+                        (i32.mul (local.get $kw) (local.get $DW)) (local.get $tmp) (local.get $dst)))))
+            (else (call $gather8 (local.get $plane) (local.get $H) (local.get $W) (i32.mul (local.get $kh) (local.get $DH))
+                    (i32.mul (local.get $kw) (local.get $DW)) (local.get $tmp) (local.get $dst))))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+          (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
+          (br_if $kw_loop (i32.lt_u (local.get $kw) (local.get $KW))))
+        (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
+        (br_if $kh_loop (i32.lt_u (local.get $kh) (local.get $KH))))
+      (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+      (br_if $ch_loop (i32.lt_u (local.get $ch) (local.get $C)))))
 
-    (local.set $packA (local.get $work))
-    (local.set $packB (i32.add (local.get $work)
-      (i32.shl (i32.mul (i32.and (i32.add (local.get $m) (i32.const 3)) (i32.const -4)) (local.get $k)) (i32.const 2))))
-    (local.set $ldc (i32.shl (local.get $n) (i32.const 2)))
+  ;; One panel row: dst[c] = plane[tmp.h[c] + dh, tmp.w[c] + dw], 0 outside the plane.
+  (func $gather8 (param $plane i32) (param $H i32) (param $W i32) (param $dh i32) (param $dw i32) (param $tmp i32) (param $dst i32)
+    (local $c i32) (local $ih i32) (local $iw i32) (local $at i32)
+    (local.set $c (i32.const 0))
+    (loop $c_loop
+      (local.set $at (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2))))
+      (local.set $ih (i32.add (i32.load (local.get $at)) (local.get $dh)))
+      (local.set $iw (i32.add (i32.load offset=32 (local.get $at)) (local.get $dw)))
+      (f32.store (i32.add (local.get $dst) (i32.shl (local.get $c) (i32.const 2)))
+        (if (result f32) (i32.and (i32.lt_u (local.get $ih) (local.get $H)) (i32.lt_u (local.get $iw) (local.get $W)))
+          (then (f32.load (i32.add (local.get $plane) (i32.shl (i32.add (i32.mul (local.get $ih) (local.get $W)) (local.get $iw)) (i32.const 2)))))
+          (else (f32.const 0))))
+      (local.set $c (i32.add (local.get $c) (i32.const 1)))
+      (br_if $c_loop (i32.lt_u (local.get $c) (i32.const 8)))))
 
-    ;; pack A: blocks of 4 rows, each k*16 bytes
+  ;; ---------------------------------------------------------------------------------------
+  ;; Packing constants once
+  ;; ---------------------------------------------------------------------------------------
+
+  ;; A[m,k] (row stride lda) -> blocks of 4 rows at dst (block i at dst + i*k*4 bytes).
+  (func (export "pack_a") (param $a i32) (param $lda i32) (param $m i32) (param $k i32) (param $dst i32)
+    (local $i i32) (local $mr i32)
     (local.set $i (i32.const 0))
-    (loop $pa_loop
+    (loop $next
       (local.set $mr (i32.sub (local.get $m) (local.get $i)))
       (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
       (call $packRows
-        (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2)))
-        (local.get $k) (local.get $mr) (local.get $k) (i32.const 4)
-        (i32.add (local.get $packA) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))))
+        (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+        (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
+        (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br_if $pa_loop (i32.lt_u (local.get $i) (local.get $m))))
+      (br_if $next (i32.lt_u (local.get $i) (local.get $m)))))
 
-    ;; pack B: panels of 8 columns, each k*32 bytes
-    (local.set $j (i32.const 0))
-    (loop $pb_loop
-      (local.set $nr (i32.sub (local.get $n) (local.get $j)))
+  ;; B as [k,n] (trans = 0) or [n,k] (trans = 1), row stride ldb, -> panels of 8 columns at dst
+  ;; (panel of column j at dst + j*k*4 bytes).
+  (func $packB (export "pack_b") (param $b i32) (param $ldb i32) (param $trans i32) (param $j0 i32) (param $j1 i32) (param $k i32) (param $dst i32)
+    (local $j i32) (local $nr i32) (local $src i32) (local $to i32)
+    (local.set $j (local.get $j0))
+    (loop $next
+      (local.set $nr (i32.sub (local.get $j1) (local.get $j)))
       (if (i32.gt_u (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
-      (local.set $dst (i32.add (local.get $packB) (i32.shl (i32.mul (local.get $j) (local.get $k)) (i32.const 2))))
-      (if (local.get $bTrans)
+      (local.set $to (i32.add (local.get $dst) (i32.shl (i32.mul (i32.sub (local.get $j) (local.get $j0)) (local.get $k)) (i32.const 2))))
+      (if (local.get $trans)
         (then
-          (local.set $src (i32.add (local.get $b) (i32.shl (i32.mul (local.get $j) (local.get $k)) (i32.const 2))))
+          (local.set $src (i32.add (local.get $b) (i32.shl (i32.mul (local.get $j) (local.get $ldb)) (i32.const 2))))
           (if (i32.and (i32.eq (local.get $nr) (i32.const 8)) (i32.ge_u (local.get $k) (i32.const 4)))
-            (then (call $packRows8 (local.get $src) (local.get $k) (local.get $k) (local.get $dst)))
-            (else (call $packRows (local.get $src) (local.get $k) (local.get $nr) (local.get $k) (i32.const 8) (local.get $dst)))))
+            (then (call $packRows8 (local.get $src) (local.get $ldb) (local.get $k) (local.get $to)))
+            (else (call $packRows (local.get $src) (local.get $ldb) (local.get $nr) (local.get $k) (i32.const 8) (local.get $to)))))
         (else
-          (call $packCols8
-            (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
-            (local.get $n) (local.get $nr) (local.get $k) (local.get $dst))))
+          (call $packCols8 (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
+            (local.get $ldb) (local.get $nr) (local.get $k) (local.get $to))))
       (local.set $j (i32.add (local.get $j) (i32.const 8)))
-      (br_if $pb_loop (i32.lt_u (local.get $j) (local.get $n))))
+      (br_if $next (i32.lt_u (local.get $j) (local.get $j1)))))
 
-    ;; K slices of at most 256; within a slice, each B panel meets every A block
-    (local.set $p (i32.const 0))
-    (loop $k_loop
-      (local.set $kc (i32.sub (local.get $k) (local.get $p)))
-      (if (i32.gt_u (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
-      (local.set $accum (i32.ne (local.get $p) (i32.const 0)))
-      (local.set $j (i32.const 0))
-      (loop $j_loop
-        (local.set $nr (i32.sub (local.get $n) (local.get $j)))
-        (if (i32.gt_u (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
-        (local.set $panelB (i32.add (local.get $packB)
-          (i32.shl (i32.add (i32.mul (local.get $j) (local.get $k)) (i32.shl (local.get $p) (i32.const 3))) (i32.const 2))))
-        (local.set $i (i32.const 0))
-        (loop $i_loop
-          (local.set $mr (i32.sub (local.get $m) (local.get $i)))
-          (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
-          (local.set $blockA (i32.add (local.get $packA)
-            (i32.shl (i32.add (i32.mul (local.get $i) (local.get $k)) (i32.shl (local.get $p) (i32.const 2))) (i32.const 2))))
-          (local.set $ctile (i32.add (local.get $c)
-            (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2))))
-          (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+  ;; ---------------------------------------------------------------------------------------
+  ;; Driver: this thread's share of one job (see the descriptor above)
+  ;; ---------------------------------------------------------------------------------------
+  (func (export "gemm") (param $job i32)
+    (local $m i32) (local $n i32) (local $k i32) (local $aMode i32) (local $a i32) (local $lda i32)
+    (local $bMode i32) (local $b i32) (local $ldb i32) (local $c i32) (local $ldc i32)
+    (local $biasMode i32) (local $bias i32) (local $act i32) (local $lo f32) (local $hi f32)
+    (local $i0 i32) (local $i1 i32) (local $j0 i32) (local $j1 i32) (local $work i32)
+    (local $bt i32) (local $b1 i32) (local $strideA i32) (local $strideB i32) (local $strideC i32)
+    (local $aBase i32) (local $bBase i32) (local $cBase i32) (local $packA i32) (local $packB i32)
+    (local $blocks i32) (local $row0 i32) (local $panels i32) (local $col0 i32)
+    (local $i i32) (local $j i32) (local $p i32) (local $kc i32) (local $ldcb i32)
+    (local $mr i32) (local $nr i32) (local $r i32) (local $col i32) (local $accum i32) (local $final i32)
+    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32)
+    (local.set $m (i32.load offset=0 (local.get $job)))
+    (local.set $n (i32.load offset=4 (local.get $job)))
+    (local.set $k (i32.load offset=8 (local.get $job)))
+    (local.set $aMode (i32.load offset=12 (local.get $job)))
+    (local.set $a (i32.load offset=16 (local.get $job)))
+    (local.set $lda (i32.load offset=20 (local.get $job)))
+    (local.set $bMode (i32.load offset=24 (local.get $job)))
+    (local.set $b (i32.load offset=28 (local.get $job)))
+    (local.set $ldb (i32.load offset=32 (local.get $job)))
+    (local.set $c (i32.load offset=36 (local.get $job)))
+    (local.set $ldc (i32.load offset=40 (local.get $job)))
+    (local.set $biasMode (i32.load offset=44 (local.get $job)))
+    (local.set $bias (i32.load offset=48 (local.get $job)))
+    (local.set $act (i32.load offset=52 (local.get $job)))
+    (local.set $lo (f32.load offset=56 (local.get $job)))
+    (local.set $hi (f32.load offset=60 (local.get $job)))
+    (local.set $i0 (i32.load offset=64 (local.get $job)))
+    (local.set $i1 (i32.load offset=68 (local.get $job)))
+    (local.set $j0 (i32.load offset=72 (local.get $job)))
+    (local.set $j1 (i32.load offset=76 (local.get $job)))
+    (local.set $work (i32.load offset=80 (local.get $job)))
+    (local.set $bt (i32.load offset=84 (local.get $job)))
+    (local.set $b1 (i32.load offset=88 (local.get $job)))
+    (local.set $strideA (i32.load offset=92 (local.get $job)))
+    (local.set $strideB (i32.load offset=96 (local.get $job)))
+    (local.set $strideC (i32.load offset=100 (local.get $job)))
+    (if (i32.or (i32.or (i32.ge_u (local.get $i0) (local.get $i1)) (i32.ge_u (local.get $j0) (local.get $j1)))
+          (i32.or (i32.ge_u (local.get $bt) (local.get $b1)) (i32.eqz (local.get $k))))
+      (then (return)))
+    (local.set $ldcb (i32.shl (local.get $ldc) (i32.const 2)))
+    (local.set $post (i32.or (local.get $biasMode) (local.get $act)))
+    (local.set $packA (i32.add (local.get $work) (i32.const 256)))
+    (local.set $packB (i32.add (local.get $packA)
+      (i32.shl (i32.mul (i32.and (i32.add (i32.sub (local.get $i1) (local.get $i0)) (i32.const 3)) (i32.const -4)) (local.get $k)) (i32.const 2))))
+
+    (loop $batch_loop
+      (local.set $aBase (i32.add (local.get $a) (i32.mul (local.get $bt) (local.get $strideA))))
+      (local.set $bBase (i32.add (local.get $b) (i32.mul (local.get $bt) (local.get $strideB))))
+      (if (i32.eq (local.get $bMode) (i32.const 3)) (then (local.set $bBase (local.get $b))))
+      (local.set $cBase (i32.add (local.get $c) (i32.mul (local.get $bt) (local.get $strideC))))
+
+      ;; A: this thread's rows, packed here unless packed once by pack_a
+      (if (i32.eq (local.get $aMode) (i32.const 1))
+        (then
+          (local.set $blocks (local.get $aBase))
+          (local.set $row0 (i32.const 0)))
+        (else
+          (local.set $i (local.get $i0))
+          (loop $pa_loop
+            (local.set $mr (i32.sub (local.get $i1) (local.get $i)))
+            (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
+            (call $packRows
+              (i32.add (local.get $aBase) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+              (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
+              (i32.add (local.get $packA) (i32.shl (i32.mul (i32.sub (local.get $i) (local.get $i0)) (local.get $k)) (i32.const 2))))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br_if $pa_loop (i32.lt_u (local.get $i) (local.get $i1))))
+          (local.set $blocks (local.get $packA))
+          (local.set $row0 (local.get $i0))))
+
+      ;; B: this thread's columns, packed here unless packed once by pack_b
+      (if (i32.eq (local.get $bMode) (i32.const 2))
+        (then
+          (local.set $panels (local.get $bBase))
+          (local.set $col0 (i32.const 0)))
+        (else
+          (if (i32.eq (local.get $bMode) (i32.const 3))
             (then
-              (call $kernel4x8 (local.get $blockA) (local.get $panelB) (local.get $kc)
-                (local.get $ctile) (local.get $ldc) (local.get $accum)))
+              (local.set $j (local.get $j0))
+              (loop $conv_loop
+                (local.set $nr (i32.sub (local.get $j1) (local.get $j)))
+                (if (i32.gt_u (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
+                (call $packConv (local.get $bBase) (i32.mul (local.get $bt) (local.get $strideB)) (local.get $j) (local.get $nr)
+                  (i32.add (local.get $packB) (i32.shl (i32.mul (i32.sub (local.get $j) (local.get $j0)) (local.get $k)) (i32.const 2)))
+                  (i32.add (local.get $work) (i32.const 128)))
+                (local.set $j (i32.add (local.get $j) (i32.const 8)))
+                (br_if $conv_loop (i32.lt_u (local.get $j) (local.get $j1)))))
             (else
-              ;; edge tile: compute into the scratch tile, then store (or add) its valid part
-              (call $kernel4x8 (local.get $blockA) (local.get $panelB) (local.get $kc)
-                (i32.const 0) (i32.const 32) (i32.const 0))
-              (local.set $r (i32.const 0))
-              (loop $r_loop
-                (local.set $col (i32.const 0))
-                (loop $col_loop
-                  (local.set $dst (i32.add (local.get $ctile)
-                    (i32.shl (i32.add (i32.mul (local.get $r) (local.get $n)) (local.get $col)) (i32.const 2))))
-                  (local.set $v (f32.load (i32.shl (i32.add (i32.shl (local.get $r) (i32.const 3)) (local.get $col)) (i32.const 2))))
-                  (if (local.get $accum)
-                    (then (local.set $v (f32.add (f32.load (local.get $dst)) (local.get $v)))))
-                  (f32.store (local.get $dst) (local.get $v))
-                  (local.set $col (i32.add (local.get $col) (i32.const 1)))
-                  (br_if $col_loop (i32.lt_u (local.get $col) (local.get $nr))))
-                (local.set $r (i32.add (local.get $r) (i32.const 1)))
-                (br_if $r_loop (i32.lt_u (local.get $r) (local.get $mr))))))
-          (local.set $i (i32.add (local.get $i) (i32.const 4)))
-          (br_if $i_loop (i32.lt_u (local.get $i) (local.get $m))))
-        (local.set $j (i32.add (local.get $j) (i32.const 8)))
-        (br_if $j_loop (i32.lt_u (local.get $j) (local.get $n))))
-      (local.set $p (i32.add (local.get $p) (local.get $kc)))
-      (br_if $k_loop (i32.lt_u (local.get $p) (local.get $k)))))
+              (call $packB (local.get $bBase) (local.get $ldb) (local.get $bMode) (local.get $j0) (local.get $j1) (local.get $k) (local.get $packB))))
+          (local.set $panels (local.get $packB))
+          (local.set $col0 (local.get $j0))))
+
+      ;; K slices of at most 256; within a slice, each B panel meets every A block
+      (local.set $p (i32.const 0))
+      (loop $k_loop
+        (local.set $kc (i32.sub (local.get $k) (local.get $p)))
+        (if (i32.gt_u (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
+        (local.set $accum (i32.ne (local.get $p) (i32.const 0)))
+        (local.set $final (i32.and (local.get $post) (i32.eq (i32.add (local.get $p) (local.get $kc)) (local.get $k))))
+        (local.set $j (local.get $j0))
+        (loop $j_loop
+          (local.set $nr (i32.sub (local.get $j1) (local.get $j)))
+          (if (i32.gt_u (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
+          (local.set $i (local.get $i0))
+          (loop $i_loop
+            (local.set $mr (i32.sub (local.get $i1) (local.get $i)))
+            (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
+            (local.set $ctile (i32.add (local.get $cBase)
+              (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldc)) (local.get $j)) (i32.const 2))))
+            (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+              (then
+                (call $kernel4x8
+                  (i32.add (local.get $blocks) (i32.shl (i32.add (i32.mul (i32.sub (local.get $i) (local.get $row0)) (local.get $k)) (i32.shl (local.get $p) (i32.const 2))) (i32.const 2)))
+                  (i32.add (local.get $panels) (i32.shl (i32.add (i32.mul (i32.sub (local.get $j) (local.get $col0)) (local.get $k)) (i32.shl (local.get $p) (i32.const 3))) (i32.const 2)))
+                  (local.get $kc) (local.get $ctile) (local.get $ldcb) (local.get $accum)))
+              (else
+                ;; edge tile: compute into the scratch tile, then store (or add) its valid part
+                (call $kernel4x8
+                  (i32.add (local.get $blocks) (i32.shl (i32.add (i32.mul (i32.sub (local.get $i) (local.get $row0)) (local.get $k)) (i32.shl (local.get $p) (i32.const 2))) (i32.const 2)))
+                  (i32.add (local.get $panels) (i32.shl (i32.add (i32.mul (i32.sub (local.get $j) (local.get $col0)) (local.get $k)) (i32.shl (local.get $p) (i32.const 3))) (i32.const 2)))
+                  (local.get $kc) (local.get $work) (i32.const 32) (i32.const 0))
+                (local.set $r (i32.const 0))
+                (loop $r_loop
+                  (local.set $col (i32.const 0))
+                  (loop $col_loop
+                    (local.set $dst (i32.add (local.get $ctile)
+                      (i32.shl (i32.add (i32.mul (local.get $r) (local.get $ldc)) (local.get $col)) (i32.const 2))))
+                    (local.set $v (f32.load (i32.add (local.get $work)
+                      (i32.shl (i32.add (i32.shl (local.get $r) (i32.const 3)) (local.get $col)) (i32.const 2)))))
+                    (if (local.get $accum)
+                      (then (local.set $v (f32.add (f32.load (local.get $dst)) (local.get $v)))))
+                    (f32.store (local.get $dst) (local.get $v))
+                    (local.set $col (i32.add (local.get $col) (i32.const 1)))
+                    (br_if $col_loop (i32.lt_u (local.get $col) (local.get $nr))))
+                  (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                  (br_if $r_loop (i32.lt_u (local.get $r) (local.get $mr))))))
+            (if (local.get $final)
+              (then
+                (local.set $biasAt (local.get $bias))
+                (if (i32.eq (local.get $biasMode) (i32.const 1))
+                  (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $i) (i32.const 2))))))
+                (if (i32.eq (local.get $biasMode) (i32.const 2))
+                  (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))
+                (call $epilogue (local.get $ctile) (local.get $ldcb) (local.get $mr) (local.get $nr)
+                  (local.get $biasAt) (local.get $biasMode) (local.get $act) (local.get $lo) (local.get $hi))))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br_if $i_loop (i32.lt_u (local.get $i) (local.get $i1))))
+          (local.set $j (i32.add (local.get $j) (i32.const 8)))
+          (br_if $j_loop (i32.lt_u (local.get $j) (local.get $j1))))
+        (local.set $p (i32.add (local.get $p) (local.get $kc)))
+        (br_if $k_loop (i32.lt_u (local.get $p) (local.get $k))))
+
+      (local.set $bt (i32.add (local.get $bt) (i32.const 1)))
+      (br_if $batch_loop (i32.lt_u (local.get $bt) (local.get $b1)))))
 )

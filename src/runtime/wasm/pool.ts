@@ -1,0 +1,115 @@
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Worker threads that run the GEMM module's `gemm` export on the same shared WebAssembly memory
+ * as the main thread. The runtime is synchronous (a kernel returns its result), so the threads
+ * coordinate through Atomics on a few control words instead of messages: the main thread writes
+ * each worker's job address, bumps a generation counter and notifies; every worker runs its
+ * share and counts itself done; the main thread runs its own share meanwhile and then waits for
+ * the count. No event loop turn is needed on either side.
+ */
+
+/** Control words (Int32): generation, workers done, a failure flag, then per worker its ready state and job address. */
+const GEN = 0;
+const DONE = 1;
+const FAILED = 2;
+const READY = 8;
+const JOB = 72;
+const WORDS = 136;
+/** More workers than this are never started (the control block has room for 64). */
+export const MAX_WORKERS = 63;
+/** How long a call waits for a worker to start or to finish its share before giving up on the pool. */
+const STALL_MS = 60_000;
+
+const workerSource = (): string => `
+const { workerData } = require('node:worker_threads');
+const ctl = new Int32Array(workerData.control);
+const index = workerData.index;
+let exports;
+try {
+  const module = new WebAssembly.Module(workerData.bytes);
+  exports = new WebAssembly.Instance(module, { env: { memory: workerData.memory } }).exports;
+  Atomics.store(ctl, ${READY} + index, 1);
+} catch (error) {
+  Atomics.store(ctl, ${READY} + index, 2);
+}
+Atomics.notify(ctl, ${READY} + index);
+let seen = 0;
+for (;;) {
+  Atomics.wait(ctl, ${GEN}, seen);
+  seen = Atomics.load(ctl, ${GEN});
+  const job = Atomics.load(ctl, ${JOB} + index);
+  if (job !== 0) {
+    try {
+      exports.gemm(job);
+    } catch (error) {
+      Atomics.store(ctl, ${FAILED}, 1);
+    }
+  }
+  Atomics.add(ctl, ${DONE}, 1);
+  Atomics.notify(ctl, ${DONE});
+}
+`;
+
+export class GemmPool {
+  private readonly control = new Int32Array(new SharedArrayBuffer(WORDS * 4));
+  private readonly workers: Worker[] = [];
+  broken = false;
+
+  /** Starts `count` workers and blocks until each has instantiated the module (or failed). */
+  constructor(bytes: Uint8Array, memory: object, count: number) {
+    for (let index = 0; index < count; index++) {
+      const worker = new Worker(workerSource(), { eval: true, workerData: { bytes, memory, control: this.control.buffer, index } });
+      // An idle worker blocks in Atomics.wait; it must never keep the process alive.
+      worker.unref();
+      worker.on('error', () => {
+        this.broken = true;
+        Atomics.store(this.control, FAILED, 1);
+      });
+      this.workers.push(worker);
+    }
+    for (let index = 0; index < count; index++) {
+      Atomics.wait(this.control, READY + index, 0, STALL_MS);
+      if (Atomics.load(this.control, READY + index) !== 1) this.broken = true;
+    }
+    if (this.broken) this.close();
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /**
+   * Runs `gemm(jobs[w])` on worker w (0 = no share) while the caller runs `own()`, and returns
+   * once all are done. Throws if a worker failed; the pool is then broken and must not be reused.
+   */
+  run(jobs: readonly number[], own: () => void): void {
+    const ctl = this.control;
+    const count = this.workers.length;
+    for (let w = 0; w < count; w++) ctl[JOB + w] = jobs[w] ?? 0;
+    Atomics.store(ctl, DONE, 0);
+    Atomics.add(ctl, GEN, 1);
+    Atomics.notify(ctl, GEN);
+    try {
+      own();
+    } finally {
+      for (;;) {
+        const done = Atomics.load(ctl, DONE);
+        if (done >= count) break;
+        if (Atomics.wait(ctl, DONE, done, STALL_MS) === 'timed-out' && Atomics.load(ctl, DONE) === done) {
+          this.broken = true;
+          throw new Error(`a GEMM worker thread made no progress in ${STALL_MS / 1000} s`);
+        }
+      }
+    }
+    if (Atomics.load(ctl, FAILED) !== 0) {
+      this.broken = true;
+      throw new Error('a GEMM worker thread failed');
+    }
+  }
+
+  close(): void {
+    for (const w of this.workers) void w.terminate();
+    this.workers.length = 0;
+  }
+}
