@@ -6,6 +6,8 @@ import type { ReadOptions, WriteOptions } from '../formats/format.js';
 import { assertWritable } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
+import { FormatError } from '../core/errors.js';
+import { orderGraph } from '../core/graph-order.js';
 import { verifyConversion } from './verify.js';
 
 export interface LoadOptions extends ReadOptions {
@@ -17,7 +19,13 @@ export interface LoadOptions extends ReadOptions {
 export function loadModel(path: string, options: LoadOptions = {}): Model {
   assertModelPath(path);
   const format = options.format ? formatByName(options.format) : detectFormat(path);
-  return format.read(path, options);
+  const model = format.read(path, options);
+  // Refused at read time, whatever the format: a cycle, a dangling input, a value written twice.
+  if (model.graph) {
+    const ordered = orderGraph(model.graph);
+    if ('fault' in ordered) throw new FormatError(path, `node ${ordered.fault.node} (${ordered.fault.op})`, `a well-formed graph, but it ${ordered.fault.problem}`);
+  }
+  return model;
 }
 
 export interface SaveOptions extends WriteOptions {
