@@ -1,26 +1,45 @@
 // Bundles the CLI and the library with esbuild, one file each, so the CLI starts fast.
+// `--types` also builds the type declarations (dist/index.d.ts, .d.cts): npm pack runs it
+// (prepack); tests and `npm ci` need only the bundles. `--docs` also writes the API reference
+// (docs/api, committed: `npm run docs:api`).
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+const withDocs = process.argv.includes('--docs');
+const withTypes = withDocs || process.argv.includes('--types');
 
 const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  sourcemap: 'linked',
+  // Source maps are 5 MB nobody installing the package asked for: only on request.
+  sourcemap: process.env.MODELBRIDGE_SOURCEMAP === '1' ? 'linked' : false,
   minify: true,
   logLevel: 'warning',
   // onnxruntime-node and the tfjs packages are test/bench peers, never part of the product.
   external: ['onnxruntime-node', '@tensorflow/*'],
+  // src/version.ts: the package's own version, wherever it is installed.
+  define: { __MODELBRIDGE_VERSION__: JSON.stringify(version) },
 };
+for (const stale of ['dist/index.js.map', 'dist/index.cjs.map', 'dist/cli.cjs.map', 'dist/cli.js', 'dist/cli.js.map']) rmSync(stale, { force: true });
 
-// The library: ESM, as the package exports it.
+// The library as an ES module (the exports map's "import")...
 await build({
   ...common,
   format: 'esm',
   entryPoints: ['src/index.ts'],
   outfile: 'dist/index.js',
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+});
+// ... and as CommonJS ("require"), so require('modelbridge') works on every Node 20, including
+// those before require(esm). The source uses no import.meta, so nothing needs replacing.
+await build({
+  ...common,
+  format: 'cjs',
+  entryPoints: ['src/index.ts'],
+  outfile: 'dist/index.cjs',
 });
 
 // The CLI: CommonJS, because bin/modelbridge.cjs compiles it through node:vm with a V8 code cache
@@ -32,11 +51,29 @@ await build({
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/cli.cjs',
   alias: { 'string-width': './scripts/shims/string-width.mjs' },
-  define: { 'import.meta.url': '__modelbridge_url' },
+  define: { ...common.define, 'import.meta.url': '__modelbridge_url' },
   banner: { js: "var __modelbridge_url = require('node:url').pathToFileURL(__filename).href;" },
 });
-rmSync('dist/cli.js', { force: true });
-rmSync('dist/cli.js.map', { force: true });
+
+const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
+const step = (cmd, args) => {
+  const r = spawnSync(bin(cmd), args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed`);
+};
+if (withTypes) {
+  // Declarations per file (dist/.types), rolled into one self-contained dist/index.d.ts by
+  // API Extractor: no imports of the source tree, of Node's types or of dependencies.
+  rmSync('dist/.types', { recursive: true, force: true });
+  step('tsc', ['-p', 'tsconfig.types.json']);
+  step('api-extractor', ['run', '--local']);
+  // The same declarations for require(): a .d.cts so TypeScript treats them as CommonJS.
+  copyFileSync('dist/index.d.ts', 'dist/index.d.cts');
+}
+if (withDocs) {
+  // The API reference from the TSDoc, in markdown, beside the other docs.
+  rmSync('docs/api', { recursive: true, force: true });
+  step('api-documenter', ['markdown', '--input-folder', 'dist/.api', '--output-folder', 'docs/api']);
+}
 
 // Warm the code cache once (the bin writes dist/cli.cjs.cache after a run that compiled the code).
 rmSync('dist/cli.cjs.cache', { force: true });

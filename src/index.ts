@@ -1,10 +1,15 @@
 /**
  * modelbridge as a library: read any supported model, convert it, inspect it and run it.
  *
- *   import { loadModel, saveModel, runModel, Tensor } from 'modelbridge';
- *   const model = loadModel('or-gate.safetensors');
- *   const { y } = runModel(model, { x: Tensor.from('float32', [1, 2], [1, 1]) });
+ * ```ts
+ * import { loadModel, saveModel, runModel, Tensor } from 'modelbridge';
+ * const model = loadModel('or-gate.safetensors');
+ * const { y } = runModel(model, { x: Tensor.from('float32', [1, 2], [1, 1]) });
+ * ```
+ *
+ * @packageDocumentation
  */
+export { VERSION } from './version.js';
 export { Tensor } from './core/tensor.js';
 export type { NumericArray } from './core/tensor.js';
 export { DTYPES, isDType, type DType } from './core/dtypes.js';

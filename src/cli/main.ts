@@ -9,6 +9,8 @@ import { runCommand } from './commands/run.js';
 import { trainOrCommand } from './commands/train-or.js';
 import { validateCommand } from './commands/validate.js';
 import { EXIT, exitWithError } from './errors.js';
+import { escapeControl } from '../core/printable.js';
+import { VERSION } from '../version.js';
 
 /** The modelbridge command line: thin over the library, one line per error. */
 export function main(argv: string[]): void {
@@ -21,11 +23,11 @@ export function main(argv: string[]): void {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version()
+    .version(VERSION)
     .wrap(Math.min(120, process.stdout.columns || 100))
     .fail((message, error) => {
       if (error) exitWithError(error);
-      process.stderr.write(`error: ${message} (see modelbridge --help)\n`);
+      process.stderr.write(`error: ${escapeControl(message)} (see modelbridge --help)\n`);
       process.exit(EXIT.usage);
     });
   for (const add of [convertCommand, inspectCommand, runCommand, validateCommand, diffCommand, demoCommand, trainOrCommand]) cli = add(cli);
