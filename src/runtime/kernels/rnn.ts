@@ -12,8 +12,8 @@ import { matmulInto } from './gemm-core.js';
  * float64 and is stored in the input's type, so float64 is exact and float32 rounds once per value.
  *
  * With sequence_lens, batch entry b runs its first len[b] steps only (reverse: from len[b]−1 down
- * to 0): Y is zero past them and Y_h / Y_c hold the state after the last step that ran, as
- * onnxruntime computes them.
+ * to 0): Y is zero past them and Y_h / Y_c hold the state after the last step that ran, or zeros
+ * for an empty sequence, as onnxruntime computes them.
  */
 
 type Activation = (x: number) => number;
@@ -26,8 +26,10 @@ interface ActivationKind {
 
 /**
  * The spec's activation functions. Defaults of alpha and beta are those of the ONNX operators of
- * the same name; a function consumes the next activation_alpha / activation_beta value only when
- * it has that parameter (onnxruntime's reading of "consumed in the order of activation functions").
+ * the same name (onnxruntime instead uses 0 for ThresholdedRelu's and Affine's); ScaledTanh's
+ * operator had none, so it takes onnxruntime's 0. A function consumes the next activation_alpha /
+ * activation_beta value only when it has that parameter (onnxruntime's reading of "consumed in
+ * the order of activation functions").
  */
 const ACTIVATION_KINDS: Readonly<Record<string, ActivationKind>> = {
   sigmoid: { make: () => (x) => 1 / (1 + Math.exp(-x)) },
@@ -36,7 +38,7 @@ const ACTIVATION_KINDS: Readonly<Record<string, ActivationKind>> = {
   hardsigmoid: { alpha: 0.2, beta: 0.5, make: (a, b) => (x) => Math.max(0, Math.min(1, a * x + b)) },
   leakyrelu: { alpha: 0.01, make: (a) => (x) => (x >= 0 ? x : a * x) },
   thresholdedrelu: { alpha: 1, make: (a) => (x) => (x > a ? x : 0) },
-  scaledtanh: { alpha: 1, beta: 1, make: (a, b) => (x) => a * Math.tanh(b * x) },
+  scaledtanh: { alpha: 0, beta: 0, make: (a, b) => (x) => a * Math.tanh(b * x) },
   affine: { alpha: 1, beta: 0, make: (a, b) => (x) => a * x + b },
   elu: { alpha: 1, make: (a) => (x) => (x >= 0 ? x : a * Math.expm1(x)) },
   softsign: { make: () => (x) => x / (1 + Math.abs(x)) },
@@ -331,7 +333,7 @@ function runDirection(config: Config, dims: Dims, d: number, lengths: Int32Array
   const storeState = (from: FloatArray | undefined, into: Value | undefined): void => {
     if (!from || !into) return;
     const dst = into.data as FloatArray;
-    for (let b = 0; b < batch; b++) for (let j = 0; j < H; j++) dst[stateAt(b) + j] = from[b * H + j]!;
+    for (let b = 0; b < batch; b++) if (lengths[b]! > 0) for (let j = 0; j < H; j++) dst[stateAt(b) + j] = from[b * H + j]!;
   };
   storeState(state, out.yH);
   storeState(cell, out.yC);

@@ -1,0 +1,272 @@
+"""Recurrent-layer models and their reference outputs, for test/rnn.peer.test.ts.
+
+python rnn_peers.py OUT_DIR  writes OUT_DIR/<case>/model.onnx, input_K.pb and output_K.pb (ONNX
+TensorProtos, the graph's input and output order) and prints a JSON list of the cases with the
+reference each output came from. Three kinds of case:
+
+- onnx:   single LSTM / GRU / RNN nodes built with onnx.helper over the spec's attributes, run by
+          onnxruntime. onnxruntime refuses layout=1, so those run it on a layout-0 twin of the node
+          with transposed inputs, and transpose the outputs back.
+- torch:  torch.nn.LSTM / GRU / RNN exported by torch.onnx.export (dynamo=False at opset 17, and the
+          dynamo exporter); the reference is torch's own forward, and onnxruntime's run of the file
+          must agree with it (else the case is reported, not written).
+- keras:  a Keras LSTM / GRU through tf2onnx, where the installed versions manage it; the reference
+          is Keras's forward.
+
+Everything is seeded; sizes are small.
+"""
+import json
+import os
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = sys.argv[1]
+CASES = []
+SKIPPED = []
+RNG = np.random.default_rng(20261202)
+S, B, I, H = 5, 3, 4, 3
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def save_case(name, model, inputs, outputs, reference):
+    """inputs and outputs: lists of (name, array) in graph order; None for an omitted output."""
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    for k, (n, a) in enumerate(inputs):
+        with open(os.path.join(d, "input_%d.pb" % k), "wb") as f:
+            f.write(numpy_helper.from_array(np.ascontiguousarray(a), n).SerializeToString())
+    for k, (n, a) in enumerate(outputs):
+        with open(os.path.join(d, "output_%d.pb" % k), "wb") as f:
+            f.write(numpy_helper.from_array(np.ascontiguousarray(a), n).SerializeToString())
+    CASES.append({"name": name, "dir": d, "inputs": [n for n, _ in inputs], "outputs": [n for n, _ in outputs], "reference": reference})
+
+
+def ort_run(model, feeds):
+    import onnxruntime as ort
+    ort.set_default_logger_severity(3)
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, feeds)
+
+
+def node_case(name, op, direction="forward", dtype=np.float32, layout=0, bias=True, seq_lens=None, initial=False,
+              peephole=False, outputs=("Y", "Y_h", "Y_c"), **attrs):
+    dirs = 2 if direction == "bidirectional" else 1
+    g = GATES[op]
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    x = RNG.standard_normal((S, B, I)).astype(dtype)
+    arrays = {
+        "X": x,
+        "W": (RNG.standard_normal((dirs, g * H, I)) * 0.6).astype(dtype),
+        "R": (RNG.standard_normal((dirs, g * H, H)) * 0.6).astype(dtype),
+    }
+    if bias:
+        arrays["B"] = (RNG.standard_normal((dirs, 2 * g * H)) * 0.3).astype(dtype)
+    if seq_lens is not None:
+        arrays["sequence_lens"] = np.array(seq_lens, dtype=np.int32)
+    if initial:
+        arrays["initial_h"] = RNG.standard_normal((dirs, B, H)).astype(dtype)
+        if op == "LSTM":
+            arrays["initial_c"] = RNG.standard_normal((dirs, B, H)).astype(dtype)
+    if peephole:
+        arrays["P"] = (RNG.standard_normal((dirs, 3 * H)) * 0.5).astype(dtype)
+    order = ["X", "W", "R", "B", "sequence_lens", "initial_h"] + (["initial_c", "P"] if op == "LSTM" else [])
+    last = max(i for i, n in enumerate(order) if n in arrays)
+    node_inputs = [n if n in arrays else "" for n in order[: last + 1]]
+    all_outputs = ["Y", "Y_h", "Y_c"] if op == "LSTM" else ["Y", "Y_h"]
+    node_outputs = [n if n in outputs else "" for n in all_outputs]
+    while node_outputs[-1] == "":
+        node_outputs.pop()
+
+    def build(lay, arrs):
+        shapes = {n: list(a.shape) for n, a in arrs.items()}
+        y_shape = [S, dirs, B, H] if lay == 0 else [B, S, dirs, H]
+        h_shape = [dirs, B, H] if lay == 0 else [B, dirs, H]
+        out_shapes = {"Y": y_shape, "Y_h": h_shape, "Y_c": h_shape}
+        extra = {"layout": lay} if lay else {}
+        node = helper.make_node(op, node_inputs, node_outputs, hidden_size=H, direction=direction, **extra, **attrs)
+        graph = helper.make_graph(
+            [node], name,
+            [helper.make_tensor_value_info(n, TensorProto.INT32 if n == "sequence_lens" else elem, shapes[n]) for n in node_inputs if n],
+            [helper.make_tensor_value_info(n, elem, out_shapes[n]) for n in node_outputs if n])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)], ir_version=10)
+
+    if layout == 0 and dtype == np.float64:
+        # onnxruntime's CPU recurrent kernels are float32 only; ONNX's reference evaluator computes
+        # in the inputs' own numpy dtype.
+        from onnx.reference import ReferenceEvaluator
+        model = build(0, arrays)
+        got = ReferenceEvaluator(model).run(None, {n: arrays[n] for n in node_inputs if n})
+        reference = "onnx.reference"
+        file_arrays = arrays
+    elif layout == 0:
+        model = build(0, arrays)
+        feeds = {n: arrays[n] for n in node_inputs if n}
+        got = ort_run(model, feeds)
+        reference = "onnxruntime"
+        file_arrays = arrays
+    else:
+        # The file holds the batch-major layout; onnxruntime runs the sequence-major twin.
+        twin = build(0, arrays)
+        got = ort_run(twin, {n: arrays[n] for n in node_inputs if n})
+        got = [np.transpose(a, (2, 0, 1, 3)) if n == "Y" else np.transpose(a, (1, 0, 2))
+               for n, a in zip([n for n in node_outputs if n], got)]
+        file_arrays = dict(arrays)
+        file_arrays["X"] = np.transpose(arrays["X"], (1, 0, 2))
+        for n in ("initial_h", "initial_c"):
+            if n in arrays:
+                file_arrays[n] = np.transpose(arrays[n], (1, 0, 2))
+        model = build(1, file_arrays)
+        reference = "onnxruntime (layout-0 twin)"
+    save_case(name, model, [(n, file_arrays[n]) for n in node_inputs if n],
+              list(zip([n for n in node_outputs if n], got)), reference)
+
+
+def node_cases():
+    for op in ("LSTM", "GRU", "RNN"):
+        low = op.lower()
+        for direction in ("forward", "reverse", "bidirectional"):
+            node_case("%s_%s" % (low, direction), op, direction)
+            node_case("%s_%s_seq_lens_initial" % (low, direction), op, direction, seq_lens=[5, 2, 3], initial=True)
+        node_case("%s_layout1_bidirectional" % low, op, "bidirectional", layout=1, seq_lens=[4, 5, 1], initial=True)
+        node_case("%s_no_bias" % low, op, "forward", bias=False)
+        node_case("%s_zero_length" % low, op, "bidirectional", seq_lens=[0, 5, 2], initial=True)
+        node_case("%s_only_y_h" % low, op, "bidirectional", outputs=("Y_h",))
+        node_case("%s_only_y" % low, op, "reverse", outputs=("Y",))
+        node_case("%s_clip" % low, op, "bidirectional", clip=0.4)
+        node_case("%s_float64" % low, op, "forward", dtype=np.float64, initial=True)
+    node_case("lstm_peephole", "LSTM", "bidirectional", peephole=True, seq_lens=[5, 1, 4], initial=True)
+    node_case("lstm_input_forget", "LSTM", "forward", peephole=True, input_forget=1)
+    node_case("lstm_only_y_c", "LSTM", "forward", outputs=("Y_c",))
+    node_case("lstm_activations", "LSTM", "forward", activations=["HardSigmoid", "LeakyRelu", "ScaledTanh"],
+              activation_alpha=[0.3, 0.05, 1.5], activation_beta=[0.4, 0.7])
+    node_case("lstm_activations_bidirectional", "LSTM", "bidirectional",
+              activations=["Sigmoid", "Elu", "Softsign", "HardSigmoid", "Tanh", "Softplus"], activation_alpha=[0.8, 0.25],
+              activation_beta=[0.55])
+    node_case("gru_linear_before_reset", "GRU", "bidirectional", linear_before_reset=1, seq_lens=[2, 5, 4], initial=True)
+    node_case("gru_activations", "GRU", "reverse", activations=["HardSigmoid", "ThresholdedRelu"], activation_alpha=[0.25, 0.1],
+              activation_beta=[0.45])
+    node_case("gru_affine", "GRU", "forward", activations=["Sigmoid", "Affine"], activation_alpha=[0.7], activation_beta=[0.2],
+              linear_before_reset=1)
+    for act in ("Relu", "Softsign", "Softplus", "Elu", "LeakyRelu", "HardSigmoid"):
+        node_case("rnn_%s" % act.lower(), "RNN", "bidirectional", activations=[act, "Sigmoid"], initial=True)
+    # Parameters given: onnxruntime's defaults for these three are not the ONNX operators'.
+    node_case("rnn_scaledtanh", "RNN", "bidirectional", activations=["ScaledTanh", "ThresholdedRelu"],
+              activation_alpha=[1.3, 0.2], activation_beta=[0.8], initial=True)
+    node_case("rnn_affine", "RNN", "forward", activations=["Affine"], activation_alpha=[0.9], activation_beta=[-0.1])
+
+
+def torch_cases():
+    import torch
+    import torch.nn as nn
+    import onnxruntime as ort
+    ort.set_default_logger_severity(3)
+    torch.manual_seed(5)
+
+    class Wrap(nn.Module):
+        """An nn.LSTM/GRU/RNN whose state tuple is flattened into separate outputs."""
+
+        def __init__(self, rnn, with_state):
+            super().__init__()
+            self.rnn = rnn
+            self.with_state = with_state
+
+        def forward(self, x, *state):
+            if self.with_state:
+                s = state if isinstance(self.rnn, nn.LSTM) else state[0]
+                y, out = self.rnn(x, s)
+            else:
+                y, out = self.rnn(x)
+            return (y, *out) if isinstance(out, tuple) else (y, out)
+
+    batch, seq, feat, hidden, layers = 2, 6, 5, 4, 2
+    for kind in ("LSTM", "GRU", "RNN"):
+        for with_state in (False, True):
+            for exporter in ("torchscript", "dynamo"):
+                cls = getattr(nn, kind)
+                rnn = cls(feat, hidden, num_layers=layers, bidirectional=True, batch_first=True)
+                model = Wrap(rnn, with_state).eval()
+                x = torch.randn(batch, seq, feat)
+                state = []
+                if with_state:
+                    state.append(torch.randn(2 * layers, batch, hidden))
+                    if kind == "LSTM":
+                        state.append(torch.randn(2 * layers, batch, hidden))
+                args = (x, *state)
+                names = ["x"] + ["h0", "c0"][: len(state)]
+                out_names = ["y", "h_n"] + (["c_n"] if kind == "LSTM" else [])
+                with torch.no_grad():
+                    want = [t.numpy() for t in model(*args)]
+                name = "torch_%s_%s%s" % (kind.lower(), exporter, "_state" if with_state else "")
+                path = os.path.join(OUT, name + ".tmp.onnx")
+                try:
+                    if exporter == "torchscript":
+                        torch.onnx.export(model, args, path, opset_version=17, dynamo=False, input_names=names, output_names=out_names)
+                    else:
+                        torch.onnx.export(model, args, path, dynamo=True, input_names=names, output_names=out_names)
+                    m = onnx.load(path)
+                except Exception as e:  # the exporter cannot do it: reported, not hidden
+                    SKIPPED.append({"name": name, "reason": str(e).splitlines()[0][:300] if str(e) else type(e).__name__})
+                    continue
+                ops = sorted({n.op_type for n in m.graph.node})
+                feeds = {n: a.numpy() for n, a in zip(names, args)}
+                got = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+                for g, w in zip(got, want):
+                    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+                file_inputs = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
+                file_outputs = [o.name for o in m.graph.output]
+                save_case(name, m, [(n, feeds[n]) for n in file_inputs], list(zip(file_outputs, want)), "torch (onnxruntime agrees) ops " + " ".join(ops))
+                os.remove(path)
+
+
+def keras_cases():
+    try:
+        import tensorflow as tf
+        import keras
+        import tf2onnx
+    except Exception as e:
+        SKIPPED.append({"name": "keras", "reason": "tensorflow, keras or tf2onnx missing: %s" % e})
+        return
+    keras.utils.set_random_seed(3)
+    for kind in ("LSTM", "GRU"):
+        name = "keras_%s" % kind.lower()
+        try:
+            layer = getattr(keras.layers, kind)
+            inp = keras.Input((7, 5), batch_size=2, name="x")
+            h = layer(6, return_sequences=True)(inp)
+            out = layer(4)(h)
+            out = keras.layers.Dense(3)(out)
+            model = keras.Model(inp, out)
+            x = np.random.default_rng(4).standard_normal((2, 7, 5)).astype(np.float32)
+            want = model(x).numpy()
+            fn = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec((2, 7, 5), tf.float32, name="x")])
+            m, _ = tf2onnx.convert.from_function(fn, input_signature=[tf.TensorSpec((2, 7, 5), tf.float32, name="x")], opset=17)
+        except Exception as e:
+            SKIPPED.append({"name": name, "reason": "tf2onnx: " + (str(e).splitlines()[0][:300] if str(e) else type(e).__name__)})
+            continue
+        ops = sorted({n.op_type for n in m.graph.node})
+        file_inputs = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
+        got = ort_run(m, {file_inputs[0]: x})
+        np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=1e-5)
+        save_case(name, m, [(file_inputs[0], x)], [(m.graph.output[0].name, want)], "keras (onnxruntime agrees) ops " + " ".join(ops))
+
+
+if __name__ == "__main__":
+    # The exporters print progress on stdout, which carries only the JSON.
+    result_stream, sys.stdout = sys.stdout, sys.stderr
+    os.makedirs(OUT, exist_ok=True)
+    which = sys.argv[2].split(",") if len(sys.argv) > 2 else ["onnx", "torch", "keras"]
+    if "onnx" in which:
+        node_cases()
+    if "torch" in which:
+        torch_cases()
+    if "keras" in which:
+        keras_cases()
+    json.dump({"cases": CASES, "skipped": SKIPPED}, result_stream)
