@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { nameEndpoints } from '../../core/endpoints.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import type { Model, Signature } from '../../core/model.js';
 import type { Tensor } from '../../core/tensor.js';
@@ -106,7 +107,14 @@ export function metaGraphToModel(meta: MetaGraphDef, name: string, signature: Si
   });
   const variable = variableResolver(meta, bundle, file);
   const imported = importGraph({ flat, feeds, fetches, variable });
-  const weights = new Map(imported.graph.initializers);
+  // The graph's endpoints take the signature's keys: TensorFlow's tensor names behind them
+  // (serving_default_x:0, StatefulPartitionedCall:1) are no part of the model's interface.
+  const named = nameEndpoints(
+    imported.graph,
+    inputKeys.map((k, i) => [imported.inputs[i]!, k] as const),
+    outputKeys.map((k, i) => [imported.outputs[i]!, k] as const),
+  );
+  const weights = new Map(named.graph.initializers);
   for (const node of meta.collection_def[UNREAD_COLLECTION]?.node_list?.value ?? []) {
     const tfNode = flat.node(node);
     e.check(tfNode !== undefined, `collection ${UNREAD_COLLECTION}`, `names of graph nodes, not ${JSON.stringify(node)}`);
@@ -115,10 +123,10 @@ export function metaGraphToModel(meta: MetaGraphDef, name: string, signature: Si
   }
   const sig: Signature = {
     name,
-    inputs: new Map(inputKeys.map((k, i) => [k, imported.inputs[i]!])),
-    outputs: new Map(outputKeys.map((k, i) => [k, imported.outputs[i]!])),
+    inputs: new Map(inputKeys.map((k, i) => [k, named.inputs[i]!])),
+    outputs: new Map(outputKeys.map((k, i) => [k, named.outputs[i]!])),
   };
-  return { format: 'savedmodel', weights, graph: imported.graph, signatures: [sig], metadata: {} };
+  return { format: 'savedmodel', weights, graph: named.graph, signatures: [sig], metadata: {} };
 }
 
 function selectMetaGraph(saved: SavedModel, tags: readonly string[], e: FormatErrors): MetaGraphDef {
