@@ -1,11 +1,11 @@
 import { dtypeSize } from '../core/dtypes.js';
 import { UsageError } from '../core/errors.js';
-import type { Model } from '../core/model.js';
+import type { Model, Signature } from '../core/model.js';
 import { formatShape, stridesOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { transpose2d } from '../core/transpose.js';
-import { compareTensors, decode, formatNumber, jsonNumber, unitBytes, valueKind, type CompareStats } from './checks/elements.js';
-import { bindInputs, generateInputs, pairByName } from './checks/inputs.js';
+import { compareTensors, decode, formatNumber, jsonNumber, unitBytes, unitCount, valueKind, type CompareStats } from './checks/elements.js';
+import { bindInputs, generateInputs } from './checks/inputs.js';
 import { DEFAULT_TOLERANCE, type InputSet, type Tolerance } from './checks/types.js';
 import { Runner } from './run.js';
 
@@ -166,12 +166,6 @@ export interface DiffOptions {
 
 const ACCEPTED: ReadonlySet<TensorStatus> = new Set(['identical', 'close']);
 
-function unitCount(t: Tensor): number {
-  if (t.dtype === 'string') return t.size;
-  if (valueKind(t.dtype) === 'bits') return t.byteLength;
-  return t.byteLength / unitBytes(t.dtype);
-}
-
 /** Whether compareTensors can run on the pair: same kind of values, same number of units. */
 function comparable(a: Tensor, b: Tensor): boolean {
   const ka = valueKind(a.dtype);
@@ -315,8 +309,48 @@ function alignedCopy(t: Tensor): Uint8Array {
 }
 
 /**
+ * Pairs the signature keys of two models: by key, then by the graph value a key names (a writer
+ * that lost a SavedModel's output names keeps `StatefulPartitionedCall:1` as the key), then what is
+ * left by position in each graph's own order, when both sides have the same number left.
+ */
+export function pairSignatureKeys(a: Model, sa: Signature, b: Model, sb: Signature, side: 'inputs' | 'outputs'): { pairs: Array<[string, string]>; missing: string[]; unused: string[]; byPosition: number } {
+  const mapA = sa[side];
+  const mapB = sb[side];
+  const left = new Set(mapB.keys());
+  const pairs: Array<[string, string]> = [];
+  const rest: string[] = [];
+  for (const key of mapA.keys()) {
+    if (left.has(key)) {
+      pairs.push([key, key]);
+      left.delete(key);
+    } else rest.push(key);
+  }
+  const stillA: string[] = [];
+  for (const key of rest) {
+    const graphName = mapA.get(key)!;
+    const found = [...left].find((k) => k === graphName || mapB.get(k) === graphName || mapB.get(k) === key);
+    if (found === undefined) stillA.push(key);
+    else {
+      pairs.push([key, found]);
+      left.delete(found);
+    }
+  }
+  if (stillA.length === 0 || stillA.length !== left.size) return { pairs, missing: stillA, unused: [...left], byPosition: 0 };
+  const order = (m: Model, map: ReadonlyMap<string, string>, keys: readonly string[]) => {
+    const values = side === 'inputs' ? m.graph?.inputs : m.graph?.outputs;
+    const at = (k: string) => values?.findIndex((v) => v.name === map.get(k)) ?? -1;
+    return keys.map((k, i) => ({ k, i, at: at(k) })).sort((x, y) => (x.at < 0 || y.at < 0 ? x.i - y.i : x.at - y.at)).map((x) => x.k);
+  };
+  const ordA = order(a, mapA, stillA);
+  const ordB = order(b, mapB, [...left]);
+  ordA.forEach((k, i) => pairs.push([k, ordB[i]!]));
+  return { pairs, missing: [], unused: [], byPosition: ordA.length };
+}
+
+/**
  * Runs both models on the same inputs (given, or generated from a's signature) and compares their
- * outputs, paired by signature key (or the only output of each).
+ * outputs, paired by signature key, graph name or position (see pairSignatureKeys). The models run
+ * one after the other, so only one model's weights are resident at a time.
  */
 export function compareOutputs(a: Model, b: Model, tol: Tolerance, inputs?: InputSet): OutputsDiff {
   const skip = (message: string): OutputsDiff => ({ status: 'skip', message, inputs: null, outputs: [] });
@@ -330,29 +364,6 @@ export function compareOutputs(a: Model, b: Model, tol: Tolerance, inputs?: Inpu
       throw error;
     }
   };
-  const ra = prepare(a);
-  const rb = prepare(b);
-  if (ra instanceof Error && rb instanceof Error) return skip(`neither model can run: ${ra.message}`);
-  if (ra instanceof Error || rb instanceof Error) {
-    const [which, error] = ra instanceof Error ? ['a', ra] : ['b', rb as Error];
-    return { status: 'different', message: `only ${which === 'a' ? 'b' : 'a'} can run; ${which}: ${error.message}`, inputs: null, outputs: [] };
-  }
-  let feedsA: Record<string, Tensor>;
-  let feedsB: Record<string, Tensor>;
-  let description: string;
-  if (inputs) {
-    feedsA = bindInputs(a, ra.signature, inputs);
-    feedsB = bindInputs(b, rb.signature, inputs);
-    description = `given inputs ${Object.entries(feedsA).map(([k, t]) => `${k} ${formatShape(t.shape)} ${t.dtype}`).join(', ')}`;
-  } else {
-    const generated = generateInputs(a, ra.signature);
-    if ('error' in generated) return skip(`cannot generate an input (${generated.error}): give --inputs`);
-    feedsA = generated.tensors;
-    const paired = pairByName(rb.inputNames, new Map(Object.entries(feedsA)));
-    if (paired.missing.length || paired.unused.length) return skip(`the models take different inputs (a: ${ra.inputNames.join(', ')}; b: ${rb.inputNames.join(', ')}): give --inputs`);
-    feedsB = Object.fromEntries(paired.pairs);
-    description = generated.description;
-  }
   const run = (r: Runner, feeds: Record<string, Tensor>): Record<string, Tensor> | Error => {
     try {
       return r.run(feeds);
@@ -361,24 +372,59 @@ export function compareOutputs(a: Model, b: Model, tol: Tolerance, inputs?: Inpu
       throw error;
     }
   };
-  const ya = run(ra, feedsA);
+  // a first, and released before b is prepared: a runner holds its model's weights decoded.
+  let ra: Runner | Error | undefined = prepare(a);
+  let feedsA: Record<string, Tensor> | undefined;
+  let description = '';
+  let ya: Record<string, Tensor> | Error | undefined;
+  const signatureA = ra instanceof Error ? undefined : ra.signature;
+  if (!(ra instanceof Error)) {
+    if (inputs) {
+      feedsA = bindInputs(a, ra.signature, inputs);
+      description = `given inputs ${Object.entries(feedsA).map(([k, t]) => `${k} ${formatShape(t.shape)} ${t.dtype}`).join(', ')}`;
+    } else {
+      const generated = generateInputs(a, ra.signature);
+      if ('error' in generated) return skip(`cannot generate an input (${generated.error}): give --inputs`);
+      feedsA = generated.tensors;
+      description = generated.description;
+    }
+    ya = run(ra, feedsA);
+  }
+  const errorA = ra instanceof Error ? ra : undefined;
+  ra = undefined;
+  const rb = prepare(b);
+  if (errorA && rb instanceof Error) return skip(`neither model can run: ${errorA.message}`);
+  if (errorA || rb instanceof Error) {
+    const [which, error] = errorA ? ['a', errorA] : ['b', rb as Error];
+    return { status: 'different', message: `only ${which === 'a' ? 'b' : 'a'} can run; ${which}: ${error.message}`, inputs: null, outputs: [] };
+  }
+  let feedsB: Record<string, Tensor>;
+  if (inputs) feedsB = bindInputs(b, rb.signature, inputs);
+  else {
+    const paired = pairSignatureKeys(a, signatureA!, b, rb.signature, 'inputs');
+    if (paired.missing.length || paired.unused.length) return skip(`the models take different inputs (a: ${[...signatureA!.inputs.keys()].join(', ')}; b: ${rb.inputNames.join(', ')}): give --inputs`);
+    feedsB = Object.fromEntries(paired.pairs.map(([ka, kb]) => [kb, feedsA![ka]!]));
+  }
   const yb = run(rb, feedsB);
   if (ya instanceof Error && yb instanceof Error) return { ...skip(`neither model runs on ${description}: ${ya.message}`), inputs: description };
   if (ya instanceof Error || yb instanceof Error) {
     const [which, error] = ya instanceof Error ? ['a', ya] : ['b', yb as Error];
     return { status: 'different', message: `only ${which === 'a' ? 'b' : 'a'} runs on ${description}; ${which}: ${error.message}`, inputs: description, outputs: [] };
   }
-  const { pairs, missing, unused } = pairByName(Object.keys(ya), new Map(Object.entries(yb)));
+  const outA = ya!;
+  const { pairs, missing, unused, byPosition } = pairSignatureKeys(a, signatureA!, b, rb.signature, 'outputs');
   const outputs: OutputDiff[] = [];
-  for (const [name, tb] of pairs) outputs.push(outputStats(name, yb[name] === tb ? name : Object.keys(yb)[0]!, tb, ya[name]!, tol));
+  for (const [name, other] of pairs) outputs.push(outputStats(name, other, yb[other]!, outA[name]!, tol));
   const none = { maxAbs: null, meanAbs: null, medianAbs: null, maxRel: null, fractionBeyond: null };
-  for (const name of missing) outputs.push({ name, other: null, status: 'missing', dtype: [ya[name]!.dtype, null], shape: [ya[name]!.shape, null], ...none });
+  for (const name of missing) outputs.push({ name, other: null, status: 'missing', dtype: [outA[name]!.dtype, null], shape: [outA[name]!.shape, null], ...none });
   for (const name of unused) outputs.push({ name, other: null, status: 'extra', dtype: [null, yb[name]!.dtype], shape: [null, yb[name]!.shape], ...none });
   const equal = outputs.every((o) => o.status === 'identical' || o.status === 'close');
   const worst = outputs.reduce((m, o) => Math.max(m, o.maxAbs ?? 0), 0);
+  const problems = outputs.filter((o) => o.status !== 'identical' && o.status !== 'close').map((o) => `${o.name}${o.other && o.other !== o.name ? ` ~ ${o.other}` : ''} ${o.status}`);
+  const positional = byPosition ? ` (${byPosition} paired by position: the names differ)` : '';
   return {
     status: equal ? 'equal' : 'different',
-    message: `${outputs.length} output(s) on ${description}: ${equal ? 'equal within tolerance' : 'different'}; max abs error ${formatNumber(worst)}`,
+    message: `${outputs.length} output(s) on ${description}: ${equal ? 'equal within tolerance' : `different (${problems.join(', ')})`}; max abs error ${formatNumber(worst)}${positional}`,
     inputs: description,
     outputs,
   };

@@ -8,7 +8,8 @@ import { UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
 import { FormatError } from '../core/errors.js';
 import { orderGraph } from '../core/graph-order.js';
-import { verifyConversion } from './verify.js';
+import { progressPhase } from '../core/progress.js';
+import { roundMs, verifyConversion, type VerifyReport } from './verify.js';
 
 export interface LoadOptions extends ReadOptions {
   /** Format name; detected from the file when omitted. */
@@ -60,9 +61,25 @@ export interface ConvertOptions {
 }
 
 /** reader -> Model -> writer. Refuses to write over its own input. */
-export function convertModel(input: string, output: string, options: ConvertOptions = {}): { model: Model; files: string[] } {
+export interface ConvertResult {
+  readonly model: Model;
+  readonly files: string[];
+  /** The format written. */
+  readonly format: string;
+  /** What verification compared (with `verify`). */
+  readonly verification?: VerifyReport;
+  /** Wall time of each phase, seconds. */
+  readonly seconds: { readonly read: number; readonly write: number; readonly verify: number };
+}
+
+export function convertModel(input: string, output: string, options: ConvertOptions = {}): ConvertResult {
   if (sameFile(input, output)) throw new UsageError(`output ${output} is the input file; choose another path`);
+  const t0 = performance.now();
   const model = loadModel(input, { format: options.from, module: options.module, key: options.key, signature: options.signature });
+  const t1 = performance.now();
+  let bytes = 0;
+  for (const t of model.weights.values()) bytes += t.byteLength;
+  progressPhase('write', bytes);
   // An output path with no extension at all (a directory for shards) keeps the input's format.
   const to = options.to ?? (extname(output) === '' ? model.format : undefined);
   const files = saveModel(model, output, {
@@ -73,8 +90,11 @@ export function convertModel(input: string, output: string, options: ConvertOpti
     externalData: options.externalData,
     quantize: options.quantize,
   });
-  if (options.verify) verifyConversion(model, loadModel(output, { format: to ?? formatForOutput(output).name }), files, { lossy: options.quantize !== undefined });
-  return { model, files };
+  const t2 = performance.now();
+  const format = to ?? formatForOutput(output).name;
+  const verification = options.verify ? verifyConversion(model, loadModel(output, { format }), files, options.quantize ? { quantize: options.quantize } : {}) : undefined;
+  const t3 = performance.now();
+  return { model, files, format, ...(verification ? { verification } : {}), seconds: { read: roundMs(t1 - t0), write: roundMs(t2 - t1), verify: roundMs(t3 - t2) } };
 }
 
 function sameFile(a: string, b: string): boolean {

@@ -2,6 +2,7 @@ import { inflateRawSync } from 'node:zlib';
 import { FormatError, formatErrors, type FormatErrors } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { readNpy } from '../formats/npy/npy.js';
+import { crc32Update } from '../formats/pytorch/crc32.js';
 
 /**
  * NumPy's .npz: a zip archive of .npy files (numpy.savez stores them, savez_compressed deflates
@@ -132,19 +133,7 @@ function safe(v: bigint, e: FormatErrors, at: number): number {
 
 const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
 
-let table: Uint32Array | undefined;
-
-/** CRC-32 (IEEE, as zip uses). */
+/** CRC-32 (IEEE, as zip uses): the zip reader's, native where Node has it. */
 export function crc32(data: Uint8Array): number {
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < data.byteLength; i++) c = table[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return crc32Update(0, data);
 }

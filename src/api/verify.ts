@@ -1,51 +1,240 @@
 import { rmSync } from 'node:fs';
 import { UsageError } from '../core/errors.js';
+import type { Graph } from '../core/graph.js';
 import type { Model } from '../core/model.js';
-import { compareOutputs, compareWeights } from './diff.js';
+import { progressPhase } from '../core/progress.js';
+import type { Tensor } from '../core/tensor.js';
+import { quantizationBound, type QuantizationDType } from '../formats/tfjs/quantize.js';
+import { alignedChunks, compareTensors, decode, formatNumber, unitBytes } from './checks/elements.js';
+import { compareOutputs, compareWeights, type OutputsDiff, type TensorDiff } from './diff.js';
 
 /** Outputs of a converted model may differ by float rounding when ops are re-expressed (Gemm vs MatMul+Add). */
 const OUTPUT_TOLERANCE = { atol: 1e-6, rtol: 1e-6 };
 
 /**
- * After a conversion, the written files are read back and compared with the model that was
- * written, as safetensors' own convert script does: every source tensor must reappear bit for bit
- * (under its name, or transposed/renamed where the target's layout differs), and the outputs on
- * a generated input must agree. On a mismatch the output files are removed and the conversion
- * fails, so a wrong file is never left behind looking like a success.
+ * A constant this small that the written graph no longer names was folded into the graph by the
+ * writer (ReduceMean's axes input becoming an attribute below opset 18, a Reshape's shape): it is
+ * checked by what the written model computes, not by its name.
  */
-export function verifyConversion(source: Model, written: Model, files: readonly string[], options: VerifyOptions = {}): void {
-  const problem = options.lossy ? findLossyProblem(source, written) : findProblem(source, written);
-  if (!problem) return;
-  for (const file of files) rmSync(file, { force: true, recursive: true });
-  throw new UsageError(`verification failed, output removed: ${problem}`);
-}
+const FOLDABLE_BYTES = 4096;
 
 export interface VerifyOptions {
   /**
-   * The writer changed values on purpose (TF.js weight quantization): every tensor must still be
-   * there with its shape, and the model must still run, but values and outputs may differ.
+   * The writer quantized float32 weights on purpose (TF.js --quantize): those weights must be
+   * within the quantization's error bound of the source, the rest bit-identical; outputs are
+   * reported, not held to a tolerance.
    */
-  readonly lossy?: boolean;
+  readonly quantize?: QuantizationDType;
 }
 
-function findLossyProblem(source: Model, written: Model): string | undefined {
-  const weights = compareWeights(source.weights, written.weights, { atol: 0, rtol: 0 });
-  const bad = weights.tensors.find((t) => t.status === 'missing' || t.status === 'reshaped');
-  if (bad) return `tensor ${bad.name} is ${bad.status} after writing`;
-  if (source.graph && !written.graph) return 'the architecture was lost: the written model is a bare state dict';
-  if (!source.graph) return undefined;
-  const outputs = compareOutputs(source, written, { atol: Infinity, rtol: Infinity });
-  if (outputs.status === 'different') return `the written model does not run as the source does: ${outputs.message}`;
-  return undefined;
+/** What a conversion's verification compared, for the success line and `convert --json`. */
+export interface VerifyReport {
+  readonly weights: {
+    /** Source tensors compared with the written ones. */
+    readonly tensors: number;
+    readonly bytes: number;
+    /** Bit-identical (by name, or renamed / transposed / permuted where the target's layout differs). */
+    readonly identical: number;
+    /** Of the identical ones, matched across names or layouts. */
+    readonly viaLayout: number;
+    /** Stored in a wider dtype with every value equal (float16 as float32 in TF.js). */
+    readonly widened: readonly string[];
+    /** The --quantize dtype, or null. */
+    readonly quantization: QuantizationDType | null;
+    /** Quantized weights within their bound (--quantize). */
+    readonly quantized: number;
+    /** The largest quantization error seen (0 without --quantize). */
+    readonly quantizationMaxAbs: number;
+    /** Constants the writer folded into the graph (no tensor of theirs in the written file). */
+    readonly folded: readonly string[];
+  };
+  readonly outputs: {
+    readonly compared: boolean;
+    /** What the models ran on, when they ran. */
+    readonly inputs: string | null;
+    readonly count: number;
+    readonly maxAbs: number | null;
+    /** Why outputs were not compared, or a note on how they were paired. */
+    readonly note: string | null;
+  };
+  readonly seconds: { readonly weights: number; readonly outputs: number };
+  /** One line for people: "16 tensors bit-identical (1.07 GB), outputs on ones x [1, 2] float32: max abs error 0". */
+  readonly summary: string;
 }
 
-function findProblem(source: Model, written: Model): string | undefined {
-  const weights = compareWeights(source.weights, written.weights, { atol: 0, rtol: 0 });
-  const bad = weights.tensors.find((t) => t.status !== 'identical' && t.status !== 'extra');
-  if (bad) return `tensor ${bad.name} is ${bad.status} after writing${bad.maxAbs !== null ? ` (max abs diff ${bad.maxAbs})` : ''}`;
-  if (source.graph && !written.graph) return 'the architecture was lost: the written model is a bare state dict';
-  if (!source.graph) return undefined;
-  const outputs = compareOutputs(source, written, OUTPUT_TOLERANCE);
-  if (outputs.status === 'different') return `outputs differ after writing: ${outputs.message}`;
-  return undefined;
+/**
+ * After a conversion, the written files are read back and compared with the model that was
+ * written, as safetensors' own convert script does: every source tensor must reappear bit for bit
+ * (under its name, or transposed/renamed where the target's layout differs), and the outputs on
+ * a generated input must agree. Tensors stream through memcmp a chunk at a time, so nothing is
+ * held twice; the output check runs one model after the other. On a mismatch the output files are
+ * removed and the conversion fails, so a wrong file is never left behind looking like a success.
+ */
+export function verifyConversion(source: Model, written: Model, files: readonly string[], options: VerifyOptions = {}): VerifyReport {
+  try {
+    return verify(source, written, options);
+  } catch (error) {
+    if (error instanceof VerifyFailure) {
+      for (const file of files) rmSync(file, { force: true, recursive: true });
+      throw new UsageError(`verification failed, output removed: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+class VerifyFailure extends Error {}
+
+function verify(source: Model, written: Model, options: VerifyOptions): VerifyReport {
+  const t0 = performance.now();
+  let bytes = 0;
+  for (const t of source.weights.values()) bytes += t.byteLength;
+  progressPhase('verify', bytes);
+  const quantized = options.quantize ? quantizedNames(source, written) : new Set<string>();
+  // Quantized weights are compared apart (within their bound); the rest must be bit-identical.
+  const exact = new Map([...source.weights].filter(([name]) => !quantized.has(name)));
+  const weights = compareWeights(exact, written.weights, { atol: 0, rtol: 0 });
+  let quantizationMaxAbs = 0;
+  for (const name of quantized) quantizationMaxAbs = Math.max(quantizationMaxAbs, checkQuantized(name, source.weights.get(name)!, written.weights.get(name)!, options.quantize!));
+  const missing = weights.tensors.filter((t) => t.status === 'missing');
+  // A dtype the target cannot store, widened exactly (float16 as TF.js's float32): the values are equal.
+  const widened = weights.tensors.filter((t) => t.status === 'retyped' && t.beyond === 0);
+  const bad = weights.tensors.find((t) => t.status !== 'identical' && t.status !== 'extra' && t.status !== 'missing' && !widened.includes(t));
+  if (bad) throw new VerifyFailure(`tensor ${bad.name} is ${bad.status} after writing${bad.maxAbs !== null ? ` (max abs diff ${bad.maxAbs})` : ''}`);
+  if (source.graph && !written.graph) throw new VerifyFailure('the architecture was lost: the written model is a bare state dict');
+  // A missing tensor may be a constant the writer folded into the graph; only a graph can say.
+  const folded = missing.filter((t) => written.graph !== undefined && isFoldable(t, source.weights.get(t.name)!, written.graph));
+  const lost = missing.find((t) => !folded.includes(t));
+  if (lost) throw new VerifyFailure(`tensor ${lost.name} is missing after writing`);
+  const t1 = performance.now();
+  progressPhase('outputs', source.graph ? bytes : 0);
+  const outputs = source.graph ? compareOutputs(source, written, options.quantize ? { atol: Infinity, rtol: Infinity } : OUTPUT_TOLERANCE) : undefined;
+  if (outputs?.status === 'different') {
+    throw new VerifyFailure(options.quantize ? `the written model does not run as the source does: ${outputs.message}` : `outputs differ after writing: ${outputs.message}`);
+  }
+  // Folded constants are vouched for by the outputs alone: without a run, they are missing.
+  if (folded.length && outputs?.status !== 'equal') throw new VerifyFailure(`tensor ${folded[0]!.name} is missing after writing (and outputs could not be compared: ${outputs?.message ?? 'no graph'})`);
+  const t2 = performance.now();
+  const identical = weights.tensors.filter((t) => t.status === 'identical');
+  const report: Omit<VerifyReport, 'summary'> = {
+    weights: {
+      tensors: source.weights.size,
+      // What was compared byte for byte: folded constants were checked through the outputs.
+      bytes: bytes - folded.reduce((n, t) => n + source.weights.get(t.name)!.byteLength, 0),
+      identical: identical.length,
+      viaLayout: identical.filter((t) => t.via !== 'name').length,
+      widened: widened.map((t) => `${t.name} (${t.dtype[0]} -> ${t.dtype[1]})`),
+      quantization: options.quantize ?? null,
+      quantized: quantized.size,
+      quantizationMaxAbs,
+      folded: folded.map((t) => t.name),
+    },
+    outputs: outputSummary(outputs),
+    seconds: { weights: roundMs(t1 - t0), outputs: roundMs(t2 - t1) },
+  };
+  return { ...report, summary: summarize(report) };
+}
+
+function outputSummary(outputs: OutputsDiff | undefined): VerifyReport['outputs'] {
+  if (!outputs) return { compared: false, inputs: null, count: 0, maxAbs: null, note: 'the model is a bare state dict with no architecture' };
+  if (outputs.status === 'skip') return { compared: false, inputs: outputs.inputs, count: 0, maxAbs: null, note: outputs.message };
+  const maxAbs = outputs.outputs.reduce((m, o) => Math.max(m, o.maxAbs ?? 0), 0);
+  const positional = /\(\d+ paired by position[^)]*\)/.exec(outputs.message)?.[0] ?? null;
+  return { compared: true, inputs: outputs.inputs, count: outputs.outputs.length, maxAbs, note: positional };
+}
+
+function summarize(r: Omit<VerifyReport, 'summary'>): string {
+  const w = r.weights;
+  const parts: string[] = [];
+  const gb = formatBytesSI(w.bytes);
+  if (!w.quantized && !w.widened.length) parts.push(`${w.identical} tensor${w.identical === 1 ? '' : 's'} bit-identical (${gb})`);
+  else {
+    const kinds = [
+      w.identical ? `${w.identical} bit-identical` : '',
+      w.widened.length ? `${w.widened.length} stored in a wider dtype with equal values` : '',
+      w.quantized ? `${w.quantized} quantized to ${w.quantization} within its bound (max abs error ${formatNumber(w.quantizationMaxAbs)})` : '',
+    ].filter((k) => k !== '');
+    parts.push(`${w.tensors - w.folded.length} tensor${w.tensors === 1 ? '' : 's'} (${gb}): ${kinds.join(', ')}`);
+  }
+  if (w.viaLayout) parts.push(`${w.viaLayout} matched across names or layouts`);
+  if (w.folded.length) parts.push(`${w.folded.length} constant${w.folded.length === 1 ? '' : 's'} folded into the graph`);
+  const o = r.outputs;
+  if (o.compared) parts.push(`outputs on ${o.inputs === null ? 'the input' : describeInputs(o.inputs)}: max abs error ${formatNumber(o.maxAbs)}${o.note ? ` ${o.note}` : ''}`);
+  else parts.push(`outputs not compared: ${notCompared(o.note ?? '')}`);
+  return parts.join(', ');
+}
+
+/** "ones x [1, 2] float32" reads as "a generated input (ones x [1, 2] float32)". */
+function describeInputs(text: string): string {
+  return text.startsWith('given inputs') ? text : `a generated input (${text})`;
+}
+
+/** The runtime's "unsupported op: LSTM (node ...)" as the reason outputs were not compared. */
+function notCompared(message: string): string {
+  const unsupported = /unsupported ops?: (.*)$/.exec(message);
+  if (unsupported) return `the runtime has no kernel for ${unsupported[1]}`;
+  return message.replace(/^neither model can run: /, 'the model cannot run: ');
+}
+
+/** Milliseconds as seconds, to the millisecond. */
+export function roundMs(ms: number): number {
+  return Math.round(ms) / 1000;
+}
+
+function formatBytesSI(bytes: number): string {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} kB`;
+  return `${bytes} bytes`;
+}
+
+/** Names the written graph reads: its initializers and every node input of its top level. */
+function namesRead(graph: Graph): Set<string> {
+  const names = new Set<string>(graph.initializers.keys());
+  for (const node of graph.nodes) for (const input of node.inputs) names.add(input);
+  return names;
+}
+
+function isFoldable(diff: TensorDiff, tensor: Tensor, graph: Graph): boolean {
+  return tensor.byteLength <= FOLDABLE_BYTES && !namesRead(graph).has(diff.name);
+}
+
+const QUANTIZABLE: ReadonlySet<string> = new Set(['float32', 'float16', 'bfloat16', 'float64']);
+
+/** Float weights stored quantized: those the written model has as float32 under the same name and shape. */
+function quantizedNames(source: Model, written: Model): Set<string> {
+  const names = new Set<string>();
+  for (const [name, t] of source.weights) {
+    const w = written.weights.get(name);
+    if (QUANTIZABLE.has(t.dtype) && w && w.dtype === 'float32' && w.shape.join() === t.shape.join()) names.add(name);
+  }
+  return names;
+}
+
+/**
+ * A quantized weight against its source: every value within the bound TF.js's quantization
+ * allows (scale / 2 for uint8/uint16 over the source's range, half a float16 ulp), streaming.
+ */
+function checkQuantized(name: string, source: Tensor, written: Tensor, dtype: QuantizationDType): number {
+  let lo = Infinity;
+  let hi = -Infinity;
+  let values = new Float64Array(0);
+  for (const chunk of alignedChunks(source)) {
+    const n = chunk.byteLength / unitBytes(source.dtype);
+    if (values.length < n) values = new Float64Array(n);
+    decode(source.dtype, chunk, values);
+    for (let i = 0; i < n; i++) {
+      const x = values[i]!;
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+  }
+  const maxAbs = Math.max(Math.abs(lo), Math.abs(hi), 0);
+  const qmax = dtype === 'uint8' ? 255 : 65535;
+  const scale = hi > lo ? (hi - lo) / qmax : 0;
+  const bound = dtype === 'float16' ? quantizationBound({ dtype }, maxAbs) : quantizationBound({ dtype, min: maxAbs, scale }, maxAbs);
+  const stats = compareTensors(written, source, { atol: bound, rtol: 0 });
+  if (stats.beyond > 0) {
+    throw new VerifyFailure(`tensor ${name} is different after writing: ${stats.beyond} values beyond the ${dtype} quantization bound ${formatNumber(bound)} (max abs diff ${formatNumber(stats.maxAbs)})`);
+  }
+  return stats.maxAbs ?? 0;
 }

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync } from 'node:fs';
+import { progressAdvance, progressRead, withReadsMuted } from './progress.js';
 
 /**
  * Where a tensor's bytes live. Small files are read whole and tensors are views into that
@@ -32,7 +33,9 @@ export class MemorySource implements ByteSource {
 
   *chunks(chunkSize: number): Iterable<Uint8Array> {
     for (let at = 0; at < this.bytes.byteLength; at += chunkSize) {
-      yield this.bytes.subarray(at, Math.min(at + chunkSize, this.bytes.byteLength));
+      const end = Math.min(at + chunkSize, this.bytes.byteLength);
+      progressRead(end - at);
+      yield this.bytes.subarray(at, end);
     }
   }
 }
@@ -64,6 +67,7 @@ export class FileRangeSource implements ByteSource {
         const want = Math.min(buffer.byteLength, this.byteLength - done);
         const got = readSync(fd, buffer, 0, want, this.offset + done);
         if (got <= 0) throw new Error(`${this.path}: file shrank while reading at byte ${this.offset + done}`);
+        progressRead(got);
         // The buffer is reused: consumers must copy or write it out before the next chunk.
         yield buffer.subarray(0, got);
         done += got;
@@ -114,4 +118,60 @@ function takeBuffer(size: number): Uint8Array {
 function returnBuffer(buffer: Uint8Array): void {
   const whole = new Uint8Array(buffer.buffer, 0, buffer.buffer.byteLength);
   if (freeBuffers.length < 4) freeBuffers.push(whole);
+}
+
+/** Bytes per read when two sources are compared. */
+const COMPARE_CHUNK = 8 << 20;
+
+/**
+ * Whether two sources hold the same bytes, read in lockstep a chunk at a time and compared with
+ * Buffer.equals (memcmp: ~10 GB/s, against ~0.05 GB/s for a decode-and-compare loop in JS).
+ * Nothing is held beyond one chunk of each; the two streams may cut their chunks differently.
+ * `onBytes` hears how many bytes have been compared so far (progress).
+ */
+export function sameBytes(a: ByteSource, b: ByteSource, onBytes?: (bytes: number) => void): boolean {
+  return withReadsMuted(() => compareStreams(a, b, onBytes));
+}
+
+function compareStreams(a: ByteSource, b: ByteSource, onBytes?: (bytes: number) => void): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  if (a.byteLength === 0) return true;
+  const ia = a.chunks(COMPARE_CHUNK)[Symbol.iterator]();
+  const ib = b.chunks(COMPARE_CHUNK)[Symbol.iterator]();
+  try {
+    let ca: Uint8Array = new Uint8Array(0);
+    let cb: Uint8Array = new Uint8Array(0);
+    let done = 0;
+    while (done < a.byteLength) {
+      if (ca.byteLength === 0) ca = nextChunk(ia);
+      if (cb.byteLength === 0) cb = nextChunk(ib);
+      // A stream that ends early (or yields nothing) differs from one that goes on.
+      if (ca.byteLength === 0 || cb.byteLength === 0) return false;
+      const n = Math.min(ca.byteLength, cb.byteLength);
+      if (!asBuffer(ca, n).equals(asBuffer(cb, n))) return false;
+      ca = ca.subarray(n);
+      cb = cb.subarray(n);
+      done += n;
+      progressAdvance(n);
+      onBytes?.(n);
+    }
+    return true;
+  } finally {
+    // Early exits still close the files and hand back the chunk buffers.
+    ia.return?.();
+    ib.return?.();
+  }
+}
+
+/** The next non-empty chunk, or an empty one at the end of the stream. */
+function nextChunk(it: Iterator<Uint8Array>): Uint8Array {
+  for (;;) {
+    const r = it.next();
+    if (r.done) return new Uint8Array(0);
+    if (r.value.byteLength > 0) return r.value;
+  }
+}
+
+function asBuffer(bytes: Uint8Array, length: number): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, length);
 }

@@ -1,9 +1,34 @@
 import type { Argv } from 'yargs';
 import { readModuleOption } from '../module-option.js';
-import { convertModel } from '../../api/load.js';
+import { convertModel, type ConvertResult } from '../../api/load.js';
+import { jsonNumber } from '../../api/checks/elements.js';
 import { formatBytes } from '../table.js';
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { UsageError } from '../../core/errors.js';
+import { showProgress } from '../progress.js';
+
+/** Bytes of a file, or of everything under a directory. */
+function sizeOf(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.size;
+  return readdirSync(path).reduce((n, name) => n + sizeOf(join(path, name)), 0);
+}
+
+/** `convert --json`: the schema is docs/convert-report.md. */
+function convertReport(input: string, output: string, r: ConvertResult, files: ReadonlyArray<{ path: string; bytes: number }>, total: number) {
+  let bytes = 0;
+  for (const t of r.model.weights.values()) bytes += t.byteLength;
+  return {
+    input: { path: input, format: r.model.format, bytes: sizeOf(input) },
+    output: { path: output, format: r.format, bytes: files.reduce((n, f) => n + f.bytes, 0), files },
+    tensors: r.model.weights.size,
+    tensorBytes: bytes,
+    architecture: r.model.graph !== undefined,
+    verification: r.verification ?? null,
+    seconds: { ...r.seconds, total: Math.round(total * 1000) / 1000 },
+  };
+}
 
 function parseExternalData(value: string | undefined): boolean | number | undefined {
   if (value === undefined) return undefined;
@@ -33,30 +58,47 @@ export function convertCommand(y: Argv): Argv {
         .option('quantize', { choices: ['float16', 'uint8', 'uint16'] as const, describe: 'store float weights quantized, dequantized by TF.js on load (TF.js)' })
         .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing output' })
         .option('verify', { type: 'boolean', default: true, describe: 'read the output back and compare weights and outputs (--no-verify skips it)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print a report as JSON: files, bytes, tensors, verification, seconds per phase (docs/convert-report.md)' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar on a terminal (results are still printed)' })
         .example('$0 convert or-gate.safetensors copy.safetensors', 'rewrite a bundle')
         .example('$0 convert weights.safetensors model.safetensors --module spec.json', 'attach an architecture to a bare state dict')
         .example('$0 convert big.safetensors shards/ --shard-size 2000000000', 'write a sharded bundle with model.safetensors.index.json')
         .example('$0 convert model.pt model.safetensors --module spec.json', 'a torch.save state dict, read without unpickling, as a runnable bundle')
         .example('$0 convert model.safetensors model.onnx --opset 13', 'an ONNX model at opset 13')
-        .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights'),
+        .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights')
+        .example('$0 convert model.onnx model.safetensors --json > report.json', 'a machine-readable report of what was written and verified'),
     (argv) => {
-      const { model, files } = convertModel(argv.input, argv.output, {
-        from: argv.from,
-        to: argv.to,
-        module: readModuleOption(argv.module),
-        key: argv.key,
-        signature: argv.signature,
-        force: argv.force,
-        shardBytes: argv['shard-size'],
-        opset: argv.opset,
-        externalData: parseExternalData(argv['external-data']),
-        quantize: argv.quantize,
-        verify: argv.verify,
-      });
-      const size = files.reduce((n, f) => n + statSync(f).size, 0);
+      const started = performance.now();
+      const stopProgress = showProgress(argv.quiet);
+      let result: ConvertResult;
+      try {
+        result = convertModel(argv.input, argv.output, {
+          from: argv.from,
+          to: argv.to,
+          module: readModuleOption(argv.module),
+          key: argv.key,
+          signature: argv.signature,
+          force: argv.force,
+          shardBytes: argv['shard-size'],
+          opset: argv.opset,
+          externalData: parseExternalData(argv['external-data']),
+          quantize: argv.quantize,
+          verify: argv.verify,
+        });
+      } finally {
+        stopProgress();
+      }
+      const { model, files, verification } = result;
+      const sizes = files.map((f) => ({ path: f, bytes: sizeOf(f) }));
+      const size = sizes.reduce((n, f) => n + f.bytes, 0);
+      if (argv.json) {
+        process.stdout.write(`${JSON.stringify(convertReport(argv.input, argv.output, result, sizes, (performance.now() - started) / 1000), (_k, v) => (typeof v === 'number' ? jsonNumber(v) : v), 2)}\n`);
+        return;
+      }
       // Many files (TF.js shards): the first and a count, not a wall of names.
       const named = files.length <= 4 ? files.join(', ') : `${files[0]} and ${files.length - 1} more files`;
-      process.stdout.write(`wrote ${named} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'}${argv.verify ? ', read back and verified' : ''})\n`);
+      process.stdout.write(`wrote ${named} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'})\n`);
+      process.stdout.write(verification ? `verified: ${verification.summary}\n` : 'not verified (--no-verify)\n');
     },
   );
 }
