@@ -1,12 +1,23 @@
 import { UsageError } from '../core/errors.js';
 import type { Graph, Node } from '../core/graph.js';
 import type { Tensor } from '../core/tensor.js';
+import { markConstant } from './constants.js';
+import { fuseNodes, prepareFused } from './fuse.js';
 import { KernelError, type RunKernel } from './kernel.js';
 import { kernelFor, OPS } from './ops.js';
+import { defaultThreads, setIntraOpThreads } from './wasm/gemm.js';
 import { fromTensor, isHalf, roundHalf, toTensor, type Value } from './value.js';
 
 /** Thrown when a node cannot be prepared or its kernel rejects its inputs; names the node. */
 export class RuntimeError extends UsageError {}
+
+export interface SessionOptions {
+  /**
+   * Threads a large matrix product or convolution may use (intra-op): 1 keeps everything on the
+   * calling thread; the default is the machine's cores, at most 8.
+   */
+  readonly threads?: number;
+}
 
 /** One node, resolved: its kernel and the value slots it reads and writes. */
 interface Step {
@@ -33,8 +44,14 @@ export class Session {
   private readonly constantCount: number;
   private readonly inputSlots: readonly { readonly name: string; readonly slot: number; readonly dtype: string }[];
   private readonly outputSlots: readonly { readonly name: string; readonly slot: number }[];
+  private readonly threads: number;
 
-  constructor(readonly graph: Graph) {
+  constructor(
+    readonly graph: Graph,
+    options: SessionOptions = {},
+  ) {
+    this.threads = options.threads ?? defaultThreads();
+    if (!Number.isInteger(this.threads) || this.threads < 1) throw new UsageError(`threads must be a whole number of at least 1, got ${options.threads}`);
     refuseUnsupported(graph);
     const slotOf = new Map<string, number>();
     const slot = (name: string): number => {
@@ -43,16 +60,22 @@ export class Session {
       return s;
     };
     const constants: Value[] = [];
-    for (const [name, tensor] of graph.initializers) constants[slot(name)] = fromTensor(tensor, `initializer ${name}`);
+    for (const [name, tensor] of graph.initializers) markConstant((constants[slot(name)] = fromTensor(tensor, `initializer ${name}`)));
     this.constantCount = slotOf.size;
     this.inputSlots = graph.inputs.filter((i) => !graph.initializers.has(i.name)).map((i) => ({ name: i.name, slot: slot(i.name), dtype: i.dtype }));
 
-    const ordered = orderNodes(graph);
+    // Activations (and MatMul's bias add) are folded into the product before them: see fuse.ts.
+    const ordered = fuseNodes(orderNodes(graph), graph);
+    const prepare = (node: Node): RunKernel => kernelFor(node.op, graph.opset, node.domain)!.prepare(node, graph.opset);
+    const constant = (name: string): Value | undefined => {
+      const s = slotOf.get(name);
+      return s === undefined ? undefined : constants[s];
+    };
     const lastReader = new Map<number, number>();
     ordered.forEach((node, index) => {
       let run: RunKernel;
       try {
-        run = kernelFor(node.op, graph.opset, node.domain)!.prepare(node, graph.opset);
+        run = prepareFused(node, prepare, constant);
       } catch (e) {
         throw new RuntimeError(`node ${node.name} (${node.op}): ${(e as Error).message}`);
       }
@@ -74,6 +97,7 @@ export class Session {
 
   run(feeds: Readonly<Record<string, Tensor>>): Record<string, Tensor> {
     const slots = this.slots;
+    const threads = setIntraOpThreads(this.threads);
     try {
       for (const input of this.inputSlots) {
         const t = feeds[input.name];
@@ -92,6 +116,7 @@ export class Session {
     } finally {
       // A session holds no activations between runs.
       slots.fill(undefined, this.constantCount);
+      setIntraOpThreads(threads);
     }
   }
 

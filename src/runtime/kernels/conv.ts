@@ -1,6 +1,8 @@
 import { attrInt, attrInts } from '../../core/graph.js';
 import { floatData, formatDims, KernelError, required, type KernelFactory } from '../kernel.js';
+import { fusionOf } from '../fuse.js';
 import { makeValue, sizeOfShape, type FloatArray } from '../value.js';
+import { convGemm } from './conv-gemm.js';
 import { matmulInto } from './gemm-core.js';
 import { contiguousStrides } from './strided.js';
 import { windowOf, type Window } from './window.js';
@@ -16,6 +18,7 @@ export const Conv: KernelFactory = {
   prepare(node) {
     const group = attrInt(node, 'group', 1);
     const kernelAttr = attrInts(node, 'kernel_shape');
+    const clamp = fusionOf(node)?.clamp;
     return (inputs) => {
       const x = required(inputs, 0, 'Conv');
       const w = required(inputs, 1, 'Conv');
@@ -27,6 +30,14 @@ export const Conv: KernelFactory = {
       if (cg * group !== c || m % group !== 0) throw new KernelError(`Conv: weight ${formatDims(w.shape)} does not fit ${c} channels in ${group} groups`);
       const kernel = kernelAttr ?? w.shape.slice(2);
       const win = windowOf(node, x.shape.slice(2), kernel, false, 'Conv');
+      if (
+        x.dtype === 'float32' && w.dtype === 'float32' && x.shape.length === 4 && (!bias || (bias.dtype === 'float32' && bias.data.length === m)) &&
+        kernel.every((k, i) => k === w.shape[i + 2]) && !(cg === 1 && group > 1)
+      ) {
+        // depthwise convolutions (one input channel per group) stay below: a 1-row GEMM per channel wastes the tile
+        const fast = convGemm(x, w, bias, group, win, clamp);
+        if (fast) return [fast];
+      }
       const src = floatData(x, 'Conv');
       const weights = floatData(w, 'Conv');
       const out = makeValue(x.dtype, [n, m, ...win.output]);

@@ -316,6 +316,14 @@ export class GemmCall {
     return ptr;
   }
 
+  /** A[m,k] (row-major from `offset`) packed for this call only (a weight that is not a constant); 0 when memory is exhausted. */
+  packA(data: Float32Array, offset: number, m: number, k: number): number {
+    const src = this.put(data.subarray(offset, offset + m * k));
+    const dst = src && this.alloc(Math.ceil(m / 4) * 4 * k * 4);
+    if (dst) this.s.exports.pack_a(src, k, m, k, dst);
+    return dst;
+  }
+
   /** Copies `length` floats from `ptr` to out[outOffset..]. */
   get(ptr: number, out: Float32Array, outOffset: number, length: number): void {
     out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);

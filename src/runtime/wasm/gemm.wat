@@ -37,7 +37,8 @@
 ;;   21 b0  22 b1  (this thread's range of the batch)  23 strideA  24 strideB  25 strideC (bytes)
 ;; Conv descriptor (i32 words): 0 x (first image, first channel; image t at x + t*strideB) 1 C 2 H 3 W 4 OH 5 OW 6 KH 7 KW
 ;;   8 SH 9 SW 10 PH 11 PW 12 DH 13 DW; K = C*KH*KW rows in (channel, kh, kw) order, N = OH*OW.
-;; Work area: [0, 128) scratch tile, [128, 160) column heights, [160, 192) column widths.
+;; Work area: [0, 128) scratch tile, [128, 160) column heights, [160, 192) column widths, from 256
+;; the packed A rows (only when aMode = 0), then the packed B panels (unless bMode = 2).
 
 (module
   (import "env" "memory" (memory 1 65536 shared))
@@ -455,8 +456,11 @@
     (local.set $ldcb (i32.shl (local.get $ldc) (i32.const 2)))
     (local.set $post (i32.or (local.get $biasMode) (local.get $act)))
     (local.set $packA (i32.add (local.get $work) (i32.const 256)))
-    (local.set $packB (i32.add (local.get $packA)
-      (i32.shl (i32.mul (i32.and (i32.add (i32.sub (local.get $i1) (local.get $i0)) (i32.const 3)) (i32.const -4)) (local.get $k)) (i32.const 2))))
+    (local.set $packB (local.get $packA))
+    (if (i32.eqz (local.get $aMode))
+      (then
+        (local.set $packB (i32.add (local.get $packA)
+          (i32.shl (i32.mul (i32.and (i32.add (i32.sub (local.get $i1) (local.get $i0)) (i32.const 3)) (i32.const -4)) (local.get $k)) (i32.const 2))))))
 
     (loop $batch_loop
       (local.set $aBase (i32.add (local.get $a) (i32.mul (local.get $bt) (local.get $strideA))))

@@ -1,0 +1,65 @@
+import { isConstant } from '../constants.js';
+import { markFused } from '../fuse.js';
+import { makeValue, type Value } from '../value.js';
+import { GemmCall, packA, packedConstant, type PackedMatrix } from '../wasm/gemm.js';
+import type { Window } from './window.js';
+
+/**
+ * 2-D float32 convolution as an implicit GEMM in the WebAssembly kernel: per group,
+ * C[M/group, OH·OW] = W[M/group, C/group·KH·KW] · B, where the B panels are gathered straight
+ * from the NCHW input by the module (no im2col matrix), the weights are packed once (for a
+ * constant), and the bias and a folded Relu/Clip are applied to each tile as it is finished.
+ * The images of a batch are one job, which the module's threads share.
+ *
+ * Returns undefined when the WebAssembly kernel cannot run here (or memory ran out): the
+ * caller's general path then computes the same convolution.
+ */
+export function convGemm(x: Value, w: Value, bias: Value | undefined, group: number, win: Window, clamp: readonly [number, number] | undefined): Value | undefined {
+  const [n, c, h, wd] = x.shape as [number, number, number, number];
+  const [m, cg, kh, kw] = w.shape as [number, number, number, number];
+  const [oh, ow] = win.output as [number, number];
+  const mg = m / group;
+  const depth = cg * kh * kw;
+  const positions = oh * ow;
+  const plane = h * wd;
+  if (n === 0 || m === 0 || positions === 0) return undefined;
+  const weights = w.data as Float32Array;
+  let packed: (PackedMatrix | null)[] | null = null;
+  if (isConstant(w)) {
+    packed = [];
+    for (let g = 0; g < group; g++) packed.push(packedConstant(weights, `conv:${g}:${mg}:${depth}`, () => packA(weights, g * mg * depth, mg, depth)));
+    if (packed.some((p) => p === null)) return undefined;
+  }
+  const call = GemmCall.begin();
+  if (!call) return undefined;
+  try {
+    const xPtr = call.put(x.data as Float32Array);
+    const cPtr = xPtr && call.alloc(n * m * positions * 4);
+    const biasPtr = bias ? cPtr && call.put(bias.data as Float32Array) : cPtr;
+    if (!biasPtr) return undefined;
+    const pointwise = kh === 1 && kw === 1 && win.strides.every((s) => s === 1) && win.padsBegin.every((p) => p === 0) && win.padsEnd.every((p) => p === 0);
+    for (let g = 0; g < group; g++) {
+      const aPtr = packed ? packed[g]!.ptr : call.packA(weights, g * mg * depth, mg, depth);
+      const imageX = xPtr + g * cg * plane * 4;
+      const desc = pointwise
+        ? imageX
+        : call.putInts([imageX, cg, h, wd, oh, ow, kh, kw, win.strides[0]!, win.strides[1]!, win.padsBegin[0]!, win.padsBegin[1]!, win.dilations[0]!, win.dilations[1]!]);
+      if (!aPtr || !desc) return undefined;
+      const done = call.run({
+        m: mg, n: positions, k: depth,
+        aMode: 1, a: aPtr, lda: depth,
+        bMode: pointwise ? 0 : 3, b: desc, ldb: plane,
+        c: cPtr + g * mg * positions * 4, ldc: positions,
+        biasMode: bias ? 1 : 0, bias: bias ? biasPtr + g * mg * 4 : 0,
+        clamp,
+        batch: n, strideA: 0, strideB: c * plane * 4, strideC: m * positions * 4,
+      });
+      if (!done) return undefined;
+    }
+    const out = makeValue('float32', [n, m, oh, ow]);
+    call.get(cPtr, out.data as Float32Array, 0, n * m * positions);
+    return clamp ? markFused(out) : out;
+  } finally {
+    call.end();
+  }
+}
