@@ -2,7 +2,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import { basename, dirname, join } from 'node:path';
 import type { DType } from '../../core/dtypes.js';
 import { UsageError } from '../../core/errors.js';
-import { DEFAULT_OPSET, type Attribute, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
+import { DEFAULT_OPSET, subgraphsOf, type Attribute, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
 import type { Model } from '../../core/model.js';
 import { WireType, WireWriter } from '../../core/protowire.js';
 import type { ByteSource } from '../../core/source.js';
@@ -10,7 +10,9 @@ import type { Tensor } from '../../core/tensor.js';
 import { bundleFromModel } from '../../module/bundle.js';
 import { MODULE_KEY, SIGNATURE_KEY } from '../../module/spec.js';
 import { dtypeToOnnxCode } from './dtypes.js';
+import { tempPath } from '../../core/atomic.js';
 import { convertOpset, irVersionFor } from './opset.js';
+import { withOutputShapes } from './output-shapes.js';
 import { ATTRIBUTE_TYPE } from './schema.js';
 
 /**
@@ -134,7 +136,26 @@ function encodeAttribute(w: WireWriter, name: string, a: Attribute, where: strin
       for (const v of a.value) w.string(9, v);
       w.varint(20, ATTRIBUTE_TYPE.STRINGS);
       return;
+    case 'graph':
+      w.message(6, (g) => encodeSubgraph(g, a.value, `${where} attribute ${name}`)).varint(20, ATTRIBUTE_TYPE.GRAPH);
+      return;
+    case 'graphs':
+      for (const [i, sub] of a.value.entries()) w.message(11, (g) => encodeSubgraph(g, sub, `${where} attribute ${name} graph ${i}`));
+      w.varint(20, ATTRIBUTE_TYPE.GRAPHS);
+      return;
   }
+}
+
+/**
+ * A nested GraphProto (If's branches, Loop's and Scan's bodies): nodes (1), name (2), initializers
+ * inline (5), inputs (11), outputs (12). Names it reads from enclosing graphs stay plain references.
+ */
+function encodeSubgraph(w: WireWriter, graph: Graph, where: string): void {
+  for (const node of graph.nodes) w.message(1, (n) => encodeNode(n, node));
+  w.string(2, graph.name || where.replace(/\W+/g, '_'));
+  for (const [name, tensor] of graph.initializers) w.message(5, (t) => encodeTensor(t, tensor, name, `${where} initializer ${name}`));
+  for (const v of graph.inputs) w.message(11, (i) => encodeValueInfo(i, v));
+  for (const v of graph.outputs) w.message(12, (o) => encodeValueInfo(o, v));
 }
 
 function encodeNode(w: WireWriter, node: Node): void {
@@ -269,7 +290,10 @@ function dtypesOf(graph: Graph): Set<DType> {
   const out = new Set<DType>();
   for (const t of graph.initializers.values()) out.add(t.dtype);
   for (const v of [...graph.inputs, ...graph.outputs]) out.add(v.dtype);
-  for (const n of graph.nodes) for (const a of Object.values(n.attributes)) if (a.type === 'tensor') out.add(a.value.dtype);
+  for (const n of graph.nodes) {
+    for (const a of Object.values(n.attributes)) if (a.type === 'tensor') out.add(a.value.dtype);
+    for (const sub of subgraphsOf(n)) for (const d of dtypesOf(sub)) out.add(d);
+  }
   return out;
 }
 
@@ -287,7 +311,7 @@ function layout(model: Model, options: OnnxWriteOptions, dataLocation: string | 
     throw new UsageError('ONNX stores a runnable graph, and this model is a bare state dict: give --module SPEC.json to supply its architecture');
   }
   const opset = options.opset ?? DEFAULT_OPSET;
-  const graph = convertOpset(model.graph, opset);
+  const graph = withOutputShapes(convertOpset(model.graph, opset));
   const irVersion = irVersionFor(opset, dtypesOf(graph));
   const { props, fields } = metadataProps(model);
   const domains = otherDomains(model, graph);
@@ -386,8 +410,7 @@ export function writeOnnxModel(model: Model, path: string, options: OnnxWriteOpt
 }
 
 function writeFilesAtomic(targets: readonly [string, Plan][]): void {
-  const stamp = `${process.pid}.${Date.now()}`;
-  const temps = targets.map(([p]) => join(dirname(p), `.${basename(p)}.${stamp}.tmp`));
+  const temps = targets.map(([p]) => tempPath(p));
   let ok = false;
   try {
     targets.forEach(([, plan], i) => {
