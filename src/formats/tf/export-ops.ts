@@ -5,7 +5,7 @@ import { onnxCodeToDType } from '../onnx/dtypes.js';
 import { tfAttr } from './attrs.js';
 import { permuted } from '../../core/transpose.js';
 import { OIHW_TO_HWIO, reshaped } from './layout.js';
-import { shapeToProto, tfCode } from './tensor.js';
+import { shapeToProto, tensorToProto, tfCode } from './tensor.js';
 
 /**
  * The IR -> TensorFlow table for the writers: each entry emits the TF nodes computing one IR node
@@ -19,6 +19,8 @@ export type TfAttrs = Record<string, object>;
 
 export interface ExportContext {
   readonly node: Node;
+  /** The graph's opset: the IR node's semantics (attributes vs inputs) follow it. */
+  readonly opset: number;
   /** The TF tensor for IR input i. */
   input(i: number): string;
   hasInput(i: number): boolean;
@@ -39,22 +41,30 @@ export interface ExportContext {
 
 /** An export entry: the TF tensors of the IR outputs, and the dtype of output 0 when it is not input 0's. */
 export interface ExportEntry {
+  /**
+   * Every TF op `emit` may emit (Const through ctx.const aside). The exporter refuses anything
+   * else as a bug, so the coverage table can trust this list to say what TF.js must run.
+   */
+  readonly tf: readonly string[];
   emit(ctx: ExportContext): string[];
-  dtype?(node: Node, inputs: readonly (DType | undefined)[]): DType | undefined;
-  /** Rank of output 0 when it is not input 0's; `constant` gives initializer inputs. */
-  rank?(node: Node, ranks: readonly (number | undefined)[], constant: (i: number) => Tensor | undefined): number | undefined;
+  /** The dtype of output k when it is not input 0's. */
+  dtype?(node: Node, inputs: readonly (DType | undefined)[], k: number): DType | undefined;
+  /** Rank of output k when it is not input 0's; `constant` gives initializer inputs. */
+  rank?(node: Node, ranks: readonly (number | undefined)[], constant: (i: number) => Tensor | undefined, k: number): number | undefined;
 }
 
 const T = (ctx: ExportContext, i = 0) => tfAttr.type(tfCode(ctx.dtype(i)));
 const i32 = (values: readonly number[]) => Tensor.from('int32', [values.length], values);
 
 const unary = (op: string, attrs: (n: Node) => TfAttrs = () => ({})): ExportEntry => ({
+  tf: [op],
   emit: (ctx) => [ctx.tf(op, [ctx.input(0)], { T: T(ctx), ...attrs(ctx.node) }, true)],
 });
 
 const maxRank = (_n: Node, r: readonly (number | undefined)[]) => (r.some((x) => x === undefined) ? undefined : Math.max(...(r as number[])));
 
 const binary = (op: string): ExportEntry => ({
+  tf: [op],
   emit: (ctx) => [ctx.tf(op, [ctx.input(0), ctx.input(1)], { T: T(ctx) }, true)],
   rank: maxRank,
 });
@@ -78,13 +88,25 @@ const explicit = (p: readonly number[]) => [0, 0, p[0]!, p[2]!, p[1]!, p[3]!, 0,
 const quad = (v: readonly number[] | undefined) => [1, v?.[0] ?? 1, v?.[1] ?? 1, 1];
 
 const conv: ExportEntry = {
+  tf: ['Transpose', 'Pad', 'Conv2D', 'DepthwiseConv2dNative', 'Split', 'ConcatV2', 'BiasAdd'],
   rank: () => 4,
   emit(ctx) {
     const w = ctx.constant(1);
     if (!w || w.shape.length !== 4) return ctx.fail('a constant 4-D weight');
+    if (ctx.rank(0) !== undefined && ctx.rank(0) !== 4) ctx.fail('a 4-D input (TensorFlow convolves 2-D images here)');
     const [outC, inPerGroup, kh, kw] = w.shape as [number, number, number, number];
     const group = attrInt(ctx.node, 'group', 1);
-    const { padding, pads } = tfPadding(ctx);
+    if (outC % group !== 0) ctx.fail(`output channels (${outC}) a multiple of group (${group})`);
+    const depthwise = inPerGroup === 1 && group > 1;
+    let { padding, pads } = tfPadding(ctx);
+    let x = toNhwc(ctx, ctx.input(0));
+    // DepthwiseConv2dNative with padding EXPLICIT followed by BiasAdd aborts TensorFlow
+    // (tensor_format.h: Check failed: index >= 0 && index < num_total_dims), and the grouped form
+    // splits the input: both pad first and convolve VALID, which every TF runtime and TF.js run.
+    if (padding === 'EXPLICIT' && group > 1) {
+      x = ctx.tf('Pad', [x, ctx.const(Tensor.from('int32', [4, 2], explicit(pads)))], { T: T(ctx), Tpaddings: tfAttr.type(3) });
+      [padding, pads] = ['VALID', [0, 0, 0, 0]];
+    }
     const common = {
       T: T(ctx),
       strides: tfAttr.ints(quad(attrInts(ctx.node, 'strides'))),
@@ -93,25 +115,39 @@ const conv: ExportEntry = {
       explicit_paddings: tfAttr.ints(padding === 'EXPLICIT' ? explicit(pads) : []),
       data_format: tfAttr.string('NHWC'),
     };
+    const conv2d = (input: string, filter: string) => ctx.tf('Conv2D', [input, filter], { ...common, use_cudnn_on_gpu: tfAttr.bool(true) });
     let y: string;
-    if (inPerGroup === 1 && group > 1 && outC % group === 0) {
+    if (depthwise) {
       // Depthwise: OIHW [C*M, 1, kh, kw] is HWIO [kh, kw, 1, C*M], the same bytes as [kh, kw, C, M].
       const filter = ctx.weight(1, (t) => reshaped(permuted(t, OIHW_TO_HWIO), [kh, kw, group, outC / group]), 'depthwise');
-      y = ctx.tf('DepthwiseConv2dNative', [toNhwc(ctx, ctx.input(0)), filter], common);
+      y = ctx.tf('DepthwiseConv2dNative', [x, filter], common);
+    } else if (group > 1) {
+      // Grouped: one Conv2D per group over its slice of the channels (TF's CPU kernels and TF.js
+      // have no grouped Conv2D), each with its own slice of the output channels' filters.
+      const perGroup = outC / group;
+      const parts = ctx.tf('Split', [ctx.const(Tensor.from('int32', [], [3])), x], { T: T(ctx), num_split: tfAttr.int(group) });
+      const outs = [...Array(group).keys()].map((g) => {
+        const filter = ctx.weight(1, (t) => permuted(outerSlice(t, g * perGroup, perGroup), OIHW_TO_HWIO), `group${g}`);
+        return conv2d(`${parts}:${g}`, filter);
+      });
+      y = ctx.tf('ConcatV2', [...outs, ctx.const(Tensor.from('int32', [], [3]))], { T: T(ctx), N: tfAttr.int(group), Tidx: tfAttr.type(3) });
     } else {
-      // TF groups a Conv2D by the filter's input channels; the channel count the input must have
-      // is recorded as its static shape, where readers (ours included) find the group count.
-      const channels: TfAttrs = group > 1 ? { _output_shapes: tfAttr.shapes([shapeToProto([null, null, null, inPerGroup * group])]) } : {};
-      const filter = ctx.weight(1, (t) => permuted(t, OIHW_TO_HWIO), 'hwio');
-      y = ctx.tf('Conv2D', [toNhwc(ctx, ctx.input(0), channels), filter], { ...common, use_cudnn_on_gpu: tfAttr.bool(true) });
+      y = conv2d(x, ctx.weight(1, (t) => permuted(t, OIHW_TO_HWIO), 'hwio'));
     }
     if (ctx.hasInput(2)) y = ctx.tf('BiasAdd', [y, ctx.input(2)], { T: T(ctx), data_format: tfAttr.string('NHWC') });
     return [toNchw(ctx, y)];
   },
 };
 
+/** Rows [start, start + count) of a tensor's outer axis: a contiguous run of its bytes. */
+function outerSlice(t: Tensor, start: number, count: number): Tensor {
+  const row = t.byteLength / t.shape[0]!;
+  return Tensor.fromBytes(t.dtype, [count, ...t.shape.slice(1)], t.bytes().slice(start * row, (start + count) * row));
+}
+
 function pool(tfOp: 'MaxPool' | 'AvgPool'): ExportEntry {
   return {
+    tf: ['Transpose', tfOp, 'PadV2', 'OnesLike', 'RealDiv'],
     rank: () => 4,
     emit(ctx) {
       if (attrInt(ctx.node, 'ceil_mode', 0)) ctx.fail('ceil_mode 0');
@@ -146,6 +182,7 @@ function pool(tfOp: 'MaxPool' | 'AvgPool'): ExportEntry {
 }
 
 const batchNorm: ExportEntry = {
+  tf: ['Transpose', 'FusedBatchNormV3'],
   rank: () => 4,
   emit(ctx) {
     if (ctx.node.outputs.slice(1).some((o) => o)) ctx.fail('no running-statistics outputs (training mode)');
@@ -164,6 +201,7 @@ const batchNorm: ExportEntry = {
 
 /** Gemm: MatMul (with its transposes), then alpha, then the bias (BiasAdd for a vector). */
 const gemm: ExportEntry = {
+  tf: ['MatMul', 'Mul', 'BiasAdd', 'AddV2'],
   rank: () => 2,
   emit(ctx) {
     const alpha = attrFloat(ctx.node, 'alpha', 1);
@@ -182,21 +220,32 @@ const gemm: ExportEntry = {
 };
 
 const matMul: ExportEntry = {
-  rank: maxRank,
+  tf: ['MatMul', 'BatchMatMulV2', 'ExpandDims', 'Squeeze'],
+  rank: (_n, r) => (r[0] === undefined || r[1] === undefined ? undefined : Math.max(r[0], r[1], 2) - (r[0] === 1 ? 1 : 0) - (r[1] === 1 ? 1 : 0)),
   emit(ctx) {
-    if (ctx.rank(0) === 2 && ctx.rank(1) === 2) return [ctx.tf('MatMul', [ctx.input(0), ctx.input(1)], { T: T(ctx), transpose_a: tfAttr.bool(false), transpose_b: tfAttr.bool(false) }, true)];
-    return [ctx.tf('BatchMatMulV2', [ctx.input(0), ctx.input(1)], { T: T(ctx), adj_x: tfAttr.bool(false), adj_y: tfAttr.bool(false) }, true)];
+    const [ra, rb] = [ctx.rank(0), ctx.rank(1)];
+    if (ra === 2 && rb === 2) return [ctx.tf('MatMul', [ctx.input(0), ctx.input(1)], { T: T(ctx), transpose_a: tfAttr.bool(false), transpose_b: tfAttr.bool(false) }, true)];
+    // ONNX (numpy) matmul promotes a vector to a matrix and drops that axis again; TF's does not.
+    const expand = (i: number, axis: number) => ctx.tf('ExpandDims', [ctx.input(i), ctx.const(Tensor.from('int32', [], [axis]))], { T: T(ctx), Tdim: tfAttr.type(3) });
+    const a = ra === 1 ? expand(0, 0) : ctx.input(0);
+    const b = rb === 1 ? expand(1, 1) : ctx.input(1);
+    const squeeze = [...(ra === 1 ? [-2] : []), ...(rb === 1 ? [-1] : [])];
+    const y = ctx.tf('BatchMatMulV2', [a, b], { T: T(ctx), adj_x: tfAttr.bool(false), adj_y: tfAttr.bool(false) }, !squeeze.length);
+    return [squeeze.length ? ctx.tf('Squeeze', [y], { T: T(ctx), squeeze_dims: tfAttr.ints(squeeze) }, true) : y];
   },
 };
 
 /** TF's softmax works on the last axis: another axis is swapped to the end and back. */
 function softmax(op: string): ExportEntry {
   return {
+    tf: [op, 'Transpose'],
     emit(ctx) {
       const rank = ctx.rank(0);
-      let axis = attrInt(ctx.node, 'axis', -1);
+      // Before opset 13 the axis defaults to 1 and splits the input into a 2-D matrix there.
+      let axis = attrInt(ctx.node, 'axis', ctx.opset >= 13 ? -1 : 1);
       if (axis < 0 && rank !== undefined) axis += rank;
       if (axis === -1 || axis === (rank ?? 0) - 1) return [ctx.tf(op, [ctx.input(0)], { T: T(ctx) }, true)];
+      if (ctx.opset < 13) ctx.fail(`the last axis before opset 13 (${op} then flattens the axes from ${axis} on into one)`);
       if (rank === undefined || axis < 0 || axis >= rank) return ctx.fail('a known rank for a softmax over an inner axis');
       const perm = [...Array(rank).keys()];
       [perm[axis], perm[rank - 1]] = [perm[rank - 1]!, perm[axis]!];
@@ -221,7 +270,10 @@ function reshapeTo(ctx: ExportContext, x: string, dims: readonly number[], allow
 const masks = (m: Partial<Record<'begin_mask' | 'end_mask' | 'ellipsis_mask' | 'new_axis_mask' | 'shrink_axis_mask', number>> = {}) =>
   Object.fromEntries(['begin_mask', 'end_mask', 'ellipsis_mask', 'new_axis_mask', 'shrink_axis_mask'].map((k) => [k, tfAttr.int(m[k as keyof typeof m] ?? 0)]));
 
+const RESHAPE_OPS = ['Reshape', 'Shape', 'StridedSlice', 'ConcatV2'];
+
 const reshape: ExportEntry = {
+  tf: RESHAPE_OPS,
   rank: (_n, _r, constant) => constant(1)?.shape[0],
   emit(ctx) {
     const allowZero = attrInt(ctx.node, 'allowzero', 0) !== 0;
@@ -233,6 +285,7 @@ const reshape: ExportEntry = {
 };
 
 const flatten: ExportEntry = {
+  tf: RESHAPE_OPS,
   rank: () => 2,
   emit(ctx) {
     const axis = attrInt(ctx.node, 'axis', 1);
@@ -245,6 +298,7 @@ const flatten: ExportEntry = {
 /** ONNX reductions take axes as an attribute or (ReduceSum from opset 13, the rest from 18) an input. */
 function reduce(tfOp: string): ExportEntry {
   return {
+    tf: [tfOp, 'Identity'],
     rank(n, r, constant) {
       const axes = attrInts(n, 'axes') ?? constant(1)?.toNumbers();
       if (attrInt(n, 'keepdims', 1)) return r[0];
@@ -252,6 +306,7 @@ function reduce(tfOp: string): ExportEntry {
     },
     emit(ctx) {
       let axes = attrInts(ctx.node, 'axes') ?? (ctx.hasInput(1) ? ctx.ints(1, 'axes') : undefined);
+      if ((!axes || axes.length === 0) && attrInt(ctx.node, 'noop_with_empty_axes', 0)) return [ctx.tf('Identity', [ctx.input(0)], { T: T(ctx) }, true)];
       if (!axes || axes.length === 0) {
         const rank = ctx.rank(0);
         if (rank === undefined) ctx.fail('axes, or a known input rank');
@@ -263,6 +318,7 @@ function reduce(tfOp: string): ExportEntry {
 }
 
 const clip: ExportEntry = {
+  tf: ['Relu6', 'ClipByValue', 'Maximum', 'Minimum', 'Identity'],
   emit(ctx) {
     const bound = (i: number) => (ctx.hasInput(i) ? ctx.constant(i)?.toNumbers()[0] ?? null : undefined);
     const [lo, hi] = [bound(1), bound(2)];
@@ -279,6 +335,7 @@ const clip: ExportEntry = {
  * end mask bits), and ONNX's "to the end" sentinels (|v| >= 2^62) become mask bits as well.
  */
 const slice: ExportEntry = {
+  tf: ['StridedSlice'],
   emit(ctx) {
     const starts = ctx.ints(1, 'starts');
     const ends = ctx.ints(2, 'ends');
@@ -310,27 +367,592 @@ const slice: ExportEntry = {
 
 const castTo = (n: Node): DType | undefined => onnxCodeToDType(attrInt(n, 'to', 0));
 
+const typeOf = (d: DType) => tfAttr.type(tfCode(d));
+const scalarOf = (ctx: ExportContext, dtype: DType, v: number) => ctx.const(Tensor.from(dtype, [], [v]));
+const isFloat = (d: DType) => d.startsWith('float') || d === 'bfloat16';
+
+/** A rank the lowering needs: input i's, or a one-line refusal. */
+function needRank(ctx: ExportContext, i: number, why: string): number {
+  const r = ctx.rank(i);
+  return r === undefined ? ctx.fail(`a known rank for input ${i} (${why})`) : r;
+}
+
+const normAxis = (ctx: ExportContext, axis: number, rank: number) => {
+  const a = axis < 0 ? axis + rank : axis;
+  return a < 0 || a >= rank ? ctx.fail(`an axis within rank ${rank}, not ${axis}`) : a;
+};
+
+/** The size of axis `axis` of `x` (a TF tensor of dtype `dtype`) at run time, as a scalar of type `out`. */
+function dimOf(ctx: ExportContext, x: string, dtype: DType, axis: number, out: 'int32' | 'int64'): string {
+  const shape = ctx.tf('Shape', [x], { T: typeOf(dtype), out_type: typeOf(out) });
+  return ctx.tf('StridedSlice', [shape, ctx.const(i32([axis])), ctx.const(i32([axis + 1])), ctx.const(i32([1]))], { T: typeOf(out), Index: tfAttr.type(3), ...masks({ shrink_axis_mask: 1 }) });
+}
+
+/** x[..., start:end, ...] along one axis (end undefined: to the end). */
+function sliceAxis(ctx: ExportContext, x: string, dtype: DType, rank: number, axis: number, start: number, end: number | undefined): string {
+  const begin = new Array<number>(rank).fill(0);
+  const stop = new Array<number>(rank).fill(0);
+  begin[axis] = start;
+  stop[axis] = end ?? 0;
+  const all = ((1 << rank) - 1) & ~(1 << axis);
+  return ctx.tf('StridedSlice', [x, ctx.const(i32(begin)), ctx.const(i32(stop)), ctx.const(i32(new Array<number>(rank).fill(1)))], {
+    T: typeOf(dtype),
+    Index: tfAttr.type(3),
+    ...masks({ begin_mask: all, end_mask: end === undefined ? all | (1 << axis) : all }),
+  });
+}
+
+/** A scalar int32 from IR input i (a constant, or a [1]-shaped/scalar value reshaped and cast). */
+function scalarInt(ctx: ExportContext, i: number): string {
+  if (ctx.constant(i)) return ctx.const(Tensor.from('int32', [], [ctx.ints(i, `input ${i}`)[0]!]));
+  let v = ctx.tf('Reshape', [ctx.input(i), ctx.const(i32([]))], { T: T(ctx, i), Tshape: tfAttr.type(3) });
+  if (ctx.dtype(i) !== 'int32') v = ctx.tf('Cast', [v], { SrcT: T(ctx, i), DstT: tfAttr.type(3), Truncate: tfAttr.bool(false) });
+  return v;
+}
+
+const toBool = () => 'bool' as DType;
+
+const compare = (op: string, extra: TfAttrs = {}): ExportEntry => ({
+  tf: [op],
+  dtype: toBool,
+  rank: maxRank,
+  emit: (ctx) => [ctx.tf(op, [ctx.input(0), ctx.input(1)], { T: T(ctx), ...extra }, true)],
+});
+
+const logical = (op: string): ExportEntry => ({
+  tf: [op],
+  rank: maxRank,
+  emit: (ctx) => [ctx.tf(op, [...Array(ctx.node.inputs.length).keys()].map((i) => ctx.input(i)), {}, true)],
+});
+
+/** Variadic Max/Min/Sum/Mean as a chain of binary ops (Sum and Mean through AddN). */
+function variadic(op: 'Maximum' | 'Minimum' | 'AddN', mean = false): ExportEntry {
+  return {
+    tf: [op, 'Identity', 'RealDiv'],
+    rank: maxRank,
+    emit(ctx) {
+      const n = ctx.node.inputs.length;
+      const xs = [...Array(n).keys()].map((i) => ctx.input(i));
+      if (n === 1) return [ctx.tf('Identity', xs, { T: T(ctx) }, true)];
+      if (op === 'AddN') {
+        // AddN needs one shape; differing shapes broadcast through Maximum-style chaining instead.
+        const ranks = xs.map((_, i) => ctx.rank(i));
+        if (ranks.some((r) => r !== ranks[0] || r === undefined)) ctx.fail('inputs of one rank (TF adds N tensors of one shape)');
+        const sum = ctx.tf('AddN', xs, { T: T(ctx), N: tfAttr.int(n) }, !mean);
+        return [mean ? ctx.tf('RealDiv', [sum, scalarOf(ctx, ctx.dtype(0), n)], { T: T(ctx) }, true) : sum];
+      }
+      let y = xs[0]!;
+      for (let i = 1; i < n; i++) y = ctx.tf(op, [y, xs[i]!], { T: T(ctx) }, i === n - 1);
+      return [y];
+    },
+  };
+}
+
+function globalPool(op: 'Mean' | 'Max'): ExportEntry {
+  return {
+    tf: [op],
+    emit(ctx) {
+      const rank = needRank(ctx, 0, 'it reduces every axis after the channels');
+      if (rank < 3) ctx.fail('an input of rank 3 or more (batch, channels, spatial axes)');
+      const axes = [...Array(rank - 2).keys()].map((a) => a + 2);
+      return [ctx.tf(op, [ctx.input(0), ctx.const(i32(axes))], { T: T(ctx), Tidx: tfAttr.type(3), keep_dims: tfAttr.bool(true) }, true)];
+    },
+  };
+}
+
+/** alpha * x + beta clipped to [0, 1] (HardSigmoid; HardSwish multiplies x by it). */
+function hardSigmoid(ctx: ExportContext, alpha: number, beta: number, final: boolean): string {
+  const d = ctx.dtype(0);
+  const lin = ctx.tf('AddV2', [ctx.tf('Mul', [ctx.input(0), scalarOf(ctx, d, alpha)], { T: T(ctx) }), scalarOf(ctx, d, beta)], { T: T(ctx) });
+  return ctx.tf('ClipByValue', [lin, scalarOf(ctx, d, 0), scalarOf(ctx, d, 1)], { T: T(ctx) }, final);
+}
+
+const layerNorm: ExportEntry = {
+  tf: ['Mean', 'Sub', 'Square', 'AddV2', 'Rsqrt', 'Mul'],
+  emit(ctx) {
+    if (ctx.node.outputs.slice(1).some((o) => o)) ctx.fail('no Mean or InvStdDev outputs');
+    const rank = needRank(ctx, 0, 'it normalizes the axes from `axis` on');
+    const axis = normAxis(ctx, attrInt(ctx.node, 'axis', -1), rank);
+    const axes = ctx.const(i32([...Array(rank - axis).keys()].map((a) => a + axis)));
+    const t = { T: T(ctx) };
+    const mean = (v: string) => ctx.tf('Mean', [v, axes], { ...t, Tidx: tfAttr.type(3), keep_dims: tfAttr.bool(true) });
+    const d = ctx.tf('Sub', [ctx.input(0), mean(ctx.input(0))], t);
+    const inv = ctx.tf('Rsqrt', [ctx.tf('AddV2', [mean(ctx.tf('Square', [d], t)), scalarOf(ctx, ctx.dtype(0), attrFloat(ctx.node, 'epsilon', 1e-5))], t)], t);
+    const hasB = ctx.hasInput(2);
+    const y = ctx.tf('Mul', [ctx.tf('Mul', [d, inv], t), ctx.input(1)], t, !hasB);
+    return [hasB ? ctx.tf('AddV2', [y, ctx.input(2)], t, true) : y];
+  },
+};
+
+const gelu: ExportEntry = {
+  tf: ['Mul', 'Erf', 'AddV2', 'Tanh'],
+  emit(ctx) {
+    const d = ctx.dtype(0);
+    const t = { T: T(ctx) };
+    const x = ctx.input(0);
+    const mul = (a: string, b: string) => ctx.tf('Mul', [a, b], t);
+    const approx = attrString(ctx.node, 'approximate', 'none');
+    let inner: string;
+    if (approx === 'tanh') {
+      const cube = mul(mul(x, x), x);
+      const poly = ctx.tf('AddV2', [x, mul(cube, scalarOf(ctx, d, 0.044715))], t);
+      inner = ctx.tf('Tanh', [mul(poly, scalarOf(ctx, d, Math.sqrt(2 / Math.PI)))], t);
+    } else if (approx === 'none') {
+      inner = ctx.tf('Erf', [mul(x, scalarOf(ctx, d, Math.SQRT1_2))], t);
+    } else {
+      return ctx.fail(`approximate "none" or "tanh", not ${JSON.stringify(approx)}`);
+    }
+    const onePlus = ctx.tf('AddV2', [inner, scalarOf(ctx, d, 1)], t);
+    return [ctx.tf('Mul', [mul(x, scalarOf(ctx, d, 0.5)), onePlus], t, true)];
+  },
+};
+
+/** ONNX indices may be negative (from the end); TF's gathers refuse them: they wrap with FloorMod. */
+function wrapIndices(ctx: ExportContext, data: number, indices: number, axis: number): string {
+  const idx = ctx.constant(indices);
+  const values = idx?.toNumbers();
+  if (idx && values && values.every((v) => v >= 0)) return ctx.input(indices);
+  const table = ctx.constant(data);
+  if (idx && values && table) {
+    const n = table.shape[axis]!;
+    return ctx.const(Tensor.from(idx.dtype, idx.shape, values.map((v) => (v < 0 ? v + n : v))));
+  }
+  const dt = ctx.dtype(indices);
+  if (dt !== 'int32' && dt !== 'int64') return ctx.fail('int32 or int64 indices');
+  return ctx.tf('FloorMod', [ctx.input(indices), dimOf(ctx, ctx.input(data), ctx.dtype(data), axis, dt)], { T: T(ctx, indices) });
+}
+
+const gather: ExportEntry = {
+  tf: ['GatherV2', 'FloorMod', 'Shape', 'StridedSlice'],
+  rank: (_n, r) => (r[0] === undefined || r[1] === undefined ? undefined : r[0] + r[1] - 1),
+  emit(ctx) {
+    const rank = needRank(ctx, 0, 'negative axes and indices count from its end');
+    const axis = normAxis(ctx, attrInt(ctx.node, 'axis', 0), rank);
+    const indices = wrapIndices(ctx, 0, 1, axis);
+    return [ctx.tf('GatherV2', [ctx.input(0), indices, ctx.const(Tensor.from('int32', [], [axis]))], { Tparams: T(ctx), Tindices: T(ctx, 1), Taxis: tfAttr.type(3), batch_dims: tfAttr.int(0) }, true)];
+  },
+};
+
+/** GatherElements: the full coordinates of every output cell (iotas on the other axes), then GatherNd. */
+const gatherElements: ExportEntry = {
+  tf: ['GatherNd', 'Pack', 'BroadcastTo', 'Reshape', 'Range', 'Shape', 'StridedSlice', 'FloorMod'],
+  rank: (_n, r) => r[1],
+  emit(ctx) {
+    const rank = needRank(ctx, 1, 'one coordinate per axis');
+    const axis = normAxis(ctx, attrInt(ctx.node, 'axis', 0), rank);
+    const dt = ctx.dtype(1);
+    if (dt !== 'int32' && dt !== 'int64') return ctx.fail('int32 or int64 indices');
+    const idx = wrapIndices(ctx, 0, 1, axis);
+    const shape = ctx.tf('Shape', [ctx.input(1)], { T: T(ctx, 1), out_type: typeOf(dt) });
+    const coords = [...Array(rank).keys()].map((a) => {
+      if (a === axis) return idx;
+      const n = dimOf(ctx, ctx.input(1), dt, a, dt);
+      const iota = ctx.tf('Range', [scalarOf(ctx, dt, 0), n, scalarOf(ctx, dt, 1)], { Tidx: typeOf(dt) });
+      const along = ctx.tf('Reshape', [iota, ctx.const(i32([...Array(rank).keys()].map((b) => (b === a ? -1 : 1))))], { T: typeOf(dt), Tshape: tfAttr.type(3) });
+      return ctx.tf('BroadcastTo', [along, shape], { T: typeOf(dt), Tidx: typeOf(dt) });
+    });
+    const full = ctx.tf('Pack', coords, { T: typeOf(dt), N: tfAttr.int(rank), axis: tfAttr.int(-1) });
+    return [ctx.tf('GatherNd', [ctx.input(0), full], { Tparams: T(ctx), Tindices: typeOf(dt) }, true)];
+  },
+};
+
+const gatherNd: ExportEntry = {
+  tf: ['GatherNd'],
+  rank: (_n, r, constant) => {
+    const idx = constant(1);
+    return r[0] === undefined || r[1] === undefined || !idx ? undefined : r[0] + r[1] - 1 - idx.shape[idx.shape.length - 1]!;
+  },
+  emit(ctx) {
+    if (attrInt(ctx.node, 'batch_dims', 0) !== 0) ctx.fail('batch_dims 0 (TF GatherNd has no batch axes)');
+    return [ctx.tf('GatherNd', [ctx.input(0), ctx.input(1)], { Tparams: T(ctx), Tindices: T(ctx, 1) }, true)];
+  },
+};
+
+/** Constant's value as a tensor, whichever attribute holds it. */
+function constantValue(n: Node): Tensor | undefined {
+  const a = n.attributes;
+  const v = a['value'];
+  if (v?.type === 'tensor') return v.value;
+  const f = a['value_float'];
+  if (f?.type === 'float' || f?.type === 'int') return Tensor.from('float32', [], [f.value]);
+  const fs = a['value_floats'];
+  if (fs?.type === 'floats') return Tensor.from('float32', [fs.value.length], fs.value);
+  const i = a['value_int'];
+  if (i?.type === 'int') return Tensor.from('int64', [], [BigInt(i.value)]);
+  const is = a['value_ints'];
+  if (is?.type === 'ints') return Tensor.from('int64', [is.value.length], is.value.map(BigInt));
+  return undefined;
+}
+
+const constant: ExportEntry = {
+  tf: ['Const'],
+  dtype: (n) => constantValue(n)?.dtype,
+  rank: (n) => constantValue(n)?.shape.length,
+  emit(ctx) {
+    const t = constantValue(ctx.node);
+    if (!t) return ctx.fail('a value, value_float(s) or value_int(s) attribute (sparse and string constants have no TF form here)');
+    return [ctx.tf('Const', [], { dtype: typeOf(t.dtype), value: tfAttr.tensor(tensorToProto(t)) }, true)];
+  },
+};
+
+const fillValue = (n: Node): Tensor => {
+  const v = n.attributes['value'];
+  return v?.type === 'tensor' ? v.value : Tensor.from('float32', [1], [0]);
+};
+
+const constantOfShape: ExportEntry = {
+  tf: ['Fill'],
+  dtype: (n) => fillValue(n).dtype,
+  rank: (_n, _r, constant) => constant(0)?.size,
+  emit(ctx) {
+    const v = fillValue(ctx.node);
+    const scalar = ctx.const(Tensor.fromBytes(v.dtype, [], v.bytes()));
+    return [ctx.tf('Fill', [ctx.input(0), scalar], { T: typeOf(v.dtype), index_type: T(ctx, 0) }, true)];
+  },
+};
+
+const shape: ExportEntry = {
+  tf: ['Shape', 'StridedSlice'],
+  dtype: () => 'int64',
+  rank: () => 1,
+  emit(ctx) {
+    const start = attrInt(ctx.node, 'start', 0);
+    const end = ctx.node.attributes['end'] ? attrInt(ctx.node, 'end', 0) : undefined;
+    const whole = start === 0 && end === undefined;
+    const s = ctx.tf('Shape', [ctx.input(0)], { T: T(ctx), out_type: tfAttr.type(9) }, whole);
+    if (whole) return [s];
+    return [ctx.tf('StridedSlice', [s, ctx.const(i32([start])), ctx.const(i32([end ?? 0])), ctx.const(i32([1]))], { T: tfAttr.type(9), Index: tfAttr.type(3), ...masks({ end_mask: end === undefined ? 1 : 0 }) }, true)];
+  },
+};
+
+const expand: ExportEntry = {
+  tf: ['Shape', 'BroadcastArgs', 'BroadcastTo'],
+  rank: (_n, r, constant) => (r[0] === undefined || !constant(1) ? undefined : Math.max(r[0], constant(1)!.size)),
+  emit(ctx) {
+    // ONNX broadcasts both ways (a 1 in `shape` keeps x's size); BroadcastTo wants the final shape.
+    const sd = ctx.dtype(1);
+    const xs = ctx.tf('Shape', [ctx.input(0)], { T: T(ctx), out_type: typeOf(sd) });
+    const full = ctx.tf('BroadcastArgs', [xs, ctx.input(1)], { T: typeOf(sd) });
+    return [ctx.tf('BroadcastTo', [ctx.input(0), full], { T: T(ctx), Tidx: typeOf(sd) }, true)];
+  },
+};
+
+const split: ExportEntry = {
+  tf: ['Split', 'SplitV'],
+  emit(ctx) {
+    const n = ctx.node.outputs.length;
+    const rank = ctx.rank(0);
+    let axis = attrInt(ctx.node, 'axis', 0);
+    if (axis < 0) axis = rank === undefined ? ctx.fail('a known rank for a negative axis') : axis + rank;
+    const sizes = ctx.opset >= 13 ? (ctx.hasInput(1) ? ctx.ints(1, 'split') : undefined) : attrInts(ctx.node, 'split');
+    const axisConst = ctx.const(Tensor.from('int32', [], [axis]));
+    const y = sizes
+      ? ctx.tf('SplitV', [ctx.input(0), ctx.const(i32(sizes)), axisConst], { T: T(ctx), Tlen: tfAttr.type(3), num_split: tfAttr.int(n) }, true)
+      : ctx.tf('Split', [axisConst, ctx.input(0)], { T: T(ctx), num_split: tfAttr.int(n) }, true);
+    return [...Array(n).keys()].map((k) => (k === 0 ? y : `${y}:${k}`));
+  },
+};
+
+const pow: ExportEntry = {
+  tf: ['Pow', 'Cast'],
+  rank: maxRank,
+  emit(ctx) {
+    let e = ctx.input(1);
+    if (ctx.dtype(1) !== ctx.dtype(0)) e = ctx.tf('Cast', [e], { SrcT: T(ctx, 1), DstT: T(ctx), Truncate: tfAttr.bool(false) });
+    return [ctx.tf('Pow', [ctx.input(0), e], { T: T(ctx) }, true)];
+  },
+};
+
+/**
+ * Resize (and Upsample) of NCHW images through TF's ResizeBilinear / ResizeNearestNeighbor, which
+ * compute exactly these ONNX coordinate modes: linear with half_pixel (pytorch_half_pixel while
+ * outputs are larger than 1), align_corners or asymmetric; nearest with asymmetric+floor,
+ * half_pixel+round_prefer_ceil (= tf_half_pixel_for_nn+floor) or align_corners+round_prefer_ceil.
+ */
+const resize: ExportEntry = {
+  tf: ['Transpose', 'ResizeBilinear', 'ResizeNearestNeighbor', 'Shape', 'StridedSlice', 'Cast', 'Mul', 'Floor'],
+  rank: () => 4,
+  emit(ctx) {
+    if (needRank(ctx, 0, 'TF resizes NHWC images') !== 4) ctx.fail('a 4-D input (TF resizes the two spatial axes of images)');
+    const n = ctx.node;
+    const upsample = n.op === 'Upsample';
+    const mode = attrString(n, 'mode', 'nearest');
+    const coord = upsample ? 'asymmetric' : attrString(n, 'coordinate_transformation_mode', 'half_pixel');
+    const nearest = upsample ? 'floor' : attrString(n, 'nearest_mode', 'round_prefer_floor');
+    if (attrInt(n, 'antialias', 0)) ctx.fail('antialias 0 (TF.js and TF1 kernels have no antialiased resize)');
+    if (attrInt(n, 'exclude_outside', 0)) ctx.fail('exclude_outside 0');
+    if (attrInts(n, 'axes')) ctx.fail('no axes attribute');
+    if (attrString(n, 'keep_aspect_ratio_policy', 'stretch') !== 'stretch') ctx.fail('keep_aspect_ratio_policy stretch');
+    let align = false;
+    let half = false;
+    if (mode === 'linear' || mode === 'bilinear') {
+      if (coord === 'half_pixel' || coord === 'pytorch_half_pixel') half = true;
+      else if (coord === 'align_corners') align = true;
+      else if (coord !== 'asymmetric') ctx.fail(`linear resize with coordinate mode half_pixel, pytorch_half_pixel, align_corners or asymmetric (TF's ResizeBilinear has no ${coord})`);
+    } else if (mode === 'nearest') {
+      if ((coord === 'half_pixel' && nearest === 'round_prefer_ceil') || (coord === 'tf_half_pixel_for_nn' && nearest === 'floor')) half = true;
+      else if (coord === 'align_corners' && nearest === 'round_prefer_ceil') align = true;
+      else if (!(coord === 'asymmetric' && nearest === 'floor'))
+        ctx.fail(`nearest resize as TF's ResizeNearestNeighbor rounds: asymmetric+floor, half_pixel+round_prefer_ceil or align_corners+round_prefer_ceil, not ${coord}+${nearest}`);
+    } else {
+      return ctx.fail(`mode nearest or linear (${mode}: TF.js has no bicubic resize and TF's differs in its cubic coefficient)`);
+    }
+    // The output size: `sizes` (Resize from opset 11), else floor(input size * scales).
+    const sizesAt = upsample ? -1 : 3;
+    const scalesAt = upsample ? 1 : ctx.opset >= 11 ? 2 : 1;
+    let size: string;
+    if (sizesAt > 0 && ctx.hasInput(sizesAt)) {
+      size = ctx.const(i32(ctx.ints(sizesAt, 'sizes').slice(2)));
+    } else {
+      const s = attrFloats(n, 'scales') ?? ctx.constant(scalesAt)?.toNumbers() ?? ctx.fail('constant scales or sizes');
+      if (s.length !== 4 || s[0] !== 1 || s[1] !== 1) ctx.fail('scales of 1 on the batch and channel axes');
+      const hw = sliceAxis(ctx, ctx.tf('Shape', [ctx.input(0)], { T: T(ctx), out_type: tfAttr.type(3) }), 'int32', 1, 0, 2, 4);
+      const scaled = ctx.tf('Mul', [ctx.tf('Cast', [hw], { SrcT: tfAttr.type(3), DstT: tfAttr.type(1), Truncate: tfAttr.bool(false) }), ctx.const(Tensor.from('float32', [2], s.slice(2)))], { T: tfAttr.type(1) });
+      size = ctx.tf('Cast', [ctx.tf('Floor', [scaled], { T: tfAttr.type(1) })], { SrcT: tfAttr.type(1), DstT: tfAttr.type(3), Truncate: tfAttr.bool(false) });
+    }
+    const op = mode === 'nearest' ? 'ResizeNearestNeighbor' : 'ResizeBilinear';
+    const y = ctx.tf(op, [toNhwc(ctx, ctx.input(0)), size], { T: T(ctx), align_corners: tfAttr.bool(align), half_pixel_centers: tfAttr.bool(half) });
+    return [toNchw(ctx, y)];
+  },
+};
+
+function attrFloats(n: Node, key: string): number[] | undefined {
+  const a = n.attributes[key];
+  return a?.type === 'floats' ? [...a.value] : undefined;
+}
+
+/** Pad: constant as PadV2, reflect as MirrorPad, edge and wrap as slices tiled and concatenated per axis. */
+const pad: ExportEntry = {
+  tf: ['PadV2', 'MirrorPad', 'Reshape', 'StridedSlice', 'Tile', 'ConcatV2'],
+  emit(ctx) {
+    const n = ctx.node;
+    const mode = attrString(n, 'mode', 'constant');
+    const raw = ctx.opset >= 11 ? ctx.ints(1, 'pads') : attrInts(n, 'pads') ?? ctx.fail('a pads attribute');
+    const rank = ctx.rank(0) ?? (ctx.hasInput(3) ? ctx.fail('a known rank (pads name axes)') : raw.length / 2);
+    const axes = ctx.hasInput(3) ? ctx.ints(3, 'axes').map((a) => normAxis(ctx, a, rank)) : [...Array(rank).keys()];
+    if (raw.length !== 2 * axes.length) ctx.fail(`${2 * axes.length} pads (a begin and an end per axis)`);
+    const before = new Array<number>(rank).fill(0);
+    const after = new Array<number>(rank).fill(0);
+    axes.forEach((a, i) => {
+      before[a] = raw[i]!;
+      after[a] = raw[i + axes.length]!;
+    });
+    if ([...before, ...after].some((p) => p < 0)) ctx.fail('pads of 0 or more (a negative pad crops, which TF Pad does not)');
+    const paddings = () => ctx.const(Tensor.from('int32', [rank, 2], before.flatMap((b, a) => [b, after[a]!])));
+    const t = { T: T(ctx), Tpaddings: tfAttr.type(3) };
+    if (mode === 'constant') {
+      let value: string;
+      const has = ctx.opset >= 11 ? ctx.hasInput(2) : false;
+      if (!has) value = scalarOf(ctx, ctx.dtype(0), ctx.opset >= 11 ? 0 : attrFloat(n, 'value', 0));
+      else if (ctx.constant(2)) value = ctx.const(Tensor.fromBytes(ctx.dtype(0), [], ctx.constant(2)!.bytes()));
+      else value = ctx.tf('Reshape', [ctx.input(2), ctx.const(i32([]))], { T: T(ctx), Tshape: tfAttr.type(3) });
+      return [ctx.tf('PadV2', [ctx.input(0), paddings(), value], t, true)];
+    }
+    if (mode === 'reflect') return [ctx.tf('MirrorPad', [ctx.input(0), paddings()], { ...t, mode: tfAttr.string('REFLECT') }, true)];
+    if (mode !== 'edge' && mode !== 'wrap') return ctx.fail(`mode constant, reflect, edge or wrap, not ${mode}`);
+    let y = ctx.input(0);
+    const d = ctx.dtype(0);
+    const padded = [...Array(rank).keys()].filter((a) => before[a]! > 0 || after[a]! > 0);
+    padded.forEach((a, i) => {
+      const [b, e] = [before[a]!, after[a]!];
+      const parts: string[] = [];
+      const tile = (v: string, k: number) => ctx.tf('Tile', [v, ctx.const(i32([...Array(rank).keys()].map((x) => (x === a ? k : 1))))], { T: T(ctx), Tmultiples: tfAttr.type(3) });
+      if (b > 0) parts.push(mode === 'edge' ? tile(sliceAxis(ctx, y, d, rank, a, 0, 1), b) : sliceAxis(ctx, y, d, rank, a, -b, undefined));
+      parts.push(y);
+      if (e > 0) parts.push(mode === 'edge' ? tile(sliceAxis(ctx, y, d, rank, a, -1, undefined), e) : sliceAxis(ctx, y, d, rank, a, 0, e));
+      y = ctx.tf('ConcatV2', [...parts, ctx.const(Tensor.from('int32', [], [a]))], { T: T(ctx), N: tfAttr.int(parts.length), Tidx: tfAttr.type(3) }, i === padded.length - 1);
+    });
+    return [padded.length ? y : ctx.tf('StridedSlice', [y, ctx.const(i32([0])), ctx.const(i32([0])), ctx.const(i32([1]))], { T: T(ctx), Index: tfAttr.type(3), ...masks({ begin_mask: 1, end_mask: 1 }) }, true)];
+  },
+};
+
+const einsum: ExportEntry = {
+  tf: ['Einsum'],
+  rank(n) {
+    const eq = attrString(n, 'equation', '').replace(/\s/g, '');
+    const out = eq.split('->')[1];
+    return out === undefined || out.includes('.') ? undefined : out.length;
+  },
+  emit(ctx) {
+    const n = ctx.node.inputs.length;
+    const eq = attrString(ctx.node, 'equation', '').replace(/\s/g, '');
+    if (!eq.includes('->')) ctx.fail('an explicit output in the equation ("...->...")');
+    return [ctx.tf('Einsum', [...Array(n).keys()].map((i) => ctx.input(i)), { T: T(ctx), N: tfAttr.int(n), equation: tfAttr.string(eq) }, true)];
+  },
+};
+
+const cumsum: ExportEntry = {
+  tf: ['Cumsum'],
+  emit: (ctx) => [
+    ctx.tf('Cumsum', [ctx.input(0), ctx.input(1)], {
+      T: T(ctx),
+      Tidx: T(ctx, 1),
+      exclusive: tfAttr.bool(attrInt(ctx.node, 'exclusive', 0) !== 0),
+      reverse: tfAttr.bool(attrInt(ctx.node, 'reverse', 0) !== 0),
+    }, true),
+  ],
+};
+
+/** Trilu: keep cells whose column - row is >= k (upper) or <= k (lower), from two iotas. */
+const trilu: ExportEntry = {
+  tf: ['Shape', 'StridedSlice', 'Range', 'ExpandDims', 'Sub', 'GreaterEqual', 'LessEqual', 'SelectV2', 'ZerosLike', 'Reshape', 'Cast'],
+  emit(ctx) {
+    const rank = needRank(ctx, 0, 'rows and columns are its last two axes');
+    if (rank < 2) ctx.fail('an input of rank 2 or more');
+    const x = ctx.input(0);
+    const iota = (axis: number) => ctx.tf('Range', [scalarOf(ctx, 'int32', 0), dimOf(ctx, x, ctx.dtype(0), axis, 'int32'), scalarOf(ctx, 'int32', 1)], { Tidx: tfAttr.type(3) });
+    const rows = ctx.tf('ExpandDims', [iota(rank - 2), ctx.const(Tensor.from('int32', [], [1]))], { T: tfAttr.type(3), Tdim: tfAttr.type(3) });
+    const diff = ctx.tf('Sub', [iota(rank - 1), rows], { T: tfAttr.type(3) });
+    const k = ctx.hasInput(1) ? scalarInt(ctx, 1) : scalarOf(ctx, 'int32', 0);
+    const upper = attrInt(ctx.node, 'upper', 1) !== 0;
+    const mask = ctx.tf(upper ? 'GreaterEqual' : 'LessEqual', [diff, k], { T: tfAttr.type(3) });
+    return [ctx.tf('SelectV2', [mask, x, ctx.tf('ZerosLike', [x], { T: T(ctx) })], { T: T(ctx) }, true)];
+  },
+};
+
+const topK: ExportEntry = {
+  tf: ['TopKV2', 'Transpose', 'Neg', 'Cast', 'Reshape', 'Identity'],
+  dtype: (_n, inputs, k) => (k === 1 ? 'int64' : inputs[0]),
+  emit(ctx) {
+    const rank = needRank(ctx, 0, 'TF takes the top k of the last axis');
+    const axis = normAxis(ctx, attrInt(ctx.node, 'axis', -1), rank);
+    const largest = attrInt(ctx.node, 'largest', 1) !== 0;
+    const t = { T: T(ctx) };
+    const perm = [...Array(rank).keys()];
+    [perm[axis], perm[rank - 1]] = [perm[rank - 1]!, perm[axis]!];
+    const swap = (v: string, dtype: DType) => (axis === rank - 1 ? v : ctx.tf('Transpose', [v, ctx.const(i32(perm))], { T: typeOf(dtype), Tperm: tfAttr.type(3) }));
+    let x = swap(ctx.input(0), ctx.dtype(0));
+    // The k smallest are the k largest of -x, ties still in index order.
+    if (!largest) x = ctx.tf('Neg', [x], t);
+    const top = ctx.tf('TopKV2', [x, scalarInt(ctx, 1)], { ...t, sorted: tfAttr.bool(true) });
+    let values = `${top}:0`;
+    if (!largest) values = ctx.tf('Neg', [values], t);
+    const indices = ctx.tf('Cast', [`${top}:1`], { SrcT: tfAttr.type(3), DstT: tfAttr.type(9), Truncate: tfAttr.bool(false) });
+    return [ctx.tf('Identity', [swap(values, ctx.dtype(0))], t, true), ctx.tf('Identity', [swap(indices, 'int64')], { T: tfAttr.type(9) })];
+  },
+};
+
+const scatterNd: ExportEntry = {
+  tf: ['TensorScatterUpdate', 'TensorScatterAdd', 'TensorScatterMax', 'TensorScatterMin'],
+  emit(ctx) {
+    const reduction = attrString(ctx.node, 'reduction', 'none');
+    const op = { none: 'TensorScatterUpdate', add: 'TensorScatterAdd', max: 'TensorScatterMax', min: 'TensorScatterMin' }[reduction];
+    if (!op) return ctx.fail(`reduction none, add, max or min (TF has no TensorScatterMul), not ${reduction}`);
+    return [ctx.tf(op, [ctx.input(0), ctx.input(1), ctx.input(2)], { T: T(ctx), Tindices: T(ctx, 1) }, true)];
+  },
+};
+
+/** Axes of Squeeze/Unsqueeze: an input from opset 13, an attribute before. */
+const axesOf = (ctx: ExportContext): readonly number[] | undefined => (ctx.opset >= 13 ? (ctx.hasInput(1) ? ctx.ints(1, 'axes') : undefined) : attrInts(ctx.node, 'axes'));
+const axesCount = (n: Node, constant: (i: number) => Tensor | undefined) => attrInts(n, 'axes')?.length ?? constant(1)?.size;
+
+/** ConvTranspose as Conv2DBackpropInput over VALID padding, then the pads cropped off. */
+const convTranspose: ExportEntry = {
+  tf: ['Transpose', 'Conv2DBackpropInput', 'Shape', 'StridedSlice', 'Mul', 'AddV2', 'Pack', 'BiasAdd'],
+  rank: () => 4,
+  emit(ctx) {
+    const n = ctx.node;
+    const w = ctx.constant(1);
+    if (!w || w.shape.length !== 4) return ctx.fail('a constant 4-D weight');
+    if (attrInt(n, 'group', 1) !== 1) ctx.fail('group 1 (TF transposed convolutions are not grouped)');
+    if (attrInts(n, 'output_shape')) ctx.fail('pads instead of output_shape');
+    const auto = attrString(n, 'auto_pad', 'NOTSET');
+    if (auto !== 'NOTSET' && auto !== 'VALID') ctx.fail(`auto_pad NOTSET or VALID, not ${auto}`);
+    const [, outC, kh, kw] = w.shape as [number, number, number, number];
+    const strides = attrInts(n, 'strides') ?? [1, 1];
+    const dil = attrInts(n, 'dilations') ?? [1, 1];
+    const pads = auto === 'VALID' ? [0, 0, 0, 0] : attrInts(n, 'pads') ?? [0, 0, 0, 0];
+    const outPad = attrInts(n, 'output_padding') ?? [0, 0];
+    const x = toNhwc(ctx, ctx.input(0));
+    // The full (unpadded) output: stride * (in - 1) + dilated kernel + output_padding.
+    const full = (axis: number, k: number, i: number) => {
+      const scaled = ctx.tf('Mul', [dimOf(ctx, x, ctx.dtype(0), axis, 'int32'), scalarOf(ctx, 'int32', strides[i]!)], { T: tfAttr.type(3) });
+      return ctx.tf('AddV2', [scaled, scalarOf(ctx, 'int32', (k - 1) * dil[i]! + 1 - strides[i]! + outPad[i]!)], { T: tfAttr.type(3) });
+    };
+    const sizes = ctx.tf('Pack', [dimOf(ctx, x, ctx.dtype(0), 0, 'int32'), full(1, kh, 0), full(2, kw, 1), scalarOf(ctx, 'int32', outC)], { T: tfAttr.type(3), N: tfAttr.int(4), axis: tfAttr.int(0) });
+    // ONNX [Cin, Cout, kh, kw] is TF's backprop filter [kh, kw, Cout, Cin].
+    const filter = ctx.weight(1, (t) => permuted(t, [2, 3, 1, 0]), 'backprop');
+    let y = ctx.tf('Conv2DBackpropInput', [sizes, filter, x], {
+      T: T(ctx),
+      strides: tfAttr.ints(quad(strides)),
+      dilations: tfAttr.ints(quad(dil)),
+      padding: tfAttr.string('VALID'),
+      explicit_paddings: tfAttr.ints([]),
+      data_format: tfAttr.string('NHWC'),
+      use_cudnn_on_gpu: tfAttr.bool(true),
+    });
+    if (pads.some((p) => p !== 0)) {
+      const [t0, l0, b0, r0] = pads as [number, number, number, number];
+      const end = (p: number) => (p === 0 ? 0 : -p);
+      y = ctx.tf('StridedSlice', [y, ctx.const(i32([0, t0, l0, 0])), ctx.const(i32([0, end(b0), end(r0), 0])), ctx.const(i32([1, 1, 1, 1]))], {
+        T: T(ctx),
+        Index: tfAttr.type(3),
+        ...masks({ begin_mask: 0b1001, end_mask: 0b1001 | (b0 === 0 ? 0b10 : 0) | (r0 === 0 ? 0b100 : 0) }),
+      });
+    }
+    if (ctx.hasInput(2)) y = ctx.tf('BiasAdd', [y, ctx.input(2)], { T: T(ctx), data_format: tfAttr.string('NHWC') });
+    return [toNchw(ctx, y)];
+  },
+};
+
+const argExtreme = (op: 'ArgMax' | 'ArgMin'): ExportEntry => ({
+  tf: [op, 'ExpandDims'],
+  dtype: () => 'int64',
+  rank: (n, r) => (r[0] === undefined ? undefined : attrInt(n, 'keepdims', 1) ? r[0] : r[0] - 1),
+  emit(ctx) {
+    if (attrInt(ctx.node, 'select_last_index', 0)) ctx.fail('select_last_index 0 (TF returns the first extreme)');
+    const rank = needRank(ctx, 0, 'negative axes count from its end');
+    const axis = normAxis(ctx, attrInt(ctx.node, 'axis', 0), rank);
+    const keep = attrInt(ctx.node, 'keepdims', 1) !== 0;
+    const y = ctx.tf(op, [ctx.input(0), ctx.const(Tensor.from('int32', [], [axis]))], { T: T(ctx), Tidx: tfAttr.type(3), output_type: tfAttr.type(9) }, !keep);
+    return [keep ? ctx.tf('ExpandDims', [y, ctx.const(Tensor.from('int32', [], [axis]))], { T: tfAttr.type(9), Tdim: tfAttr.type(3) }, true) : y];
+  },
+});
+
+const prelu: ExportEntry = {
+  tf: ['Relu', 'Neg', 'Mul', 'Sub'],
+  emit(ctx) {
+    // max(0, x) + slope * min(0, x) = relu(x) - slope * relu(-x), as TF.js's own Prelu.
+    const t = { T: T(ctx) };
+    const negative = ctx.tf('Relu', [ctx.tf('Neg', [ctx.input(0)], t)], t);
+    return [ctx.tf('Sub', [ctx.tf('Relu', [ctx.input(0)], t), ctx.tf('Mul', [ctx.input(1), negative], t)], t, true)];
+  },
+};
+
 export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
   Identity: unary('Identity'),
-  Dropout: { emit: (ctx) => [ctx.tf('Identity', [ctx.input(0)], { T: T(ctx) }, true)] },
+  Dropout: { tf: ['Identity'], emit: (ctx) => [ctx.tf('Identity', [ctx.input(0)], { T: T(ctx) }, true)] },
   Add: binary('AddV2'),
   Sub: binary('Sub'),
   Mul: binary('Mul'),
-  Div: { emit: (ctx) => [ctx.tf(ctx.dtype(0).startsWith('float') ? 'RealDiv' : 'TruncateDiv', [ctx.input(0), ctx.input(1)], { T: T(ctx) }, true)], rank: maxRank },
-  Max: binary('Maximum'),
-  Min: binary('Minimum'),
+  // ONNX divides integers truncating, as TruncateDiv (which TF.js lacks: its FloorDiv floors).
+  Div: { tf: ['RealDiv', 'TruncateDiv'], emit: (ctx) => [ctx.tf(isFloat(ctx.dtype(0)) ? 'RealDiv' : 'TruncateDiv', [ctx.input(0), ctx.input(1)], { T: T(ctx) }, true)], rank: maxRank },
+  Pow: pow,
+  Max: variadic('Maximum'),
+  Min: variadic('Minimum'),
+  Sum: variadic('AddN'),
+  Mean: variadic('AddN', true),
   Neg: unary('Neg'),
   Abs: unary('Abs'),
   Exp: unary('Exp'),
   Log: unary('Log'),
   Sqrt: unary('Sqrt'),
   Reciprocal: unary('Reciprocal'),
+  Floor: unary('Floor'),
+  Ceil: unary('Ceil'),
+  Round: unary('Round'),
+  Sign: unary('Sign'),
+  Sin: unary('Sin'),
+  Cos: unary('Cos'),
+  Tan: unary('Tan'),
+  Erf: unary('Erf'),
   Relu: unary('Relu'),
   Sigmoid: unary('Sigmoid'),
   Tanh: unary('Tanh'),
   Softplus: unary('Softplus'),
   Softsign: unary('Softsign'),
   Elu: {
+    tf: ['Elu'],
     emit(ctx) {
       if (attrFloat(ctx.node, 'alpha', 1) !== 1) ctx.fail('Elu alpha 1');
       return [ctx.tf('Elu', [ctx.input(0)], { T: T(ctx) }, true)];
@@ -338,18 +960,30 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
   },
   Selu: unary('Selu'),
   LeakyRelu: unary('LeakyRelu', (n) => ({ alpha: tfAttr.float(attrFloat(n, 'alpha', 0.01)) })),
+  PRelu: prelu,
+  HardSigmoid: { tf: ['Mul', 'AddV2', 'ClipByValue'], emit: (ctx) => [hardSigmoid(ctx, attrFloat(ctx.node, 'alpha', 0.2), attrFloat(ctx.node, 'beta', 0.5), true)] },
+  HardSwish: { tf: ['Mul', 'AddV2', 'ClipByValue'], emit: (ctx) => [ctx.tf('Mul', [ctx.input(0), hardSigmoid(ctx, 1 / 6, 0.5, false)], { T: T(ctx) }, true)] },
+  Gelu: gelu,
   Clip: clip,
   Softmax: softmax('Softmax'),
   LogSoftmax: softmax('LogSoftmax'),
+  LayerNormalization: layerNorm,
   Gemm: gemm,
   MatMul: matMul,
+  Einsum: einsum,
   Conv: conv,
+  ConvTranspose: convTranspose,
   MaxPool: pool('MaxPool'),
   AveragePool: pool('AvgPool'),
+  GlobalAveragePool: globalPool('Mean'),
+  GlobalMaxPool: globalPool('Max'),
   BatchNormalization: batchNorm,
+  Resize: resize,
+  Upsample: resize,
   Flatten: flatten,
   Reshape: reshape,
   Transpose: {
+    tf: ['Transpose'],
     rank: (n) => attrInts(n, 'perm')?.length,
     emit(ctx) {
       const perm = attrInts(ctx.node, 'perm');
@@ -360,7 +994,9 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
     },
   },
   Slice: slice,
+  Split: split,
   Concat: {
+    tf: ['ConcatV2'],
     rank: maxRank,
     emit(ctx) {
       const n = ctx.node.inputs.length;
@@ -369,9 +1005,10 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
     },
   },
   Unsqueeze: {
-    rank: (_n, r, constant) => (r[0] === undefined || !constant(1) ? undefined : r[0] + constant(1)!.size),
+    tf: ['ExpandDims'],
+    rank: (n, r, constant) => (r[0] === undefined || axesCount(n, constant) === undefined ? undefined : r[0] + axesCount(n, constant)!),
     emit(ctx) {
-      const axes = ctx.ints(1, 'axes');
+      const axes = axesOf(ctx) ?? ctx.fail('axes');
       const rank = ctx.rank(0);
       const outRank = rank === undefined ? undefined : rank + axes.length;
       const sorted = axes.map((a) => (a < 0 ? (outRank === undefined ? ctx.fail('a known rank for negative axes') : a + outRank) : a)).sort((a, b) => a - b);
@@ -383,13 +1020,15 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
     },
   },
   Squeeze: {
-    rank: (_n, r, constant) => (r[0] === undefined || !constant(1) ? undefined : r[0] - constant(1)!.size),
-    emit(ctx) {
-      const axes = ctx.hasInput(1) ? ctx.ints(1, 'axes') : [];
-      return [ctx.tf('Squeeze', [ctx.input(0)], { T: T(ctx), squeeze_dims: tfAttr.ints(axes) }, true)];
-    },
+    tf: ['Squeeze'],
+    rank: (n, r, constant) => (r[0] === undefined || axesCount(n, constant) === undefined ? undefined : r[0] - axesCount(n, constant)!),
+    emit: (ctx) => [ctx.tf('Squeeze', [ctx.input(0)], { T: T(ctx), squeeze_dims: tfAttr.ints(axesOf(ctx) ?? []) }, true)],
   },
+  Expand: expand,
+  Tile: { tf: ['Tile'], emit: (ctx) => [ctx.tf('Tile', [ctx.input(0), ctx.input(1)], { T: T(ctx), Tmultiples: T(ctx, 1) }, true)] },
+  Pad: pad,
   Cast: {
+    tf: ['Cast'],
     dtype: castTo,
     emit(ctx) {
       const to = castTo(ctx.node);
@@ -397,13 +1036,46 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
       return [ctx.tf('Cast', [ctx.input(0)], { SrcT: T(ctx), DstT: tfAttr.type(tfCode(to)), Truncate: tfAttr.bool(false) }, true)];
     },
   },
-  Shape: {
-    dtype: () => 'int64',
-    rank: () => 1,
-    emit: (ctx) => [ctx.tf('Shape', [ctx.input(0)], { T: T(ctx), out_type: tfAttr.type(9) }, true)],
+  Constant: constant,
+  ConstantOfShape: constantOfShape,
+  Shape: shape,
+  Range: { tf: ['Range'], rank: () => 1, emit: (ctx) => [ctx.tf('Range', [ctx.input(0), ctx.input(1), ctx.input(2)], { Tidx: T(ctx) }, true)] },
+  Equal: compare('Equal', { incompatible_shape_error: tfAttr.bool(true) }),
+  Less: compare('Less'),
+  Greater: compare('Greater'),
+  LessOrEqual: compare('LessEqual'),
+  GreaterOrEqual: compare('GreaterEqual'),
+  Not: { tf: ['LogicalNot'], emit: (ctx) => [ctx.tf('LogicalNot', [ctx.input(0)], {}, true)] },
+  And: logical('LogicalAnd'),
+  Or: logical('LogicalOr'),
+  Xor: compare('NotEqual', { incompatible_shape_error: tfAttr.bool(true) }),
+  IsNaN: { tf: ['IsNan'], dtype: toBool, emit: (ctx) => [ctx.tf('IsNan', [ctx.input(0)], { T: T(ctx) }, true)] },
+  IsInf: {
+    tf: ['IsInf'],
+    dtype: toBool,
+    emit(ctx) {
+      if (!attrInt(ctx.node, 'detect_positive', 1) || !attrInt(ctx.node, 'detect_negative', 1)) ctx.fail('detect_positive and detect_negative 1 (TF IsInf finds both)');
+      return [ctx.tf('IsInf', [ctx.input(0)], { T: T(ctx) }, true)];
+    },
   },
+  Where: {
+    tf: ['SelectV2'],
+    dtype: (_n, inputs) => inputs[1],
+    rank: maxRank,
+    emit: (ctx) => [ctx.tf('SelectV2', [ctx.input(0), ctx.input(1), ctx.input(2)], { T: T(ctx, 1) }, true)],
+  },
+  Gather: gather,
+  GatherElements: gatherElements,
+  GatherND: gatherNd,
+  ScatterND: scatterNd,
+  CumSum: cumsum,
+  Trilu: trilu,
+  TopK: topK,
+  ArgMax: argExtreme('ArgMax'),
+  ArgMin: argExtreme('ArgMin'),
   ReduceMean: reduce('Mean'),
   ReduceSum: reduce('Sum'),
   ReduceMax: reduce('Max'),
   ReduceMin: reduce('Min'),
+  ReduceProd: reduce('Prod'),
 };

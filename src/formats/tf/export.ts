@@ -96,8 +96,10 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
   for (const node of dependencyOrder(graph)) {
     const entry = IR_TO_TF[node.op]!;
     const outName = node.outputs[0] || node.name;
+    const declared = new Set(entry.tf);
     const ctx: ExportContext = {
       node,
+      opset: graph.opset,
       input(i) {
         const v = node.inputs[i];
         if (!v) ctx.fail(`input ${i}`);
@@ -127,6 +129,8 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
         return weightOf(v, transform(t), tag);
       },
       tf(op, inputs, attrs, final = false) {
+        // The coverage table (src/coverage) reads entry.tf to say what TF.js must run: keep it true.
+        if (!declared.has(op)) throw new Error(`bug: the TF export of ${node.op} emits ${op}, which its entry does not declare`);
         const name = names.take(final ? outName : `${outName}/${op}`);
         emit({ name, op, input: [...inputs], attr: sortedAttrs(attrs) });
         return name;
@@ -139,13 +143,14 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
     const outs = entry.emit(ctx);
     const inTypes = node.inputs.map((i) => dtypes.get(i));
     const inRanks = node.inputs.map((i) => ranks.get(i));
-    const dtype = entry.dtype?.(node, inTypes) ?? inTypes[0];
-    const rank = entry.rank ? entry.rank(node, inRanks, (i) => graph.initializers.get(node.inputs[i] ?? '')) : inRanks[0];
+    const constantInput = (i: number) => graph.initializers.get(node.inputs[i] ?? '');
     node.outputs.forEach((o, k) => {
       if (!o || outs[k] === undefined) return;
       values.set(o, outs[k]!);
-      if (k === 0 && dtype) dtypes.set(o, dtype);
-      if (k === 0 && rank !== undefined && Number.isInteger(rank)) ranks.set(o, rank);
+      const dtype = entry.dtype?.(node, inTypes, k) ?? inTypes[0];
+      const rank = entry.rank ? entry.rank(node, inRanks, constantInput, k) : inRanks[0];
+      if (dtype) dtypes.set(o, dtype);
+      if (rank !== undefined && Number.isInteger(rank)) ranks.set(o, rank);
     });
   }
 
