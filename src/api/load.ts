@@ -3,7 +3,7 @@ import { dirname, extname, resolve } from 'node:path';
 import type { Model } from '../core/model.js';
 import { detectFormat, formatByName, formatForOutput } from '../formats/registry.js';
 import type { ReadOptions, WriteOptions } from '../formats/format.js';
-import { assertWritable } from '../core/atomic.js';
+import { assertWritable, writeOutputStaged } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
 import { FormatError } from '../core/errors.js';
@@ -42,7 +42,22 @@ export function saveModel(model: Model, path: string, options: SaveOptions = {})
   assertWritable(path, options.force ?? false);
   // Like the directory formats (SavedModel, TF.js) do for themselves: `convert a.pt out/b.onnx` makes out/.
   mkdirSync(dirname(resolve(path)), { recursive: true });
-  return format.write(model, path, options);
+  // Built aside and moved into place complete: a kill, a full disk or a failing writer leaves the
+  // target as it was. Writers tell a directory output by the path's trailing slash or an existing
+  // directory, so the staged path keeps both.
+  const intoDirectory = /[\\/]$/.test(path) || isDirectory(path);
+  return writeOutputStaged(path, (staged) => {
+    if (intoDirectory) mkdirSync(staged);
+    return format.write(model, intoDirectory ? `${staged}/` : staged, options);
+  });
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 export interface ConvertOptions {

@@ -1,5 +1,48 @@
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdtempSync, openSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { UsageError } from './errors.js';
+
+/**
+ * Every temporary file or directory modelbridge makes carries this mark and its process id, so a
+ * later run can tell its own leftovers (a conversion killed with SIGKILL, or interrupted while
+ * synchronous work kept Node's signal handlers from running) from the user's files, and remove
+ * them once the process that made them is gone.
+ */
+const MARK = 'modelbridge-tmp';
+const LEFTOVER = new RegExp(`^\\..*\\.${MARK}-(\\d+)-[0-9A-Za-z._-]+$`);
+
+/** A temporary name beside `path` for the file or directory that will replace it. */
+export function tempPath(path: string, suffix = ''): string {
+  return join(dirname(path), `.${basename(path)}.${MARK}-${process.pid}-${Date.now().toString(36)}${suffix}`);
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the temporaries of dead modelbridge processes from `dir`; returns what it removed. */
+export function sweepLeftovers(dir: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const entry of entries) {
+    const m = LEFTOVER.exec(entry);
+    if (!m || alive(Number(m[1]))) continue;
+    rmSync(join(dir, entry), { recursive: true, force: true });
+    removed.push(entry);
+  }
+  return removed;
+}
 
 /**
  * Writes a file atomically: everything goes to a temporary file beside the target, which is
@@ -35,7 +78,7 @@ export class AtomicFileSet {
   /** Starts the next file, closing the one before (a set writes one file at a time). */
   add(path: string): PendingFile {
     this.closeLast();
-    const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+    const temp = tempPath(path);
     const file = { path, temp, fd: openSync(temp, 'wx') as number | undefined };
     this.files.push(file);
     return {
@@ -101,4 +144,87 @@ export class OutputExistsError extends Error {
   constructor(readonly path: string) {
     super(`${path} already exists (use --force to overwrite)`);
   }
+}
+
+function kindOf(stat: Stats): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isSocket()) return 'a socket';
+  return 'a special file';
+}
+
+/**
+ * Where an output really goes. Through a symbolic link, the file it points to (written in place of
+ * the link's target, keeping its mode, as `cp` would); a special file (a FIFO, a device such as
+ * /dev/stdout) is refused: the CLI takes `-` for standard output.
+ */
+export function outputTarget(path: string): { path: string; mode?: number } {
+  let link: Stats;
+  try {
+    link = lstatSync(path);
+  } catch {
+    return { path };
+  }
+  let target = path;
+  if (link.isSymbolicLink()) {
+    try {
+      target = realpathSync(path);
+    } catch {
+      throw new UsageError(`${path} is a symbolic link to nothing; remove it or give another output path`);
+    }
+  }
+  const stat = statSync(target);
+  if (stat.isDirectory()) return { path: target };
+  if (!stat.isFile()) throw new UsageError(`${path} is ${kindOf(stat)}, not a regular file or directory to write a model to (use - for standard output)`);
+  return { path: target, mode: stat.mode & 0o7777 };
+}
+
+/**
+ * Writes an output of one or many files (a SavedModel or TF.js directory, a sharded bundle, an ONNX
+ * file with its .data) crash-safely: `write` builds it under a temporary sibling directory, and only
+ * a complete output is moved into place. A new directory appears in one rename; over an existing
+ * model directory the new one is swapped in whole (the old one renamed aside, then removed), and in
+ * a directory holding other files each entry is replaced on its own. A failure, a full disk, or a
+ * kill leaves the target as it was (killed temporaries are swept by the next run here). Returns the
+ * files written, at their final paths.
+ */
+export function writeOutputStaged(path: string, write: (staged: string) => string[]): string[] {
+  const target = outputTarget(resolve(path));
+  const dir = dirname(target.path);
+  sweepLeftovers(dir);
+  const stage = mkdtempSync(tempPath(target.path, '-'));
+  try {
+    const staged = join(stage, basename(target.path));
+    const files = write(staged);
+    if (target.mode !== undefined && existsSync(staged) && statSync(staged).isFile()) chmodSync(staged, target.mode);
+    for (const entry of readdirSync(stage)) moveInto(join(stage, entry), join(dir, entry));
+    return files.map((f) => (f.startsWith(stage) ? join(dir, f.slice(stage.length + 1)) : f));
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/** Moves `from` over `to`: a rename, or for two directories a swap, or an entry-wise merge. */
+function moveInto(from: string, to: string): void {
+  let existing: Stats | undefined;
+  try {
+    existing = statSync(to);
+  } catch {
+    existing = undefined;
+  }
+  if (!existing || !existing.isDirectory() || !statSync(from).isDirectory()) {
+    renameSync(from, to);
+    return;
+  }
+  const fresh = new Set(readdirSync(from));
+  if (readdirSync(to).every((e) => fresh.has(e))) {
+    // Nothing of the user's would be lost: the whole model directory is swapped.
+    const old = tempPath(to, '.old');
+    renameSync(to, old);
+    renameSync(from, to);
+    rmSync(old, { recursive: true, force: true });
+    return;
+  }
+  for (const entry of fresh) moveInto(join(from, entry), join(to, entry));
 }

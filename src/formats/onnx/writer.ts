@@ -177,9 +177,10 @@ function attributesForWrite(node: Node): Readonly<Record<string, Attribute>> {
 
 function encodeValueInfo(w: WireWriter, v: ValueInfo): void {
   w.string(1, v.name);
+  if (v.untyped && !v.shape) return;
   w.message(2, (type) =>
     type.message(1, (tensorType) => {
-      tensorType.varint(1, onnxCode(v.dtype, `graph value ${v.name}`));
+      if (!v.untyped) tensorType.varint(1, onnxCode(v.dtype, `graph value ${v.name}`));
       if (v.shape) {
         tensorType.message(2, (shape) => {
           for (const d of v.shape!) {
