@@ -29,7 +29,10 @@ class SpecError(ValueError):
 # order; test_modelbridge_spec.py checks the lists against inspect.signature.
 LEAVES: dict[str, tuple[str, ...]] = {
     "Linear": ("in_features", "out_features", "bias"),
+    "Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"),
     "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"),
+    "ConvTranspose2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation", "padding_mode"),
+    "Embedding": ("num_embeddings", "embedding_dim", "padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse"),
     "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
     "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
     "Flatten": ("start_dim", "end_dim"),
@@ -40,23 +43,35 @@ LEAVES: dict[str, tuple[str, ...]] = {
     "Softmax": ("dim",),
     "LogSoftmax": ("dim",),
     "GELU": ("approximate",),
+    "SiLU": ("inplace",),
+    "Hardswish": ("inplace",),
+    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     "LayerNorm": ("normalized_shape", "eps", "elementwise_affine", "bias"),
+    "GroupNorm": ("num_groups", "num_channels", "eps", "affine"),
+    # torch.nn.RNNBase's arguments (LSTM and GRU take *args, **kwargs); GRU has no projections.
+    "LSTM": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"),
+    "GRU": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional"),
     "Dropout": ("p", "inplace"),
     "Identity": (),
 }
 
-# Arguments a spec may carry beyond LEAVES. BatchNorm2d's keyword-only `bias` exists only in
-# recent torch; export_spec writes it only when false so specs stay loadable by older torch.
-EXTRA_FIELDS: dict[str, tuple[str, ...]] = {"BatchNorm2d": ("bias",)}
+# Arguments a spec may carry beyond LEAVES. The norms' keyword-only `bias` exists only in recent
+# torch; export_spec writes it only when false so specs stay loadable by older torch.
+EXTRA_FIELDS: dict[str, tuple[str, ...]] = {"BatchNorm1d": ("bias",), "BatchNorm2d": ("bias",), "GroupNorm": ("bias",)}
 
 # Arguments stored as whether a parameter exists rather than as an attribute of the same name.
-_HAS_PARAM = {("Linear", "bias"), ("Conv2d", "bias"), ("LayerNorm", "bias")}
+_HAS_PARAM = {("Linear", "bias"), ("Conv1d", "bias"), ("Conv2d", "bias"), ("ConvTranspose2d", "bias"), ("LayerNorm", "bias")}
+
+# Containers: Sequential runs its children in order; ModuleList and ModuleDict only hold them
+# (they have no forward), so a spec with one describes a state dict's layout, which modelbridge
+# can store and check but not run. ModuleDict children always carry their key as `name`.
+CONTAINERS: dict[str, type[nn.Module]] = {"Sequential": nn.Sequential, "ModuleList": nn.ModuleList, "ModuleDict": nn.ModuleDict}
 
 
 def supported_types() -> list[str]:
     """The `type` values build_module accepts."""
-    return ["Sequential", *LEAVES]
+    return [*CONTAINERS, *LEAVES]
 
 
 def _where(path: str) -> str:
@@ -90,27 +105,30 @@ def _check_plain(module: nn.Module, path: str) -> None:
 def _export(module: nn.Module, path: str) -> dict[str, Any]:
     _check_plain(module, path)
     cls = type(module)
-    if isinstance(module, nn.Sequential):
-        if cls.forward is not nn.Sequential.forward:
-            raise SpecError(f"unsupported module class {_class_name(module)} {_where(path)}: a Sequential subclass with its own forward")
+    container = next((k for k, base in CONTAINERS.items() if isinstance(module, base)), None)
+    if container is not None:
+        base = CONTAINERS[container]
+        if cls.forward is not base.forward:
+            raise SpecError(f"unsupported module class {_class_name(module)} {_where(path)}: a {container} subclass with its own forward")
         children = []
         for index, (name, child) in enumerate(module.named_children()):
             sub = _export(child, f"{path}.{name}" if path else name)
-            children.append({"name": name, **sub} if name != str(index) else sub)
-        return {"type": "Sequential", "modules": children}
+            keep_name = container == "ModuleDict" or name != str(index)
+            children.append({"name": name, **sub} if keep_name else sub)
+        return {"type": container, "modules": children}
     name = cls.__name__
     if name not in LEAVES or cls is not getattr(nn, name):
         known = ", ".join(supported_types())
         base = next((b for b in cls.__mro__[1:] if b.__module__.startswith("torch.nn") and b.__name__ in LEAVES), None)
         detail = f" (a subclass of torch.nn.{base.__name__}; only the exact class is supported)" if base else ""
         if base is None and any(True for _ in module.children()):
-            detail = " (a custom module with its own forward; the only container a spec can describe is torch.nn.Sequential)"
+            detail = " (a custom module with its own forward; the containers a spec can describe are torch.nn.Sequential, ModuleList and ModuleDict)"
         raise SpecError(f"unsupported module class {_class_name(module)} {_where(path)}{detail}; supported: {known}")
     spec: dict[str, Any] = {"type": name}
     for arg in LEAVES[name]:
         value = getattr(module, arg) is not None if (name, arg) in _HAS_PARAM else getattr(module, arg)
         spec[arg] = _json_value(value, f"{name}.{arg} {_where(path)}")
-    if name == "BatchNorm2d" and module.affine and module.bias is None:
+    if name in ("BatchNorm1d", "BatchNorm2d", "GroupNorm") and module.affine and module.bias is None:
         spec["bias"] = False
     return spec
 
@@ -146,20 +164,24 @@ def _build(spec: Any, path: str) -> nn.Module:
             f"module spec {_where(path)} has type \"Graph\" (the general form of ONNX ops): "
             "only the modelbridge runtime runs it; torch.nn cannot build it"
         )
-    if kind == "Sequential":
+    if kind in CONTAINERS:
         unknown = sorted(set(spec) - {"type", "name", "modules"})
         if unknown:
-            raise SpecError(f"Sequential {_where(path)}: unknown field(s) {', '.join(unknown)}")
+            raise SpecError(f"{kind} {_where(path)}: unknown field(s) {', '.join(unknown)}")
         modules = spec.get("modules")
         if not isinstance(modules, list):
-            raise SpecError(f"Sequential {_where(path)} needs a \"modules\" list")
+            raise SpecError(f"{kind} {_where(path)} needs a \"modules\" list")
         children: OrderedDict[str, nn.Module] = OrderedDict()
         for index, child in enumerate(modules):
             name = child.get("name", str(index)) if isinstance(child, dict) else str(index)
             if not isinstance(name, str) or not name or "." in name or name in children:
-                raise SpecError(f"Sequential {_where(path)}: child name {name!r} is empty, repeated, not a string or contains a dot")
+                raise SpecError(f"{kind} {_where(path)}: child name {name!r} is empty, repeated, not a string or contains a dot")
+            if kind == "ModuleList" and name != str(index):
+                raise SpecError(f"ModuleList {_where(path)}: child {index} is named {name!r}; a ModuleList's children are its indices")
             children[name] = _build(child, f"{path}.{name}" if path else name)
-        return nn.Sequential(children)
+        if kind == "ModuleList":
+            return nn.ModuleList(children.values())
+        return nn.Sequential(children) if kind == "Sequential" else nn.ModuleDict(children)
     if kind not in LEAVES:
         raise SpecError(f"unknown module type {kind!r} {_where(path)}; supported: {', '.join(supported_types())}, and Graph (modelbridge runtime only)")
     allowed = {"type", "name", *LEAVES[kind], *EXTRA_FIELDS.get(kind, ())}

@@ -5,7 +5,7 @@ import type { Signature } from '../core/model.js';
 import { formatShape, sameShape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { Fields, SpecFieldError } from './fields.js';
-import { LAYERS, type Lowered, type LowerContext, type ParamSpec } from './layers.js';
+import { CONTAINERS, LAYERS, type Lowered, type LowerContext, type ParamSpec } from './layers.js';
 import type { IOSpec, ModuleSpec, SignatureSpec } from './spec.js';
 
 export interface LoweredModel {
@@ -29,25 +29,33 @@ function childName(child: ModuleSpec | null, index: number): string {
 /** Nesting deeper than this is no real model, and would only exhaust the stack. */
 const MAX_DEPTH = 64;
 
-/** Visits the leaf modules of a spec in execution order with their state-dict path. */
-function walk(spec: ModuleSpec, path: string, visit: (leaf: ModuleSpec, path: string) => void, depth = 0): void {
+/**
+ * Visits the leaf modules of a spec in execution order with their state-dict path. ModuleList and
+ * ModuleDict hold modules without running them (torch gives them no forward): they are walked for
+ * the state dict's layout, and refused when `running` (lowering into a graph).
+ */
+function walk(spec: ModuleSpec, path: string, visit: (leaf: ModuleSpec, path: string) => void, depth = 0, running = false): void {
   if (depth > MAX_DEPTH) throw new SpecFieldError(path, `modules nest deeper than ${MAX_DEPTH} levels`);
   if (spec === null || typeof spec !== 'object' || typeof spec.type !== 'string') {
     throw new SpecFieldError(path, 'each module must be an object with a string "type"');
   }
-  if (spec.type === 'Sequential') {
-    if (!Array.isArray(spec.modules)) throw new SpecFieldError(path, 'Sequential needs a "modules" list');
+  if ((CONTAINERS as readonly string[]).includes(spec.type)) {
+    if (running && spec.type !== 'Sequential') {
+      throw new SpecFieldError(path, `${spec.type} has no forward of its own (torch cannot run it in a Sequential either): this spec describes weights, not a computation`);
+    }
+    if (!Array.isArray(spec.modules)) throw new SpecFieldError(path, `${spec.type} needs a "modules" list`);
     const seen = new Set<string>();
     spec.modules.forEach((child, i) => {
       const name = childName(child, i);
       if (seen.has(name) || name.includes('.')) throw new SpecFieldError(path, `child name ${JSON.stringify(name)} is repeated or contains a dot`);
+      if (spec.type === 'ModuleList' && name !== String(i)) throw new SpecFieldError(path, `ModuleList child ${i} is named ${JSON.stringify(name)}; its children are its indices`);
       seen.add(name);
-      walk(child, path ? `${path}.${name}` : name, visit, depth + 1);
+      walk(child, path ? `${path}.${name}` : name, visit, depth + 1, running);
     });
     return;
   }
   if (!Object.prototype.hasOwnProperty.call(LAYERS, spec.type)) {
-    throw new SpecFieldError(path, `unknown module type ${JSON.stringify(spec.type)} (supported: Sequential, ${Object.keys(LAYERS).join(', ')}, Graph)`);
+    throw new SpecFieldError(path, `unknown module type ${JSON.stringify(spec.type)} (supported: ${CONTAINERS.join(', ')}, ${Object.keys(LAYERS).join(', ')}, Graph)`);
   }
   visit(spec, path);
 }
@@ -59,7 +67,11 @@ function inferInputs(spec: ModuleSpec, dtype: DType): IOSpec[] {
     first ??= leaf;
   });
   if (first?.type === 'Linear') return [{ name: 'x', dtype, shape: [-1, Number(first['in_features'])] }];
-  if (first?.type === 'Conv2d') return [{ name: 'x', dtype, shape: [-1, Number(first['in_channels']), -1, -1] }];
+  if (first?.type === 'Conv2d' || first?.type === 'ConvTranspose2d') return [{ name: 'x', dtype, shape: [-1, Number(first['in_channels']), -1, -1] }];
+  if (first?.type === 'Conv1d') return [{ name: 'x', dtype, shape: [-1, Number(first['in_channels']), -1] }];
+  // Token ids: [batch, sequence] of int64, as torch's Embedding takes them.
+  if (first?.type === 'Embedding') return [{ name: 'x', dtype: 'int64', shape: [-1, -1] }];
+  if (first?.type === 'LSTM' || first?.type === 'GRU') return [{ name: 'x', dtype, shape: [-1, -1, Number(first['input_size'])] }];
   throw new SpecFieldError('', 'the input shape cannot be inferred from the first module: give a signature');
 }
 
@@ -132,10 +144,16 @@ function lowerChecked(spec: ModuleSpec, weights: ReadonlyMap<string, Tensor>, fi
   };
 
   let x: Lowered = { value: input.name, rank: input.shape?.length };
-  walk(spec, '', (leaf, path) => {
-    current = path;
-    x = LAYERS[leaf.type]!.lower(new Fields(leaf, path), ctx, x);
-  });
+  walk(
+    spec,
+    '',
+    (leaf, path) => {
+      current = path;
+      x = LAYERS[leaf.type]!.lower(new Fields(leaf, path), ctx, x);
+    },
+    0,
+    true,
+  );
 
   const outputIO = io.outputs[0]!;
   const output = toValueInfo(outputIO, 'signature output');
