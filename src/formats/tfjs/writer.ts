@@ -144,14 +144,12 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
 /** A Const as model.json keeps it: dtype and shape only (the value is in the shards). */
 /**
  * What TensorFlow runs but TF.js does not, checked on the IR where the node is known: TF.js's
- * convolutions have no groups (only depthwise) and take strides or dilations, not both.
+ * convolutions take strides or dilations, not both. (Grouped convolutions are written as one
+ * Conv2D per group, which TF.js runs.)
  */
 function refuseWhatTfjsCannotRun(graph: Graph): void {
   for (const n of graph.nodes) {
     if (n.op !== 'Conv') continue;
-    const group = attrInt(n, 'group', 1);
-    const w = graph.initializers.get(n.inputs[1] ?? '');
-    if (group > 1 && w?.shape[1] !== 1) throw new UsageError(`node ${n.name} is a grouped convolution (group ${group}): TF.js runs group 1 and depthwise convolutions only`);
     const strided = (attrInts(n, 'strides') ?? []).some((s) => s > 1);
     const dilated = (attrInts(n, 'dilations') ?? []).some((d) => d > 1);
     if (strided && dilated) throw new UsageError(`node ${n.name} has both strides and dilations above 1, which TF.js's convolutions refuse`);
