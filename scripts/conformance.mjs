@@ -1,4 +1,4 @@
-// npm run conformance: runs ONNX's backend node tests (../shared/fixtures/onnx/node, the data of
+// npm run conformance: runs ONNX's backend node tests (test/fixtures/upstream/onnx/node, the data of
 // onnx/backend/test/data/node) through modelbridge's ONNX reader and runtime, and writes
 // docs/onnx-conformance.md with pass/fail per op and the totals. Each case is also written back by
 // modelbridge's ONNX writer and run again ("rewritten"), so the table covers the writer too.
@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const NODE_TESTS = process.env.ONNX_NODE_TESTS ?? resolve(ROOT, '../shared/fixtures/onnx/node');
+const NODE_TESTS = process.env.ONNX_NODE_TESTS ?? join(ROOT, 'test', 'fixtures', 'upstream', 'onnx', 'node');
 const OUT = join(ROOT, 'docs', 'onnx-conformance.md');
 
 /** Cases run but known not to match, with why (the same list as test/onnx-conformance.test.ts). */

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const FIXTURES = join(ROOT, '..', 'shared', 'fixtures');
+/**
+ * The one root of the upstream fixtures: byte-for-byte copies of other projects' test files
+ * (test/fixtures/PROVENANCE.md names each project, commit and licence).
+ */
+export const FIXTURES = join(ROOT, 'test', 'fixtures', 'upstream');
 const BIN = join(ROOT, 'bin', 'modelbridge.cjs');
 
 export interface CliResult {

@@ -11,8 +11,8 @@ import { encodeMessage } from '../src/formats/tf/schema.js';
 import { probe } from '../src/formats/registry.js';
 import { maxDiff, relDiff, sampleInput, tfRunGraphDef } from './fixtures/tf/peer.js';
 import { peerPython, ROOT } from './peers.js';
+import { FIXTURES } from './cli-helpers.js';
 
-const FIXTURES = '/work/shared/fixtures';
 const fixture = (p: string) => join(FIXTURES, p);
 const tmp = () => mkdtempSync(join(tmpdir(), 'mb-graphdef-'));
 

@@ -1,6 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Graph } from '../src/core/graph.js';
 import type { Tensor } from '../src/core/tensor.js';
@@ -9,6 +8,7 @@ import { Session } from '../src/runtime/executor.js';
 import { isSupported } from '../src/runtime/ops.js';
 import { isComputable } from '../src/runtime/value.js';
 import { conformanceMismatch } from '../src/formats/onnx/conformance.js';
+import { FIXTURES } from './cli-helpers.js';
 
 /**
  * ONNX's backend conformance data (onnx/backend/test/data/node): one directory per case with
@@ -17,8 +17,7 @@ import { conformanceMismatch } from '../src/formats/onnx/conformance.js';
  * ONNX's backend runner does: rtol 1e-3, atol 1e-7, NaN equal to NaN, integers and bools exactly.
  * Cases that cannot be read or use types the runtime does not compute on are counted and listed.
  */
-const PROJECT = fileURLToPath(new URL('..', import.meta.url));
-const NODE_TESTS = resolve(PROJECT, '../shared/fixtures/onnx/node');
+const NODE_TESTS = join(FIXTURES, 'onnx', 'node');
 
 /** Regression floor: the number of cases run (all supported ops and types), from the results. */
 const MIN_TRIED = 1170;
@@ -118,7 +117,7 @@ function record(c: Case, passed: boolean): void {
   }
 }
 
-describe.skipIf(!existsSync(NODE_TESTS))('ONNX backend node tests', () => {
+describe('ONNX backend node tests', () => {
   it.each(found.tried.map((c) => [c.name, c] as const))('%s', (name, c) => {
     const known = KNOWN_FAILURES[name];
     if (known) {

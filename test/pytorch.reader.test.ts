@@ -11,7 +11,7 @@ import { tempDir } from './cli-helpers.js';
 import { fixture, formatError, local, sha256, zipOf } from './fixtures/pytorch/helpers.js';
 
 /**
- * Every benign .pt in the shared fixtures, read without unpickling and compared with what real
+ * Every benign .pt in the upstream fixtures, read without unpickling and compared with what real
  * PyTorch 2.13 loads from it: torch-truth.json holds, per tensor, the dtype, shape and SHA-256
  * of the contiguous bytes, written by test/fixtures/pytorch/make_truth.py in the peers' venv.
  * The literal values below were printed by that same torch (torch.load(weights_only=True)).

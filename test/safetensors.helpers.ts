@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FIXTURES } from './cli-helpers.js';
 
 /** Shared fixture paths and byte helpers for the safetensors tests. */
 
-export const fixture = (relative: string): string => fileURLToPath(new URL(`../../shared/fixtures/${relative}`, import.meta.url));
+export const fixture = (relative: string): string => join(FIXTURES, relative);
 export const localFixture = (name: string): string => fileURLToPath(new URL(`./fixtures/safetensors/${name}`, import.meta.url));
 export const VECTORS = fixture('safetensors/vectors');
 

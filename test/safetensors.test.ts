@@ -79,7 +79,7 @@ describe('reference test vectors', () => {
 });
 
 describe('files written by Python safetensors', () => {
-  // Expected values printed by safetensors 0.8.0 + torch 2.13 in /work/main/.peers/venv:
+  // Expected values printed by safetensors 0.8.0 + torch 2.13 in .peers/venv:
   // load_file(path)[name].flatten()[i] (float32 values printed as exact doubles).
   test('burn multi_layer.safetensors', () => {
     const { tensors, metadata } = readSafetensorsFile(REAL_FILES.multiLayer);

@@ -7,16 +7,16 @@ import type { Tensor } from '../src/core/tensor.js';
 import { decodeGraphDef, graphDefToModel } from '../src/formats/graphdef/index.js';
 import { savedModelFromBytes } from '../src/formats/savedmodel/index.js';
 import { readTensorBundle } from '../src/formats/tensorbundle/index.js';
+import { FIXTURES } from './cli-helpers.js';
 
 /**
  * Property: whatever the bytes of a saved_model.pb or a frozen GraphDef, reading it (decoding,
  * choosing graph and signature, inlining functions, resolving variables, mapping ops) returns a
  * model or throws FormatError: never a TypeError, RangeError or a hang. Inputs are real files of
- * shared/fixtures (TF1 and TF2 SavedModels, frozen graphs) mutated blindly, truncated, and with
+ * test/fixtures/upstream (TF1 and TF2 SavedModels, frozen graphs) mutated blindly, truncated, and with
  * bytes spliced in; the checkpoints are the real ones, so the variable paths are reached too.
  */
 
-const FIXTURES = '/work/shared/fixtures';
 
 interface SavedBase {
   readonly pb: Uint8Array;

@@ -9,7 +9,7 @@ import { peerPython } from './peers.js';
  * `inspect` of a SavedModel lists what `saved_model_cli show --all` lists (every tag set and
  * signature, with the dtypes, shapes and graph tensors of inputs and outputs), checked against
  * the real saved_model_cli, plus the checkpoint's variables, checked against the fixtures'
- * inspection notes (../shared/fixtures/SAVEDMODEL_INSPECTION.txt).
+ * inspection notes (test/fixtures/upstream/SAVEDMODEL_INSPECTION.txt).
  */
 const python = peerPython();
 

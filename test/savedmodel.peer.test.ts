@@ -11,6 +11,7 @@ import { Tensor } from '../src/core/tensor.js';
 import { readSavedModel, writeSavedModel } from '../src/formats/savedmodel/index.js';
 import { trainOrGate } from '../src/train/or-gate.js';
 import { feedsJson, fromJson, maxDiff, relDiff, sampleInput, tfBatch, type JsonTensor, type TfRequest } from './fixtures/tf/peer.js';
+import { FIXTURES } from './cli-helpers.js';
 import { flatten, nestedShape, peerMakeZoo, peerPredict, peerPython, readZooCase, type ZooEntry } from './peers.js';
 
 /**
@@ -21,7 +22,6 @@ import { flatten, nestedShape, peerMakeZoo, peerPredict, peerPython, readZooCase
  * tf_peer.py process in beforeAll and the tests check its answers.
  */
 
-const FIXTURES = '/work/shared/fixtures';
 const python = peerPython();
 
 interface Written {

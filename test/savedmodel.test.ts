@@ -12,18 +12,18 @@ import { readGraphDef, writeGraphDef } from '../src/formats/graphdef/index.js';
 import { decodeSavedModel, readSavedModel, savedmodelFormat, writeSavedModel } from '../src/formats/savedmodel/index.js';
 import { readTensorBundle, writeTensorBundle } from '../src/formats/tensorbundle/index.js';
 import { trainOrGate } from '../src/train/or-gate.js';
+import { FIXTURES } from './cli-helpers.js';
 import { cnnModel, mlpModel } from './fixtures/tf/models.js';
 import { fromJson, maxDiff, relDiff, sampleInput, type JsonTensor } from './fixtures/tf/peer.js';
 
 /**
- * SavedModels without TensorFlow: the real SavedModels of shared/fixtures read and run to the
- * outputs their generators define (shared/fixtures/PROVENANCE.md), unsupported signatures refused
+ * SavedModels without TensorFlow: the real SavedModels of test/fixtures/upstream read and run to the
+ * outputs their generators define (test/fixtures/PROVENANCE.md), unsupported signatures refused
  * by op and node, bad files refused in one line, and what the writer makes read back bit for bit
  * and converted to and from safetensors, ONNX and frozen GraphDefs. TensorFlow itself checks the
  * same files in savedmodel.peer.test.ts.
  */
 
-const FIXTURES = '/work/shared/fixtures';
 const fx = (p: string) => join(FIXTURES, p);
 const KERAS_CNN = join(__dirname, 'fixtures', 'tf', 'keras_cnn');
 const tmp = () => mkdtempSync(join(tmpdir(), 'mb-savedmodel-'));
@@ -47,7 +47,7 @@ const HALF_PLUS_TWO = [
   'tf-java/saved_model',
 ];
 
-describe('SavedModel reader: shared/fixtures with the outputs their generators define', () => {
+describe('SavedModel reader: upstream fixtures with the outputs their generators define', () => {
   it('half_plus_two (TF 1.1 to 2.14, ref and resource variables, snappy indexes, TF2 object graph): y = 0.5x + 2, y3 = 0.5x2 + 3', () => {
     const x = [-3, 0, 1.5, 7];
     for (const dir of HALF_PLUS_TWO) {

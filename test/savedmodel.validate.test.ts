@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { validateModel, type ModelReport } from '../src/api/validate.js';
 import { savedmodelFormat, writeSavedModel } from '../src/formats/savedmodel/index.js';
 import { readTensorBundle } from '../src/formats/tensorbundle/index.js';
+import { FIXTURES } from './cli-helpers.js';
 import { cnnModel } from './fixtures/tf/models.js';
 
 /**
@@ -13,7 +14,7 @@ import { cnnModel } from './fixtures/tf/models.js';
  * fails: a flipped byte in a data file fails the tensor it hits, a flipped index byte the index.
  */
 
-const HALF_PLUS_TWO = '/work/shared/fixtures/tf-serving/testdata/saved_model_half_plus_two_cpu/00000123';
+const HALF_PLUS_TWO = join(FIXTURES, 'tf-serving/testdata/saved_model_half_plus_two_cpu/00000123');
 
 function copy(source: string): string {
   const dir = join(mkdtempSync(join(tmpdir(), 'mb-savedmodel-validate-')), 'model');
@@ -72,7 +73,7 @@ describe('SavedModel validate hook', () => {
   });
 
   it('a SavedModel without variables has nothing to verify', () => {
-    const dir = copy('/work/shared/fixtures/tf2onnx/models/saved_model_with_redundant_inputs');
+    const dir = copy(join(FIXTURES, 'tf2onnx/models/saved_model_with_redundant_inputs'));
     expect(savedmodelFormat.validate!(dir)).toEqual([{ name: 'checksums', status: 'skip', message: 'no variables/variables.index: the SavedModel has no checkpoint to verify' }]);
     // The checkpoint the hook passes is the one the reader accepts.
     expect(readTensorBundle(join(HALF_PLUS_TWO, 'variables', 'variables')).tensors.size).toBe(5);

@@ -11,7 +11,7 @@ import { FIXTURES } from './cli-helpers.js';
 /**
  * Property: whatever the bytes of the index and data files, decodeTensorBundle either returns
  * tensors or throws FormatError: never a RangeError, TypeError or hang. Inputs are the real
- * checkpoints of shared/fixtures (snappy-compressed indexes included), mutated blindly (caught by
+ * checkpoints of test/fixtures/upstream (snappy-compressed indexes included), mutated blindly (caught by
  * the block CRCs) and mutated with the block CRC fixed up (so the parsers behind it are reached).
  */
 

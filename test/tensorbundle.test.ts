@@ -21,7 +21,7 @@ import { FIXTURES } from './cli-helpers.js';
 
 /**
  * TensorBundle (TensorFlow checkpoint) reading and writing against the real checkpoints in
- * shared/fixtures: every one reads, the values agree with SAVEDMODEL_INSPECTION.txt, and writing
+ * test/fixtures/upstream: every one reads, the values agree with SAVEDMODEL_INSPECTION.txt, and writing
  * the tensors back reproduces the files byte for byte (the snappy-compressed indexes up to the
  * compression of their data block, which this writer never applies).
  */
@@ -107,7 +107,7 @@ function readInspection(): Map<string, Map<string, Inspected>> {
   return models;
 }
 
-describe('TensorBundle: the checkpoints in shared/fixtures', () => {
+describe('TensorBundle: the checkpoints in the upstream fixtures', () => {
   test('there are checkpoints to test, snappy-compressed ones among them', () => {
     expect(PREFIXES.length).toBeGreaterThanOrEqual(28);
     const compressed = PREFIXES.filter((p) => tableLayout(bytesOf(`${p}.index`)).types.includes(1)).map(short);
