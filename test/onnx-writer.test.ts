@@ -5,7 +5,7 @@ import { orBatch } from '../src/api/demo.js';
 import { convertModel, loadModel, saveModel } from '../src/api/load.js';
 import { Runner } from '../src/api/run.js';
 import { FormatError, UsageError } from '../src/core/errors.js';
-import { attr, makeNode, type Graph, type Node } from '../src/core/graph.js';
+import { attr, makeNode, type Attribute, type Graph, type Node } from '../src/core/graph.js';
 import type { Model } from '../src/core/model.js';
 import { defaultSignature } from '../src/core/model.js';
 import type { ByteSource } from '../src/core/source.js';
@@ -58,13 +58,16 @@ function normalize(g: Graph, sortAttributes = false): unknown {
   const t = (x: Tensor) => ({ dtype: x.dtype, shape: x.shape, bytes: x.dtype === 'string' ? x.strings!.map((s) => Buffer.from(s).toString('hex')) : Buffer.from(x.bytes()).toString('hex') });
   return {
     opset: g.opset,
+    name: g.name,
     inputs: g.inputs,
     outputs: g.outputs,
     initializers: [...g.initializers].map(([k, v]) => [k, t(v)]),
     nodes: g.nodes.map((n) => {
       const entries = Object.entries(n.attributes);
       if (sortAttributes) entries.sort((a, b) => a[0].localeCompare(b[0]));
-      return { ...n, attributes: entries.map(([k, a]) => [k, a.type, a.type === 'tensor' ? t(a.value) : a.value]) };
+      const value = (a: Attribute): unknown =>
+        a.type === 'tensor' ? t(a.value) : a.type === 'graph' ? normalize(a.value, sortAttributes) : a.type === 'graphs' ? a.value.map((sub) => normalize(sub, sortAttributes)) : a.value;
+      return { ...n, attributes: entries.map(([k, a]) => [k, a.type, value(a)]) };
     }),
   };
 }

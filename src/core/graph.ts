@@ -13,7 +13,10 @@ export type Attribute =
   | { readonly type: 'ints'; readonly value: readonly number[] }
   | { readonly type: 'floats'; readonly value: readonly number[] }
   | { readonly type: 'strings'; readonly value: readonly string[] }
-  | { readonly type: 'tensor'; readonly value: Tensor };
+  | { readonly type: 'tensor'; readonly value: Tensor }
+  /** A nested graph (If's branches, Loop's and Scan's body): it may read its enclosing graphs' values by name. */
+  | { readonly type: 'graph'; readonly value: Graph }
+  | { readonly type: 'graphs'; readonly value: readonly Graph[] };
 
 export const attr = {
   int: (value: number): Attribute => ({ type: 'int', value }),
@@ -23,6 +26,8 @@ export const attr = {
   floats: (value: readonly number[]): Attribute => ({ type: 'floats', value }),
   strings: (value: readonly string[]): Attribute => ({ type: 'strings', value }),
   tensor: (value: Tensor): Attribute => ({ type: 'tensor', value }),
+  graph: (value: Graph): Attribute => ({ type: 'graph', value }),
+  graphs: (value: readonly Graph[]): Attribute => ({ type: 'graphs', value }),
 };
 
 /** A dimension: a size, a symbolic name (ONNX dim_param, e.g. "batch"), or null when unknown. */
@@ -33,6 +38,11 @@ export interface ValueInfo {
   readonly dtype: DType;
   /** null when even the rank is unknown. */
   readonly shape: readonly Dim[] | null;
+  /**
+   * The file gave no element type (ONNX allows that for a nested graph's inputs and outputs, the
+   * enclosing node decides it): `dtype` is then a placeholder, and writers leave the type out.
+   */
+  readonly untyped?: boolean;
 }
 
 export interface Node {
@@ -53,6 +63,8 @@ export interface Graph {
   readonly nodes: readonly Node[];
   /** Opset of the default ONNX domain the node semantics follow. */
   readonly opset: number;
+  /** The format's own name for the graph, where it has one (ONNX GraphProto.name, kept for subgraphs). */
+  readonly name?: string;
 }
 
 /** The opset modelbridge builds graphs at when a format does not say. */
@@ -88,7 +100,54 @@ export function attrString(node: Node, key: string, fallback: string): string {
   return a && a.type === 'string' ? a.value : fallback;
 }
 
-/** The set of ops a graph uses, sorted, for `inspect` and support checks. */
+/** The graphs a node holds in its attributes (If's branches, Loop's and Scan's body), in attribute order. */
+export function subgraphsOf(node: Node): Graph[] {
+  const out: Graph[] = [];
+  for (const a of Object.values(node.attributes)) {
+    if (a.type === 'graph') out.push(a.value);
+    else if (a.type === 'graphs') out.push(...a.value);
+  }
+  return out;
+}
+
+/** Every node of a graph and of the graphs nested in its nodes, outer before inner. */
+export function allNodes(graph: Graph): Node[] {
+  const out: Node[] = [];
+  const walk = (g: Graph): void => {
+    for (const n of g.nodes) {
+      out.push(n);
+      for (const sub of subgraphsOf(n)) walk(sub);
+    }
+  };
+  walk(graph);
+  return out;
+}
+
+/** The set of ops a graph uses (nested graphs' included), sorted, for `inspect` and support checks. */
 export function opsUsed(graph: Graph): string[] {
-  return [...new Set(graph.nodes.map((n) => (n.domain ? `${n.domain}.${n.op}` : n.op)))].sort();
+  return [...new Set(allNodes(graph).map((n) => (n.domain ? `${n.domain}.${n.op}` : n.op)))].sort();
+}
+
+const freeCache = new WeakMap<Graph, readonly string[]>();
+
+/**
+ * The values a graph reads from enclosing scopes: names its nodes (and their nested graphs) read
+ * that it neither takes as an input, holds as an initializer nor computes. In first-read order.
+ */
+export function outerReads(graph: Graph): readonly string[] {
+  let cached = freeCache.get(graph);
+  if (cached) return cached;
+  const defined = new Set<string>(['', ...graph.inputs.map((i) => i.name), ...graph.initializers.keys()]);
+  for (const n of graph.nodes) for (const o of n.outputs) defined.add(o);
+  const out = new Set<string>();
+  for (const n of graph.nodes) for (const name of [...n.inputs, ...nodeOuterReads(n)]) if (!defined.has(name)) out.add(name);
+  freeCache.set(graph, (cached = [...out]));
+  return cached;
+}
+
+/** What a node's nested graphs read from the graph the node is in (its implicit inputs), in first-read order. */
+export function nodeOuterReads(node: Node): readonly string[] {
+  const subs = subgraphsOf(node);
+  if (subs.length === 0) return [];
+  return [...new Set(subs.flatMap(outerReads))];
 }

@@ -1,5 +1,5 @@
 import { isDType } from '../core/dtypes.js';
-import { FormatError } from '../core/errors.js';
+import { FormatError, UsageError } from '../core/errors.js';
 import type { Attribute, Graph, Node, ValueInfo } from '../core/graph.js';
 import type { Tensor } from '../core/tensor.js';
 import type { ModuleSpec } from './spec.js';
@@ -27,6 +27,9 @@ export function graphToSpec(graph: Graph): { spec: ModuleSpec; tensors: Map<stri
     const attributes: Record<string, AttributeJSON> = {};
     for (const key of Object.keys(node.attributes).sort()) {
       const a = node.attributes[key]!;
+      if (a.type === 'graph' || a.type === 'graphs') {
+        throw new UsageError(`a bundle's module spec cannot hold node ${node.name} (${node.op}): its attribute ${key} is a nested graph; write ONNX instead`);
+      }
       if (a.type === 'tensor') {
         const name = `${ATTR_TENSOR_PREFIX}${node.name}/${key}`;
         tensors.set(name, a.value);

@@ -1,5 +1,5 @@
 import { UsageError } from '../core/errors.js';
-import type { Graph, Node } from '../core/graph.js';
+import { allNodes, nodeOuterReads, type Graph, type Node } from '../core/graph.js';
 import type { Tensor } from '../core/tensor.js';
 import { markConstant } from './constants.js';
 import { fuseNodes, prepareFused } from './fuse.js';
@@ -79,7 +79,8 @@ export class Session {
       } catch (e) {
         throw new RuntimeError(`node ${node.name} (${node.op}): ${(e as Error).message}`);
       }
-      const inputs = node.inputs.map((i) => (i === '' ? -1 : slot(i)));
+      // A node holding graphs (If, Loop, Scan) also reads what they read from this graph, after its own inputs.
+      const inputs = [...node.inputs, ...nodeOuterReads(node)].map((i) => (i === '' ? -1 : slot(i)));
       for (const s of inputs) if (s >= this.constantCount) lastReader.set(s, index);
       const outputs = node.outputs.map((o) => (o === '' ? -1 : slot(o)));
       this.steps.push({ node, run, inputs, outputs, args: new Array<Value | undefined>(inputs.length), release: [] });
@@ -154,7 +155,7 @@ export class Session {
  */
 function refuseUnsupported(graph: Graph): void {
   const byOp = new Map<string, string[]>();
-  for (const n of graph.nodes) {
+  for (const n of allNodes(graph)) {
     if (kernelFor(n.op, graph.opset, n.domain)) continue;
     const isDefault = n.domain === '' || n.domain === 'ai.onnx';
     const key = isDefault ? (OPS.has(n.op) ? `${n.op} at opset ${graph.opset}` : n.op) : `${n.domain}.${n.op}`;
@@ -182,7 +183,7 @@ function orderNodes(graph: Graph): Node[] {
   });
   const waiting = graph.nodes.map((node) => {
     let count = 0;
-    for (const i of node.inputs) {
+    for (const i of [...node.inputs, ...nodeOuterReads(node)]) {
       if (available.has(i)) continue;
       if (!producer.has(i)) throw new UsageError(`node ${node.name} (${node.op}) reads ${i}, which no node, input or initializer provides`);
       count++;
@@ -191,7 +192,7 @@ function orderNodes(graph: Graph): Node[] {
   });
   const readers = new Map<string, number[]>();
   graph.nodes.forEach((node, index) => {
-    for (const i of node.inputs) if (!available.has(i)) readers.set(i, [...(readers.get(i) ?? []), index]);
+    for (const i of [...node.inputs, ...nodeOuterReads(node)]) if (!available.has(i)) readers.set(i, [...(readers.get(i) ?? []), index]);
   });
   const ordered: Node[] = [];
   const done = new Array<boolean>(graph.nodes.length).fill(false);

@@ -5,6 +5,7 @@ import { ARITHMETIC } from './kernels/arithmetic.js';
 import { CAST_OPS } from './kernels/cast.js';
 import { COMPARE } from './kernels/compare.js';
 import { CONSTANT_OPS } from './kernels/constant.js';
+import { CONTROL_FLOW_OPS } from './kernels/control-flow.js';
 import { Conv } from './kernels/conv.js';
 import { ConvTranspose } from './kernels/conv-transpose.js';
 import { GATHER_OPS } from './kernels/gather.js';
@@ -56,11 +57,13 @@ const SINCE: Readonly<Record<string, number>> = {
   GroupNormalization: 18, CumProd: 26,
   // Opset 7 dropped output_sequence and fixed the recurrent layers' attributes (GRU's linear_before_reset from 3).
   LSTM: 7, GRU: 7, RNN: 7,
+  // Scan's opset-8 form (batch axis, sequence_lens) is run too; Loop and If from their first version.
+  Scan: 8,
 };
 
 const FAMILIES: readonly Readonly<Record<string, KernelFactory>>[] = [
   ARITHMETIC, COMPARE, VARIADIC, UNARY, ACTIVATIONS, SOFTMAX, SHAPE_OPS, LAYOUT_OPS, GATHER_OPS, CAST_OPS, CONSTANT_OPS, REDUCE_OPS, POOL_OPS, NORM_OPS,
-  SELECTION_OPS, LINALG_OPS, RNN_OPS,
+  SELECTION_OPS, LINALG_OPS, RNN_OPS, CONTROL_FLOW_OPS,
   { MatMul, Gemm, Conv, ConvTranspose, Resize, Upsample },
 ];
 

@@ -1,7 +1,8 @@
 import { formatErrors, UsageError, type FormatErrors } from '../../core/errors.js';
 import type { Attribute } from '../../core/graph.js';
 import { int64ToNumber } from '../../core/int64.js';
-import { ATTRIBUTE_TYPE, type AttributeProto, type Int64 } from './schema.js';
+import type { Graph } from '../../core/graph.js';
+import { ATTRIBUTE_TYPE, type AttributeProto, type GraphProto, type Int64 } from './schema.js';
 import { sparseTensorFromProto } from './sparse.js';
 import { tensorFromProto, type TensorContext } from './tensor.js';
 
@@ -9,13 +10,17 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 const TYPE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(ATTRIBUTE_TYPE).map(([name, code]) => [code, name]));
 
+/** Reads a nested GraphProto (the reader's graph reading, passed in so the two modules do not import each other). */
+export type SubgraphReader = (proto: GraphProto, where: string) => Graph;
+
 /**
  * Converts one NodeProto attribute to the IR's Attribute union. Ints must be exact as numbers;
- * strings are decoded as UTF-8. Graph and type-proto attributes (If, Loop, Scan, ...) have no IR
- * form yet and are refused as unsupported content, not as a bad file. A sparse tensor (Constant's
- * sparse_value) is densified, which keeps its meaning.
+ * strings are decoded as UTF-8. Graphs (If's branches, Loop's and Scan's bodies) are read with
+ * `subgraph`. Tensor lists and type-proto attributes have no IR form yet and are refused as
+ * unsupported content, not as a bad file. A sparse tensor (Constant's sparse_value) is densified,
+ * which keeps its meaning.
  */
-export function attributeFromProto(proto: AttributeProto, node: string, context: Omit<TensorContext, 'where'>): Attribute {
+export function attributeFromProto(proto: AttributeProto, node: string, context: Omit<TensorContext, 'where'>, subgraph?: SubgraphReader): Attribute {
   const where = `attribute ${proto.name} of node ${node}`;
   const e: FormatErrors = formatErrors(context.file);
   e.check(proto.ref_attr_name === '', where, 'a value (ref_attr_name is only valid inside a function body)');
@@ -45,11 +50,17 @@ export function attributeFromProto(proto: AttributeProto, node: string, context:
     case ATTRIBUTE_TYPE.SPARSE_TENSOR:
       e.check(proto.sparse_tensor !== null, where, 'a sparse tensor in field sparse_tensor');
       return { type: 'tensor', value: sparseTensorFromProto(proto.sparse_tensor, { ...context, where }) };
+    case ATTRIBUTE_TYPE.GRAPH:
+      if (!subgraph) break;
+      e.check(proto.g !== null, where, 'a graph in field g');
+      return { type: 'graph', value: subgraph(proto.g, where) };
+    case ATTRIBUTE_TYPE.GRAPHS:
+      if (!subgraph) break;
+      return { type: 'graphs', value: proto.graphs.map((g, i) => subgraph(g, `${where} graph ${i}`)) };
     case ATTRIBUTE_TYPE.UNDEFINED:
       return e.fail(where, 'an attribute type');
-    default:
-      throw new UsageError(`${context.file}: ${where}: ${TYPE_NAMES[type] ?? `type ${type}`} attributes are not supported yet`);
   }
+  throw new UsageError(`${context.file}: ${where}: ${TYPE_NAMES[type] ?? `type ${type}`} attributes are not supported yet`);
 }
 
 /** IR version 1 files have no type discriminator: the one value field present decides. */

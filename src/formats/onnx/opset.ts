@@ -1,6 +1,6 @@
 import type { DType } from '../../core/dtypes.js';
 import { UsageError } from '../../core/errors.js';
-import { attr, attrFloat, attrInt, attrInts, attrString, type Attribute, type Dim, type Graph, type Node } from '../../core/graph.js';
+import { attr, attrFloat, attrInt, attrInts, attrString, nodeOuterReads, type Attribute, type Dim, type Graph, type Node } from '../../core/graph.js';
 import { Tensor } from '../../core/tensor.js';
 import { onnxCodeToDType } from './dtypes.js';
 import { IR_FOR_OPSET, MAX_KNOWN_OPSET, REMOVED_AT, SCHEMAS, TYPE_SETS, type SchemaVersion } from './opset-schemas.js';
@@ -640,6 +640,13 @@ const CHANGES: Readonly<Record<string, readonly Change[]>> = {
   DFT: [dft20],
   Concat: [{ at: 4, up: (node) => [node.attributes['axis'] ? node : withAttrs(node, { axis: attr.int(1) })] }],
   Tile: [{ at: 6, up: (node, ctx) => ctx.refuse(node, 'the opset-1 Tile (tiles and axis inputs) is not converted') }],
+  Scan: [
+    {
+      at: 9,
+      up: (node, ctx) => ctx.refuse(node, 'the opset-8 Scan (batch axis, sequence_lens) is not converted'),
+      down: (node, ctx) => ctx.refuse(node, 'Scan before opset 9 has a batch axis and sequence_lens; it is not converted'),
+    },
+  ],
   Softmax: [softmax13],
   LogSoftmax: [softmax13],
   Hardmax: [softmax13],
@@ -863,16 +870,29 @@ export function convertOpset(graph: Graph, target: number): Graph {
       throw new UsageError(`cannot write node ${node.name} (${node.op}) at ONNX opset ${target} (the graph is at opset ${from}): ${why}`);
     },
   };
-  const nodes = graph.nodes.flatMap((node) => convertNode(node, from, target, ctx));
+  const nodes = graph.nodes.flatMap((node) => convertNode(withSubgraphsAt(node, target), from, target, ctx));
   for (const node of nodes) checkAgainstSchema(node, ctx);
   // Constants that only fed an input the conversion turned into an attribute go with it.
-  const referenced = (list: readonly Node[]) => new Set([...list.flatMap((n) => n.inputs), ...graph.outputs.map((o) => o.name)]);
+  const referenced = (list: readonly Node[]) => new Set([...list.flatMap((n) => [...n.inputs, ...nodeOuterReads(n)]), ...graph.outputs.map((o) => o.name)]);
   const before = referenced(graph.nodes);
   const after = referenced(nodes);
   for (const name of [...initializers.keys()]) {
     if (!after.has(name) && (before.has(name) || !graph.initializers.has(name))) initializers.delete(name);
   }
   return { ...graph, nodes, initializers, opset: target };
+}
+
+/** A node whose nested graphs (If, Loop, Scan) are converted to the target opset too. */
+function withSubgraphsAt(node: Node, target: number): Node {
+  let changed = false;
+  const attributes: Record<string, Attribute> = {};
+  for (const [key, a] of Object.entries(node.attributes)) {
+    if (a.type === 'graph') attributes[key] = { type: 'graph', value: convertOpset(a.value, target) };
+    else if (a.type === 'graphs') attributes[key] = { type: 'graphs', value: a.value.map((g) => convertOpset(g, target)) };
+    else attributes[key] = a;
+    changed ||= attributes[key] !== a;
+  }
+  return changed ? { ...node, attributes } : node;
 }
 
 /** The schema an op follows at an opset: its newest version at or below it. */

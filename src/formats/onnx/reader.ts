@@ -7,6 +7,7 @@ import type { Tensor } from '../../core/tensor.js';
 import { SpecFieldError } from '../../module/fields.js';
 import { expectedParams } from '../../module/lower.js';
 import { MODULE_KEY, SIGNATURE_KEY, type ModuleSpec } from '../../module/spec.js';
+import { refuseUnknownAttributes } from './attribute-check.js';
 import { attributeFromProto } from './attributes.js';
 import { onnxCodeToDType, onnxTypeName } from './dtypes.js';
 import { int64ToNumber } from '../../core/int64.js';
@@ -48,6 +49,7 @@ export function modelFromProto(proto: ModelProto, file: string, options: OnnxRea
   e.check(proto.graph !== null, 'ModelProto', 'a graph (field 7)');
   const baseDir = options.baseDir === null ? undefined : (options.baseDir ?? dirname(file));
   const graph = graphFromProto(proto.graph, modelOpset(proto, e), file, baseDir, initializerData);
+  refuseUnknownAttributes(graph, file);
   return withModule(
     {
       format: 'onnx',
@@ -156,7 +158,7 @@ function modelMetadata(proto: ModelProto): Record<string, string> {
   return metadata;
 }
 
-function graphFromProto(proto: GraphProto, opset: number, file: string, baseDir: string | undefined, initializerData?: readonly (FileRange | undefined)[]): Graph {
+function graphFromProto(proto: GraphProto, opset: number, file: string, baseDir: string | undefined, initializerData?: readonly (FileRange | undefined)[], nested = false): Graph {
   const e: FormatErrors = formatErrors(file);
   // The skeleton counts the initializers as protobufjs decodes them; a difference is a bug here, not a bad file.
   if (initializerData && initializerData.length !== proto.initializer.length) {
@@ -176,15 +178,15 @@ function graphFromProto(proto: GraphProto, opset: number, file: string, baseDir:
     e.check(!initializers.has(name), `sparse_initializer ${name}`, 'unique initializer names');
     initializers.set(name, sparseTensorFromProto(s, { file, where: `sparse_initializer ${name}`, baseDir }));
   }
-  const inputs = proto.input.filter((i) => !initializers.has(i.name)).map((i) => valueInfo(i, 'input', file));
-  const outputs = proto.output.map((o) => valueInfo(o, 'output', file));
+  const inputs = proto.input.filter((i) => !initializers.has(i.name)).map((i) => valueInfo(i, 'input', file, nested));
+  const outputs = proto.output.map((o) => valueInfo(o, 'output', file, nested));
   const nodes = proto.node.map((n, index): Node => {
     const name = n.name || n.output.find((o) => o !== '') || `${n.op_type}_${index}`;
     e.check(n.op_type !== '', `node ${name}`, 'an op_type');
     const attributes: Record<string, Attribute> = {};
     for (const a of n.attribute) {
       e.check(a.name !== '' && !(a.name in attributes), `node ${name}`, 'named, unique attributes');
-      attributes[a.name] = attributeFromProto(a, name, { file, baseDir });
+      attributes[a.name] = attributeFromProto(a, name, { file, baseDir }, (g, where) => subgraphFromProto(g, opset, file, baseDir, where));
     }
     // The IR spells the default domain ''; ai.onnx is the same domain.
     return { name, op: n.op_type, domain: isDefaultDomain(n.domain) ? '' : n.domain, inputs: [...n.input], outputs: [...n.output], attributes };
@@ -192,10 +194,29 @@ function graphFromProto(proto: GraphProto, opset: number, file: string, baseDir:
   return { inputs, outputs, initializers, nodes, opset };
 }
 
-function valueInfo(proto: ValueInfoProto, role: 'input' | 'output', file: string): ValueInfo {
+/**
+ * A graph-valued attribute: read as a graph of its own at the model's opset, keeping its name. Its
+ * nodes may read values of the enclosing graphs, so names it does not define are not checked here.
+ */
+function subgraphFromProto(proto: GraphProto, opset: number, file: string, baseDir: string | undefined, where: string): Graph {
+  try {
+    return { ...graphFromProto(proto, opset, file, baseDir, undefined, true), ...(proto.name ? { name: proto.name } : {}) };
+  } catch (e) {
+    // Name the attribute holding the graph: "graph input x" alone is ambiguous with nesting.
+    if (e instanceof FormatError && !e.where.startsWith(where)) throw new FormatError(e.file, `${where}: ${e.where}`, e.expected);
+    throw e;
+  }
+}
+
+function valueInfo(proto: ValueInfoProto, role: 'input' | 'output', file: string, nested = false): ValueInfo {
   const where = `graph ${role} ${proto.name}`;
   const e: FormatErrors = formatErrors(file);
   e.check(proto.name !== '', `graph ${role}`, 'a name');
+  // A nested graph may leave its inputs' and outputs' types to the node holding it.
+  if (nested && (proto.type === null || (proto.type.tensor_type && !proto.type.tensor_type.elem_type))) {
+    const shape = proto.type?.tensor_type?.shape;
+    return { name: proto.name, dtype: 'float32', shape: shape ? shapeFromProto(shape) : null, untyped: true };
+  }
   e.check(proto.type !== null, where, 'a type');
   const tensorType = proto.type.tensor_type;
   if (!tensorType) {
