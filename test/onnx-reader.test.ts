@@ -1,15 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FormatError, UsageError } from '../src/core/errors.js';
 import { FileRangeSource } from '../src/core/source.js';
 import { looksLikeOnnx, onnxFormat, onnxSchema, readOnnxModel, readOnnxTensor } from '../src/formats/onnx/index.js';
+import { FIXTURES } from './cli-helpers.js';
 
-const PROJECT = fileURLToPath(new URL('..', import.meta.url));
-const NODE_TESTS = resolve(PROJECT, '../shared/fixtures/onnx/node');
+const NODE_TESTS = join(FIXTURES, 'onnx', 'node');
 const dir = mkdtempSync(join(tmpdir(), 'mb-onnx-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -202,7 +201,7 @@ describe('ONNX reader: fuzzed bytes', () => {
   });
 });
 
-describe.skipIf(!existsSync(NODE_TESTS))('ONNX reader: conformance fixtures', () => {
+describe('ONNX reader: conformance fixtures', () => {
   it('reads test_gemm_all_attributes and its test data', () => {
     const at = join(NODE_TESTS, 'test_gemm_all_attributes');
     const m = readOnnxModel(readFileSync(join(at, 'model.onnx')), join(at, 'model.onnx'));
