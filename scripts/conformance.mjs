@@ -52,6 +52,9 @@ function runCase(graph, dir) {
   if (compared === 0) throw new Error('no outputs to compare');
 }
 
+/** A graph's nodes and those of the graphs nested in them (If's branches, Loop's and Scan's bodies). */
+const allNodes = (g) =>
+  g.nodes.flatMap((n) => [n, ...Object.values(n.attributes).flatMap((a) => (a.type === 'graph' ? allNodes(a.value) : a.type === 'graphs' ? a.value.flatMap(allNodes) : []))]);
 const oneLine = (e) => String(e?.message ?? e).split('\n')[0];
 const results = []; // { name, ops, status: pass|fail|known, rewritten: pass|fail|-, reason }
 const unreadable = [];
@@ -70,7 +73,7 @@ for (const name of readdirSync(NODE_TESTS).sort()) {
     continue;
   }
   const graph = model.graph;
-  const missing = [...new Set(graph.nodes.filter((n) => !mb.isSupported(n.op, graph.opset, n.domain)).map((n) => (n.domain ? `${n.domain}.${n.op}` : n.op)))];
+  const missing = [...new Set(allNodes(graph).filter((n) => !mb.isSupported(n.op, graph.opset, n.domain)).map((n) => (n.domain ? `${n.domain}.${n.op}` : n.op)))];
   if (missing.length) {
     for (const op of missing) unsupportedOps.set(op, [...(unsupportedOps.get(op) ?? []), name]);
     continue;
@@ -80,7 +83,7 @@ for (const name of readdirSync(NODE_TESTS).sort()) {
     unsupportedTypes.push({ name, dtypes });
     continue;
   }
-  const ops = [...new Set(graph.nodes.map((n) => n.op))];
+  const ops = [...new Set(allNodes(graph).map((n) => n.op))];
   let status = 'pass';
   let reason = '';
   try {
