@@ -88,7 +88,17 @@ function clampOf(node: Node, graph: Graph): readonly [number, number] | undefine
  * one node each. Only a result read by nothing but the folded node (and not a graph output) is
  * folded, so no value anyone reads disappears. `nodes` must be in execution order.
  */
-export function fuseNodes(nodes: readonly Node[], graph: Graph): Node[] {
+export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
+  // Exporters route weights through Identity nodes (torch.onnx does for shared parameters); readers
+  // of such an output read the initializer itself here, so a bias is seen to be a constant. The
+  // Identity stays, for graph outputs and subgraphs that read its name.
+  const alias = new Map<string, string>();
+  for (const node of given) {
+    if (isDefault(node) && node.op === 'Identity' && node.inputs.length === 1 && graph.initializers.has(node.inputs[0]!) && node.outputs[0]) alias.set(node.outputs[0], node.inputs[0]!);
+  }
+  const nodes = alias.size
+    ? given.map((node) => (node.inputs.some((i) => alias.has(i)) ? { ...node, inputs: node.inputs.map((i) => alias.get(i) ?? i) } : node))
+    : given;
   const readers = new Map<string, number>();
   for (const node of nodes) for (const i of node.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
   for (const o of graph.outputs) readers.set(o.name, (readers.get(o.name) ?? 0) + 2);

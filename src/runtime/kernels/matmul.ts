@@ -2,7 +2,9 @@ import { attrFloat, attrInt } from '../../core/graph.js';
 import { broadcastShapes, broadcastStrides } from '../broadcast.js';
 import { formatDims, KernelError, required, sameDType, type KernelFactory } from '../kernel.js';
 import { isBig, makeValue, sizeOfShape, type FloatArray, type SmallArray, type Value } from '../value.js';
+import { fusionOf } from '../fuse.js';
 import { matmulInto } from './gemm-core.js';
+import { gemmWasm, matmulWasm } from './matmul-gemm.js';
 import type { MatrixOperand } from './sgemm.js';
 
 function isFloatData(v: Value): v is Value & { data: FloatArray } {
@@ -67,45 +69,51 @@ const rowMajor = (offset: number, cols: number, transposed = false): Omit<Matrix
 
 /** numpy.matmul: stacks of matrices with broadcast batch axes; a 1-D operand gets a unit axis. */
 export const MatMul: KernelFactory = {
-  prepare: () => (inputs) => {
-    const a = required(inputs, 0, 'MatMul');
-    const b = required(inputs, 1, 'MatMul');
-    const dtype = sameDType([a, b], 'MatMul');
-    if (a.shape.length === 0 || b.shape.length === 0) throw new KernelError('MatMul: inputs must have at least one dimension');
-    const aShape = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
-    const bShape = b.shape.length === 1 ? [b.shape[0]!, 1] : b.shape;
-    const m = aShape[aShape.length - 2]!;
-    const k = aShape[aShape.length - 1]!;
-    const n = bShape[bShape.length - 1]!;
-    if (bShape[bShape.length - 2] !== k) throw new KernelError(`MatMul: ${formatDims(a.shape)} · ${formatDims(b.shape)}: inner dimensions ${k} and ${bShape[bShape.length - 2]} differ`);
-    const aBatch = aShape.slice(0, -2);
-    const bBatch = bShape.slice(0, -2);
-    const batch = broadcastShapes(aBatch, bBatch, 'MatMul');
-    const outShape = [...batch, m, n];
-    if (a.shape.length === 1) outShape.splice(outShape.length - 2, 1);
-    if (b.shape.length === 1) outShape.splice(outShape.length - 1, 1);
-    const out = makeValue(dtype, outShape);
-    const batches = sizeOfShape(batch);
-    if (sizeOfShape(bBatch) === 1 && sizeOfShape(aBatch) === batches) {
-      // A shared B (a layer's weight): the batches of A stack into one tall product.
-      product(batches * m, n, k, a, rowMajor(0, k), b, rowMajor(0, n), out, 0);
-      return [out];
-    }
-    const aStrides = broadcastStrides(aBatch, batch);
-    const bStrides = broadcastStrides(bBatch, batch);
-    for (let t = 0; t < batches; t++) {
-      let rest = t;
-      let ia = 0;
-      let ib = 0;
-      for (let axis = batch.length - 1; axis >= 0; axis--) {
-        const idx = rest % batch[axis]!;
-        rest = Math.floor(rest / batch[axis]!);
-        ia += idx * aStrides[axis]!;
-        ib += idx * bStrides[axis]!;
+  prepare: (node) => {
+    const fusion = fusionOf(node);
+    return (inputs) => {
+      const a = required(inputs, 0, 'MatMul');
+      const b = required(inputs, 1, 'MatMul');
+      const dtype = sameDType([a, b], 'MatMul');
+      // a fused node's third input is the bias its folded Add adds (see fuse.ts)
+      const fast = matmulWasm(a, b, fusion?.bias ? inputs[2] : undefined, fusion?.clamp, fusion !== undefined);
+      if (fast) return [fast];
+      if (a.shape.length === 0 || b.shape.length === 0) throw new KernelError('MatMul: inputs must have at least one dimension');
+      const aShape = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
+      const bShape = b.shape.length === 1 ? [b.shape[0]!, 1] : b.shape;
+      const m = aShape[aShape.length - 2]!;
+      const k = aShape[aShape.length - 1]!;
+      const n = bShape[bShape.length - 1]!;
+      if (bShape[bShape.length - 2] !== k) throw new KernelError(`MatMul: ${formatDims(a.shape)} · ${formatDims(b.shape)}: inner dimensions ${k} and ${bShape[bShape.length - 2]} differ`);
+      const aBatch = aShape.slice(0, -2);
+      const bBatch = bShape.slice(0, -2);
+      const batch = broadcastShapes(aBatch, bBatch, 'MatMul');
+      const outShape = [...batch, m, n];
+      if (a.shape.length === 1) outShape.splice(outShape.length - 2, 1);
+      if (b.shape.length === 1) outShape.splice(outShape.length - 1, 1);
+      const out = makeValue(dtype, outShape);
+      const batches = sizeOfShape(batch);
+      if (sizeOfShape(bBatch) === 1 && sizeOfShape(aBatch) === batches) {
+        // A shared B (a layer's weight): the batches of A stack into one tall product.
+        product(batches * m, n, k, a, rowMajor(0, k), b, rowMajor(0, n), out, 0);
+        return [out];
       }
-      product(m, n, k, a, rowMajor(ia * m * k, k), b, rowMajor(ib * k * n, n), out, t * m * n);
-    }
-    return [out];
+      const aStrides = broadcastStrides(aBatch, batch);
+      const bStrides = broadcastStrides(bBatch, batch);
+      for (let t = 0; t < batches; t++) {
+        let rest = t;
+        let ia = 0;
+        let ib = 0;
+        for (let axis = batch.length - 1; axis >= 0; axis--) {
+          const idx = rest % batch[axis]!;
+          rest = Math.floor(rest / batch[axis]!);
+          ia += idx * aStrides[axis]!;
+          ib += idx * bStrides[axis]!;
+        }
+        product(m, n, k, a, rowMajor(ia * m * k, k), b, rowMajor(ib * k * n, n), out, t * m * n);
+      }
+      return [out];
+    };
   },
 };
 
@@ -116,11 +124,16 @@ export const Gemm: KernelFactory = {
     const transB = attrInt(node, 'transB', 0) !== 0;
     const alpha = attrFloat(node, 'alpha', 1);
     const beta = attrFloat(node, 'beta', 1);
+    const clamp = fusionOf(node)?.clamp;
     return (inputs) => {
       const a = required(inputs, 0, 'Gemm');
       const b = required(inputs, 1, 'Gemm');
       const c = inputs[2];
       const dtype = sameDType([a, b], 'Gemm');
+      if (!transA && alpha === 1 && (c === undefined || beta === 1)) {
+        const fast = gemmWasm(a, b, c, transB, clamp);
+        if (fast) return [fast];
+      }
       if (a.shape.length !== 2 || b.shape.length !== 2) throw new KernelError('Gemm: A and B must be 2-D');
       const [ar, ac] = a.shape as [number, number];
       const [br, bc] = b.shape as [number, number];

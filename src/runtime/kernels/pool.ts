@@ -30,11 +30,87 @@ function pool(op: string, kind: Kind): KernelFactory {
         const planes = x.shape[0]! * x.shape[1]!;
         const out = makeValue(x.dtype, [x.shape[0]!, x.shape[1]!, ...win.output]);
         const indices = wantsIndices ? new Array<number>(out.data.length) : undefined;
+        if (!indices && kind !== 'lp' && win.input.length === 2) {
+          pool2d(kind, x.data as SmallArray, out.data as SmallArray, planes, win, includePad);
+          return [out];
+        }
         runPool(kind, x, win, planes, out.data as SmallArray, includePad, p, indices, columnMajor);
         return indices ? [out, int64Value(out.shape, indices)] : [out];
       };
     },
   };
+}
+
+/**
+ * The 2-D MaxPool and AveragePool, plane by plane and row by row (the general loop below takes
+ * each output position across all planes, which strides through memory a plane at a time).
+ * Same window cells, same order, same NaN rule as the general loop.
+ */
+function pool2d(kind: 'max' | 'average', src: SmallArray, dst: SmallArray, planes: number, win: Window, includePad: boolean): void {
+  const [h, w] = win.input as [number, number];
+  const [oh, ow] = win.output as [number, number];
+  const [kh, kw] = win.kernel as [number, number];
+  const [sh, sw] = win.strides as [number, number];
+  const [dh, dw] = win.dilations as [number, number];
+  const [ph, pw] = win.padsBegin as [number, number];
+  if (kind === 'max') {
+    maxPool2d(src, dst, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw);
+    return;
+  }
+  // the divisor per output row and column: window cells inside the input (or inside the explicit padding)
+  const count = (out: number, size: number, k: number, s: number, d: number, pb: number, pe: number) =>
+    Array.from({ length: out }, (_, o) => {
+      let n = 0;
+      for (let i = 0, at = o * s - pb; i < k; i++, at += d) if (includePad ? at >= -pb && at < size + pe : at >= 0 && at < size) n++;
+      return n;
+    });
+  const rows = count(oh, h, kh, sh, dh, ph, win.padsEnd[0]!);
+  const cols = count(ow, w, kw, sw, dw, pw, win.padsEnd[1]!);
+  let at = 0;
+  for (let plane = 0; plane < planes; plane++) {
+    const base = plane * h * w;
+    for (let y = 0; y < oh; y++) {
+      const h0 = y * sh - ph;
+      for (let x = 0; x < ow; x++) {
+        const w0 = x * sw - pw;
+        let acc = 0;
+        for (let i = 0, ih = h0; i < kh; i++, ih += dh) {
+          if (ih < 0 || ih >= h) continue;
+          const row = base + ih * w;
+          for (let j = 0, iw = w0; j < kw; j++, iw += dw) {
+            if (iw < 0 || iw >= w) continue;
+            acc += src[row + iw]!;
+          }
+        }
+        dst[at++] = acc / (rows[y]! * cols[x]!);
+      }
+    }
+  }
+}
+
+/** Kept apart from the average so V8 compiles this loop on its own, small and monomorphic. */
+function maxPool2d(src: SmallArray, dst: SmallArray, planes: number, h: number, w: number, oh: number, ow: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number, ph: number, pw: number): void {
+  let at = 0;
+  for (let plane = 0; plane < planes; plane++) {
+    const base = plane * h * w;
+    for (let y = 0; y < oh; y++) {
+      const h0 = y * sh - ph;
+      for (let x = 0; x < ow; x++) {
+        const w0 = x * sw - pw;
+        let best = -Infinity;
+        for (let i = 0, ih = h0; i < kh; i++, ih += dh) {
+          if (ih < 0 || ih >= h) continue;
+          const row = base + ih * w;
+          for (let j = 0, iw = w0; j < kw; j++, iw += dw) {
+            if (iw < 0 || iw >= w) continue;
+            const v = src[row + iw]!;
+            if (v > best || v !== v) best = v;
+          }
+        }
+        dst[at++] = best;
+      }
+    }
+  }
 }
 
 function runPool(kind: Kind, x: Value, win: Window, planes: number, dst: SmallArray, includePad: boolean, p: number, indices: number[] | undefined, columnMajor: boolean): void {

@@ -1,5 +1,5 @@
 import type { KernelFactory } from '../kernel.js';
-import { erf } from './erf.js';
+import { erf, erfFloat32 } from './erf.js';
 import { floatUnary, unary } from './unary-core.js';
 
 /** numpy.round: halves go to the even neighbour. */
@@ -38,7 +38,7 @@ export const UNARY: Readonly<Record<string, KernelFactory>> = {
   Floor: floatUnary('Floor', Math.floor),
   Ceil: floatUnary('Ceil', Math.ceil),
   Round: floatUnary('Round', roundHalfEven),
-  Erf: floatUnary('Erf', erf),
+  Erf: unary('Erf', () => ({ num: erf, floatOnly: true, float32: erfFloat32 })),
   Sin: floatUnary('Sin', Math.sin),
   Cos: floatUnary('Cos', Math.cos),
   Tan: floatUnary('Tan', Math.tan),

@@ -454,7 +454,7 @@
           (i32.or (i32.ge_u (local.get $bt) (local.get $b1)) (i32.eqz (local.get $k))))
       (then (return)))
     (local.set $ldcb (i32.shl (local.get $ldc) (i32.const 2)))
-    (local.set $post (i32.or (local.get $biasMode) (local.get $act)))
+    (local.set $post (i32.ne (i32.or (local.get $biasMode) (local.get $act)) (i32.const 0)))
     (local.set $packA (i32.add (local.get $work) (i32.const 256)))
     (local.set $packB (local.get $packA))
     (if (i32.eqz (local.get $aMode))

@@ -1,0 +1,104 @@
+import { isConstant } from '../constants.js';
+import { markFused } from '../fuse.js';
+import { makeValue, sizeOfShape, type Value } from '../value.js';
+import { GemmCall, packB, packedConstant, type Job } from '../wasm/gemm.js';
+
+/** Below this many multiply-adds the WebAssembly call costs more than the JS loop (see gemm-core.ts). */
+const MIN_WORK = 512;
+
+/**
+ * float32 MatMul and Gemm through the WebAssembly kernel with what the general path cannot do: a
+ * constant right-hand side (a layer's weight) packed once, a stack of products (attention's
+ * Q·Kᵀ and P·V) as one job the threads share, and a folded bias and Relu/Clip applied per tile.
+ * Each returns undefined when its case does not apply, so the caller's general path runs.
+ */
+
+/** The bias (one value per output column) and clamp a fused node asks for, if this product can take them. */
+function epilogue(bias: Value | undefined, n: number): { ok: boolean; data?: Float32Array } {
+  if (!bias) return { ok: true };
+  if (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== n) return { ok: false };
+  return { ok: true, data: bias.data as Float32Array };
+}
+
+/**
+ * numpy.matmul for float32 A [..., M, K] and B [K, N] (a shared B: the batches of A stack into
+ * one tall product) or B [..., K, N] with the same batch shape as A.
+ */
+export function matmulWasm(a: Value, b: Value, bias: Value | undefined, clamp: readonly [number, number] | undefined, fused: boolean): Value | undefined {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return undefined;
+  const m = a.shape[a.shape.length - 2]!;
+  const k = a.shape[a.shape.length - 1]!;
+  const n = b.shape[b.shape.length - 1]!;
+  if (b.shape[b.shape.length - 2] !== k) return undefined;
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const shared = sizeOfShape(bBatch) === 1 && bBatch.length <= aBatch.length;
+  const stacked = !shared && aBatch.length === bBatch.length && aBatch.every((d, i) => d === bBatch[i]);
+  if (!shared && !stacked) return undefined;
+  const batches = sizeOfShape(aBatch);
+  if (m * n * k * batches < MIN_WORK || m === 0 || n === 0 || k === 0) return undefined;
+  const extra = fused ? epilogue(bias, n) : { ok: true };
+  if (!extra.ok) return undefined;
+  const outShape = [...(shared ? aBatch : aBatch), m, n];
+  const rows = shared ? batches * m : m;
+  return product(
+    shared ? rows : m, n, k, a.data as Float32Array,
+    shared ? { kind: 'matrix', data: b.data as Float32Array, transposed: false, constant: isConstant(b) } : { kind: 'matrix', data: b.data as Float32Array, transposed: false, constant: false },
+    shared ? 1 : batches, outShape, fused ? extra.data : undefined, fused ? clamp : undefined, fused,
+  );
+}
+
+/** Gemm with transA = 0, alpha = 1 and C absent or a bias row ([N] or [1, N]) with beta = 1. */
+export function gemmWasm(
+  a: Value, b: Value, c: Value | undefined, transB: boolean, clamp: readonly [number, number] | undefined,
+): Value | undefined {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 2 || b.shape.length !== 2) return undefined;
+  const [m, k] = a.shape as [number, number];
+  const n = transB ? b.shape[0]! : b.shape[1]!;
+  if ((transB ? b.shape[1] : b.shape[0]) !== k || m * n * k < MIN_WORK || m === 0 || n === 0 || k === 0) return undefined;
+  let bias: Float32Array | undefined;
+  if (c) {
+    if (c.dtype !== 'float32' || !((c.shape.length === 1 && c.shape[0] === n) || (c.shape.length === 2 && c.shape[0] === 1 && c.shape[1] === n))) return undefined;
+    bias = c.data as Float32Array;
+  }
+  return product(m, n, k, a.data as Float32Array, { kind: 'matrix', data: b.data as Float32Array, transposed: transB, constant: isConstant(b) }, 1, [m, n], bias, clamp, clamp !== undefined);
+}
+
+interface RightOperand {
+  kind: 'matrix';
+  data: Float32Array;
+  transposed: boolean;
+  constant: boolean;
+}
+
+/** C[batch][m, n] = A[batch][m, k] · B[batch] (+ bias row, clamp), through one job. */
+function product(
+  m: number, n: number, k: number, a: Float32Array, b: RightOperand, batch: number, shape: number[],
+  bias: Float32Array | undefined, clamp: readonly [number, number] | undefined, fused: boolean,
+): Value | undefined {
+  const packed = b.constant && batch === 1 ? packedConstant(b.data, `b:${b.transposed ? 't' : 'n'}:${k}:${n}`, () => packB(b.data, 0, n, k, b.transposed)) : null;
+  const call = GemmCall.begin();
+  if (!call) return undefined;
+  try {
+    const aPtr = call.put(a);
+    const bPtr = packed ? packed.ptr : aPtr && call.put(b.data);
+    const cPtr = bPtr && call.alloc(batch * m * n * 4);
+    const biasPtr = bias ? cPtr && call.put(bias) : cPtr;
+    if (!biasPtr) return undefined;
+    const job: Job = {
+      m, n, k,
+      aMode: 0, a: aPtr, lda: k,
+      bMode: packed ? 2 : b.transposed ? 1 : 0, b: bPtr, ldb: b.transposed ? k : n,
+      c: cPtr, ldc: n,
+      biasMode: bias ? 2 : 0, bias: bias ? biasPtr : 0,
+      clamp,
+      batch, strideA: m * k * 4, strideB: packed ? 0 : k * n * 4, strideC: m * n * 4,
+    };
+    if (!call.run(job)) return undefined;
+    const out = makeValue('float32', shape);
+    call.get(cPtr, out.data as Float32Array, 0, batch * m * n);
+    return fused ? markFused(out) : out;
+  } finally {
+    call.end();
+  }
+}
