@@ -34,9 +34,15 @@ await build({
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
 });
 // ... and as CommonJS ("require"), so require('modelbridge') works on every Node 20, including
-// those before require(esm). The source uses no import.meta, so nothing needs replacing.
+// those before require(esm). CommonJS has no import.meta: its url (createRequire's base, for the
+// optional native CRC-32C) is the bundle's own file URL, as in the CLI.
+const cjsUrl = {
+  define: { ...common.define, 'import.meta.url': '__modelbridge_url' },
+  banner: { js: "var __modelbridge_url = require('node:url').pathToFileURL(__filename).href;" },
+};
 await build({
   ...common,
+  ...cjsUrl,
   format: 'cjs',
   entryPoints: ['src/index.ts'],
   outfile: 'dist/index.cjs',
@@ -51,8 +57,7 @@ await build({
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/cli.cjs',
   alias: { 'string-width': './scripts/shims/string-width.mjs' },
-  define: { ...common.define, 'import.meta.url': '__modelbridge_url' },
-  banner: { js: "var __modelbridge_url = require('node:url').pathToFileURL(__filename).href;" },
+  ...cjsUrl,
 });
 
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;

@@ -91,9 +91,11 @@ describe('the packed tarball', () => {
     expect(Math.abs(kB - Number(said![1])) / Number(said![1])).toBeLessThan(0.15);
   });
 
-  it('declares no dependencies: the bundles carry them, and the declarations import nothing', () => {
+  it('declares no required dependencies: the bundles carry them, and the declarations import nothing', () => {
     const installed = JSON.parse(readFileSync(join(consumer, 'node_modules', 'modelbridge', 'package.json'), 'utf8')) as Record<string, unknown>;
     expect(installed['dependencies']).toBeUndefined();
+    // CommonJS has no import.meta: esbuild would leave `{}.url`, and createRequire(undefined) throws.
+    expect(readFileSync(join(consumer, 'node_modules', 'modelbridge', 'dist', 'index.cjs'), 'utf8')).not.toMatch(/import\.meta|import_meta/);
     const dts = readFileSync(join(consumer, 'node_modules', 'modelbridge', 'dist', 'index.d.ts'), 'utf8');
     expect(dts).not.toMatch(/^\s*import\s|^\s*\/\/\/\s*<reference/m);
     expect(dts).not.toMatch(/\bNodeJS\.|\bBuffer\b/);
