@@ -1,6 +1,7 @@
 import { dtypeSize } from '../core/dtypes.js';
 import { UsageError } from '../core/errors.js';
 import type { Model, Signature } from '../core/model.js';
+import { progressPhase } from '../core/progress.js';
 import { formatShape, stridesOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { transpose2d } from '../core/transpose.js';
@@ -433,7 +434,11 @@ export function compareOutputs(a: Model, b: Model, tol: Tolerance, inputs?: Inpu
 /** The whole comparison of two models. `paths` only label the report. */
 export function diffModels(a: Model, b: Model, options: DiffOptions = {}, paths: readonly [string, string] = ['a', 'b']): DiffReport {
   const tolerance = { atol: options.atol ?? DEFAULT_TOLERANCE.atol, rtol: options.rtol ?? DEFAULT_TOLERANCE.rtol };
+  let bytes = 0;
+  for (const t of a.weights.values()) bytes += t.byteLength;
+  progressPhase('compare', bytes);
   const weights = compareWeights(a.weights, b.weights, tolerance, options.matchers ?? DEFAULT_MATCHERS);
+  progressPhase('outputs', a.graph && b.graph ? bytes : 0);
   const outputs = compareOutputs(a, b, tolerance, options.inputs);
   const equal = weights.equal && outputs.status !== 'different';
   return {

@@ -1,5 +1,6 @@
 import { FormatError, UsageError } from '../core/errors.js';
 import type { Model } from '../core/model.js';
+import { progressPhase } from '../core/progress.js';
 import type { FormatHandler } from '../formats/format.js';
 import { detectFormat, formatByName, FORMATS } from '../formats/registry.js';
 import type { ModuleSpec } from '../module/spec.js';
@@ -145,6 +146,8 @@ function validatePrepared(path: string, p: Prepared): ModelReport {
   }
   const checks: CheckResult[] = [parse];
   // A format's own integrity checks run even when the reader gave up: they say more about why.
+  const bytes = model ? [...model.weights.values()].reduce((n, t) => n + t.byteLength, 0) : 0;
+  progressPhase('checksums', bytes);
   if (format) checks.push(...guarded('checksums', () => checkChecksums(path, format!)));
   else checks.push(result('checksums', 'skip', 'not run: no format recognises the file'));
   if (!model || !format) {
@@ -158,7 +161,9 @@ function validatePrepared(path: string, p: Prepared): ModelReport {
   checks.push(...guarded('ops', () => checkOps(ctx)));
   checks.push(...guarded('shapes', () => checkShapes(ctx)));
   checks.push(...guarded('signatures', () => checkSignatures(ctx)));
+  progressPhase('finite', bytes);
   checks.push(...guarded('finite', () => checkFinite(ctx)));
+  progressPhase('outputs', model.graph ? bytes : 0);
   checks.push(...guarded('runs', () => checkRuns(ctx)));
   if (p.expect) checks.push(...guarded('golden', () => checkGolden(ctx)));
   if (p.roundtrip.length) checks.push(...guarded('roundtrip', () => checkRoundtrip(ctx)));

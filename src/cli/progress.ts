@@ -4,7 +4,17 @@ import { setProgressSink, type ProgressSink } from '../core/progress.js';
 /** Phases smaller than this finish before a bar would be worth drawing. */
 export const PROGRESS_MIN_BYTES = 16 << 20;
 
-const LABELS: Readonly<Record<string, string>> = { write: 'writing', verify: 'verifying', outputs: 'running both models', run: 'loading weights' };
+const LABELS: Readonly<Record<string, string>> = {
+  write: 'writing',
+  verify: 'verifying',
+  compare: 'comparing',
+  finite: 'scanning',
+  outputs: 'running the model(s) on a generated input',
+  checksums: 'checking checksums',
+};
+
+/** Phases with no byte count worth a bar: one line says what is going on. */
+const TEXT_PHASES: ReadonlySet<string> = new Set(['outputs', 'checksums']);
 
 function si(bytes: number): string {
   if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
@@ -52,9 +62,8 @@ export function showProgress(quiet: boolean): () => void {
       total = bytes;
       started = Date.now();
       if (bytes < PROGRESS_MIN_BYTES) return;
-      if (name === 'outputs') {
-        // A run has no byte count worth a bar: one line says what is going on.
-        text = `${label} on a generated input ...`;
+      if (TEXT_PHASES.has(name)) {
+        text = `${label} ...`;
         process.stderr.write(text);
         return;
       }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError, UsageError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
+import { progressPhase } from '../../core/progress.js';
 import { formatShape } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { compareOutputs, compareWeights } from '../diff.js';
@@ -11,6 +12,12 @@ import { Runner } from '../run.js';
 import { compareTensors, formatNumber, scanNonFinite } from './elements.js';
 import { bindInputs, flattenNested, generateInputs, pairByName, signatureValue } from './inputs.js';
 import { result, type CheckContext, type CheckResult, type InputSet } from './types.js';
+
+function bytesOf(model: Model): number {
+  let n = 0;
+  for (const t of model.weights.values()) n += t.byteLength;
+  return n;
+}
 
 /** The tensors the model is run on: --inputs when given, else generated from the signature. */
 export function feedsFor(model: Model, runner: Runner, inputs: InputSet | undefined): { feeds: Record<string, Tensor>; description: string; guessed: boolean } | { error: string } {
@@ -152,6 +159,7 @@ export function checkRoundtrip(ctx: CheckContext): CheckResult[] {
       const file = join(dir, `hop${i}-${format.name}${format.extensions[0] ?? ''}`);
       let reloaded: Model;
       try {
+        progressPhase('write', bytesOf(current));
         saveModel(current, file, { format: format.name });
         reloaded = format.read(file, {});
       } catch (error) {
@@ -160,7 +168,9 @@ export function checkRoundtrip(ctx: CheckContext): CheckResult[] {
         out.push(result(name, 'fail', `cannot convert through ${format.name}: ${error.message}`, { format: format.name }));
         continue;
       }
+      progressPhase('compare', bytesOf(ctx.model));
       const weights = compareWeights(ctx.model.weights, reloaded.weights, { atol: 0, rtol: 0 });
+      progressPhase('outputs', ctx.model.graph ? bytesOf(ctx.model) : 0);
       const outputs = ctx.model.graph ? compareOutputs(ctx.model, reloaded, ctx.tolerance, ctx.inputs) : undefined;
       const changed = weights.tensors.filter((t) => t.status !== 'identical');
       const problems: string[] = [];

@@ -4,6 +4,7 @@ import { diffModels, diffReportJson, type DiffReport } from '../../api/diff.js';
 import { loadModel } from '../../api/load.js';
 import { readTensorFile } from '../../api/validate.js';
 import { UsageError } from '../../core/errors.js';
+import { showProgress } from '../progress.js';
 import { renderTable } from '../table.js';
 
 const shape = (s: readonly number[] | null) => (s ? `[${s.join(', ')}]` : '-');
@@ -59,6 +60,7 @@ export function diffCommand(y: Argv): Argv {
         .option('atol', { type: 'number', default: 1e-5, describe: 'absolute tolerance: |b - a| <= atol + rtol * |a|' })
         .option('rtol', { type: 'number', default: 1e-5, describe: 'relative tolerance' })
         .option('inputs', { type: 'string', describe: 'inputs to run both on: .npz, .npy or JSON {NAME: nested array} (default: ones/zeros of the signature shape)' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar on a terminal (the report is still printed)' })
         .example('$0 diff model.safetensors copy.safetensors', 'equal? exit 0 when equal within tolerance, 1 otherwise')
         .example('$0 diff a.safetensors b.safetensors --atol 0 --rtol 0 --json', 'exact comparison as JSON')
         .example('$0 diff model.safetensors shards/ --inputs batch.npz', 'compare outputs on given inputs'),
@@ -69,7 +71,13 @@ export function diffCommand(y: Argv): Argv {
       const inputs = argv.inputs === undefined ? undefined : readTensorFile(argv.inputs);
       const a = loadModel(argv.a);
       const b = loadModel(argv.b);
-      const report = diffModels(a, b, { atol: argv.atol, rtol: argv.rtol, ...(inputs ? { inputs } : {}) }, [argv.a, argv.b]);
+      const stopProgress = showProgress(argv.quiet);
+      let report: DiffReport;
+      try {
+        report = diffModels(a, b, { atol: argv.atol, rtol: argv.rtol, ...(inputs ? { inputs } : {}) }, [argv.a, argv.b]);
+      } finally {
+        stopProgress();
+      }
       process.stdout.write(argv.json ? `${diffReportJson(report)}\n` : `${renderDiffReport(report)}\n`);
       process.exitCode = report.equal ? 0 : 1;
     },

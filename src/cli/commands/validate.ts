@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { exitCodeOf, validateModels, validateReportJson, type ModelReport, type ValidateReport } from '../../api/validate.js';
 import { readModuleOption } from '../module-option.js';
+import { showProgress } from '../progress.js';
 import { renderTable } from '../table.js';
 
 function renderModel(m: ModelReport): string {
@@ -38,21 +39,28 @@ export function validateCommand(y: Argv): Argv {
         .option('roundtrip', { type: 'string', describe: 'convert through these formats (comma-separated) and check weights bit-identical and outputs equal' })
         .option('from', { type: 'string', describe: 'format (default: detected per model)' })
         .option('module', { type: 'string', describe: 'module spec JSON giving the architecture of bare state dicts' })
+        .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar on a terminal (the report is still printed)' })
         .example('$0 validate model.safetensors', 'check one model, table output')
         .example('$0 validate model.safetensors --strict --json > report.json', 'a CI step: exit 0 pass, 1 a check failed, 2 unreadable file')
         .example('$0 validate model.safetensors --inputs x.npz --expect y.npz --atol 1e-6', 'golden check against known outputs')
         .example('$0 validate shards/ --roundtrip safetensors', 'convert through formats and check nothing changes'),
     (argv) => {
-      const report = validateModels(argv.model as string[], {
-        format: argv.from,
-        module: readModuleOption(argv.module),
-        strict: argv.strict,
-        inputs: argv.inputs,
-        expect: argv.expect,
-        atol: argv.atol,
-        rtol: argv.rtol,
-        roundtrip: formatList(argv.roundtrip),
-      });
+      const stopProgress = showProgress(argv.quiet);
+      let report: ValidateReport;
+      try {
+        report = validateModels(argv.model as string[], {
+          format: argv.from,
+          module: readModuleOption(argv.module),
+          strict: argv.strict,
+          inputs: argv.inputs,
+          expect: argv.expect,
+          atol: argv.atol,
+          rtol: argv.rtol,
+          roundtrip: formatList(argv.roundtrip),
+        });
+      } finally {
+        stopProgress();
+      }
       process.stdout.write(argv.json ? `${validateReportJson(report)}\n` : `${renderValidateReport(report)}\n`);
       process.exitCode = exitCodeOf(report.status);
     },
