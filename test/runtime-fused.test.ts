@@ -1,0 +1,239 @@
+import { describe, expect, it } from 'vitest';
+import type { Attribute, Graph, Node } from '../src/core/graph.js';
+import { Tensor } from '../src/core/tensor.js';
+import { Session } from '../src/runtime/executor.js';
+
+/**
+ * The WebAssembly paths of Conv, Gemm and MatMul with what the planner folds into them (bias,
+ * Relu, Clip), on one thread and on two, against plain float64 loops written here. Every case
+ * also checks that two threads give bit-for-bit the result of one: each output element is
+ * summed by one thread in the same order whatever the split.
+ */
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  };
+}
+
+const random = (n: number, next: () => number): Float32Array => Float32Array.from({ length: n }, () => next());
+const ints = (value: readonly number[]): Attribute => ({ type: 'ints', value });
+const node = (op: string, inputs: string[], outputs: string[], attributes: Record<string, Attribute> = {}): Node => ({ name: `${op}_${outputs[0]}`, op, domain: '', inputs, outputs, attributes });
+
+function graphOf(nodes: Node[], inputs: Record<string, readonly number[]>, initializers: Record<string, Tensor>, output = 'y'): Graph {
+  return {
+    inputs: Object.entries(inputs).map(([name, shape]) => ({ name, dtype: 'float32', shape })),
+    outputs: [{ name: output, dtype: 'float32', shape: null }],
+    initializers: new Map(Object.entries(initializers)),
+    nodes,
+    opset: 17,
+  } as unknown as Graph;
+}
+
+/** Runs at 1 and 2 threads; returns the 1-thread result after checking the 2-thread one is identical. */
+function runBoth(graph: Graph, feeds: Record<string, Tensor>): Float32Array {
+  const one = new Session(graph, { threads: 1 }).run(feeds).y!.toFloat32();
+  const two = new Session(graph, { threads: 2 }).run(feeds).y!.toFloat32();
+  expect(two).toEqual(one);
+  return one;
+}
+
+function expectClose(actual: Float32Array, expected: Float64Array): void {
+  expect(actual.length).toBe(expected.length);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (1 + Math.abs(expected[i]!)));
+  expect(worst).toBeLessThan(2e-5);
+}
+
+interface ConvCase {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  m: number;
+  k: [number, number];
+  stride?: [number, number];
+  pads?: [number, number, number, number];
+  dilation?: [number, number];
+  group?: number;
+}
+
+function convReference(x: Float32Array, wt: Float32Array, bias: Float32Array | undefined, cc: ConvCase, clamp?: [number, number]): { out: Float64Array; oh: number; ow: number } {
+  const [kh, kw] = cc.k;
+  const [sh, sw] = cc.stride ?? [1, 1];
+  const [pt, pl, pb, pr] = cc.pads ?? [0, 0, 0, 0];
+  const [dh, dw] = cc.dilation ?? [1, 1];
+  const group = cc.group ?? 1;
+  const oh = Math.floor((cc.h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
+  const ow = Math.floor((cc.w + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
+  const cg = cc.c / group;
+  const mg = cc.m / group;
+  const out = new Float64Array(cc.n * cc.m * oh * ow);
+  for (let b = 0; b < cc.n; b++) {
+    for (let o = 0; o < cc.m; o++) {
+      const g = Math.floor(o / mg);
+      for (let y = 0; y < oh; y++) {
+        for (let x0 = 0; x0 < ow; x0++) {
+          let s = bias ? bias[o]! : 0;
+          for (let ci = 0; ci < cg; ci++) {
+            for (let i = 0; i < kh; i++) {
+              for (let j = 0; j < kw; j++) {
+                const iy = y * sh - pt + i * dh;
+                const ix = x0 * sw - pl + j * dw;
+                if (iy < 0 || iy >= cc.h || ix < 0 || ix >= cc.w) continue;
+                s += x[((b * cc.c + g * cg + ci) * cc.h + iy) * cc.w + ix]! * wt[((o * cg + ci) * kh + i) * kw + j]!;
+              }
+            }
+          }
+          if (clamp) s = Math.min(Math.max(s, clamp[0]), clamp[1]);
+          out[((b * cc.m + o) * oh + y) * ow + x0] = s;
+        }
+      }
+    }
+  }
+  return { out, oh, ow };
+}
+
+const CONV_CASES: ConvCase[] = [
+  { n: 1, c: 3, h: 17, w: 19, m: 8, k: [3, 3], pads: [1, 1, 1, 1] },
+  { n: 3, c: 5, h: 12, w: 13, m: 12, k: [3, 3], pads: [1, 1, 1, 1] },
+  { n: 1, c: 3, h: 30, w: 30, m: 16, k: [7, 7], stride: [2, 2], pads: [3, 3, 3, 3] },
+  { n: 2, c: 16, h: 9, w: 11, m: 10, k: [1, 1] },
+  { n: 1, c: 16, h: 14, w: 14, m: 24, k: [1, 1], stride: [2, 2] },
+  { n: 1, c: 8, h: 16, w: 20, m: 8, k: [3, 3], pads: [2, 2, 2, 2], dilation: [2, 2] },
+  { n: 2, c: 8, h: 10, w: 10, m: 12, k: [3, 3], pads: [1, 0, 1, 0], group: 2 },
+  { n: 1, c: 32, h: 20, w: 20, m: 32, k: [3, 3], pads: [1, 1, 1, 1] },
+  { n: 1, c: 4, h: 7, w: 7, m: 5, k: [3, 2], stride: [1, 2], pads: [0, 1, 2, 0] },
+];
+
+describe('Conv through the WebAssembly GEMM, with folded bias and activation', () => {
+  CONV_CASES.forEach((cc, index) => {
+    for (const activation of ['none', 'Relu', 'Clip'] as const) {
+      it(`case ${index} (${cc.n}x${cc.c}x${cc.h}x${cc.w}, ${cc.m} filters ${cc.k.join('x')}), ${activation}`, () => {
+        const next = rng(100 + index);
+        const group = cc.group ?? 1;
+        const x = random(cc.n * cc.c * cc.h * cc.w, next);
+        const wt = random(cc.m * (cc.c / group) * cc.k[0] * cc.k[1], next);
+        const bias = random(cc.m, next);
+        const attributes: Record<string, Attribute> = { kernel_shape: ints(cc.k), strides: ints(cc.stride ?? [1, 1]), pads: ints(cc.pads ?? [0, 0, 0, 0]), dilations: ints(cc.dilation ?? [1, 1]), group: { type: 'int', value: group } };
+        const clamp: [number, number] | undefined = activation === 'Relu' ? [0, Infinity] : activation === 'Clip' ? [-0.5, 0.75] : undefined;
+        const nodes = [node('Conv', ['x', 'w', 'b'], [activation === 'none' ? 'y' : 'c'], attributes)];
+        if (activation === 'Relu') nodes.push(node('Relu', ['c'], ['y']));
+        if (activation === 'Clip') nodes.push(node('Clip', ['c', 'lo', 'hi'], ['y']));
+        const initializers: Record<string, Tensor> = {
+          w: Tensor.from('float32', [cc.m, cc.c / group, ...cc.k], wt),
+          b: Tensor.from('float32', [cc.m], bias),
+          lo: Tensor.from('float32', [], [-0.5]),
+          hi: Tensor.from('float32', [], [0.75]),
+        };
+        const { out } = convReference(x, wt, bias, cc, clamp);
+        const y = runBoth(graphOf(nodes, { x: [cc.n, cc.c, cc.h, cc.w] }, initializers), { x: Tensor.from('float32', [cc.n, cc.c, cc.h, cc.w], x) });
+        expectClose(y, out);
+      });
+    }
+  });
+
+  it('takes weights given as an input (packed per run, not cached)', () => {
+    const cc = CONV_CASES[1]!;
+    const next = rng(7);
+    const x = random(cc.n * cc.c * cc.h * cc.w, next);
+    const graph = graphOf([node('Conv', ['x', 'w'], ['y'], { kernel_shape: ints(cc.k), pads: ints(cc.pads!) })], { x: [cc.n, cc.c, cc.h, cc.w], w: [cc.m, cc.c, ...cc.k] }, {});
+    const session = new Session(graph, { threads: 2 });
+    for (let run = 0; run < 2; run++) {
+      const wt = random(cc.m * cc.c * 9, next); // new numbers each run
+      const y = session.run({ x: Tensor.from('float32', [cc.n, cc.c, cc.h, cc.w], x), w: Tensor.from('float32', [cc.m, cc.c, ...cc.k], wt) }).y!.toFloat32();
+      expectClose(y, convReference(x, wt, undefined, cc).out);
+    }
+  });
+});
+
+function matmulReference(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, bShared: boolean, bias?: Float32Array, clamp?: [number, number], bTransposed = false): Float64Array {
+  const out = new Float64Array(batch * m * n);
+  for (let t = 0; t < batch; t++) {
+    const bb = bShared ? 0 : t * k * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = bias ? bias[j]! : 0;
+        for (let p = 0; p < k; p++) s += a[(t * m + i) * k + p]! * b[bb + (bTransposed ? j * k + p : p * n + j)]!;
+        if (clamp) s = Math.min(Math.max(s, clamp[0]), clamp[1]);
+        out[(t * m + i) * n + j] = s;
+      }
+    }
+  }
+  return out;
+}
+
+describe('MatMul and Gemm through the WebAssembly GEMM', () => {
+  for (const [m, k, n] of [
+    [5, 7, 9],
+    [64, 784, 512],
+    [197, 192, 576],
+    [1, 512, 10],
+  ] as const) {
+    it(`MatMul [2, ${m}, ${k}] · constant [${k}, ${n}] + bias (through an Identity) + Relu`, () => {
+      const next = rng(m + k + n);
+      const a = random(2 * m * k, next);
+      const b = random(k * n, next);
+      const bias = random(n, next);
+      const nodes = [node('Identity', ['bias'], ['bias_id']), node('MatMul', ['a', 'b'], ['mm']), node('Add', ['bias_id', 'mm'], ['s']), node('Relu', ['s'], ['y'])];
+      const graph = graphOf(nodes, { a: [2, m, k] }, { b: Tensor.from('float32', [k, n], b), bias: Tensor.from('float32', [n], bias) });
+      expectClose(runBoth(graph, { a: Tensor.from('float32', [2, m, k], a) }), matmulReference(a, b, 2, m, k, n, true, bias, [0, Infinity]));
+    });
+  }
+
+  it('stacked MatMul [2, 3, 40, 24] · [2, 3, 24, 33] (attention) as one job', () => {
+    const next = rng(5);
+    const a = random(6 * 40 * 24, next);
+    const b = random(6 * 24 * 33, next);
+    const graph = graphOf([node('MatMul', ['a', 'b'], ['y'])], { a: [2, 3, 40, 24], b: [2, 3, 24, 33] }, {});
+    const y = runBoth(graph, { a: Tensor.from('float32', [2, 3, 40, 24], a), b: Tensor.from('float32', [2, 3, 24, 33], b) });
+    expectClose(y, matmulReference(a, b, 6, 40, 24, 33, false));
+  });
+
+  it('a folded Add whose constant does not fit the epilogue ([1]) runs unfused, with the same result', () => {
+    const next = rng(6);
+    const a = random(8 * 32, next);
+    const b = random(32 * 16, next);
+    const nodes = [node('MatMul', ['a', 'b'], ['mm']), node('Add', ['mm', 'c'], ['s']), node('Clip', ['s', 'lo', ''], ['y'])];
+    const graph = graphOf(nodes, { a: [8, 32] }, { b: Tensor.from('float32', [32, 16], b), c: Tensor.from('float32', [1], [0.25]), lo: Tensor.from('float32', [], [0]) });
+    const expected = matmulReference(a, b, 1, 8, 32, 16, true, new Float32Array(16).fill(0.25), [0, Infinity]);
+    expectClose(runBoth(graph, { a: Tensor.from('float32', [8, 32], a) }), expected);
+  });
+
+  it('Gemm transB with a bias row + Relu (a Linear layer)', () => {
+    const next = rng(8);
+    const [m, k, n] = [64, 300, 70];
+    const a = random(m * k, next);
+    const b = random(n * k, next);
+    const bias = random(n, next);
+    const graph = graphOf(
+      [node('Gemm', ['a', 'b', 'c'], ['g'], { transB: { type: 'int', value: 1 } }), node('Relu', ['g'], ['y'])],
+      { a: [m, k] },
+      { b: Tensor.from('float32', [n, k], b), c: Tensor.from('float32', [n], bias) },
+    );
+    expectClose(runBoth(graph, { a: Tensor.from('float32', [m, k], a) }), matmulReference(a, b, 1, m, k, n, true, bias, [0, Infinity], true));
+  });
+
+  it('keeps a product that a graph output reads unfused (the Relu input stays visible)', () => {
+    const next = rng(9);
+    const a = random(16 * 16, next);
+    const b = random(16 * 16, next);
+    const graph = {
+      ...graphOf([node('MatMul', ['a', 'b'], ['mm']), node('Relu', ['mm'], ['y'])], { a: [16, 16] }, { b: Tensor.from('float32', [16, 16], b) }),
+      outputs: [
+        { name: 'y', dtype: 'float32', shape: null },
+        { name: 'mm', dtype: 'float32', shape: null },
+      ],
+    } as Graph;
+    const out = new Session(graph, { threads: 2 }).run({ a: Tensor.from('float32', [16, 16], a) });
+    expectClose(out.mm!.toFloat32(), matmulReference(a, b, 1, 16, 16, 16, true));
+    expectClose(out.y!.toFloat32(), matmulReference(a, b, 1, 16, 16, 16, true, undefined, [0, Infinity]));
+  });
+
+  it('refuses a thread count below 1', () => {
+    const graph = graphOf([node('Relu', ['x'], ['y'])], { x: [1] }, {});
+    expect(() => new Session(graph, { threads: 0 })).toThrow(/threads/);
+  });
+});
