@@ -53,14 +53,22 @@ const STORED: Partial<Record<DType, 'float32' | 'int32'>> = {
   uint64: 'int32',
 };
 
+/**
+ * Input dtypes a TF.js graph model can declare: its own, and those loadGraphModel reads as one of
+ * them (tfjs-converter's parseDtypeParam: DT_INT64, DT_INT8 and DT_UINT8 as int32, DT_HALF and
+ * DT_DOUBLE as float32), as tensorflowjs_converter leaves an int64 input_ids. The placeholder keeps
+ * the model's dtype, so a reader gets the model back; TF.js is fed int32 ids.
+ */
+const TFJS_INPUT_DTYPES: ReadonlySet<DType> = new Set(['float32', 'int32', 'bool', 'int64', 'int8', 'uint8', 'float16', 'float64']);
+
 export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, shardPrefix = ''): GraphModelFiles {
   const graph = model.graph;
   if (!graph) throw new UsageError('a TF.js graph model needs the model\'s graph: this is a bare state dict (give --module)');
   const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;
   if (!Number.isSafeInteger(shardBytes) || shardBytes < 1) throw new UsageError(`shard size must be a positive number of bytes, not ${shardBytes}`);
   for (const i of graph.inputs) {
-    if (!graph.initializers.has(i.name) && !['float32', 'int32', 'bool'].includes(i.dtype)) {
-      throw new UsageError(`input ${i.name} is ${i.dtype}: TF.js computes in float32, int32 and bool only (convert the model to float32 first)`);
+    if (!graph.initializers.has(i.name) && !TFJS_INPUT_DTYPES.has(i.dtype)) {
+      throw new UsageError(`input ${i.name} is ${i.dtype}: TF.js computes in float32, int32 and bool only and reads int64, int8, uint8, float16 and float64 placeholders as those (convert the model first)`);
     }
   }
 
@@ -212,7 +220,9 @@ function encodeWeight(name: string, t: Tensor, q: QuantizationDType | undefined)
   if (stored === 'int32') {
     const values = t.toNumbers();
     const bad = values.findIndex((v) => !Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31);
-    if (bad >= 0) throw new UsageError(`weight ${name} (${t.dtype}) holds ${values[bad]}, beyond TF.js's int32`);
+    // As tensorflowjs_converter, int64 (and the other integer types) are stored as int32, which
+    // TF.js computes in; unlike it, a value that would not survive the cast is refused.
+    if (bad >= 0) throw new UsageError(`tensor ${name} (${t.dtype}) holds ${values[bad]}, beyond the int32 TF.js stores ${t.dtype} as`);
     return { weight: { spec: spec('int32'), bytes: new MemorySource(new Uint8Array(Int32Array.from(values).buffer)) }, constDType: 'int32' };
   }
   throw new UsageError(`weight ${name} is ${t.dtype}, which TF.js cannot store`);
