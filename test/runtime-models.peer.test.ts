@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/api/load.js';
 import { Tensor } from '../src/core/tensor.js';
 import { Session } from '../src/runtime/executor.js';
@@ -60,6 +61,7 @@ describe.skipIf(!python)('real models against onnxruntime-node, 1 and 2 threads'
     });
     if (r.status !== 0) throw new Error(`bench/models.py failed:\n${r.stderr}`);
   }, 600_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   for (const c of CASES) {
     it(`${c.name}: within 1e-4 of onnxruntime, threads 1 and 2 identical`, async () => {
