@@ -3,7 +3,9 @@ import type { Graph } from '../core/graph.js';
 import type { Model, Signature } from '../core/model.js';
 import { formatShape } from '../core/shape.js';
 import type { Tensor } from '../core/tensor.js';
-import { Session } from '../runtime/executor.js';
+import { Session, type SessionOptions } from '../runtime/executor.js';
+
+export type RunOptions = SessionOptions;
 
 /** Picks a signature by name (the first when no name is given). */
 export function selectSignature(model: Model, name?: string): Signature {
@@ -36,9 +38,10 @@ export class Runner {
   constructor(
     readonly model: Model,
     signatureName?: string,
+    options: RunOptions = {},
   ) {
     this.signature = selectSignature(model, signatureName);
-    this.session = new Session(model.graph!);
+    this.session = new Session(model.graph!, options);
   }
 
   get inputNames(): string[] {
@@ -63,6 +66,6 @@ export class Runner {
   }
 }
 
-export function runModel(model: Model, inputs: Readonly<Record<string, Tensor>>, signatureName?: string): Record<string, Tensor> {
-  return new Runner(model, signatureName).run(inputs);
+export function runModel(model: Model, inputs: Readonly<Record<string, Tensor>>, signatureName?: string, options: RunOptions = {}): Record<string, Tensor> {
+  return new Runner(model, signatureName, options).run(inputs);
 }

@@ -3,6 +3,7 @@ import { Runner } from '../../api/run.js';
 import { parseInputs, toNested } from '../inputs.js';
 import { loadModelArgs, withModelArgs } from '../module-option.js';
 import { formatShape } from '../../core/shape.js';
+import { defaultThreads } from '../../runtime/wasm/gemm.js';
 
 export function runCommand(y: Argv): Argv {
   return y.command(
@@ -12,11 +13,12 @@ export function runCommand(y: Argv): Argv {
       withModelArgs(c)
         .option('input', { type: 'string', array: true, default: [] as string[], describe: 'NAME=VALUE: a JSON nested array or @file.npy (NAME= may be left out for a single input)' })
         .option('json', { type: 'boolean', default: false, describe: 'print {"outputs": {NAME: {dtype, shape, data}}}' })
+        .option('threads', { type: 'number', describe: `threads a large matrix product or convolution may use (1: this thread only; default: the cores, at most 8, here ${defaultThreads()})` })
         .example("$0 run or-gate/or-gate.safetensors --input 'x=[[1,1]]'", 'ask the OR gate about (1,1)')
         .example('$0 run model.safetensors --input @batch.npy --json', 'input from a NumPy file, JSON output'),
     (argv) => {
       const model = loadModelArgs(argv);
-      const runner = new Runner(model, argv.signature);
+      const runner = new Runner(model, argv.signature, argv.threads === undefined ? {} : { threads: argv.threads });
       const graph = model.graph!;
       const dtypeOf = (key: string) => graph.inputs.find((i) => i.name === runner.signature.inputs.get(key))?.dtype ?? 'float32';
       const outputs = runner.run(parseInputs(argv.input, runner.inputNames, dtypeOf));
