@@ -31,7 +31,8 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT_HASH = hashlib.sha256(open(__file__, "rb").read()).hexdigest()[:16]
+# The cache key: the text that builds the models (everything before the consumer checks).
+SCRIPT_HASH = hashlib.sha256(open(__file__, "rb").read().split(b"\n# consumer checks")[0]).hexdigest()[:16]
 RTOL = 1e-4
 
 # --------------------------------------------------------------------------------------------
@@ -674,6 +675,9 @@ def main():
         with contextlib.redirect_stdout(sys.stderr):
             result = generate(out, only, tfjs_python)
         print(json.dumps(result), file=real)
+    elif cmd == "list":
+        # Two groups the driver generates in parallel: torch (with transformers) and TensorFlow.
+        print(json.dumps({"torch": list(TORCH), "tf": [*KERAS, *TF]}))
     elif cmd == "tfjs-convert":
         tfjs_convert(args[0])
     elif cmd == "check":

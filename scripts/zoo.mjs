@@ -250,15 +250,27 @@ async function main() {
   }
   mkdirSync(opts.out, { recursive: true });
 
-  // 1. the producers' files
+  // 1. the producers' files: torch and TensorFlow architectures in two processes side by side
   log('zoo: generating the models (python/zoo.py)');
-  const gen = await run(PYTHON, [ZOO_PY, 'generate', opts.out, ...(opts.only ? ['--only', opts.only.join(',')] : [])], { timeoutMs: 1_800_000 });
-  process.stderr.write(gen.stderr.split('\n').filter((l) => l.startsWith('zoo:')).map((l) => `${l}\n`).join(''));
-  if (gen.status !== 0) {
-    console.error(`zoo: python/zoo.py generate failed: ${gen.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+  const listed = await run(PYTHON, [ZOO_PY, 'list']);
+  if (listed.status !== 0) {
+    console.error(`zoo: python/zoo.py list failed: ${errorLine(listed, 'list')}`);
     process.exit(1);
   }
-  const { architectures } = JSON.parse(gen.stdout.trim().split('\n').at(-1));
+  const groups = Object.values(JSON.parse(listed.stdout)).map((g) => g.filter((a) => !opts.only || opts.only.includes(a)));
+  const architectures = groups.flat();
+  if (opts.only) {
+    const unknown = opts.only.filter((a) => !architectures.includes(a));
+    if (unknown.length) usage(`unknown architecture ${unknown.join(', ')}; known: ${Object.values(JSON.parse(listed.stdout)).flat().join(', ')}`);
+  }
+  const gens = await Promise.all(groups.filter((g) => g.length).map((g) => run(PYTHON, [ZOO_PY, 'generate', opts.out, '--only', g.join(',')], { timeoutMs: 1_800_000 })));
+  for (const gen of gens) {
+    process.stderr.write(gen.stderr.split('\n').filter((l) => l.startsWith('zoo:')).map((l) => `${l}\n`).join(''));
+    if (gen.status !== 0) {
+      console.error(`zoo: python/zoo.py generate failed: ${gen.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+      process.exit(1);
+    }
+  }
   const genSeconds = (Date.now() - started) / 1000;
 
   // 2. the cells
