@@ -6,6 +6,7 @@ random weights from fixed seeds, nothing downloaded:
                   last_hidden_state
   vit-tiny.onnx   transformers ViTModel with ViT-tiny's sizes (hidden 192, 12 layers, 3 heads,
                   intermediate 768, 224x224, patch 16), input pixel_values [1, 3, 224, 224]
+  mlp.onnx        torch.nn Linear 784-512-512-10 with ReLUs (the runtime bench's MLP), input x [64, 784]
 Usage: models.py DIR [NAME ...]; a file that already exists is kept (the cache is bench/.cache/)."""
 import os
 import sys
@@ -95,10 +96,16 @@ def vit_tiny(path):
     export(model, (torch.randn(1, 3, 224, 224),), path, ["pixel_values"], ["last_hidden_state"])
 
 
+def mlp(path):
+    model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU(),
+                                torch.nn.Linear(512, 10))
+    export(model, (torch.randn(64, 784),), path, ["x"], ["y"])
+
+
 keep = []
 for name in names:
     path = os.path.join(out_dir, f"{name}.onnx")
     if os.path.exists(path):
         continue
-    keep.append({"resnet18": resnet18, "bert-tiny": bert_tiny, "vit-tiny": vit_tiny}[name](path))
+    keep.append({"resnet18": resnet18, "bert-tiny": bert_tiny, "vit-tiny": vit_tiny, "mlp": mlp}[name](path))
     print(f"wrote {path}", file=sys.stderr)

@@ -24,6 +24,7 @@ import { f, log, mib, noted, py, PYTHON, ratio, ratios, ROOT, RSS_SLACK, table, 
 import { pytorchSection } from './pytorch.mjs';
 import { onnxSection } from './onnx.mjs';
 import { tensorflowSections } from './tensorflow.mjs';
+import { runtimeModelsSection } from './runtime.mjs';
 
 const WORKER = join(ROOT, 'bench', 'safetensors-worker.mjs');
 const CLI = join(ROOT, 'bin', 'modelbridge.cjs');
@@ -609,6 +610,7 @@ async function main() {
   const all = [
     ['safetensors', () => safetensorsSection(python)],
     ['runtime', () => runtimeSection(python)],
+    ['models', () => runtimeModelsSection(python)],
     ['pytorch', () => pytorchSection(python)],
     ['onnx', () => onnxSection(python)],
     ['tensorflow', () => tensorflowSections(python)],
