@@ -129,7 +129,7 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
         return weightOf(v, transform(t), tag);
       },
       tf(op, inputs, attrs, final = false) {
-        // The coverage table (src/coverage) reads entry.tf to say what TF.js must run: keep it true.
+        // The coverage table (src/op-coverage) reads entry.tf to say what TF.js must run: keep it true.
         if (!declared.has(op)) throw new Error(`bug: the TF export of ${node.op} emits ${op}, which its entry does not declare`);
         const name = names.take(final ? outName : `${outName}/${op}`);
         emit({ name, op, input: [...inputs], attr: sortedAttrs(attrs) });

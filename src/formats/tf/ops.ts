@@ -373,6 +373,140 @@ const filledLike =
 
 const softmax = (op: string): OpBuilder => (ctx) => [ctx.out(op, [ctx.input(0)], { axis: attr.int(-1) })];
 
+const compare =
+  (op: string): OpBuilder =>
+  (ctx) => [ctx.out(op, [ctx.input(0), ctx.input(1)], {}, 'bool')];
+
+const isFloatType = (d: DType) => d.startsWith('float') || d === 'bfloat16';
+
+/** An integer input as int64, which ONNX's shape-like inputs take. */
+const asInt64 = (ctx: OpContext, i: number, rank?: number) => {
+  const v = ctx.input(i);
+  return ctx.dtype(v) === 'int64' ? v : ctx.op('Cast', [v], { to: attr.int(7) }, 'int64', rank ?? ctx.rank(v));
+};
+
+/** GatherV2: a constant axis, no batch dims (TF refuses negative indices, so ONNX's reading of them never matters). */
+const gatherV2: OpBuilder = (ctx) => {
+  if (attrInt(ctx.attr, 'batch_dims', 0) !== 0) ctx.fail('batch_dims 0');
+  const axis = ctx.arity > 2 ? ctx.ints(2, 'axis') : [0];
+  if (axis.length !== 1) ctx.fail('a scalar axis');
+  const [x, i] = [ctx.input(0), ctx.input(1)];
+  const [rx, ri] = [ctx.rank(x), ctx.rank(i)];
+  return [ctx.out('Gather', [x, i], { axis: attr.int(axis[0]!) }, ctx.dtype(x), rx === undefined || ri === undefined ? undefined : rx + ri - 1)];
+};
+
+/** Select (v1, a vector condition picks whole rows) and SelectV2 (broadcasting, ONNX's Where). */
+const select =
+  (v1: boolean): OpBuilder =>
+  (ctx) => {
+    let c = ctx.input(0);
+    const rc = ctx.rank(c);
+    const rx = ctx.rank(ctx.input(1));
+    if (v1 && rc === 1 && rx !== undefined && rx > 1) c = ctx.op('Unsqueeze', [c, ctx.constInts([...Array(rx - 1).keys()].map((k) => k + 1))], {}, 'bool', rx);
+    return [ctx.out('Where', [c, ctx.input(1), ctx.input(2)], {}, ctx.dtype(ctx.input(1)))];
+  };
+
+/** Fill(dims, value): ConstantOfShape for a constant value, else the value expanded. */
+const fill: OpBuilder = (ctx) => {
+  const value = ctx.constant(1);
+  const dims = asInt64(ctx, 0, 1);
+  if (value && value.size === 1) return [ctx.out('ConstantOfShape', [dims], { value: attr.tensor(Tensor.fromBytes(value.dtype, [1], value.bytes())) }, value.dtype)];
+  return [ctx.out('Expand', [ctx.input(1), dims], {}, ctx.dtype(ctx.input(1)))];
+};
+
+const mirrorPad: OpBuilder = (ctx) => {
+  const mode = attrString(ctx.attr, 'mode', 'REFLECT');
+  const p = ctx.ints(1, 'paddings');
+  // SYMMETRIC repeats the border cell itself: for one cell that is ONNX's edge padding.
+  if (mode === 'SYMMETRIC' && p.some((v) => v > 1)) ctx.fail('REFLECT, or SYMMETRIC by at most one cell (ONNX pads edge or reflect)');
+  if (mode !== 'REFLECT' && mode !== 'SYMMETRIC') ctx.fail(`mode REFLECT or SYMMETRIC, not ${mode}`);
+  const rank = p.length / 2;
+  const pads = [...Array(rank).keys()].map((i) => p[2 * i]!).concat([...Array(rank).keys()].map((i) => p[2 * i + 1]!));
+  return [ctx.out('Pad', [ctx.input(0), ctx.constInts(pads)], { mode: attr.string(mode === 'REFLECT' ? 'reflect' : 'edge') }, undefined, rank)];
+};
+
+/** FloorMod: ONNX's Mod (fmod 0) for integers; for floats x - floor(x / y) * y. */
+const floorMod: OpBuilder = (ctx) => {
+  const [x, y] = [ctx.input(0), ctx.input(1)];
+  if (!isFloatType(ctx.dtype(x))) return [ctx.out('Mod', [x, y], { fmod: attr.int(0) })];
+  return [ctx.out('Sub', [x, ctx.op('Mul', [ctx.op('Floor', [ctx.op('Div', [x, y])]), y])])];
+};
+
+/** Unpack: output k is the slice k of the axis, dropped (a Gather of the scalar k). */
+const unpack: OpBuilder = (ctx) => {
+  const n = attrInt(ctx.attr, 'num', 0);
+  const axis = attrInt(ctx.attr, 'axis', 0);
+  const x = ctx.input(0);
+  const rank = ctx.rank(x);
+  return [...Array(n).keys()].map((k) => ctx.out('Gather', [x, ctx.constInts([k], [])], { axis: attr.int(axis) }, undefined, rank === undefined ? undefined : rank - 1, k));
+};
+
+/** Split/SplitV into Slices, one per output: the sizes must be known (SplitV's, or the axis's static size). */
+function splitInto(ctx: OpContext, x: string, axis: number, sizes: number[]): string[] {
+  const rank = ctx.rank(x);
+  let start = 0;
+  return sizes.map((size, k) => {
+    const out = ctx.out('Slice', [x, ctx.constInts([start]), ctx.constInts([start + size]), ctx.constInts([axis])], {}, undefined, rank, k);
+    start += size;
+    return out;
+  });
+}
+
+const splitOp: OpBuilder = (ctx) => {
+  const axis = ctx.ints(0, 'split axis')[0]!;
+  const x = ctx.input(1);
+  const n = attrInt(ctx.attr, 'num_split', 1);
+  const shape = ctx.shape(x);
+  const dim = shape?.[axis < 0 ? axis + shape.length : axis];
+  if (typeof dim !== 'number') return ctx.fail('a static size on the split axis');
+  if (dim % n !== 0) ctx.fail(`an axis size (${dim}) divisible by num_split (${n})`);
+  return splitInto(ctx, x, axis, new Array<number>(n).fill(dim / n));
+};
+
+const splitV: OpBuilder = (ctx) => {
+  const x = ctx.input(0);
+  const axis = ctx.ints(2, 'split axis')[0]!;
+  const sizes = ctx.ints(1, 'size_splits');
+  if (sizes.includes(-1)) {
+    const shape = ctx.shape(x);
+    const dim = shape?.[axis < 0 ? axis + shape.length : axis];
+    if (typeof dim !== 'number') return ctx.fail('a static size on the split axis (size_splits holds -1)');
+    sizes[sizes.indexOf(-1)] = dim - sizes.filter((s) => s !== -1).reduce((a, b) => a + b, 0);
+  }
+  return splitInto(ctx, x, axis, sizes);
+};
+
+const argExtreme =
+  (op: 'ArgMax' | 'ArgMin'): OpBuilder =>
+  (ctx) => {
+    const axis = ctx.ints(1, 'dimension');
+    const x = ctx.input(0);
+    const rank = ctx.rank(x);
+    const to = ctx.outDType() ?? 'int64';
+    const y = ctx.op(op, [x], { axis: attr.int(axis[0]!), keepdims: attr.int(0) }, 'int64', rank === undefined ? undefined : rank - 1);
+    return [to === 'int64' ? ctx.out('Identity', [y], {}, 'int64') : ctx.out('Cast', [y], { to: attr.int(dtypeToOnnxCode(to)!) }, to)];
+  };
+
+/** ResizeBilinear / ResizeNearestNeighbor (NHWC) as ONNX Resize between layout Transposes. */
+const resizeOp =
+  (mode: 'linear' | 'nearest'): OpBuilder =>
+  (ctx) => {
+    const align = attrBool(ctx.attr, 'align_corners', false);
+    const half = attrBool(ctx.attr, 'half_pixel_centers', false);
+    if (align && half) ctx.fail('align_corners and half_pixel_centers not both set');
+    const coord = align ? 'align_corners' : half ? (mode === 'nearest' ? 'tf_half_pixel_for_nn' : 'half_pixel') : 'asymmetric';
+    const nearest = align ? 'round_prefer_ceil' : 'floor';
+    const x = ctx.input(0);
+    const nchw = toNchw(ctx, x);
+    const hw = ctx.op('Cast', [ctx.input(1)], { to: attr.int(7) }, 'int64', 1);
+    const nc = ctx.op('Slice', [ctx.op('Shape', [nchw], {}, 'int64', 1), ctx.constInts([0]), ctx.constInts([2])], {}, 'int64', 1);
+    const sizes = ctx.op('Concat', [nc, hw], { axis: attr.int(0) }, 'int64', 1);
+    const attributes: Record<string, Attribute> = { mode: attr.string(mode), coordinate_transformation_mode: attr.string(coord) };
+    if (mode === 'nearest') attributes['nearest_mode'] = attr.string(nearest);
+    const y = ctx.op('Resize', [nchw, '', '', sizes], attributes, undefined, 4);
+    return [ctx.out('Transpose', [y], { perm: attr.ints([0, 2, 3, 1]) }, undefined, 4)];
+  };
+
 export const TF_OPS: Readonly<Record<string, OpBuilder>> = {
   // Sources: the graph's inputs, constants and variables.
   Const: (ctx) => [ctx.constValue()],
@@ -443,6 +577,59 @@ export const TF_OPS: Readonly<Record<string, OpBuilder>> = {
   Max: reduce('ReduceMax', false),
   Min: reduce('ReduceMin', false),
   Prod: reduce('ReduceProd', false),
+  // Comparisons, logic and selection (Keras masks: Embedding(mask_zero), pooling over masks).
+  Equal: compare('Equal'),
+  NotEqual: (ctx) => [ctx.out('Not', [ctx.op('Equal', [ctx.input(0), ctx.input(1)], {}, 'bool')], {}, 'bool')],
+  Less: compare('Less'),
+  LessEqual: compare('LessOrEqual'),
+  Greater: compare('Greater'),
+  GreaterEqual: compare('GreaterOrEqual'),
+  LogicalNot: unary('Not'),
+  LogicalAnd: binary('And'),
+  LogicalOr: binary('Or'),
+  IsNan: (ctx) => [ctx.out('IsNaN', [ctx.input(0)], {}, 'bool')],
+  IsInf: (ctx) => [ctx.out('IsInf', [ctx.input(0)], {}, 'bool')],
+  Select: select(true),
+  SelectV2: select(false),
+  // More arithmetic.
+  Pow: binary('Pow'),
+  FloorMod: floorMod,
+  SquaredDifference: (ctx) => {
+    const d = ctx.op('Sub', [ctx.input(0), ctx.input(1)]);
+    return [ctx.out('Mul', [d, d])];
+  },
+  AddN: (ctx) => [ctx.out('Sum', [...Array(ctx.arity).keys()].map((i) => ctx.input(i)))],
+  ClipByValue: (ctx) => [ctx.out('Max', [ctx.op('Min', [ctx.input(0), ctx.input(2)]), ctx.input(1)])],
+  Erf: unary('Erf'),
+  Floor: unary('Floor'),
+  Ceil: unary('Ceil'),
+  Round: unary('Round'),
+  Sign: unary('Sign'),
+  Sin: unary('Sin'),
+  Cos: unary('Cos'),
+  Tan: unary('Tan'),
+  Cumsum: (ctx) => [
+    ctx.out('CumSum', [ctx.input(0), ctx.input(1)], {
+      exclusive: attr.int(attrBool(ctx.attr, 'exclusive', false) ? 1 : 0),
+      reverse: attr.int(attrBool(ctx.attr, 'reverse', false) ? 1 : 0),
+    }),
+  ],
+  Einsum: (ctx) => [ctx.out('Einsum', [...Array(ctx.arity).keys()].map((i) => ctx.input(i)), { equation: attr.string(attrString(ctx.attr, 'equation', '')) })],
+  ArgMax: argExtreme('ArgMax'),
+  ArgMin: argExtreme('ArgMin'),
+  // Indexing and shapes.
+  GatherV2: gatherV2,
+  GatherNd: (ctx) => [ctx.out('GatherND', [ctx.input(0), asInt64(ctx, 1)], {}, ctx.dtype(ctx.input(0)))],
+  Range: (ctx) => [ctx.out('Range', [ctx.input(0), ctx.input(1), ctx.input(2)], {}, undefined, 1)],
+  Fill: fill,
+  Tile: (ctx) => [ctx.out('Tile', [ctx.input(0), asInt64(ctx, 1, 1)], {}, undefined, ctx.rank(ctx.input(0)))],
+  BroadcastTo: (ctx) => [ctx.out('Expand', [ctx.input(0), asInt64(ctx, 1, 1)])],
+  MirrorPad: mirrorPad,
+  Unpack: unpack,
+  Split: splitOp,
+  SplitV: splitV,
+  ResizeBilinear: resizeOp('linear'),
+  ResizeNearestNeighbor: resizeOp('nearest'),
   // Convolution, pooling, normalisation.
   Conv2D: conv(false),
   DepthwiseConv2dNative: conv(true),
@@ -451,6 +638,37 @@ export const TF_OPS: Readonly<Record<string, OpBuilder>> = {
   FusedBatchNorm: fusedBatchNorm,
   FusedBatchNormV2: fusedBatchNorm,
   FusedBatchNormV3: fusedBatchNorm,
+};
+
+/**
+ * What each TF_OPS entry becomes in the IR (the main op first, then the helpers it may add):
+ * the TF import column of the coverage table (src/op-coverage). Sources and pass-throughs become
+ * no IR op. test/coverage.test.ts fails when TF_OPS and this list disagree on a key.
+ */
+export const TF_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
+  Const: [], VariableV2: [], Variable: [], VarHandleOp: [], PlaceholderWithDefault: [],
+  Identity: [], ReadVariableOp: [], StopGradient: [], Snapshot: [], PreventGradient: [], IdentityN: [], NoOp: [],
+  Add: ['Add'], AddV2: ['Add'], BiasAdd: ['Add', 'Unsqueeze'], BiasAddV1: ['Add', 'Unsqueeze'], Sub: ['Sub'], Mul: ['Mul'],
+  RealDiv: ['Div'], Maximum: ['Max'], Minimum: ['Min'], Neg: ['Neg'], Abs: ['Abs'], Exp: ['Exp'], Log: ['Log'], Sqrt: ['Sqrt'],
+  Square: ['Mul'], Rsqrt: ['Reciprocal', 'Sqrt'], Reciprocal: ['Reciprocal'], Inv: ['Reciprocal'],
+  MatMul: ['MatMul', 'Gemm'], BatchMatMul: ['MatMul', 'Transpose'], BatchMatMulV2: ['MatMul', 'Transpose'], BatchMatMulV3: ['MatMul', 'Transpose'],
+  Relu: ['Relu'], Relu6: ['Clip'], Sigmoid: ['Sigmoid'], Tanh: ['Tanh'], Elu: ['Elu'], Selu: ['Selu'], LeakyRelu: ['LeakyRelu'],
+  Softplus: ['Softplus'], Softsign: ['Softsign'], Softmax: ['Softmax'], LogSoftmax: ['LogSoftmax'],
+  Reshape: ['Reshape', 'Flatten', 'Cast'], Squeeze: ['Squeeze'], ExpandDims: ['Unsqueeze'], Transpose: ['Transpose'],
+  ConcatV2: ['Concat'], Pack: ['Concat', 'Unsqueeze'], Cast: ['Cast'], Pad: ['Pad'], PadV2: ['Pad'],
+  OnesLike: ['ConstantOfShape', 'Shape'], ZerosLike: ['ConstantOfShape', 'Shape'], Shape: ['Shape', 'Cast'],
+  StridedSlice: ['Slice', 'Squeeze', 'Unsqueeze'],
+  Mean: ['ReduceMean'], Sum: ['ReduceSum'], Max: ['ReduceMax'], Min: ['ReduceMin'], Prod: ['ReduceProd'],
+  Conv2D: ['Conv', 'Transpose'], DepthwiseConv2dNative: ['Conv', 'Transpose'], MaxPool: ['MaxPool', 'Transpose'], AvgPool: ['AveragePool', 'Transpose'],
+  FusedBatchNorm: ['BatchNormalization', 'Transpose'], FusedBatchNormV2: ['BatchNormalization', 'Transpose'], FusedBatchNormV3: ['BatchNormalization', 'Transpose'],
+  Equal: ['Equal'], NotEqual: ['Not', 'Equal'], Less: ['Less'], LessEqual: ['LessOrEqual'], Greater: ['Greater'], GreaterEqual: ['GreaterOrEqual'],
+  LogicalNot: ['Not'], LogicalAnd: ['And'], LogicalOr: ['Or'], IsNan: ['IsNaN'], IsInf: ['IsInf'], Select: ['Where', 'Unsqueeze'], SelectV2: ['Where'],
+  Pow: ['Pow'], FloorMod: ['Mod', 'Sub', 'Mul', 'Floor', 'Div'], SquaredDifference: ['Mul', 'Sub'], AddN: ['Sum'], ClipByValue: ['Max', 'Min'],
+  Erf: ['Erf'], Floor: ['Floor'], Ceil: ['Ceil'], Round: ['Round'], Sign: ['Sign'], Sin: ['Sin'], Cos: ['Cos'], Tan: ['Tan'],
+  Cumsum: ['CumSum'], Einsum: ['Einsum'], ArgMax: ['ArgMax', 'Cast'], ArgMin: ['ArgMin', 'Cast'],
+  GatherV2: ['Gather'], GatherNd: ['GatherND', 'Cast'], Range: ['Range'], Fill: ['ConstantOfShape', 'Expand', 'Cast'], Tile: ['Tile', 'Cast'],
+  BroadcastTo: ['Expand', 'Cast'], MirrorPad: ['Pad'], Unpack: ['Gather'], Split: ['Slice'], SplitV: ['Slice'],
+  ResizeBilinear: ['Resize', 'Transpose', 'Cast', 'Slice', 'Shape', 'Concat'], ResizeNearestNeighbor: ['Resize', 'Transpose', 'Cast', 'Slice', 'Shape', 'Concat'],
 };
 
 /** TF's output dtype attr per op, when it is not T (the common case). */
