@@ -49,11 +49,16 @@ const VARIADIC = 1000;
 describe.skipIf(!python)('ONNX attributes an op does not have at the graph opset', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mb-verdicts-attrs-'));
   const cases = new Map<number, SplitCase>();
+  let nested: SplitCase;
 
   beforeAll(() => {
-    const made = peerBatch([17, 18].map((opset) => ({ cmd: 'split-num-outputs', args: [join(dir, `split${opset}.onnx`), String(opset)] })));
+    const made = peerBatch([
+      ...[17, 18].map((opset) => ({ cmd: 'split-num-outputs', args: [join(dir, `split${opset}.onnx`), String(opset)] })),
+      { cmd: 'split-num-outputs', args: [join(dir, 'nested17.onnx'), '17', 'nested'] },
+    ]);
     cases.set(17, ok(made[0]));
     cases.set(18, ok(made[1]));
+    nested = ok(made[2]);
   }, 300_000);
 
   it('onnx.checker and onnxruntime reject Split num_outputs at opset 17 and accept it at 18', () => {
@@ -67,6 +72,11 @@ describe.skipIf(!python)('ONNX attributes an op does not have at the graph opset
     const file = join(dir, 'split17.onnx');
     expect(() => loadModel(file)).toThrow(FormatError);
     expect(() => loadModel(file)).toThrow(`${file}: node split3 (Split) attribute num_outputs: an attribute of Split at opset 17 (it has: axis); num_outputs exists from opset 18`);
+  });
+
+  it('inside an If branch too', () => {
+    expect(nested.ort).toMatch(/Unrecognized attribute: num_outputs for operator Split/);
+    expect(() => loadModel(join(dir, 'nested17.onnx'))).toThrow(/node split_(then|else) \(Split\) attribute num_outputs: .*exists from opset 18/);
   });
 
   it('the CLI says so in one line and exits 2', () => {

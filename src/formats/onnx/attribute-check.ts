@@ -1,5 +1,5 @@
 import { FormatError } from '../../core/errors.js';
-import type { Graph } from '../../core/graph.js';
+import { allNodes, type Graph } from '../../core/graph.js';
 import { MAX_KNOWN_OPSET, SCHEMAS, type SchemaVersion } from './opset-schemas.js';
 
 /**
@@ -12,7 +12,8 @@ import { MAX_KNOWN_OPSET, SCHEMAS, type SchemaVersion } from './opset-schemas.js
  */
 export function refuseUnknownAttributes(graph: Graph, file: string): void {
   if (graph.opset > MAX_KNOWN_OPSET) return;
-  for (const node of graph.nodes) {
+  // Nested graphs (If's branches, Loop's and Scan's bodies) follow the model's opset too.
+  for (const node of allNodes(graph)) {
     if (node.domain !== '' && node.domain !== 'ai.onnx') continue;
     const versions = SCHEMAS[node.op];
     const schema = versions && schemaAt(versions, graph.opset);
