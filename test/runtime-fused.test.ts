@@ -237,3 +237,54 @@ describe('MatMul and Gemm through the WebAssembly GEMM', () => {
     expect(() => new Session(graph, { threads: 0 })).toThrow(/threads/);
   });
 });
+
+describe('the erf GELU chain (torch.onnx) folded into one pass', () => {
+  const constant = (name: string, value: number): Node => node('Constant', [], [name], { value: { type: 'tensor', value: Tensor.from('float32', [], [value]) } });
+  const chain = (extraOutput?: string): Graph => {
+    const g = graphOf(
+      [
+        node('Div', ['x', 'c1'], ['d']),
+        node('Erf', ['d'], ['e']),
+        constant('c2', 1),
+        node('Add', ['e', 'c2'], ['a']),
+        node('Mul', ['x', 'a'], ['m']),
+        constant('c3', 0.5),
+        node('Mul', ['m', 'c3'], ['y']),
+      ],
+      { x: [3, 50] },
+      { c1: Tensor.from('float32', [], [1.4142135381698608]) },
+    );
+    return extraOutput ? ({ ...g, outputs: [...g.outputs, { name: extraOutput, dtype: 'float32', shape: null }] } as Graph) : g;
+  };
+
+  it('gives exactly what the separate ops give', () => {
+    const next = rng(11);
+    const x = Tensor.from('float32', [3, 50], random(150, next).map((v) => v * 4));
+    const session = new Session(chain());
+    // the chain's five ops are one step (the two Constants stay)
+    expect((session as unknown as { steps: unknown[] }).steps.length).toBe(3);
+    const fused = session.run({ x }).y!.toFloat32();
+    // the Erf result read by a graph output keeps the chain apart
+    const separate = new Session(chain('e')).run({ x }).y!.toFloat32();
+    expect(fused).toEqual(separate);
+    const reference = Float64Array.from(x.toFloat32(), (v) => 0.5 * v * (1 + erfReference(v / Math.SQRT2)));
+    expectClose(fused, reference);
+  });
+});
+
+/** erf from its series (|x| < 3) and continued fraction, in float64: independent of the runtime's. */
+function erfReference(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 3) {
+    let sum = x;
+    let term = x;
+    for (let n = 1; n < 100; n++) {
+      term *= (-x * x) / n;
+      sum += term / (2 * n + 1);
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = ax;
+  for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
+  return Math.sign(x) * (1 - Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI)));
+}

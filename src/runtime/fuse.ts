@@ -1,5 +1,6 @@
 import type { Graph, Node } from '../core/graph.js';
 import type { RunKernel } from './kernel.js';
+import { erf } from './kernels/erf.js';
 import { isHalf, roundHalf, type Value } from './value.js';
 
 /**
@@ -17,6 +18,11 @@ export interface Fusion {
   readonly then: readonly Node[];
   /** The name the first folded node reads (the unfused node's output). */
   readonly result: string;
+  /**
+   * Set for the GELU chain Div(x, c1) → Erf → Add(c2) → Mul(x) [→ Mul(c3)] (torch.onnx's
+   * erf GELU): the fused node's inputs are x, c1, c2 (and c3), computed in one pass.
+   */
+  readonly gelu?: boolean;
 }
 
 const fusions = new WeakMap<Node, Fusion>();
@@ -38,11 +44,13 @@ export function markFused(value: Value): Value {
  * other inputs, which are initializers.
  */
 export function prepareFused(node: Node, prepare: (node: Node) => RunKernel, constant: (name: string) => Value | undefined): RunKernel {
-  const run = prepare(node);
   const fusion = fusions.get(node);
-  if (!fusion) return run;
+  if (!fusion) return prepare(node);
+  // the head node as it was: the fused node's inputs beyond its own are what the stages read
+  const head = fusion.gelu ? { ...node, inputs: node.inputs.slice(0, 2) } : node;
+  const run = prepare(head);
   const stages = fusion.then.map((n, i) => ({ node: n, run: prepare(n), reads: i === 0 ? fusion.result : fusion.then[i - 1]!.outputs[0]! }));
-  return (inputs) => {
+  const chain = (inputs: readonly (Value | undefined)[]): Value[] => {
     const results = run(inputs);
     let r = results[0]!;
     if (applied.has(r)) return results;
@@ -50,10 +58,38 @@ export function prepareFused(node: Node, prepare: (node: Node) => RunKernel, con
       // ONNX rounds a float16 result after every op, so the unfused chain does too
       if (isHalf(r.dtype)) roundHalf(r.dtype, r.data as Float32Array);
       const prev = r;
-      r = stage.run(stage.node.inputs.map((name) => (name === stage.reads ? prev : name === '' ? undefined : constant(name))))[0]!;
+      r = stage.run(
+        stage.node.inputs.map((name) => {
+          if (name === stage.reads) return prev;
+          if (name === '') return undefined;
+          const at = node.inputs.indexOf(name);
+          return at >= 0 ? inputs[at] : constant(name);
+        }),
+      )[0]!;
     }
     return [r];
   };
+  if (!fusion.gelu) return chain;
+  return (inputs) => geluFloat32(inputs) ?? chain(inputs);
+}
+
+/**
+ * The GELU chain in one pass over float32 x with scalar float32 constants, each step rounded to
+ * float32 as the separate ops would round it, so the result is the unfused chain's exactly.
+ */
+function geluFloat32(inputs: readonly (Value | undefined)[]): Value[] | undefined {
+  const [x, c1, c2, c3] = inputs;
+  const scalar = (v: Value | undefined): boolean => v !== undefined && v.dtype === 'float32' && v.data.length === 1 && v.shape.length <= (x?.shape.length ?? 0);
+  if (!x || x.dtype !== 'float32' || !scalar(c1) || !scalar(c2) || (c3 !== undefined && !scalar(c3))) return undefined;
+  const src = x.data as Float32Array;
+  const d = (c1!.data as Float32Array)[0]!;
+  const one = (c2!.data as Float32Array)[0]!;
+  const half = c3 ? (c3.data as Float32Array)[0]! : 1;
+  const out = new Float32Array(src.length);
+  const f = Math.fround;
+  if (c3) for (let i = 0; i < src.length; i++) out[i] = f(src[i]! * f(f(erf(f(src[i]! / d))) + one)) * half;
+  else for (let i = 0; i < src.length; i++) out[i] = src[i]! * f(f(erf(f(src[i]! / d))) + one);
+  return [{ dtype: 'float32', shape: x.shape, data: out }];
 }
 
 const isDefault = (node: Node): boolean => node.domain === '' || node.domain === 'ai.onnx';
@@ -108,15 +144,35 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
     return undefined;
   };
   const dropped = new Set<number>();
+  // A fused node takes the place of the last node it folds: every input of every folded node is
+  // computed by then (a folded Add may read a Constant node's output that comes after the head).
+  const placed = new Map<number, Node>();
+  const place = (fused: Node, fusion: Fusion, last: number): void => {
+    fusions.set(fused, fusion);
+    placed.set(last, fused);
+  };
   const out: Node[] = [];
   for (let index = 0; index < nodes.length; index++) {
-    if (dropped.has(index)) continue;
+    if (dropped.has(index)) {
+      const fused = placed.get(index);
+      if (fused) out.push(fused);
+      continue;
+    }
     const node = nodes[index]!;
+    if (isDefault(node) && node.op === 'Div' && node.inputs.length === 2 && node.outputs.length === 1) {
+      const gelu = geluChain(node, nodes, onlyReader);
+      if (gelu) {
+        gelu.folded.forEach((i) => dropped.add(i));
+        place(gelu.fused, gelu.fusion, gelu.folded.at(-1)!);
+        continue;
+      }
+    }
     if (!isDefault(node) || !['Conv', 'Gemm', 'MatMul'].includes(node.op) || node.outputs.length !== 1) {
       out.push(node);
       continue;
     }
     const then: Node[] = [];
+    let last = index;
     let result = node.outputs[0]!;
     let bias: Fusion['bias'];
     let clamp: Fusion['clamp'];
@@ -129,6 +185,7 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
         bias = { name: other!, first: add.inputs[1] === result };
         then.push(add);
         dropped.add(next);
+        last = next;
         result = add.outputs[0]!;
         next = onlyReader(result);
       }
@@ -140,6 +197,7 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
         clamp = c;
         then.push(activation);
         dropped.add(next);
+        last = next;
         result = activation.outputs[0]!;
       }
     }
@@ -148,8 +206,28 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
       continue;
     }
     const fused: Node = { ...node, inputs: bias ? [...node.inputs, bias.name] : node.inputs, outputs: [result] };
-    fusions.set(fused, { clamp, bias, then, result: node.outputs[0]! });
-    out.push(fused);
+    place(fused, { clamp, bias, then, result: node.outputs[0]! }, last);
   }
   return out;
+}
+
+/** Div(x, c1) → Erf → Add(·, c2) → Mul(x, ·) [→ Mul(·, c3)], each result read only by the next. */
+function geluChain(div: Node, nodes: readonly Node[], onlyReader: (value: string) => number | undefined): { fused: Node; fusion: Fusion; folded: number[] } | undefined {
+  const x = div.inputs[0]!;
+  const follow = (value: string, op: string): { node: Node; index: number; other: string } | undefined => {
+    const index = onlyReader(value);
+    const node = index === undefined ? undefined : nodes[index];
+    if (!node || !isDefault(node) || node.op !== op || node.outputs.length !== 1) return undefined;
+    if (op === 'Erf') return node.inputs.length === 1 ? { node, index: index!, other: '' } : undefined;
+    if (node.inputs.length !== 2 || node.inputs[0] === node.inputs[1]) return undefined;
+    return { node, index: index!, other: node.inputs[0] === value ? node.inputs[1]! : node.inputs[0]! };
+  };
+  const erf = follow(div.outputs[0]!, 'Erf');
+  const add = erf && follow(erf.node.outputs[0]!, 'Add');
+  const mul = add && follow(add.node.outputs[0]!, 'Mul');
+  if (!erf || !add || !mul || mul.other !== x || add.other === '') return undefined;
+  const scale = follow(mul.node.outputs[0]!, 'Mul');
+  const stages = scale ? [erf, add, mul, scale] : [erf, add, mul];
+  const fused: Node = { ...div, inputs: [x, div.inputs[1]!, add.other, ...(scale ? [scale.other] : [])], outputs: [stages.at(-1)!.node.outputs[0]!] };
+  return { fused, fusion: { gelu: true, then: stages.map((s) => s.node), result: div.outputs[0]! }, folded: stages.map((s) => s.index) };
 }
