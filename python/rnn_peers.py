@@ -258,15 +258,139 @@ def keras_cases():
         save_case(name, m, [(file_inputs[0], x)], [(m.graph.output[0].name, want)], "keras (onnxruntime agrees) ops " + " ".join(ops))
 
 
+def control_cases():
+    """If, Loop and Scan built with onnx.helper (outer-scope reads, nesting, every Scan axis and
+    direction attribute), run by onnxruntime; and a scripted torch model with data-dependent control
+    flow through torch.onnx.export(dynamo=False), against torch."""
+    import onnxruntime as ort
+    ort.set_default_logger_severity(3)
+    F = TensorProto.FLOAT
+    vi = helper.make_tensor_value_info
+
+    def scalar(name, value, dtype=np.int64):
+        return numpy_helper.from_array(np.array(value, dtype=dtype), name)
+
+    def model(nodes, inputs, outputs, initializers=(), opset=17):
+        g = helper.make_graph(nodes, "control", inputs, outputs, list(initializers))
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+    def run(name, m, feeds):
+        onnx.checker.check_model(m, full_check=True)
+        got = ort_run(m, feeds)
+        save_case(name, m, list(feeds.items()), list(zip([o.name for o in m.graph.output], got)), "onnxruntime")
+
+    x = RNG.standard_normal((3, 4)).astype(np.float32)
+    w = numpy_helper.from_array(RNG.standard_normal((4,)).astype(np.float32), "w")
+    # If: the branches read the outer input x and the outer initializer w; outputs of different shapes.
+    then_g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["t"])], "then", [], [vi("t", F, [3, 4])])
+    else_g = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["e"])], "else", [], [vi("e", F, [3, 4])])
+    for flag in (True, False):
+        m = model([helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)],
+                  [vi("c", TensorProto.BOOL, []), vi("x", F, [3, 4])], [vi("y", F, [3, 4])], [w])
+        run("if_outer_%s" % ("then" if flag else "else"), m, {"c": np.array(flag), "x": x})
+
+    # Loop with a trip count and a condition: carried sum, a scan output, and a nested If on the
+    # iteration's parity that reads the outermost input x.
+    parity = helper.make_graph([
+        helper.make_node("Mod", ["i", "two"], ["r"]),
+        helper.make_node("Equal", ["r", "zero"], ["even"]),
+        helper.make_node("If", ["even"], ["step"],
+                         then_branch=helper.make_graph([helper.make_node("Identity", ["x"], ["a"])], "even", [], [vi("a", F, [3, 4])]),
+                         else_branch=helper.make_graph([helper.make_node("Neg", ["x"], ["b"])], "odd", [], [vi("b", F, [3, 4])])),
+        helper.make_node("Add", ["acc_in", "step"], ["acc_out"]),
+        helper.make_node("ReduceSum", ["acc_out"], ["total"], keepdims=0),
+        helper.make_node("Less", ["total", "limit"], ["cond_out"]),
+        helper.make_node("Identity", ["total"], ["scan_out"]),
+    ], "body", [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("acc_in", F, [3, 4])],
+        [vi("cond_out", TensorProto.BOOL, []), vi("acc_out", F, [3, 4]), vi("scan_out", F, [])],
+        [scalar("two", 2), scalar("zero", 0)])
+    loop_inputs = [vi("M", TensorProto.INT64, []), vi("cond", TensorProto.BOOL, []), vi("x", F, [3, 4]), vi("acc0", F, [3, 4]), vi("limit", F, [])]
+    m = model([helper.make_node("Loop", ["M", "cond", "acc0"], ["acc", "totals"], body=parity)], loop_inputs,
+              [vi("acc", F, [3, 4]), vi("totals", F, ["n"])])
+    xs = np.abs(x) + 0.1
+    run("loop_trip_count", m, {"M": np.array(5, np.int64), "cond": np.array(True), "x": xs, "acc0": np.zeros((3, 4), np.float32), "limit": np.array(1e9, np.float32)})
+    run("loop_condition_stops", m, {"M": np.array(50, np.int64), "cond": np.array(True), "x": xs, "acc0": np.ones((3, 4), np.float32), "limit": np.array(15.0, np.float32)})
+    run("loop_zero_iterations", m, {"M": np.array(0, np.int64), "cond": np.array(True), "x": xs, "acc0": np.ones((3, 4), np.float32), "limit": np.array(15.0, np.float32)})
+    # A while loop: no trip count, the body's condition alone decides (x > 0, so the sum grows past the limit).
+    grow = helper.make_graph([
+        helper.make_node("Add", ["acc_in", "x"], ["acc_out"]),
+        helper.make_node("ReduceSum", ["acc_out"], ["total"], keepdims=0),
+        helper.make_node("Less", ["total", "limit"], ["cond_out"]),
+        helper.make_node("Identity", ["total"], ["scan_out"]),
+    ], "grow", [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("acc_in", F, [3, 4])],
+        [vi("cond_out", TensorProto.BOOL, []), vi("acc_out", F, [3, 4]), vi("scan_out", F, [])])
+    m = model([helper.make_node("Loop", ["", "cond", "acc0"], ["acc", "totals"], body=grow)],
+              [vi("cond", TensorProto.BOOL, []), vi("x", F, [3, 4]), vi("acc0", F, [3, 4]), vi("limit", F, [])],
+              [vi("acc", F, [3, 4]), vi("totals", F, ["n"])])
+    run("loop_while", m, {"cond": np.array(True), "x": xs, "acc0": np.ones((3, 4), np.float32), "limit": np.array(40.0, np.float32)})
+
+    # Scan: two scan inputs cut along different axes and directions, a state, two scan outputs
+    # stacked along different axes and directions, and a read of the outer input bias.
+    body = helper.make_graph([
+        helper.make_node("Add", ["s_in", "a"], ["s1"]),
+        helper.make_node("Mul", ["s1", "b"], ["s2"]),
+        helper.make_node("Add", ["s2", "bias"], ["s_out"]),
+        helper.make_node("Identity", ["s_out"], ["o1"]),
+        helper.make_node("Sub", ["a", "b"], ["o2"]),
+    ], "scan_body", [vi("s_in", F, [4]), vi("a", F, [4]), vi("b", F, [4])], [vi("s_out", F, [4]), vi("o1", F, [4]), vi("o2", F, [4])])
+    m = model([helper.make_node("Scan", ["s0", "A", "B"], ["s", "O1", "O2"], body=body, num_scan_inputs=2,
+                                scan_input_axes=[1, 0], scan_input_directions=[1, 0], scan_output_axes=[1, -2], scan_output_directions=[1, 0])],
+              [vi("s0", F, [4]), vi("A", F, [4, 5]), vi("B", F, [5, 4]), vi("bias", F, [4])],
+              [vi("s", F, [4]), vi("O1", F, [4, 5]), vi("O2", F, [5, 4])])
+    run("scan_axes_directions", m, {"s0": RNG.standard_normal(4).astype(np.float32), "A": RNG.standard_normal((4, 5)).astype(np.float32),
+                                    "B": (RNG.standard_normal((5, 4)) * 0.5).astype(np.float32), "bias": RNG.standard_normal(4).astype(np.float32)})
+
+    # torch: data-dependent control flow survives only through TorchScript.
+    import torch
+
+    class Flow(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x, steps: int):
+            h = x
+            for i in range(steps):
+                if bool(h.sum() > 0):
+                    h = torch.tanh(self.fc(h))
+                else:
+                    h = torch.sigmoid(self.fc(h)) - 0.25 * i
+            return h
+
+    torch.manual_seed(9)
+    flow = torch.jit.script(Flow().eval())
+    path = os.path.join(OUT, "torch_flow.tmp.onnx")
+    x = torch.randn(2, 4)
+    steps = torch.tensor(6)
+    try:
+        torch.onnx.export(flow, (x, steps), path, opset_version=17, dynamo=False, input_names=["x", "steps"], output_names=["h"])
+        m = onnx.load(path)
+    except Exception as e:
+        SKIPPED.append({"name": "torch_flow", "reason": str(e).splitlines()[0][:300] if str(e) else type(e).__name__})
+        return
+    ops = sorted({n.op_type for n in m.graph.node})
+    with torch.no_grad():
+        want = flow(x, 6).numpy()
+    names = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
+    feeds = {"x": x.numpy(), "steps": np.array(6, np.int64)}
+    feeds = {n: feeds[n] for n in names}
+    got = ort_run(m, feeds)
+    np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=1e-5)
+    save_case("torch_flow", m, list(feeds.items()), [(m.graph.output[0].name, want)], "torch (onnxruntime agrees) ops " + " ".join(ops))
+    os.remove(path)
+
+
 if __name__ == "__main__":
     # The exporters print progress on stdout, which carries only the JSON.
     result_stream, sys.stdout = sys.stdout, sys.stderr
     os.makedirs(OUT, exist_ok=True)
-    which = sys.argv[2].split(",") if len(sys.argv) > 2 else ["onnx", "torch", "keras"]
+    which = sys.argv[2].split(",") if len(sys.argv) > 2 else ["onnx", "torch", "keras", "control"]
     if "onnx" in which:
         node_cases()
     if "torch" in which:
         torch_cases()
     if "keras" in which:
         keras_cases()
+    if "control" in which:
+        control_cases()
     json.dump({"cases": CASES, "skipped": SKIPPED}, result_stream)

@@ -13,7 +13,8 @@ import { peerPython, runPeerScript } from './peers.js';
  * spec's attributes run by onnxruntime (ONNX's reference evaluator for float64, which onnxruntime's
  * CPU kernels lack), torch.nn.LSTM/GRU/RNN (2 layers, bidirectional, batch_first, with and without
  * initial states) through both torch.onnx exporters against torch's forward, and Keras LSTM/GRU
- * through tf2onnx against Keras. Each model also runs after modelbridge's ONNX writer rewrote it.
+ * through tf2onnx against Keras; and If, Loop and Scan models (hand-built, and a scripted torch loop
+ * exported by torch.onnx). Each model also runs after modelbridge's ONNX writer rewrote it.
  */
 const python = peerPython();
 
@@ -82,7 +83,7 @@ function checkAll(cases: readonly PeerCase[]): void {
   expect(problems).toEqual([]);
 }
 
-describe.skipIf(!python)('LSTM, GRU and RNN against onnxruntime, torch and Keras', () => {
+describe.skipIf(!python)('LSTM, GRU, RNN and control flow against onnxruntime, torch and Keras', () => {
   beforeAll(() => {
     dir = tempDir('mb-rnn-peers-');
     const r = runPeerScript('rnn_peers.py', [dir], { timeoutMs: 600_000 });
@@ -94,7 +95,7 @@ describe.skipIf(!python)('LSTM, GRU and RNN against onnxruntime, torch and Keras
   });
 
   it('single nodes over every attribute and input of the spec match onnxruntime', () => {
-    const cases = generated.cases.filter((c) => !/^(torch|keras)_/.test(c.name));
+    const cases = generated.cases.filter((c) => /^(lstm|gru|rnn)_/.test(c.name));
     expect(cases.length).toBeGreaterThanOrEqual(50);
     // The matrix really covers what it claims: each op in each direction, layout 1, float64.
     for (const op of ['lstm', 'gru', 'rnn']) {
@@ -106,7 +107,7 @@ describe.skipIf(!python)('LSTM, GRU and RNN against onnxruntime, torch and Keras
   });
 
   it('torch.nn.LSTM, GRU and RNN exported by torch.onnx (dynamo=False, opset 17) match torch', () => {
-    const cases = generated.cases.filter((c) => /^torch_.*_torchscript/.test(c.name));
+    const cases = generated.cases.filter((c) => /^torch_(lstm|gru|rnn)_torchscript/.test(c.name));
     expect(generated.skipped.filter((s) => s.name.includes('torchscript'))).toEqual([]);
     expect(cases.length).toBe(6);
     for (const c of cases) expect(c.reference, c.name).toMatch(/ops .*\b(LSTM|GRU|RNN)\b/);
@@ -114,7 +115,7 @@ describe.skipIf(!python)('LSTM, GRU and RNN against onnxruntime, torch and Keras
   });
 
   it('the dynamo exporter\'s files match torch where it exports them', () => {
-    const cases = generated.cases.filter((c) => /^torch_.*_dynamo/.test(c.name));
+    const cases = generated.cases.filter((c) => /^torch_(lstm|gru|rnn)_dynamo/.test(c.name));
     const skipped = generated.skipped.filter((s) => s.name.includes('dynamo'));
     if (skipped.length) console.log(`dynamo exports not checked: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
     expect(cases.length + skipped.filter((s) => !cases.some((c) => c.name === s.name)).length).toBe(6);
@@ -122,11 +123,21 @@ describe.skipIf(!python)('LSTM, GRU and RNN against onnxruntime, torch and Keras
   });
 
   it('Keras LSTM and GRU through tf2onnx match Keras where tf2onnx converts them', () => {
-    // tf2onnx lowers a Keras GRU to an ONNX Loop, which the runtime does not run yet.
-    const cases = generated.cases.filter((c) => c.name.startsWith('keras_') && !/\bLoop\b/.test(c.reference));
+    // tf2onnx lowers the Keras GRU to an ONNX Loop over its cell, the LSTM to ONNX LSTM.
+    const cases = generated.cases.filter((c) => c.name.startsWith('keras_'));
     const skipped = generated.skipped.filter((s) => s.name.startsWith('keras'));
     if (skipped.length) console.log(`Keras through tf2onnx not checked: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
     expect(cases.length + skipped.length).toBeGreaterThanOrEqual(1);
+    checkAll(cases);
+  });
+
+  it('If, Loop and Scan (outer-scope reads, nesting, trip counts and conditions, scan axes and directions) match onnxruntime, a scripted torch loop matches torch', () => {
+    const cases = generated.cases.filter((c) => /^(if|loop|scan)_|^torch_flow$/.test(c.name));
+    expect(generated.skipped.filter((s) => s.name === 'torch_flow')).toEqual([]);
+    expect(cases.map((c) => c.name).sort()).toEqual(
+      ['if_outer_else', 'if_outer_then', 'loop_condition_stops', 'loop_trip_count', 'loop_while', 'loop_zero_iterations', 'scan_axes_directions', 'torch_flow'],
+    );
+    expect(cases.find((c) => c.name === 'torch_flow')!.reference).toMatch(/\bLoop\b/);
     checkAll(cases);
   });
 });
