@@ -233,7 +233,7 @@ if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) 
   const git = (...args) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
   const dirty = git('status', '--porcelain', '--', 'src', 'bench') !== '';
   const stamp =
-    `Measured on its own (\`node --expose-gc bench/runtime.mjs\`) on ${new Date().toISOString()}, commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted changes' : ''}, ` +
+    `Measured on its own (\`node --expose-gc bench/runtime.mjs\`${process.env.MODELBRIDGE_DIST ? `, library bundled from the commit's sources by esbuild as scripts/build.mjs does` : ''}) on ${new Date().toISOString()}, commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted changes' : ''}, ` +
     `${machine()}, ${f((Date.now() - started) / 60000, 1)} min; load average (1 min) ${f(loadStart)} at start, ${f(loadavg()[0])} at the end` +
     `${Math.max(loadStart, loadavg()[0]) > cpus().length / 2 ? ' (**the machine was busy: other work competes with both engines, and with the second thread most of all**)' : ''}.`;
   const text = section.replace(`${HEADING}\n\n`, `${HEADING}\n\n${stamp}\n\n`);
