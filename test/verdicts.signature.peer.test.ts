@@ -6,6 +6,7 @@ import { loadModel, saveModel } from '../src/api/load.js';
 import { Runner } from '../src/api/run.js';
 import type { Model } from '../src/core/model.js';
 import type { Tensor } from '../src/core/tensor.js';
+import { cli } from './cli-helpers.js';
 import { loadInTfjs, tf } from './fixtures/tfjs/peer.js';
 import { ok, peerBatch, relDiff, tensorsOf, type JsonTensor, type PeerRequest } from './fixtures/verdicts/peer.js';
 import { peerPython } from './peers.js';
@@ -138,6 +139,16 @@ describe.skipIf(!python)('signature names of a SavedModel with several outputs',
           got[k] = tensorsOf({ [k]: { dtype: 'float32', shape: t.shape, values: Array.from(await t.data()) } })[k]!;
         }
         expectClose(got, expected, c.outputs);
+      });
+
+      it('convert verifies every target (no false "outputs differ ... max abs error 0")', () => {
+        const failures: string[] = [];
+        for (const target of TARGETS) {
+          const out = join(dir, `${c.name}-cli${EXT[target]}${EXT[target] ? '' : `-${target}`}`);
+          const r = cli(['convert', join(dir, c.name), out, '--to', target]);
+          if (r.code !== 0 || !/verified/.test(r.stdout) || r.stderr !== '') failures.push(`${target}: exit ${r.code} ${r.stderr.trim()}`);
+        }
+        expect(failures).toEqual([]);
       });
 
       it('safetensors: the Graph module spec in the header names the outputs by key', () => {
