@@ -6,6 +6,7 @@ import type { ReadOptions, WriteOptions } from '../formats/format.js';
 import { assertWritable, writeOutputStaged } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
+import { withExpansionScope } from '../core/budget.js';
 import { FormatError } from '../core/errors.js';
 import { orderGraph } from '../core/graph-order.js';
 import { progressPhase } from '../core/progress.js';
@@ -19,14 +20,16 @@ export interface LoadOptions extends ReadOptions {
 /** Reads any supported model file or directory into a Model. */
 export function loadModel(path: string, options: LoadOptions = {}): Model {
   assertModelPath(path);
-  const format = options.format ? formatByName(options.format) : detectFormat(path);
-  const model = format.read(path, options);
-  // Refused at read time, whatever the format: a cycle, a dangling input, a value written twice.
-  if (model.graph) {
-    const ordered = orderGraph(model.graph);
-    if ('fault' in ordered) throw new FormatError(path, `node ${ordered.fault.node} (${ordered.fault.op})`, `a well-formed graph, but it ${ordered.fault.problem}`);
-  }
-  return model;
+  return withExpansionScope(() => {
+    const format = options.format ? formatByName(options.format) : detectFormat(path);
+    const model = format.read(path, options);
+    // Refused at read time, whatever the format: a cycle, a dangling input, a value written twice.
+    if (model.graph) {
+      const ordered = orderGraph(model.graph);
+      if ('fault' in ordered) throw new FormatError(path, `node ${ordered.fault.node} (${ordered.fault.op})`, `a well-formed graph, but it ${ordered.fault.problem}`);
+    }
+    return model;
+  });
 }
 
 export interface SaveOptions extends WriteOptions {

@@ -1,4 +1,5 @@
 import { inflateRawSync } from 'node:zlib';
+import { claimExpansion } from '../core/budget.js';
 import { FormatError, formatErrors, type FormatErrors } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { readNpy } from '../formats/npy/npy.js';
@@ -103,8 +104,10 @@ export function readZipEntry(bytes: Uint8Array, entry: ZipEntry, file: string): 
   let data: Uint8Array;
   if (entry.method === 0) data = raw;
   else if (entry.method === 8) {
+    // The declared size is claimed before inflating, and inflating stops there.
+    claimExpansion(e.fail, where, 'inflated data', Math.max(0, entry.size - entry.compressedSize));
     try {
-      data = inflateRawSync(raw);
+      data = inflateRawSync(raw, { maxOutputLength: Math.max(entry.size, 1) });
     } catch (error) {
       throw new FormatError(file, where, `valid deflate data (${(error as Error).message})`);
     }

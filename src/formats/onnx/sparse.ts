@@ -1,4 +1,5 @@
 import { dtypeBits } from '../../core/dtypes.js';
+import { claimExpansion } from '../../core/budget.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { formatShape } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
@@ -23,6 +24,9 @@ export function sparseTensorFromProto(proto: SparseTensorProto, context: TensorC
     return n;
   });
   const total = shape.reduce((a, b) => a * b, 1);
+  // Densifying allocates every element the dims declare, whatever few values the file holds.
+  const perElement = values.dtype === 'string' ? 8 : Math.max(1, dtypeBits(values.dtype) / 8);
+  claimExpansion(e.fail, where, `a densified sparse tensor of ${formatShape(shape)} ${values.dtype}`, total * perElement);
   e.check(values.shape.length === 1, where, `1-D values, got ${formatShape(values.shape)}`);
   const nnz = values.shape[0]!;
   e.check(indices.dtype === 'int64', where, `int64 indices, got ${indices.dtype}`);

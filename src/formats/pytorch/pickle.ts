@@ -1,4 +1,5 @@
 import { FormatError } from '../../core/errors.js';
+import { claimExpansion } from '../../core/budget.js';
 import { PyDict, PyList, PySet, PyTuple, typeName, type PyValue } from './pickle-values.js';
 import { decodeEscapedBytes, decodeRawUnicodeEscape, decodeUtf8, parsePythonFloat, parsePythonInt } from './pickle-text.js';
 
@@ -43,6 +44,9 @@ export interface PickleLimits {
   /** Bytes of one LONG1/LONG4 integer; decimal digits of INT/LONG are capped as Python caps them. */
   readonly maxIntBytes: number;
 }
+
+/** What one container item costs in memory, counting the growth of the arrays that hold it. */
+const ITEM_BYTES = 32;
 
 export const DEFAULT_LIMITS: PickleLimits = {
   maxStack: 1 << 20,
@@ -150,6 +154,8 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions, start = 0)
     charge(n: number) {
       items += n;
       if (items > limits.maxItems) fail(`at most ${limits.maxItems} container items in the pickle (a hostile stream can otherwise exhaust memory)`);
+      // A one-byte opcode becomes a value slot of 8 bytes and more: charged to the memory budget.
+      claimExpansion((_where, expected) => fail(expected), '', 'container items', n * ITEM_BYTES);
     },
   };
 

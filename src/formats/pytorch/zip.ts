@@ -1,4 +1,5 @@
 import { inflateRawSync } from 'node:zlib';
+import { claimExpansion } from '../../core/budget.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { MemorySource, type ByteSource } from '../../core/source.js';
 import { MemoryAccess, openAccess, type RandomAccess } from './bytes.js';
@@ -108,6 +109,8 @@ export class ZipArchive {
     const raw = this.bytes.read(this.dataOffset(entry), entry.compressedSize);
     let out = raw;
     if (entry.method === 8) {
+      // Inflating is the one place a zip's bytes multiply: the declared size is claimed first.
+      claimExpansion((w, x) => this.e.fail(w, x), where, 'inflated data', Math.max(0, entry.size - entry.compressedSize));
       try {
         out = new Uint8Array(inflateRawSync(raw, { maxOutputLength: Math.max(entry.size, 1) }));
       } catch {

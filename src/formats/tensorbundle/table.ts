@@ -1,7 +1,8 @@
 import { crc32c, maskCrc32c, unmaskCrc32c } from '../../core/crc32c.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { WireError, WireReader, WireWriter } from '../../core/protowire.js';
-import { SnappyError, snappyDecompress, snappyMaxExpansion } from '../../core/snappy.js';
+import { SnappyError, snappyDecompress, snappyMaxExpansion, snappyUncompressedLength } from '../../core/snappy.js';
+import { claimExpansion } from '../../core/budget.js';
 
 /**
  * LevelDB-format sorted tables ("SSTables"), as TensorFlow's TSL table code reads and writes them
@@ -81,6 +82,15 @@ function readBlock(bytes: Uint8Array, h: BlockHandle, where: string, end: number
   const raw = bytes.subarray(h.offset, typeAt);
   if (type === NO_COMPRESSION) return raw;
   e.check(type === SNAPPY_COMPRESSION, where, `compression type 0 (none) or 1 (snappy), got ${type}`);
+  // What decompression adds beyond the stored bytes counts against the memory budget.
+  const declared = (() => {
+    try {
+      return snappyUncompressedLength(raw).length;
+    } catch {
+      return 0;
+    }
+  })();
+  if (declared > raw.byteLength) claimExpansion(e.fail, where, 'a snappy block', declared - raw.byteLength);
   try {
     return snappyDecompress(raw, snappyMaxExpansion(raw.byteLength));
   } catch (err) {
@@ -131,6 +141,8 @@ function parseBlock(block: Uint8Array, where: string, e: FormatErrors): TableEnt
     e.check(shared <= previous.byteLength, `${where}, entry at byte ${at}`, `at most ${previous.byteLength} shared key bytes, got ${shared}`);
     e.check(nonShared + valueLength <= limit - r.pos, `${where}, entry at byte ${at}`, `key and value inside the block's entries`);
     keyBudget -= shared + nonShared;
+    // The shared prefix is rebuilt from the previous key: bytes the file does not hold.
+    if (shared > 0) claimExpansion(e.fail, `${where}, entry at byte ${at}`, 'keys rebuilt from shared prefixes', shared);
     e.check(keyBudget >= 0, where, 'keys of a plausible total size (prefix compression expands too far)');
     const key = new Uint8Array(shared + nonShared);
     key.set(previous.subarray(0, shared));

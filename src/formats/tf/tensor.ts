@@ -2,6 +2,7 @@ import { byteLengthOf, type DType } from '../../core/dtypes.js';
 import type { FormatErrors } from '../../core/errors.js';
 import { elementCount, formatShape, type Shape } from '../../core/shape.js';
 import { allocate, Tensor } from '../../core/tensor.js';
+import { claimExpansion } from '../../core/budget.js';
 import { dtypeToTfCode, tfCodeToDType, tfTypeName } from '../tensorbundle/dtypes.js';
 import type { TensorProto, TensorShapeProto } from './messages.js';
 import { int64ToBigInt, int64ToNumber, type Int64 } from '../../core/int64.js';
@@ -99,6 +100,8 @@ export function tensorFromProto(p: TensorProto, e: FormatErrors, where: string):
   if (dtype === 'string') {
     const list = p.string_val;
     e.check(list.length <= count, `${where} string_val`, `at most ${count} strings, found ${list.length}`);
+    // TF repeats the last string to fill the shape: each repeat is an element slot we allocate.
+    if (list.length < count) claimExpansion(e.fail, `${where} string_val`, `a string constant broadcast to ${formatShape(shape)}`, (count - list.length) * 8);
     const strings = Array.from({ length: count }, (_, i) => list[Math.min(i, list.length - 1)] ?? new Uint8Array(0));
     return Tensor.fromStrings(shape, strings);
   }
@@ -114,6 +117,8 @@ export function tensorFromProto(p: TensorProto, e: FormatErrors, where: string):
   const stored = values.length;
   e.check(stored <= count * perElement, `${where} values`, `at most ${count * perElement} values, found ${stored}`);
   e.check(stored % perElement === 0, `${where} values`, 'real and imaginary parts in pairs');
+  // TF repeats the last value to fill the shape: a few bytes in the file, the whole tensor here.
+  if (stored < count * perElement) claimExpansion(e.fail, `${where} values`, `a constant broadcast to ${formatShape(shape)} ${dtype}`, byteLength);
   const out = allocate(dtype, count);
   // Past the stored values the last element (both parts, for complex) repeats.
   const source = (i: number) => values[i < stored ? i : stored - perElement + (i % perElement)]!;
