@@ -76,7 +76,7 @@ beforeAll(() => {
 
 describe('the packed tarball', () => {
   it('ships the bundles, declarations, docs, license and Python helper, and no source or source maps', () => {
-    for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/cli.cjs', 'bin/modelbridge.cjs', 'docs/validate-report.md', 'python/pyproject.toml', 'python/modelbridge_spec.py']) {
+    for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/cli.cjs', 'bin/modelbridge.cjs', 'docs/validate-report.md', 'docs/inspect-report.md', 'python/pyproject.toml', 'python/modelbridge_spec.py']) {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);

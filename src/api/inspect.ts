@@ -8,7 +8,16 @@ export interface TensorSummary {
   readonly shape: readonly (number | string | null)[] | null;
 }
 
-/** What `inspect` reports; also its --json schema. */
+/** One stored tensor (a weight or buffer), as `inspect --tensors` lists it. */
+export interface TensorEntry {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  /** Bytes of its data as the model holds it (elements x dtype size; strings: their bytes). */
+  readonly bytes: number;
+}
+
+/** What `inspect` reports; also its --json schema (docs/inspect-report.md). */
 export interface InspectReport {
   readonly path: string;
   readonly format: string;
@@ -18,6 +27,8 @@ export interface InspectReport {
   readonly ops: readonly string[];
   readonly parameters: { readonly tensors: number; readonly elements: number; readonly bytes: number };
   readonly dtypes: Readonly<Record<string, number>>;
+  /** Every stored tensor, in the model's own order (a state dict's, a checkpoint's). */
+  readonly tensors: readonly TensorEntry[];
   readonly module: unknown;
   readonly metadata: Readonly<Record<string, string>>;
   /** What the format stores beyond the model (SavedModel: every tag set, signature and variable). */
@@ -30,10 +41,12 @@ export function inspectModel(model: Model, path: string, details: readonly Detai
   let elements = 0;
   let bytes = 0;
   const dtypes: Record<string, number> = {};
-  for (const t of model.weights.values()) {
+  const tensors: TensorEntry[] = [];
+  for (const [name, t] of model.weights) {
     elements += t.size;
     bytes += t.byteLength;
     dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+    tensors.push({ name, dtype: t.dtype, shape: [...t.shape], bytes: t.byteLength });
   }
   const describe = (names: ReadonlyMap<string, string>, infos: NonNullable<typeof graph>['inputs']) =>
     [...names].map(([key, value]) => {
@@ -49,6 +62,7 @@ export function inspectModel(model: Model, path: string, details: readonly Detai
     ops: graph ? opsUsed(graph) : [],
     parameters: { tensors: model.weights.size, elements, bytes },
     dtypes,
+    tensors,
     module: model.module ?? null,
     metadata: model.metadata,
     details,

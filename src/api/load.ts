@@ -2,6 +2,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import type { Model } from '../core/model.js';
 import { detectFormat, formatByName, formatForOutput } from '../formats/registry.js';
+import { checkReadOptions, checkWriteOptions } from '../formats/options.js';
 import type { ReadOptions, WriteOptions } from '../formats/format.js';
 import { assertWritable, writeOutputStaged } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
@@ -22,6 +23,7 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
   assertModelPath(path);
   return withExpansionScope(() => {
     const format = options.format ? formatByName(options.format) : detectFormat(path);
+    checkReadOptions(format.name, options);
     const model = format.read(path, options);
     // Refused at read time, whatever the format: a cycle, a dangling input, a value written twice.
     if (model.graph) {
@@ -42,6 +44,7 @@ export interface SaveOptions extends WriteOptions {
 /** Writes a Model atomically; returns the files written. */
 export function saveModel(model: Model, path: string, options: SaveOptions = {}): string[] {
   const format = options.format ? formatByName(options.format) : formatForOutput(path);
+  checkWriteOptions(format.name, options);
   assertWritable(path, options.force ?? false);
   // Like the directory formats (SavedModel, TF.js) do for themselves: `convert a.pt out/b.onnx` makes out/.
   mkdirSync(dirname(resolve(path)), { recursive: true });

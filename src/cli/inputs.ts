@@ -1,37 +1,90 @@
-import { readFileSync } from 'node:fs';
+import { zipSync } from 'fflate';
 import type { DType } from '../core/dtypes.js';
+import { resolve } from 'node:path';
+import { assertWritable, outputTarget, writeBytesAtomic } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
-import { readNpy } from '../formats/npy/npy.js';
+import { writeNpy } from '../formats/npy/npy.js';
+import { jsonTensor, readTensorFile } from '../api/checks/inputs.js';
 
 /**
- * Parses `--input NAME=VALUE` arguments. VALUE is a JSON nested array (its nesting gives the
- * shape) or @file.npy. With a single model input, `NAME=` may be left out.
+ * Parses `--input` arguments. Each is `NAME=VALUE` or a bare VALUE, where VALUE is a JSON nested
+ * array (its nesting gives the shape; the dtype is the input's) or `@FILE`: an .npy (one array),
+ * an .npz (arrays by name) or a JSON file, read as `validate --inputs` reads them. A bare VALUE
+ * names nothing: it is the model's single input, or for a file, the inputs its names say. A name
+ * the model does not have is refused, naming the ones it has.
  */
 export function parseInputs(args: readonly string[], inputNames: readonly string[], dtypeOf: (name: string) => DType): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
+  const put = (name: string, tensor: () => Tensor, arg: string): void => {
+    if (!inputNames.includes(name)) throw new UsageError(`--input ${arg}: the model has no input ${JSON.stringify(name)} (inputs: ${inputNames.join(', ')})`);
+    if (out[name]) throw new UsageError(`input ${name} given twice`);
+    out[name] = tensor();
+  };
+  const only = (arg: string): string => {
+    if (inputNames.length === 1) return inputNames[0]!;
+    throw new UsageError(`--input ${arg}: name the input (NAME=VALUE); the model has ${inputNames.join(', ')}`);
+  };
   for (const arg of args) {
     const eq = arg.indexOf('=');
     const named = eq > 0 && /^[^[\]{}@"]+$/.test(arg.slice(0, eq));
-    let name: string;
-    if (named) name = arg.slice(0, eq);
-    else if (inputNames.length === 1) name = inputNames[0]!;
-    else throw new UsageError(`--input ${arg}: name the input (NAME=VALUE); the model has ${inputNames.join(', ')}`);
     const value = named ? arg.slice(eq + 1) : arg;
-    if (out[name]) throw new UsageError(`input ${name} given twice`);
-    out[name] = value.startsWith('@') ? readNpyInput(value.slice(1)) : parseNested(value, name, dtypeOf(name));
+    if (!value.startsWith('@')) {
+      const name = named ? arg.slice(0, eq) : only(arg);
+      put(name, () => parseNested(value, name, dtypeOf(name)), arg);
+      continue;
+    }
+    const file = value.slice(1);
+    const set = readTensorFile(file);
+    const tensorOf = (key: string, name: string) => (): Tensor => {
+      const v = set.get(key)!;
+      return v instanceof Tensor ? v : jsonTensor(v.json, dtypeOf(name), name);
+    };
+    if (named) {
+      // NAME=@file: the file's one array, or its array called NAME.
+      const name = arg.slice(0, eq);
+      const key = set.size === 1 ? [...set.keys()][0]! : name;
+      if (!set.has(key)) throw new UsageError(`--input ${arg}: ${file} holds ${[...set.keys()].join(', ')}, no ${name}`);
+      put(name, tensorOf(key, name), arg);
+      continue;
+    }
+    for (const key of set.keys()) {
+      // An unnamed array (an .npy, a bare JSON array) is the single input; so is the lone array of
+      // an .npz whose name is no input (numpy.savez names it arr_0).
+      const name = key === '' || (set.size === 1 && inputNames.length === 1 && !inputNames.includes(key)) ? only(arg) : key;
+      put(name, tensorOf(key, name), arg);
+    }
   }
   return out;
 }
 
-function readNpyInput(path: string): Tensor {
+/** Writes run's outputs: one array to an .npy, any number by name to an .npz (numpy.load reads both). */
+export function writeOutputs(path: string, outputs: Readonly<Record<string, Tensor>>, force: boolean): void {
+  const names = Object.keys(outputs);
+  const lower = path.toLowerCase();
   let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch {
-    throw new UsageError(`cannot read input file ${path}`);
+  if (lower.endsWith('.npy')) {
+    if (names.length !== 1) throw new UsageError(`--output ${path}: the model has ${names.length} outputs (${names.join(', ')}) and an .npy holds one: write an .npz`);
+    bytes = npyOf(outputs[names[0]!]!, names[0]!);
+  } else if (lower.endsWith('.npz')) {
+    // Stored, not deflated, as numpy.savez writes them.
+    const entries: Record<string, [Uint8Array, { level: 0 }]> = {};
+    for (const name of names) entries[`${name}.npy`] = [npyOf(outputs[name]!, name), { level: 0 }];
+    bytes = zipSync(entries);
+  } else {
+    throw new UsageError(`--output ${path}: give a .npy or an .npz file`);
   }
-  return readNpy(bytes, path);
+  assertWritable(path, force);
+  // Through a symbolic link to its target; a FIFO or device (/dev/stdout) is refused, not replaced.
+  writeBytesAtomic(outputTarget(resolve(path)).path, bytes);
+}
+
+function npyOf(t: Tensor, name: string): Uint8Array {
+  try {
+    return writeNpy(t);
+  } catch {
+    throw new UsageError(`output ${name} is ${t.dtype}, which NumPy's .npy cannot hold`);
+  }
 }
 
 function parseNested(text: string, name: string, dtype: DType): Tensor {

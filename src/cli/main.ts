@@ -11,6 +11,7 @@ import { validateCommand } from './commands/validate.js';
 import { EXIT, exitWithError } from './errors.js';
 import { escapeControl } from '../core/printable.js';
 import { VERSION } from '../version.js';
+import { markStdio } from './stdio.js';
 
 /** The modelbridge command line: thin over the library, one line per error. */
 export function main(argv: string[]): void {
@@ -38,4 +39,4 @@ export function main(argv: string[]): void {
   }
 }
 
-main(hideBin(process.argv));
+main(markStdio(hideBin(process.argv)));

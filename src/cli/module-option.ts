@@ -4,6 +4,7 @@ import { loadModel } from '../api/load.js';
 import type { Model } from '../core/model.js';
 import { UsageError } from '../core/errors.js';
 import { parseModuleSpec } from '../module/bundle.js';
+import { modelPath } from './stdio.js';
 import type { ModuleSpec } from '../module/spec.js';
 
 /** Reads the --module SPEC.json option, if given. */
@@ -21,13 +22,14 @@ export function readModuleOption(path: string | undefined): ModuleSpec | undefin
 /** The arguments every command that reads one model shares: <model>, --from, --module. */
 export function withModelArgs<T>(c: Argv<T>) {
   return c
-    .positional('model', { type: 'string', demandOption: true, describe: 'model file or directory' })
+    .positional('model', { type: 'string', demandOption: true, describe: 'model file or directory; - reads a single-file model from standard input' })
     .option('from', { type: 'string', describe: 'format (default: detected from its bytes or layout)' })
     .option('module', { type: 'string', describe: 'module spec JSON giving the architecture of a bare state dict' })
     .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' })
     .option('signature', { type: 'string', describe: 'signature to use (SavedModel default: serving_default; elsewhere the first)' });
 }
 
+/** The model the arguments name; `-` reads it from standard input (single-file formats). */
 export function loadModelArgs(argv: { model: string; from?: string | undefined; module?: string | undefined; key?: string | undefined; signature?: string | undefined }): Model {
-  return loadModel(argv.model, { format: argv.from, module: readModuleOption(argv.module), key: argv.key, signature: argv.signature });
+  return loadModel(modelPath(argv.model), { format: argv.from, module: readModuleOption(argv.module), key: argv.key, signature: argv.signature });
 }

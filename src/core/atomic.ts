@@ -174,7 +174,9 @@ export function outputTarget(path: string): { path: string; mode?: number } {
       throw new UsageError(`${path} is a symbolic link to nothing; remove it or give another output path`);
     }
   }
-  const stat = statSync(target);
+  // Stat through the link, not its resolved name: /dev/stdout resolves to a /proc name such as
+  // "socket:[123]" for a pipe or socket, which no path reaches.
+  const stat = statSync(path);
   if (stat.isDirectory()) return { path: target };
   if (!stat.isFile()) throw new UsageError(`${path} is ${kindOf(stat)}, not a regular file or directory to write a model to (use - for standard output)`);
   return { path: target, mode: stat.mode & 0o7777 };

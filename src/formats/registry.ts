@@ -1,4 +1,5 @@
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closest, distance } from 'fastest-levenshtein';
 import { FormatError, UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
 import type { FormatHandler, Probe } from './format.js';
@@ -22,10 +23,31 @@ export function formatNames(): string[] {
   return FORMATS.map((f) => f.name);
 }
 
+/** The other names people give the formats. Names and aliases are matched case-insensitively. */
+export const FORMAT_ALIASES: Readonly<Record<string, string>> = {
+  st: 'safetensors',
+  pt: 'pytorch',
+  pth: 'pytorch',
+  torch: 'pytorch',
+  tf: 'savedmodel',
+  saved_model: 'savedmodel',
+  'saved-model': 'savedmodel',
+  pb: 'graphdef',
+  tensorflowjs: 'tfjs',
+  'tf.js': 'tfjs',
+};
+
+/** A format by its name or an alias, any case; a near miss is answered with "did you mean". */
 export function formatByName(name: string): FormatHandler {
-  const format = FORMATS.find((f) => f.name === name);
+  const key = name.trim().toLowerCase();
+  const canonical = Object.prototype.hasOwnProperty.call(FORMAT_ALIASES, key) ? FORMAT_ALIASES[key]! : key;
+  const format = FORMATS.find((f) => f.name === canonical);
   if (format) return format;
-  throw new UsageError(`unknown format ${JSON.stringify(name)} (supported: ${formatNames().join(', ')})`);
+  const known = [...formatNames(), ...Object.keys(FORMAT_ALIASES)];
+  const near = closest(key, known);
+  // Two edits at most, and fewer than half the word: "onxx" is onnx, "tflite" is nothing we write.
+  const hint = key !== '' && distance(key, near) <= Math.min(2, Math.floor(near.length / 2)) ? `did you mean ${FORMAT_ALIASES[near] ?? near}? ` : '';
+  throw new UsageError(`unknown format ${JSON.stringify(name)} (${hint}supported: ${formatNames().join(', ')}; also ${Object.keys(FORMAT_ALIASES).join(', ')})`);
 }
 
 export function probe(path: string): Probe {

@@ -7,6 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../../core/errors.js';
 import { showProgress } from '../progress.js';
+import { finishStdout, modelPath, outputPath, STDIO_ARG } from '../stdio.js';
 
 /** Bytes of a file, or of everything under a directory. */
 function sizeOf(path: string): number {
@@ -45,8 +46,8 @@ export function convertCommand(y: Argv): Argv {
     'Convert a model to another format (weights bit-identical, computation unchanged)',
     (c) =>
       c
-        .positional('input', { type: 'string', demandOption: true, describe: 'model file or directory to read' })
-        .positional('output', { type: 'string', demandOption: true, describe: 'file or directory to write' })
+        .positional('input', { type: 'string', demandOption: true, describe: 'model file or directory to read; - reads a single-file model from standard input' })
+        .positional('output', { type: 'string', demandOption: true, describe: 'file or directory to write; - writes a single-file format (give --to) to standard output, the summary to stderr' })
         .option('from', { type: 'string', describe: 'input format (default: detected from its bytes or layout)' })
         .option('to', { type: 'string', describe: 'output format (default: from the output extension; with no extension, the input format)' })
         .option('module', { type: 'string', describe: 'module spec JSON file giving the architecture of a bare state dict' })
@@ -66,13 +67,20 @@ export function convertCommand(y: Argv): Argv {
         .example('$0 convert model.pt model.safetensors --module spec.json', 'a torch.save state dict, read without unpickling, as a runnable bundle')
         .example('$0 convert model.safetensors model.onnx --opset 13', 'an ONNX model at opset 13')
         .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights')
+        .example('$0 convert model.onnx - --to safetensors > model.safetensors', 'write to standard output (a pipe)')
         .example('$0 convert model.onnx model.safetensors --json > report.json', 'a machine-readable report of what was written and verified'),
     (argv) => {
       const started = performance.now();
+      // `-`: standard input (copied to a temporary file) and standard output (written through one).
+      const externalData = parseExternalData(argv['external-data']);
+      const toStdout = argv.output === STDIO_ARG;
+      const input = modelPath(argv.input);
+      const output = outputPath(argv.output, argv.to, { shardBytes: argv['shard-size'], externalData });
+      const out = toStdout ? process.stderr : process.stdout;
       const stopProgress = showProgress(argv.quiet);
       let result: ConvertResult;
       try {
-        result = convertModel(argv.input, argv.output, {
+        result = convertModel(input, output, {
           from: argv.from,
           to: argv.to,
           module: readModuleOption(argv.module),
@@ -81,7 +89,7 @@ export function convertCommand(y: Argv): Argv {
           force: argv.force,
           shardBytes: argv['shard-size'],
           opset: argv.opset,
-          externalData: parseExternalData(argv['external-data']),
+          externalData,
           quantize: argv.quantize,
           verify: argv.verify,
         });
@@ -89,16 +97,17 @@ export function convertCommand(y: Argv): Argv {
         stopProgress();
       }
       const { model, files, verification } = result;
+      if (toStdout) finishStdout(files[0]!);
       const sizes = files.map((f) => ({ path: f, bytes: sizeOf(f) }));
       const size = sizes.reduce((n, f) => n + f.bytes, 0);
       if (argv.json) {
-        process.stdout.write(`${JSON.stringify(convertReport(argv.input, argv.output, result, sizes, (performance.now() - started) / 1000), (_k, v) => (typeof v === 'number' ? jsonNumber(v) : v), 2)}\n`);
+        out.write(`${JSON.stringify(convertReport(input, output, result, sizes, (performance.now() - started) / 1000), (_k, v) => (typeof v === 'number' ? jsonNumber(v) : v), 2)}\n`);
         return;
       }
       // Many files (TF.js shards): the first and a count, not a wall of names.
-      const named = files.length <= 4 ? files.join(', ') : `${files[0]} and ${files.length - 1} more files`;
-      process.stdout.write(`wrote ${named} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'})\n`);
-      process.stdout.write(verification ? `verified: ${verification.summary}\n` : 'not verified (--no-verify)\n');
+      const named = toStdout ? '- (standard output)' : files.length <= 4 ? files.join(', ') : `${files[0]} and ${files.length - 1} more files`;
+      out.write(`wrote ${named} (${formatBytes(size)}, ${model.weights.size} tensors${model.graph ? '' : ', no architecture'})\n`);
+      out.write(verification ? `verified: ${verification.summary}\n` : 'not verified (--no-verify)\n');
     },
   );
 }

@@ -2,13 +2,14 @@ import type { Argv } from 'yargs';
 import { inspectModel, type InspectReport } from '../../api/inspect.js';
 import { formatByName } from '../../formats/registry.js';
 import { loadModelArgs, withModelArgs } from '../module-option.js';
+import { modelPath, shownPath } from '../stdio.js';
 import { formatBytes, renderTable } from '../table.js';
 
 function shapeText(shape: readonly (number | string | null)[] | null): string {
   return shape ? `[${shape.map((d) => d ?? '?').join(', ')}]` : 'unknown';
 }
 
-function render(r: InspectReport): string {
+function render(r: InspectReport, withTensors: boolean): string {
   const lines = [
     `${r.path}`,
     `  format      ${r.format}${r.runnable ? '' : ' (bare state dict: no architecture, give --module to run it)'}`,
@@ -19,6 +20,11 @@ function render(r: InspectReport): string {
     lines.push(`  signature ${s.name}`);
     const rows = [...s.inputs.map((i) => ['input', i.name, i.dtype, shapeText(i.shape)]), ...s.outputs.map((o) => ['output', o.name, o.dtype, shapeText(o.shape)])];
     lines.push(...renderTable(['', 'name', 'dtype', 'shape'], rows).split('\n').map((l) => `    ${l}`));
+  }
+  if (withTensors) {
+    lines.push(`  tensors`);
+    const rows = r.tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, t.bytes.toLocaleString('en-US')]);
+    lines.push(...renderTable(['name', 'dtype', 'shape', 'bytes'], rows).split('\n').map((l) => `    ${l}`));
   }
   for (const d of r.details) {
     lines.push(`  ${d.title}`);
@@ -35,13 +41,16 @@ export function inspectCommand(y: Argv): Argv {
     'Show format, signatures, ops, parameter count and metadata (reads headers, not weights)',
     (c) =>
       withModelArgs(c)
-        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+        .option('tensors', { type: 'boolean', default: false, describe: 'list every tensor: name, dtype, shape, bytes (--json always includes them)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON (schema: docs/inspect-report.md)' })
         .example('$0 inspect or-gate/or-gate.safetensors', 'summary table')
-        .example('$0 inspect model.safetensors --json', 'machine-readable report'),
+        .example('$0 inspect model.safetensors --tensors', 'also list the tensors')
+        .example('$0 inspect model.safetensors --json', 'machine-readable report')
+        .example('$0 inspect - < model.onnx', 'a model on standard input'),
     (argv) => {
       const model = loadModelArgs(argv);
-      const report = inspectModel(model, argv.model, formatByName(model.format).describe?.(argv.model) ?? []);
-      process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report)}\n`);
+      const report = inspectModel(model, shownPath(argv.model), formatByName(model.format).describe?.(modelPath(argv.model)) ?? []);
+      process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report, argv.tensors)}\n`);
     },
   );
 }

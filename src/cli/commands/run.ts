@@ -1,9 +1,8 @@
 import type { Argv } from 'yargs';
 import { Runner } from '../../api/run.js';
-import { parseInputs, toNested } from '../inputs.js';
+import { parseInputs, toNested, writeOutputs } from '../inputs.js';
 import { loadModelArgs, withModelArgs } from '../module-option.js';
 import { formatShape } from '../../core/shape.js';
-import { defaultThreads } from '../../runtime/wasm/gemm.js';
 
 export function runCommand(y: Argv): Argv {
   return y.command(
@@ -11,17 +10,26 @@ export function runCommand(y: Argv): Argv {
     "Run a model in modelbridge's runtime",
     (c) =>
       withModelArgs(c)
-        .option('input', { type: 'string', array: true, default: [] as string[], describe: 'NAME=VALUE: a JSON nested array or @file.npy (NAME= may be left out for a single input)' })
+        .option('input', {
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: 'NAME=VALUE: a JSON nested array, or @FILE (.npy, .npz by name, or JSON as for validate --inputs); NAME= may be left out for a single input or a file of named arrays',
+        })
+        .option('output', { type: 'string', describe: 'also write the outputs to FILE.npy (one output) or FILE.npz (by name)' })
+        .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing --output file' })
         .option('json', { type: 'boolean', default: false, describe: 'print {"outputs": {NAME: {dtype, shape, data}}}' })
-        .option('threads', { type: 'number', describe: `threads a large matrix product or convolution may use (1: this thread only; default: the cores, at most 8, here ${defaultThreads()})` })
         .example("$0 run or-gate/or-gate.safetensors --input 'x=[[1,1]]'", 'ask the OR gate about (1,1)')
-        .example('$0 run model.safetensors --input @batch.npy --json', 'input from a NumPy file, JSON output'),
+        .example('$0 run model.safetensors --input @batch.npy --json', 'input from a NumPy file, JSON output')
+        .example('$0 run model.onnx --input @inputs.npz --output outputs.npz', 'inputs by name from an .npz, outputs to another')
+        .example("$0 run - --input '[[0,1]]' < model.onnx", 'a model on standard input'),
     (argv) => {
       const model = loadModelArgs(argv);
-      const runner = new Runner(model, argv.signature, argv.threads === undefined ? {} : { threads: argv.threads });
+      const runner = new Runner(model, argv.signature);
       const graph = model.graph!;
       const dtypeOf = (key: string) => graph.inputs.find((i) => i.name === runner.signature.inputs.get(key))?.dtype ?? 'float32';
       const outputs = runner.run(parseInputs(argv.input, runner.inputNames, dtypeOf));
+      if (argv.output !== undefined) writeOutputs(argv.output, outputs, argv.force);
       if (argv.json) {
         const json = Object.fromEntries(Object.entries(outputs).map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.toNumbers() }]));
         process.stdout.write(`${JSON.stringify({ outputs: json })}\n`);
