@@ -69,6 +69,19 @@ describe('nested graphs', () => {
     }
   });
 
+  it('a value only a branch reads is not fused away (MatMul + Relu folding)', () => {
+    const branch: Graph = { inputs: [], outputs: [f32('t', null)], initializers: new Map(), nodes: [makeNode('Identity', ['X'], ['t'])], opset: 17 };
+    const g: Graph = {
+      inputs: [f32('a', [2, 2]), { name: 'c', dtype: 'bool', shape: [] }],
+      outputs: [f32('Y', null), f32('z', null)],
+      initializers: new Map([['w', Tensor.from('float32', [2, 2], [1, -2, 3, -4])]]),
+      nodes: [makeNode('MatMul', ['a', 'w'], ['X']), makeNode('Relu', ['X'], ['Y']), makeNode('If', ['c'], ['z'], { then_branch: attr.graph(branch), else_branch: attr.graph(branch) })],
+      opset: 17,
+    };
+    const out = new Session(g).run({ a: Tensor.from('float32', [2, 2], [1, 1, 1, 1]), c: Tensor.from('bool', [], [1]) });
+    expect([out['Y']!.toNumbers(), out['z']!.toNumbers()]).toEqual([[4, 0, 4, 0], [4, -6, 4, -6]]);
+  });
+
   it('an unsupported op inside a nested graph is named like any other', () => {
     const g = powerLoop();
     const body = (g.nodes[0]!.attributes['body'] as { value: Graph }).value;

@@ -1,4 +1,4 @@
-import type { Graph, Node } from '../core/graph.js';
+import { nodeOuterReads, type Graph, type Node } from '../core/graph.js';
 import type { RunKernel } from './kernel.js';
 import { erf } from './kernels/erf.js';
 import { isHalf, roundHalf, type Value } from './value.js';
@@ -136,7 +136,8 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
     ? given.map((node) => (node.inputs.some((i) => alias.has(i)) ? { ...node, inputs: node.inputs.map((i) => alias.get(i) ?? i) } : node))
     : given;
   const readers = new Map<string, number>();
-  for (const node of nodes) for (const i of node.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  // A value a nested graph (If, Loop, Scan) reads is read there too, so it is never fused away.
+  for (const node of nodes) for (const i of [...node.inputs, ...nodeOuterReads(node)]) readers.set(i, (readers.get(i) ?? 0) + 1);
   for (const o of graph.outputs) readers.set(o.name, (readers.get(o.name) ?? 0) + 2);
   const onlyReader = (value: string): number | undefined => {
     if (readers.get(value) !== 1) return undefined;
