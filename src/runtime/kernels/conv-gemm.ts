@@ -63,3 +63,52 @@ export function convGemm(x: Value, w: Value, bias: Value | undefined, group: num
     call.end();
   }
 }
+
+/**
+ * 2-D float32 depthwise convolution (one input channel per group, MobileNet's 3x3 layers), as a
+ * direct loop: a GEMM per channel would be one row of a 4-row tile. Sums in float64; the bias
+ * and a folded Relu/Clip are applied as each output is stored.
+ */
+export function convDepthwise(x: Value, w: Value, bias: Value | undefined, group: number, win: Window, clamp: readonly [number, number] | undefined): Value {
+  const [n, c, h, wd] = x.shape as [number, number, number, number];
+  const [m, , kh, kw] = w.shape as [number, number, number, number];
+  const [oh, ow] = win.output as [number, number];
+  const [sh, sw] = win.strides as [number, number];
+  const [dh, dw] = win.dilations as [number, number];
+  const [ph, pw] = win.padsBegin as [number, number];
+  const mg = m / group;
+  const src = x.data as Float32Array;
+  const weights = w.data as Float32Array;
+  const b = bias?.data as Float32Array | undefined;
+  const lo = clamp ? clamp[0] : -Infinity;
+  const hi = clamp ? clamp[1] : Infinity;
+  const out = makeValue('float32', [n, m, oh, ow]);
+  const dst = out.data as Float32Array;
+  let at = 0;
+  for (let img = 0; img < n; img++) {
+    for (let o = 0; o < m; o++) {
+      const plane = (img * c + Math.floor(o / mg)) * h * wd;
+      const kernel = o * kh * kw;
+      const start = b ? b[o]! : 0;
+      for (let y = 0; y < oh; y++) {
+        const y0 = y * sh - ph;
+        for (let x0 = 0; x0 < ow; x0++) {
+          const xs = x0 * sw - pw;
+          let acc = 0;
+          for (let i = 0, iy = y0; i < kh; i++, iy += dh) {
+            if (iy < 0 || iy >= h) continue;
+            const row = plane + iy * wd;
+            const k = kernel + i * kw;
+            for (let j = 0, ix = xs; j < kw; j++, ix += dw) {
+              if (ix < 0 || ix >= wd) continue;
+              acc += src[row + ix]! * weights[k + j]!;
+            }
+          }
+          const v = Math.fround(acc) + start;
+          dst[at++] = clamp ? Math.min(Math.max(v, lo), hi) : v;
+        }
+      }
+    }
+  }
+  return clamp ? markFused(out) : out;
+}

@@ -2,7 +2,7 @@ import { attrInt, attrInts } from '../../core/graph.js';
 import { floatData, formatDims, KernelError, required, type KernelFactory } from '../kernel.js';
 import { fusionOf } from '../fuse.js';
 import { makeValue, sizeOfShape, type FloatArray } from '../value.js';
-import { convGemm } from './conv-gemm.js';
+import { convDepthwise, convGemm } from './conv-gemm.js';
 import { matmulInto } from './gemm-core.js';
 import { contiguousStrides } from './strided.js';
 import { windowOf, type Window } from './window.js';
@@ -32,9 +32,9 @@ export const Conv: KernelFactory = {
       const win = windowOf(node, x.shape.slice(2), kernel, false, 'Conv');
       if (
         x.dtype === 'float32' && w.dtype === 'float32' && x.shape.length === 4 && (!bias || (bias.dtype === 'float32' && bias.data.length === m)) &&
-        kernel.every((k, i) => k === w.shape[i + 2]) && !(cg === 1 && group > 1)
+        kernel.every((k, i) => k === w.shape[i + 2])
       ) {
-        // depthwise convolutions (one input channel per group) stay below: a 1-row GEMM per channel wastes the tile
+        if (cg === 1 && group > 1) return [convDepthwise(x, w, bias, group, win, clamp)];
         const fast = convGemm(x, w, bias, group, win, clamp);
         if (fast) return [fast];
       }

@@ -71,11 +71,20 @@ function normalizeRows(src: FloatArray, dst: FloatArray, rows: number, len: numb
       mean /= len;
     }
     let variance = 0;
-    for (let i = 0; i < len; i++) variance += (src[base + i]! - mean) ** 2;
+    for (let i = 0; i < len; i++) {
+      const d = src[base + i]! - mean;
+      variance += d * d;
+    }
     variance /= len;
     const inv = 1 / Math.sqrt(variance + epsilon);
     means[r] = mean;
     invs[r] = inv;
+    if (scale && scale.length === len && (!bias || bias.length === len)) {
+      // the usual layout (scale and bias over the whole normalised row): no index wrapping
+      if (bias) for (let i = 0; i < len; i++) dst[base + i] = (src[base + i]! - mean) * inv * scale[i]! + bias[i]!;
+      else for (let i = 0; i < len; i++) dst[base + i] = (src[base + i]! - mean) * inv * scale[i]!;
+      continue;
+    }
     for (let i = 0; i < len; i++) {
       let y = (src[base + i]! - mean) * inv;
       if (scale) y *= scale[i % scale.length]!;

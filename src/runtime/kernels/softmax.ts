@@ -9,6 +9,9 @@ type Mode = 'softmax' | 'logsoftmax' | 'hardmax';
  * that the input is coerced to 2-D at `axis` (default 1) and the whole trailing block is one
  * distribution, so the two versions differ unless axis is the last.
  */
+/** Scratch for one row of exponentials, grown on demand (kernels never re-enter). */
+let row = new Float64Array(0);
+
 function softmaxFamily(op: string, mode: Mode): KernelFactory {
   return {
     prepare(node, opset) {
@@ -50,6 +53,13 @@ function softmaxFamily(op: string, mode: Mode): KernelFactory {
               continue;
             }
             let sum = 0;
+            if (mode === 'softmax') {
+              // each exp once, kept in float64 so the quotients are the same as recomputing them
+              if (row.length < len) row = new Float64Array(len);
+              for (let j = 0; j < len; j++) sum += row[j] = Math.exp(src[base + j * inner]! - max);
+              for (let j = 0; j < len; j++) dst[base + j * inner] = row[j]! / sum;
+              continue;
+            }
             for (let j = 0; j < len; j++) sum += Math.exp(src[base + j * inner]! - max);
             if (mode === 'logsoftmax') {
               const logSum = Math.log(sum);
