@@ -12,6 +12,8 @@
 //   5-7. TensorFlow (bench/tensorflow.mjs): a 1 GiB SavedModel -> TF.js (vs a plain copy, and
 //      tensorflowjs_converter where installed), -> safetensors (vs a plain copy) and read + written
 //      back as a SavedModel (vs a plain copy and vs tf.saved_model.load + tf.saved_model.save).
+//   convert (bench/convert.mjs): the CLI as users type it, verification on, against cp + cmp; the
+//      ViT-B/16 ONNX against onnx.load + onnx.save; SavedModel --no-verify against a plain copy.
 // Work files live in bench/.work/ and are deleted at the end of each section.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -24,6 +26,7 @@ import { f, log, mib, noted, py, PYTHON, ratio, ratios, ROOT, RSS_SLACK, table, 
 import { pytorchSection } from './pytorch.mjs';
 import { onnxSection } from './onnx.mjs';
 import { tensorflowSections } from './tensorflow.mjs';
+import { convertSection } from './convert.mjs';
 import { runtimeModelsSection } from './runtime.mjs';
 
 const WORKER = join(ROOT, 'bench', 'safetensors-worker.mjs');
@@ -614,6 +617,7 @@ async function main() {
     ['pytorch', () => pytorchSection(python)],
     ['onnx', () => onnxSection(python)],
     ['tensorflow', () => tensorflowSections(python)],
+    ['convert', () => convertSection(python)],
   ];
   const loads = [loadavg()[0]];
   const sections = [];
