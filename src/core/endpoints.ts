@@ -76,11 +76,9 @@ export function nameEndpoints(graph: Graph, inputs: readonly (readonly [value: s
     if (!info) throw new Error(`nameEndpoints: output ${value} is no graph input or output`);
     return { ...info, name: outputNames[i]! };
   });
-  // Graph outputs the signature does not list stay, renamed.
-  const listed = new Set(outputs.map(([v]) => v));
-  const extra = graph.outputs.filter((o) => !listed.has(o.name)).map((o) => ({ ...o, name: r(o.name) }));
+  // The signature's outputs are the graph's, in its order (one value under two keys is two outputs).
   const seen = new Set<string>();
-  const finalOutputs = [...newOutputs, ...extra].filter((o) => !seen.has(o.name) && (seen.add(o.name), true));
+  const finalOutputs = newOutputs.filter((o) => !seen.has(o.name) && (seen.add(o.name), true));
   return {
     graph: { ...graph, inputs: graph.inputs.map((i) => ({ ...i, name: r(i.name) })), outputs: finalOutputs, nodes },
     inputs: inputNames,
