@@ -138,6 +138,19 @@ describe('Conv through the WebAssembly GEMM (depthwise: a direct loop), with fol
     }
   });
 
+  it('packs a session\'s weights for that session: a new session over weights changed in place sees them', () => {
+    const cc = CONV_CASES[1]!;
+    const next = rng(12);
+    const x = Tensor.from('float32', [cc.n, cc.c, cc.h, cc.w], random(cc.n * cc.c * cc.h * cc.w, next));
+    const w = Tensor.from('float32', [cc.m, cc.c, ...cc.k], random(cc.m * cc.c * 9, next));
+    const graph = graphOf([node('Conv', ['x', 'w'], ['y'], { kernel_shape: ints(cc.k), pads: ints(cc.pads!) })], { x: [cc.n, cc.c, cc.h, cc.w] }, { w });
+    new Session(graph).run({ x });
+    const data = w.storage() as Float32Array;
+    for (let i = 0; i < data.length; i++) data[i] = data[i]! * -2;
+    const y = new Session(graph).run({ x }).y!.toFloat32();
+    expectClose(y, convReference(x.toFloat32(), data, undefined, cc).out);
+  });
+
   it('takes weights given as an input (packed per run, not cached)', () => {
     const cc = CONV_CASES[1]!;
     const next = rng(7);

@@ -27,7 +27,7 @@ export function convGemm(x: Value, w: Value, bias: Value | undefined, group: num
   let packed: (PackedMatrix | null)[] | null = null;
   if (isConstant(w)) {
     packed = [];
-    for (let g = 0; g < group; g++) packed.push(packedConstant(weights, `conv:${g}:${mg}:${depth}`, () => packA(weights, g * mg * depth, mg, depth)));
+    for (let g = 0; g < group; g++) packed.push(packedConstant(w, `conv:${g}:${mg}:${depth}`, () => packA(weights, g * mg * depth, mg, depth)));
     if (packed.some((p) => p === null)) return undefined;
   }
   const call = GemmCall.begin();

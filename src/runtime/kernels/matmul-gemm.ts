@@ -43,7 +43,7 @@ export function matmulWasm(a: Value, b: Value, bias: Value | undefined, clamp: r
   const rows = shared ? batches * m : m;
   return product(
     shared ? rows : m, n, k, a.data as Float32Array,
-    shared ? { kind: 'matrix', data: b.data as Float32Array, transposed: false, constant: isConstant(b) } : { kind: 'matrix', data: b.data as Float32Array, transposed: false, constant: false },
+    { kind: 'matrix', value: b, data: b.data as Float32Array, transposed: false, constant: shared && isConstant(b) },
     shared ? 1 : batches, outShape, fused ? extra.data : undefined, fused ? clamp : undefined, fused,
   );
 }
@@ -61,11 +61,13 @@ export function gemmWasm(
     if (c.dtype !== 'float32' || !((c.shape.length === 1 && c.shape[0] === n) || (c.shape.length === 2 && c.shape[0] === 1 && c.shape[1] === n))) return undefined;
     bias = c.data as Float32Array;
   }
-  return product(m, n, k, a.data as Float32Array, { kind: 'matrix', data: b.data as Float32Array, transposed: transB, constant: isConstant(b) }, 1, [m, n], bias, clamp, clamp !== undefined);
+  return product(m, n, k, a.data as Float32Array, { kind: 'matrix', value: b, data: b.data as Float32Array, transposed: transB, constant: isConstant(b) }, 1, [m, n], bias, clamp, clamp !== undefined);
 }
 
 interface RightOperand {
   kind: 'matrix';
+  /** The Value, the key of its packed form when it is a constant. */
+  value: Value;
   data: Float32Array;
   transposed: boolean;
   constant: boolean;
@@ -76,7 +78,7 @@ function product(
   m: number, n: number, k: number, a: Float32Array, b: RightOperand, batch: number, shape: number[],
   bias: Float32Array | undefined, clamp: readonly [number, number] | undefined, fused: boolean,
 ): Value | undefined {
-  const packed = b.constant && batch === 1 ? packedConstant(b.data, `b:${b.transposed ? 't' : 'n'}:${k}:${n}`, () => packB(b.data, 0, n, k, b.transposed)) : null;
+  const packed = b.constant && batch === 1 ? packedConstant(b.value, `b:${b.transposed ? 't' : 'n'}:${k}:${n}`, () => packB(b.data, 0, n, k, b.transposed)) : null;
   const call = GemmCall.begin();
   if (!call) return undefined;
   try {

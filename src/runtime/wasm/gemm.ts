@@ -206,19 +206,20 @@ export interface PackedMatrix {
   readonly side: 'a' | 'b';
 }
 
-const packedCache = new WeakMap<Float32Array, Map<string, PackedMatrix>>();
+const packedCache = new WeakMap<object, Map<string, PackedMatrix>>();
 
 /**
- * The packed form of a constant, made on first request and then shared (keyed by its data array
- * and `key`, which names the layout and slice). Null where the WebAssembly kernel does not run.
+ * The packed form of a constant, made on first request and then shared (keyed by the object
+ * that owns the constant, a session's Value, and by `key`, which names the layout and slice).
+ * Null where the WebAssembly kernel does not run.
  */
-export function packedConstant(data: Float32Array, key: string, make: () => PackedMatrix | null): PackedMatrix | null {
-  let byKey = packedCache.get(data);
+export function packedConstant(owner: object, key: string, make: () => PackedMatrix | null): PackedMatrix | null {
+  let byKey = packedCache.get(owner);
   const found = byKey?.get(key);
   if (found) return found;
   const packed = make();
   if (!packed) return null;
-  if (!byKey) packedCache.set(data, (byKey = new Map()));
+  if (!byKey) packedCache.set(owner, (byKey = new Map()));
   byKey.set(key, packed);
   return packed;
 }
