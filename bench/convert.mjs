@@ -191,6 +191,8 @@ function savedModelSection(dir) {
 
 export function convertSection(python) {
   const dir = join(WORK, 'convert');
+  // A run killed part way leaves its files: start clean.
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   try {
     const synthetic = syntheticSection(dir);
