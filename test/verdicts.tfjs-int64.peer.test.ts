@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveModel } from '../src/api/load.js';
+import { Runner } from '../src/api/run.js';
 import { UsageError } from '../src/core/errors.js';
+import { cli } from './cli-helpers.js';
 import { loadInTfjs, tf } from './fixtures/tfjs/peer.js';
 import { fromJson, ok, peerBatch, relDiff, type JsonTensor } from './fixtures/verdicts/peer.js';
 import { peerPython } from './peers.js';
@@ -67,6 +69,20 @@ describe.skipIf(!python)('TF.js from a model with int64 input ids', () => {
     expect(relDiff(got, fromJson(embedding.values['logits']!))).toBeLessThan(1e-5);
     x.dispose();
     y.dispose();
+  });
+
+  it('modelbridge reads the TF.js model back with the int64 input and runs it to torch\'s outputs', () => {
+    const back = loadModel(join(dir, 'embedding-tfjs'));
+    expect(back.graph!.inputs.map((i) => i.dtype)).toEqual(['int64']);
+    const out = new Runner(back).run({ input_ids: fromJson(embedding.input_ids) });
+    expect(relDiff(out['logits']!, fromJson(embedding.values['logits']!))).toBeLessThan(1e-5);
+  });
+
+  it('convert --to tfjs verifies it (exit 0)', () => {
+    const r = cli(['convert', join(dir, 'embedding.onnx'), join(dir, 'cli-tfjs'), '--to', 'tfjs']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/verified/);
   });
 
   it('an int64 constant beyond int32 is refused in one line naming the tensor', () => {
