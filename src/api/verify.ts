@@ -3,6 +3,7 @@ import { UsageError } from '../core/errors.js';
 import type { Graph } from '../core/graph.js';
 import type { Model } from '../core/model.js';
 import { progressPhase } from '../core/progress.js';
+import { isSupported } from '../runtime/ops.js';
 import { MemorySource } from '../core/source.js';
 import { Tensor } from '../core/tensor.js';
 import { quantizationBound, type QuantizationDType } from '../formats/tfjs/quantize.js';
@@ -91,7 +92,8 @@ function verify(source: Model, written: Model, options: VerifyOptions): VerifyRe
   for (const t of source.weights.values()) bytes += t.byteLength;
   // A runnable model's weights are read into memory once, first: the output check needs them
   // resident, and the comparison then reads only the written file (the I/O of `cp` + `cmp`).
-  const runnable = source.graph !== undefined && written.graph !== undefined;
+  // Only worth it when the runtime has every op: a model it cannot run is compared as streams.
+  const runnable = source.graph !== undefined && written.graph !== undefined && source.graph.nodes.every((n) => isSupported(n.op, source.graph!.opset, n.domain));
   const resident = new Resident(runnable);
   progressPhase('verify', runnable ? 2 * bytes : bytes);
   const quantized = options.quantize ? quantizedNames(source, written) : new Set<string>();
