@@ -21,7 +21,7 @@ export { lowerModule } from './module/lower.js';
 export { parseModuleSpec } from './module/bundle.js';
 export { loadModel, saveModel, convertModel, type LoadOptions, type SaveOptions, type ConvertOptions } from './api/load.js';
 export { runModel, Runner, type RunOptions } from './api/run.js';
-export { inspectModel, type InspectReport } from './api/inspect.js';
+export { inspectModel, type InspectReport, type TensorEntry, type TensorSummary } from './api/inspect.js';
 export { runDemo, type DemoResult, type DemoRow } from './api/demo.js';
 export {
   validateModel,
