@@ -3,8 +3,10 @@
  * onnx.defs.get_all_schemas_with_history): for each version, the opset it starts at, how many
  * inputs it takes, its attribute names and the tensor element types each input accepts (an index
  * into TYPE_SETS; sequence and optional types are left out, as the IR has tensors only).
- * Generated data; opset.ts decides what each change means for conversion. To regenerate, in the
- * peers' venv: for s in onnx.defs.get_all_schemas_with_history() (domain "" only), emit
+ * Generated data; opset.ts decides what each change means for conversion. The data comes from
+ * test/fixtures/verdicts/onnx_schemas.py (run it in the peers' venv), and
+ * test/verdicts.onnx-attributes.peer.test.ts checks this table against it. In short: for s in
+ * onnx.defs.get_all_schemas_with_history() (domain "" only), emit
  * [s.since_version, s.min_input, s.max_input, ",".join(sorted(s.attributes)), [index of the
  * tensor types allowed for each of s.inputs]]; REMOVED_AT lists ops whose last schema is
  * s.deprecated; IR_FOR_OPSET is the first IR of each opset in onnx.helper.VERSION_TABLE.
