@@ -322,10 +322,14 @@
           (i32.store offset=32 (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2))) (i32.const 0))))
       (local.set $c (i32.add (local.get $c) (i32.const 1)))
       (br_if $cols_loop (i32.lt_u (local.get $c) (i32.const 8))))
-    ;; all 8 positions in one output row with unit stride: input runs of 8 contiguous floats
-    (local.set $fast (i32.and
-      (i32.and (i32.eq (local.get $cols) (i32.const 8)) (i32.eq (local.get $SW) (i32.const 1)))
-      (i32.eq (i32.load (local.get $tmp)) (i32.load offset=28 (local.get $tmp)))))
+    ;; all 8 positions in one output row with stride 1 (input runs of 8 contiguous floats: $fast
+    ;; = 1) or stride 2 (every other float of a run of 16: $fast = 2)
+    (local.set $fast (i32.const 0))
+    (if (i32.and (i32.eq (local.get $cols) (i32.const 8))
+          (i32.eq (i32.load (local.get $tmp)) (i32.load offset=28 (local.get $tmp))))
+      (then
+        (if (i32.eq (local.get $SW) (i32.const 1)) (then (local.set $fast (i32.const 1))))
+        (if (i32.eq (local.get $SW) (i32.const 2)) (then (local.set $fast (i32.const 2))))))
     (local.set $iw0 (i32.load offset=32 (local.get $tmp)))
     (local.set $ch (i32.const 0))
     (loop $ch_loop
@@ -339,11 +343,22 @@
               (local.set $ih (i32.add (i32.load (local.get $tmp)) (i32.mul (local.get $kh) (local.get $DH))))
               (local.set $iw (i32.add (local.get $iw0) (i32.mul (local.get $kw) (local.get $DW))))
               (if (i32.and (i32.lt_u (local.get $ih) (local.get $H))
-                    (i32.and (i32.ge_s (local.get $iw) (i32.const 0)) (i32.le_s (i32.add (local.get $iw) (i32.const 8)) (local.get $W))))
+                    (i32.and (i32.ge_s (local.get $iw) (i32.const 0))
+                      (i32.le_s (i32.add (local.get $iw) (i32.shl (i32.const 8) (i32.sub (local.get $fast) (i32.const 1)))) (local.get $W))))
                 (then
                   (local.set $rowp (i32.add (local.get $plane) (i32.shl (i32.add (i32.mul (local.get $ih) (local.get $W)) (local.get $iw)) (i32.const 2))))
-                  (v128.store offset=0 (local.get $dst) (v128.load offset=0 (local.get $rowp)))
-                  (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $rowp))))
+                  (if (i32.eq (local.get $fast) (i32.const 1))
+                    (then
+                      (v128.store offset=0 (local.get $dst) (v128.load offset=0 (local.get $rowp)))
+                      (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $rowp))))
+                    (else
+                      ;; floats 0, 2, 4, ... of 16
+                      (v128.store offset=0 (local.get $dst)
+                        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                          (v128.load offset=0 (local.get $rowp)) (v128.load offset=16 (local.get $rowp))))
+                      (v128.store offset=16 (local.get $dst)
+                        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                          (v128.load offset=32 (local.get $rowp)) (v128.load offset=48 (local.get $rowp)))))))
                 (else (call $gather8 (local.get $plane) (local.get $H) (local.get $W) (i32.mul (local.get $kh) (local.get $DH))
                         (i32.mul (local.get $kw) (local.get $DW)) (local.get $tmp) (local.get $dst)))))
             (else (call $gather8 (local.get $plane) (local.get $H) (local.get $W) (i32.mul (local.get $kh) (local.get $DH))
