@@ -91,6 +91,11 @@ export class FlatGraph {
     return this.nodes.get(name);
   }
 
+  /** A function of the graph's library (a While loop's body, which is not inlined). */
+  functionDef(name: string): FunctionDef | undefined {
+    return this.library.get(name);
+  }
+
   /** Follows inlined calls until the ref names a node that computes it. */
   resolve(ref: TfRef): TfRef {
     for (let steps = 0; ; steps++) {

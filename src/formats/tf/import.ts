@@ -7,6 +7,7 @@ import { refKey, type FlatGraph, type TfNode, type TfRef } from './flatten.js';
 import { permuted } from '../../core/transpose.js';
 import { HWIO_TO_OIHW, reshaped } from './layout.js';
 import { outputTypeAttr, TF_OPS, type OpContext } from './ops.js';
+import { importedInputs } from './rnn.js';
 import { simplify } from './simplify.js';
 import { dtypeOf, shapeFromProto, tensorFromProto } from './tensor.js';
 
@@ -123,8 +124,9 @@ function dependencyOrder(flat: FlatGraph, fetches: readonly TfRef[], fed: Readon
     enter(ref, refKey(ref));
     while (stack.length) {
       const top = stack[stack.length - 1]!;
-      if (top.next < top.node.inputs.length) {
-        enter(top.node.inputs[top.next++]!, top.node.origin);
+      const inputs = importedInputs(top.node);
+      if (top.next < inputs.length) {
+        enter(inputs[top.next++]!, top.node.origin);
       } else {
         stack.pop();
         state.set(top.node.name, 'done');
@@ -346,6 +348,8 @@ class Builder {
         return value;
       },
       outDType,
+      tensor: (base, value) => b.initializer(`${node.name}#${base}`, value),
+      func: (name) => b.flat.functionDef(name),
       fail(expected) {
         return e.fail(where, expected);
       },

@@ -4,6 +4,8 @@ import { Tensor } from '../../core/tensor.js';
 import { dtypeToOnnxCode } from '../onnx/dtypes.js';
 import { attrBool, attrFloat, attrInt, attrInts, attrString, attrType, type Attrs } from './attrs.js';
 import { refKey, type TfNode, type TfRef } from './flatten.js';
+import type { FunctionDef } from './messages.js';
+import { TF_RNN_IMPORT_IR, TF_RNN_OPS } from './rnn.js';
 
 /**
  * TensorFlow ops -> the IR (ONNX semantics, opset 17). ONE table, TF_OPS: each entry builds the IR
@@ -49,6 +51,10 @@ export interface OpContext {
   variable(): string;
   /** The dtype TF's attrs give output 0 (T, dtype, DstT, out_type), if any. */
   outDType(): DType | undefined;
+  /** A new constant tensor (weights rearranged at import, e.g. a Keras LSTM's gates). */
+  tensor(base: string, value: Tensor): string;
+  /** A function of the graph's library (a While loop's body). */
+  func(name: string): FunctionDef | undefined;
   fail(expected: string): never;
 }
 
@@ -638,6 +644,8 @@ export const TF_OPS: Readonly<Record<string, OpBuilder>> = {
   FusedBatchNorm: fusedBatchNorm,
   FusedBatchNormV2: fusedBatchNorm,
   FusedBatchNormV3: fusedBatchNorm,
+  // Keras LSTM/GRU While loops, lifted to ONNX LSTM/GRU (rnn.ts).
+  ...TF_RNN_OPS,
 };
 
 /**
@@ -669,6 +677,7 @@ export const TF_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
   GatherV2: ['Gather'], GatherNd: ['GatherND', 'Cast'], Range: ['Range'], Fill: ['ConstantOfShape', 'Expand', 'Cast'], Tile: ['Tile', 'Cast'],
   BroadcastTo: ['Expand', 'Cast'], MirrorPad: ['Pad'], Unpack: ['Gather'], Split: ['Slice'], SplitV: ['Slice'],
   ResizeBilinear: ['Resize', 'Transpose', 'Cast', 'Slice', 'Shape', 'Concat'], ResizeNearestNeighbor: ['Resize', 'Transpose', 'Cast', 'Slice', 'Shape', 'Concat'],
+  ...TF_RNN_IMPORT_IR,
 };
 
 /** TF's output dtype attr per op, when it is not T (the common case). */

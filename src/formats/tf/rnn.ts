@@ -1,0 +1,207 @@
+import { attr } from '../../core/graph.js';
+import { Tensor } from '../../core/tensor.js';
+import { attrFunc, attrTypes } from './attrs.js';
+import type { TfNode, TfRef } from './flatten.js';
+import type { FunctionDef, NodeDef } from './messages.js';
+import type { OpBuilder, OpContext } from './ops.js';
+
+/**
+ * Keras's recurrent layers, lifted back to ONNX LSTM and GRU. Keras 3 on TensorFlow runs an
+ * LSTM or GRU layer as a While loop over the time-major input, unstacked into a TensorList
+ * (TensorListFromTensor), one cell step per iteration, each step's output written into a second
+ * TensorList (TensorListReserve, stacked after the loop by TensorListStack). The cell's body is
+ * recognised (its MatMuls, BiasAdds, splits and the default sigmoid/tanh activations) and the
+ * whole loop becomes one recurrent node with Keras's weights reordered:
+ *
+ * - LSTM: Keras's gates are i, f, c, o along the kernel's columns; ONNX's are i, o, f, c.
+ * - GRU: both are z, r, h; reset_after=True (Keras 3's default) is linear_before_reset=1 with
+ *   the bias rows as Wb and Rb; reset_after=False is linear_before_reset=0.
+ *
+ * Any other While loop (other activations, masking, a hand-written tf.while_loop) is refused
+ * naming the node, as an unsupported op would be. The TensorList values are the stacked tensors
+ * themselves ([time, batch, features]), which is all Keras's loop does with them.
+ */
+
+const DT_FLOAT = 1;
+const DT_INT32 = 3;
+const DT_RESOURCE = 20;
+const DT_VARIANT = 21;
+
+/** Ops a Keras LSTM/GRU cell's loop body is made of (besides the two activations). */
+const CELL_OPS = new Set([
+  'Identity', 'Const', 'NoOp', 'ReadVariableOp', 'Cast', 'TensorListGetItem', 'TensorListSetItem', 'MatMul', 'BiasAdd', 'AddV2', 'Add',
+  'Sub', 'Mul', 'Split', 'SplitV', 'StridedSlice', 'Unpack', 'Squeeze', 'Sigmoid', 'Tanh',
+]);
+
+/** The body's structure: which loop inputs are the kernel, recurrent kernel and bias. */
+interface Cell {
+  readonly kind: 'LSTM' | 'GRU';
+  readonly kernel: number;
+  readonly recurrent: number;
+  readonly bias: number | undefined;
+  /** Products by the recurrent kernel per step: a GRU with reset_after=False has two (h·Rzr, (r⊙h)·Rh). */
+  readonly recurrentProducts: number;
+}
+
+/** Recognises a Keras LSTM or GRU cell in a While body; a line saying why not otherwise. */
+function recogniseCell(body: FunctionDef, loopTypes: readonly number[]): Cell | string {
+  const args = body.signature?.input_arg.map((a) => a.name) ?? [];
+  if (args.length !== loopTypes.length) return `a loop body taking the loop's ${loopTypes.length} values`;
+  const nodes = new Map<string, NodeDef>(body.node_def.map((n) => [n.name, n]));
+  const count = new Map<string, number>();
+  for (const n of body.node_def) {
+    if (!CELL_OPS.has(n.op)) return `a Keras LSTM or GRU cell in the loop body (it uses ${n.op} at ${n.name})`;
+    count.set(n.op, (count.get(n.op) ?? 0) + 1);
+  }
+  // A body input string is "node:output:k", "node" or a function argument's name.
+  const through = new Set(['Identity', 'Cast', 'ReadVariableOp', 'StridedSlice']);
+  const source = (input: string): { node?: NodeDef; arg?: number } => {
+    for (let name = input.split(':')[0]!, steps = 0; steps < 32; steps++) {
+      const node = nodes.get(name);
+      if (!node) {
+        const arg = args.indexOf(name);
+        return arg >= 0 ? { arg } : {};
+      }
+      if (!through.has(node.op) || !node.input[0]) return { node };
+      name = node.input[0].split(':')[0]!;
+    }
+    return {};
+  };
+  const kernels = new Set<number>();
+  const recurrents = new Set<number>();
+  let recurrentProducts = 0;
+  for (const n of body.node_def) {
+    if (n.op !== 'MatMul') continue;
+    const weight = source(n.input[1] ?? '').arg;
+    if (weight === undefined || loopTypes[weight] !== DT_RESOURCE) return `MatMul ${n.name} in the loop body to multiply by a captured variable`;
+    if (source(n.input[0] ?? '').node?.op === 'TensorListGetItem') kernels.add(weight);
+    else {
+      recurrents.add(weight);
+      recurrentProducts++;
+    }
+  }
+  if (kernels.size !== 1 || recurrents.size !== 1) return 'one input kernel and one recurrent kernel in the loop body';
+  const kernel = [...kernels][0]!;
+  const recurrent = [...recurrents][0]!;
+  const others = loopTypes.map((t, i) => i).filter((i) => loopTypes[i] === DT_RESOURCE && i !== kernel && i !== recurrent);
+  if (others.length > 1) return 'at most a bias besides the two kernels among the loop\'s variables';
+  const sigmoids = count.get('Sigmoid') ?? 0;
+  const tanhs = count.get('Tanh') ?? 0;
+  const kind = sigmoids === 3 && tanhs === 2 ? 'LSTM' : sigmoids === 2 && tanhs === 1 ? 'GRU' : undefined;
+  if (!kind) return `the default activations of a Keras LSTM (3 Sigmoid, 2 Tanh) or GRU (2 Sigmoid, 1 Tanh), not ${sigmoids} Sigmoid and ${tanhs} Tanh`;
+  return { kind, kernel, recurrent, bias: others[0], recurrentProducts };
+}
+
+/**
+ * [G·H, rows] gate-major weights from a Keras [rows, G·H] matrix: ONNX gate g takes Keras gate
+ * order[g] (LSTM: i, o, f, c from i, f, c, o).
+ */
+function gateMajor(t: Tensor, hidden: number, order: readonly number[]): Tensor {
+  const [rows, cols] = t.shape as [number, number];
+  const src = t.toFloat32();
+  const out = new Float32Array(rows * cols);
+  order.forEach((from, g) => {
+    for (let j = 0; j < hidden; j++) for (let r = 0; r < rows; r++) out[(g * hidden + j) * rows + r] = src[r * cols + from * hidden + j]!;
+  });
+  return Tensor.from('float32', [1, cols, rows], out);
+}
+
+function reorderBias(values: Float32Array, hidden: number, order: readonly number[]): Float32Array {
+  const out = new Float32Array(values.length);
+  order.forEach((from, g) => out.set(values.subarray(from * hidden, (from + 1) * hidden), g * hidden));
+  return out;
+}
+
+const LSTM_ORDER = [0, 3, 1, 2];
+const GRU_ORDER = [0, 1, 2];
+
+const While: OpBuilder = (ctx) => {
+  const bodyName = attrFunc(ctx.attr, 'body');
+  const body = bodyName === undefined ? undefined : ctx.func(bodyName);
+  if (!body) return ctx.fail(`a While body function in the graph's library (${bodyName ?? 'no body attr'})`);
+  const types = attrTypes(ctx.attr, 'T') ?? [];
+  if (types.length !== ctx.arity) return ctx.fail(`a type per loop value (T has ${types.length}, the node ${ctx.arity} inputs)`);
+  const cell = recogniseCell(body, types);
+  if (typeof cell === 'string') return ctx.fail(`${cell}: only Keras LSTM and GRU loops are imported`);
+
+  // The loop's TensorLists: the time-major input unstacked, and the per-step outputs reserved.
+  const listOf = (op: string) => types.map((t, i) => i).filter((i) => types[i] === DT_VARIANT && ctx.producer(ctx.inputRef(i))?.node.op === op);
+  const inputs = listOf('TensorListFromTensor');
+  const outputs = listOf('TensorListReserve');
+  if (inputs.length !== 1 || outputs.length !== 1) return ctx.fail('one input TensorList (TensorListFromTensor) and one output TensorList (TensorListReserve)');
+  const states = types.map((t, i) => i).filter((i) => types[i] === DT_FLOAT);
+  if (states.length !== (cell.kind === 'LSTM' ? 2 : 1)) return ctx.fail(`${cell.kind === 'LSTM' ? 'two float states (h, c)' : 'one float state (h)'} among the loop values`);
+
+  const kernel = ctx.constant(cell.kernel);
+  const recurrent = ctx.constant(cell.recurrent);
+  const bias = cell.bias === undefined ? undefined : ctx.constant(cell.bias);
+  if (!kernel || !recurrent || (cell.bias !== undefined && !bias)) return ctx.fail('the cell\'s kernels and bias as constants or variables');
+  if (kernel.shape.length !== 2 || recurrent.shape.length !== 2) return ctx.fail(`2-D kernels, not ${kernel} and ${recurrent}`);
+  const hidden = recurrent.shape[0]!;
+  const gates = cell.kind === 'LSTM' ? 4 : 3;
+  if (recurrent.shape[1] !== gates * hidden || kernel.shape[1] !== gates * hidden) {
+    return ctx.fail(`${cell.kind} kernels of ${gates}·${hidden} columns, not ${kernel} and ${recurrent}`);
+  }
+  const order = cell.kind === 'LSTM' ? LSTM_ORDER : GRU_ORDER;
+  const gh = gates * hidden;
+  const b = new Float32Array(2 * gh);
+  // reset_after=True (one recurrent product, r applied to it) is ONNX's linear_before_reset=1.
+  const linearBeforeReset = cell.kind === 'GRU' && cell.recurrentProducts === 1 ? 1 : 0;
+  if (bias) {
+    const values = bias.toFloat32();
+    if (bias.shape.length === 1 && bias.shape[0] === gh) {
+      b.set(reorderBias(values, hidden, order));
+    } else if (cell.kind === 'GRU' && bias.shape.length === 2 && bias.shape[0] === 2 && bias.shape[1] === gh) {
+      // reset_after=True: the input bias and the recurrent bias, applied inside r ⊙ (…) as linear_before_reset does.
+      b.set(values);
+    } else {
+      return ctx.fail(`a ${cell.kind} bias of ${gh} values${cell.kind === 'GRU' ? ` or [2, ${gh}]` : ''}, not ${bias}`);
+    }
+  }
+
+  const x = ctx.input(inputs[0]!);
+  const unsqueeze = (v: string) => ctx.op('Unsqueeze', [v, ctx.constInts([0])], {}, 'float32', 3);
+  const W = ctx.tensor('W', gateMajor(kernel, hidden, order));
+  const R = ctx.tensor('R', gateMajor(recurrent, hidden, order));
+  const B = ctx.tensor('B', Tensor.from('float32', [1, 2 * gh], b));
+  const initial = states.map((i) => unsqueeze(ctx.input(i)));
+  const attributes = { hidden_size: attr.int(hidden), ...(cell.kind === 'GRU' ? { linear_before_reset: attr.int(linearBeforeReset) } : {}) };
+  const y = ctx.op(cell.kind, [x, W, R, B, '', ...initial], attributes, 'float32', 4);
+  const outs: (string | undefined)[] = new Array<string | undefined>(ctx.arity).fill(undefined);
+  // [time, 1, batch, hidden] -> the stacked list [time, batch, hidden]; the state after the last step is its last row.
+  outs[outputs[0]!] = ctx.out('Squeeze', [y, ctx.constInts([1])], {}, 'float32', 3, outputs[0]!);
+  const last = ctx.op('Slice', [y, ctx.constInts([-1]), ctx.constInts([Number.MAX_SAFE_INTEGER]), ctx.constInts([0])], {}, 'float32', 4);
+  outs[states[0]!] = ctx.out('Squeeze', [last, ctx.constInts([0, 1])], {}, 'float32', 2, states[0]!);
+  return outs;
+};
+
+/**
+ * The inputs of a TF node the import needs computed: all of them, except a While loop's int32
+ * counters (iteration count and bound), which the lifted recurrent node does not read.
+ */
+export function importedInputs(node: TfNode): readonly TfRef[] {
+  if (node.op !== 'While' && node.op !== 'StatelessWhile') return node.inputs;
+  const types = attrTypes(node.attr, 'T');
+  return types && types.length === node.inputs.length ? node.inputs.filter((_, i) => types[i] !== DT_INT32) : node.inputs;
+}
+
+/** A TensorList holding a whole tensor, as Keras's loop uses it: the tensor itself. */
+const listIsTensor: OpBuilder = (ctx) => [ctx.out('Identity', [ctx.input(0)], {}, 'float32')];
+
+export const TF_RNN_OPS: Readonly<Record<string, OpBuilder>> = {
+  While,
+  StatelessWhile: While,
+  TensorListFromTensor: listIsTensor,
+  TensorListStack: listIsTensor,
+  // Only the recognised loop reads it, and writes the steps' outputs in its place.
+  TensorListReserve: () => [undefined],
+};
+
+/** What each entry becomes in the IR (the TF import column of the coverage table). */
+export const TF_RNN_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
+  While: ['LSTM', 'GRU', 'Unsqueeze', 'Squeeze', 'Slice'],
+  StatelessWhile: ['LSTM', 'GRU', 'Unsqueeze', 'Squeeze', 'Slice'],
+  TensorListFromTensor: [],
+  TensorListStack: [],
+  TensorListReserve: [],
+};
