@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Attribute, Graph, Node } from '../src/core/graph.js';
 import { Tensor } from '../src/core/tensor.js';
 import { Session } from '../src/runtime/executor.js';
+import { erf, erfForFloat32 } from '../src/runtime/kernels/erf.js';
 
 /**
  * The WebAssembly paths of Conv, Gemm and MatMul with what the planner folds into them (bias,
@@ -307,3 +308,18 @@ function erfReference(x: number): number {
   for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
   return Math.sign(x) * (1 - Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI)));
 }
+
+describe('erf for float32 results (piecewise Taylor table)', () => {
+  it('rounds to the same float32 as the float64 erf on [-5, 5], and keeps NaN and the signs', () => {
+    let differ = 0;
+    for (let i = -250_000; i <= 250_000; i++) {
+      const x = Math.fround(i / 50_000 + 1e-7);
+      if (Math.fround(erfForFloat32(x)) !== Math.fround(erf(x))) differ++;
+    }
+    expect(differ).toBe(0);
+    expect(erfForFloat32(Number.NaN)).toBeNaN();
+    expect(Object.is(erfForFloat32(-0), -0)).toBe(true);
+    expect(erfForFloat32(-7)).toBe(-1);
+    expect(Math.abs(erfForFloat32(3e-5) - erf(3e-5))).toBeLessThan(1e-8 * erf(3e-5));
+  });
+});

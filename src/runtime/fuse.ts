@@ -1,6 +1,6 @@
 import { nodeOuterReads, type Graph, type Node } from '../core/graph.js';
 import type { RunKernel } from './kernel.js';
-import { erf } from './kernels/erf.js';
+import { erfForFloat32 } from './kernels/erf.js';
 import { isHalf, roundHalf, type Value } from './value.js';
 
 /**
@@ -87,8 +87,8 @@ function geluFloat32(inputs: readonly (Value | undefined)[]): Value[] | undefine
   const half = c3 ? (c3.data as Float32Array)[0]! : 1;
   const out = new Float32Array(src.length);
   const f = Math.fround;
-  if (c3) for (let i = 0; i < src.length; i++) out[i] = f(src[i]! * f(f(erf(f(src[i]! / d))) + one)) * half;
-  else for (let i = 0; i < src.length; i++) out[i] = src[i]! * f(f(erf(f(src[i]! / d))) + one);
+  if (c3) for (let i = 0; i < src.length; i++) out[i] = f(src[i]! * f(f(erfForFloat32(f(src[i]! / d))) + one)) * half;
+  else for (let i = 0; i < src.length; i++) out[i] = src[i]! * f(f(erfForFloat32(f(src[i]! / d))) + one);
   return [{ dtype: 'float32', shape: x.shape, data: out }];
 }
 

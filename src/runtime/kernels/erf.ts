@@ -1,42 +1,89 @@
 /**
- * erf(x) to within 6e-8 relative (under one float32 ulp; checked against a float64 evaluation
- * of the series and continued fraction on [-7, 7] in steps of 1e-5): near zero, where erf is
- * about 2x/√π and only a relative bound is good enough for ONNX's tolerances, the Maclaurin
- * series in 12 fixed terms (truncation below 1e-12 for |x| < 0.5); beyond, 1 - erfc(|x|) with
- * erfc from Numerical Recipes' Chebyshev fit (fractional error below 1.2e-7). One exp and no
- * loop: transformers call Erf on every activation of every GELU.
+ * erf(x) to float64 accuracy (the float32 approximations in the literature are too coarse to
+ * match ONNX's reference within its tolerance near zero): the Maclaurin series for |x| < 2.5,
+ * erfc's continued fraction (evaluated with Lentz's method) beyond.
  */
 export function erf(x: number): number {
-  if (x !== x) return NaN;
-  const ax = x < 0 ? -x : x;
-  if (ax < 0.5) {
-    const t = x * x;
-    return (
-      x *
-      (1.1283791670955126 +
-        t * (-0.37612638903183754 +
-        t * (0.11283791670955128 +
-        t * (-0.026866170645131252 +
-        t * (0.0052239776254421879 +
-        t * (-0.00085483270234508533 +
-        t * (0.00012055332981789665 +
-        t * (-0.000014925650358406252 +
-        t * (0.0000016462114365889248 +
-        t * (-1.6365844691234924e-7 + t * (1.4807192815879219e-8 + t * -1.2290555301717928e-9)))))))))))
-    );
+  const ax = Math.abs(x);
+  if (Number.isNaN(x)) return NaN;
+  if (ax < 2.5) {
+    let sum = x;
+    let term = x;
+    const x2 = x * x;
+    for (let n = 1; n < 60; n++) {
+      term *= -x2 / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
   }
-  if (ax >= 6) return x < 0 ? -1 : 1;
-  const t = 1 / (1 + 0.5 * ax);
-  const erfc =
-    t *
-    Math.exp(
-      -ax * ax - 1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return x < 0 ? erfc - 1 : 1 - erfc;
+  if (ax > 6) return Math.sign(x);
+  let f = ax;
+  let c = ax;
+  let d = 0;
+  for (let n = 1; n < 200; n++) {
+    const an = n / 2;
+    d = ax + an * d;
+    d = d === 0 ? 1e-300 : 1 / d;
+    c = ax + an / c;
+    if (c === 0) c = 1e-300;
+    const delta = c * d;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  const erfc = Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI));
+  return Math.sign(x) * (1 - erfc);
+}
+
+/**
+ * erf for float32 results, the runtime's hot path (transformers call it on every activation of
+ * every GELU), without a loop or an exp: on [0, 4), 16 segments of width 1/4, each a degree-12
+ * Taylor polynomial about its midpoint, whose coefficients come once from erf above and the
+ * Hermite polynomials (erf⁽ⁿ⁾(c) = 2/√π · (-1)ⁿ⁻¹ Hₙ₋₁(c) e^(-c²)). The truncation is below
+ * 1e-13 relative; checked to round to the same float32 as erf on [-5, 5] in steps of 1e-5.
+ * From 4 on, erf rounds to ±1 in float32 (1 - erf(4) is 1.5e-8, under half an ulp).
+ */
+const SEGMENTS = 16;
+const DEGREE = 12;
+const TAYLOR = (() => {
+  const t = new Float64Array(SEGMENTS * (DEGREE + 1));
+  for (let s = 0; s < SEGMENTS; s++) {
+    const c = (s + 0.5) / 4;
+    const g = (2 / Math.sqrt(Math.PI)) * Math.exp(-c * c);
+    const at = s * (DEGREE + 1);
+    t[at] = erf(c);
+    let h0 = 1; // H_{n-2}
+    let h1 = 2 * c; // H_{n-1}
+    let factorial = 1;
+    for (let n = 1; n <= DEGREE; n++) {
+      factorial *= n;
+      const h = n === 1 ? h0 : h1;
+      t[at + n] = (g * ((n - 1) % 2 ? -1 : 1) * h) / factorial;
+      if (n >= 2) {
+        const next = 2 * c * h1 - 2 * (n - 1) * h0;
+        h0 = h1;
+        h1 = next;
+      }
+    }
+  }
+  return t;
+})();
+
+export function erfForFloat32(x: number): number {
+  const ax = x < 0 ? -x : x;
+  if (!(ax < 4)) return ax !== ax ? NaN : x < 0 ? -1 : 1;
+  // below 1e-4 the series' second term is under 4e-9 of the first
+  if (ax < 1e-4) return x * 1.1283791670955126;
+  const s = (ax * 4) | 0;
+  const t = ax - (s + 0.5) / 4;
+  const at = s * (DEGREE + 1);
+  let p = TAYLOR[at + DEGREE]!;
+  for (let i = DEGREE - 1; i >= 0; i--) p = p * t + TAYLOR[at + i]!;
+  return x < 0 ? -p : p;
 }
 
 /** Erf over a float32 array in a loop of its own (the shared unary loop's call cannot be inlined). */
 export function erfFloat32(src: Float32Array, dst: Float32Array): void {
-  for (let i = 0; i < src.length; i++) dst[i] = erf(src[i]!);
+  for (let i = 0; i < src.length; i++) dst[i] = erfForFloat32(src[i]!);
 }
