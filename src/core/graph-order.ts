@@ -1,4 +1,4 @@
-import type { Graph, Node } from './graph.js';
+import { nodeOuterReads, type Graph, type Node } from './graph.js';
 
 /** Why a graph cannot run: the node, and what is wrong with it, in words for one line. */
 export interface GraphFault {
@@ -12,12 +12,14 @@ export type Ordered = { readonly nodes: Node[] } | { readonly fault: GraphFault 
 /**
  * Orders nodes so every value is computed before it is read (Kahn's algorithm, keeping the file's
  * order where it already works), or names the first node that breaks the graph's structure: one
- * writing a value already defined, one reading a value nothing provides, or one on a cycle. Graph
- * outputs must be produced too. Readers run it at load time so a broken graph is refused before
- * anything is converted, and the executor plans with the same order.
+ * writing a value already defined, one reading a value nothing provides, or one on a cycle. A
+ * node's reads include what its nested graphs (If branches, Loop bodies) take from the enclosing
+ * scope. `outer` holds the names a nested graph sees from the graphs around it. Graph outputs
+ * must be produced too. The one implementation for the readers (a broken graph is refused when it
+ * is read), the executor and the nested-graph planner.
  */
-export function orderGraph(graph: Graph): Ordered {
-  const available = new Set<string>(['', ...graph.initializers.keys(), ...graph.inputs.map((i) => i.name)]);
+export function orderGraph(graph: Graph, outer: ReadonlySet<string> = new Set()): Ordered {
+  const available = new Set<string>(['', ...outer, ...graph.initializers.keys(), ...graph.inputs.map((i) => i.name)]);
   const producer = new Map<string, number>();
   for (let index = 0; index < graph.nodes.length; index++) {
     const node = graph.nodes[index]!;
@@ -32,7 +34,7 @@ export function orderGraph(graph: Graph): Ordered {
   for (let index = 0; index < graph.nodes.length; index++) {
     const node = graph.nodes[index]!;
     let count = 0;
-    for (const i of node.inputs) {
+    for (const i of new Set([...node.inputs, ...nodeOuterReads(node)])) {
       if (available.has(i)) continue;
       if (!producer.has(i)) return fault(node, `reads ${i}, which no node, input or initializer provides`);
       count++;
@@ -58,7 +60,7 @@ export function orderGraph(graph: Graph): Ordered {
   }
   if (ordered.length < graph.nodes.length) {
     const stuck = graph.nodes.find((_, i) => !done[i])!;
-    const through = stuck.inputs.find((i) => producer.has(i) && !done[producer.get(i)!]);
+    const through = [...stuck.inputs, ...nodeOuterReads(stuck)].find((i) => producer.has(i) && !done[producer.get(i)!]);
     return fault(stuck, `is part of a cycle through ${through}`);
   }
   for (const out of graph.outputs) {
@@ -67,6 +69,13 @@ export function orderGraph(graph: Graph): Ordered {
     }
   }
   return { nodes: ordered };
+}
+
+/** The nodes in order, or the fault as one line (`node X (Op) reads y, which ...`) thrown by `raise`. */
+export function orderedOrThrow(graph: Graph, raise: (line: string) => Error, outer?: ReadonlySet<string>): Node[] {
+  const ordered = orderGraph(graph, outer);
+  if ('fault' in ordered) throw raise(`node ${ordered.fault.node} (${ordered.fault.op}) ${ordered.fault.problem}`);
+  return ordered.nodes;
 }
 
 function fault(node: Node, problem: string): Ordered {

@@ -1,4 +1,5 @@
 import { UsageError } from '../core/errors.js';
+import { orderedOrThrow } from '../core/graph-order.js';
 import { allNodes, nodeOuterReads, type Graph, type Node } from '../core/graph.js';
 import type { Tensor } from '../core/tensor.js';
 import { markConstant } from './constants.js';
@@ -65,7 +66,7 @@ export class Session {
     this.inputSlots = graph.inputs.filter((i) => !graph.initializers.has(i.name)).map((i) => ({ name: i.name, slot: slot(i.name), dtype: i.dtype }));
 
     // Activations (and MatMul's bias add) are folded into the product before them: see fuse.ts.
-    const ordered = fuseNodes(orderNodes(graph), graph);
+    const ordered = fuseNodes(orderedOrThrow(graph, (line) => new UsageError(line)), graph);
     const prepare = (node: Node): RunKernel => kernelFor(node.op, graph.opset, node.domain)!.prepare(node, graph.opset);
     const constant = (name: string): Value | undefined => {
       const s = slotOf.get(name);
@@ -166,52 +167,3 @@ function refuseUnsupported(graph: Graph): void {
   throw new UsageError(`unsupported op${byOp.size > 1 ? 's' : ''}: ${list.join('; ')}`);
 }
 
-/**
- * Orders nodes so every value is computed before it is read (Kahn's algorithm, keeping the file's
- * order where it already works). Names the node that can never run: one reading a value nothing
- * provides, or one on a cycle.
- */
-function orderNodes(graph: Graph): Node[] {
-  const available = new Set<string>(['', ...graph.initializers.keys(), ...graph.inputs.map((i) => i.name)]);
-  const producer = new Map<string, number>();
-  graph.nodes.forEach((node, index) => {
-    for (const o of node.outputs) {
-      if (o === '') continue;
-      if (producer.has(o) || available.has(o)) throw new UsageError(`node ${node.name} (${node.op}) writes ${o}, which is already defined`);
-      producer.set(o, index);
-    }
-  });
-  const waiting = graph.nodes.map((node) => {
-    let count = 0;
-    for (const i of [...node.inputs, ...nodeOuterReads(node)]) {
-      if (available.has(i)) continue;
-      if (!producer.has(i)) throw new UsageError(`node ${node.name} (${node.op}) reads ${i}, which no node, input or initializer provides`);
-      count++;
-    }
-    return count;
-  });
-  const readers = new Map<string, number[]>();
-  graph.nodes.forEach((node, index) => {
-    for (const i of [...node.inputs, ...nodeOuterReads(node)]) if (!available.has(i)) readers.set(i, [...(readers.get(i) ?? []), index]);
-  });
-  const ordered: Node[] = [];
-  const done = new Array<boolean>(graph.nodes.length).fill(false);
-  let progress = true;
-  while (ordered.length < graph.nodes.length && progress) {
-    progress = false;
-    for (let index = 0; index < graph.nodes.length; index++) {
-      if (done[index] || waiting[index]! > 0) continue;
-      const node = graph.nodes[index]!;
-      done[index] = true;
-      progress = true;
-      ordered.push(node);
-      for (const o of node.outputs) for (const r of readers.get(o) ?? []) waiting[r]!--;
-    }
-  }
-  if (ordered.length < graph.nodes.length) {
-    const stuck = graph.nodes.find((_, i) => !done[i])!;
-    const through = stuck.inputs.find((i) => producer.has(i) && !done[producer.get(i)!]);
-    throw new UsageError(`node ${stuck.name} (${stuck.op}) is part of a cycle through ${through}`);
-  }
-  return ordered;
-}

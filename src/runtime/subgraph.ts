@@ -1,4 +1,5 @@
 import { nodeOuterReads, outerReads, type Graph, type Node } from '../core/graph.js';
+import { orderedOrThrow } from '../core/graph-order.js';
 import { KernelError, type RunKernel } from './kernel.js';
 import { kernelFor } from './ops.js';
 import { fromTensor, isHalf, roundHalf, type Value } from './value.js';
@@ -34,7 +35,7 @@ export class Subgraph {
     for (const [name, tensor] of graph.initializers) constants[slot(name)] = fromTensor(tensor, `${what} initializer ${name}`);
     this.constantCount = slotOf.size;
     this.fed = [...graph.inputs.filter((i) => !graph.initializers.has(i.name)).map((i) => i.name), ...this.outer].map(slot);
-    for (const node of orderNodes(graph, new Set([...slotOf.keys()]), what)) {
+    for (const node of orderedOrThrow(graph, (line) => new KernelError(`${what} ${line}`), new Set(slotOf.keys()))) {
       const factory = kernelFor(node.op, graph.opset, node.domain);
       if (!factory) throw new KernelError(`${what} node ${node.name} uses ${node.op}, which the runtime does not support${node.domain ? ` (domain ${node.domain})` : ''}`);
       let run: RunKernel;
@@ -94,40 +95,3 @@ export class Subgraph {
   }
 }
 
-/** Kahn's order over a nested graph's nodes; `available` holds its inputs, initializers and outer names. */
-function orderNodes(graph: Graph, available: Set<string>, what: string): Node[] {
-  const known = new Set(available);
-  known.add('');
-  const producer = new Map<string, number>();
-  graph.nodes.forEach((node, index) => {
-    for (const o of node.outputs) {
-      if (o === '') continue;
-      if (producer.has(o) || known.has(o)) throw new KernelError(`${what} node ${node.name} (${node.op}) writes ${o}, which is already defined`);
-      producer.set(o, index);
-    }
-  });
-  const reads = graph.nodes.map((n) => [...n.inputs, ...nodeOuterReads(n)].filter((i) => !known.has(i)));
-  const ordered: Node[] = [];
-  const done = new Set<string>();
-  const placed = new Array<boolean>(graph.nodes.length).fill(false);
-  for (let progress = true; progress && ordered.length < graph.nodes.length; ) {
-    progress = false;
-    graph.nodes.forEach((node, index) => {
-      if (placed[index] || !reads[index]!.every((i) => done.has(i))) return;
-      placed[index] = true;
-      progress = true;
-      ordered.push(node);
-      for (const o of node.outputs) done.add(o);
-    });
-  }
-  if (ordered.length < graph.nodes.length) {
-    const stuck = graph.nodes.find((_, i) => !placed[i])!;
-    const missing = reads[graph.nodes.indexOf(stuck)]!.find((i) => !done.has(i))!;
-    throw new KernelError(
-      producer.has(missing)
-        ? `${what} node ${stuck.name} (${stuck.op}) is part of a cycle through ${missing}`
-        : `${what} node ${stuck.name} (${stuck.op}) reads ${missing}, which no node, input, initializer or enclosing graph provides`,
-    );
-  }
-  return ordered;
-}
