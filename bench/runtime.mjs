@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { f, log, noted, PYTHON, ratio, ROOT, table, target, yes } from './harness.mjs';
 import { machine, median } from './util.mjs';
 
@@ -94,6 +95,30 @@ function flopsOf(model, feeds) {
   }
   session.run(feeds);
   return flops;
+}
+
+/**
+ * What two threads can get from this machine right now, whatever the runtime: a fixed loop of
+ * plain arithmetic alone on one thread, then on two threads at once (the median of 3 tries
+ * each); 2.0x means two idle cores, 1.0x one core's worth shared (other load, or two vCPUs on
+ * one physical core). The 2-thread targets can only be met where this is well above 1.6x.
+ */
+async function parallelCapacity() {
+  const source = `const t0 = performance.now(); let x = 0; for (let i = 0; i < 2e8; i++) x += i * 1e-9; require('node:worker_threads').parentPort.postMessage([performance.now() - t0, x]);`;
+  const once = () => new Promise((resolve, reject) => {
+    const w = new Worker(source, { eval: true });
+    w.once('message', ([ms]) => resolve(ms));
+    w.once('error', reject);
+  });
+  const alone = [];
+  const together = [];
+  for (let i = 0; i < 3; i++) {
+    alone.push(await once());
+    const t0 = performance.now();
+    await Promise.all([once(), once()]);
+    together.push(performance.now() - t0);
+  }
+  return (2 * median(alone)) / median(together);
 }
 
 function peerVersion(name) {
@@ -216,13 +241,20 @@ export async function runtimeModelsSection(python = existsSync(PYTHON)) {
   ensureModels();
   const ort = (await import('onnxruntime-node')).default;
   const results = [];
+  const capacityBefore = await parallelCapacity();
   const only = process.env.BENCH_MODELS?.split(',');
   for (const spec of MODELS) {
     if (only && !only.includes(spec.name)) continue;
     log(`runtime: ${spec.name}`);
     results.push(await measure(ort, spec));
   }
-  return report(results);
+  const capacity = [capacityBefore, await parallelCapacity()];
+  log(`parallel capacity ${capacity.map((c) => f(c, 2)).join(', ')}`);
+  return report(
+    results,
+    `Parallel capacity of the machine during this run (two threads of plain arithmetic against one; 2.00x is two idle cores): ${capacity.map((c) => `${f(c, 2)}x`).join(' before the models, ')} after. ` +
+      'The 2-threads-vs-1 rows cannot exceed it.',
+  );
 }
 
 // On its own: measure, then replace this section of bench/RESULTS.md (or append it).
