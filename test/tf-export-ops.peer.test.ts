@@ -299,6 +299,22 @@ const CASES: Case[] = [
     weights: { w: f32([4, 5], 2), v: f32([4], 4) },
     outputs: ['sm', 'mm', 'bmm', 'mv'],
   },
+  {
+    name: 'Slice with starts and ends computed at run time (torch.onnx.export of an FCN head), Mod (fmod 0 on integers)',
+    nodes: [
+      node('Shape', ['x'], ['shp']),
+      node('Gather', ['shp', 'two'], ['h']),
+      node('Div', ['h', 'four'], ['start']),
+      node('Unsqueeze', ['start', 'zero'], ['starts']),
+      node('Sub', ['h', 'one'], ['stop']),
+      node('Unsqueeze', ['stop', 'zero'], ['ends']),
+      node('Slice', ['x', 'starts', 'ends', 'axes'], ['sl']),
+      node('Mod', ['ids', 'three'], ['mod']),
+    ],
+    inputs: { x: f32([1, 2, 9, 4]), ids: ints('int32', [5], [-4, -1, 0, 5, 7]) },
+    weights: { two: i64([2], []), four: i64([4], []), one: i64([1], []), zero: i64([0]), axes: i64([2]), three: ints('int32', [], [3]) },
+    outputs: ['sl', 'mod'],
+  },
 ];
 
 interface Written {
@@ -415,8 +431,8 @@ describe.skipIf(!python)('TF export of IR ops: TensorFlow (SavedModel, GraphDef)
     });
   }
 
-  it('the TF ops each export entry declares: TF.js runs all of them (TruncateDiv, Softsign, TensorScatterAdd/Max/Min aside)', () => {
+  it('the TF ops each export entry declares: TF.js runs all of them (TruncateDiv, TruncateMod, Softsign, TensorScatterAdd/Max/Min aside)', () => {
     const missing = Object.entries(IR_TO_TF).flatMap(([op, e]) => e.tf.filter((t) => !TFJS_RUNS.has(t)).map((t) => `${op}:${t}`));
-    expect(missing.sort()).toEqual(['Div:TruncateDiv', 'ScatterND:TensorScatterAdd', 'ScatterND:TensorScatterMax', 'ScatterND:TensorScatterMin', 'Softsign:Softsign']);
+    expect(missing.sort()).toEqual(['Div:TruncateDiv', 'Mod:TruncateMod', 'ScatterND:TensorScatterAdd', 'ScatterND:TensorScatterMax', 'ScatterND:TensorScatterMin', 'Softsign:Softsign']);
   });
 });

@@ -50,7 +50,7 @@ const EXPORT: Record<string, Reason> = Object.fromEntries([
   ...each('LSTM GRU RNN If Loop Scan', RNN_EXPORT),
   ...each(
     `Acos Acosh Asin Asinh Atan Atanh Cosh Sinh BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor CumProd Det DepthToSpace SpaceToDepth
-     LRN Mod OneHot ReverseSequence Size`,
+     LRN OneHot ReverseSequence Size`,
     notYet('a direct TF op exists; its export mapping is not written'),
   ),
   ...each(

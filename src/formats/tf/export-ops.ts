@@ -270,7 +270,7 @@ function reshapeTo(ctx: ExportContext, x: string, dims: readonly number[], allow
 const masks = (m: Partial<Record<'begin_mask' | 'end_mask' | 'ellipsis_mask' | 'new_axis_mask' | 'shrink_axis_mask', number>> = {}) =>
   Object.fromEntries(['begin_mask', 'end_mask', 'ellipsis_mask', 'new_axis_mask', 'shrink_axis_mask'].map((k) => [k, tfAttr.int(m[k as keyof typeof m] ?? 0)]));
 
-const RESHAPE_OPS = ['Reshape', 'Shape', 'StridedSlice', 'ConcatV2'];
+const RESHAPE_OPS = ['Reshape', 'Shape', 'StridedSlice', 'ConcatV2', 'ZerosLike', 'Equal', 'SelectV2'];
 
 const reshape: ExportEntry = {
   tf: RESHAPE_OPS,
@@ -279,8 +279,16 @@ const reshape: ExportEntry = {
     const allowZero = attrInt(ctx.node, 'allowzero', 0) !== 0;
     if (ctx.constant(1)) return [reshapeTo(ctx, ctx.input(0), ctx.ints(1, 'shape'), allowZero)];
     // A shape computed at run time: TF's Reshape takes it as is, which is ONNX's allowzero.
-    if (!allowZero) ctx.fail('a constant shape, or allowzero 1 (TF reads a computed 0 as a zero size)');
-    return [ctx.tf('Reshape', [ctx.input(0), ctx.input(1)], { T: T(ctx), Tshape: T(ctx, 1) }, true)];
+    if (allowZero) return [ctx.tf('Reshape', [ctx.input(0), ctx.input(1)], { T: T(ctx), Tshape: T(ctx, 1) }, true)];
+    // Else a 0 at position i copies the input's size i: where(shape == 0, shape(x)[:len], shape).
+    const st = { T: T(ctx, 1) };
+    const shape = ctx.input(1);
+    const zeros = ctx.tf('ZerosLike', [shape], st);
+    const padded = ctx.tf('ConcatV2', [ctx.tf('Shape', [ctx.input(0)], { T: T(ctx), out_type: T(ctx, 1) }), zeros, ctx.const(Tensor.from('int32', [], [0]))], { ...st, N: tfAttr.int(2), Tidx: tfAttr.type(3) });
+    const length = ctx.tf('Shape', [shape], { T: T(ctx, 1), out_type: tfAttr.type(3) });
+    const copied = ctx.tf('StridedSlice', [padded, ctx.const(i32([0])), length, ctx.const(i32([1]))], { ...st, Index: tfAttr.type(3), ...masks() });
+    const full = ctx.tf('SelectV2', [ctx.tf('Equal', [shape, zeros], { ...st, incompatible_shape_error: tfAttr.bool(true) }), copied, shape], st);
+    return [ctx.tf('Reshape', [ctx.input(0), full], { T: T(ctx), Tshape: T(ctx, 1) }, true)];
   },
 };
 
@@ -332,36 +340,52 @@ const clip: ExportEntry = {
 
 /**
  * Slice as a StridedSlice over axes 0..max(axes): the axes not sliced take everything (begin and
- * end mask bits), and ONNX's "to the end" sentinels (|v| >= 2^62) become mask bits as well.
+ * end mask bits), and ONNX's "to the end" sentinels (|v| >= 2^62) become mask bits as well. Starts,
+ * ends or steps computed at run time (constant axes) are assembled into the vectors from pieces;
+ * TF clamps them to the axis as ONNX does.
  */
 const slice: ExportEntry = {
-  tf: ['StridedSlice'],
+  tf: ['StridedSlice', 'ConcatV2', 'Cast'],
   emit(ctx) {
-    const starts = ctx.ints(1, 'starts');
-    const ends = ctx.ints(2, 'ends');
     const rank = ctx.rank(0);
-    const axes = (ctx.hasInput(3) ? ctx.ints(3, 'axes') : starts.map((_, i) => i)).map((a) => (a < 0 ? (rank === undefined ? ctx.fail('a known rank for negative axes') : a + rank) : a));
-    const steps = ctx.hasInput(4) ? ctx.ints(4, 'steps') : starts.map(() => 1);
+    const n = ctx.constant(1)?.size ?? ctx.constant(2)?.size ?? (ctx.hasInput(3) ? ctx.constant(3)?.size : undefined);
+    const axes = (ctx.hasInput(3) ? ctx.ints(3, 'axes') : [...Array(n ?? ctx.fail('constant starts, ends or axes (how many axes are sliced)')).keys()]).map((a) =>
+      a < 0 ? (rank === undefined ? ctx.fail('a known rank for negative axes') : a + rank) : a,
+    );
+    const fixed = (i: number) => (ctx.hasInput(i) ? ctx.constant(i)?.toNumbers() : axes.map(() => 1));
+    const [starts, ends, steps] = [fixed(1), fixed(2), fixed(4)];
     const length = Math.max(...axes) + 1;
-    const [begin, end, strides] = [new Array<number>(length).fill(0), new Array<number>(length).fill(0), new Array<number>(length).fill(1)];
     let beginMask = 0;
     let endMask = 0;
     const huge = 2 ** 62;
-    for (let a = 0; a < length; a++) {
-      const i = axes.indexOf(a);
-      if (i < 0) {
-        beginMask |= 1 << a;
-        endMask |= 1 << a;
-        continue;
+    // One vector per operand: constant values where known, else pieces of the computed input.
+    const vector = (values: number[] | undefined, input: number, fill: number, maskOf?: (bit: number) => void) => {
+      if (values) {
+        const full = new Array<number>(length).fill(fill);
+        axes.forEach((a, i) => {
+          if (maskOf && Math.abs(values[i]!) >= huge) maskOf(1 << a);
+          else full[a] = values[i]!;
+        });
+        return ctx.const(Tensor.from('int64', [length], full.map(BigInt)));
       }
-      strides[a] = steps[i]!;
-      if (Math.abs(starts[i]!) >= huge) beginMask |= 1 << a;
-      else begin[a] = starts[i]!;
-      if (Math.abs(ends[i]!) >= huge) endMask |= 1 << a;
-      else end[a] = ends[i]!;
+      let v = ctx.input(input);
+      if (ctx.dtype(input) !== 'int64') v = ctx.tf('Cast', [v], { SrcT: T(ctx, input), DstT: tfAttr.type(9), Truncate: tfAttr.bool(false) });
+      const pieces = [...Array(length).keys()].map((a) => {
+        const i = axes.indexOf(a);
+        if (i < 0) return ctx.const(Tensor.from('int64', [1], [BigInt(fill)]));
+        return ctx.tf('StridedSlice', [v, ctx.const(i32([i])), ctx.const(i32([i + 1])), ctx.const(i32([1]))], { T: tfAttr.type(9), Index: tfAttr.type(3), ...masks() });
+      });
+      return pieces.length === 1 ? pieces[0]! : ctx.tf('ConcatV2', [...pieces, ctx.const(Tensor.from('int32', [], [0]))], { T: tfAttr.type(9), N: tfAttr.int(length), Tidx: tfAttr.type(3) });
+    };
+    for (let a = 0; a < length; a++) {
+      if (axes.includes(a)) continue;
+      beginMask |= 1 << a;
+      endMask |= 1 << a;
     }
-    const vec = (v: number[]) => ctx.const(Tensor.from('int64', [length], v.map(BigInt)));
-    return [ctx.tf('StridedSlice', [ctx.input(0), vec(begin), vec(end), vec(strides)], { T: T(ctx), Index: tfAttr.type(9), ...masks({ begin_mask: beginMask, end_mask: endMask }) }, true)];
+    const begin = vector(starts, 1, 0, (bit) => (beginMask |= bit));
+    const end = vector(ends, 2, 0, (bit) => (endMask |= bit));
+    const strides = vector(steps, 4, 1);
+    return [ctx.tf('StridedSlice', [ctx.input(0), begin, end, strides], { T: T(ctx), Index: tfAttr.type(9), ...masks({ begin_mask: beginMask, end_mask: endMask }) }, true)];
   },
 };
 
@@ -702,7 +726,12 @@ const resize: ExportEntry = {
     const scalesAt = upsample ? 1 : ctx.opset >= 11 ? 2 : 1;
     let size: string;
     if (sizesAt > 0 && ctx.hasInput(sizesAt)) {
-      size = ctx.const(i32(ctx.ints(sizesAt, 'sizes').slice(2)));
+      if (ctx.constant(sizesAt)) size = ctx.const(i32(ctx.ints(sizesAt, 'sizes').slice(2)));
+      else {
+        // Sizes computed at run time (torch's interpolate to another tensor's size): the last two.
+        const hw = sliceAxis(ctx, ctx.input(sizesAt), ctx.dtype(sizesAt), 1, 0, 2, 4);
+        size = ctx.dtype(sizesAt) === 'int32' ? hw : ctx.tf('Cast', [hw], { SrcT: T(ctx, sizesAt), DstT: tfAttr.type(3), Truncate: tfAttr.bool(false) });
+      }
     } else {
       const s = attrFloats(n, 'scales') ?? ctx.constant(scalesAt)?.toNumbers() ?? ctx.fail('constant scales or sizes');
       if (s.length !== 4 || s[0] !== 1 || s[1] !== 1) ctx.fail('scales of 1 on the batch and channel axes');
@@ -1025,6 +1054,12 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
     emit: (ctx) => [ctx.tf('Squeeze', [ctx.input(0)], { T: T(ctx), squeeze_dims: tfAttr.ints(axesOf(ctx) ?? []) }, true)],
   },
   Expand: expand,
+  // fmod 0 (integers) is Python's modulo, TF's FloorMod; fmod 1 is C's fmod, TF's TruncateMod.
+  Mod: {
+    tf: ['FloorMod', 'TruncateMod'],
+    rank: maxRank,
+    emit: (ctx) => [ctx.tf(attrInt(ctx.node, 'fmod', 0) ? 'TruncateMod' : 'FloorMod', [ctx.input(0), ctx.input(1)], { T: T(ctx) }, true)],
+  },
   Tile: { tf: ['Tile'], emit: (ctx) => [ctx.tf('Tile', [ctx.input(0), ctx.input(1)], { T: T(ctx), Tmultiples: T(ctx, 1) }, true)] },
   Pad: pad,
   Cast: {

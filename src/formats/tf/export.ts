@@ -1,5 +1,7 @@
 import type { DType } from '../../core/dtypes.js';
 import { UsageError } from '../../core/errors.js';
+import { allocate, Tensor as TensorValue } from '../../core/tensor.js';
+import { Session } from '../../runtime/executor.js';
 import type { Graph, Node } from '../../core/graph.js';
 import type { Tensor } from '../../core/tensor.js';
 import { tfAttr } from './attrs.js';
@@ -93,6 +95,15 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
     throw new UsageError(`TensorFlow has no mapping here for op${unsupported.size > 1 ? 's' : ''} ${list.join('; ')}`);
   }
 
+  // Values of ONNX Constant nodes (what torch.onnx.export's TorchScript exporter emits for axes,
+  // starts and shapes) count as constants for the entries, like initializers.
+  const known = new Map<string, Tensor>(graph.initializers);
+  for (const n of graph.nodes) {
+    const v = n.op === 'Constant' && !n.domain ? n.attributes['value'] : undefined;
+    if (v?.type === 'tensor' && n.outputs[0]) known.set(n.outputs[0], v.value);
+  }
+
+  let probed: Map<string, number> | undefined;
   for (const node of dependencyOrder(graph)) {
     const entry = IR_TO_TF[node.op]!;
     const outName = node.outputs[0] || node.name;
@@ -115,16 +126,16 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
         if (!d) ctx.fail(`a known element type for input ${i}`);
         return d;
       },
-      rank: (i) => ranks.get(node.inputs[i] ?? ''),
-      constant: (i) => graph.initializers.get(node.inputs[i] ?? ''),
+      rank: (i) => ranks.get(node.inputs[i] ?? '') ?? (probed ??= probeRanks(graph)).get(node.inputs[i] ?? ''),
+      constant: (i) => known.get(node.inputs[i] ?? ''),
       ints(i, what) {
-        const t = graph.initializers.get(node.inputs[i] ?? '');
+        const t = known.get(node.inputs[i] ?? '');
         if (!t || !['int64', 'int32'].includes(t.dtype)) ctx.fail(`a constant ${what} (input ${i})`);
         return t.toNumbers();
       },
       weight(i, transform, tag) {
         const v = node.inputs[i]!;
-        const t = graph.initializers.get(v);
+        const t = known.get(v);
         if (!t) ctx.fail(`a constant weight as input ${i}`);
         return weightOf(v, transform(t), tag);
       },
@@ -143,7 +154,7 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
     const outs = entry.emit(ctx);
     const inTypes = node.inputs.map((i) => dtypes.get(i));
     const inRanks = node.inputs.map((i) => ranks.get(i));
-    const constantInput = (i: number) => graph.initializers.get(node.inputs[i] ?? '');
+    const constantInput = (i: number) => known.get(node.inputs[i] ?? '');
     node.outputs.forEach((o, k) => {
       if (!o || outs[k] === undefined) return;
       values.set(o, outs[k]!);
@@ -169,6 +180,30 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
     outputs.set(o.name, tensorName(tf));
   }
   return { nodes, inputs, outputs, dtypes };
+}
+
+/**
+ * The rank of every value, from one run of the runtime on zeros (unknown dims sized 2): what an
+ * entry needs when a shape was computed at run time (a Reshape to Concat(Shape(x)...), ...).
+ * Empty when the runtime cannot run the graph on made-up inputs; the entries then say what they lack.
+ */
+function probeRanks(graph: Graph): Map<string, number> {
+  const inputs = graph.inputs.filter((i) => !graph.initializers.has(i.name));
+  if (inputs.some((i) => i.shape === null || i.dtype === 'string')) return new Map();
+  const feeds = Object.fromEntries(
+    inputs.map((i) => {
+      const shape = i.shape!.map((d) => (typeof d === 'number' ? d : 2));
+      return [i.name, TensorValue.fromArray(i.dtype, shape, allocate(i.dtype, shape.reduce((a, b) => a * b, 1)))];
+    }),
+  );
+  const values = graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== ''));
+  try {
+    const all = new Session({ ...graph, outputs: values.map((name) => ({ name, dtype: 'float32', shape: null })) }).run(feeds);
+    return new Map(Object.entries(all).map(([k, t]) => [k, t.shape.length]));
+  } catch (e) {
+    if (e instanceof UsageError) return new Map();
+    throw e;
+  }
 }
 
 function sortedAttrs(attrs: TfAttrs): TfAttrs {
