@@ -258,6 +258,42 @@ def keras_cases():
         save_case(name, m, [(file_inputs[0], x)], [(m.graph.output[0].name, want)], "keras (onnxruntime agrees) ops " + " ".join(ops))
 
 
+def keras_savedmodel_cases():
+    """Keras 3 LSTM/GRU models saved with model.export (SavedModel): TensorFlow runs them as While
+    loops, which modelbridge lifts back to ONNX LSTM/GRU. The reference is Keras's forward. The
+    last case uses a non-default activation, which must be refused, not mis-imported."""
+    try:
+        import keras
+    except Exception as e:
+        SKIPPED.append({"name": "keras_savedmodel", "reason": "keras missing: %s" % e})
+        return
+    L = keras.layers
+    variants = {
+        "lstm": lambda: [L.LSTM(6)],
+        "lstm_stacked_sequences": lambda: [L.LSTM(5, return_sequences=True), L.LSTM(4)],
+        "lstm_backwards_no_bias": lambda: [L.LSTM(6, go_backwards=True, use_bias=False)],
+        "gru": lambda: [L.GRU(6)],
+        "gru_reset_before": lambda: [L.GRU(5, reset_after=False, return_sequences=True), L.GRU(3, reset_after=False)],
+        "gru_backwards_sequences": lambda: [L.GRU(4, go_backwards=True, return_sequences=True), L.GRU(3)],
+        "lstm_relu_refused": lambda: [L.LSTM(4, activation="relu")],
+    }
+    for i, (name, layers) in enumerate(variants.items()):
+        keras.utils.set_random_seed(10 + i)
+        inp = keras.Input((7, 5), name="x")
+        h = inp
+        for layer in layers():
+            h = layer(h)
+        out = L.Dense(3)(h)
+        model = keras.Model(inp, out)
+        x = np.random.default_rng(i).standard_normal((2, 7, 5)).astype(np.float32)
+        want = model(x).numpy()
+        d = os.path.join(OUT, "keras_sm_" + name)
+        os.makedirs(d, exist_ok=True)
+        model.export(os.path.join(d, "saved_model"), verbose=False)
+        save_case("keras_sm_" + name, onnx.ModelProto(), [("x", x)], [("output_0", want)], "keras")
+        os.remove(os.path.join(d, "model.onnx"))
+
+
 def control_cases():
     """If, Loop and Scan built with onnx.helper (outer-scope reads, nesting, every Scan axis and
     direction attribute), run by onnxruntime; and a scripted torch model with data-dependent control
@@ -384,7 +420,7 @@ if __name__ == "__main__":
     # The exporters print progress on stdout, which carries only the JSON.
     result_stream, sys.stdout = sys.stdout, sys.stderr
     os.makedirs(OUT, exist_ok=True)
-    which = sys.argv[2].split(",") if len(sys.argv) > 2 else ["onnx", "torch", "keras", "control"]
+    which = sys.argv[2].split(",") if len(sys.argv) > 2 else ["onnx", "torch", "keras", "control", "keras_savedmodel"]
     if "onnx" in which:
         node_cases()
     if "torch" in which:
@@ -393,4 +429,6 @@ if __name__ == "__main__":
         keras_cases()
     if "control" in which:
         control_cases()
+    if "keras_savedmodel" in which:
+        keras_savedmodel_cases()
     json.dump({"cases": CASES, "skipped": SKIPPED}, result_stream)

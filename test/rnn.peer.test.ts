@@ -1,6 +1,8 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../src/api/load.js';
+import { opsUsed } from '../src/core/graph.js';
 import type { Tensor } from '../src/core/tensor.js';
 import { readOnnxModel, readOnnxTensor, serializeOnnxModel } from '../src/formats/onnx/index.js';
 import { Session } from '../src/runtime/executor.js';
@@ -124,11 +126,37 @@ describe.skipIf(!python)('LSTM, GRU, RNN and control flow against onnxruntime, t
 
   it('Keras LSTM and GRU through tf2onnx match Keras where tf2onnx converts them', () => {
     // tf2onnx lowers the Keras GRU to an ONNX Loop over its cell, the LSTM to ONNX LSTM.
-    const cases = generated.cases.filter((c) => c.name.startsWith('keras_'));
-    const skipped = generated.skipped.filter((s) => s.name.startsWith('keras'));
+    const cases = generated.cases.filter((c) => /^keras_(lstm|gru)$/.test(c.name));
+    const skipped = generated.skipped.filter((s) => /^keras_(lstm|gru)$/.test(s.name));
     if (skipped.length) console.log(`Keras through tf2onnx not checked: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
     expect(cases.length + skipped.length).toBeGreaterThanOrEqual(1);
     checkAll(cases);
+  });
+
+  it('Keras 3 LSTM/GRU SavedModels (model.export) import as ONNX LSTM/GRU and match Keras, also after writing ONNX; other loops are refused naming the While', () => {
+    const cases = generated.cases.filter((c) => c.name.startsWith('keras_sm_'));
+    expect(cases.length).toBe(7);
+    const problems: string[] = [];
+    for (const c of cases) {
+      const dir = join(c.dir, 'saved_model');
+      if (c.name.endsWith('_refused')) {
+        expect(() => loadModel(dir), c.name).toThrow(/node \S+\/while \(While\): a Keras LSTM or GRU cell in the loop body \(it uses Relu at .*\): only Keras LSTM and GRU loops are imported/);
+        continue;
+      }
+      const model = loadModel(dir);
+      const ops = opsUsed(model.graph!);
+      expect(ops.includes('LSTM') || ops.includes('GRU'), `${c.name}: ${ops.join(', ')}`).toBe(true);
+      const x = tensorAt(c.dir, 'input_0.pb');
+      const want = tensorAt(c.dir, 'output_0.pb');
+      const onnx = readOnnxModel(serializeOnnxModel(model), `${c.name}.onnx`);
+      for (const [how, graph] of [['SavedModel', model.graph!], ['written as ONNX', onnx.graph!]] as const) {
+        const input = graph.inputs.find((i) => !graph.initializers.has(i.name))!;
+        const got = new Session(graph).run({ [input.name]: x })[graph.outputs[0]!.name];
+        const problem = mismatch(got, want, 1e-4);
+        if (problem) problems.push(`${c.name} (${how}): ${problem}`);
+      }
+    }
+    expect(problems).toEqual([]);
   });
 
   it('If, Loop and Scan (outer-scope reads, nesting, trip counts and conditions, scan axes and directions) match onnxruntime, a scripted torch loop matches torch', () => {

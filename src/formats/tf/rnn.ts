@@ -188,8 +188,23 @@ export function importedInputs(node: TfNode): readonly TfRef[] {
 /** A TensorList holding a whole tensor, as Keras's loop uses it: the tensor itself. */
 const listIsTensor: OpBuilder = (ctx) => [ctx.out('Identity', [ctx.input(0)], {}, 'float32')];
 
+/**
+ * ReverseV2 (Keras's go_backwards flips the time-major input before its loop): a Slice with step
+ * −1 per axis, from the last element past the first.
+ */
+const ReverseV2: OpBuilder = (ctx) => {
+  const axes = ctx.ints(1, 'axes');
+  if (axes.length === 0) return [ctx.out('Identity', [ctx.input(0)])];
+  const rank = ctx.rank(ctx.input(0));
+  const n = axes.length;
+  return [
+    ctx.out('Slice', [ctx.input(0), ctx.constInts(new Array<number>(n).fill(-1)), ctx.constInts(new Array<number>(n).fill(-Number.MAX_SAFE_INTEGER)), ctx.constInts(axes), ctx.constInts(new Array<number>(n).fill(-1))], {}, undefined, rank),
+  ];
+};
+
 export const TF_RNN_OPS: Readonly<Record<string, OpBuilder>> = {
   While,
+  ReverseV2,
   StatelessWhile: While,
   TensorListFromTensor: listIsTensor,
   TensorListStack: listIsTensor,
@@ -201,6 +216,7 @@ export const TF_RNN_OPS: Readonly<Record<string, OpBuilder>> = {
 export const TF_RNN_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
   While: ['LSTM', 'GRU', 'Unsqueeze', 'Squeeze', 'Slice'],
   StatelessWhile: ['LSTM', 'GRU', 'Unsqueeze', 'Squeeze', 'Slice'],
+  ReverseV2: ['Slice'],
   TensorListFromTensor: [],
   TensorListStack: [],
   TensorListReserve: [],
