@@ -408,21 +408,25 @@ def generate(out, only, tfjs_python):
             _fresh_dir(d)
             log(f"zoo: generating {arch}")
             pending[arch] = (d, *gen_tf(arch, d, log, tf2onnx_jobs, tfjs_jobs))
+        # tensorflowjs_converter (its own venv, its own process) runs while tf2onnx runs here.
+        converter = None
+        if tfjs_jobs:
+            jobs_file = os.path.join(out, "tfjs-jobs.json")
+            with open(jobs_file, "w") as f:
+                json.dump(tfjs_jobs, f)
+            converter = subprocess.Popen([tfjs_python, __file__, "tfjs-convert", jobs_file], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for arch, src, dst, files, errors in tf2onnx_jobs:
             try:
                 run_tf2onnx(src, dst)
                 files.append({"producer": "tf2onnx opset 17", "source": os.path.basename(dst), "holds": "graph"})
             except BaseException as e:  # noqa: BLE001  (tf2onnx may sys.exit)
                 errors.append({"producer": "tf2onnx opset 17", "error": _one_line(e)})
-        if tfjs_jobs:
-            jobs_file = os.path.join(out, "tfjs-jobs.json")
-            with open(jobs_file, "w") as f:
-                json.dump(tfjs_jobs, f)
-            r = subprocess.run([tfjs_python, __file__, "tfjs-convert", jobs_file], capture_output=True, text=True)
+        if converter is not None:
+            stdout, stderr = converter.communicate()
             try:
-                results = json.loads(r.stdout)
+                results = json.loads(stdout.strip().split("\n")[-1])
             except ValueError:
-                results = [{"error": f"tensorflowjs_converter exited with {r.returncode}: {r.stderr.strip()[-300:]}"}] * len(tfjs_jobs)
+                results = [{"error": f"tensorflowjs_converter exited with {converter.returncode}: {stderr.strip()[-300:]}"}] * len(tfjs_jobs)
             for job, res in zip(tfjs_jobs, results):
                 files, errors = pending[job["arch"]][4], pending[job["arch"]][5]
                 if "error" in res:
@@ -441,13 +445,16 @@ def generate(out, only, tfjs_python):
 def tfjs_convert(jobs_file):
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as conv
 
+    import contextlib
+
     results = []
-    for job in json.load(open(jobs_file)):
-        try:
-            conv.convert_tf_saved_model(job["src"], job["dst"], signature_def="serving_default", saved_model_tags="serve")
-            results.append({"ok": True})
-        except Exception as e:  # noqa: BLE001
-            results.append({"error": _one_line(e)})
+    with contextlib.redirect_stdout(sys.stderr):
+        for job in json.load(open(jobs_file)):
+            try:
+                conv.convert_tf_saved_model(job["src"], job["dst"], signature_def="serving_default", saved_model_tags="serve")
+                results.append({"ok": True})
+            except Exception as e:  # noqa: BLE001
+                results.append({"error": _one_line(e)})
     print(json.dumps(results))
 
 

@@ -49,6 +49,9 @@ function usage(msg) {
 
 const log = (msg) => console.error(msg);
 
+/** A failure of the zoo's own steps (a producer script), reported in one line. */
+class ZooError extends Error {}
+
 /** Runs a command; resolves with status and both streams (never rejects). */
 function run(cmd, args, { timeoutMs = 600_000, input } = {}) {
   return new Promise((resolvePromise) => {
@@ -73,19 +76,6 @@ function run(cmd, args, { timeoutMs = 600_000, input } = {}) {
     });
     child.stdin.end(input ?? '');
   });
-}
-
-/** Runs `tasks` (async thunks) at most `n` at a time, results in order. */
-async function pool(tasks, n) {
-  const results = new Array(tasks.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      results[i] = await tasks[i]();
-    }
-  }));
-  return results;
 }
 
 /** The one line a user would read from a failed command. */
@@ -237,46 +227,31 @@ function readNpy(path) {
 
 // ---------------------------------------------------------------------------------------------
 
-async function main() {
-  const opts = parseArgs(process.argv.slice(2));
-  const started = Date.now();
-  if (!existsSync(PYTHON)) {
-    console.error(`zoo: peers environment missing: run scripts/peers-env.sh (no ${PYTHON})`);
-    process.exit(2);
-  }
-  if (opts.build && spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: ROOT }).status !== 0) {
-    console.error('zoo: the build failed');
-    process.exit(1);
-  }
-  mkdirSync(opts.out, { recursive: true });
-
-  // 1. the producers' files: torch and TensorFlow architectures in two processes side by side
-  log('zoo: generating the models (python/zoo.py)');
-  const listed = await run(PYTHON, [ZOO_PY, 'list']);
-  if (listed.status !== 0) {
-    console.error(`zoo: python/zoo.py list failed: ${errorLine(listed, 'list')}`);
-    process.exit(1);
-  }
-  const groups = Object.values(JSON.parse(listed.stdout)).map((g) => g.filter((a) => !opts.only || opts.only.includes(a)));
-  const architectures = groups.flat();
-  if (opts.only) {
-    const unknown = opts.only.filter((a) => !architectures.includes(a));
-    if (unknown.length) usage(`unknown architecture ${unknown.join(', ')}; known: ${Object.values(JSON.parse(listed.stdout)).flat().join(', ')}`);
-  }
-  const gens = await Promise.all(groups.filter((g) => g.length).map((g) => run(PYTHON, [ZOO_PY, 'generate', opts.out, '--only', g.join(',')], { timeoutMs: 1_800_000 })));
-  for (const gen of gens) {
-    process.stderr.write(gen.stderr.split('\n').filter((l) => l.startsWith('zoo:')).map((l) => `${l}\n`).join(''));
-    if (gen.status !== 0) {
-      console.error(`zoo: python/zoo.py generate failed: ${gen.stderr.trim().split('\n').slice(-5).join(' | ')}`);
-      process.exit(1);
+/** At most n of the wrapped thunks run at once. */
+function limiter(n) {
+  let active = 0;
+  const waiting = [];
+  const release = () => {
+    active--;
+    waiting.shift()?.();
+  };
+  return async (thunk) => {
+    if (active >= n) await new Promise((r) => waiting.push(r));
+    active++;
+    try {
+      return await thunk();
+    } finally {
+      release();
     }
-  }
-  const genSeconds = (Date.now() - started) / 1000;
+  };
+}
 
-  // 2. the cells
+const all = (items, slot, fn) => Promise.all(items.map((x) => slot(() => fn(x))));
+
+/** Every cell of the architectures in `group`: source runs, conversions, consumer checks. */
+async function cellsOf(group, opts, slot, producerErrors) {
   const sources = [];
-  const producerErrors = [];
-  for (const arch of architectures) {
+  for (const arch of group) {
     const archDir = join(opts.out, arch);
     const manifest = JSON.parse(readFileSync(join(archDir, 'manifest.json'), 'utf8'));
     const ref = JSON.parse(readFileSync(join(archDir, 'reference.json'), 'utf8'));
@@ -288,27 +263,24 @@ async function main() {
       sources.push({ arch, archDir, framework: manifest.framework, ref, producer: f.producer, source: f.source, holds: f.holds, path: join(archDir, f.source), tag, targets });
     }
   }
-
-  log(`zoo: ${sources.length} producer files; running each in modelbridge`);
-  const sourceRuns = await pool(sources.map((s) => async () => (s.holds === 'weights' ? { ok: true, detail: 'weights only' } : runSource(s.path, s.ref, s.archDir))), opts.jobs);
+  log(`zoo: ${group.join(', ')}: ${sources.length} producer files; running each in modelbridge`);
+  const sourceRuns = await all(sources, slot, (s) => (s.holds === 'weights' ? { ok: true, detail: 'weights only' } : runSource(s.path, s.ref, s.archDir)));
 
   const cells = [];
   for (const [i, s] of sources.entries()) {
     for (const target of s.targets) cells.push({ s, sourceRun: sourceRuns[i], target, dst: join(s.archDir, 'out', s.tag, DEST[target]) });
   }
-  log(`zoo: ${cells.length} cells; converting`);
-  let done = 0;
-  await pool(cells.map((c) => async () => {
+  log(`zoo: ${group[0]}...: converting ${cells.length} cells`);
+  await all(cells, slot, async (c) => {
     rmSync(c.dst, { recursive: true, force: true });
     mkdirSync(dirname(c.dst), { recursive: true });
     const t0 = Date.now();
-    const r = await cli(['convert', c.s.path, c.dst, '--to', c.target, '--force', '--quiet']);
+    const r = await cli(['convert', c.s.path, c.dst, '--to', c.target, '--force', '--quiet'], 300_000);
     c.convertSeconds = (Date.now() - t0) / 1000;
     c.convert = r.status === 0 ? { ok: true } : { ok: false, error: errorLine(r, 'convert') };
-    if (++done % 20 === 0) log(`zoo: ${done}/${cells.length} converted`);
-  }), opts.jobs);
+  });
 
-  // 3. the consumers, one process per kind
+  // the consumers: one Python process per kind
   const byKind = new Map();
   for (const c of cells.filter((c) => c.convert.ok)) {
     const kind = CONSUMER[c.target];
@@ -323,12 +295,12 @@ async function main() {
     holds: c.s.holds,
     original: c.s.framework === 'torch' ? join(c.s.archDir, 'state_dict.pt') : undefined,
   });
-  log(`zoo: checking ${[...byKind.values()].reduce((n, l) => n + l.length, 0)} written files in their consumers`);
+  log(`zoo: ${group[0]}...: checking the written files in their consumers`);
   const pyKinds = [['onnx', ['onnx']], ['tf', ['savedmodel', 'graphdef']], ['torch', ['torch']]];
-  await pool(pyKinds.map(([kind, consumers]) => async () => {
+  await all(pyKinds, slot, async ([kind, consumers]) => {
     const list = consumers.flatMap((k) => byKind.get(k) ?? []);
     if (list.length === 0) return;
-    const jobsFile = join(opts.out, `check-${kind}.json`);
+    const jobsFile = join(opts.out, `check-${kind}-${group[0]}.json`);
     writeFileSync(jobsFile, JSON.stringify(list.map(jobFor)));
     const r = await run(PYTHON, [ZOO_PY, 'check', kind, jobsFile], { timeoutMs: 1_800_000 });
     let results;
@@ -338,20 +310,64 @@ async function main() {
       results = list.map(() => ({ ok: false, error: `the ${kind} checker crashed: ${errorLine(r, kind)}` }));
     }
     list.forEach((c, i) => (c.consumer = results[i] ?? { ok: false, error: `the ${kind} checker gave no result` }));
-  }), opts.jobs);
+  });
   for (const c of byKind.get('tfjs') ?? []) {
     try {
-      c.consumer = { ok: true, detail: await checkTfjs(c.dst, c.s.ref, c.s.archDir) };
+      c.consumer = { ok: true, detail: await slot(() => checkTfjs(c.dst, c.s.ref, c.s.archDir)) };
     } catch (e) {
       c.consumer = { ok: false, error: `TF.js: ${String(e.message ?? e).split('\n')[0].slice(0, 300)}` };
     }
   }
   // The general Graph form in a .safetensors/.pt runs only in modelbridge: run the written file.
   const graphForm = cells.filter((c) => c.consumer?.ok && c.consumer.needs_runtime);
-  await pool(graphForm.map((c) => async () => {
+  await all(graphForm, slot, async (c) => {
     const r = await runSource(c.dst, c.s.ref, c.s.archDir);
     c.consumer = r.ok ? { ok: true, detail: `${c.consumer.detail}; Graph form: ${r.detail}` } : { ok: false, error: `the written Graph form: ${r.error}` };
-  }), opts.jobs);
+  });
+  return cells;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  if (!existsSync(PYTHON)) {
+    console.error(`zoo: peers environment missing: run scripts/peers-env.sh (no ${PYTHON})`);
+    process.exit(2);
+  }
+  if (opts.build && spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: ROOT }).status !== 0) {
+    console.error('zoo: the build failed');
+    process.exit(1);
+  }
+  mkdirSync(opts.out, { recursive: true });
+
+  // 1. the producers' files: torch and TensorFlow architectures in two processes side by side;
+  // each group's cells start as soon as its models exist, all commands sharing `jobs` slots.
+  log('zoo: generating the models (python/zoo.py)');
+  const listed = await run(PYTHON, [ZOO_PY, 'list']);
+  if (listed.status !== 0) {
+    console.error(`zoo: python/zoo.py list failed: ${errorLine(listed, 'list')}`);
+    process.exit(1);
+  }
+  const known = Object.values(JSON.parse(listed.stdout));
+  const groups = known.map((g) => g.filter((a) => !opts.only || opts.only.includes(a))).filter((g) => g.length);
+  const architectures = groups.flat();
+  if (opts.only) {
+    const unknown = opts.only.filter((a) => !architectures.includes(a));
+    if (unknown.length) usage(`unknown architecture ${unknown.join(', ')}; known: ${known.flat().join(', ')}`);
+  }
+  const slot = limiter(opts.jobs);
+  // TF.js advises on the console (the Node backend, execute vs executeAsync): not the zoo's output.
+  console.warn = () => {};
+  const producerErrors = [];
+  const genSeconds = [];
+  const groupCells = await Promise.all(groups.map(async (group) => {
+    const gen = await run(PYTHON, [ZOO_PY, 'generate', opts.out, '--only', group.join(',')], { timeoutMs: 3_600_000 });
+    process.stderr.write(gen.stderr.split('\n').filter((l) => l.startsWith('zoo:')).map((l) => `${l}\n`).join(''));
+    if (gen.status !== 0) throw new ZooError(`python/zoo.py generate failed: ${gen.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+    genSeconds.push((Date.now() - started) / 1000);
+    return cellsOf(group, opts, slot, producerErrors);
+  }));
+  const cells = groupCells.flat();
 
   // 4. the matrix
   const matrixCells = cells.map((c) => {
@@ -382,7 +398,7 @@ async function main() {
   const seconds = (Date.now() - started) / 1000;
   for (const e of producerErrors) log(`zoo: producer failed (no cells): ${e.architecture} ${e.producer}: ${e.error}`);
   log(`zoo: ${matrixCells.length} cells: ${count('pass')} pass, ${count('fail')} fail, ${count('impossible')} impossible; ` +
-    `${seconds.toFixed(0)} s (generation ${genSeconds.toFixed(0)} s); matrix in ${relative(ROOT, opts.matrix)}`);
+    `${seconds.toFixed(0)} s (models ready after ${genSeconds.map((g) => g.toFixed(0)).join(' and ')} s); matrix in ${relative(ROOT, opts.matrix)}`);
 
   const coverage = join(ROOT, 'scripts', 'coverage.mjs');
   if (opts.matrix === join(ROOT, 'docs', 'zoo-matrix.json') && existsSync(coverage)) {
@@ -394,6 +410,10 @@ async function main() {
 const isMain = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   main().catch((e) => {
+    if (e instanceof ZooError) {
+      console.error(`zoo: ${e.message}`);
+      process.exit(1);
+    }
     console.error(`zoo: ${e.stack ?? e}`);
     process.exit(70);
   });
