@@ -96,6 +96,27 @@ describe('crash safety: a killed conversion leaves the target complete, absent o
     });
   }
 
+  // Interrupted from a terminal or by a supervisor: the temporaries go at once, not on the next run.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
+    it(`${signal} in the middle of writing removes the temporaries without another run`, async () => {
+      const dir = join(base, `signal-${signal}`);
+      const out = join(dir, 'out-savedmodel');
+      expect(cliSync(['convert', model, join(dir, 'first.onnx'), '--no-verify']).code).toBe(0);
+      const child = spawn(process.execPath, [BIN, 'convert', model, out, '--no-verify'], { stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      // Wait until the conversion has a temporary on disk, then interrupt it.
+      const deadline = Date.now() + 30_000;
+      while (leftovers(dir).length === 0 && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      const sawTemporary = leftovers(dir).length > 0;
+      child.kill(signal);
+      await exited;
+      for (let i = 0; i < 100 && leftovers(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(sawTemporary, 'the conversion ended before it could be interrupted').toBe(true);
+      expect(leftovers(dir), JSON.stringify(leftovers(dir))).toEqual([]);
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+
   it('--force onto a symbolic link writes the file it points to and keeps its mode; special files are refused', () => {
     const dir = tempDir();
     const real = join(dir, 'real.onnx');

@@ -12,9 +12,11 @@ import { EXIT, exitWithError } from './errors.js';
 import { escapeControl } from '../core/printable.js';
 import { VERSION } from '../version.js';
 import { markStdio } from './stdio.js';
+import { guardTemporaries } from './temp-guard.js';
 
 /** The modelbridge command line: thin over the library, one line per error. */
 export function main(argv: string[]): void {
+  guardTemporaries();
   let cli = yargs(argv)
     .scriptName('modelbridge')
     .usage('$0 <command> [options]\n\nMove trained networks between TensorFlow and PyTorch formats, bit for bit, and prove it by running them.')

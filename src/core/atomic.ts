@@ -11,8 +11,19 @@ import { UsageError } from './errors.js';
 const MARK = 'modelbridge-tmp';
 const LEFTOVER = new RegExp(`^\\..*\\.${MARK}-(\\d+)-[0-9A-Za-z._-]+$`);
 
+let watchDir: ((dir: string) => void) | undefined;
+
+/**
+ * Registers a function told of every directory that receives a temporary, before it is made (the
+ * CLI's temp guard removes them when the process is interrupted; see src/cli/temp-guard.ts).
+ */
+export function setTempWatcher(watch: ((dir: string) => void) | undefined): void {
+  watchDir = watch;
+}
+
 /** A temporary name beside `path` for the file or directory that will replace it. */
 export function tempPath(path: string, suffix = ''): string {
+  watchDir?.(resolve(dirname(path)));
   return join(dirname(path), `.${basename(path)}.${MARK}-${process.pid}-${Date.now().toString(36)}${suffix}`);
 }
 
