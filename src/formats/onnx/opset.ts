@@ -749,8 +749,9 @@ const ELEMENTWISE_UNARY = new Set([
   'Softmax', 'LogSoftmax', 'Not', 'BatchNormalization', 'InstanceNormalization', 'LayerNormalization',
 ]);
 
-function inferFacts(graph: Graph, constants: ReadonlyMap<string, Tensor>): Map<string, Facts> {
-  const facts = new Map<string, Facts>();
+function inferFacts(graph: Graph, constants: ReadonlyMap<string, Tensor>, outer: ReadonlyMap<string, Facts> = new Map()): Map<string, Facts> {
+  // A nested graph (an If branch, a Loop body) reads outer values by name: their facts hold inside.
+  const facts = new Map<string, Facts>(outer);
   for (const v of graph.inputs) facts.set(v.name, { dtype: v.dtype, rank: v.shape?.length, shape: v.shape ?? undefined });
   for (const [name, t] of constants) facts.set(name, { dtype: t.dtype, rank: t.shape.length, shape: t.shape });
   const get = (name: string | undefined): Facts => (name ? (facts.get(name) ?? {}) : {});
@@ -833,14 +834,14 @@ function constantValues(graph: Graph): Map<string, Tensor> {
  * node rewritten across each version boundary between the two opsets. New constants become
  * initializers with fresh names; original value names (and so the graph's interface) are kept.
  */
-export function convertOpset(graph: Graph, target: number): Graph {
+export function convertOpset(graph: Graph, target: number, outer?: OuterScope): Graph {
   // A graph is always written at its own opset as it is; conversion has a range.
   if (graph.opset === target) return graph;
   if (!Number.isSafeInteger(target) || target < MIN_WRITE_OPSET || target > MAX_KNOWN_OPSET) {
     throw new UsageError(`ONNX opset ${target} cannot be written: choose an opset from ${MIN_WRITE_OPSET} to ${MAX_KNOWN_OPSET}`);
   }
-  const constants = constantValues(graph);
-  const facts = inferFacts(graph, constants);
+  const constants = new Map([...(outer?.constants ?? []), ...constantValues(graph)]);
+  const facts = inferFacts(graph, constants, outer?.facts);
   const used = new Set<string>([...graph.initializers.keys(), ...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name)]);
   for (const n of graph.nodes) {
     used.add(n.name);
@@ -870,7 +871,7 @@ export function convertOpset(graph: Graph, target: number): Graph {
       throw new UsageError(`cannot write node ${node.name} (${node.op}) at ONNX opset ${target} (the graph is at opset ${from}): ${why}`);
     },
   };
-  const nodes = graph.nodes.flatMap((node) => convertNode(withSubgraphsAt(node, target), from, target, ctx));
+  const nodes = graph.nodes.flatMap((node) => convertNode(withSubgraphsAt(node, target, { facts, constants }), from, target, ctx));
   for (const node of nodes) checkAgainstSchema(node, ctx);
   // Constants that only fed an input the conversion turned into an attribute go with it.
   const referenced = (list: readonly Node[]) => new Set([...list.flatMap((n) => [...n.inputs, ...nodeOuterReads(n)]), ...graph.outputs.map((o) => o.name)]);
@@ -882,13 +883,19 @@ export function convertOpset(graph: Graph, target: number): Graph {
   return { ...graph, nodes, initializers, opset: target };
 }
 
+/** What a nested graph sees of the graphs around it. */
+interface OuterScope {
+  readonly facts: ReadonlyMap<string, Facts>;
+  readonly constants: ReadonlyMap<string, Tensor>;
+}
+
 /** A node whose nested graphs (If, Loop, Scan) are converted to the target opset too. */
-function withSubgraphsAt(node: Node, target: number): Node {
+function withSubgraphsAt(node: Node, target: number, outer: OuterScope): Node {
   let changed = false;
   const attributes: Record<string, Attribute> = {};
   for (const [key, a] of Object.entries(node.attributes)) {
-    if (a.type === 'graph') attributes[key] = { type: 'graph', value: convertOpset(a.value, target) };
-    else if (a.type === 'graphs') attributes[key] = { type: 'graphs', value: a.value.map((g) => convertOpset(g, target)) };
+    if (a.type === 'graph') attributes[key] = { type: 'graph', value: convertOpset(a.value, target, outer) };
+    else if (a.type === 'graphs') attributes[key] = { type: 'graphs', value: a.value.map((g) => convertOpset(g, target, outer)) };
     else attributes[key] = a;
     changed ||= attributes[key] !== a;
   }
