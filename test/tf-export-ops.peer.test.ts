@@ -124,7 +124,6 @@ const CASES: Case[] = [
     inputs: { ids: ints('int64', [1, 4], [1, 0, 7, 9]) },
     weights: { table: f32([10, 3], 2) },
     outputs: ['emb'],
-    refused: { tfjs: /int64/ },
   },
   {
     name: 'GatherElements axis 1 (a negative index), GatherND',
@@ -300,7 +299,7 @@ const CASES: Case[] = [
     outputs: ['sm', 'mm', 'bmm', 'mv'],
   },
   {
-    name: 'Slice with starts and ends computed at run time (torch.onnx.export of an FCN head), Mod (fmod 0 on integers)',
+    name: 'Slice with starts and ends computed at run time (torch.onnx.export of an FCN head), Mod (fmod 0 on integers), integer Div truncating toward zero',
     nodes: [
       node('Shape', ['x'], ['shp']),
       node('Gather', ['shp', 'two'], ['h']),
@@ -310,10 +309,11 @@ const CASES: Case[] = [
       node('Unsqueeze', ['stop', 'zero'], ['ends']),
       node('Slice', ['x', 'starts', 'ends', 'axes'], ['sl']),
       node('Mod', ['ids', 'three'], ['mod']),
+      node('Div', ['ids', 'minus3'], ['quot']),
     ],
     inputs: { x: f32([1, 2, 9, 4]), ids: ints('int32', [5], [-4, -1, 0, 5, 7]) },
-    weights: { two: i64([2], []), four: i64([4], []), one: i64([1], []), zero: i64([0]), axes: i64([2]), three: ints('int32', [], [3]) },
-    outputs: ['sl', 'mod'],
+    weights: { two: i64([2], []), four: i64([4], []), one: i64([1], []), zero: i64([0]), axes: i64([2]), three: ints('int32', [], [3]), minus3: ints('int32', [], [-3]) },
+    outputs: ['sl', 'mod', 'quot'],
   },
 ];
 
@@ -418,7 +418,7 @@ describe.skipIf(!python)('TF export of IR ops: TensorFlow (SavedModel, GraphDef)
       }
       if (c.refused?.tfjs) return;
       const model = await loadInTfjs(join(w.dir, 'web', 'model.json'));
-      const feeds = Object.fromEntries(Object.entries(c.inputs).map(([k, t]) => [k, tf.tensor(numbers(t), [...t.shape], t.dtype === 'int32' ? 'int32' : 'float32')]));
+      const feeds = Object.fromEntries(Object.entries(c.inputs).map(([k, t]) => [k, tf.tensor(numbers(t), [...t.shape], t.dtype === 'int32' || t.dtype === 'int64' ? 'int32' : 'float32')]));
       const outs = model.execute(feeds, c.outputs) as tf.Tensor | tf.Tensor[];
       const list = Array.isArray(outs) ? outs : [outs];
       for (const [k, o] of c.outputs.entries()) {
@@ -431,8 +431,8 @@ describe.skipIf(!python)('TF export of IR ops: TensorFlow (SavedModel, GraphDef)
     });
   }
 
-  it('the TF ops each export entry declares: TF.js runs all of them (TruncateDiv, TruncateMod, Softsign, TensorScatterAdd/Max/Min aside)', () => {
+  it('the TF ops each export entry declares: TF.js runs all of them (TruncateMod, Softsign, TensorScatterAdd/Max/Min aside)', () => {
     const missing = Object.entries(IR_TO_TF).flatMap(([op, e]) => e.tf.filter((t) => !TFJS_RUNS.has(t)).map((t) => `${op}:${t}`));
-    expect(missing.sort()).toEqual(['Div:TruncateDiv', 'Mod:TruncateMod', 'ScatterND:TensorScatterAdd', 'ScatterND:TensorScatterMax', 'ScatterND:TensorScatterMin', 'Softsign:Softsign']);
+    expect(missing.sort()).toEqual(['Mod:TruncateMod', 'ScatterND:TensorScatterAdd', 'ScatterND:TensorScatterMax', 'ScatterND:TensorScatterMin', 'Softsign:Softsign']);
   });
 });

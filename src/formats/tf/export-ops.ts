@@ -88,7 +88,7 @@ const explicit = (p: readonly number[]) => [0, 0, p[0]!, p[2]!, p[1]!, p[3]!, 0,
 const quad = (v: readonly number[] | undefined) => [1, v?.[0] ?? 1, v?.[1] ?? 1, 1];
 
 const conv: ExportEntry = {
-  tf: ['Transpose', 'Pad', 'Conv2D', 'DepthwiseConv2dNative', 'Split', 'ConcatV2', 'BiasAdd'],
+  tf: ['Transpose', 'Pad', 'Conv2D', 'DepthwiseConv2dNative', 'SplitV', 'StridedSlice', 'ConcatV2', 'BiasAdd'],
   rank: () => 4,
   emit(ctx) {
     const w = ctx.constant(1);
@@ -125,10 +125,19 @@ const conv: ExportEntry = {
       // Grouped: one Conv2D per group over its slice of the channels (TF's CPU kernels and TF.js
       // have no grouped Conv2D), each with its own slice of the output channels' filters.
       const perGroup = outC / group;
-      const parts = ctx.tf('Split', [ctx.const(Tensor.from('int32', [], [3])), x], { T: T(ctx), num_split: tfAttr.int(group) });
+      // SplitV with the sizes written out: a reader needs no static channel count to split it back.
+      const sizes = Tensor.from('int32', [group], new Array<number>(group).fill(inPerGroup));
+      const parts = ctx.tf('SplitV', [x, ctx.const(sizes), ctx.const(Tensor.from('int32', [], [3]))], { T: T(ctx), Tlen: tfAttr.type(3), num_split: tfAttr.int(group) });
+      // The filter stays one HWIO weight, as for group 1 (so it reads back under its own name);
+      // each group's output channels are sliced from it in the graph.
+      const filter = ctx.weight(1, (t) => permuted(t, OIHW_TO_HWIO), 'hwio');
       const outs = [...Array(group).keys()].map((g) => {
-        const filter = ctx.weight(1, (t) => permuted(outerSlice(t, g * perGroup, perGroup), OIHW_TO_HWIO), `group${g}`);
-        return conv2d(`${parts}:${g}`, filter);
+        const slice = ctx.tf('StridedSlice', [filter, ctx.const(i32([0, 0, 0, g * perGroup])), ctx.const(i32([kh, kw, inPerGroup, (g + 1) * perGroup])), ctx.const(i32([1, 1, 1, 1]))], {
+          T: T(ctx),
+          Index: tfAttr.type(3),
+          ...masks(),
+        });
+        return conv2d(`${parts}:${g}`, slice);
       });
       y = ctx.tf('ConcatV2', [...outs, ctx.const(Tensor.from('int32', [], [3]))], { T: T(ctx), N: tfAttr.int(group), Tidx: tfAttr.type(3) });
     } else {
@@ -138,12 +147,6 @@ const conv: ExportEntry = {
     return [toNchw(ctx, y)];
   },
 };
-
-/** Rows [start, start + count) of a tensor's outer axis: a contiguous run of its bytes. */
-function outerSlice(t: Tensor, start: number, count: number): Tensor {
-  const row = t.byteLength / t.shape[0]!;
-  return Tensor.fromBytes(t.dtype, [count, ...t.shape.slice(1)], t.bytes().slice(start * row, (start + count) * row));
-}
 
 function pool(tfOp: 'MaxPool' | 'AvgPool'): ExportEntry {
   return {
@@ -954,8 +957,20 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
   Add: binary('AddV2'),
   Sub: binary('Sub'),
   Mul: binary('Mul'),
-  // ONNX divides integers truncating, as TruncateDiv (which TF.js lacks: its FloorDiv floors).
-  Div: { tf: ['RealDiv', 'TruncateDiv'], emit: (ctx) => [ctx.tf(isFloat(ctx.dtype(0)) ? 'RealDiv' : 'TruncateDiv', [ctx.input(0), ctx.input(1)], { T: T(ctx) }, true)], rank: maxRank },
+  // ONNX divides integers truncating, as TF's TruncateDiv, which TF.js lacks (its FloorDiv floors):
+  // written as sign(a) * sign(b) * FloorDiv(|a|, |b|), which both run and which is exact.
+  Div: {
+    tf: ['RealDiv', 'Abs', 'FloorDiv', 'Sign', 'Mul'],
+    rank: maxRank,
+    emit(ctx) {
+      const t = { T: T(ctx) };
+      const [a, b] = [ctx.input(0), ctx.input(1)];
+      if (isFloat(ctx.dtype(0))) return [ctx.tf('RealDiv', [a, b], t, true)];
+      const floor = ctx.tf('FloorDiv', [ctx.tf('Abs', [a], t), ctx.tf('Abs', [b], t)], t);
+      const sign = ctx.tf('Mul', [ctx.tf('Sign', [a], t), ctx.tf('Sign', [b], t)], t);
+      return [ctx.tf('Mul', [sign, floor], t, true)];
+    },
+  },
   Pow: pow,
   Max: variadic('Maximum'),
   Min: variadic('Minimum'),
