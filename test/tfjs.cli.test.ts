@@ -89,7 +89,7 @@ describe('a broken model.json gives exit code 2 and one line naming the problem'
   });
 });
 
-describe('convert --to tfjs refuses a model TF.js cannot run: exit code 1, one line, no output', () => {
+describe('convert --to tfjs: what TF.js cannot run is refused in one line with no output; what it can is written', () => {
   function graphModel(node: ReturnType<typeof makeNode>, weights: Map<string, Tensor> = new Map()): Model {
     return {
       format: 'memory',
@@ -114,10 +114,19 @@ describe('convert --to tfjs refuses a model TF.js cannot run: exit code 1, one l
     expectRefused(source, /TF\.js cannot run op Softsign \(TF node y, written for IR node squash \(Softsign\)\)/);
   });
 
-  it('a grouped convolution from a safetensors bundle: names the node and its group', () => {
+  it('a grouped convolution from a safetensors bundle is written per group (SplitV, Conv2D, ConcatV2) and runs the same', () => {
     const source = join(dir, 'grouped.safetensors');
     const w = Tensor.from('float32', [4, 2, 1, 1], [1, 2, 3, 4, 5, 6, 7, 8]);
     saveModel({ ...graphModel(makeNode('Conv', ['x', 'w'], ['y'], { group: { type: 'int', value: 2 } as never }, 'grouped'), new Map([['w', w]])) }, source);
-    expectRefused(source, /node \S+ is a grouped convolution \(group 2\): TF\.js runs group 1 and depthwise convolutions only/);
+    const out = join(dir, 'grouped-tfjs');
+    const converted = cli(['convert', source, out, '--to', 'tfjs']);
+    expect(converted.code, converted.stderr).toBe(0);
+    const input = JSON.stringify([Array.from({ length: 4 }, (_, c) => Array.from({ length: 3 }, (_, h) => [c - h, c * h, c + h + 0.5]))]);
+    const [a, b] = [cli(['run', source, '--input', input, '--json']), cli(['run', out, '--input', input, '--json'])];
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const numbers = (o: string) => JSON.stringify(Object.values(JSON.parse(o) as Record<string, unknown>)[0]);
+    expect(numbers(b.stdout)).toBe(numbers(a.stdout));
+    expect(numbers(a.stdout)).toMatch(/\d/);
   });
 });
