@@ -315,6 +315,18 @@ const CASES: Case[] = [
     weights: { two: i64([2], []), four: i64([4], []), one: i64([1], []), zero: i64([0]), axes: i64([2]), three: ints('int32', [], [3]) },
     outputs: ['sl', 'mod'],
   },
+  {
+    name: 'Flatten at axis 2 (transformers attention masks), Split in three of a computed size (GPT-2 q/k/v, opset 18)',
+    nodes: [
+      node('Flatten', ['x'], ['fl'], { axis: attr.int(2) }),
+      node('Reshape', ['x', 'flat'], ['r']),
+      node('Split', ['r'], ['sa', 'sb', 'sc'], { axis: attr.int(1), num_outputs: attr.int(3) }),
+    ],
+    inputs: { x: f32([2, 3, 2, 2]) },
+    weights: { flat: i64([0, -1]) },
+    outputs: ['fl', 'sa', 'sb', 'sc'],
+    opset: 18,
+  },
 ];
 
 interface Written {

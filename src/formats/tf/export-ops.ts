@@ -293,13 +293,21 @@ const reshape: ExportEntry = {
 };
 
 const flatten: ExportEntry = {
-  tf: RESHAPE_OPS,
+  tf: [...RESHAPE_OPS, 'Prod'],
   rank: () => 2,
   emit(ctx) {
-    const axis = attrInt(ctx.node, 'axis', 1);
+    let axis = attrInt(ctx.node, 'axis', 1);
+    if (axis < 0) axis = normAxis(ctx, axis, needRank(ctx, 0, 'a negative axis counts from its end'));
     if (axis === 0) return [reshapeTo(ctx, ctx.input(0), [1, -1], false)];
-    if (axis !== 1) ctx.fail('Flatten axis 0 or 1');
-    return [reshapeTo(ctx, ctx.input(0), [0, -1], false)];
+    if (axis === 1) return [reshapeTo(ctx, ctx.input(0), [0, -1], false)];
+    // Any other axis (transformers' attention masks flatten at -1 or 2): the outer size is the
+    // product of the input's leading sizes, read at run time; the inner one is what remains.
+    const x = ctx.input(0);
+    const shape = ctx.tf('Shape', [x], { T: T(ctx), out_type: tfAttr.type(3) });
+    const lead = ctx.tf('StridedSlice', [shape, ctx.const(i32([0])), ctx.const(i32([axis])), ctx.const(i32([1]))], { T: tfAttr.type(3), Index: tfAttr.type(3), ...masks() });
+    const outer = ctx.tf('Prod', [lead, ctx.const(i32([0]))], { T: tfAttr.type(3), Tidx: tfAttr.type(3), keep_dims: tfAttr.bool(true) });
+    const full = ctx.tf('ConcatV2', [outer, ctx.const(i32([-1])), ctx.const(Tensor.from('int32', [], [0]))], { T: tfAttr.type(3), N: tfAttr.int(2), Tidx: tfAttr.type(3) });
+    return [ctx.tf('Reshape', [x, full], { T: T(ctx), Tshape: tfAttr.type(3) }, true)];
   },
 };
 
