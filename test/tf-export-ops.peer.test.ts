@@ -315,6 +315,35 @@ const CASES: Case[] = [
     weights: { two: i64([2], []), four: i64([4], []), one: i64([1], []), zero: i64([0]), axes: i64([2]), three: ints('int32', [], [3]), minus3: ints('int32', [], [-3]) },
     outputs: ['sl', 'mod', 'quot'],
   },
+  {
+    name: 'Flatten at axis 2 (transformers attention masks), Split in three of a computed size (GPT-2 q/k/v, opset 18)',
+    nodes: [
+      node('Flatten', ['x'], ['fl'], { axis: attr.int(2) }),
+      node('Reshape', ['x', 'flat'], ['r']),
+      node('Split', ['r'], ['sa', 'sb', 'sc'], { axis: attr.int(1), num_outputs: attr.int(3) }),
+    ],
+    inputs: { x: f32([2, 3, 2, 2]) },
+    weights: { flat: i64([0, -1]) },
+    outputs: ['fl', 'sa', 'sb', 'sc'],
+    opset: 18,
+  },
+  {
+    name: 'LSTM bidirectional with bias and initial states, unrolled (torch.nn.LSTM, Keras LSTM)',
+    nodes: [node('LSTM', ['x', 'w', 'r', 'b', '', 'h0', 'c0'], ['ly', 'lh', 'lc'], { hidden_size: attr.int(3), direction: attr.string('bidirectional') })],
+    inputs: { x: f32([4, 2, 5]), h0: f32([2, 2, 3], 7, 0.5), c0: f32([2, 2, 3], 8, 0.5) },
+    weights: { w: f32([2, 12, 5], 2, 0.5), r: f32([2, 12, 3], 3, 0.5), b: f32([2, 24], 4, 0.2) },
+    outputs: ['ly', 'lh', 'lc'],
+  },
+  {
+    name: 'GRU forward linear_before_reset=1 (torch) and reverse linear_before_reset=0 (Keras reset_after=False), unrolled',
+    nodes: [
+      node('GRU', ['x', 'w', 'r', 'b'], ['gy', 'gh'], { hidden_size: attr.int(3), linear_before_reset: attr.int(1) }),
+      node('GRU', ['x', 'w', 'r', 'b'], ['ry', 'rh'], { hidden_size: attr.int(3), direction: attr.string('reverse') }),
+    ],
+    inputs: { x: f32([4, 2, 5]) },
+    weights: { w: f32([1, 9, 5], 2, 0.5), r: f32([1, 9, 3], 3, 0.5), b: f32([1, 18], 4, 0.2) },
+    outputs: ['gy', 'gh', 'ry', 'rh'],
+  },
 ];
 
 interface Written {

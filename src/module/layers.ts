@@ -13,6 +13,8 @@ export interface ParamSpec {
 export interface LowerContext {
   /** Adds an ONNX node and returns its (single) output value. */
   node(op: string, inputs: readonly string[], attributes?: Record<string, Attribute>): string;
+  /** Adds an ONNX node with `count` outputs and returns them. */
+  nodeOutputs(op: string, inputs: readonly string[], attributes: Record<string, Attribute>, count: number): string[];
   /** The graph value holding this module's parameter `name` (its state-dict key). */
   param(name: string): string;
   /** A constant the layer needs that torch does not store (BatchNorm without affine, a shape). */
@@ -25,6 +27,11 @@ export interface Lowered {
   readonly value: string;
   /** Rank of the output when known; some lowerings depend on it. */
   readonly rank: number | undefined;
+  /**
+   * What the module returns besides its main output (torch.nn.LSTM's h_n and c_n, GRU's h_n):
+   * the model's further outputs when the module is the whole model.
+   */
+  readonly states?: readonly { readonly name: string; readonly value: string }[];
 }
 
 export interface LayerKind {
@@ -349,6 +356,9 @@ function recurrent(kind: 'LSTM' | 'GRU'): LayerKind {
       const stack = (parts: string[]): string => (parts.length === 1 ? parts[0]! : ctx.node('Concat', parts, { axis: attr.int(0) }));
       // ONNX takes [seq, batch, features] (layout 0, every opset); torch's batch_first is [batch, seq, features].
       let seq = batchFirst ? ctx.node('Transpose', [x.value], { perm: attr.ints([1, 0, 2]) }) : x.value;
+      // Y_h and Y_c are [directions, batch, hidden] per layer; torch's h_n and c_n stack the layers.
+      const lastH: string[] = [];
+      const lastC: string[] = [];
       for (let l = 0; l < layers; l++) {
         const inSize = l === 0 ? input : hidden * directions;
         const sfx = suffixes(directions);
@@ -366,12 +376,15 @@ function recurrent(kind: 'LSTM' | 'GRU'): LayerKind {
         }
         const attributes: Record<string, Attribute> = { hidden_size: attr.int(hidden), direction: attr.string(directions === 2 ? 'bidirectional' : 'forward') };
         if (kind === 'GRU') attributes['linear_before_reset'] = attr.int(1);
-        const y = ctx.node(kind, inputs, attributes);
+        const [y, yh, yc] = ctx.nodeOutputs(kind, inputs, attributes, kind === 'LSTM' ? 3 : 2) as [string, string, string | undefined];
+        lastH.push(yh);
+        if (yc) lastC.push(yc);
         // Y is [seq, directions, batch, hidden]; torch's output is [seq, batch, directions * hidden].
         const t = ctx.node('Transpose', [y], { perm: attr.ints([0, 2, 1, 3]) });
         seq = ctx.node('Reshape', [t, ctx.constant('shape', [3], [0, 0, directions * hidden], 'int64')]);
       }
-      return { value: batchFirst ? ctx.node('Transpose', [seq], { perm: attr.ints([1, 0, 2]) }) : seq, rank: 3 };
+      const states = [{ name: 'h_n', value: stack(lastH) }, ...(kind === 'LSTM' ? [{ name: 'c_n', value: stack(lastC) }] : [])];
+      return { value: batchFirst ? ctx.node('Transpose', [seq], { perm: attr.ints([1, 0, 2]) }) : seq, rank: 3, states };
     },
   };
 }

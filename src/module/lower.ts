@@ -114,8 +114,12 @@ function lowerChecked(spec: ModuleSpec, weights: ReadonlyMap<string, Tensor>, fi
 
   const floatDType = expected.find((p) => !p.integer && weights.get(p.key))?.key;
   const dtype: DType = floatDType ? weights.get(floatDType)!.dtype : 'float32';
-  const io = signatureSpec ?? { inputs: inferInputs(spec, dtype), outputs: [{ name: 'y', dtype, shape: [] }] };
-  if (io.inputs.length !== 1 || io.outputs.length !== 1) throw new SpecFieldError('', 'a module stack has exactly one input and one output');
+  // torch.nn.LSTM and GRU as the whole model return (output, h_n[, c_n]): the graph has those outputs too.
+  const states = spec.type === 'LSTM' ? ['h_n', 'c_n'] : spec.type === 'GRU' ? ['h_n'] : [];
+  const io = signatureSpec ?? { inputs: inferInputs(spec, dtype), outputs: [{ name: 'y', dtype, shape: [] }, ...states.map((name) => ({ name, dtype, shape: [] }))] };
+  if (io.inputs.length !== 1 || (io.outputs.length !== 1 && io.outputs.length !== 1 + states.length)) {
+    throw new SpecFieldError('', `a module stack has exactly one input and one output${states.length ? ` (${spec.type}: one, or ${1 + states.length} with its states)` : ''}`);
+  }
   const input = toValueInfo(io.inputs[0]!, 'signature input');
 
   const nodes: Node[] = [];
@@ -129,6 +133,12 @@ function lowerChecked(spec: ModuleSpec, weights: ReadonlyMap<string, Tensor>, fi
       const name = `/${current}/${op}_${counter++}`;
       nodes.push(makeNode(op, inputs, [`${name}:0`], attributes, name));
       return `${name}:0`;
+    },
+    nodeOutputs(op: string, inputs: readonly string[], attributes: Record<string, Attribute>, count: number): string[] {
+      const name = `/${current}/${op}_${counter++}`;
+      const outputs = Array.from({ length: count }, (_, k) => `${name}:${k}`);
+      nodes.push(makeNode(op, inputs, outputs, attributes, name));
+      return outputs;
     },
     param(name: string): string {
       return current ? `${current}.${name}` : name;
@@ -155,21 +165,24 @@ function lowerChecked(spec: ModuleSpec, weights: ReadonlyMap<string, Tensor>, fi
     true,
   );
 
-  const outputIO = io.outputs[0]!;
-  const output = toValueInfo(outputIO, 'signature output');
-  // Name the last node's output after the signature output rather than adding an Identity.
-  const last = nodes[nodes.length - 1];
-  if (!last || last.outputs[0] !== x.value) throw new SpecFieldError('', 'the module stack computes nothing');
-  nodes[nodes.length - 1] = { ...last, outputs: [output.name] };
+  // Name the outputs' nodes after the signature outputs rather than adding Identities.
+  if (!nodes.some((n) => n.outputs.includes(x.value))) throw new SpecFieldError('', 'the module stack computes nothing');
+  const values = [x.value, ...(io.outputs.length > 1 ? (x.states ?? []).map((st) => st.value) : [])];
+  if (values.length !== io.outputs.length) throw new SpecFieldError('', `the module computes ${values.length} outputs, the signature names ${io.outputs.length}`);
+  const outs = io.outputs.map((o, k) => toValueInfo(o, k === 0 ? 'signature output' : `signature output ${k}`));
+  // Each output value takes its signature name wherever it is computed or read.
+  const renamed = new Map(values.map((v, k) => [v, outs[k]!.name]));
+  const rename = (v: string) => renamed.get(v) ?? v;
+  const named = nodes.map((n) => ({ ...n, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
   const graph: Graph = {
     inputs: [input],
-    outputs: [{ ...output, shape: outputIO.shape.length ? output.shape : null }],
+    outputs: outs.map((o, k) => ({ ...o, shape: io.outputs[k]!.shape.length ? o.shape : null })),
     initializers,
-    nodes,
+    nodes: named,
     opset,
   };
   return {
     graph,
-    signature: { name: 'default', inputs: new Map([[input.name, input.name]]), outputs: new Map([[output.name, output.name]]) },
+    signature: { name: 'default', inputs: new Map([[input.name, input.name]]), outputs: new Map(outs.map((o) => [o.name, o.name])) },
   };
 }

@@ -47,7 +47,7 @@ const IMPORT: Record<string, Reason> = Object.fromEntries([
 ]);
 
 const EXPORT: Record<string, Reason> = Object.fromEntries([
-  ...each('LSTM GRU RNN If Loop Scan', RNN_EXPORT),
+  ...each('RNN If Loop Scan', RNN_EXPORT),
   ...each(
     `Acos Acosh Asin Asinh Atan Atanh Cosh Sinh BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor CumProd Det DepthToSpace SpaceToDepth
      LRN OneHot ReverseSequence Size`,

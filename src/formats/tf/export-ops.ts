@@ -26,6 +26,11 @@ export interface ExportContext {
   hasInput(i: number): boolean;
   dtype(i: number): DType;
   rank(i: number): number | undefined;
+  /**
+   * Size `axis` of IR input i when it is the same whatever sizes the graph inputs' unknown
+   * dimensions take (two runtime probes agree), else undefined.
+   */
+  staticDim(i: number, axis: number): number | undefined;
   /** IR input i's value when it is an initializer. */
   constant(i: number): Tensor | undefined;
   /** IR input i as integers; it must be an initializer. */
@@ -296,13 +301,21 @@ const reshape: ExportEntry = {
 };
 
 const flatten: ExportEntry = {
-  tf: RESHAPE_OPS,
+  tf: [...RESHAPE_OPS, 'Prod'],
   rank: () => 2,
   emit(ctx) {
-    const axis = attrInt(ctx.node, 'axis', 1);
+    let axis = attrInt(ctx.node, 'axis', 1);
+    if (axis < 0) axis = normAxis(ctx, axis, needRank(ctx, 0, 'a negative axis counts from its end'));
     if (axis === 0) return [reshapeTo(ctx, ctx.input(0), [1, -1], false)];
-    if (axis !== 1) ctx.fail('Flatten axis 0 or 1');
-    return [reshapeTo(ctx, ctx.input(0), [0, -1], false)];
+    if (axis === 1) return [reshapeTo(ctx, ctx.input(0), [0, -1], false)];
+    // Any other axis (transformers' attention masks flatten at -1 or 2): the outer size is the
+    // product of the input's leading sizes, read at run time; the inner one is what remains.
+    const x = ctx.input(0);
+    const shape = ctx.tf('Shape', [x], { T: T(ctx), out_type: tfAttr.type(3) });
+    const lead = ctx.tf('StridedSlice', [shape, ctx.const(i32([0])), ctx.const(i32([axis])), ctx.const(i32([1]))], { T: tfAttr.type(3), Index: tfAttr.type(3), ...masks() });
+    const outer = ctx.tf('Prod', [lead, ctx.const(i32([0]))], { T: tfAttr.type(3), Tidx: tfAttr.type(3), keep_dims: tfAttr.bool(true) });
+    const full = ctx.tf('ConcatV2', [outer, ctx.const(i32([-1])), ctx.const(Tensor.from('int32', [], [0]))], { T: tfAttr.type(3), N: tfAttr.int(2), Tidx: tfAttr.type(3) });
+    return [ctx.tf('Reshape', [x, full], { T: T(ctx), Tshape: tfAttr.type(3) }, true)];
   },
 };
 
@@ -951,6 +964,127 @@ const prelu: ExportEntry = {
   },
 };
 
+
+/**
+ * ONNX LSTM and GRU (one layer; forward, reverse or bidirectional; default activations) unrolled
+ * over a sequence length that is static in the graph (the zoo's Keras and torch models all have
+ * one): per time step a MatMul by W and by R, the gates split, and the state update in TF's
+ * elementwise ops, which TensorFlow and TF.js both run. A While loop would take dynamic lengths
+ * but TF.js runs control flow only in executeAsync and the TF writers emit no function library;
+ * unrolling keeps every target a plain graph. W, R and B may be computed (a module spec reorders
+ * torch's gates in the graph): each direction's slice is taken in the graph, not at export.
+ */
+function recurrentCell(kind: 'LSTM' | 'GRU'): ExportEntry {
+  return {
+    tf: ['Transpose', 'StridedSlice', 'MatMul', 'AddV2', 'Split', 'Sigmoid', 'Tanh', 'Mul', 'Sub', 'Pack', 'Fill', 'Shape', 'Identity'],
+    rank: (_n, _r, _c, k) => (k === 0 ? 4 : 3),
+    emit(ctx) {
+      const n = ctx.node;
+      const gates = kind === 'LSTM' ? 4 : 3;
+      const H = attrInt(n, 'hidden_size', 0);
+      if (H <= 0) ctx.fail('a hidden_size attribute');
+      const direction = attrString(n, 'direction', 'forward');
+      const dirs = direction === 'bidirectional' ? 2 : 1;
+      const acts = n.attributes['activations'];
+      if (acts) {
+        const defaults = kind === 'LSTM' ? ['sigmoid', 'tanh', 'tanh'] : ['sigmoid', 'tanh'];
+        const given = acts.type === 'strings' ? acts.value : [];
+        if (given.length === 0 || given.some((a, i) => a.toLowerCase() !== defaults[i % defaults.length])) ctx.fail(`the default activations (${defaults.join(', ')})`);
+      }
+      if (n.attributes['clip']) ctx.fail('no clip');
+      if (attrInt(n, 'input_forget', 0)) ctx.fail('input_forget 0');
+      if (ctx.opset >= 14 && attrInt(n, 'layout', 0) !== 0) ctx.fail('layout 0 (time-major X)');
+      if (ctx.hasInput(4)) ctx.fail('no sequence_lens (every sequence runs the full length)');
+      if (kind === 'LSTM' && ctx.hasInput(7)) ctx.fail('no peephole weights P');
+      if (needRank(ctx, 0, 'X is [seq, batch, input]') !== 3) ctx.fail('a 3-D X');
+      const steps = ctx.staticDim(0, 0) ?? ctx.fail('a sequence length fixed in the graph (the TF export unrolls the recurrence over it)');
+      if (steps < 1) ctx.fail('a sequence of at least one step');
+      const lbr = kind === 'GRU' && attrInt(n, 'linear_before_reset', 0) !== 0;
+      const t = { T: T(ctx) };
+      const dt = ctx.dtype(0);
+      const ints = (v: number[]) => ctx.const(i32(v));
+      /** v[index] along axis 0, that axis dropped. */
+      const row = (v: string, index: number, rank: number) =>
+        ctx.tf('StridedSlice', [v, ints([index, ...Array(rank - 1).fill(0)]), ints([index + 1, ...Array(rank - 1).fill(0)]), ints(Array(rank).fill(1))], {
+          ...t, Index: tfAttr.type(3), ...masks({ begin_mask: ((1 << rank) - 1) & ~1, end_mask: ((1 << rank) - 1) & ~1, shrink_axis_mask: 1 }),
+        });
+      /** Entries [from, from + count) of a vector. */
+      const seg = (v: string, from: number, count: number) =>
+        ctx.tf('StridedSlice', [v, ints([from]), ints([from + count]), ints([1])], { ...t, Index: tfAttr.type(3), ...masks() });
+      const mm = (a: string, b: string) => ctx.tf('MatMul', [a, b], { ...t, transpose_a: tfAttr.bool(false), transpose_b: tfAttr.bool(true) });
+      const add = (a: string, b: string) => ctx.tf('AddV2', [a, b], t);
+      const mul = (a: string, b: string) => ctx.tf('Mul', [a, b], t);
+      const sig = (a: string) => ctx.tf('Sigmoid', [a], t);
+      const tanh = (a: string) => ctx.tf('Tanh', [a], t);
+      const split = (v: string, k: number) => {
+        const s = ctx.tf('Split', [ctx.const(Tensor.from('int32', [], [1])), v], { ...t, num_split: tfAttr.int(k) });
+        return [...Array(k).keys()].map((i) => `${s}:${i}`);
+      };
+      const X = ctx.input(0);
+      const xs = [...Array(steps).keys()].map((s) => row(X, s, 3));
+      // A zero state [batch, H]: Fill with the batch size read from X.
+      const zeros = () => {
+        const batch = dimOf(ctx, X, dt, 1, 'int32');
+        return ctx.tf('Fill', [ctx.tf('Pack', [batch, ctx.const(Tensor.from('int32', [], [H]))], { T: tfAttr.type(3), N: tfAttr.int(2), axis: tfAttr.int(0) }), ctx.const(Tensor.from(dt, [], [0]))], { ...t, index_type: tfAttr.type(3) });
+      };
+      const ys: string[] = [];
+      const lastH: string[] = [];
+      const lastC: string[] = [];
+      for (let d = 0; d < dirs; d++) {
+        const W = row(ctx.input(1), d, 3);
+        const R = row(ctx.input(2), d, 3);
+        const B = ctx.hasInput(3) ? row(ctx.input(3), d, 2) : undefined;
+        // B is [Wb, Rb]; each is added to its own product (GRU's Rbh belongs inside r * (...)).
+        const bias = B ? { w: seg(B, 0, gates * H), r: seg(B, gates * H, gates * H) } : undefined;
+        let h = ctx.hasInput(5) ? row(ctx.input(5), d, 3) : zeros();
+        let c = kind === 'LSTM' ? (ctx.hasInput(6) ? row(ctx.input(6), d, 3) : zeros()) : undefined;
+        const reverse = direction === 'reverse' || d === 1;
+        const out: string[] = new Array<string>(steps);
+        for (let k = 0; k < steps; k++) {
+          const step = reverse ? steps - 1 - k : k;
+          let gx = mm(xs[step]!, W);
+          let gh = mm(h, R);
+          if (bias) {
+            gx = add(gx, bias.w);
+            gh = add(gh, bias.r);
+          }
+          if (kind === 'LSTM') {
+            const [i, o, f, g] = split(add(gx, gh), 4) as [string, string, string, string];
+            c = add(mul(sig(f), c!), mul(sig(i), tanh(g)));
+            h = mul(sig(o), tanh(c));
+          } else {
+            const [xz, xr, xh] = split(gx, 3) as [string, string, string];
+            const [hz, hr, hh] = split(gh, 3) as [string, string, string];
+            const z = sig(add(xz, hz));
+            const r = sig(add(xr, hr));
+            let cand: string;
+            if (lbr) cand = tanh(add(xh, mul(r, hh)));
+            else {
+              // (r * H) · Rh^T + Rbh: the hidden gate's rows of R and of the recurrent bias.
+              const Rh = ctx.tf('StridedSlice', [R, ints([2 * H, 0]), ints([3 * H, 0]), ints([1, 1])], { ...t, Index: tfAttr.type(3), ...masks({ end_mask: 2 }) });
+              let rh = mm(mul(r, h), Rh);
+              if (bias) rh = add(rh, seg(bias.r, 2 * H, H));
+              cand = tanh(add(xh, rh));
+            }
+            // H = (1 - z) * cand + z * H = cand - z * (cand - H)
+            h = ctx.tf('Sub', [cand, mul(z, ctx.tf('Sub', [cand, h], t))], t);
+          }
+          out[step] = h;
+        }
+        ys.push(ctx.tf('Pack', out, { ...t, N: tfAttr.int(steps), axis: tfAttr.int(0) }));
+        lastH.push(h);
+        if (c) lastC.push(c);
+      }
+      const outputs = n.outputs;
+      const pack = (vs: string[], axis: number, final: boolean) => ctx.tf('Pack', vs, { ...t, N: tfAttr.int(vs.length), axis: tfAttr.int(axis) }, final);
+      const y = pack(ys, 1, true);
+      const results = [y, outputs[1] ? pack(lastH, 0, false) : y];
+      if (kind === 'LSTM') results.push(outputs[2] ? pack(lastC, 0, false) : y);
+      return results;
+    },
+  };
+}
+
 export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
   Identity: unary('Identity'),
   Dropout: { tf: ['Identity'], emit: (ctx) => [ctx.tf('Identity', [ctx.input(0)], { T: T(ctx) }, true)] },
@@ -1017,6 +1151,8 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
   Einsum: einsum,
   Conv: conv,
   ConvTranspose: convTranspose,
+  LSTM: recurrentCell('LSTM'),
+  GRU: recurrentCell('GRU'),
   MaxPool: pool('MaxPool'),
   AveragePool: pool('AvgPool'),
   GlobalAveragePool: globalPool('Mean'),

@@ -103,7 +103,8 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
     if (v?.type === 'tensor' && n.outputs[0]) known.set(n.outputs[0], v.value);
   }
 
-  let probed: Map<string, number> | undefined;
+  let probed: Map<string, readonly number[]> | undefined;
+  let probedAgain: Map<string, readonly number[]> | undefined;
   for (const node of dependencyOrder(graph)) {
     const entry = IR_TO_TF[node.op]!;
     const outName = node.outputs[0] || node.name;
@@ -126,7 +127,13 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
         if (!d) ctx.fail(`a known element type for input ${i}`);
         return d;
       },
-      rank: (i) => ranks.get(node.inputs[i] ?? '') ?? (probed ??= probeRanks(graph)).get(node.inputs[i] ?? ''),
+      rank: (i) => ranks.get(node.inputs[i] ?? '') ?? (probed ??= probeShapes(graph, 2)).get(node.inputs[i] ?? '')?.length,
+      staticDim(i, axis) {
+        const v = node.inputs[i] ?? '';
+        const a = (probed ??= probeShapes(graph, 2)).get(v)?.[axis];
+        const b = (probedAgain ??= probeShapes(graph, 3)).get(v)?.[axis];
+        return a !== undefined && a === b ? a : undefined;
+      },
       constant: (i) => known.get(node.inputs[i] ?? ''),
       ints(i, what) {
         const t = known.get(node.inputs[i] ?? '');
@@ -183,23 +190,25 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
 }
 
 /**
- * The rank of every value, from one run of the runtime on zeros (unknown dims sized 2): what an
- * entry needs when a shape was computed at run time (a Reshape to Concat(Shape(x)...), ...).
- * Empty when the runtime cannot run the graph on made-up inputs; the entries then say what they lack.
+ * The shape of every value, from one run of the runtime on zeros with each unknown input size set
+ * to `unknown`: ranks an entry needs when a shape was computed at run time (a Reshape to
+ * Concat(Shape(x)...)), and, compared across two sizes, which sizes the graph fixes (an LSTM's
+ * sequence length). Empty when the runtime cannot run the graph on made-up inputs; the entries
+ * then say what they lack.
  */
-function probeRanks(graph: Graph): Map<string, number> {
+function probeShapes(graph: Graph, unknown: number): Map<string, readonly number[]> {
   const inputs = graph.inputs.filter((i) => !graph.initializers.has(i.name));
   if (inputs.some((i) => i.shape === null || i.dtype === 'string')) return new Map();
   const feeds = Object.fromEntries(
     inputs.map((i) => {
-      const shape = i.shape!.map((d) => (typeof d === 'number' ? d : 2));
+      const shape = i.shape!.map((d) => (typeof d === 'number' ? d : unknown));
       return [i.name, TensorValue.fromArray(i.dtype, shape, allocate(i.dtype, shape.reduce((a, b) => a * b, 1)))];
     }),
   );
   const values = graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== ''));
   try {
     const all = new Session({ ...graph, outputs: values.map((name) => ({ name, dtype: 'float32', shape: null })) }).run(feeds);
-    return new Map(Object.entries(all).map(([k, t]) => [k, t.shape.length]));
+    return new Map([...Object.entries(feeds), ...Object.entries(all)].map(([k, t]) => [k, t.shape]));
   } catch (e) {
     if (e instanceof UsageError) return new Map();
     throw e;

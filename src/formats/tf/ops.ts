@@ -303,6 +303,7 @@ function reduce(op: string, axesAsInput: boolean): OpBuilder {
  * nothing follows it.
  */
 const stridedSlice: OpBuilder = (ctx) => {
+  if (!ctx.constant(1) || !ctx.constant(2)) return dynamicStridedSlice(ctx);
   const [begin, end, strides] = [ctx.ints(1, 'begin'), ctx.ints(2, 'end'), ctx.ints(3, 'strides')];
   if (begin.length !== end.length || begin.length !== strides.length) ctx.fail('begin, end and strides of one length');
   const mask = (key: string) => attrInt(ctx.attr, key, 0);
@@ -356,6 +357,36 @@ const stridedSlice: OpBuilder = (ctx) => {
   });
   return [y];
 };
+
+/**
+ * StridedSlice whose begin or end is computed at run time (what the TF export of an ONNX Slice
+ * with computed starts/ends writes, and TF's own shape arithmetic): ONNX Slice over the leading
+ * axes with those bounds, a masked entry taking the full-range bound. The masks that change the
+ * rank (ellipsis, new axis, shrink) need constant bounds.
+ */
+function dynamicStridedSlice(ctx: OpContext): string[] {
+  const strides = ctx.ints(3, 'strides');
+  const mask = (key: string) => attrInt(ctx.attr, key, 0);
+  for (const key of ['ellipsis_mask', 'new_axis_mask', 'shrink_axis_mask']) if (mask(key)) ctx.fail(`constant begin and end (${key} is set)`);
+  if (strides.includes(0)) ctx.fail('non-zero strides');
+  const n = strides.length;
+  const bit = (m: number, i: number) => ((m >> i) & 1) === 1;
+  // masked ? bound : value, as value * keep + bound with keep 0 or 1 (no boolean constants needed).
+  const bounds = (i: number, key: string, full: (step: number) => bigint) => {
+    const m = mask(key);
+    const fixed = ctx.constant(i);
+    if (fixed) return ctx.constInts(fixed.toNumbers().map((v, a) => (bit(m, a) ? full(strides[a]!) : BigInt(v))));
+    const v = asInt64(ctx, i, 1);
+    if (m === 0) return v;
+    const keep = ctx.constInts(strides.map((_, a) => (bit(m, a) ? 0 : 1)));
+    const fill = ctx.constInts(strides.map((step, a) => (bit(m, a) ? full(step) : 0n)));
+    return ctx.op('Add', [ctx.op('Mul', [v, keep], {}, 'int64', 1), fill], {}, 'int64', 1);
+  };
+  const starts = bounds(1, 'begin_mask', (step) => (step > 0 ? 0n : INT64_MAX));
+  const ends = bounds(2, 'end_mask', (step) => (step > 0 ? INT64_MAX : -INT64_MAX - 1n));
+  const x = ctx.input(0);
+  return [ctx.out('Slice', [x, starts, ends, ctx.constInts([...Array(n).keys()]), ctx.constInts(strides)], {}, undefined, ctx.rank(x))];
+}
 
 /** Pad/PadV2 (constant padding): TF's [rank, 2] paddings as ONNX's begins-then-ends list. */
 const pad: OpBuilder = (ctx) => {
@@ -464,9 +495,30 @@ const splitOp: OpBuilder = (ctx) => {
   const n = attrInt(ctx.attr, 'num_split', 1);
   const shape = ctx.shape(x);
   const dim = shape?.[axis < 0 ? axis + shape.length : axis];
-  if (typeof dim !== 'number') return ctx.fail('a static size on the split axis');
-  if (dim % n !== 0) ctx.fail(`an axis size (${dim}) divisible by num_split (${n})`);
-  return splitInto(ctx, x, axis, new Array<number>(n).fill(dim / n));
+  if (typeof dim === 'number') {
+    if (dim % n !== 0) ctx.fail(`an axis size (${dim}) divisible by num_split (${n})`);
+    return splitInto(ctx, x, axis, new Array<number>(n).fill(dim / n));
+  }
+  // The size is known only at run time (GPT-2's fused q/k/v projection split in three, as the TF
+  // export of ONNX Split writes it): each part's bounds are k and k+1 times size / num_split.
+  const rank = ctx.rank(x);
+  const at = axis < 0 ? (rank === undefined ? ctx.fail('a known rank for a negative split axis') : axis + rank) : axis;
+  const size = ctx.op('Slice', [ctx.op('Shape', [x], {}, 'int64', 1), ctx.constInts([at]), ctx.constInts([at + 1]), ctx.constInts([0])], {}, 'int64', 1);
+  const part = ctx.op('Div', [size, ctx.constInts([n])], {}, 'int64', 1);
+  const bound = (k: number) => (k === 0 ? ctx.constInts([0]) : k === 1 ? part : ctx.op('Mul', [part, ctx.constInts([k])], {}, 'int64', 1));
+  return [...Array(n).keys()].map((k) => ctx.out('Slice', [x, bound(k), bound(k + 1), ctx.constInts([at])], {}, undefined, rank, k));
+};
+
+/**
+ * BroadcastArgs: the IR has no op broadcasting two shapes; it is the shape of a one-byte tensor of
+ * the first shape expanded to the second (ONNX's Expand broadcasts both ways). The bytes are one
+ * per cell of the broadcast result, which the BroadcastTo this feeds materialises anyway.
+ */
+const broadcastArgs: OpBuilder = (ctx) => {
+  const to = ctx.dtype(ctx.input(0));
+  const cells = ctx.op('ConstantOfShape', [asInt64(ctx, 0, 1)], { value: attr.tensor(Tensor.from('uint8', [1], [0])) }, 'uint8');
+  const s = ctx.op('Shape', [ctx.op('Expand', [cells, asInt64(ctx, 1, 1)], {}, 'uint8')], {}, 'int64', 1);
+  return [to === 'int64' ? ctx.out('Identity', [s], {}, 'int64', 1) : ctx.out('Cast', [s], { to: attr.int(dtypeToOnnxCode(to)!) }, to, 1)];
 };
 
 const splitV: OpBuilder = (ctx) => {
@@ -630,6 +682,7 @@ export const TF_OPS: Readonly<Record<string, OpBuilder>> = {
   Fill: fill,
   Tile: (ctx) => [ctx.out('Tile', [ctx.input(0), asInt64(ctx, 1, 1)], {}, undefined, ctx.rank(ctx.input(0)))],
   BroadcastTo: (ctx) => [ctx.out('Expand', [ctx.input(0), asInt64(ctx, 1, 1)])],
+  BroadcastArgs: broadcastArgs,
   MirrorPad: mirrorPad,
   Unpack: unpack,
   Split: splitOp,
@@ -665,7 +718,7 @@ export const TF_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
   Reshape: ['Reshape', 'Flatten', 'Cast'], Squeeze: ['Squeeze'], ExpandDims: ['Unsqueeze'], Transpose: ['Transpose'],
   ConcatV2: ['Concat'], Pack: ['Concat', 'Unsqueeze'], Cast: ['Cast'], Pad: ['Pad'], PadV2: ['Pad'],
   OnesLike: ['ConstantOfShape', 'Shape'], ZerosLike: ['ConstantOfShape', 'Shape'], Shape: ['Shape', 'Cast'],
-  StridedSlice: ['Slice', 'Squeeze', 'Unsqueeze'],
+  StridedSlice: ['Slice', 'Squeeze', 'Unsqueeze', 'Cast', 'Mul', 'Add'],
   Mean: ['ReduceMean'], Sum: ['ReduceSum'], Max: ['ReduceMax'], Min: ['ReduceMin'], Prod: ['ReduceProd'],
   Conv2D: ['Conv', 'Transpose'], DepthwiseConv2dNative: ['Conv', 'Transpose'], MaxPool: ['MaxPool', 'Transpose'], AvgPool: ['AveragePool', 'Transpose'],
   FusedBatchNorm: ['BatchNormalization', 'Transpose'], FusedBatchNormV2: ['BatchNormalization', 'Transpose'], FusedBatchNormV3: ['BatchNormalization', 'Transpose'],
@@ -675,7 +728,8 @@ export const TF_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
   Erf: ['Erf'], Floor: ['Floor'], Ceil: ['Ceil'], Round: ['Round'], Sign: ['Sign'], Sin: ['Sin'], Cos: ['Cos'], Tan: ['Tan'],
   Cumsum: ['CumSum'], Einsum: ['Einsum'], ArgMax: ['ArgMax', 'Cast'], ArgMin: ['ArgMin', 'Cast'],
   GatherV2: ['Gather'], GatherNd: ['GatherND', 'Cast'], Range: ['Range'], Fill: ['ConstantOfShape', 'Expand', 'Cast'], Tile: ['Tile', 'Cast'],
-  BroadcastTo: ['Expand', 'Cast'], MirrorPad: ['Pad'], Unpack: ['Gather'], Split: ['Slice'], SplitV: ['Slice'],
+  BroadcastTo: ['Expand', 'Cast'], BroadcastArgs: ['Shape', 'Expand', 'ConstantOfShape', 'Cast', 'Identity'], MirrorPad: ['Pad'], Unpack: ['Gather'],
+  Split: ['Slice', 'Shape', 'Div', 'Mul'], SplitV: ['Slice'],
   ResizeBilinear: ['Resize', 'Transpose', 'Cast', 'Slice', 'Shape', 'Concat'], ResizeNearestNeighbor: ['Resize', 'Transpose', 'Cast', 'Slice', 'Shape', 'Concat'],
   ...TF_RNN_IMPORT_IR,
 };

@@ -49,7 +49,10 @@ export function readGraphModel(path: string, options: { module?: ModuleSpec } = 
     return e.fail('path', 'a readable model.json (or a directory holding one)');
   }
   const json = parseGraphModelJson(text, e);
-  const { tensors } = readWeights(json.manifest, file, e);
+  // Every Const gets back the dtype it had before TF.js stored it (int64 shapes and axes as int32,
+  // float16 as float32): the graph's ops still declare the original types (a ConcatV2 of an int64
+  // Shape and an int64 constant), which TF.js ignores and modelbridge's runtime does not.
+  const tensors = restoreDTypes(readWeights(json.manifest, file, e).tensors, json.metadata[DTYPES_KEY], e);
   const nodes = expandTfjsOps(json.nodes, e).map((n) => (n.op === 'Const' ? withValue(n, tensors.get(n.name), e) : n));
   const flat = new FlatGraph({ node: nodes, versions: null, library: null }, file);
   const io = endpoints(json, nodes, flat, e);
@@ -64,7 +67,7 @@ export function readGraphModel(path: string, options: { module?: ModuleSpec } = 
   // Weights no node reads (a torch buffer such as num_batches_tracked) stay part of the model.
   const read = new Set(nodes.flatMap((n) => n.input.map((i) => parseTensorName(i.replace(/^\^/, ''))?.node)));
   const standalone = new Map(nodes.filter((n) => n.op === 'Const' && !read.has(n.name)).map((n) => [n.name, tensors.get(n.name)!] as const));
-  const weights = new Map([...graph.initializers, ...restoreDTypes(standalone, json.metadata[DTYPES_KEY], e)]);
+  const weights = new Map([...graph.initializers, ...standalone]);
   const base = { format: 'tfjs', graph, signatures: [signature], metadata: stringMetadata(json.metadata) };
   const module = options.module ?? jsonValue<ModuleSpec>(json.metadata[MODULE_KEY]);
   const stateDict = module && module.type !== 'Graph' ? moduleWeights(module, weights, file, jsonValue<SignatureSpec>(json.metadata[SIGNATURE_KEY])) : undefined;
@@ -175,7 +178,7 @@ function moduleWeights(spec: ModuleSpec, weights: ReadonlyMap<string, Tensor>, f
 }
 
 /**
- * Unread weights whose dtype TF.js could not store (int64 buffers, float16...) get it back:
+ * Weights whose dtype TF.js could not store (int64 buffers, float16...) get it back:
  * the writer records the original dtype, and every value it stored converts back exactly.
  */
 function restoreDTypes(weights: ReadonlyMap<string, Tensor>, entry: unknown, e: FormatErrors): Map<string, Tensor> {

@@ -99,7 +99,8 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
   let nodes = [...exported.nodes];
   // State-dict entries the graph never reads (BatchNorm's num_batches_tracked) are kept too.
   for (const [name, tensor] of model.weights) {
-    if (used.has(name)) continue;
+    // Constants a TF import made ("node#const") that the rewritten graph no longer reads are no state-dict entry.
+    if (used.has(name) || (name.includes('#const') && graph.initializers.has(name))) continue;
     const nodeName = names.take(name);
     weightNodes.set(nodeName, tensor);
     nodes.push(constNode(nodeName, tensor.dtype, tensor.shape));
