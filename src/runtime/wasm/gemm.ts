@@ -11,8 +11,9 @@
  * collected); activations are copied in for a call and their space is reused by the next one.
  */
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { WASM_PAGE } from '../../core/wasm/module.js';
-import { GEMM_WASM_BASE64 } from './gemm-bytes.js';
+import { GEMM_RELAXED_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm-bytes.js';
 import { GemmPool, MAX_WORKERS } from './pool.js';
 
 interface GemmExports {
@@ -27,6 +28,7 @@ interface SharedMemory {
 }
 
 interface WasmThreadsApi {
+  validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
   Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => SharedMemory;
@@ -41,6 +43,7 @@ interface State {
   readonly exports: GemmExports;
   readonly memory: SharedMemory;
   readonly bytes: Uint8Array;
+  readonly kernel: GemmKernel;
   f32: Float32Array;
   i32: Int32Array;
   readonly heap: Heap;
@@ -49,19 +52,57 @@ interface State {
 
 let state: State | null | undefined;
 
+/**
+ * Which form of the module runs products: 'relaxed-simd' (the micro-kernel's multiply-adds are
+ * f32x4.relaxed_madd, one FMA instruction each on CPUs that have FMA), 'simd128' (a mul and an
+ * add), or 'js' (no WebAssembly SIMD here).
+ */
+export type GemmKernel = 'relaxed-simd' | 'simd128' | 'js';
+
+/**
+ * The relaxed-SIMD module's bytes when this engine accepts them. Node 22+ (V8 11.4+) ships relaxed
+ * SIMD; Node 20's V8 has it behind --experimental-wasm-relaxed-simd, a flag that only gates what
+ * the wasm validator accepts, so it is turned on here, before the module is compiled (the
+ * workers compile theirs later in the same process). The FMA doubles the kernel's multiply-adds
+ * per cycle; its sums round once per step instead of twice, well within float32 GEMM tolerance.
+ * MODELBRIDGE_GEMM=simd128 keeps the mul-and-add kernel (results that repeat across CPUs with and
+ * without FMA).
+ */
+function relaxedBytes(api: WasmThreadsApi): Uint8Array | null {
+  if (process.env.MODELBRIDGE_GEMM === 'simd128') return null;
+  const bytes = Uint8Array.from(Buffer.from(GEMM_RELAXED_WASM_BASE64, 'base64'));
+  try {
+    if (api.validate(bytes)) return bytes;
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+    return api.validate(bytes) ? bytes : null;
+  } catch {
+    return null;
+  }
+}
+
 function load(): State | null {
   if (state !== undefined) return state;
   state = null;
   try {
     const api = (globalThis as { WebAssembly?: WasmThreadsApi }).WebAssembly;
     if (!api) return null;
-    const bytes = Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
     const memory = new api.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
-    const exports = new api.Instance(new api.Module(bytes), { env: { memory } }).exports as GemmExports;
+    const relaxed = relaxedBytes(api);
+    let bytes = relaxed ?? Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
+    let module: object;
+    try {
+      module = new api.Module(bytes);
+    } catch (error) {
+      if (!relaxed) throw error;
+      bytes = Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
+      module = new api.Module(bytes);
+    }
+    const exports = new api.Instance(module, { env: { memory } }).exports as GemmExports;
     const s: State = {
       exports,
       memory,
       bytes,
+      kernel: bytes === relaxed ? 'relaxed-simd' : 'simd128',
       f32: new Float32Array(memory.buffer),
       i32: new Int32Array(memory.buffer),
       heap: undefined as unknown as Heap,
@@ -78,6 +119,11 @@ function load(): State | null {
 /** True when the WebAssembly SIMD kernel can run here (compiles the module on first call). */
 export function wasmSgemmAvailable(): boolean {
   return load() !== null;
+}
+
+/** The form of the kernel products run in here (compiles the module on first call). */
+export function gemmKernel(): GemmKernel {
+  return load()?.kernel ?? 'js';
 }
 
 // ---------------------------------------------------------------------------------------------
