@@ -1,6 +1,7 @@
 import { attrFloat, attrInt, attrInts } from '../../core/graph.js';
 import { formatDims, KernelError, required, type KernelFactory } from '../kernel.js';
 import { int64Value, makeValue, sizeOfShape, type SmallArray, type Value } from '../value.js';
+import { wasmMaxPool2d } from '../wasm/gemm.js';
 import { contiguousStrides } from './strided.js';
 import { windowOf, type Window } from './window.js';
 
@@ -54,6 +55,8 @@ function pool2d(kind: 'max' | 'average', src: SmallArray, dst: SmallArray, plane
   const [dh, dw] = win.dilations as [number, number];
   const [ph, pw] = win.padsBegin as [number, number];
   if (kind === 'max') {
+    // float32 (and float16/bfloat16, held widened in a Float32Array; a max is exact in any of them)
+    if (src instanceof Float32Array && dst instanceof Float32Array && wasmMaxPool2d(src, dst, planes, win)) return;
     maxPool2d(src, dst, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw);
     return;
   }

@@ -20,6 +20,7 @@ interface GemmExports {
   gemm(job: number): void;
   pack_a(a: number, lda: number, m: number, k: number, dst: number): void;
   pack_b(b: number, ldb: number, trans: number, j0: number, j1: number, k: number, dst: number): void;
+  maxpool2d(desc: number): void;
 }
 
 interface SharedMemory {
@@ -376,6 +377,11 @@ export class GemmCall {
     out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);
   }
 
+  /** Runs maxpool2d (gemm.wat) on the descriptor at `desc`, on this thread. */
+  maxPool2d(desc: number): void {
+    this.s.exports.maxpool2d(desc);
+  }
+
   end(): void {
     for (const ptr of this.blocks) this.s.heap.release(ptr);
     this.blocks.length = 0;
@@ -458,6 +464,49 @@ function bands(total: number, count: number, unit: number): [number, number][] {
     start = Math.max(start, end);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MaxPool
+
+/** A 2-D pooling window over `planes` planes of h×w (the fields of window.ts's Window). */
+export interface PoolWindow {
+  readonly input: readonly number[];
+  readonly output: readonly number[];
+  readonly kernel: readonly number[];
+  readonly strides: readonly number[];
+  readonly dilations: readonly number[];
+  readonly padsBegin: readonly number[];
+}
+
+/**
+ * 2-D MaxPool of float32 planes in the module (maxpool2d in gemm.wat: f32x4.max, branch-free;
+ * the JS compare loop mispredicts on every other cell of real activations). False when the
+ * module cannot run here or memory ran out: the caller's loop then computes it.
+ */
+export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: number, win: PoolWindow): boolean {
+  const [h, w] = win.input as [number, number];
+  const [oh, ow] = win.output as [number, number];
+  const [kh, kw] = win.kernel as [number, number];
+  const [sh, sw] = win.strides as [number, number];
+  const [dh, dw] = win.dilations as [number, number];
+  const [ph, pw] = win.padsBegin as [number, number];
+  if (planes * h * w !== src.length || planes * oh * ow !== dst.length || (src.length + dst.length) * 4 > MAX_BYTES / 2) return false;
+  const call = GemmCall.begin();
+  if (!call) return false;
+  try {
+    const tmpLength = Math.ceil(Math.max(pw + w, (ow + 3) * sw + (kw - 1) * dw + 8) / 4) * 4;
+    const x = call.put(src);
+    const out = x && call.alloc(dst.length * 4 + 16);
+    const tmp = out && call.alloc(tmpLength * 4);
+    const desc = tmp && call.putInts([x, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, out, tmp, tmpLength]);
+    if (!desc) return false;
+    call.maxPool2d(desc);
+    call.get(out, dst, 0, dst.length);
+    return true;
+  } finally {
+    call.end();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -425,6 +425,120 @@
       (local.set $j (i32.add (local.get $j) (i32.const 8)))
       (br_if $next (i32.lt_u (local.get $j) (local.get $j1)))))
 
+;; ---------------------------------------------------------------------------------------
+  ;; 2-D MaxPool (ONNX semantics: the max over the window's cells inside the input; NaN wins)
+  ;; ---------------------------------------------------------------------------------------
+
+  ;; Descriptor (i32 words at `d`): 0 x  1 planes  2 H  3 W  4 OH  5 OW  6 KH  7 KW  8 SH  9 SW
+  ;; 10 DH  11 DW  12 PH  13 PW  14 out  15 tmp (a row of at least (OW+3)*SW + (KW-1)*DW + 8
+  ;; floats)  16 tmp length in floats.  `out` needs 16 bytes of slack past OH*OW*planes floats.
+  ;; Per output row: the max over the window's valid input rows, column by column, into tmp at
+  ;; offset PW (4 columns per f32x4.max; tmp's other cells are -inf, the padding); then each
+  ;; output is the max of its KW cells of tmp, 4 outputs at a time (strides 1 and 2 load them
+  ;; as vectors, other strides lane by lane). f32x4.max is branch-free, unlike a JS compare on
+  ;; random data, and propagates NaN as the JS loop did. A 4-output group past the row's end
+  ;; writes into the next row's place, which that row then overwrites (hence the slack).
+  (func (export "maxpool2d") (param $d i32)
+    (local $x i32) (local $planes i32) (local $H i32) (local $W i32) (local $OH i32) (local $OW i32)
+    (local $KH i32) (local $KW i32) (local $SH i32) (local $SW i32) (local $DH i32) (local $DW i32)
+    (local $PH i32) (local $PW i32) (local $out i32) (local $tmp i32) (local $tlen i32)
+    (local $plane i32) (local $y i32) (local $i i32) (local $ih i32) (local $first i32) (local $src i32)
+    (local $col i32) (local $row i32) (local $xo i32) (local $j i32) (local $at i32) (local $dst i32)
+    (local $v v128) (local $w v128) (local $ninf v128)
+    (local.set $x (i32.load offset=0 (local.get $d)))
+    (local.set $planes (i32.load offset=4 (local.get $d)))
+    (local.set $H (i32.load offset=8 (local.get $d)))
+    (local.set $W (i32.load offset=12 (local.get $d)))
+    (local.set $OH (i32.load offset=16 (local.get $d)))
+    (local.set $OW (i32.load offset=20 (local.get $d)))
+    (local.set $KH (i32.load offset=24 (local.get $d)))
+    (local.set $KW (i32.load offset=28 (local.get $d)))
+    (local.set $SH (i32.load offset=32 (local.get $d)))
+    (local.set $SW (i32.load offset=36 (local.get $d)))
+    (local.set $DH (i32.load offset=40 (local.get $d)))
+    (local.set $DW (i32.load offset=44 (local.get $d)))
+    (local.set $PH (i32.load offset=48 (local.get $d)))
+    (local.set $PW (i32.load offset=52 (local.get $d)))
+    (local.set $out (i32.load offset=56 (local.get $d)))
+    (local.set $tmp (i32.load offset=60 (local.get $d)))
+    (local.set $tlen (i32.load offset=64 (local.get $d)))
+    (local.set $ninf (f32x4.splat (f32.const -inf)))
+    (if (i32.or (i32.eqz (local.get $planes)) (i32.or (i32.eqz (local.get $OH)) (i32.eqz (local.get $OW)))) (then (return)))
+    (local.set $dst (local.get $out))
+    (local.set $plane (i32.const 0))
+    (loop $plane_loop
+      (local.set $y (i32.const 0))
+      (loop $y_loop
+        ;; tmp = -inf everywhere, then the max over the valid rows at offset PW
+        (local.set $col (i32.const 0))
+        (loop $fill
+          (v128.store (i32.add (local.get $tmp) (i32.shl (local.get $col) (i32.const 2))) (local.get $ninf))
+          (local.set $col (i32.add (local.get $col) (i32.const 4)))
+          (br_if $fill (i32.lt_u (local.get $col) (local.get $tlen))))
+        (local.set $first (i32.const 1))
+        (local.set $i (i32.const 0))
+        (loop $i_loop
+          (local.set $ih (i32.add (i32.sub (i32.mul (local.get $y) (local.get $SH)) (local.get $PH)) (i32.mul (local.get $i) (local.get $DH))))
+          (if (i32.lt_u (local.get $ih) (local.get $H))
+            (then
+              (local.set $src (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (local.get $plane) (i32.mul (local.get $H) (local.get $W))) (i32.mul (local.get $ih) (local.get $W))) (i32.const 2))))
+              (local.set $row (i32.add (local.get $tmp) (i32.shl (local.get $PW) (i32.const 2))))
+              (local.set $col (i32.const 0))
+              ;; whole groups of 4 columns; the last partial group column by column, so tmp past W stays -inf
+              (block $vec_done
+                (br_if $vec_done (i32.lt_s (local.get $W) (i32.const 4)))
+                (loop $vec
+                  (local.set $v (v128.load (i32.add (local.get $src) (i32.shl (local.get $col) (i32.const 2)))))
+                  (if (i32.eqz (local.get $first))
+                    (then (local.set $v (f32x4.max (local.get $v) (v128.load (i32.add (local.get $row) (i32.shl (local.get $col) (i32.const 2))))))))
+                  (v128.store (i32.add (local.get $row) (i32.shl (local.get $col) (i32.const 2))) (local.get $v))
+                  (local.set $col (i32.add (local.get $col) (i32.const 4)))
+                  (br_if $vec (i32.le_s (i32.add (local.get $col) (i32.const 4)) (local.get $W)))))
+              (block $tail_done
+                (br_if $tail_done (i32.ge_s (local.get $col) (local.get $W)))
+                (loop $tail
+                  (local.set $at (i32.add (local.get $row) (i32.shl (local.get $col) (i32.const 2))))
+                  (f32.store (local.get $at)
+                    (if (result f32) (local.get $first)
+                      (then (f32.load (i32.add (local.get $src) (i32.shl (local.get $col) (i32.const 2)))))
+                      (else (f32.max (f32.load (local.get $at)) (f32.load (i32.add (local.get $src) (i32.shl (local.get $col) (i32.const 2))))))))
+                  (local.set $col (i32.add (local.get $col) (i32.const 1)))
+                  (br_if $tail (i32.lt_s (local.get $col) (local.get $W)))))
+              (local.set $first (i32.const 0))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $i_loop (i32.lt_u (local.get $i) (local.get $KH))))
+        ;; each output: the max of its KW cells of tmp, 4 outputs at a time
+        (local.set $xo (i32.const 0))
+        (loop $x_loop
+          (local.set $v (local.get $ninf))
+          (local.set $j (i32.const 0))
+          (loop $j_loop
+            (local.set $at (i32.add (local.get $tmp) (i32.shl (i32.add (i32.mul (local.get $xo) (local.get $SW)) (i32.mul (local.get $j) (local.get $DW))) (i32.const 2))))
+            (if (i32.eq (local.get $SW) (i32.const 1))
+              (then (local.set $w (v128.load (local.get $at))))
+              (else
+                (if (i32.eq (local.get $SW) (i32.const 2))
+                  (then (local.set $w (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (v128.load (local.get $at)) (v128.load offset=16 (local.get $at)))))
+                  (else
+                    (local.set $w (f32x4.splat (f32.load (local.get $at))))
+                    (local.set $at (i32.add (local.get $at) (i32.shl (local.get $SW) (i32.const 2))))
+                    (local.set $w (f32x4.replace_lane 1 (local.get $w) (f32.load (local.get $at))))
+                    (local.set $at (i32.add (local.get $at) (i32.shl (local.get $SW) (i32.const 2))))
+                    (local.set $w (f32x4.replace_lane 2 (local.get $w) (f32.load (local.get $at))))
+                    (local.set $at (i32.add (local.get $at) (i32.shl (local.get $SW) (i32.const 2))))
+                    (local.set $w (f32x4.replace_lane 3 (local.get $w) (f32.load (local.get $at))))))))
+            (local.set $v (f32x4.max (local.get $v) (local.get $w)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $j_loop (i32.lt_u (local.get $j) (local.get $KW))))
+          (v128.store (i32.add (local.get $dst) (i32.shl (local.get $xo) (i32.const 2))) (local.get $v))
+          (local.set $xo (i32.add (local.get $xo) (i32.const 4)))
+          (br_if $x_loop (i32.lt_u (local.get $xo) (local.get $OW))))
+        (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $OW) (i32.const 2))))
+        (local.set $y (i32.add (local.get $y) (i32.const 1)))
+        (br_if $y_loop (i32.lt_u (local.get $y) (local.get $OH))))
+      (local.set $plane (i32.add (local.get $plane) (i32.const 1)))
+      (br_if $plane_loop (i32.lt_u (local.get $plane) (local.get $planes)))))
+
   ;; ---------------------------------------------------------------------------------------
   ;; Driver: this thread's share of one job (see the descriptor above)
   ;; ---------------------------------------------------------------------------------------
