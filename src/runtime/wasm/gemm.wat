@@ -286,15 +286,24 @@
   ;; Implicit GEMM: a B panel of 8 output positions gathered from a convolution's input
   ;; ---------------------------------------------------------------------------------------
 
-  ;; dst[kk*8 + c] = x[ch, oh(j+c)*SH - PH + kh*DH, ow(j+c)*SW - PW + kw*DW] for kk = (ch, kh, kw),
+;; dst[kk*8 + c] = x[ch, oh(j+c)*SH - PH + kh*DH, ow(j+c)*SW - PW + kw*DW] for kk = (ch, kh, kw),
   ;; 0 in the padding and for c >= cols. `tmp` holds 16 i32: each column's first input row and
   ;; column (a column past `cols` gets a row of -2^30, so it always reads as padding).
+  ;; For each (kh, kw) the 8 columns' offsets into a plane and their in-plane mask are computed
+  ;; once, as two i32x4 each, and serve every channel: when all 8 are inside and consecutive
+  ;; (stride 1) or every other float (stride 2), a channel's row is one or two vector loads;
+  ;; otherwise 8 lane loads (an outside column loads the plane's first float) and an AND with
+  ;; the mask, with no branch per element.
   (func $packConv (param $d i32) (param $xoff i32) (param $j i32) (param $cols i32) (param $dst i32) (param $tmp i32)
     (local $x i32) (local $C i32) (local $H i32) (local $W i32) (local $OW i32)
     (local $KH i32) (local $KW i32) (local $SH i32) (local $SW i32) (local $PH i32) (local $PW i32) (local $DH i32) (local $DW i32)
     (local $c i32) (local $pos i32) (local $ch i32) (local $kh i32) (local $kw i32)
-    (local $ih i32) (local $iw i32) (local $plane i32) (local $rowp i32) (local $fast i32) (local $iw0 i32)
-    (local $v f32)
+    (local $plane i32) (local $planeBytes i32) (local $mode i32) (local $first i32) (local $out i32) (local $step i32)
+    (local $h0 v128) (local $h1 v128) (local $w0 v128) (local $w1 v128)
+    (local $ih0 v128) (local $ih1 v128) (local $iw0 v128) (local $iw1 v128)
+    (local $m0 v128) (local $m1 v128) (local $o0 v128) (local $o1 v128) (local $v0 v128) (local $v1 v128)
+    (local $vH v128) (local $vW v128)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $a4 i32) (local $a5 i32) (local $a6 i32) (local $a7 i32)
     (local.set $x (i32.add (i32.load offset=0 (local.get $d)) (local.get $xoff)))
     (local.set $C (i32.load offset=4 (local.get $d)))
     (local.set $H (i32.load offset=8 (local.get $d)))
@@ -322,69 +331,97 @@
           (i32.store offset=32 (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2))) (i32.const 0))))
       (local.set $c (i32.add (local.get $c) (i32.const 1)))
       (br_if $cols_loop (i32.lt_u (local.get $c) (i32.const 8))))
-    ;; all 8 positions in one output row with stride 1 (input runs of 8 contiguous floats: $fast
-    ;; = 1) or stride 2 (every other float of a run of 16: $fast = 2)
-    (local.set $fast (i32.const 0))
-    (if (i32.and (i32.eq (local.get $cols) (i32.const 8))
-          (i32.eq (i32.load (local.get $tmp)) (i32.load offset=28 (local.get $tmp))))
-      (then
-        (if (i32.eq (local.get $SW) (i32.const 1)) (then (local.set $fast (i32.const 1))))
-        (if (i32.eq (local.get $SW) (i32.const 2)) (then (local.set $fast (i32.const 2))))))
-    (local.set $iw0 (i32.load offset=32 (local.get $tmp)))
-    (local.set $ch (i32.const 0))
-    (loop $ch_loop
-      (local.set $plane (i32.add (local.get $x) (i32.shl (i32.mul (i32.mul (local.get $ch) (local.get $H)) (local.get $W)) (i32.const 2))))
-      (local.set $kh (i32.const 0))
-      (loop $kh_loop
-        (local.set $kw (i32.const 0))
-        (loop $kw_loop
-          (if (local.get $fast)
-            (then
-              (local.set $ih (i32.add (i32.load (local.get $tmp)) (i32.mul (local.get $kh) (local.get $DH))))
-              (local.set $iw (i32.add (local.get $iw0) (i32.mul (local.get $kw) (local.get $DW))))
-              (if (i32.and (i32.lt_u (local.get $ih) (local.get $H))
-                    (i32.and (i32.ge_s (local.get $iw) (i32.const 0))
-                      (i32.le_s (i32.add (local.get $iw) (i32.shl (i32.const 8) (i32.sub (local.get $fast) (i32.const 1)))) (local.get $W))))
-                (then
-                  (local.set $rowp (i32.add (local.get $plane) (i32.shl (i32.add (i32.mul (local.get $ih) (local.get $W)) (local.get $iw)) (i32.const 2))))
-                  (if (i32.eq (local.get $fast) (i32.const 1))
-                    (then
-                      (v128.store offset=0 (local.get $dst) (v128.load offset=0 (local.get $rowp)))
-                      (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $rowp))))
-                    (else
-                      ;; floats 0, 2, 4, ... of 16
-                      (v128.store offset=0 (local.get $dst)
-                        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
-                          (v128.load offset=0 (local.get $rowp)) (v128.load offset=16 (local.get $rowp))))
-                      (v128.store offset=16 (local.get $dst)
-                        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
-                          (v128.load offset=32 (local.get $rowp)) (v128.load offset=48 (local.get $rowp)))))))
-                (else (call $gather8 (local.get $plane) (local.get $H) (local.get $W) (i32.mul (local.get $kh) (local.get $DH))
-                        (i32.mul (local.get $kw) (local.get $DW)) (local.get $tmp) (local.get $dst)))))
-            (else (call $gather8 (local.get $plane) (local.get $H) (local.get $W) (i32.mul (local.get $kh) (local.get $DH))
-                    (i32.mul (local.get $kw) (local.get $DW)) (local.get $tmp) (local.get $dst))))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
-          (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
-          (br_if $kw_loop (i32.lt_u (local.get $kw) (local.get $KW))))
-        (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
-        (br_if $kh_loop (i32.lt_u (local.get $kh) (local.get $KH))))
-      (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
-      (br_if $ch_loop (i32.lt_u (local.get $ch) (local.get $C)))))
-
-  ;; One panel row: dst[c] = plane[tmp.h[c] + dh, tmp.w[c] + dw], 0 outside the plane.
-  (func $gather8 (param $plane i32) (param $H i32) (param $W i32) (param $dh i32) (param $dw i32) (param $tmp i32) (param $dst i32)
-    (local $c i32) (local $ih i32) (local $iw i32) (local $at i32)
-    (local.set $c (i32.const 0))
-    (loop $c_loop
-      (local.set $at (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2))))
-      (local.set $ih (i32.add (i32.load (local.get $at)) (local.get $dh)))
-      (local.set $iw (i32.add (i32.load offset=32 (local.get $at)) (local.get $dw)))
-      (f32.store (i32.add (local.get $dst) (i32.shl (local.get $c) (i32.const 2)))
-        (if (result f32) (i32.and (i32.lt_u (local.get $ih) (local.get $H)) (i32.lt_u (local.get $iw) (local.get $W)))
-          (then (f32.load (i32.add (local.get $plane) (i32.shl (i32.add (i32.mul (local.get $ih) (local.get $W)) (local.get $iw)) (i32.const 2)))))
-          (else (f32.const 0))))
-      (local.set $c (i32.add (local.get $c) (i32.const 1)))
-      (br_if $c_loop (i32.lt_u (local.get $c) (i32.const 8)))))
+    (local.set $h0 (v128.load offset=0 (local.get $tmp)))
+    (local.set $h1 (v128.load offset=16 (local.get $tmp)))
+    (local.set $w0 (v128.load offset=32 (local.get $tmp)))
+    (local.set $w1 (v128.load offset=48 (local.get $tmp)))
+    (local.set $vH (i32x4.splat (local.get $H)))
+    (local.set $vW (i32x4.splat (local.get $W)))
+    (local.set $planeBytes (i32.shl (i32.mul (local.get $H) (local.get $W)) (i32.const 2)))
+    ;; one channel further along K is KH*KW panel rows of 32 bytes
+    (local.set $step (i32.shl (i32.mul (local.get $KH) (local.get $KW)) (i32.const 5)))
+    (local.set $kh (i32.const 0))
+    (loop $kh_loop
+      (local.set $ih0 (i32x4.add (local.get $h0) (i32x4.splat (i32.mul (local.get $kh) (local.get $DH)))))
+      (local.set $ih1 (i32x4.add (local.get $h1) (i32x4.splat (i32.mul (local.get $kh) (local.get $DH)))))
+      (local.set $kw (i32.const 0))
+      (loop $kw_loop
+        (local.set $iw0 (i32x4.add (local.get $w0) (i32x4.splat (i32.mul (local.get $kw) (local.get $DW)))))
+        (local.set $iw1 (i32x4.add (local.get $w1) (i32x4.splat (i32.mul (local.get $kw) (local.get $DW)))))
+        (local.set $m0 (v128.and (i32x4.lt_u (local.get $ih0) (local.get $vH)) (i32x4.lt_u (local.get $iw0) (local.get $vW))))
+        (local.set $m1 (v128.and (i32x4.lt_u (local.get $ih1) (local.get $vH)) (i32x4.lt_u (local.get $iw1) (local.get $vW))))
+        ;; byte offsets in a plane, 0 for a column outside it
+        (local.set $o0 (i32x4.shl (v128.and (local.get $m0) (i32x4.add (i32x4.mul (local.get $ih0) (local.get $vW)) (local.get $iw0))) (i32.const 2)))
+        (local.set $o1 (i32x4.shl (v128.and (local.get $m1) (i32x4.add (i32x4.mul (local.get $ih1) (local.get $vW)) (local.get $iw1))) (i32.const 2)))
+        (local.set $first (i32x4.extract_lane 0 (local.get $o0)))
+        (local.set $mode (i32.const 0))
+        (if (i32.and (i32x4.all_true (local.get $m0)) (i32x4.all_true (local.get $m1)))
+          (then
+            (if (i32.and
+                  (i32x4.all_true (i32x4.eq (local.get $o0) (i32x4.add (i32x4.splat (local.get $first)) (v128.const i32x4 0 4 8 12))))
+                  (i32x4.all_true (i32x4.eq (local.get $o1) (i32x4.add (i32x4.splat (local.get $first)) (v128.const i32x4 16 20 24 28)))))
+              (then (local.set $mode (i32.const 1))))
+            (if (i32.and
+                  (i32x4.all_true (i32x4.eq (local.get $o0) (i32x4.add (i32x4.splat (local.get $first)) (v128.const i32x4 0 8 16 24))))
+                  (i32x4.all_true (i32x4.eq (local.get $o1) (i32x4.add (i32x4.splat (local.get $first)) (v128.const i32x4 32 40 48 56)))))
+              (then (local.set $mode (i32.const 2))))))
+        (local.set $a0 (i32x4.extract_lane 0 (local.get $o0)))
+        (local.set $a1 (i32x4.extract_lane 1 (local.get $o0)))
+        (local.set $a2 (i32x4.extract_lane 2 (local.get $o0)))
+        (local.set $a3 (i32x4.extract_lane 3 (local.get $o0)))
+        (local.set $a4 (i32x4.extract_lane 0 (local.get $o1)))
+        (local.set $a5 (i32x4.extract_lane 1 (local.get $o1)))
+        (local.set $a6 (i32x4.extract_lane 2 (local.get $o1)))
+        (local.set $a7 (i32x4.extract_lane 3 (local.get $o1)))
+        (local.set $out (i32.add (local.get $dst) (i32.shl (i32.add (i32.mul (local.get $kh) (local.get $KW)) (local.get $kw)) (i32.const 5))))
+        (local.set $plane (local.get $x))
+        (local.set $ch (i32.const 0))
+        (if (i32.eq (local.get $mode) (i32.const 1))
+          (then
+            (loop $ch1
+              (v128.store offset=0 (local.get $out) (v128.load offset=0 (i32.add (local.get $plane) (local.get $first))))
+              (v128.store offset=16 (local.get $out) (v128.load offset=16 (i32.add (local.get $plane) (local.get $first))))
+              (local.set $plane (i32.add (local.get $plane) (local.get $planeBytes)))
+              (local.set $out (i32.add (local.get $out) (local.get $step)))
+              (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+              (br_if $ch1 (i32.lt_u (local.get $ch) (local.get $C)))))
+          (else
+            (if (i32.eq (local.get $mode) (i32.const 2))
+              (then
+                ;; floats 0, 2, 4, ... of 16 (the 16th may lie past the row: put() leaves slack)
+                (loop $ch2
+                  (v128.store offset=0 (local.get $out)
+                    (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                      (v128.load offset=0 (i32.add (local.get $plane) (local.get $first)))
+                      (v128.load offset=16 (i32.add (local.get $plane) (local.get $first)))))
+                  (v128.store offset=16 (local.get $out)
+                    (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                      (v128.load offset=32 (i32.add (local.get $plane) (local.get $first)))
+                      (v128.load offset=48 (i32.add (local.get $plane) (local.get $first)))))
+                  (local.set $plane (i32.add (local.get $plane) (local.get $planeBytes)))
+                  (local.set $out (i32.add (local.get $out) (local.get $step)))
+                  (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+                  (br_if $ch2 (i32.lt_u (local.get $ch) (local.get $C)))))
+              (else
+                (loop $chg
+                  (local.set $v0 (v128.load32_splat (i32.add (local.get $plane) (local.get $a0))))
+                  (local.set $v0 (v128.load32_lane 1 (i32.add (local.get $plane) (local.get $a1)) (local.get $v0)))
+                  (local.set $v0 (v128.load32_lane 2 (i32.add (local.get $plane) (local.get $a2)) (local.get $v0)))
+                  (local.set $v0 (v128.load32_lane 3 (i32.add (local.get $plane) (local.get $a3)) (local.get $v0)))
+                  (local.set $v1 (v128.load32_splat (i32.add (local.get $plane) (local.get $a4))))
+                  (local.set $v1 (v128.load32_lane 1 (i32.add (local.get $plane) (local.get $a5)) (local.get $v1)))
+                  (local.set $v1 (v128.load32_lane 2 (i32.add (local.get $plane) (local.get $a6)) (local.get $v1)))
+                  (local.set $v1 (v128.load32_lane 3 (i32.add (local.get $plane) (local.get $a7)) (local.get $v1)))
+                  (v128.store offset=0 (local.get $out) (v128.and (local.get $v0) (local.get $m0)))
+                  (v128.store offset=16 (local.get $out) (v128.and (local.get $v1) (local.get $m1)))
+                  (local.set $plane (i32.add (local.get $plane) (local.get $planeBytes)))
+                  (local.set $out (i32.add (local.get $out) (local.get $step)))
+                  (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+                  (br_if $chg (i32.lt_u (local.get $ch) (local.get $C))))))))
+        (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
+        (br_if $kw_loop (i32.lt_u (local.get $kw) (local.get $KW))))
+      (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
+      (br_if $kh_loop (i32.lt_u (local.get $kh) (local.get $KH)))))
 
   ;; ---------------------------------------------------------------------------------------
   ;; Packing constants once
