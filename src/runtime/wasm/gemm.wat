@@ -9,7 +9,8 @@
 ;; work area of its own, so threads never write the same bytes and need no locks.
 ;;
 ;; Method (GotoBLAS style):
-;;   * A is packed into blocks of MR = 4 rows, stored k-major: block[p*4 + r] = A[i0 + r, p].
+;;   * A is packed into blocks of MR = 4 rows, stored k-major: block[p*4 + r] = A[i0 + r, p]
+;;     (4 values of p at a time through a 4x4 transpose).
 ;;     A constant A (a convolution's weights) is packed once by `pack_a` and reused.
 ;;   * B is packed into panels of NR = 8 columns, stored k-major: panel[p*8 + c] = B(p, j0 + c).
 ;;     B comes as [K,N], as [N,K] (a Linear weight), pre-packed once by `pack_b` (a constant
@@ -133,6 +134,43 @@
       (v128.store offset=80 (local.get $d)
         (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t2) (local.get $t3)))
       (v128.store offset=112 (local.get $d)
+        (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t2) (local.get $t3)))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (br_if $next (i32.lt_s (local.get $p) (local.get $k)))))
+
+;; Pack 4 rows (all valid) of a row-major matrix into a k-major block of width 4, four values
+  ;; of p at a time with a 4x4 transpose: dst[p*4 + r] = src[r*ld + p] (A's blocks: the scalar
+  ;; loop above stores one float per 16-byte stride).  Requires k >= 4; the last group of four
+  ;; is taken at p = k - 4 (it may overlap the previous one, harmlessly).
+  (func $packRows4 (param $src i32) (param $ld i32) (param $k i32) (param $dst i32)
+    (local $s i32) (local $ldb i32) (local $p i32) (local $d i32) (local $last i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $ldb (i32.shl (local.get $ld) (i32.const 2)))
+    (local.set $last (i32.sub (local.get $k) (i32.const 4)))
+    (local.set $p (i32.const 0))
+    (loop $next
+      (if (i32.gt_s (local.get $p) (local.get $last)) (then (local.set $p (local.get $last))))
+      (local.set $s (i32.add (local.get $src) (i32.shl (local.get $p) (i32.const 2))))
+      (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $p) (i32.const 4))))
+      (local.set $r0 (v128.load (local.get $s)))
+      (local.set $s (i32.add (local.get $s) (local.get $ldb)))
+      (local.set $r1 (v128.load (local.get $s)))
+      (local.set $s (i32.add (local.get $s) (local.get $ldb)))
+      (local.set $r2 (v128.load (local.get $s)))
+      (local.set $s (i32.add (local.get $s) (local.get $ldb)))
+      (local.set $r3 (v128.load (local.get $s)))
+      (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
+      (local.set $t1 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
+      (local.set $t2 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
+      (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
+      (v128.store offset=0 (local.get $d)
+        (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t1)))
+      (v128.store offset=16 (local.get $d)
+        (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t1)))
+      (v128.store offset=32 (local.get $d)
+        (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t2) (local.get $t3)))
+      (v128.store offset=48 (local.get $d)
         (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t2) (local.get $t3)))
       (local.set $p (i32.add (local.get $p) (i32.const 4)))
       (br_if $next (i32.lt_s (local.get $p) (local.get $k)))))
@@ -434,10 +472,17 @@
     (loop $next
       (local.set $mr (i32.sub (local.get $m) (local.get $i)))
       (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
-      (call $packRows
-        (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
-        (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
-        (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))))
+      (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.ge_u (local.get $k) (i32.const 4)))
+        (then
+          (call $packRows4
+            (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+            (local.get $lda) (local.get $k)
+            (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2)))))
+        (else
+          (call $packRows
+            (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+            (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
+            (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))))))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br_if $next (i32.lt_u (local.get $i) (local.get $m)))))
 
@@ -644,10 +689,17 @@
           (loop $pa_loop
             (local.set $mr (i32.sub (local.get $i1) (local.get $i)))
             (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
-            (call $packRows
-              (i32.add (local.get $aBase) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
-              (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
-              (i32.add (local.get $packA) (i32.shl (i32.mul (i32.sub (local.get $i) (local.get $i0)) (local.get $k)) (i32.const 2))))
+            (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.ge_u (local.get $k) (i32.const 4)))
+              (then
+                (call $packRows4
+                  (i32.add (local.get $aBase) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+                  (local.get $lda) (local.get $k)
+                  (i32.add (local.get $packA) (i32.shl (i32.mul (i32.sub (local.get $i) (local.get $i0)) (local.get $k)) (i32.const 2)))))
+              (else
+                (call $packRows
+                  (i32.add (local.get $aBase) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+                  (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
+                  (i32.add (local.get $packA) (i32.shl (i32.mul (i32.sub (local.get $i) (local.get $i0)) (local.get $k)) (i32.const 2))))))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
             (br_if $pa_loop (i32.lt_u (local.get $i) (local.get $i1))))
           (local.set $blocks (local.get $packA))
