@@ -23,7 +23,8 @@
 ;;   * K is cut into slices of KC = 256 so a B panel slice and an A block slice stay in L1; slices
 ;;     after the first add into C. Sums are float32 (like BLAS sgemm), each lane sums p in order.
 ;;     After the last slice a tile gets its bias (per row or per column) and its activation
-;;     (clamp to [lo, hi]: Relu is [0, inf], Relu6 [0, 6]) while it is in L1.
+;;     (clamp to [lo, hi]: Relu is [0, inf], Relu6 [0, 6]) while it is in L1 (a full tile in
+;;     straight-line code, an edge tile in a loop over its valid part).
 ;;
 ;; Job descriptor (i32 words at `job`):
 ;;    0 m   1 n   2 k
@@ -267,6 +268,74 @@
     (v128.store offset=16 (local.get $c2) (local.get $c21))
     (v128.store offset=0 (local.get $c3) (local.get $c30))
     (v128.store offset=16 (local.get $c3) (local.get $c31)))
+
+;; ---------------------------------------------------------------------------------------
+  ;; A full 4x8 tile's bias and clamp, straight-line: the same operations in the same order as
+  ;; $epilogue (which edge tiles go through), without its per-row loop and branches. Not in the
+  ;; micro-kernel itself: any code after its loop makes V8 spill an accumulator in every step.
+  ;; ---------------------------------------------------------------------------------------
+  (func $post4x8 (param $c i32) (param $ldc i32) (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32)
+    (local $c1 i32) (local $c2 i32) (local $c3 i32)
+    (local $v00 v128) (local $v01 v128) (local $v10 v128) (local $v11 v128)
+    (local $v20 v128) (local $v21 v128) (local $v30 v128) (local $v31 v128)
+    (local $b0 v128) (local $b1 v128)
+    (local.set $c1 (i32.add (local.get $c) (local.get $ldc)))
+    (local.set $c2 (i32.add (local.get $c1) (local.get $ldc)))
+    (local.set $c3 (i32.add (local.get $c2) (local.get $ldc)))
+    (local.set $v00 (v128.load offset=0 (local.get $c)))
+    (local.set $v01 (v128.load offset=16 (local.get $c)))
+    (local.set $v10 (v128.load offset=0 (local.get $c1)))
+    (local.set $v11 (v128.load offset=16 (local.get $c1)))
+    (local.set $v20 (v128.load offset=0 (local.get $c2)))
+    (local.set $v21 (v128.load offset=16 (local.get $c2)))
+    (local.set $v30 (v128.load offset=0 (local.get $c3)))
+    (local.set $v31 (v128.load offset=16 (local.get $c3)))
+    (if (i32.eq (local.get $biasMode) (i32.const 1))
+      (then
+        (local.set $b0 (v128.load32_splat offset=0 (local.get $bias)))
+        (local.set $v00 (f32x4.add (local.get $v00) (local.get $b0)))
+        (local.set $v01 (f32x4.add (local.get $v01) (local.get $b0)))
+        (local.set $b0 (v128.load32_splat offset=4 (local.get $bias)))
+        (local.set $v10 (f32x4.add (local.get $v10) (local.get $b0)))
+        (local.set $v11 (f32x4.add (local.get $v11) (local.get $b0)))
+        (local.set $b0 (v128.load32_splat offset=8 (local.get $bias)))
+        (local.set $v20 (f32x4.add (local.get $v20) (local.get $b0)))
+        (local.set $v21 (f32x4.add (local.get $v21) (local.get $b0)))
+        (local.set $b0 (v128.load32_splat offset=12 (local.get $bias)))
+        (local.set $v30 (f32x4.add (local.get $v30) (local.get $b0)))
+        (local.set $v31 (f32x4.add (local.get $v31) (local.get $b0)))))
+    (if (i32.eq (local.get $biasMode) (i32.const 2))
+      (then
+        (local.set $b0 (v128.load offset=0 (local.get $bias)))
+        (local.set $b1 (v128.load offset=16 (local.get $bias)))
+        (local.set $v00 (f32x4.add (local.get $v00) (local.get $b0)))
+        (local.set $v01 (f32x4.add (local.get $v01) (local.get $b1)))
+        (local.set $v10 (f32x4.add (local.get $v10) (local.get $b0)))
+        (local.set $v11 (f32x4.add (local.get $v11) (local.get $b1)))
+        (local.set $v20 (f32x4.add (local.get $v20) (local.get $b0)))
+        (local.set $v21 (f32x4.add (local.get $v21) (local.get $b1)))
+        (local.set $v30 (f32x4.add (local.get $v30) (local.get $b0)))
+        (local.set $v31 (f32x4.add (local.get $v31) (local.get $b1)))))
+    (if (local.get $act)
+      (then
+        (local.set $b0 (f32x4.splat (local.get $lo)))
+        (local.set $b1 (f32x4.splat (local.get $hi)))
+        (local.set $v00 (f32x4.min (f32x4.max (local.get $v00) (local.get $b0)) (local.get $b1)))
+        (local.set $v01 (f32x4.min (f32x4.max (local.get $v01) (local.get $b0)) (local.get $b1)))
+        (local.set $v10 (f32x4.min (f32x4.max (local.get $v10) (local.get $b0)) (local.get $b1)))
+        (local.set $v11 (f32x4.min (f32x4.max (local.get $v11) (local.get $b0)) (local.get $b1)))
+        (local.set $v20 (f32x4.min (f32x4.max (local.get $v20) (local.get $b0)) (local.get $b1)))
+        (local.set $v21 (f32x4.min (f32x4.max (local.get $v21) (local.get $b0)) (local.get $b1)))
+        (local.set $v30 (f32x4.min (f32x4.max (local.get $v30) (local.get $b0)) (local.get $b1)))
+        (local.set $v31 (f32x4.min (f32x4.max (local.get $v31) (local.get $b0)) (local.get $b1)))))
+    (v128.store offset=0 (local.get $c) (local.get $v00))
+    (v128.store offset=16 (local.get $c) (local.get $v01))
+    (v128.store offset=0 (local.get $c1) (local.get $v10))
+    (v128.store offset=16 (local.get $c1) (local.get $v11))
+    (v128.store offset=0 (local.get $c2) (local.get $v20))
+    (v128.store offset=16 (local.get $c2) (local.get $v21))
+    (v128.store offset=0 (local.get $c3) (local.get $v30))
+    (v128.store offset=16 (local.get $c3) (local.get $v31)))
 
   ;; ---------------------------------------------------------------------------------------
   ;; Epilogue: bias and clamp on a rows x cols tile of C (row stride ldc bytes)
@@ -634,7 +703,7 @@
     (local $blocks i32) (local $row0 i32) (local $panels i32) (local $col0 i32)
     (local $i i32) (local $j i32) (local $p i32) (local $kc i32) (local $ldcb i32)
     (local $mr i32) (local $nr i32) (local $r i32) (local $col i32) (local $accum i32) (local $final i32)
-    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32)
+    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32)
     (local.set $m (i32.load offset=0 (local.get $job)))
     (local.set $n (i32.load offset=4 (local.get $job)))
     (local.set $k (i32.load offset=8 (local.get $job)))
@@ -744,12 +813,21 @@
             (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
             (local.set $ctile (i32.add (local.get $cBase)
               (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldc)) (local.get $j)) (i32.const 2))))
-            (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+            (local.set $biasAt (local.get $bias))
+            (if (i32.eq (local.get $biasMode) (i32.const 1))
+              (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $i) (i32.const 2))))))
+            (if (i32.eq (local.get $biasMode) (i32.const 2))
+              (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $full (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8))))
+            (if (local.get $full)
               (then
                 (call $kernel4x8
                   (i32.add (local.get $blocks) (i32.shl (i32.add (i32.mul (i32.sub (local.get $i) (local.get $row0)) (local.get $k)) (i32.shl (local.get $p) (i32.const 2))) (i32.const 2)))
                   (i32.add (local.get $panels) (i32.shl (i32.add (i32.mul (i32.sub (local.get $j) (local.get $col0)) (local.get $k)) (i32.shl (local.get $p) (i32.const 3))) (i32.const 2)))
-                  (local.get $kc) (local.get $ctile) (local.get $ldcb) (local.get $accum)))
+                  (local.get $kc) (local.get $ctile) (local.get $ldcb) (local.get $accum))
+                (if (local.get $final)
+                  (then (call $post4x8 (local.get $ctile) (local.get $ldcb) (local.get $biasAt) (local.get $biasMode)
+                          (local.get $act) (local.get $lo) (local.get $hi)))))
               (else
                 ;; edge tile: compute into the scratch tile, then store (or add) its valid part
                 (call $kernel4x8
@@ -771,13 +849,8 @@
                     (br_if $col_loop (i32.lt_u (local.get $col) (local.get $nr))))
                   (local.set $r (i32.add (local.get $r) (i32.const 1)))
                   (br_if $r_loop (i32.lt_u (local.get $r) (local.get $mr))))))
-            (if (local.get $final)
+            (if (i32.and (local.get $final) (i32.eqz (local.get $full)))
               (then
-                (local.set $biasAt (local.get $bias))
-                (if (i32.eq (local.get $biasMode) (i32.const 1))
-                  (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $i) (i32.const 2))))))
-                (if (i32.eq (local.get $biasMode) (i32.const 2))
-                  (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))
                 (call $epilogue (local.get $ctile) (local.get $ldcb) (local.get $mr) (local.get $nr)
                   (local.get $biasAt) (local.get $biasMode) (local.get $act) (local.get $lo) (local.get $hi))))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
