@@ -77,6 +77,9 @@ describe('the Session arena (float32 activations reused between steps and runs)'
     const again = arena.take(16);
     expect(again).toBe(a);
     expect(Array.from(again)).toEqual(new Array(16).fill(0));
+    again.fill(3);
+    arena.give(again);
+    expect(Array.from(arena.take(16, false))).toEqual(new Array(16).fill(3)); // for a kernel that writes every element
     expect(arena.owns(a)).toBe(true);
     expect(arena.owns(a.subarray(0, 8))).toBe(false);
     expect(arena.owns(new Float32Array(16))).toBe(false);

@@ -19,13 +19,16 @@ export class Arena {
   /** At most this many bytes wait for reuse; beyond, dropped arrays are left to the collector. */
   constructor(private readonly limit = 512 * 2 ** 20) {}
 
-  /** A zeroed Float32Array of `count` elements, reused when one of that size is free. */
-  take(count: number): Float32Array {
+  /**
+   * A Float32Array of `count` elements, reused when one of that size is free: zeroed, or with
+   * whatever it held when `zeroed` is false (for a kernel that writes every element).
+   */
+  take(count: number, zeroed = true): Float32Array {
     const list = this.free.get(count);
     const reused = list?.pop();
     if (reused) {
       this.held -= count * 4;
-      reused.fill(0);
+      if (zeroed) reused.fill(0);
       return reused;
     }
     const fresh = new Float32Array(count);

@@ -59,6 +59,16 @@ export function sizeOfShape(shape: readonly number[]): number {
   return n;
 }
 
+/**
+ * A float32 result whose every element the caller is about to write (a GEMM's output copied out
+ * of the module): from the arena without zeroing, which is a pass over memory of its own.
+ */
+export function float32Output(shape: readonly number[]): Value {
+  const count = sizeOfShape(shape);
+  const arena = activeArena();
+  return { dtype: 'float32', shape, data: arena ? arena.take(count, false) : new Float32Array(count) };
+}
+
 export function makeValue(dtype: DType, shape: readonly number[], data?: NumericArray): Value {
   return { dtype, shape, data: data ?? computeArray(dtype, sizeOfShape(shape)) };
 }
