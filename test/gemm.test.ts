@@ -243,3 +243,43 @@ describe('without WebAssembly SIMD', () => {
     });
   }
 });
+
+describe('the two forms of the WebAssembly kernel', () => {
+  /** A fresh copy of the module, its kernel compiled while MODELBRIDGE_GEMM is `value`. */
+  async function loadWith(value: string | undefined) {
+    vi.stubEnv('MODELBRIDGE_GEMM', value);
+    vi.resetModules();
+    try {
+      const wasm = await import('../src/runtime/wasm/gemm.js');
+      wasm.gemmKernel(); // compiles now, under the stubbed variable
+      return wasm;
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
+  }
+
+  it('runs the relaxed-SIMD (FMA) form by default on Node 20+, and the SIMD128 form on request; both match the reference', async () => {
+    const relaxed = await loadWith(undefined);
+    const plain = await loadWith('simd128');
+    expect(relaxed.gemmKernel()).toBe('relaxed-simd');
+    expect(plain.gemmKernel()).toBe('simd128');
+    let seed = 3000;
+    for (const [m, n, k] of [
+      [4, 8, 1],
+      [5, 9, 17],
+      [64, 512, 784],
+      [33, 70, 300],
+    ] as const) {
+      const next = rng(seed++);
+      const a = randomF32(m * k, next);
+      const b = randomF32(n * k, next);
+      const viaRelaxed = new Float32Array(m * n);
+      const viaPlain = new Float32Array(m * n);
+      relaxed.wasmSgemm(viaRelaxed, 0, a, 0, b, 0, m, n, k, true);
+      plain.wasmSgemm(viaPlain, 0, a, 0, b, 0, m, n, k, true);
+      expectProduct(viaRelaxed, 0, a, 0, b, 0, m, n, k, true);
+      expectProduct(viaPlain, 0, a, 0, b, 0, m, n, k, true);
+    }
+  });
+});

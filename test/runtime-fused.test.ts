@@ -110,6 +110,11 @@ const CONV_CASES: ConvCase[] = [
   // stride 2 over rows wide enough for the module's strided runs (8 outputs from 16 inputs)
   { n: 1, c: 3, h: 9, w: 40, m: 8, k: [3, 3], stride: [2, 2] },
   { n: 2, c: 4, h: 12, w: 36, m: 8, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] },
+  // ResNet's row widths: 8-column panels that straddle output rows (28, 14: whole input runs
+  // across the row break for the middle kernel column, padding at the others) and 7 (every panel)
+  { n: 1, c: 8, h: 28, w: 28, m: 8, k: [3, 3], pads: [1, 1, 1, 1] },
+  { n: 1, c: 6, h: 14, w: 14, m: 8, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] },
+  { n: 1, c: 5, h: 7, w: 7, m: 8, k: [3, 3], pads: [1, 1, 1, 1] },
   // depthwise (the direct loop), with a depth multiplier of 2 in the second
   { n: 2, c: 6, h: 11, w: 9, m: 6, k: [3, 3], pads: [1, 1, 1, 1], group: 6 },
   { n: 1, c: 4, h: 10, w: 10, m: 8, k: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], dilation: [1, 2], group: 4 },

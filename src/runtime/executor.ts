@@ -2,6 +2,7 @@ import { UsageError } from '../core/errors.js';
 import { orderedOrThrow } from '../core/graph-order.js';
 import { allNodes, nodeOuterReads, type Graph, type Node } from '../core/graph.js';
 import type { Tensor } from '../core/tensor.js';
+import { Arena, setActiveArena } from './arena.js';
 import { markConstant } from './constants.js';
 import { fuseNodes, prepareFused } from './fuse.js';
 import { KernelError, type RunKernel } from './kernel.js';
@@ -46,6 +47,10 @@ export class Session {
   private readonly inputSlots: readonly { readonly name: string; readonly slot: number; readonly dtype: string }[];
   private readonly outputSlots: readonly { readonly name: string; readonly slot: number }[];
   private readonly threads: number;
+  /** Float32 activations dropped by one step, reused by later ones and later runs (see arena.ts). */
+  private readonly arena = new Arena();
+  /** Whether this run gives dropped arrays back to the arena (not in a run nested in another's). */
+  private recycling = false;
 
   constructor(
     readonly graph: Graph,
@@ -100,6 +105,10 @@ export class Session {
   run(feeds: Readonly<Record<string, Tensor>>): Record<string, Tensor> {
     const slots = this.slots;
     const threads = setIntraOpThreads(this.threads);
+    // a Session run inside another's run (a kernel's own) allocates from the outer arena and recycles nothing
+    const outer = setActiveArena(this.arena);
+    if (outer) setActiveArena(outer);
+    this.recycling = !outer;
     try {
       for (const input of this.inputSlots) {
         const t = feeds[input.name];
@@ -119,6 +128,8 @@ export class Session {
       // A session holds no activations between runs.
       slots.fill(undefined, this.constantCount);
       setIntraOpThreads(threads);
+      if (!outer) setActiveArena(null);
+      this.recycling = false;
     }
   }
 
@@ -146,7 +157,18 @@ export class Session {
       if (isHalf(v.dtype) && !args.some((a) => a?.data === v.data)) roundHalf(v.dtype, v.data as Float32Array);
       slots[s] = v;
     }
-    for (let j = 0; j < step.release.length; j++) slots[step.release[j]!] = undefined;
+    for (let j = 0; j < step.release.length; j++) {
+      const s = step.release[j]!;
+      const v = slots[s];
+      slots[s] = undefined;
+      if (this.recycling && v && this.arena.owns(v.data) && !this.isRead(v.data.buffer, slots)) this.arena.give(v.data);
+    }
+  }
+
+  /** True when a live value's array is, or views, this buffer. */
+  private isRead(buffer: ArrayBufferLike, slots: readonly (Value | undefined)[]): boolean {
+    for (let i = this.constantCount; i < slots.length; i++) if (slots[i]?.data.buffer === buffer) return true;
+    return false;
   }
 }
 

@@ -84,12 +84,27 @@ function geluFloat32(inputs: readonly (Value | undefined)[]): Value[] | undefine
   const src = x.data as Float32Array;
   const d = (c1!.data as Float32Array)[0]!;
   const one = (c2!.data as Float32Array)[0]!;
-  const half = c3 ? (c3.data as Float32Array)[0]! : 1;
   const out = new Float32Array(src.length);
-  const f = Math.fround;
-  if (c3) for (let i = 0; i < src.length; i++) out[i] = f(src[i]! * f(f(erfForFloat32(f(src[i]! / d))) + one)) * half;
-  else for (let i = 0; i < src.length; i++) out[i] = src[i]! * f(f(erfForFloat32(f(src[i]! / d))) + one);
+  geluLoop(src, out, d, one, c3 ? (c3.data as Float32Array)[0]! : undefined);
   return [{ dtype: 'float32', shape: x.shape, data: out }];
+}
+
+/**
+ * The loop of geluFloat32, a function of its own so V8 optimizes it whole (with the erf inlined)
+ * rather than on-stack-replacing a loop inside the caller (measured ~3x slower on BERT-tiny).
+ */
+function geluLoop(src: Float32Array, out: Float32Array, d: number, one: number, scale: number | undefined): void {
+  if (scale !== undefined) {
+    for (let i = 0; i < src.length; i++) {
+      const v = src[i]!;
+      out[i] = Math.fround(v * Math.fround(Math.fround(erfForFloat32(Math.fround(v / d))) + one)) * scale;
+    }
+    return;
+  }
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i]!;
+    out[i] = v * Math.fround(Math.fround(erfForFloat32(Math.fround(v / d))) + one);
+  }
 }
 
 const isDefault = (node: Node): boolean => node.domain === '' || node.domain === 'ai.onnx';

@@ -2,6 +2,7 @@ import type { DType } from '../core/dtypes.js';
 import { UsageError } from '../core/errors.js';
 import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits } from '../core/half.js';
 import { allocate, Tensor, type NumericArray } from '../core/tensor.js';
+import { activeArena } from './arena.js';
 
 /**
  * A value inside the runtime: dtype, shape and a typed array of elements. Kernels work on these
@@ -43,15 +44,29 @@ export function isBig(data: NumericArray): data is BigArray {
   return data instanceof BigInt64Array || data instanceof BigUint64Array;
 }
 
-/** The array type a dtype computes in. */
+/** The array type a dtype computes in (float32 arrays from the running Session's arena, see arena.ts). */
 export function computeArray(dtype: DType, count: number): NumericArray {
-  return isHalf(dtype) ? new Float32Array(count) : allocate(dtype, count);
+  if (dtype === 'float32' || isHalf(dtype)) {
+    const arena = activeArena();
+    return arena ? arena.take(count) : new Float32Array(count);
+  }
+  return allocate(dtype, count);
 }
 
 export function sizeOfShape(shape: readonly number[]): number {
   let n = 1;
   for (let i = 0; i < shape.length; i++) n *= shape[i]!;
   return n;
+}
+
+/**
+ * A float32 result whose every element the caller is about to write (a GEMM's output copied out
+ * of the module): from the arena without zeroing, which is a pass over memory of its own.
+ */
+export function float32Output(shape: readonly number[]): Value {
+  const count = sizeOfShape(shape);
+  const arena = activeArena();
+  return { dtype: 'float32', shape, data: arena ? arena.take(count, false) : new Float32Array(count) };
 }
 
 export function makeValue(dtype: DType, shape: readonly number[], data?: NumericArray): Value {

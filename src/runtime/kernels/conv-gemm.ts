@@ -1,6 +1,6 @@
 import { isConstant } from '../constants.js';
 import { markFused } from '../fuse.js';
-import { makeValue, type Value } from '../value.js';
+import { float32Output, makeValue, type Value } from '../value.js';
 import { GemmCall, packA, packedConstant, type PackedMatrix } from '../wasm/gemm.js';
 import type { Window } from './window.js';
 
@@ -56,7 +56,7 @@ export function convGemm(x: Value, w: Value, bias: Value | undefined, group: num
       });
       if (!done) return undefined;
     }
-    const out = makeValue('float32', [n, m, oh, ow]);
+    const out = float32Output([n, m, oh, ow]);
     call.get(cPtr, out.data as Float32Array, 0, n * m * positions);
     return clamp ? markFused(out) : out;
   } finally {

@@ -38,20 +38,26 @@ export function erf(x: number): number {
 
 /**
  * erf for float32 results, the runtime's hot path (transformers call it on every activation of
- * every GELU), without a loop or an exp: on [0, 4), 16 segments of width 1/4, each a degree-12
- * Taylor polynomial about its midpoint, whose coefficients come once from erf above and the
- * Hermite polynomials (erf⁽ⁿ⁾(c) = 2/√π · (-1)ⁿ⁻¹ Hₙ₋₁(c) e^(-c²)). The truncation is below
- * 1e-13 relative; checked to round to the same float32 as erf on [-5, 5] in steps of 1e-5.
- * From 4 on, erf rounds to ±1 in float32 (1 - erf(4) is 1.5e-8, under half an ulp).
+ * every GELU), without a loop or an exp: on (-4, 4), 128 segments of width 1/16, each a degree-8
+ * Taylor polynomial about its midpoint c, whose coefficients come once from erf above and the
+ * Hermite polynomials (erf⁽ⁿ⁾(c) = 2/√π · (-1)ⁿ⁻¹ Hₙ₋₁(c) e^(-c²)). Segments on both sides of 0
+ * rather than erf(|x|) and a sign: GELU's inputs are + and - at random, and a branch on the sign
+ * mispredicts half the time. Measured against erf on ±[1e-4, 4) in steps of 1e-6: within
+ * 1.3e-12 relative (16 segments of degree 12 on |x| measured 1.7e-12); checked to round to the
+ * same float32 as erf on [-5, 5] in steps of 1e-5 but at 1e-4 itself, where the linear branch
+ * below takes over. From 4 on, erf rounds to ±1 in float32 (1 - erf(4) is 1.5e-8, under half an
+ * ulp).
  */
-const SEGMENTS = 16;
-const DEGREE = 12;
+const SEGMENTS = 128;
+const DEGREE = 8;
+/** Per segment: the DEGREE + 1 coefficients, then the midpoint. */
+const STRIDE = DEGREE + 2;
 const TAYLOR = (() => {
-  const t = new Float64Array(SEGMENTS * (DEGREE + 1));
+  const t = new Float64Array(SEGMENTS * STRIDE);
   for (let s = 0; s < SEGMENTS; s++) {
-    const c = (s + 0.5) / 4;
+    const c = (s + 0.5) / 16 - 4;
     const g = (2 / Math.sqrt(Math.PI)) * Math.exp(-c * c);
-    const at = s * (DEGREE + 1);
+    const at = s * STRIDE;
     t[at] = erf(c);
     let h0 = 1; // H_{n-2}
     let h1 = 2 * c; // H_{n-1}
@@ -66,21 +72,26 @@ const TAYLOR = (() => {
         h1 = next;
       }
     }
+    t[at + DEGREE + 1] = c;
   }
   return t;
 })();
 
 export function erfForFloat32(x: number): number {
-  const ax = x < 0 ? -x : x;
-  if (!(ax < 4)) return ax !== ax ? NaN : x < 0 ? -1 : 1;
-  // below 1e-4 the series' second term is under 4e-9 of the first
-  if (ax < 1e-4) return x * 1.1283791670955126;
-  const s = (ax * 4) | 0;
-  const t = ax - (s + 0.5) / 4;
-  const at = s * (DEGREE + 1);
-  let p = TAYLOR[at + DEGREE]!;
-  for (let i = DEGREE - 1; i >= 0; i--) p = p * t + TAYLOR[at + i]!;
-  return x < 0 ? -p : p;
+  if (!(x > -4 && x < 4)) return x !== x ? NaN : x < 0 ? -1 : 1;
+  // below 1e-4 the series' second term is under 4e-9 of the first (and -0 stays -0)
+  if (Math.abs(x) < 1e-4) return x * 1.1283791670955126;
+  const T = TAYLOR;
+  // the segment from x + 4 (any neighbouring one would do as well); t from the exact midpoint
+  const c = (((x + 4) * 16) | 0) * STRIDE;
+  const t = x - T[c + DEGREE + 1]!;
+  // Estrin's scheme instead of Horner's: the same polynomial in 3 dependent multiply-add levels
+  // rather than 8, so the loop over an array is bound by throughput, not latency
+  const t2 = t * t;
+  const t4 = t2 * t2;
+  const q0 = T[c]! + T[c + 1]! * t + (T[c + 2]! + T[c + 3]! * t) * t2;
+  const q1 = T[c + 4]! + T[c + 5]! * t + (T[c + 6]! + T[c + 7]! * t) * t2;
+  return q0 + q1 * t4 + T[c + 8]! * (t4 * t4);
 }
 
 /** Erf over a float32 array in a loop of its own (the shared unary loop's call cannot be inlined). */

@@ -1,6 +1,6 @@
 import { isConstant } from '../constants.js';
 import { markFused } from '../fuse.js';
-import { makeValue, sizeOfShape, type Value } from '../value.js';
+import { float32Output, sizeOfShape, type Value } from '../value.js';
 import { GemmCall, packB, packedConstant, type Job } from '../wasm/gemm.js';
 
 /** Below this many multiply-adds the WebAssembly call costs more than the JS loop (see gemm-core.ts). */
@@ -97,7 +97,7 @@ function product(
       batch, strideA: m * k * 4, strideB: packed ? 0 : k * n * 4, strideC: m * n * 4,
     };
     if (!call.run(job)) return undefined;
-    const out = makeValue('float32', shape);
+    const out = float32Output(shape);
     call.get(cPtr, out.data as Float32Array, 0, batch * m * n);
     return fused ? markFused(out) : out;
   } finally {

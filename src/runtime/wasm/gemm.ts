@@ -11,14 +11,16 @@
  * collected); activations are copied in for a call and their space is reused by the next one.
  */
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { WASM_PAGE } from '../../core/wasm/module.js';
-import { GEMM_WASM_BASE64 } from './gemm-bytes.js';
+import { GEMM_RELAXED_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm-bytes.js';
 import { GemmPool, MAX_WORKERS } from './pool.js';
 
 interface GemmExports {
   gemm(job: number): void;
   pack_a(a: number, lda: number, m: number, k: number, dst: number): void;
   pack_b(b: number, ldb: number, trans: number, j0: number, j1: number, k: number, dst: number): void;
+  maxpool2d(desc: number): void;
 }
 
 interface SharedMemory {
@@ -27,6 +29,7 @@ interface SharedMemory {
 }
 
 interface WasmThreadsApi {
+  validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
   Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => SharedMemory;
@@ -41,6 +44,7 @@ interface State {
   readonly exports: GemmExports;
   readonly memory: SharedMemory;
   readonly bytes: Uint8Array;
+  readonly kernel: GemmKernel;
   f32: Float32Array;
   i32: Int32Array;
   readonly heap: Heap;
@@ -49,19 +53,57 @@ interface State {
 
 let state: State | null | undefined;
 
+/**
+ * Which form of the module runs products: 'relaxed-simd' (the micro-kernel's multiply-adds are
+ * f32x4.relaxed_madd, one FMA instruction each on CPUs that have FMA), 'simd128' (a mul and an
+ * add), or 'js' (no WebAssembly SIMD here).
+ */
+export type GemmKernel = 'relaxed-simd' | 'simd128' | 'js';
+
+/**
+ * The relaxed-SIMD module's bytes when this engine accepts them. Node 22+ (V8 11.4+) ships relaxed
+ * SIMD; Node 20's V8 has it behind --experimental-wasm-relaxed-simd, a flag that only gates what
+ * the wasm validator accepts, so it is turned on here, before the module is compiled (the
+ * workers compile theirs later in the same process). The FMA doubles the kernel's multiply-adds
+ * per cycle; its sums round once per step instead of twice, well within float32 GEMM tolerance.
+ * MODELBRIDGE_GEMM=simd128 keeps the mul-and-add kernel (results that repeat across CPUs with and
+ * without FMA).
+ */
+function relaxedBytes(api: WasmThreadsApi): Uint8Array | null {
+  if (process.env.MODELBRIDGE_GEMM === 'simd128') return null;
+  const bytes = Uint8Array.from(Buffer.from(GEMM_RELAXED_WASM_BASE64, 'base64'));
+  try {
+    if (api.validate(bytes)) return bytes;
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+    return api.validate(bytes) ? bytes : null;
+  } catch {
+    return null;
+  }
+}
+
 function load(): State | null {
   if (state !== undefined) return state;
   state = null;
   try {
     const api = (globalThis as { WebAssembly?: WasmThreadsApi }).WebAssembly;
     if (!api) return null;
-    const bytes = Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
     const memory = new api.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
-    const exports = new api.Instance(new api.Module(bytes), { env: { memory } }).exports as GemmExports;
+    const relaxed = relaxedBytes(api);
+    let bytes = relaxed ?? Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
+    let module: object;
+    try {
+      module = new api.Module(bytes);
+    } catch (error) {
+      if (!relaxed) throw error;
+      bytes = Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
+      module = new api.Module(bytes);
+    }
+    const exports = new api.Instance(module, { env: { memory } }).exports as GemmExports;
     const s: State = {
       exports,
       memory,
       bytes,
+      kernel: bytes === relaxed ? 'relaxed-simd' : 'simd128',
       f32: new Float32Array(memory.buffer),
       i32: new Int32Array(memory.buffer),
       heap: undefined as unknown as Heap,
@@ -78,6 +120,11 @@ function load(): State | null {
 /** True when the WebAssembly SIMD kernel can run here (compiles the module on first call). */
 export function wasmSgemmAvailable(): boolean {
   return load() !== null;
+}
+
+/** The form of the kernel products run in here (compiles the module on first call). */
+export function gemmKernel(): GemmKernel {
+  return load()?.kernel ?? 'js';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,6 +377,11 @@ export class GemmCall {
     out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);
   }
 
+  /** Runs maxpool2d (gemm.wat) on the descriptor at `desc`, on this thread. */
+  maxPool2d(desc: number): void {
+    this.s.exports.maxpool2d(desc);
+  }
+
   end(): void {
     for (const ptr of this.blocks) this.s.heap.release(ptr);
     this.blocks.length = 0;
@@ -412,6 +464,49 @@ function bands(total: number, count: number, unit: number): [number, number][] {
     start = Math.max(start, end);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MaxPool
+
+/** A 2-D pooling window over `planes` planes of h×w (the fields of window.ts's Window). */
+export interface PoolWindow {
+  readonly input: readonly number[];
+  readonly output: readonly number[];
+  readonly kernel: readonly number[];
+  readonly strides: readonly number[];
+  readonly dilations: readonly number[];
+  readonly padsBegin: readonly number[];
+}
+
+/**
+ * 2-D MaxPool of float32 planes in the module (maxpool2d in gemm.wat: f32x4.max, branch-free;
+ * the JS compare loop mispredicts on every other cell of real activations). False when the
+ * module cannot run here or memory ran out: the caller's loop then computes it.
+ */
+export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: number, win: PoolWindow): boolean {
+  const [h, w] = win.input as [number, number];
+  const [oh, ow] = win.output as [number, number];
+  const [kh, kw] = win.kernel as [number, number];
+  const [sh, sw] = win.strides as [number, number];
+  const [dh, dw] = win.dilations as [number, number];
+  const [ph, pw] = win.padsBegin as [number, number];
+  if (planes * h * w !== src.length || planes * oh * ow !== dst.length || (src.length + dst.length) * 4 > MAX_BYTES / 2) return false;
+  const call = GemmCall.begin();
+  if (!call) return false;
+  try {
+    const tmpLength = Math.ceil(Math.max(pw + w, (ow + 3) * sw + (kw - 1) * dw + 8) / 4) * 4;
+    const x = call.put(src);
+    const out = x && call.alloc(dst.length * 4 + 16);
+    const tmp = out && call.alloc(tmpLength * 4);
+    const desc = tmp && call.putInts([x, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, out, tmp, tmpLength]);
+    if (!desc) return false;
+    call.maxPool2d(desc);
+    call.get(out, dst, 0, dst.length);
+    return true;
+  } finally {
+    call.end();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@
 ;; work area of its own, so threads never write the same bytes and need no locks.
 ;;
 ;; Method (GotoBLAS style):
-;;   * A is packed into blocks of MR = 4 rows, stored k-major: block[p*4 + r] = A[i0 + r, p].
+;;   * A is packed into blocks of MR = 4 rows, stored k-major: block[p*4 + r] = A[i0 + r, p]
+;;     (4 values of p at a time through a 4x4 transpose).
 ;;     A constant A (a convolution's weights) is packed once by `pack_a` and reused.
 ;;   * B is packed into panels of NR = 8 columns, stored k-major: panel[p*8 + c] = B(p, j0 + c).
 ;;     B comes as [K,N], as [N,K] (a Linear weight), pre-packed once by `pack_b` (a constant
@@ -22,7 +23,8 @@
 ;;   * K is cut into slices of KC = 256 so a B panel slice and an A block slice stay in L1; slices
 ;;     after the first add into C. Sums are float32 (like BLAS sgemm), each lane sums p in order.
 ;;     After the last slice a tile gets its bias (per row or per column) and its activation
-;;     (clamp to [lo, hi]: Relu is [0, inf], Relu6 [0, 6]) while it is in L1.
+;;     (clamp to [lo, hi]: Relu is [0, inf], Relu6 [0, 6]) while it is in L1 (a full tile in
+;;     straight-line code, an edge tile in a loop over its valid part).
 ;;
 ;; Job descriptor (i32 words at `job`):
 ;;    0 m   1 n   2 k
@@ -137,6 +139,43 @@
       (local.set $p (i32.add (local.get $p) (i32.const 4)))
       (br_if $next (i32.lt_s (local.get $p) (local.get $k)))))
 
+;; Pack 4 rows (all valid) of a row-major matrix into a k-major block of width 4, four values
+  ;; of p at a time with a 4x4 transpose: dst[p*4 + r] = src[r*ld + p] (A's blocks: the scalar
+  ;; loop above stores one float per 16-byte stride).  Requires k >= 4; the last group of four
+  ;; is taken at p = k - 4 (it may overlap the previous one, harmlessly).
+  (func $packRows4 (param $src i32) (param $ld i32) (param $k i32) (param $dst i32)
+    (local $s i32) (local $ldb i32) (local $p i32) (local $d i32) (local $last i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $ldb (i32.shl (local.get $ld) (i32.const 2)))
+    (local.set $last (i32.sub (local.get $k) (i32.const 4)))
+    (local.set $p (i32.const 0))
+    (loop $next
+      (if (i32.gt_s (local.get $p) (local.get $last)) (then (local.set $p (local.get $last))))
+      (local.set $s (i32.add (local.get $src) (i32.shl (local.get $p) (i32.const 2))))
+      (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $p) (i32.const 4))))
+      (local.set $r0 (v128.load (local.get $s)))
+      (local.set $s (i32.add (local.get $s) (local.get $ldb)))
+      (local.set $r1 (v128.load (local.get $s)))
+      (local.set $s (i32.add (local.get $s) (local.get $ldb)))
+      (local.set $r2 (v128.load (local.get $s)))
+      (local.set $s (i32.add (local.get $s) (local.get $ldb)))
+      (local.set $r3 (v128.load (local.get $s)))
+      (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
+      (local.set $t1 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
+      (local.set $t2 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
+      (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
+      (v128.store offset=0 (local.get $d)
+        (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t1)))
+      (v128.store offset=16 (local.get $d)
+        (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t1)))
+      (v128.store offset=32 (local.get $d)
+        (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t2) (local.get $t3)))
+      (v128.store offset=48 (local.get $d)
+        (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t2) (local.get $t3)))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (br_if $next (i32.lt_s (local.get $p) (local.get $k)))))
+
   ;; Pack `cols` (<= 8) columns of a row-major [k, ld] matrix into a k-major panel of width 8:
   ;; dst[p*8 + c] = src[p*ld + c] for c < cols, and 0 for cols <= c < 8.
   (func $packCols8 (param $src i32) (param $ld i32) (param $cols i32) (param $k i32) (param $dst i32)
@@ -230,6 +269,74 @@
     (v128.store offset=0 (local.get $c3) (local.get $c30))
     (v128.store offset=16 (local.get $c3) (local.get $c31)))
 
+;; ---------------------------------------------------------------------------------------
+  ;; A full 4x8 tile's bias and clamp, straight-line: the same operations in the same order as
+  ;; $epilogue (which edge tiles go through), without its per-row loop and branches. Not in the
+  ;; micro-kernel itself: any code after its loop makes V8 spill an accumulator in every step.
+  ;; ---------------------------------------------------------------------------------------
+  (func $post4x8 (param $c i32) (param $ldc i32) (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32)
+    (local $c1 i32) (local $c2 i32) (local $c3 i32)
+    (local $v00 v128) (local $v01 v128) (local $v10 v128) (local $v11 v128)
+    (local $v20 v128) (local $v21 v128) (local $v30 v128) (local $v31 v128)
+    (local $b0 v128) (local $b1 v128)
+    (local.set $c1 (i32.add (local.get $c) (local.get $ldc)))
+    (local.set $c2 (i32.add (local.get $c1) (local.get $ldc)))
+    (local.set $c3 (i32.add (local.get $c2) (local.get $ldc)))
+    (local.set $v00 (v128.load offset=0 (local.get $c)))
+    (local.set $v01 (v128.load offset=16 (local.get $c)))
+    (local.set $v10 (v128.load offset=0 (local.get $c1)))
+    (local.set $v11 (v128.load offset=16 (local.get $c1)))
+    (local.set $v20 (v128.load offset=0 (local.get $c2)))
+    (local.set $v21 (v128.load offset=16 (local.get $c2)))
+    (local.set $v30 (v128.load offset=0 (local.get $c3)))
+    (local.set $v31 (v128.load offset=16 (local.get $c3)))
+    (if (i32.eq (local.get $biasMode) (i32.const 1))
+      (then
+        (local.set $b0 (v128.load32_splat offset=0 (local.get $bias)))
+        (local.set $v00 (f32x4.add (local.get $v00) (local.get $b0)))
+        (local.set $v01 (f32x4.add (local.get $v01) (local.get $b0)))
+        (local.set $b0 (v128.load32_splat offset=4 (local.get $bias)))
+        (local.set $v10 (f32x4.add (local.get $v10) (local.get $b0)))
+        (local.set $v11 (f32x4.add (local.get $v11) (local.get $b0)))
+        (local.set $b0 (v128.load32_splat offset=8 (local.get $bias)))
+        (local.set $v20 (f32x4.add (local.get $v20) (local.get $b0)))
+        (local.set $v21 (f32x4.add (local.get $v21) (local.get $b0)))
+        (local.set $b0 (v128.load32_splat offset=12 (local.get $bias)))
+        (local.set $v30 (f32x4.add (local.get $v30) (local.get $b0)))
+        (local.set $v31 (f32x4.add (local.get $v31) (local.get $b0)))))
+    (if (i32.eq (local.get $biasMode) (i32.const 2))
+      (then
+        (local.set $b0 (v128.load offset=0 (local.get $bias)))
+        (local.set $b1 (v128.load offset=16 (local.get $bias)))
+        (local.set $v00 (f32x4.add (local.get $v00) (local.get $b0)))
+        (local.set $v01 (f32x4.add (local.get $v01) (local.get $b1)))
+        (local.set $v10 (f32x4.add (local.get $v10) (local.get $b0)))
+        (local.set $v11 (f32x4.add (local.get $v11) (local.get $b1)))
+        (local.set $v20 (f32x4.add (local.get $v20) (local.get $b0)))
+        (local.set $v21 (f32x4.add (local.get $v21) (local.get $b1)))
+        (local.set $v30 (f32x4.add (local.get $v30) (local.get $b0)))
+        (local.set $v31 (f32x4.add (local.get $v31) (local.get $b1)))))
+    (if (local.get $act)
+      (then
+        (local.set $b0 (f32x4.splat (local.get $lo)))
+        (local.set $b1 (f32x4.splat (local.get $hi)))
+        (local.set $v00 (f32x4.min (f32x4.max (local.get $v00) (local.get $b0)) (local.get $b1)))
+        (local.set $v01 (f32x4.min (f32x4.max (local.get $v01) (local.get $b0)) (local.get $b1)))
+        (local.set $v10 (f32x4.min (f32x4.max (local.get $v10) (local.get $b0)) (local.get $b1)))
+        (local.set $v11 (f32x4.min (f32x4.max (local.get $v11) (local.get $b0)) (local.get $b1)))
+        (local.set $v20 (f32x4.min (f32x4.max (local.get $v20) (local.get $b0)) (local.get $b1)))
+        (local.set $v21 (f32x4.min (f32x4.max (local.get $v21) (local.get $b0)) (local.get $b1)))
+        (local.set $v30 (f32x4.min (f32x4.max (local.get $v30) (local.get $b0)) (local.get $b1)))
+        (local.set $v31 (f32x4.min (f32x4.max (local.get $v31) (local.get $b0)) (local.get $b1)))))
+    (v128.store offset=0 (local.get $c) (local.get $v00))
+    (v128.store offset=16 (local.get $c) (local.get $v01))
+    (v128.store offset=0 (local.get $c1) (local.get $v10))
+    (v128.store offset=16 (local.get $c1) (local.get $v11))
+    (v128.store offset=0 (local.get $c2) (local.get $v20))
+    (v128.store offset=16 (local.get $c2) (local.get $v21))
+    (v128.store offset=0 (local.get $c3) (local.get $v30))
+    (v128.store offset=16 (local.get $c3) (local.get $v31)))
+
   ;; ---------------------------------------------------------------------------------------
   ;; Epilogue: bias and clamp on a rows x cols tile of C (row stride ldc bytes)
   ;; ---------------------------------------------------------------------------------------
@@ -286,15 +393,24 @@
   ;; Implicit GEMM: a B panel of 8 output positions gathered from a convolution's input
   ;; ---------------------------------------------------------------------------------------
 
-  ;; dst[kk*8 + c] = x[ch, oh(j+c)*SH - PH + kh*DH, ow(j+c)*SW - PW + kw*DW] for kk = (ch, kh, kw),
+;; dst[kk*8 + c] = x[ch, oh(j+c)*SH - PH + kh*DH, ow(j+c)*SW - PW + kw*DW] for kk = (ch, kh, kw),
   ;; 0 in the padding and for c >= cols. `tmp` holds 16 i32: each column's first input row and
   ;; column (a column past `cols` gets a row of -2^30, so it always reads as padding).
+  ;; For each (kh, kw) the 8 columns' offsets into a plane and their in-plane mask are computed
+  ;; once, as two i32x4 each, and serve every channel: when all 8 are inside and consecutive
+  ;; (stride 1) or every other float (stride 2), a channel's row is one or two vector loads;
+  ;; otherwise 8 lane loads (an outside column loads the plane's first float) and an AND with
+  ;; the mask, with no branch per element.
   (func $packConv (param $d i32) (param $xoff i32) (param $j i32) (param $cols i32) (param $dst i32) (param $tmp i32)
     (local $x i32) (local $C i32) (local $H i32) (local $W i32) (local $OW i32)
     (local $KH i32) (local $KW i32) (local $SH i32) (local $SW i32) (local $PH i32) (local $PW i32) (local $DH i32) (local $DW i32)
     (local $c i32) (local $pos i32) (local $ch i32) (local $kh i32) (local $kw i32)
-    (local $ih i32) (local $iw i32) (local $plane i32) (local $rowp i32) (local $fast i32) (local $iw0 i32)
-    (local $v f32)
+    (local $plane i32) (local $planeBytes i32) (local $mode i32) (local $first i32) (local $out i32) (local $step i32)
+    (local $h0 v128) (local $h1 v128) (local $w0 v128) (local $w1 v128)
+    (local $ih0 v128) (local $ih1 v128) (local $iw0 v128) (local $iw1 v128)
+    (local $m0 v128) (local $m1 v128) (local $o0 v128) (local $o1 v128) (local $v0 v128) (local $v1 v128)
+    (local $vH v128) (local $vW v128)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $a4 i32) (local $a5 i32) (local $a6 i32) (local $a7 i32)
     (local.set $x (i32.add (i32.load offset=0 (local.get $d)) (local.get $xoff)))
     (local.set $C (i32.load offset=4 (local.get $d)))
     (local.set $H (i32.load offset=8 (local.get $d)))
@@ -322,69 +438,97 @@
           (i32.store offset=32 (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2))) (i32.const 0))))
       (local.set $c (i32.add (local.get $c) (i32.const 1)))
       (br_if $cols_loop (i32.lt_u (local.get $c) (i32.const 8))))
-    ;; all 8 positions in one output row with stride 1 (input runs of 8 contiguous floats: $fast
-    ;; = 1) or stride 2 (every other float of a run of 16: $fast = 2)
-    (local.set $fast (i32.const 0))
-    (if (i32.and (i32.eq (local.get $cols) (i32.const 8))
-          (i32.eq (i32.load (local.get $tmp)) (i32.load offset=28 (local.get $tmp))))
-      (then
-        (if (i32.eq (local.get $SW) (i32.const 1)) (then (local.set $fast (i32.const 1))))
-        (if (i32.eq (local.get $SW) (i32.const 2)) (then (local.set $fast (i32.const 2))))))
-    (local.set $iw0 (i32.load offset=32 (local.get $tmp)))
-    (local.set $ch (i32.const 0))
-    (loop $ch_loop
-      (local.set $plane (i32.add (local.get $x) (i32.shl (i32.mul (i32.mul (local.get $ch) (local.get $H)) (local.get $W)) (i32.const 2))))
-      (local.set $kh (i32.const 0))
-      (loop $kh_loop
-        (local.set $kw (i32.const 0))
-        (loop $kw_loop
-          (if (local.get $fast)
-            (then
-              (local.set $ih (i32.add (i32.load (local.get $tmp)) (i32.mul (local.get $kh) (local.get $DH))))
-              (local.set $iw (i32.add (local.get $iw0) (i32.mul (local.get $kw) (local.get $DW))))
-              (if (i32.and (i32.lt_u (local.get $ih) (local.get $H))
-                    (i32.and (i32.ge_s (local.get $iw) (i32.const 0))
-                      (i32.le_s (i32.add (local.get $iw) (i32.shl (i32.const 8) (i32.sub (local.get $fast) (i32.const 1)))) (local.get $W))))
-                (then
-                  (local.set $rowp (i32.add (local.get $plane) (i32.shl (i32.add (i32.mul (local.get $ih) (local.get $W)) (local.get $iw)) (i32.const 2))))
-                  (if (i32.eq (local.get $fast) (i32.const 1))
-                    (then
-                      (v128.store offset=0 (local.get $dst) (v128.load offset=0 (local.get $rowp)))
-                      (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $rowp))))
-                    (else
-                      ;; floats 0, 2, 4, ... of 16
-                      (v128.store offset=0 (local.get $dst)
-                        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
-                          (v128.load offset=0 (local.get $rowp)) (v128.load offset=16 (local.get $rowp))))
-                      (v128.store offset=16 (local.get $dst)
-                        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
-                          (v128.load offset=32 (local.get $rowp)) (v128.load offset=48 (local.get $rowp)))))))
-                (else (call $gather8 (local.get $plane) (local.get $H) (local.get $W) (i32.mul (local.get $kh) (local.get $DH))
-                        (i32.mul (local.get $kw) (local.get $DW)) (local.get $tmp) (local.get $dst)))))
-            (else (call $gather8 (local.get $plane) (local.get $H) (local.get $W) (i32.mul (local.get $kh) (local.get $DH))
-                    (i32.mul (local.get $kw) (local.get $DW)) (local.get $tmp) (local.get $dst))))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
-          (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
-          (br_if $kw_loop (i32.lt_u (local.get $kw) (local.get $KW))))
-        (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
-        (br_if $kh_loop (i32.lt_u (local.get $kh) (local.get $KH))))
-      (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
-      (br_if $ch_loop (i32.lt_u (local.get $ch) (local.get $C)))))
-
-  ;; One panel row: dst[c] = plane[tmp.h[c] + dh, tmp.w[c] + dw], 0 outside the plane.
-  (func $gather8 (param $plane i32) (param $H i32) (param $W i32) (param $dh i32) (param $dw i32) (param $tmp i32) (param $dst i32)
-    (local $c i32) (local $ih i32) (local $iw i32) (local $at i32)
-    (local.set $c (i32.const 0))
-    (loop $c_loop
-      (local.set $at (i32.add (local.get $tmp) (i32.shl (local.get $c) (i32.const 2))))
-      (local.set $ih (i32.add (i32.load (local.get $at)) (local.get $dh)))
-      (local.set $iw (i32.add (i32.load offset=32 (local.get $at)) (local.get $dw)))
-      (f32.store (i32.add (local.get $dst) (i32.shl (local.get $c) (i32.const 2)))
-        (if (result f32) (i32.and (i32.lt_u (local.get $ih) (local.get $H)) (i32.lt_u (local.get $iw) (local.get $W)))
-          (then (f32.load (i32.add (local.get $plane) (i32.shl (i32.add (i32.mul (local.get $ih) (local.get $W)) (local.get $iw)) (i32.const 2)))))
-          (else (f32.const 0))))
-      (local.set $c (i32.add (local.get $c) (i32.const 1)))
-      (br_if $c_loop (i32.lt_u (local.get $c) (i32.const 8)))))
+    (local.set $h0 (v128.load offset=0 (local.get $tmp)))
+    (local.set $h1 (v128.load offset=16 (local.get $tmp)))
+    (local.set $w0 (v128.load offset=32 (local.get $tmp)))
+    (local.set $w1 (v128.load offset=48 (local.get $tmp)))
+    (local.set $vH (i32x4.splat (local.get $H)))
+    (local.set $vW (i32x4.splat (local.get $W)))
+    (local.set $planeBytes (i32.shl (i32.mul (local.get $H) (local.get $W)) (i32.const 2)))
+    ;; one channel further along K is KH*KW panel rows of 32 bytes
+    (local.set $step (i32.shl (i32.mul (local.get $KH) (local.get $KW)) (i32.const 5)))
+    (local.set $kh (i32.const 0))
+    (loop $kh_loop
+      (local.set $ih0 (i32x4.add (local.get $h0) (i32x4.splat (i32.mul (local.get $kh) (local.get $DH)))))
+      (local.set $ih1 (i32x4.add (local.get $h1) (i32x4.splat (i32.mul (local.get $kh) (local.get $DH)))))
+      (local.set $kw (i32.const 0))
+      (loop $kw_loop
+        (local.set $iw0 (i32x4.add (local.get $w0) (i32x4.splat (i32.mul (local.get $kw) (local.get $DW)))))
+        (local.set $iw1 (i32x4.add (local.get $w1) (i32x4.splat (i32.mul (local.get $kw) (local.get $DW)))))
+        (local.set $m0 (v128.and (i32x4.lt_u (local.get $ih0) (local.get $vH)) (i32x4.lt_u (local.get $iw0) (local.get $vW))))
+        (local.set $m1 (v128.and (i32x4.lt_u (local.get $ih1) (local.get $vH)) (i32x4.lt_u (local.get $iw1) (local.get $vW))))
+        ;; byte offsets in a plane, 0 for a column outside it
+        (local.set $o0 (i32x4.shl (v128.and (local.get $m0) (i32x4.add (i32x4.mul (local.get $ih0) (local.get $vW)) (local.get $iw0))) (i32.const 2)))
+        (local.set $o1 (i32x4.shl (v128.and (local.get $m1) (i32x4.add (i32x4.mul (local.get $ih1) (local.get $vW)) (local.get $iw1))) (i32.const 2)))
+        (local.set $first (i32x4.extract_lane 0 (local.get $o0)))
+        (local.set $mode (i32.const 0))
+        (if (i32.and (i32x4.all_true (local.get $m0)) (i32x4.all_true (local.get $m1)))
+          (then
+            (if (i32.and
+                  (i32x4.all_true (i32x4.eq (local.get $o0) (i32x4.add (i32x4.splat (local.get $first)) (v128.const i32x4 0 4 8 12))))
+                  (i32x4.all_true (i32x4.eq (local.get $o1) (i32x4.add (i32x4.splat (local.get $first)) (v128.const i32x4 16 20 24 28)))))
+              (then (local.set $mode (i32.const 1))))
+            (if (i32.and
+                  (i32x4.all_true (i32x4.eq (local.get $o0) (i32x4.add (i32x4.splat (local.get $first)) (v128.const i32x4 0 8 16 24))))
+                  (i32x4.all_true (i32x4.eq (local.get $o1) (i32x4.add (i32x4.splat (local.get $first)) (v128.const i32x4 32 40 48 56)))))
+              (then (local.set $mode (i32.const 2))))))
+        (local.set $a0 (i32x4.extract_lane 0 (local.get $o0)))
+        (local.set $a1 (i32x4.extract_lane 1 (local.get $o0)))
+        (local.set $a2 (i32x4.extract_lane 2 (local.get $o0)))
+        (local.set $a3 (i32x4.extract_lane 3 (local.get $o0)))
+        (local.set $a4 (i32x4.extract_lane 0 (local.get $o1)))
+        (local.set $a5 (i32x4.extract_lane 1 (local.get $o1)))
+        (local.set $a6 (i32x4.extract_lane 2 (local.get $o1)))
+        (local.set $a7 (i32x4.extract_lane 3 (local.get $o1)))
+        (local.set $out (i32.add (local.get $dst) (i32.shl (i32.add (i32.mul (local.get $kh) (local.get $KW)) (local.get $kw)) (i32.const 5))))
+        (local.set $plane (local.get $x))
+        (local.set $ch (i32.const 0))
+        (if (i32.eq (local.get $mode) (i32.const 1))
+          (then
+            (loop $ch1
+              (v128.store offset=0 (local.get $out) (v128.load offset=0 (i32.add (local.get $plane) (local.get $first))))
+              (v128.store offset=16 (local.get $out) (v128.load offset=16 (i32.add (local.get $plane) (local.get $first))))
+              (local.set $plane (i32.add (local.get $plane) (local.get $planeBytes)))
+              (local.set $out (i32.add (local.get $out) (local.get $step)))
+              (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+              (br_if $ch1 (i32.lt_u (local.get $ch) (local.get $C)))))
+          (else
+            (if (i32.eq (local.get $mode) (i32.const 2))
+              (then
+                ;; floats 0, 2, 4, ... of 16 (the 16th may lie past the row: put() leaves slack)
+                (loop $ch2
+                  (v128.store offset=0 (local.get $out)
+                    (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                      (v128.load offset=0 (i32.add (local.get $plane) (local.get $first)))
+                      (v128.load offset=16 (i32.add (local.get $plane) (local.get $first)))))
+                  (v128.store offset=16 (local.get $out)
+                    (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                      (v128.load offset=32 (i32.add (local.get $plane) (local.get $first)))
+                      (v128.load offset=48 (i32.add (local.get $plane) (local.get $first)))))
+                  (local.set $plane (i32.add (local.get $plane) (local.get $planeBytes)))
+                  (local.set $out (i32.add (local.get $out) (local.get $step)))
+                  (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+                  (br_if $ch2 (i32.lt_u (local.get $ch) (local.get $C)))))
+              (else
+                (loop $chg
+                  (local.set $v0 (v128.load32_splat (i32.add (local.get $plane) (local.get $a0))))
+                  (local.set $v0 (v128.load32_lane 1 (i32.add (local.get $plane) (local.get $a1)) (local.get $v0)))
+                  (local.set $v0 (v128.load32_lane 2 (i32.add (local.get $plane) (local.get $a2)) (local.get $v0)))
+                  (local.set $v0 (v128.load32_lane 3 (i32.add (local.get $plane) (local.get $a3)) (local.get $v0)))
+                  (local.set $v1 (v128.load32_splat (i32.add (local.get $plane) (local.get $a4))))
+                  (local.set $v1 (v128.load32_lane 1 (i32.add (local.get $plane) (local.get $a5)) (local.get $v1)))
+                  (local.set $v1 (v128.load32_lane 2 (i32.add (local.get $plane) (local.get $a6)) (local.get $v1)))
+                  (local.set $v1 (v128.load32_lane 3 (i32.add (local.get $plane) (local.get $a7)) (local.get $v1)))
+                  (v128.store offset=0 (local.get $out) (v128.and (local.get $v0) (local.get $m0)))
+                  (v128.store offset=16 (local.get $out) (v128.and (local.get $v1) (local.get $m1)))
+                  (local.set $plane (i32.add (local.get $plane) (local.get $planeBytes)))
+                  (local.set $out (i32.add (local.get $out) (local.get $step)))
+                  (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+                  (br_if $chg (i32.lt_u (local.get $ch) (local.get $C))))))))
+        (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
+        (br_if $kw_loop (i32.lt_u (local.get $kw) (local.get $KW))))
+      (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
+      (br_if $kh_loop (i32.lt_u (local.get $kh) (local.get $KH)))))
 
   ;; ---------------------------------------------------------------------------------------
   ;; Packing constants once
@@ -397,10 +541,17 @@
     (loop $next
       (local.set $mr (i32.sub (local.get $m) (local.get $i)))
       (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
-      (call $packRows
-        (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
-        (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
-        (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))))
+      (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.ge_u (local.get $k) (i32.const 4)))
+        (then
+          (call $packRows4
+            (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+            (local.get $lda) (local.get $k)
+            (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2)))))
+        (else
+          (call $packRows
+            (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+            (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
+            (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $k)) (i32.const 2))))))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br_if $next (i32.lt_u (local.get $i) (local.get $m)))))
 
@@ -425,6 +576,120 @@
       (local.set $j (i32.add (local.get $j) (i32.const 8)))
       (br_if $next (i32.lt_u (local.get $j) (local.get $j1)))))
 
+;; ---------------------------------------------------------------------------------------
+  ;; 2-D MaxPool (ONNX semantics: the max over the window's cells inside the input; NaN wins)
+  ;; ---------------------------------------------------------------------------------------
+
+  ;; Descriptor (i32 words at `d`): 0 x  1 planes  2 H  3 W  4 OH  5 OW  6 KH  7 KW  8 SH  9 SW
+  ;; 10 DH  11 DW  12 PH  13 PW  14 out  15 tmp (a row of at least (OW+3)*SW + (KW-1)*DW + 8
+  ;; floats)  16 tmp length in floats.  `out` needs 16 bytes of slack past OH*OW*planes floats.
+  ;; Per output row: the max over the window's valid input rows, column by column, into tmp at
+  ;; offset PW (4 columns per f32x4.max; tmp's other cells are -inf, the padding); then each
+  ;; output is the max of its KW cells of tmp, 4 outputs at a time (strides 1 and 2 load them
+  ;; as vectors, other strides lane by lane). f32x4.max is branch-free, unlike a JS compare on
+  ;; random data, and propagates NaN as the JS loop did. A 4-output group past the row's end
+  ;; writes into the next row's place, which that row then overwrites (hence the slack).
+  (func (export "maxpool2d") (param $d i32)
+    (local $x i32) (local $planes i32) (local $H i32) (local $W i32) (local $OH i32) (local $OW i32)
+    (local $KH i32) (local $KW i32) (local $SH i32) (local $SW i32) (local $DH i32) (local $DW i32)
+    (local $PH i32) (local $PW i32) (local $out i32) (local $tmp i32) (local $tlen i32)
+    (local $plane i32) (local $y i32) (local $i i32) (local $ih i32) (local $first i32) (local $src i32)
+    (local $col i32) (local $row i32) (local $xo i32) (local $j i32) (local $at i32) (local $dst i32)
+    (local $v v128) (local $w v128) (local $ninf v128)
+    (local.set $x (i32.load offset=0 (local.get $d)))
+    (local.set $planes (i32.load offset=4 (local.get $d)))
+    (local.set $H (i32.load offset=8 (local.get $d)))
+    (local.set $W (i32.load offset=12 (local.get $d)))
+    (local.set $OH (i32.load offset=16 (local.get $d)))
+    (local.set $OW (i32.load offset=20 (local.get $d)))
+    (local.set $KH (i32.load offset=24 (local.get $d)))
+    (local.set $KW (i32.load offset=28 (local.get $d)))
+    (local.set $SH (i32.load offset=32 (local.get $d)))
+    (local.set $SW (i32.load offset=36 (local.get $d)))
+    (local.set $DH (i32.load offset=40 (local.get $d)))
+    (local.set $DW (i32.load offset=44 (local.get $d)))
+    (local.set $PH (i32.load offset=48 (local.get $d)))
+    (local.set $PW (i32.load offset=52 (local.get $d)))
+    (local.set $out (i32.load offset=56 (local.get $d)))
+    (local.set $tmp (i32.load offset=60 (local.get $d)))
+    (local.set $tlen (i32.load offset=64 (local.get $d)))
+    (local.set $ninf (f32x4.splat (f32.const -inf)))
+    (if (i32.or (i32.eqz (local.get $planes)) (i32.or (i32.eqz (local.get $OH)) (i32.eqz (local.get $OW)))) (then (return)))
+    (local.set $dst (local.get $out))
+    (local.set $plane (i32.const 0))
+    (loop $plane_loop
+      (local.set $y (i32.const 0))
+      (loop $y_loop
+        ;; tmp = -inf everywhere, then the max over the valid rows at offset PW
+        (local.set $col (i32.const 0))
+        (loop $fill
+          (v128.store (i32.add (local.get $tmp) (i32.shl (local.get $col) (i32.const 2))) (local.get $ninf))
+          (local.set $col (i32.add (local.get $col) (i32.const 4)))
+          (br_if $fill (i32.lt_u (local.get $col) (local.get $tlen))))
+        (local.set $first (i32.const 1))
+        (local.set $i (i32.const 0))
+        (loop $i_loop
+          (local.set $ih (i32.add (i32.sub (i32.mul (local.get $y) (local.get $SH)) (local.get $PH)) (i32.mul (local.get $i) (local.get $DH))))
+          (if (i32.lt_u (local.get $ih) (local.get $H))
+            (then
+              (local.set $src (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (local.get $plane) (i32.mul (local.get $H) (local.get $W))) (i32.mul (local.get $ih) (local.get $W))) (i32.const 2))))
+              (local.set $row (i32.add (local.get $tmp) (i32.shl (local.get $PW) (i32.const 2))))
+              (local.set $col (i32.const 0))
+              ;; whole groups of 4 columns; the last partial group column by column, so tmp past W stays -inf
+              (block $vec_done
+                (br_if $vec_done (i32.lt_s (local.get $W) (i32.const 4)))
+                (loop $vec
+                  (local.set $v (v128.load (i32.add (local.get $src) (i32.shl (local.get $col) (i32.const 2)))))
+                  (if (i32.eqz (local.get $first))
+                    (then (local.set $v (f32x4.max (local.get $v) (v128.load (i32.add (local.get $row) (i32.shl (local.get $col) (i32.const 2))))))))
+                  (v128.store (i32.add (local.get $row) (i32.shl (local.get $col) (i32.const 2))) (local.get $v))
+                  (local.set $col (i32.add (local.get $col) (i32.const 4)))
+                  (br_if $vec (i32.le_s (i32.add (local.get $col) (i32.const 4)) (local.get $W)))))
+              (block $tail_done
+                (br_if $tail_done (i32.ge_s (local.get $col) (local.get $W)))
+                (loop $tail
+                  (local.set $at (i32.add (local.get $row) (i32.shl (local.get $col) (i32.const 2))))
+                  (f32.store (local.get $at)
+                    (if (result f32) (local.get $first)
+                      (then (f32.load (i32.add (local.get $src) (i32.shl (local.get $col) (i32.const 2)))))
+                      (else (f32.max (f32.load (local.get $at)) (f32.load (i32.add (local.get $src) (i32.shl (local.get $col) (i32.const 2))))))))
+                  (local.set $col (i32.add (local.get $col) (i32.const 1)))
+                  (br_if $tail (i32.lt_s (local.get $col) (local.get $W)))))
+              (local.set $first (i32.const 0))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $i_loop (i32.lt_u (local.get $i) (local.get $KH))))
+        ;; each output: the max of its KW cells of tmp, 4 outputs at a time
+        (local.set $xo (i32.const 0))
+        (loop $x_loop
+          (local.set $v (local.get $ninf))
+          (local.set $j (i32.const 0))
+          (loop $j_loop
+            (local.set $at (i32.add (local.get $tmp) (i32.shl (i32.add (i32.mul (local.get $xo) (local.get $SW)) (i32.mul (local.get $j) (local.get $DW))) (i32.const 2))))
+            (if (i32.eq (local.get $SW) (i32.const 1))
+              (then (local.set $w (v128.load (local.get $at))))
+              (else
+                (if (i32.eq (local.get $SW) (i32.const 2))
+                  (then (local.set $w (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (v128.load (local.get $at)) (v128.load offset=16 (local.get $at)))))
+                  (else
+                    (local.set $w (f32x4.splat (f32.load (local.get $at))))
+                    (local.set $at (i32.add (local.get $at) (i32.shl (local.get $SW) (i32.const 2))))
+                    (local.set $w (f32x4.replace_lane 1 (local.get $w) (f32.load (local.get $at))))
+                    (local.set $at (i32.add (local.get $at) (i32.shl (local.get $SW) (i32.const 2))))
+                    (local.set $w (f32x4.replace_lane 2 (local.get $w) (f32.load (local.get $at))))
+                    (local.set $at (i32.add (local.get $at) (i32.shl (local.get $SW) (i32.const 2))))
+                    (local.set $w (f32x4.replace_lane 3 (local.get $w) (f32.load (local.get $at))))))))
+            (local.set $v (f32x4.max (local.get $v) (local.get $w)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $j_loop (i32.lt_u (local.get $j) (local.get $KW))))
+          (v128.store (i32.add (local.get $dst) (i32.shl (local.get $xo) (i32.const 2))) (local.get $v))
+          (local.set $xo (i32.add (local.get $xo) (i32.const 4)))
+          (br_if $x_loop (i32.lt_u (local.get $xo) (local.get $OW))))
+        (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $OW) (i32.const 2))))
+        (local.set $y (i32.add (local.get $y) (i32.const 1)))
+        (br_if $y_loop (i32.lt_u (local.get $y) (local.get $OH))))
+      (local.set $plane (i32.add (local.get $plane) (i32.const 1)))
+      (br_if $plane_loop (i32.lt_u (local.get $plane) (local.get $planes)))))
+
   ;; ---------------------------------------------------------------------------------------
   ;; Driver: this thread's share of one job (see the descriptor above)
   ;; ---------------------------------------------------------------------------------------
@@ -438,7 +703,7 @@
     (local $blocks i32) (local $row0 i32) (local $panels i32) (local $col0 i32)
     (local $i i32) (local $j i32) (local $p i32) (local $kc i32) (local $ldcb i32)
     (local $mr i32) (local $nr i32) (local $r i32) (local $col i32) (local $accum i32) (local $final i32)
-    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32)
+    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32)
     (local.set $m (i32.load offset=0 (local.get $job)))
     (local.set $n (i32.load offset=4 (local.get $job)))
     (local.set $k (i32.load offset=8 (local.get $job)))
@@ -493,10 +758,17 @@
           (loop $pa_loop
             (local.set $mr (i32.sub (local.get $i1) (local.get $i)))
             (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
-            (call $packRows
-              (i32.add (local.get $aBase) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
-              (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
-              (i32.add (local.get $packA) (i32.shl (i32.mul (i32.sub (local.get $i) (local.get $i0)) (local.get $k)) (i32.const 2))))
+            (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.ge_u (local.get $k) (i32.const 4)))
+              (then
+                (call $packRows4
+                  (i32.add (local.get $aBase) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+                  (local.get $lda) (local.get $k)
+                  (i32.add (local.get $packA) (i32.shl (i32.mul (i32.sub (local.get $i) (local.get $i0)) (local.get $k)) (i32.const 2)))))
+              (else
+                (call $packRows
+                  (i32.add (local.get $aBase) (i32.shl (i32.mul (local.get $i) (local.get $lda)) (i32.const 2)))
+                  (local.get $lda) (local.get $mr) (local.get $k) (i32.const 4)
+                  (i32.add (local.get $packA) (i32.shl (i32.mul (i32.sub (local.get $i) (local.get $i0)) (local.get $k)) (i32.const 2))))))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
             (br_if $pa_loop (i32.lt_u (local.get $i) (local.get $i1))))
           (local.set $blocks (local.get $packA))
@@ -541,12 +813,21 @@
             (if (i32.gt_u (local.get $mr) (i32.const 4)) (then (local.set $mr (i32.const 4))))
             (local.set $ctile (i32.add (local.get $cBase)
               (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldc)) (local.get $j)) (i32.const 2))))
-            (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+            (local.set $biasAt (local.get $bias))
+            (if (i32.eq (local.get $biasMode) (i32.const 1))
+              (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $i) (i32.const 2))))))
+            (if (i32.eq (local.get $biasMode) (i32.const 2))
+              (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $full (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8))))
+            (if (local.get $full)
               (then
                 (call $kernel4x8
                   (i32.add (local.get $blocks) (i32.shl (i32.add (i32.mul (i32.sub (local.get $i) (local.get $row0)) (local.get $k)) (i32.shl (local.get $p) (i32.const 2))) (i32.const 2)))
                   (i32.add (local.get $panels) (i32.shl (i32.add (i32.mul (i32.sub (local.get $j) (local.get $col0)) (local.get $k)) (i32.shl (local.get $p) (i32.const 3))) (i32.const 2)))
-                  (local.get $kc) (local.get $ctile) (local.get $ldcb) (local.get $accum)))
+                  (local.get $kc) (local.get $ctile) (local.get $ldcb) (local.get $accum))
+                (if (local.get $final)
+                  (then (call $post4x8 (local.get $ctile) (local.get $ldcb) (local.get $biasAt) (local.get $biasMode)
+                          (local.get $act) (local.get $lo) (local.get $hi)))))
               (else
                 ;; edge tile: compute into the scratch tile, then store (or add) its valid part
                 (call $kernel4x8
@@ -568,13 +849,8 @@
                     (br_if $col_loop (i32.lt_u (local.get $col) (local.get $nr))))
                   (local.set $r (i32.add (local.get $r) (i32.const 1)))
                   (br_if $r_loop (i32.lt_u (local.get $r) (local.get $mr))))))
-            (if (local.get $final)
+            (if (i32.and (local.get $final) (i32.eqz (local.get $full)))
               (then
-                (local.set $biasAt (local.get $bias))
-                (if (i32.eq (local.get $biasMode) (i32.const 1))
-                  (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $i) (i32.const 2))))))
-                (if (i32.eq (local.get $biasMode) (i32.const 2))
-                  (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))
                 (call $epilogue (local.get $ctile) (local.get $ldcb) (local.get $mr) (local.get $nr)
                   (local.get $biasAt) (local.get $biasMode) (local.get $act) (local.get $lo) (local.get $hi))))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
