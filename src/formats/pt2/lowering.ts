@@ -24,6 +24,8 @@ export class Lowering {
   constructor(
     readonly opset: number,
     readonly meta: ReadonlyMap<string, TensorMetaInfo>,
+    /** Every torch value some node or the output reads: an output nothing reads needs no mapping. */
+    readonly read: ReadonlySet<string>,
     readonly e: FormatErrors,
     readonly where: string,
   ) {}
@@ -45,10 +47,17 @@ export class Lowering {
     return name;
   }
 
+  private readonly preferred = new Map<string, string>();
+
+  /** The IR name a torch value is to get when defined (an output's name before modelbridge wrote it). */
+  prefer(torchName: string, irName: string): void {
+    this.preferred.set(torchName, irName);
+  }
+
   /** Defines a torch value: its IR name is torch's, unless a weight or input already has it. */
   define(torchName: string): string {
     this.e.check(!this.names.has(torchName), `${this.where} value ${JSON.stringify(escapeControl(torchName))}`, 'each value defined once');
-    const name = this.unique(torchName);
+    const name = this.unique(this.preferred.get(torchName) ?? torchName);
     this.names.set(torchName, name);
     return name;
   }
@@ -113,6 +122,7 @@ export class Call {
   private readonly args = new Map<string, Json>();
   readonly outputs: readonly string[];
   private readonly outputMeta: readonly (TensorMetaInfo | undefined)[];
+  private readonly torchOutputs: readonly string[];
 
   constructor(
     readonly lo: Lowering,
@@ -136,6 +146,7 @@ export class Call {
       else if (tag === 'as_none') torchOutputs.push('');
       else e.fail(`${where} outputs[${i}]`, `a tensor or SymInt output, not ${tag}`);
     }
+    this.torchOutputs = torchOutputs;
     this.outputMeta = torchOutputs.map((t) => (t ? lo.meta.get(t) : undefined));
     this.outputs = torchOutputs.map((t) => (t ? lo.define(t) : ''));
   }
@@ -229,10 +240,10 @@ export class Call {
     return this.outputMeta[i] ?? this.fail(`metadata (tensor_values) for output ${i}`);
   }
 
-  /** True when output i exists and something could read it (torch names unused ones *_unused_k). */
+  /** True when output i exists and a node or the program's output reads it. */
   outputUsed(i: number): boolean {
-    const o = this.outputs[i];
-    return o !== undefined && o !== '' && !/_unused(_\d+)?$/.test(o);
+    const o = this.torchOutputs[i];
+    return o !== undefined && o !== '' && this.lo.read.has(o);
   }
 
   int(name: string, fallback?: number): number {

@@ -177,8 +177,8 @@ function batchNorm(c: Call): void {
   nd(c, 'BatchNormalization', [x, weight, bias, c.tensor('running_mean'), c.tensor('running_var')], { epsilon: attr.float(c.float('eps', 1e-5)), momentum: attr.float(1 - c.float('momentum', 0.1)) });
 }
 
-function reshape(c: Call): void {
-  const size = c.sizes('size');
+function reshape(c: Call, argument: 'size' | 'shape'): void {
+  const size = c.sizes(argument);
   nd(c, 'Reshape', [c.tensor('self'), size.value]);
 }
 
@@ -420,9 +420,9 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
   'aten.adaptive_avg_pool2d.default': [['GlobalAveragePool', 'AveragePool'], adaptiveAvgPool],
   'aten._adaptive_avg_pool2d.default': [['GlobalAveragePool', 'AveragePool'], adaptiveAvgPool],
   // shapes and layout
-  'aten.view.default': [['Reshape'], reshape],
-  'aten.reshape.default': [['Reshape'], reshape],
-  'aten._unsafe_view.default': [['Reshape'], reshape],
+  'aten.view.default': [['Reshape'], (c) => reshape(c, 'size')],
+  'aten.reshape.default': [['Reshape'], (c) => reshape(c, 'shape')],
+  'aten._unsafe_view.default': [['Reshape'], (c) => reshape(c, 'size')],
   'aten.permute.default': [['Transpose'], (c) => permute(c, c.ints('dims').map((d) => normAxis(d, c.rank('self'))))],
   'aten.transpose.int': [['Transpose'], (c) => {
     const rank = c.rank('self');

@@ -4,9 +4,10 @@ import type { Model, Signature } from '../../core/model.js';
 import { escapeControl } from '../../core/printable.js';
 import type { Tensor } from '../../core/tensor.js';
 import { openPt2, tensorMeta, type Pt2Archive, type TensorMetaInfo } from './archive.js';
-import { asArray, asInt, asObject, asString, union, type Json, type JsonObject } from './json.js';
+import { asArray, asInt, asObject, asString, isObject, union, type Json, type JsonObject } from './json.js';
 import { Call, Lowering } from './lowering.js';
 import { ATEN_OPS, SYM_OPS } from './ops.js';
+import { NAMES_KEY } from './names.js';
 
 /**
  * Reads a torch.export archive into a runnable Model: the ExportedProgram's graph (core ATen
@@ -43,14 +44,17 @@ export function programToModel(archive: Pt2Archive): Model {
   // Gelu is an ONNX op from opset 20; every other mapping is expressible at the default opset.
   const targets = nodes.map((n, i) => asString(asObject(n, `${where} node ${i}`, e)['target'], `${where} node ${i} target`, e));
   const opset = targets.some((t) => opName(t) === 'aten.gelu.default') ? 20 : DEFAULT_OPSET;
-  const lo = new Lowering(opset, meta, e, where);
+  const lo = new Lowering(opset, meta, readNames(graphJson), e, where);
+  const original = originalNames(gm);
+  for (const [torchName, name] of Object.entries(original.outputs)) lo.prefer(torchName, name);
+  const weightName = (fqn: string) => original.weights[fqn] ?? fqn;
 
   // Inputs: parameters, buffers and constants become initializers named by their FQN; user inputs
   // keep the program's names.
   const initializers = new Map<string, Tensor>();
   const inputs: ValueInfo[] = [];
   const specs = asArray(signature['input_specs'], `${where} input_specs`, e);
-  for (const fqn of [...archive.weights.keys(), ...archive.constants.keys()]) lo.reserve(fqn);
+  for (const fqn of [...archive.weights.keys(), ...archive.constants.keys()]) lo.reserve(weightName(fqn));
   for (const [i, spec] of specs.entries()) {
     const at = `${where} input_specs[${i}]`;
     const [kind, v] = union(spec, at, e);
@@ -58,9 +62,10 @@ export function programToModel(archive: Pt2Archive): Model {
     if (kind === 'user_input') {
       const [tag, arg] = union(o['arg'], `${at}.arg`, e);
       e.check(tag === 'as_tensor', at, `a tensor user input, not ${tag} (non-tensor inputs are baked into the program by torch.export)`);
-      const name = asString(asObject(arg, at, e)['name'], at, e);
-      const m = meta.get(name) ?? e.fail(at, `metadata for input ${JSON.stringify(escapeControl(name))}`);
-      lo.bind(name, lo.unique(name));
+      const torchName = asString(asObject(arg, at, e)['name'], at, e);
+      const m = meta.get(torchName) ?? e.fail(at, `metadata for input ${JSON.stringify(escapeControl(torchName))}`);
+      const name = lo.unique(original.inputs[torchName] ?? torchName);
+      lo.bind(torchName, name);
       inputs.push({ name, dtype: m.dtype, shape: m.shape });
       continue;
     }
@@ -80,8 +85,8 @@ export function programToModel(archive: Pt2Archive): Model {
     if (m) {
       e.check(m.shape.length === tensor.shape.length && m.shape.every((d, k) => d === tensor.shape[k]) && m.dtype === tensor.dtype, `${kind} ${JSON.stringify(escapeControl(fqn))}`, `the ${m.dtype} [${m.shape.join(', ')}] the graph declares, not ${tensor.dtype} [${tensor.shape.join(', ')}]`);
     }
-    lo.bind(name, fqn);
-    initializers.set(fqn, tensor);
+    lo.bind(name, weightName(fqn));
+    initializers.set(weightName(fqn), tensor);
   }
 
   for (const [i, n] of nodes.entries()) {
@@ -131,7 +136,8 @@ export function programToModel(archive: Pt2Archive): Model {
   for (const [k, t] of lo.initializers) if (read.has(k)) initializers.set(k, t);
   const graph: Graph = { inputs, outputs, initializers, nodes: live, opset };
   const sig: Signature = { name: 'default', inputs: new Map(inputs.map((x) => [x.name, x.name])), outputs: new Map(outputs.map((o) => [o.name, o.name])) };
-  const weights = new Map<string, Tensor>([...archive.weights, ...archive.constants]);
+  // The state dict: parameters and buffers, and the lifted constants, under their names.
+  const weights = new Map<string, Tensor>([...archive.weights, ...archive.constants].map(([k, t]) => [weightName(k), t]));
   return {
     format: 'pt2',
     weights,
@@ -139,6 +145,42 @@ export function programToModel(archive: Pt2Archive): Model {
     signatures: [sig],
     metadata: { [PT2_METADATA.schema]: archive.schemaVersion, ...(archive.torchVersion ? { [PT2_METADATA.torch]: archive.torchVersion } : {}) },
   };
+}
+
+/** Every value name a node or the graph output reads (the as_tensor/as_name leaves of their arguments). */
+function readNames(graph: JsonObject): Set<string> {
+  const out = new Set<string>();
+  const walk = (v: Json | undefined, depth: number): void => {
+    if (depth > 8 || v === null || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach((x) => walk(x, depth + 1));
+    for (const [k, x] of Object.entries(v)) {
+      if ((k === 'as_tensor' || k === 'arg') && isObject(x) && typeof x['name'] === 'string') out.add(x['name']);
+      if (k === 'as_name' && typeof x === 'string') out.add(x);
+      walk(x, depth + 1);
+    }
+  };
+  for (const n of Array.isArray(graph['nodes']) ? graph['nodes'] : []) if (isObject(n)) walk(n['inputs'], 0);
+  walk(graph['outputs'], 0);
+  return out;
+}
+
+/**
+ * The names a program written by modelbridge had before they became Python identifiers (its
+ * writer keeps them in graph_module.metadata); empty maps for programs from torch.
+ */
+function originalNames(gm: JsonObject): { inputs: Record<string, string>; outputs: Record<string, string>; weights: Record<string, string> } {
+  const empty = { inputs: {}, outputs: {}, weights: {} };
+  const metadata = gm['metadata'];
+  const text = isObject(metadata) ? metadata[NAMES_KEY] : undefined;
+  if (typeof text !== 'string') return empty;
+  try {
+    const value = JSON.parse(text) as unknown;
+    const map = (v: unknown): Record<string, string> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).filter((x): x is [string, string] => typeof x[1] === 'string')) : {});
+    const o = value as Record<string, unknown>;
+    return { inputs: map(o['inputs']), outputs: map(o['outputs']), weights: map(o['weights']) };
+  } catch {
+    return empty;
+  }
 }
 
 /** SymInt arithmetic on int64 [1] tensors: a name (a sym value) or an int constant per operand. */
