@@ -6,6 +6,11 @@ Commands:
         torch.export.export(...).run_decompositions() and torch.export.save, and writes
         OUT/<name>/model.pt2, input_K.npy (the forward's arguments in order) and output_K.npy
         (torch's outputs on them). Prints a JSON list of {"name", "dir", "inputs", "outputs"}.
+  sources OUT
+        models from other frameworks for the .pt2 writer: OUT/or_gate_onnx and OUT/cnn_onnx
+        (model.onnx built with onnx.helper, batch dimension "N"), OUT/or_gate_tf and OUT/cnn_tf
+        (tf.saved_model.save of a tf.Module, NHWC convolutions), each with input_0.npy. Prints a
+        JSON list of {"name", "model", "input"}.
   ort JOBS.json
         JOBS: [{"onnx", "inputs": {name: npy}, "outputs": [npy...]}]: onnx.checker, then
         onnxruntime's outputs against the reference npys at 1e-4 x max(1, |ref|). Prints one
@@ -171,6 +176,90 @@ def export(out, only):
     print(json.dumps(cases))
 
 
+def sources(out):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(11)
+    cases = []
+
+    def weight(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.5).astype(np.float32), name)
+
+    def save_onnx(name, nodes, inits, x, y_shape, xin):
+        graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.checker.check_model(model, full_check=True)
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        onnx.save(model, os.path.join(d, "model.onnx"))
+        np.save(os.path.join(d, "input_0.npy"), xin)
+        cases.append({"name": name, "model": os.path.join(d, "model.onnx"), "input": os.path.join(d, "input_0.npy")})
+
+    or_x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    save_onnx("or_gate_onnx", [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1),
+        helper.make_node("Sigmoid", ["h"], ["a"]),
+        helper.make_node("Gemm", ["a", "w2", "b2"], ["o"], transB=1),
+        helper.make_node("Sigmoid", ["o"], ["y"]),
+    ], [weight("w1", 2, 2), weight("b1", 2), weight("w2", 1, 2), weight("b2", 1)], ["N", 2], ["N", 1], or_x)
+
+    c = 4
+    save_onnx("cnn_onnx", [
+        helper.make_node("Conv", ["x", "k1", "c1"], ["h1"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["h1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "k2"], ["h2"], kernel_shape=[3, 3], strides=[1, 1]),
+        helper.make_node("BatchNormalization", ["h2", "g", "bt", "mu", "var"], ["n2"], epsilon=1e-3),
+        helper.make_node("LeakyRelu", ["n2"], ["r2"], alpha=0.1),
+        helper.make_node("AveragePool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[1, 1]),
+        helper.make_node("GlobalAveragePool", ["p2"], ["g2"]),
+        helper.make_node("Flatten", ["g2"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "w", "b"], ["z"], transB=1),
+        helper.make_node("Softmax", ["z"], ["y"], axis=-1),
+    ], [weight("k1", c, 3, 3, 3), weight("c1", c), weight("k2", c, c, 3, 3), weight("g", c), weight("bt", c), weight("mu", c),
+        numpy_helper.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), "var"), weight("w", 5, c), weight("b", 5)],
+        ["N", 3, 12, 12], ["N", 5], rng.standard_normal((2, 3, 12, 12)).astype(np.float32))
+
+    import tensorflow as tf
+
+    tf.random.set_seed(3)
+
+    class OrGate(tf.Module):
+        def __init__(self):
+            self.w1 = tf.Variable(tf.random.normal([2, 2]))
+            self.b1 = tf.Variable(tf.random.normal([2]))
+            self.w2 = tf.Variable(tf.random.normal([2, 1]))
+            self.b2 = tf.Variable(tf.random.normal([1]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"y": tf.sigmoid(tf.matmul(tf.sigmoid(tf.matmul(x, self.w1) + self.b1), self.w2) + self.b2)}
+
+    class Cnn(tf.Module):
+        def __init__(self):
+            self.k1 = tf.Variable(tf.random.normal([3, 3, 3, 4]) * 0.5)
+            self.k2 = tf.Variable(tf.random.normal([3, 3, 4, 4]) * 0.5)
+            self.w = tf.Variable(tf.random.normal([4 * 3 * 3, 5]) * 0.3)
+            self.b = tf.Variable(tf.random.normal([5]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 12, 12, 3], tf.float32, name="x")])
+        def __call__(self, x):
+            h = tf.nn.relu(tf.nn.conv2d(x, self.k1, 1, "VALID"))
+            h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+            h = tf.nn.relu(tf.nn.conv2d(h, self.k2, 1, "VALID"))
+            h = tf.nn.avg_pool2d(h, 1, 1, "VALID")
+            return {"y": tf.nn.softmax(tf.matmul(tf.reshape(h, [-1, 4 * 3 * 3]), self.w) + self.b)}
+
+    for name, module, xin in [("or_gate_tf", OrGate(), or_x), ("cnn_tf", Cnn(), rng.standard_normal((2, 12, 12, 3)).astype(np.float32))]:
+        d = os.path.join(out, name)
+        tf.saved_model.save(module, os.path.join(d, "saved_model"), signatures={"serving_default": module.__call__})
+        np.save(os.path.join(d, "input_0.npy"), xin)
+        cases.append({"name": name, "model": os.path.join(d, "saved_model"), "input": os.path.join(d, "input_0.npy")})
+    print(json.dumps(cases))
+
+
 def ort(jobs):
     import onnx
     import onnxruntime
@@ -224,6 +313,8 @@ def main(argv):
     if len(argv) >= 2 and argv[0] == "export":
         only = set(argv[argv.index("--only") + 1].split(",")) if "--only" in argv else set()
         export(argv[1], only)
+    elif len(argv) == 2 and argv[0] == "sources":
+        sources(argv[1])
     elif len(argv) == 2 and argv[0] in ("ort", "load"):
         jobs = json.load(open(argv[1]))
         (ort if argv[0] == "ort" else load)(jobs)

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/api/load.js';
@@ -155,9 +156,10 @@ describe.skipIf(!python)('torch.export programs from PyTorch', () => {
       expectOneLine(cli(['convert', evil, join(temp, 'evil.onnx')]), 2, /refused pickle global os\.system/);
       expect(existsSync(marker)).toBe(false);
       expect(existsSync(join(temp, 'evil.onnx'))).toBe(false);
-      // The control: torch.export.load unpickles the payload (weights_only=False) and runs it.
-      const control = runPeerScript('pt2_peers.py', ['load', writeJobs('evil', [{ pt2: evil, inputs: [], out: temp }])]);
-      expect(control.status).toBe(0);
+      // The control: Python's pickle does run the payload (torch.export.load unpickles such
+      // records with weights_only=False).
+      writeFileSync(join(temp, 'evil.pkl'), payload);
+      spawnSync(python!, ['-c', 'import pickle, sys\npickle.load(open(sys.argv[1], "rb"))', join(temp, 'evil.pkl')]);
       expect(existsSync(marker)).toBe(true);
     });
 
@@ -201,8 +203,83 @@ describe.skipIf(!python)('torch.export programs from PyTorch', () => {
   });
 });
 
-function writeJobs(name: string, jobs: unknown[]): string {
-  const path = join(temp, `${name}.jobs.json`);
-  writeFileSync(path, JSON.stringify(jobs));
-  return path;
+interface SourceCase {
+  readonly name: string;
+  readonly model: string;
+  readonly input: string;
+}
+
+/**
+ * The writer: models from ONNX (onnx.helper) and TensorFlow SavedModels (tf.Module, NHWC), and
+ * the six torch programs read by modelbridge, written as .pt2 by the CLI and run by
+ * torch.export.load(...).module() with modelbridge's (or torch's original) outputs.
+ */
+describe.skipIf(!python)('.pt2 written by modelbridge runs in torch.export.load', () => {
+  let sources: SourceCase[] = [];
+  beforeAll(() => {
+    const r = runPeerScript('pt2_peers.py', ['sources', join(temp, 'sources')], { timeoutMs: 200_000 });
+    if (r.status !== 0) throw new Error(`pt2_peers.py sources failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
+    sources = JSON.parse(r.stdout) as SourceCase[];
+  }, 220_000);
+
+  it('converts ONNX, SavedModel and torch programs to .pt2 that torch runs with the same outputs', () => {
+    expect(sources.map((c) => c.name)).toEqual(['or_gate_onnx', 'cnn_onnx', 'or_gate_tf', 'cnn_tf']);
+    const jobs: { pt2: string; inputs: string[]; out: string; want: Tensor[] }[] = [];
+    for (const c of sources) {
+      const pt2 = join(temp, `${c.name}.pt2`);
+      const r = cli(['convert', c.model, pt2]);
+      expect(r.code, `${c.name}: ${r.stderr}`).toBe(0);
+      const source = loadModel(c.model);
+      const want = new Session(source.graph!).run({ [source.graph!.inputs.find((i) => !source.graph!.initializers.has(i.name))!.name]: npy(c.input) });
+      jobs.push({ pt2, inputs: [c.input], out: temp, want: source.graph!.outputs.map((o) => want[o.name]!) });
+      // Read back by modelbridge: the names are the source's, not the identifiers torch sees.
+      const back = loadModel(pt2);
+      expect(back.format).toBe('pt2');
+      expect(back.graph!.inputs.map((i) => i.name)).toEqual(source.graph!.inputs.filter((i) => !source.graph!.initializers.has(i.name)).map((i) => i.name));
+      expect(back.graph!.outputs.map((o) => o.name)).toEqual(source.graph!.outputs.map((o) => o.name));
+    }
+    for (const c of cases) {
+      const pt2 = join(temp, `${c.name}.again.pt2`);
+      const r = cli(['convert', join(c.dir, 'model.pt2'), pt2]);
+      expect(r.code, `${c.name}: ${r.stderr}`).toBe(0);
+      jobs.push({ pt2, inputs: c.inputs.map((_, k) => join(c.dir, `input_${k}.npy`)), out: temp, want: Array.from({ length: c.outputs }, (_, k) => npy(join(c.dir, `output_${k}.npy`))) });
+    }
+    const results = torchLoad(jobs);
+    const problems: string[] = [];
+    jobs.forEach((job, i) => {
+      const result = results[i]!;
+      if (!result.ok) return void problems.push(`${job.pt2}: ${result.error}`);
+      job.want.forEach((want, k) => {
+        const problem = mismatch(npy(result.outputs![k]!), want);
+        if (problem) problems.push(`${job.pt2} output ${k}: ${problem}`);
+      });
+    });
+    expect(problems).toEqual([]);
+  });
+
+  it('writes the same bytes every time', () => {
+    const c = sources.find((x) => x.name === 'cnn_onnx')!;
+    // The archive's folder is the file's stem, as torch.save names it: same name, two folders.
+    mkdirSync(join(temp, 'once'));
+    mkdirSync(join(temp, 'twice'));
+    const first = join(temp, 'once', 'cnn.pt2');
+    const second = join(temp, 'twice', 'cnn.pt2');
+    expect(cli(['convert', c.model, first, '--no-verify']).code).toBe(0);
+    expect(cli(['convert', c.model, second, '--no-verify']).code).toBe(0);
+    expect(Buffer.compare(readFileSync(first), readFileSync(second))).toBe(0);
+  });
+});
+
+/** torch.export.load(pt2).module()(*inputs) for each job, in one Python process; each job's outputs land in its own folder. */
+function torchLoad(jobs: readonly { pt2: string; inputs: string[] }[]): { ok: boolean; outputs?: string[]; error?: string }[] {
+  const list = jobs.map((j, i) => {
+    const out = join(temp, `torch-${i}`);
+    mkdirSync(out, { recursive: true });
+    return { pt2: j.pt2, inputs: j.inputs, out };
+  });
+  const path = join(temp, `load-${Date.now()}.json`);
+  writeFileSync(path, JSON.stringify(list));
+  const r = runPeerScript('pt2_peers.py', ['load', path], { timeoutMs: 300_000 });
+  if (r.status !== 0) throw new Error(`pt2_peers.py load failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; outputs?: string[]; error?: string }[];
 }
