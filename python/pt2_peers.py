@@ -80,6 +80,8 @@ def mlp():
         def forward(self, x):
             h = torch.nn.functional.gelu(self.fc1(x))
             h = torch.tanh(self.fc2(h)) + torch.nn.functional.silu(h)
+            # A view over the symbolic batch: torch.export writes sym_size and a SymInt size list.
+            h = (h.view(x.shape[0], 4, 4) * torch.arange(4.0)).view(x.shape[0], 16)
             y = self.fc3(h) * self.scale - torch.tensor([1.0, 2.0, 3.0])
             return torch.softmax(y, dim=-1), torch.where(y > 0, y, y * 0.1).clamp(-1, 1)
 

@@ -74,6 +74,9 @@ function emit(append: (bytes: Uint8Array) => void, plan: Plan, archive: string):
   zip.finish();
 }
 
+/** Inputs the ATen lowering does not read: sizes, taken from the probe instead (export-ops.ts). */
+const SIZE_INPUTS: Readonly<Record<string, readonly number[]>> = { Reshape: [1], Expand: [1] };
+
 /** State-dict names torch keeps as buffers (BatchNorm's running statistics). */
 const BUFFER_NAME = /(^|[./_])(running_mean|running_var|moving_mean|moving_variance|num_batches_tracked)(:0)?$/;
 
@@ -135,6 +138,18 @@ function planArchive(model: Model): Plan {
     return { dtype: t.dtype, shape, hints: t.shape };
   };
 
+  // What the ATen calls need: Reshape and Expand are written with their probed output sizes,
+  // so the shape they were given (often computed from Shape at run time) is not needed.
+  const needed = new Set(graph.outputs.map((o) => o.name));
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const node = graph.nodes[i]!;
+    if (!node.outputs.some((o) => needed.has(o))) continue;
+    const ignored = SIZE_INPUTS[node.op] ?? [];
+    node.inputs.forEach((input, k) => {
+      if (input !== '' && !ignored.includes(k)) needed.add(input);
+    });
+  }
+
   // Values that do not depend on input data (Shape reads sizes only) fold into constants.
   const data = new Set(userInputs.map((i) => i.name));
   const folded = new Map<string, Tensor>();
@@ -142,7 +157,7 @@ function planArchive(model: Model): Plan {
     const fromData = node.op !== 'Shape' && node.op !== 'Size' && node.inputs.some((i) => data.has(i));
     for (const o of node.outputs.filter((x) => x !== '')) {
       if (fromData) data.add(o);
-      else {
+      else if (needed.has(o)) {
         const value = base.get(o)!;
         if (runs.some((r) => !sameTensor(r.get(o)!, value))) throw new UsageError(`node ${node.name} (${node.op}): a value computed from a symbolic input size; torch programs need it as SymInts, which modelbridge does not write`);
         folded.set(o, value);
@@ -153,7 +168,7 @@ function planArchive(model: Model): Plan {
   // Names: weights under module paths, placeholders p_/b_/c_ + path, user inputs as identifiers.
   const names = new Names();
   const torchName = new Map<string, string>();
-  const emittedNodes = graph.nodes.filter((n) => n.outputs.some((o) => o !== '' && !folded.has(o)));
+  const emittedNodes = graph.nodes.filter((n) => n.outputs.some((o) => needed.has(o) && !folded.has(o)));
   const read = new Set([...emittedNodes.flatMap((n) => n.inputs), ...graph.outputs.map((o) => o.name)]);
   const params: [string, string, Tensor][] = [];
   const buffers: [string, string, Tensor][] = [];
