@@ -238,7 +238,8 @@ describe.skipIf(!python)('.pt2 written by modelbridge runs in torch.export.load'
       expect(back.graph!.inputs.map((i) => i.name)).toEqual(source.graph!.inputs.filter((i) => !source.graph!.initializers.has(i.name)).map((i) => i.name));
       expect(back.graph!.outputs.map((o) => o.name)).toEqual(source.graph!.outputs.map((o) => o.name));
     }
-    for (const c of cases) {
+    // resnet18 is left out here only for time: mobilenet_v3_small has its convolutions and norms.
+    for (const c of cases.filter((x) => x.name !== 'resnet18')) {
       const pt2 = join(temp, `${c.name}.again.pt2`);
       const r = cli(['convert', join(c.dir, 'model.pt2'), pt2]);
       expect(r.code, `${c.name}: ${r.stderr}`).toBe(0);

@@ -7,7 +7,10 @@ import { openPt2, tensorMeta, type Pt2Archive, type TensorMetaInfo } from './arc
 import { asArray, asInt, asObject, asString, isObject, union, type Json, type JsonObject } from './json.js';
 import { Call, Lowering } from './lowering.js';
 import { ATEN_OPS, SYM_OPS } from './ops.js';
-import { NAMES_KEY } from './names.js';
+import { METADATA_KEY, NAMES_KEY } from './names.js';
+import { expectedParams } from '../../module/lower.js';
+import { MODULE_KEY, SIGNATURE_KEY, type ModuleSpec } from '../../module/spec.js';
+import { SpecFieldError } from '../../module/fields.js';
 
 /**
  * Reads a torch.export archive into a runnable Model: the ExportedProgram's graph (core ATen
@@ -138,13 +141,60 @@ export function programToModel(archive: Pt2Archive): Model {
   const sig: Signature = { name: 'default', inputs: new Map(inputs.map((x) => [x.name, x.name])), outputs: new Map(outputs.map((o) => [o.name, o.name])) };
   // The state dict: parameters and buffers, and the lifted constants, under their names.
   const weights = new Map<string, Tensor>([...archive.weights, ...archive.constants].map(([k, t]) => [weightName(k), t]));
-  return {
+  const carried = carriedMetadata(gm);
+  // The signature JSON is the graph's own names here (they are restored above), so only the module is used.
+  const { [MODULE_KEY]: moduleText, [SIGNATURE_KEY]: _signature, ...rest } = carried;
+  void _signature;
+  const base: Model = {
     format: 'pt2',
     weights,
     graph,
     signatures: [sig],
-    metadata: { [PT2_METADATA.schema]: archive.schemaVersion, ...(archive.torchVersion ? { [PT2_METADATA.torch]: archive.torchVersion } : {}) },
+    metadata: { ...rest, [PT2_METADATA.schema]: archive.schemaVersion, ...(archive.torchVersion ? { [PT2_METADATA.torch]: archive.torchVersion } : {}) },
   };
+  return moduleText === undefined ? base : withModule(base, moduleText, e, where);
+}
+
+/**
+ * A program modelbridge wrote from a torch.nn-shaped model carries its module spec: the module
+ * comes back, and the weights become its state dict (as ONNX's reader does with metadata_props).
+ */
+function withModule(model: Model, text: string, e: FormatErrors, where: string): Model {
+  let spec: ModuleSpec;
+  try {
+    spec = JSON.parse(text) as ModuleSpec;
+  } catch {
+    return e.fail(`${where} graph_module.metadata ${METADATA_KEY}`, `a module spec as JSON under ${MODULE_KEY}`);
+  }
+  if (typeof spec !== 'object' || spec === null || typeof spec.type !== 'string') return e.fail(`${where} graph_module.metadata`, `a module spec: an object with a string "type"`);
+  if (spec.type === 'Graph') return model;
+  let params;
+  try {
+    params = expectedParams(spec);
+  } catch (err) {
+    if (err instanceof SpecFieldError) e.fail(`${where} module spec${err.path ? ` at ${err.path}` : ''}`, err.message);
+    throw err;
+  }
+  const weights = new Map<string, Tensor>();
+  for (const p of params) {
+    const t = model.graph!.initializers.get(p.key);
+    e.check(t !== undefined && t.shape.length === p.shape.length && t.shape.every((d, i) => d === p.shape[i]), `weight ${JSON.stringify(escapeControl(p.key))}`, `a [${p.shape.join(', ')}] tensor, as the module spec says`);
+    weights.set(p.key, t);
+  }
+  return { ...model, weights, module: spec };
+}
+
+function carriedMetadata(gm: JsonObject): Record<string, string> {
+  const metadata = gm['metadata'];
+  const text = isObject(metadata) ? metadata[METADATA_KEY] : undefined;
+  if (typeof text !== 'string') return {};
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+    return Object.fromEntries(Object.entries(value).filter((x): x is [string, string] => typeof x[1] === 'string'));
+  } catch {
+    return {};
+  }
 }
 
 /** Every value name a node or the graph output reads (the as_tensor/as_name leaves of their arguments). */

@@ -10,7 +10,9 @@ import { ZipWriter } from '../pytorch/zip-writer.js';
 import { SCALAR_TYPE_CODES } from './archive.js';
 import { a, IR_TO_ATEN, type CallArg, type Emitter, type ValueMeta } from './export-ops.js';
 import type { Json } from './json.js';
-import { NAMES_KEY } from './names.js';
+import { METADATA_KEY, NAMES_KEY } from './names.js';
+import { bundleFromModel } from '../../module/bundle.js';
+import { MODULE_KEY, SIGNATURE_KEY } from '../../module/spec.js';
 
 /**
  * Writes a Model as a torch.export archive that torch.export.load accepts and runs: the IR
@@ -259,7 +261,7 @@ function planArchive(model: Model): Plan {
       },
       signature: { input_specs: inputSpecs, output_specs: outputNames.map((n) => ({ user_output: { arg: { as_tensor: { name: n } } } })) },
       module_call_graph: [{ fqn: '', signature: { inputs: [], outputs: [], in_spec: JSON.stringify(inSpec), out_spec: JSON.stringify(outSpec), forward_arg_names: inputNames } }],
-      metadata: { [NAMES_KEY]: JSON.stringify(original) },
+      metadata: { [NAMES_KEY]: JSON.stringify(original), [METADATA_KEY]: JSON.stringify(carriedMetadata(model)) },
       treespec_namedtuple_fields: {},
     },
     opset_version: { aten: 10 },
@@ -285,6 +287,21 @@ function planArchive(model: Model): Plan {
   });
   const json = (v: Json) => new TextEncoder().encode(JSON.stringify(v));
   return { program: json(program as Json), weightsConfig: json({ config: weightsConfig }), constantsConfig: json({ config: constantsConfig }), weights, constants: constantRecords };
+}
+
+/**
+ * The model's string metadata, and its module spec and signature when it has one (as ONNX's
+ * metadata_props carry them), so a torch.nn-shaped model read back is that module again.
+ */
+function carriedMetadata(model: Model): Record<string, string> {
+  const out: Record<string, string> = {};
+  const source: Record<string, string> = { ...model.metadata };
+  if (model.module && model.graph) {
+    const bundle = bundleFromModel(model).metadata;
+    for (const key of [MODULE_KEY, SIGNATURE_KEY]) if (bundle[key] !== undefined) source[key] = bundle[key];
+  }
+  for (const key of Object.keys(source).sort()) if (!key.startsWith('pt2.')) out[key] = source[key]!;
+  return out;
 }
 
 function symbolicSize(symbol: string, slope: number, offset: number): string {
