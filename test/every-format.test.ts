@@ -14,6 +14,7 @@ const SAMPLES = join(ROOT, 'samples', 'or-gate');
 const FILES: Record<string, string> = {
   safetensors: 'or-gate.safetensors',
   pytorch: 'or-gate.pt',
+  pt2: 'or-gate.pt2',
   onnx: 'or-gate.onnx',
   savedmodel: 'or-gate-savedmodel',
   graphdef: 'or-gate.pb',

@@ -5,6 +5,7 @@ import { assertModelPath } from '../core/files.js';
 import type { FormatHandler, Probe } from './format.js';
 import { graphdefFormat } from './graphdef/format.js';
 import { onnxFormat } from './onnx/format.js';
+import { pt2Format } from './pt2/format.js';
 import { pytorchFormat } from './pytorch/format.js';
 import { safetensorsFormat } from './safetensors/format.js';
 import { savedmodelFormat } from './savedmodel/format.js';
@@ -15,8 +16,9 @@ import { tfjsFormat } from './tfjs/format.js';
  * under src/formats and one line here.
  */
 // SavedModel before ONNX: a saved_model.pb opens like a ModelProto (field 1, a varint), and only
-// SavedModel detection knows the file name.
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat];
+// SavedModel detection knows the file name. pt2 before pytorch: a torch.export archive's first
+// record (<folder>/data/weights/...) looks like a torch.save archive's data/ records.
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pt2Format, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat];
 
 
 export function formatNames(): string[] {

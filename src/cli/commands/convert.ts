@@ -66,6 +66,8 @@ export function convertCommand(y: Argv): Argv {
         .example('$0 convert big.safetensors shards/ --shard-size 2000000000', 'write a sharded bundle with model.safetensors.index.json')
         .example('$0 convert model.pt model.safetensors --module spec.json', 'a torch.save state dict, read without unpickling, as a runnable bundle')
         .example('$0 convert model.safetensors model.onnx --opset 13', 'an ONNX model at opset 13')
+        .example('$0 convert model.pt2 model.onnx', 'a torch.export program (torch.export.save) as ONNX')
+        .example('$0 convert saved_model/ model.pt2', 'a TensorFlow model as a program torch.export.load runs')
         .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights')
         .example('$0 convert model.onnx - --to safetensors > model.safetensors', 'write to standard output (a pipe)')
         .example('$0 convert model.onnx model.safetensors --json > report.json', 'a machine-readable report of what was written and verified'),
