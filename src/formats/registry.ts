@@ -4,6 +4,7 @@ import { FormatError, UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
 import type { FormatHandler, Probe } from './format.js';
 import { graphdefFormat } from './graphdef/format.js';
+import { h5Format, kerasFormat } from './keras/format.js';
 import { onnxFormat } from './onnx/format.js';
 import { pytorchFormat } from './pytorch/format.js';
 import { safetensorsFormat } from './safetensors/format.js';
@@ -16,7 +17,8 @@ import { tfjsFormat } from './tfjs/format.js';
  */
 // SavedModel before ONNX: a saved_model.pb opens like a ModelProto (field 1, a varint), and only
 // SavedModel detection knows the file name.
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat];
+// Keras before PyTorch: both are zips, and only Keras's detection looks for config.json.
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, kerasFormat, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, h5Format];
 
 
 export function formatNames(): string[] {
