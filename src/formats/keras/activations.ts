@@ -33,7 +33,8 @@ export const ACTIVATIONS: Readonly<Record<string, Activation>> = {
   elu: unary('Elu', { alpha: attr.float(1) }),
   // Keras's constants (alpha 1.67326324, scale 1.05070098), not ONNX's defaults, which differ in the 8th digit.
   selu: unary('Selu', { alpha: attr.float(1.67326324), gamma: attr.float(1.05070098) }),
-  celu: unary('Celu', { alpha: attr.float(1) }),
+  // celu with Keras's alpha 1 is elu with alpha 1; Elu is the op every target has.
+  celu: unary('Elu', { alpha: attr.float(1) }),
   softplus,
   softsign: unary('Softsign'),
   exponential: unary('Exp'),
@@ -45,8 +46,12 @@ export const ACTIVATIONS: Readonly<Record<string, Activation>> = {
   hard_swish: unary('HardSwish'),
   hard_tanh: (ctx, x) => ctx.op('Clip', [x.name, ctx.floats(-1), ctx.floats(1)], x.shape),
   sparse_sigmoid: unary('HardSigmoid', { alpha: attr.float(0.5), beta: attr.float(0.5) }),
-  soft_shrink: unary('Shrink', { bias: attr.float(0.5), lambd: attr.float(0.5) }),
-  hard_shrink: unary('Shrink', { bias: attr.float(0), lambd: attr.float(0.5) }),
+  // Shrink as Clip and Where, which TensorFlow and TF.js have: x - clip(x, -0.5, 0.5), and x where |x| > 0.5.
+  soft_shrink: (ctx, x) => ctx.op('Sub', [x.name, ctx.op('Clip', [x.name, ctx.floats(-0.5), ctx.floats(0.5)], x.shape).name], x.shape),
+  hard_shrink: (ctx, x) => {
+    const outside = ctx.op('Greater', [ctx.op('Abs', [x.name], x.shape).name, ctx.floats(0.5)], x.shape, {}, 'bool');
+    return ctx.op('Where', [outside.name, x.name, ctx.floats(0)], x.shape, {}, x.dtype);
+  },
   tanh_shrink: (ctx, x) => ctx.op('Sub', [x.name, ctx.op('Tanh', [x.name], x.shape).name], x.shape),
   log_sigmoid: (ctx, x) => ctx.op('Neg', [softplus(ctx, ctx.op('Neg', [x.name], x.shape)).name], x.shape),
   mish: mulBy((ctx, x) => ctx.op('Tanh', [softplus(ctx, x).name], x.shape)),

@@ -107,7 +107,9 @@ function walk(h5, group, limit, total, out) {
         total.bytes += count * meta.size;
         if (total.bytes > limit) throw new Error('LIMIT ' + (group.path === '/' ? '' : group.path) + '/' + name + ' ' + total.bytes);
         const value = obj.value;
-        const view = ArrayBuffer.isView(value) ? value : new Uint8Array(0);
+        // A scalar dataset (Normalization's count) comes back as a plain number or bigint.
+        const A = { f4: Float32Array, f8: Float64Array, i1: Int8Array, i2: Int16Array, i4: Int32Array, i8: BigInt64Array, u1: Uint8Array, u2: Uint16Array, u4: Uint32Array, u8: BigUint64Array, b1: Uint8Array }[dtype];
+        const view = ArrayBuffer.isView(value) ? value : A && (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') ? A.from([A === BigInt64Array || A === BigUint64Array ? BigInt(value) : Number(value)]) : new Uint8Array(0);
         entry.data = new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
       }
       out.children[name] = entry;

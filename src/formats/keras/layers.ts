@@ -181,12 +181,18 @@ const conv2dTranspose: LayerDef = {
     const spatial = x.shape.slice(1, 3).map((s, i) => (s === null ? null : padding === 'same' ? s * strides[i]! : (s - 1) * strides[i]! + k[i]!));
     const outShape = [x.shape[0]!, ...spatial, outC];
     const bias = ctx.hasWeight('bias') ? [ctx.init('bias', ctx.weight('bias', [outC]))] : [];
+    // 'same' is TF's forward-convolution padding seen backwards: k - s in all, the smaller half
+    // first. Written as explicit pads (what ONNX's SAME_UPPER computes), which every target takes.
+    let pads: number[] = [0, 0, 0, 0];
+    if (padding === 'same') {
+      const total = k.map((kk, i) => kk - strides[i]!);
+      if (total.some((t) => t < 0)) ctx.fail('a kernel at least as large as the stride for padding same');
+      pads = [...total.map((t) => Math.floor(t / 2)), ...total.map((t) => t - Math.floor(t / 2))];
+    } else if (padding !== 'valid') {
+      ctx.fail(`padding valid or same, not ${JSON.stringify(padding)}`);
+    }
     const y = inChannelsFirst(ctx, x, outShape, (v, shape) =>
-      ctx.op('ConvTranspose', [v, ctx.init('kernel', w), ...bias], shape, {
-        kernel_shape: attr.ints(k),
-        strides: attr.ints(strides),
-        ...paddingAttrs(ctx, padding, k, dilation),
-      }),
+      ctx.op('ConvTranspose', [v, ctx.init('kernel', w), ...bias], shape, { kernel_shape: attr.ints(k), strides: attr.ints(strides), pads: attr.ints(pads) }),
     );
     return [applyActivation(ctx, y, c['activation'])];
   },
@@ -287,7 +293,11 @@ const softmax: LayerDef = {
 const elu: LayerDef = {
   build: (ctx, inputs) => {
     const x = one(ctx, inputs);
-    return [ctx.op('Elu', [x.name], x.shape, { alpha: attr.float(num(ctx.config, 'alpha', 1)) })];
+    const alpha = num(ctx.config, 'alpha', 1);
+    if (alpha === 1) return [ctx.op('Elu', [x.name], x.shape, { alpha: attr.float(1) })];
+    // relu(x) + alpha (exp(min(x, 0)) - 1): the same function, in ops every target has (TensorFlow's Elu has no alpha).
+    const neg = ctx.op('Sub', [ctx.op('Exp', [ctx.op('Min', [x.name, ctx.floats(0)], x.shape).name], x.shape).name, ctx.floats(1)], x.shape);
+    return [ctx.op('Add', [ctx.op('Relu', [x.name], x.shape).name, ctx.op('Mul', [neg.name, ctx.floats(alpha)], x.shape).name], x.shape)];
   },
 };
 

@@ -163,10 +163,11 @@ function legacyH5(path: string, e: FormatErrors): Source {
       e.check(top?.kind === 'group', where, `the weights of ${className} layer ${escapeControl(names.join('/'))}`);
       const listed = stringList(top.attrs['weight_names']);
       e.check(listed !== undefined, `${where} attribute weight_names`, 'a list of weight names');
-      // A layer's own weights are `<path>/...` (a cell's `<layer>/<cell>/kernel`); tf.keras may
-      // name a nested model's layers without the outer model.
-      let mine = listed.filter((n) => n.startsWith(`${names.join('/')}/`));
-      if (mine.length === 0 && names.length > 1) mine = listed.filter((n) => n.startsWith(`${names[names.length - 1]}/`));
+      // A top-level layer owns its group's weights, in the order of layer.weights. A nested
+      // model's group holds all its layers' weights, each named by a path through the layer's
+      // name (Keras prefixes the name scopes the variables were built in: `cnn/conv1/kernel`).
+      const own = names[names.length - 1]!;
+      const mine = names.length === 1 ? listed : listed.filter((n) => n.split('/').slice(0, -1).includes(own));
       e.check(mine.length === keys.length, where, `${keys.length} weights for ${className} layer ${escapeControl(names.join('/'))} (${keys.join(', ')}), found ${mine.length}${mine.length ? ` (${mine.map(escapeControl).join(', ')})` : ''}`);
       mine.forEach((name, i) => {
         const key = keys[i]!;
