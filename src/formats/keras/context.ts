@@ -22,8 +22,14 @@ export interface LayerContext {
   weight(key: string, shape?: readonly (number | null)[]): Tensor;
   /** Whether the layer has the weight (use_bias=False layers have none). */
   hasWeight(key: string): boolean;
-  /** Adds a tensor as an initializer named after this layer (`<layer path>/<base>`). */
-  init(base: string, tensor: Tensor): string;
+  /**
+   * Adds a tensor as an initializer named after this layer (`<layer path>/<base>`). `source` says
+   * which weight it was made from and how (perm:..., rnn:...), for the .keras writer to undo; a
+   * weight passed on unchanged under its own key needs none.
+   */
+  init(base: string, tensor: Tensor, source?: { readonly key: string; readonly how: string }): string;
+  /** Keeps a small weight the graph does not use (Normalization's count) for the .keras writer. */
+  keep(key: string): void;
   /** An int64 constant (shapes, axes). */
   ints(values: readonly number[]): string;
   /** A float32 scalar constant, or a 1-D one for a list. */

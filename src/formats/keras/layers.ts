@@ -92,6 +92,7 @@ function convolution(rank: number, depthwise: boolean): LayerDef {
       const padding = str(c, 'padding', 'valid');
       const inC = known(ctx, x.shape[last ? rank + 1 : 1], 'a known number of input channels');
       let w: Tensor;
+      let how: string;
       let outC: number;
       let group = 1;
       if (depthwise) {
@@ -99,6 +100,7 @@ function convolution(rank: number, depthwise: boolean): LayerDef {
         const kernel = ctx.weight('kernel', [...k, inC, mult]);
         // [kh, kw, in, mult] -> [kh, kw, 1, in*mult] -> OIHW: output channel i*mult+m reads input i.
         w = permuted(reshaped(kernel, [...k, 1, inC * mult]), HWIO_TO_OIHW);
+        how = `perm:${HWIO_TO_OIHW.join(',')}`;
         outC = inC * mult;
         group = inC;
       } else {
@@ -106,7 +108,9 @@ function convolution(rank: number, depthwise: boolean): LayerDef {
         outC = num(c, 'filters');
         if (inC % groups !== 0) ctx.fail(`input channels (${inC}) divisible by groups (${groups})`);
         const kernel = ctx.weight('kernel', [...k, inC / groups, outC]);
-        w = permuted(kernel, rank === 1 ? [2, 1, 0] : rank === 2 ? HWIO_TO_OIHW : [4, 3, 0, 1, 2]);
+        const p = rank === 1 ? [2, 1, 0] : rank === 2 ? [...HWIO_TO_OIHW] : [4, 3, 0, 1, 2];
+        w = permuted(kernel, p);
+        how = `perm:${p.join(',')}`;
         group = groups;
       }
       const bias = ctx.hasWeight('bias') ? ctx.init('bias', ctx.weight('bias', [outC])) : undefined;
@@ -118,7 +122,7 @@ function convolution(rank: number, depthwise: boolean): LayerDef {
         ...paddingAttrs(ctx, padding, k, dilation),
         ...(group > 1 ? { group: attr.int(group) } : {}),
       };
-      const inputsOf = (v: string) => [v, ctx.init('kernel', w), ...(bias ? [bias] : [])];
+      const inputsOf = (v: string) => [v, ctx.init('kernel', w, { key: 'kernel', how }), ...(bias ? [bias] : [])];
       const outShape = last ? [x.shape[0]!, ...spatial, outC] : [x.shape[0]!, outC, ...spatial];
       const y = last
         ? inChannelsFirst(ctx, x, outShape, (v, shape) => ctx.op('Conv', inputsOf(v), shape, attributes))
@@ -148,14 +152,14 @@ const separableConv2d: LayerDef = {
     const outShape = [x.shape[0]!, ...spatial, outC];
     const bias = ctx.hasWeight('bias') ? [ctx.init('bias', ctx.weight('bias', [outC]))] : [];
     const y = inChannelsFirst(ctx, x, outShape, (v, shape) => {
-      const mid = ctx.op('Conv', [v, ctx.init('depthwise_kernel', dw)], [shape[0]!, inC * mult, shape[2]!, shape[3]!], {
+      const mid = ctx.op('Conv', [v, ctx.init('depthwise_kernel', dw, { key: 'depthwise_kernel', how: `perm:${HWIO_TO_OIHW.join(',')}` })], [shape[0]!, inC * mult, shape[2]!, shape[3]!], {
         kernel_shape: attr.ints(k),
         strides: attr.ints(strides),
         dilations: attr.ints(dilation),
         group: attr.int(inC),
         ...paddingAttrs(ctx, padding, k, dilation),
       });
-      return ctx.op('Conv', [mid.name, ctx.init('pointwise_kernel', pw), ...bias], shape, { kernel_shape: attr.ints([1, 1]) });
+      return ctx.op('Conv', [mid.name, ctx.init('pointwise_kernel', pw, { key: 'pointwise_kernel', how: `perm:${HWIO_TO_OIHW.join(',')}` }), ...bias], shape, { kernel_shape: attr.ints([1, 1]) });
     });
     return [applyActivation(ctx, y, c['activation'])];
   },
@@ -192,7 +196,7 @@ const conv2dTranspose: LayerDef = {
       ctx.fail(`padding valid or same, not ${JSON.stringify(padding)}`);
     }
     const y = inChannelsFirst(ctx, x, outShape, (v, shape) =>
-      ctx.op('ConvTranspose', [v, ctx.init('kernel', w), ...bias], shape, { kernel_shape: attr.ints(k), strides: attr.ints(strides), pads: attr.ints(pads) }),
+      ctx.op('ConvTranspose', [v, ctx.init('kernel', w, { key: 'kernel', how: 'perm:3,2,0,1' }), ...bias], shape, { kernel_shape: attr.ints(k), strides: attr.ints(strides), pads: attr.ints(pads) }),
     );
     return [applyActivation(ctx, y, c['activation'])];
   },
@@ -500,10 +504,11 @@ const normalization: LayerDef = {
       variance = values('variance');
     }
     // Keras: (x - mean) / max(sqrt(variance), epsilon), epsilon = 1e-7; invert: mean + x * that.
-    const v = variance.toFloat32();
-    const std = Float32Array.from(v, (e) => Math.max(Math.sqrt(e), 1e-7));
-    const stdName = ctx.init('std', Tensor.fromArray('float32', variance.shape, std));
-    const meanName = ctx.init('mean', mean);
+    const stored = ctx.hasWeight('mean');
+    if (stored) ctx.keep('count');
+    const meanName = ctx.init('mean', mean, stored ? { key: 'mean', how: 'same' } : undefined);
+    const varName = ctx.init('variance', variance, stored ? { key: 'variance', how: 'same' } : undefined);
+    const stdName = ctx.op('Max', [ctx.op('Sqrt', [varName], variance.shape).name, ctx.floats(1e-7)], variance.shape).name;
     if (bool(c, 'invert', false)) return [ctx.op('Add', [ctx.op('Mul', [x.name, stdName], x.shape).name, meanName], x.shape)];
     return [ctx.op('Div', [ctx.op('Sub', [x.name, meanName], x.shape).name, stdName], x.shape)];
   },
@@ -552,9 +557,10 @@ function recurrent(kind: 'LSTM' | 'GRU'): LayerDef {
       // Keras's go_backwards reads the sequence last step first and returns the outputs in that order.
       const xs = bool(c, 'go_backwards', false) ? ctx.op('Slice', [x.name, ctx.ints([-1]), ctx.ints([-Number.MAX_SAFE_INTEGER]), ctx.ints([1]), ctx.ints([-1])], x.shape) : x;
       const tm = ctx.op('Transpose', [xs.name], [time, batch, inF], perm([1, 0, 2]));
-      const W = ctx.init('W', gateMajor(kernel, units, order));
-      const R = ctx.init('R', gateMajor(rec, units, order));
-      const B = ctx.init('B', Tensor.from('float32', [1, 2 * gh], b));
+      const W = ctx.init('W', gateMajor(kernel, units, order), { key: 'cell/kernel', how: `rnn:${kind}:${units}:gates` });
+      const R = ctx.init('R', gateMajor(rec, units, order), { key: 'cell/recurrent_kernel', how: `rnn:${kind}:${units}:gates` });
+      const hasBias = ctx.hasWeight('cell/bias');
+      const B = ctx.init('B', Tensor.from('float32', [1, 2 * gh], b), hasBias ? { key: 'cell/bias', how: `rnn:${kind}:${units}:${resetAfter ? 'both' : 'bias'}` } : undefined);
       const attributes = { hidden_size: attr.int(units), ...(kind === 'GRU' ? { linear_before_reset: attr.int(resetAfter ? 1 : 0) } : {}) };
       const outs = ctx.multi(kind, [tm.name, W, R, B], kind === 'LSTM' ? 3 : 2, attributes);
       const last = (v: string) => ctx.op('Squeeze', [v, ctx.ints([0])], [batch, units], {}, 'float32');

@@ -47,9 +47,10 @@ export interface WeightRecord {
   readonly path: string;
   /** Keras's shape of the variable. */
   readonly shape: readonly number[];
-  /** The IR initializer holding it. */
+  readonly dtype: DType;
+  /** The IR initializer holding it ('' for a value kept in `how`). */
   readonly ir: string;
-  /** 'same', 'perm:a,b,c' (the IR tensor is the Keras one permuted), 'reshape' (same bytes), 'lstm'/'gru:<units>:<i>' (gates reordered). */
+  /** 'same' (same bytes, maybe reshaped), 'perm:a,b,c' (the IR tensor is the Keras one, reshaped, permuted), 'rnn:<LSTM|GRU>:<units>:<gates|bias|both>' (gates reordered), 'value:[...]' (kept literally). */
   readonly how: string;
 }
 
@@ -157,6 +158,7 @@ function legacyH5(path: string, e: FormatErrors): Source {
     weightsOf(_h5Path, names, groups, className) {
       const map = new Map<string, { tensor: Tensor; where: string; path: string }>();
       const keys = groups.flatMap((g) => g.names.map((n) => (g.sub ? `${g.sub}/${n}` : n)));
+      const paths = groups.flatMap((g) => g.names.map((_, i) => `${_h5Path}${g.sub ? `/${g.sub}` : ''}/vars/${i}`));
       if (keys.length === 0) return { get: () => undefined };
       const top = weightsRoot.children[names[0]!];
       const where = `group model_weights/${escapeControl(names[0]!)}`;
@@ -177,7 +179,7 @@ function legacyH5(path: string, e: FormatErrors): Source {
         const at = `${where}/${escapeControl(name)}`;
         const ds = lookup(top, name);
         e.check(ds?.kind === 'dataset', `dataset ${at}`, `the dataset weight_names lists (missing)`);
-        map.set(key, { tensor: tensorOf(ds, e, `dataset ${at}`), where: `dataset ${at}`, path: name });
+        map.set(key, { tensor: tensorOf(ds, e, `dataset ${at}`), where: `dataset ${at}`, path: paths[i]! });
       });
       return { get: (key) => map.get(key) };
     },
@@ -322,6 +324,8 @@ class GraphBuilder {
   readonly initializers = new Map<string, Tensor>();
   readonly inputs: ValueInfo[] = [];
   readonly records: WeightRecord[] = [];
+  /** Every object's `vars` group path in a Keras 3 weights file, weightless layers' included. */
+  readonly varGroups = new Set<string>(['vars']);
   private readonly taken = new Set<string>();
 
   constructor(readonly source: Source) {}
@@ -339,6 +343,7 @@ class GraphBuilder {
     const rawLayers = config['layers'];
     e.check(Array.isArray(rawLayers), `${where} layers`, 'a list of layers');
     const layers = rawLayers.map((l, i) => parseLayer(l, e, `${where} layers[${i}]`));
+    if (h5Prefix) this.varGroups.add(`${h5Prefix}/vars`);
     if (className === 'Sequential') return this.sequential(config, layers, h5Prefix, names, given, where);
     return this.functional(config, layers, h5Prefix, names, given, where);
   }
@@ -450,6 +455,12 @@ class GraphBuilder {
       throw err;
     }
     const weights = this.source.weightsOf(h5Path, names, groups, className);
+    this.varGroups.add(`${h5Path}/vars`);
+    for (const g of groups) if (g.sub) this.varGroups.add(`${h5Path}/${g.sub}/vars`);
+    const record = (key: string, ir: string, how: string) => {
+      const w = weights.get(key)!;
+      this.records.push({ path: w.path, shape: w.tensor.shape, dtype: w.tensor.dtype, ir, how });
+    };
     const known = new Set(groups.flatMap((g) => g.names.map((n) => (g.sub ? `${g.sub}/${n}` : n))));
     const base = names.join('/');
     const first = this.nodes.length;
@@ -467,13 +478,19 @@ class GraphBuilder {
         }
         return w.tensor;
       },
-      init(baseName, tensor) {
+      init(baseName, tensor, from) {
         const name = `${base}/${baseName}`;
         if (b.initializers.get(name) === tensor) return name;
         const fresh = b.initializers.has(name) ? b.fresh(name) : name;
         b.taken.add(fresh);
         b.initializers.set(fresh, tensor);
+        const key = from?.key ?? (known.has(baseName) && weights.get(baseName)?.tensor === tensor ? baseName : undefined);
+        if (key !== undefined && weights.get(key)) record(key, fresh, from?.how ?? 'same');
         return fresh;
+      },
+      keep(k) {
+        const w = known.has(k) ? weights.get(k) : undefined;
+        if (w && w.tensor.size <= 16) record(k, '', `value:${JSON.stringify(w.tensor.toNumbers())}`);
       },
       ints: (values) => {
         const name = b.fresh(`${base}/const`);
@@ -567,7 +584,12 @@ function buildModel(source: Source): Model {
     weights,
     graph: simplified,
     signatures: [{ name: 'serving_default', inputs, outputs: outs }],
-    metadata: { producer: source.format === 'keras' ? 'Keras 3 (.keras)' : 'Keras (HDF5)' },
+    metadata: {
+      producer: source.format === 'keras' ? 'Keras 3 (.keras)' : 'Keras (HDF5)',
+      // What the .keras writer needs to rebuild the archive: the architecture as Keras wrote it
+      // (Keras 3 configs only), where each weight goes, and which object groups exist.
+      ...(source.keras3 ? { [KERAS_CONFIG_KEY]: JSON.stringify(top), [KERAS_WEIGHTS_KEY]: JSON.stringify({ groups: [...b.varGroups].sort(), weights: b.records }) } : {}),
+    },
   };
 }
 
