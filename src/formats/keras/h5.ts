@@ -144,8 +144,13 @@ port.on('message', (request) => {
           file.close();
         }
       } else {
+        // HDF5 stamps each object with the time it was made (H5Pset_obj_track_times, which
+        // h5wasm does not expose); its clock is the WebAssembly runtime's Date.now, held at 0 here
+        // so the same model always gives the same bytes.
+        const now = Date.now;
+        Date.now = () => 0;
         const file = new h5.File(path, 'w');
-        try { build(h5, file, request.root); } finally { file.close(); }
+        try { build(h5, file, request.root); } finally { file.close(); Date.now = now; }
         const bytes = h5.FS.readFile(path);
         reply({ ok: true, bytes }, [bytes.buffer]);
       }
