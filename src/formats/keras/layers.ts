@@ -59,9 +59,18 @@ function windowOut(size: number | null, k: number, stride: number, dilation: num
   return Math.floor((size - ((k - 1) * dilation + 1)) / stride) + 1;
 }
 
-function paddingAttrs(ctx: LayerContext, padding: string, kernel: readonly number[], dilation: readonly number[]): Record<string, Attribute> {
+/**
+ * ONNX padding for Keras's. 'same' is TF's: out = ceil(in / stride), the smaller half of the
+ * padding first. Written as explicit pads where the sizes are known (onnxruntime refuses
+ * SAME_UPPER with dilations), else as SAME_UPPER, which computes the same pads.
+ */
+function paddingAttrs(ctx: LayerContext, padding: string, kernel: readonly number[], dilation: readonly number[], strides: readonly number[], sizes: readonly (number | null)[]): Record<string, Attribute> {
   if (padding === 'valid') return {};
-  if (padding === 'same') return { auto_pad: attr.string('SAME_UPPER') };
+  if (padding === 'same') {
+    if (sizes.some((s) => s === null)) return { auto_pad: attr.string('SAME_UPPER') };
+    const total = sizes.map((s, i) => Math.max((Math.ceil(s! / strides[i]!) - 1) * strides[i]! + (kernel[i]! - 1) * (dilation[i] ?? 1) + 1 - s!, 0));
+    return { pads: attr.ints([...total.map((t) => Math.floor(t / 2)), ...total.map((t) => t - Math.floor(t / 2))]) };
+  }
   if (padding === 'causal' && kernel.length === 1) return { pads: attr.ints([(kernel[0]! - 1) * dilation[0]!, 0]) };
   ctx.fail(`padding valid or same${kernel.length === 1 ? ' or causal' : ''}, not ${JSON.stringify(padding)}`);
 }
@@ -119,7 +128,7 @@ function convolution(rank: number, depthwise: boolean): LayerDef {
         kernel_shape: attr.ints(k),
         strides: attr.ints(strides),
         dilations: attr.ints(dilation),
-        ...paddingAttrs(ctx, padding, k, dilation),
+        ...paddingAttrs(ctx, padding, k, dilation, strides, last ? x.shape.slice(1, rank + 1) : x.shape.slice(2)),
         ...(group > 1 ? { group: attr.int(group) } : {}),
       };
       const inputsOf = (v: string) => [v, ctx.init('kernel', w, { key: 'kernel', how }), ...(bias ? [bias] : [])];
@@ -157,7 +166,7 @@ const separableConv2d: LayerDef = {
         strides: attr.ints(strides),
         dilations: attr.ints(dilation),
         group: attr.int(inC),
-        ...paddingAttrs(ctx, padding, k, dilation),
+        ...paddingAttrs(ctx, padding, k, dilation, strides, x.shape.slice(1, 3)),
       });
       return ctx.op('Conv', [mid.name, ctx.init('pointwise_kernel', pw, { key: 'pointwise_kernel', how: `perm:${HWIO_TO_OIHW.join(',')}` }), ...bias], shape, { kernel_shape: attr.ints([1, 1]) });
     });
@@ -405,7 +414,7 @@ function pooling(rank: number, op: 'MaxPool' | 'AveragePool'): LayerDef {
       const outShape = [x.shape[0]!, ...spatial, x.shape[rank + 1]!];
       return [
         inChannelsFirst(ctx, x, outShape, (v, shape) =>
-          ctx.op(op, [v], shape, { kernel_shape: attr.ints(k), strides: attr.ints(strides), ...paddingAttrs(ctx, padding === 'same' ? 'same' : padding, k, [1]) }),
+          ctx.op(op, [v], shape, { kernel_shape: attr.ints(k), strides: attr.ints(strides), ...paddingAttrs(ctx, padding, k, k.map(() => 1), strides, x.shape.slice(1, rank + 1)) }),
         ),
       ];
     },
