@@ -48,6 +48,17 @@ await build({
   outfile: 'dist/index.cjs',
 });
 
+// h5wasm (the HDF5 library in WebAssembly, for Keras files) as one ES module beside the bundles:
+// src/formats/keras/h5.ts loads it on a worker thread from dist/h5wasm.mjs, so the installed
+// package needs no node_modules. Kept out of the bundles themselves: 5 MB that only Keras
+// files need, never parsed by a CLI start.
+await build({
+  ...common,
+  format: 'esm',
+  entryPoints: ['node_modules/h5wasm/dist/node/hdf5_hl.js'],
+  outfile: 'dist/h5wasm.mjs',
+});
+
 // The CLI: CommonJS, because bin/modelbridge.cjs compiles it through node:vm with a V8 code cache
 // (Node 20 has no compile cache for ES modules), which takes a third off every start. The
 // string-width package (yargs' help layout) is swapped for a lazy shim: see the shim.

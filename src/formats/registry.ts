@@ -4,6 +4,7 @@ import { FormatError, UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
 import type { FormatHandler, Probe } from './format.js';
 import { graphdefFormat } from './graphdef/format.js';
+import { h5Format, kerasFormat } from './keras/format.js';
 import { onnxFormat } from './onnx/format.js';
 import { pt2Format } from './pt2/format.js';
 import { pytorchFormat } from './pytorch/format.js';
@@ -17,8 +18,9 @@ import { tfjsFormat } from './tfjs/format.js';
  */
 // SavedModel before ONNX: a saved_model.pb opens like a ModelProto (field 1, a varint), and only
 // SavedModel detection knows the file name. pt2 before pytorch: a torch.export archive's first
-// record (<folder>/data/weights/...) looks like a torch.save archive's data/ records.
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pt2Format, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat];
+// record (<folder>/data/weights/...) looks like a torch.save archive's data/ records. Keras before
+// PyTorch: both are zips, and only Keras's detection looks for config.json.
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, kerasFormat, pt2Format, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, h5Format];
 
 
 export function formatNames(): string[] {

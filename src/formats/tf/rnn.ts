@@ -96,7 +96,7 @@ function recogniseCell(body: FunctionDef, loopTypes: readonly number[]): Cell | 
  * [G·H, rows] gate-major weights from a Keras [rows, G·H] matrix: ONNX gate g takes Keras gate
  * order[g] (LSTM: i, o, f, c from i, f, c, o).
  */
-function gateMajor(t: Tensor, hidden: number, order: readonly number[]): Tensor {
+export function gateMajor(t: Tensor, hidden: number, order: readonly number[]): Tensor {
   const [rows, cols] = t.shape as [number, number];
   const src = t.toFloat32();
   const out = new Float32Array(rows * cols);
@@ -106,14 +106,14 @@ function gateMajor(t: Tensor, hidden: number, order: readonly number[]): Tensor 
   return Tensor.from('float32', [1, cols, rows], out);
 }
 
-function reorderBias(values: Float32Array, hidden: number, order: readonly number[]): Float32Array {
+export function reorderBias(values: Float32Array, hidden: number, order: readonly number[]): Float32Array {
   const out = new Float32Array(values.length);
   order.forEach((from, g) => out.set(values.subarray(from * hidden, (from + 1) * hidden), g * hidden));
   return out;
 }
 
-const LSTM_ORDER = [0, 3, 1, 2];
-const GRU_ORDER = [0, 1, 2];
+export const LSTM_ORDER = [0, 3, 1, 2];
+export const GRU_ORDER = [0, 1, 2];
 
 const While: OpBuilder = (ctx) => {
   const bodyName = attrFunc(ctx.attr, 'body');

@@ -1,0 +1,175 @@
+import { writeFileAtomic } from '../../core/atomic.js';
+import { UsageError } from '../../core/errors.js';
+import type { Model } from '../../core/model.js';
+import { Tensor } from '../../core/tensor.js';
+import { permuted } from '../../core/transpose.js';
+import { ZipWriter } from '../pytorch/zip-writer.js';
+import { GRU_ORDER, LSTM_ORDER } from '../tf/rnn.js';
+import { writeH5, type H5WriteDataset, type H5WriteGroup } from './h5.js';
+import { LAYERS } from './layers.js';
+import { KERAS_CONFIG_KEY, KERAS_WEIGHTS_KEY, type WeightRecord } from './reader.js';
+
+/**
+ * Writes a Keras 3 `.keras` archive that keras.saving.load_model loads: metadata.json,
+ * config.json and model.weights.h5 (saving_lib.py's layout), from a model read from a Keras file
+ * (.keras, or an .h5 saved by Keras 3), whatever formats it went through on the way as long as
+ * its weights kept their names (ONNX, a SavedModel written by modelbridge ...). The reader
+ * recorded the config and, per Keras variable, the IR weight holding it and how it was
+ * rearranged (a filter transposed to OIHW, an LSTM's gates reordered); the writer undoes that.
+ * A model from anywhere else has no Keras layer config to write, and is refused in one line.
+ *
+ * Deterministic: fixed member order, zip timestamps 0 and no date in metadata.json; the HDF5 file
+ * is made by the HDF5 library from the same calls in the same order.
+ */
+
+export function writeKerasArchive(model: Model, path: string, kind: 'keras' | 'h5' = 'keras'): string[] {
+  if (kind === 'h5') throw new UsageError('writing legacy Keras HDF5 (.h5) files is not supported: write a .keras archive (keras.saving.load_model reads both)');
+  const bytes = kerasArchiveBytes(model);
+  writeFileAtomic(path, (append) => append(bytes));
+  return [path];
+}
+
+interface Stored {
+  readonly groups: readonly string[];
+  readonly weights: readonly WeightRecord[];
+}
+
+function stored(model: Model): { config: string; layout: Stored } {
+  const config = model.metadata[KERAS_CONFIG_KEY];
+  const weights = model.metadata[KERAS_WEIGHTS_KEY];
+  if (config === undefined || weights === undefined) {
+    throw new UsageError(
+      `cannot write a .keras archive of this ${model.format} model: Keras needs its layers' config, which only a model read from a Keras 3 file (.keras, or .h5 saved by Keras 3) carries`,
+    );
+  }
+  const layout = JSON.parse(weights) as Stored;
+  return { config, layout };
+}
+
+const WRITABLE = new Set<string>(['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'int16', 'uint16', 'uint32']);
+
+/** The Keras variable a record describes, from the IR weight holding it. */
+function kerasValue(model: Model, r: WeightRecord): Tensor {
+  if (r.how.startsWith('value:')) return Tensor.from(r.dtype, r.shape, JSON.parse(r.how.slice('value:'.length)) as number[]);
+  const ir = model.weights.get(r.ir) ?? model.graph?.initializers.get(r.ir);
+  if (!ir) throw new UsageError(`cannot write a .keras archive: the model has no weight ${JSON.stringify(r.ir)} (Keras variable ${r.path}); were its weights renamed on the way?`);
+  const count = r.shape.reduce((a, b) => a * b, 1);
+  if (r.how === 'same') {
+    if (ir.size !== count) throw new UsageError(`cannot write ${r.path}: weight ${r.ir} has ${ir.size} values, Keras expects ${count}`);
+    return new Tensor(ir.dtype, r.shape, ir.source);
+  }
+  if (r.how.startsWith('perm:')) {
+    const p = r.how.slice(5).split(',').map(Number);
+    const inverse = p.map((_, i) => p.indexOf(i));
+    const back = permuted(ir, inverse);
+    if (back.size !== count) throw new UsageError(`cannot write ${r.path}: weight ${r.ir} has ${back.size} values, Keras expects ${count}`);
+    return new Tensor(back.dtype, r.shape, back.source);
+  }
+  if (r.how.startsWith('rnn:')) return rnnValue(ir, r);
+  throw new UsageError(`cannot write ${r.path}: unknown weight layout ${r.how}`);
+}
+
+/** Undoes src/formats/tf/rnn.ts's gateMajor and reorderBias: ONNX gate g held Keras gate order[g]. */
+function rnnValue(ir: Tensor, r: WeightRecord): Tensor {
+  const [, kind, unitsText, part] = r.how.split(':') as [string, string, string, string];
+  const units = Number(unitsText);
+  const order = kind === 'LSTM' ? LSTM_ORDER : GRU_ORDER;
+  const src = ir.toFloat32();
+  const gh = order.length * units;
+  if (part === 'gates') {
+    // IR [1, G·H, rows] from Keras [rows, G·H].
+    const rows = r.shape[0]!;
+    const out = new Float32Array(rows * gh);
+    order.forEach((from, g) => {
+      for (let j = 0; j < units; j++) for (let row = 0; row < rows; row++) out[row * gh + from * units + j] = src[(g * units + j) * rows + row]!;
+    });
+    return Tensor.fromArray('float32', r.shape, out);
+  }
+  if (part === 'both') return Tensor.fromArray('float32', r.shape, src.slice(0, 2 * gh));
+  const out = new Float32Array(gh);
+  order.forEach((from, g) => out.set(src.subarray(g * units, (g + 1) * units), from * units));
+  return Tensor.fromArray('float32', r.shape, out);
+}
+
+/** A nested group tree for writeH5, built from slash paths. */
+class TreeBuilder {
+  private readonly root: Map<string, TreeBuilder | H5WriteDataset> = new Map();
+
+  group(path: readonly string[]): TreeBuilder {
+    let node: TreeBuilder = this;
+    for (const part of path) {
+      let next = node.root.get(part);
+      if (!next) node.root.set(part, (next = new TreeBuilder()));
+      if (!(next instanceof TreeBuilder)) throw new UsageError(`cannot write a .keras archive: ${path.join('/')} is both a group and a weight`);
+      node = next;
+    }
+    return node;
+  }
+
+  dataset(path: readonly string[], value: H5WriteDataset): void {
+    this.group(path.slice(0, -1)).root.set(path[path.length - 1]!, value);
+  }
+
+  build(): H5WriteGroup {
+    // Keras numbers variables 0, 1, ...: numeric order, then names.
+    const keys = [...this.root.keys()].sort((a, b) => (/^\d+$/.test(a) && /^\d+$/.test(b) ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0));
+    return { children: keys.map((k) => { const v = this.root.get(k)!; return [k, v instanceof TreeBuilder ? v.build() : v] as const; }) };
+  }
+}
+
+/** The archive's bytes: metadata.json, config.json and model.weights.h5, as saving_lib writes them. */
+export function kerasArchiveBytes(model: Model): Uint8Array {
+  const { config, layout } = stored(model);
+  const tree = new TreeBuilder();
+  for (const g of layout.groups) tree.group(g.split('/'));
+  for (const r of layout.weights) {
+    const value = kerasValue(model, r);
+    if (!WRITABLE.has(value.dtype)) throw new UsageError(`cannot write ${r.path}: ${value.dtype} weights are not supported in .keras files written by modelbridge`);
+    tree.dataset(r.path.split('/'), { dtype: value.dtype as H5WriteDataset['dtype'], shape: value.shape, data: value.bytes() });
+  }
+  const weights = writeH5(tree.build());
+  const chunks: Uint8Array[] = [];
+  const zip = new ZipWriter((b) => chunks.push(b.slice()), 1);
+  const text = (s: string) => new TextEncoder().encode(s);
+  // Keras writes metadata.json first; its version is the one whose layout this follows.
+  zip.add('metadata.json', text(JSON.stringify({ keras_version: '3.15.1', date_saved: '1980-01-01@00:00:00' })));
+  zip.add('config.json', text(withModules(config)));
+  zip.add('model.weights.h5', weights);
+  zip.finish();
+  const total = chunks.reduce((a, c) => a + c.byteLength, 0);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * A Keras 3 config as an .h5 file stores it, made loadable from an archive: legacy HDF5 saving
+ * serializes the layers inside a model without their `module`, which load_model needs to find
+ * a class in a .keras file. Keras's own modules are filled in; a config that has them is unchanged.
+ */
+function withModules(configText: string): string {
+  const config = JSON.parse(configText) as unknown;
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) {
+      v.forEach(visit);
+      return;
+    }
+    if (typeof v !== 'object' || v === null) return;
+    const o = v as Record<string, unknown>;
+    if (typeof o['class_name'] === 'string' && typeof o['config'] === 'object' && o['config'] !== null && o['module'] === undefined && o['class_name'] !== '__keras_tensor__') {
+      const c = o['class_name'];
+      o['module'] = c === 'Functional' || c === 'Model' ? 'keras.src.models.functional' : c === 'Sequential' ? 'keras' : LAYER_CLASSES.has(c) ? 'keras.layers' : undefined;
+      if (o['module'] === undefined) delete o['module'];
+      else if (o['registered_name'] === undefined) o['registered_name'] = c === 'Functional' ? 'Functional' : null;
+    }
+    for (const child of Object.values(o)) visit(child);
+  };
+  visit(config);
+  return JSON.stringify(config);
+}
+
+const LAYER_CLASSES = new Set(['InputLayer', ...Object.keys(LAYERS)]);
