@@ -9,6 +9,7 @@ import { pytorchFormat } from './pytorch/format.js';
 import { safetensorsFormat } from './safetensors/format.js';
 import { savedmodelFormat } from './savedmodel/format.js';
 import { tfjsFormat } from './tfjs/format.js';
+import { tfliteFormat } from './tflite/format.js';
 
 /**
  * Every format modelbridge reads and writes, in detection order. Adding a format is one folder
@@ -16,7 +17,7 @@ import { tfjsFormat } from './tfjs/format.js';
  */
 // SavedModel before ONNX: a saved_model.pb opens like a ModelProto (field 1, a varint), and only
 // SavedModel detection knows the file name.
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat];
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, tfliteFormat];
 
 
 export function formatNames(): string[] {
@@ -35,6 +36,8 @@ export const FORMAT_ALIASES: Readonly<Record<string, string>> = {
   pb: 'graphdef',
   tensorflowjs: 'tfjs',
   'tf.js': 'tfjs',
+  lite: 'tflite',
+  litert: 'tflite',
 };
 
 /** A format by its name or an alias, any case; a near miss is answered with "did you mean". */
@@ -45,7 +48,7 @@ export function formatByName(name: string): FormatHandler {
   if (format) return format;
   const known = [...formatNames(), ...Object.keys(FORMAT_ALIASES)];
   const near = closest(key, known);
-  // Two edits at most, and fewer than half the word: "onxx" is onnx, "tflite" is nothing we write.
+  // Two edits at most, and fewer than half the word: "onxx" is onnx, "tflt" is tflite.
   const hint = key !== '' && distance(key, near) <= Math.min(2, Math.floor(near.length / 2)) ? `did you mean ${FORMAT_ALIASES[near] ?? near}? ` : '';
   throw new UsageError(`unknown format ${JSON.stringify(name)} (${hint}supported: ${formatNames().join(', ')}; also ${Object.keys(FORMAT_ALIASES).join(', ')})`);
 }
