@@ -2,7 +2,9 @@ import type { Builder, Offset } from 'flatbuffers';
 import type { DType } from '../../core/dtypes.js';
 import { UsageError } from '../../core/errors.js';
 import { attrFloat, attrInt, attrInts, attrString, type Graph, type Node } from '../../core/graph.js';
+import { orderedOrThrow } from '../../core/graph-order.js';
 import { Tensor } from '../../core/tensor.js';
+import type { Probe } from './writer.js';
 import { permuted } from '../../core/transpose.js';
 import {
   ActivationFunctionType,
@@ -38,6 +40,8 @@ import {
 export interface TflTensorSpec {
   readonly name: string;
   readonly shape: readonly number[];
+  /** The shape with -1 for sizes that follow an unknown input size. */
+  readonly signature?: readonly number[];
   readonly dtype: DType;
   readonly data?: Tensor;
 }
@@ -66,6 +70,8 @@ interface Ctx {
   /** The tensor index for IR output k. */
   output(k: number): number;
   shape(value: string): readonly number[];
+  /** The shape with -1 for sizes that follow an unknown input size. */
+  signature(value: string): readonly number[];
   dtype(value: string): DType;
   constant(value: string): Tensor | undefined;
   /** A constant input i (fails when computed). */
@@ -78,6 +84,11 @@ interface Ctx {
   /** A new intermediate tensor. */
   temp(shape: readonly number[], dtype: DType, name: string): number;
   emit(code: number, inputs: number[], outputs: number[], options?: TflOp['options']): void;
+  /**
+   * The fused activation code for this node's output: when its one reader is Relu, Relu6 (Clip
+   * 0..6), Clip -1..1 or Tanh, that node is absorbed and output(0) becomes its output.
+   */
+  fuseActivation(): number;
   fail(expected: string): never;
 }
 
@@ -156,13 +167,14 @@ const conv: Emitter = (ctx) => {
   const x0 = toNhwc(ctx, 0);
   const pad = padding(ctx, [kh, kw], strides, dilations, x0, true);
   const bias = ctx.has(2) ? ctx.input(2) : ctx.constTensor(Tensor.from('float32', [outC], new Array<number>(outC).fill(0)), `${node.name}/bias`);
+  const act = ctx.fuseActivation();
   const y = fromNhwc(ctx);
   if (group === 1) {
     const filter = ctx.constTensor(permuted(w, [0, 2, 3, 1]), `${node.inputs[1]}/ohwi`);
-    ctx.emit(B.CONV_2D, [pad.x, filter, bias], [y], opt(1, (b) => Conv2DOptions.createConv2DOptions(b, pad.code, strides[1]!, strides[0]!, ActivationFunctionType.NONE, dilations[1]!, dilations[0]!, 0)));
+    ctx.emit(B.CONV_2D, [pad.x, filter, bias], [y], opt(1, (b) => Conv2DOptions.createConv2DOptions(b, pad.code, strides[1]!, strides[0]!, act, dilations[1]!, dilations[0]!, 0)));
   } else if (group === inC && perGroup === 1) {
     const filter = ctx.constTensor(permuted(w, [1, 2, 3, 0]), `${node.inputs[1]}/1hwo`);
-    ctx.emit(B.DEPTHWISE_CONV_2D, [pad.x, filter, bias], [y], opt(2, (b) => DepthwiseConv2DOptions.createDepthwiseConv2DOptions(b, pad.code, strides[1]!, strides[0]!, outC / inC, ActivationFunctionType.NONE, dilations[1]!, dilations[0]!)));
+    ctx.emit(B.DEPTHWISE_CONV_2D, [pad.x, filter, bias], [y], opt(2, (b) => DepthwiseConv2DOptions.createDepthwiseConv2DOptions(b, pad.code, strides[1]!, strides[0]!, outC / inC, act, dilations[1]!, dilations[0]!)));
   } else {
     ctx.fail(`group 1 or one group per input channel (depthwise), not ${group} groups of ${perGroup} channels`);
   }
@@ -182,8 +194,9 @@ function pool(code: number): Emitter {
     const pad = padding(ctx, kernel, strides, dilations, x0, false);
     // TFLite's SAME average pool divides by the window's in-image cells, ONNX's count_include_pad 0.
     if (code === B.AVERAGE_POOL_2D && pad.code === Padding.SAME && attrInt(node, 'count_include_pad', 0) !== 0) ctx.fail('count_include_pad 0');
+    const act = ctx.fuseActivation();
     const y = fromNhwc(ctx);
-    ctx.emit(code, [pad.x], [y], opt(5, (b) => Pool2DOptions.createPool2DOptions(b, pad.code, strides[1]!, strides[0]!, kernel[1]!, kernel[0]!, ActivationFunctionType.NONE)));
+    ctx.emit(code, [pad.x], [y], opt(5, (b) => Pool2DOptions.createPool2DOptions(b, pad.code, strides[1]!, strides[0]!, kernel[1]!, kernel[0]!, act)));
     finishNhwc(ctx, y);
   };
 }
@@ -203,10 +216,11 @@ const gemm: Emitter = (ctx) => {
     if (c && c.size === units && c.shape[c.shape.length - 1] === units) bias = ctx.constTensor(new Tensor(c.dtype, [units], c.source), `${node.inputs[2]}/bias`);
     else ctx.fail(`a bias C of ${units} values`);
   }
-  ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(w, transB ? node.inputs[1]! : `${node.inputs[1]}/t`), bias], [ctx.output(0)], fc(false));
+  const act = ctx.fuseActivation();
+  ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(w, transB ? node.inputs[1]! : `${node.inputs[1]}/t`), bias], [ctx.output(0)], fc(false, act));
 };
 
-const fc = (keep: boolean): TflOp['options'] => opt(8, (b) => FullyConnectedOptions.createFullyConnectedOptions(b, ActivationFunctionType.NONE, 0, keep, false, 0));
+const fc = (keep: boolean, act: number): TflOp['options'] => opt(8, (b) => FullyConnectedOptions.createFullyConnectedOptions(b, act, 0, keep, false, 0));
 
 /** MatMul by a constant 2-D matrix: FULLY_CONNECTED (keeping leading axes); else BATCH_MATMUL. */
 const matMul: Emitter = (ctx) => {
@@ -214,7 +228,8 @@ const matMul: Emitter = (ctx) => {
   const b = ctx.constant(node.inputs[1]!);
   const aRank = ctx.shape(node.inputs[0]!).length;
   if (b && b.shape.length === 2 && aRank >= 2 && b.dtype === 'float32') {
-    ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(permuted(b, [1, 0]), `${node.inputs[1]}/t`), -1], [ctx.output(0)], fc(aRank > 2));
+    const act = ctx.fuseActivation();
+    ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(permuted(b, [1, 0]), `${node.inputs[1]}/t`), -1], [ctx.output(0)], fc(aRank > 2, act));
     return;
   }
   ctx.emit(B.BATCH_MATMUL, [ctx.input(0), ctx.input(1)], [ctx.output(0)], opt(101, (bb) => BatchMatMulOptions.createBatchMatMulOptions(bb, false, false, false)));
@@ -222,7 +237,10 @@ const matMul: Emitter = (ctx) => {
 
 /** Whatever the IR reshaped to, by its shape as the probe run saw it. */
 const reshape: Emitter = (ctx) => {
-  const out = ctx.shape(ctx.node.outputs[0]!);
+  const v = ctx.node.outputs[0]!;
+  const sig = ctx.signature(v);
+  // One size following the batch becomes -1; with more, the sizes seen by the probe run are kept.
+  const out = sig.filter((d) => d === -1).length === 1 ? sig : ctx.shape(v);
   ctx.emit(B.RESHAPE, [ctx.input(0), ctx.int32s(out, `${ctx.node.outputs[0]}/shape`)], [ctx.output(0)], opt(17, (b) => ReshapeOptions.createReshapeOptions(b, ReshapeOptions.createNewShapeVector(b, [...out]))));
 };
 
@@ -490,7 +508,86 @@ export const TFLITE_EXPORT: Readonly<Record<string, Emitter>> = {
 /** Ops that pass their input through (aliases in the TFLite graph). */
 const ALIASES = new Set(['Identity', 'Dropout']);
 
-export function lowerGraph(graph: Graph, shapes: ReadonlyMap<string, readonly number[]>, dtypes: ReadonlyMap<string, DType>, constants: ReadonlyMap<string, Tensor>): Lowered {
+/** The activation a TFLite op can fuse that `node` computes, if it is one. */
+function activationCode(node: Node, constants: ReadonlyMap<string, Tensor>): number | undefined {
+  if (node.op === 'Relu') return ActivationFunctionType.RELU;
+  if (node.op === 'Tanh') return ActivationFunctionType.TANH;
+  if (node.op !== 'Clip') return undefined;
+  const bound = (i: number, key: string, fallback: number): number | undefined => {
+    const v = node.inputs[i];
+    if (v) {
+      const c = constants.get(v);
+      return c && c.size === 1 ? c.toNumbers()[0] : undefined;
+    }
+    return attrFloat(node, key, fallback);
+  };
+  const lo = bound(1, 'min', -Infinity);
+  const hi = bound(2, 'max', Infinity);
+  if (lo === 0 && hi === 6) return ActivationFunctionType.RELU6;
+  if (lo === -1 && hi === 1) return ActivationFunctionType.RELU_N1_TO_1;
+  if (lo === 0 && hi === Infinity) return ActivationFunctionType.RELU;
+  return undefined;
+}
+
+/**
+ * IR rewrites TFLite's converter also makes: an inference BatchNormalization after a
+ * convolution folds into its filter and bias (W * s per output channel, (b - mean) * s + beta),
+ * and a 2-D MatMul by a constant followed by a bias Add becomes one Gemm (FULLY_CONNECTED's bias).
+ * Only where the intermediate value has that one reader and is no graph output.
+ */
+function fold(nodes: readonly Node[], constants: Map<string, Tensor>, shapes: ReadonlyMap<string, readonly number[]>, outputs: ReadonlySet<string>): Node[] {
+  const readers = new Map<string, Node[]>();
+  for (const n of nodes) for (const i of n.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+  const only = (v: string): Node | undefined => (outputs.has(v) ? undefined : readers.get(v)?.length === 1 ? readers.get(v)![0] : undefined);
+  const replaced = new Map<Node, Node | null>();
+  for (const n of nodes) {
+    const next = only(n.outputs[0] ?? '');
+    if (!next) continue;
+    if (n.op === 'Conv' && next.op === 'BatchNormalization' && next.inputs[0] === n.outputs[0] && attrInt(next, 'training_mode', 0) === 0) {
+      const w = constants.get(n.inputs[1]!);
+      const b = n.inputs[2] ? constants.get(n.inputs[2]) : undefined;
+      const stats = [1, 2, 3, 4].map((i) => constants.get(next.inputs[i] ?? ''));
+      if (!w || w.dtype !== 'float32' || (n.inputs[2] && !b) || stats.some((t) => !t)) continue;
+      const [gamma, beta, mean, variance] = stats.map((t) => t!.toFloat32()) as [Float32Array, Float32Array, Float32Array, Float32Array];
+      const eps = attrFloat(next, 'epsilon', 1e-5);
+      const outC = w.shape[0]!;
+      if (gamma.length !== outC) continue;
+      const per = w.size / outC;
+      const wv = w.toFloat32();
+      const bv = b ? b.toFloat32() : new Float32Array(outC);
+      const w2 = new Float32Array(w.size);
+      const b2 = new Float32Array(outC);
+      for (let o = 0; o < outC; o++) {
+        const scale = gamma[o]! / Math.sqrt(variance[o]! + eps);
+        for (let k = 0; k < per; k++) w2[o * per + k] = wv[o * per + k]! * scale;
+        b2[o] = (bv[o]! - mean[o]!) * scale + beta[o]!;
+      }
+      const wName = `${n.inputs[1]}/bn_folded`;
+      const bName = `${next.name}/bias_folded`;
+      constants.set(wName, Tensor.fromArray('float32', w.shape, w2));
+      constants.set(bName, Tensor.fromArray('float32', [outC], b2));
+      replaced.set(n, { ...n, inputs: [n.inputs[0]!, wName, bName], outputs: next.outputs });
+      replaced.set(next, null);
+    } else if (n.op === 'MatMul' && next.op === 'Add' && shapes.get(n.inputs[0]!)?.length === 2) {
+      const w = constants.get(n.inputs[1]!);
+      const bias = next.inputs[0] === n.outputs[0] ? next.inputs[1]! : next.inputs[0]!;
+      const b = constants.get(bias);
+      if (!w || !b || w.shape.length !== 2 || b.size !== w.shape[1] || b.shape[b.shape.length - 1] !== w.shape[1]) continue;
+      replaced.set(n, { ...n, op: 'Gemm', inputs: [n.inputs[0]!, n.inputs[1]!, bias], outputs: next.outputs, attributes: {} });
+      replaced.set(next, null);
+    }
+  }
+  return nodes.flatMap((n) => (replaced.has(n) ? (replaced.get(n) ? [replaced.get(n)!] : []) : [n]));
+}
+
+export function lowerGraph(graph: Graph, probe: Probe): Lowered {
+  const { shapes, dtypes, signatures, dynamic } = probe;
+  const constants = new Map(probe.constants);
+  const outputSet = new Set(graph.outputs.map((o) => o.name));
+  const nodes = fold(orderedOrThrow(graph, (line) => new UsageError(line)), constants, shapes, outputSet);
+  const readers = new Map<string, Node[]>();
+  for (const n of nodes) for (const i of n.inputs) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+  const absorbed = new Set<Node>();
   const tensors: TflTensorSpec[] = [];
   const tensorIndex = new Map<string, number>();
   const names = new Set<string>();
@@ -510,7 +607,7 @@ export function lowerGraph(graph: Graph, shapes: ReadonlyMap<string, readonly nu
     return tensors.length - 1;
   };
   const shapeOf = (v: string): readonly number[] => {
-    const s = shapes.get(v);
+    const s = shapes.get(v) ?? constants.get(v)?.shape;
     if (!s) throw new UsageError(`value ${v} has no shape (the probe run did not compute it)`);
     return s;
   };
@@ -520,15 +617,16 @@ export function lowerGraph(graph: Graph, shapes: ReadonlyMap<string, readonly nu
     const known = tensorIndex.get(v);
     if (known !== undefined) return known;
     const c = constants.get(v);
-    const index = add({ name: v, shape: shapeOf(v), dtype: c?.dtype ?? dtypeOf(v), ...(c ? { data: c } : {}) });
+    const signature = signatures.get(v);
+    const index = add({ name: v, shape: shapeOf(v), dtype: c?.dtype ?? dtypeOf(v), ...(c ? { data: c } : {}), ...(signature ? { signature } : {}) });
     tensorIndex.set(v, index);
     return index;
   };
   const ops: TflOp[] = [];
   const inputs = graph.inputs.filter((i) => !graph.initializers.has(i.name)).map((i) => tensorFor(i.name));
-  const outputSet = new Set(graph.outputs.map((o) => o.name));
 
-  for (const node of graph.nodes) {
+  for (const node of nodes) {
+    if (absorbed.has(node)) continue;
     if (node.domain !== '' && node.domain !== 'ai.onnx') throw new UsageError(`node ${node.name}: TFLite has no ${node.domain}.${node.op}`);
     // Values that depend on no input were computed by the probe run: they become constants.
     if (node.outputs.every((o) => o === '' || constants.has(o))) continue;
@@ -547,21 +645,33 @@ export function lowerGraph(graph: Graph, shapes: ReadonlyMap<string, readonly nu
       throw new UsageError(`node ${node.name} (${node.op}): TFLite needs ${expected}`);
     };
     if (!emitter) throw new UsageError(`node ${node.name}: TFLite export has no mapping for ${node.op} (supported: ${Object.keys(TFLITE_EXPORT).sort().join(', ')})`);
+    let fusedOutput: string | undefined;
     const ctx: Ctx = {
       node,
+      fuseActivation: () => {
+        const out = node.outputs[0]!;
+        const rs = readers.get(out) ?? [];
+        if (outputSet.has(out) || rs.length !== 1 || rs[0]!.inputs[0] !== out) return ActivationFunctionType.NONE;
+        const code = activationCode(rs[0]!, constants);
+        if (code === undefined) return ActivationFunctionType.NONE;
+        absorbed.add(rs[0]!);
+        fusedOutput = rs[0]!.outputs[0]!;
+        return code;
+      },
       input: (i) => {
         const v = node.inputs[i];
         if (!v) return fail(`input ${i}`);
         return tensorFor(v);
       },
       has: (i) => (node.inputs[i] ?? '') !== '',
-      output: (k) => tensorFor(node.outputs[k]!),
+      output: (k) => tensorFor(k === 0 && fusedOutput !== undefined ? fusedOutput : node.outputs[k]!),
       shape: shapeOf,
+      signature: (v) => signatures.get(resolve(v)) ?? shapeOf(v),
       dtype: (v) => constants.get(resolve(v))?.dtype ?? dtypeOf(resolve(v)),
-      constant: (v) => constants.get(resolve(v)),
-      weight: (i, what) => constants.get(resolve(node.inputs[i] ?? '')) ?? fail(`a constant ${what} (input ${i})`),
+      constant: (v) => (dynamic.has(resolve(v)) ? fail(`${v} not to depend on an unknown input size`) : constants.get(resolve(v))),
+      weight: (i, what) => ctx.constant(node.inputs[i] ?? '') ?? fail(`a constant ${what} (input ${i})`),
       ints: (i, what) => {
-        const c = constants.get(resolve(node.inputs[i] ?? ''));
+        const c = ctx.constant(node.inputs[i] ?? '');
         if (!c) return fail(`a constant ${what} (input ${i})`);
         return c.toNumbers();
       },

@@ -81,7 +81,7 @@ function tfliteParts(model: Model, options: TfliteWriteOptions): Parts {
   if (!graph) throw new UsageError('writing .tflite needs a model with a graph (a bare state dict has none: give --module)');
   const signature = model.signatures[0] ?? defaultSignature(graph);
   const probe = probeValues(graph);
-  const lowered = lowerGraph(graph, probe.shapes, probe.dtypes, probe.constants);
+  const lowered = lowerGraph(graph, probe);
   const weightBytes = lowered.tensors.reduce((a, t) => a + (t.data?.byteLength ?? 0), 0);
   const offsets = options.offsetBuffers === true || weightBytes > INLINE_LIMIT;
   const first = build(lowered, signature, graph, offsets ? [] : null);
@@ -142,6 +142,7 @@ function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly
   const tensorOffsets = g.tensors.map((t, i) => {
     const name = b.createString(t.name);
     const shape = FbTensor.createShapeVector(b, [...t.shape]);
+    const signature = t.signature?.includes(-1) ? FbTensor.createShapeSignatureVector(b, [...t.signature]) : 0;
     const type = TENSOR_TYPES[t.dtype];
     if (type === undefined) throw new UsageError(`tensor ${t.name}: TFLite has no ${t.dtype} tensors`);
     FbTensor.startTensor(b);
@@ -149,6 +150,7 @@ function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly
     FbTensor.addType(b, type);
     FbTensor.addBuffer(b, bufferOf[i]!);
     FbTensor.addName(b, name);
+    if (signature) FbTensor.addShapeSignature(b, signature);
     FbTensor.addHasRank(b, true);
     return FbTensor.endTensor(b);
   });
@@ -223,49 +225,65 @@ function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly
 }
 
 export interface Probe {
+  /** Every value's shape with sizes unknown in the source taken as 1. */
   readonly shapes: ReadonlyMap<string, readonly number[]>;
+  /** The same with -1 where a size follows an unknown input size (TFLite's shape_signature). */
+  readonly signatures: ReadonlyMap<string, readonly number[]>;
   readonly dtypes: ReadonlyMap<string, DType>;
   /** Values that depend on no input data (initializers, and what is computed from them and from shapes only). */
   readonly constants: ReadonlyMap<string, Tensor>;
+  /** Constants whose value changes with an unknown input size (a batch size read by Shape). */
+  readonly dynamic: ReadonlySet<string>;
 }
 
 /** Ops whose output depends on their input's shape only. */
 const SHAPE_ONLY = new Set(['Shape', 'Size']);
 
 /**
- * Every value's shape and dtype, from one runtime run on zeros (unknown input sizes taken as 1),
- * and the values of what is constant: initializers, and outputs of nodes whose inputs are all
- * constant or that read only a shape.
+ * Every value's shape and dtype, from two runtime runs on zeros (sizes unknown in the source
+ * taken as 1, then 2: a size that differs between the runs follows them, and is -1 in the
+ * signature), and the values of what is constant: initializers, and outputs of nodes whose
+ * inputs are all constant or that read only a shape.
  */
 export function probeValues(graph: Graph): Probe {
+  const a = probeRun(graph, 1);
+  const b = probeRun(graph, 2);
+  const signatures = new Map<string, readonly number[]>();
+  for (const [name, shape] of a.shapes) {
+    const other = b.shapes.get(name);
+    signatures.set(name, shape.map((d, i) => (other && other[i] !== d ? -1 : d)));
+  }
+  const constants = new Map<string, Tensor>(graph.initializers);
+  const dynamic = new Set<string>();
+  for (const n of graph.nodes) {
+    const constant = SHAPE_ONLY.has(n.op) || n.op === 'Constant' || (n.inputs.length > 0 && n.inputs.every((i) => i === '' || constants.has(i)));
+    if (!constant) continue;
+    for (const o of n.outputs) {
+      const va = a.values[o];
+      if (!o || !va) continue;
+      constants.set(o, va);
+      const vb = b.values[o];
+      if (n.inputs.some((i) => dynamic.has(i)) || !vb || vb.shape.join() !== va.shape.join() || vb.toNumbers().join() !== va.toNumbers().join()) dynamic.add(o);
+    }
+  }
+  return { shapes: a.shapes, signatures, dtypes: a.dtypes, constants, dynamic };
+}
+
+function probeRun(graph: Graph, unknown: number): { shapes: Map<string, readonly number[]>; dtypes: Map<string, DType>; values: Record<string, Tensor> } {
   const inputs = graph.inputs.filter((i) => !graph.initializers.has(i.name));
   const feeds: Record<string, Tensor> = {};
   for (const i of inputs) {
     if (i.shape === null) throw new UsageError(`input ${i.name} has no known rank: TFLite needs every input's shape`);
-    const shape = i.shape.map((d) => (typeof d === 'number' ? d : 1));
-    feeds[i.name] = Tensor.fromArray(i.dtype, shape, allocate(i.dtype, shape.reduce((a, b) => a * b, 1)));
+    const shape = i.shape.map((d) => (typeof d === 'number' ? d : unknown));
+    feeds[i.name] = Tensor.fromArray(i.dtype, shape, allocate(i.dtype, shape.reduce((x, y) => x * y, 1)));
   }
-  const values = graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== ''));
-  const all = new Session({ ...graph, outputs: [...new Set(values)].map((name) => ({ name, dtype: 'float32', shape: null })) }).run(feeds);
+  const names = [...new Set(graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== '')))];
+  const values = new Session({ ...graph, outputs: names.map((name) => ({ name, dtype: 'float32', shape: null })) }).run(feeds);
   const shapes = new Map<string, readonly number[]>();
   const dtypes = new Map<string, DType>();
-  for (const [name, t] of Object.entries(feeds)) {
+  for (const [name, t] of [...Object.entries(feeds), ...graph.initializers, ...Object.entries(values)]) {
     shapes.set(name, t.shape);
     dtypes.set(name, t.dtype);
   }
-  for (const [name, t] of graph.initializers) {
-    shapes.set(name, t.shape);
-    dtypes.set(name, t.dtype);
-  }
-  for (const [name, t] of Object.entries(all)) {
-    shapes.set(name, t.shape);
-    dtypes.set(name, t.dtype);
-  }
-  const constants = new Map<string, Tensor>(graph.initializers);
-  for (const n of graph.nodes) {
-    const constant = SHAPE_ONLY.has(n.op) || n.op === 'Constant' || (n.inputs.length > 0 && n.inputs.every((i) => i === '' || constants.has(i)));
-    if (!constant) continue;
-    for (const o of n.outputs) if (o && all[o]) constants.set(o, all[o]!);
-  }
-  return { shapes, dtypes, constants };
+  return { shapes, dtypes, values };
 }
