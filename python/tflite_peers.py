@@ -11,6 +11,11 @@ python tflite_peers.py make OUT_DIR
     SavedModel OUT_DIR/<model>_savedmodel (serving_default: x -> y). Prints a JSON list of the
     cases. The OR gate also comes without a SignatureDef (or_gate_nosig).
 
+python tflite_peers.py batch JOBS.json
+    runs many models in one process: JOBS.json is a list of {"kind": "tflite" | "onnx", "model",
+    "inputs", "outputs"}; .tflite files run in LiteRT as `run` does, .onnx files in onnxruntime
+    (inputs by name, else in order). Prints a JSON list: per job its ops (LiteRT) or an error.
+
 python tflite_peers.py run MODEL.tflite INPUTS.npz OUTPUTS.npz
     runs MODEL.tflite in LiteRT: the inputs by signature key when the model has a signature, else
     by the input tensors' names (or in order, as in_0, in_1, ...), written to OUTPUTS.npz under the
@@ -42,7 +47,11 @@ def run_tflite(path, feeds):
     if sigs:
         key = next(iter(sigs))
         runner = it.get_signature_runner(key)
-        out = runner(**{k: np.asarray(v) for k, v in feeds.items()})
+        names = sigs[key]["inputs"]
+        values = list(feeds.values())
+        # By key; a model converted from another format may name its inputs otherwise: by order then.
+        args = {n: np.asarray(feeds[n] if n in feeds else values[k]) for k, n in enumerate(names)}
+        out = runner(**args)
         return {k: np.asarray(v) for k, v in out.items()}
     it.allocate_tensors()
     details = it.get_input_details()
@@ -200,6 +209,34 @@ def make(out_dir):
     print()
 
 
+def run_onnx(path, feeds):
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    values = list(feeds.values())
+    args = {n: np.asarray(feeds.get(n, values[k] if k < len(values) else None)) for k, n in enumerate(names)}
+    out = session.run(None, args)
+    return {o.name: v for o, v in zip(session.get_outputs(), out)}
+
+
+def batch(jobs_path):
+    results = []
+    with open(jobs_path) as f:
+        jobs = json.load(f)
+    for job in jobs:
+        try:
+            feeds = dict(np.load(job["inputs"]))
+            outs = run_tflite(job["model"], feeds) if job["kind"] == "tflite" else run_onnx(job["model"], feeds)
+            np.savez(job["outputs"], **outs)
+            results.append({"model": job["model"], "ops": ops_of(job["model"]) if job["kind"] == "tflite" else [], "outputs": sorted(outs)})
+        except Exception as e:  # reported per job: the test names the model that failed
+            results.append({"model": job["model"], "error": " ".join(str(e).split())[:500]})
+    json.dump(results, sys.stdout)
+    print()
+
+
 def run(path, inputs, outputs):
     feeds = dict(np.load(inputs))
     outs = run_tflite(path, feeds)
@@ -211,6 +248,8 @@ def run(path, inputs, outputs):
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "make":
         make(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "batch":
+        batch(sys.argv[2])
     elif len(sys.argv) == 5 and sys.argv[1] == "run":
         run(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

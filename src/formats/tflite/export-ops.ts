@@ -86,7 +86,7 @@ interface Ctx {
   emit(code: number, inputs: number[], outputs: number[], options?: TflOp['options']): void;
   /**
    * The fused activation code for this node's output: when its one reader is Relu, Relu6 (Clip
-   * 0..6), Clip -1..1 or Tanh, that node is absorbed and output(0) becomes its output.
+   * 0..6) or Clip -1..1, that node is absorbed and output(0) becomes its output.
    */
   fuseActivation(): number;
   fail(expected: string): never;
@@ -472,6 +472,10 @@ export const TFLITE_EXPORT: Readonly<Record<string, Emitter>> = {
   Exp: simple(B.EXP),
   Log: simple(B.LOG),
   Sqrt: simple(B.SQRT),
+  Reciprocal: (ctx) => {
+    const v = ctx.node.inputs[0]!;
+    ctx.emit(B.DIV, [ctx.constTensor(Tensor.from(ctx.dtype(v), [], [1]), `${ctx.node.outputs[0]}/one`), ctx.input(0)], [ctx.output(0)], opt(29, (b) => noActivation(b, 'Div')));
+  },
   Abs: simple(B.ABS),
   Neg: simple(B.NEG),
   Floor: simple(B.FLOOR),
@@ -510,8 +514,8 @@ const ALIASES = new Set(['Identity', 'Dropout']);
 
 /** The activation a TFLite op can fuse that `node` computes, if it is one. */
 function activationCode(node: Node, constants: ReadonlyMap<string, Tensor>): number | undefined {
+  // TANH is left a node: LiteRT's FULLY_CONNECTED refuses it as a fused activation.
   if (node.op === 'Relu') return ActivationFunctionType.RELU;
-  if (node.op === 'Tanh') return ActivationFunctionType.TANH;
   if (node.op !== 'Clip') return undefined;
   const bound = (i: number, key: string, fallback: number): number | undefined => {
     const v = node.inputs[i];
@@ -577,7 +581,48 @@ function fold(nodes: readonly Node[], constants: Map<string, Tensor>, shapes: Re
       replaced.set(next, null);
     }
   }
-  return nodes.flatMap((n) => (replaced.has(n) ? (replaced.get(n) ? [replaced.get(n)!] : []) : [n]));
+  const rewritten = nodes.flatMap((n) => (replaced.has(n) ? (replaced.get(n) ? [replaced.get(n)!] : []) : [n]));
+  return live(geluFromErf(rewritten, constants), outputs);
+}
+
+const near = (t: Tensor | undefined, v: number): boolean => t !== undefined && t.size === 1 && Math.abs(t.toNumbers()[0]! - v) <= 1e-6 * Math.abs(v);
+
+/**
+ * x * 0.5 * (1 + erf(x / sqrt 2)), as ONNX graphs below opset 20 (and modelbridge's TFLite
+ * reader) spell GELU, back to one Gelu: TFLite has GELU but no ERF.
+ */
+function geluFromErf(nodes: readonly Node[], constants: ReadonlyMap<string, Tensor>): Node[] {
+  const producer = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const other = (n: Node, v: string) => (n.inputs[0] === v ? n.inputs[1]! : n.inputs[0]!);
+  return nodes.map((n) => {
+    if (n.op !== 'Mul' || n.inputs.length !== 2) return n;
+    for (const [half, plus] of [[n.inputs[0]!, n.inputs[1]!], [n.inputs[1]!, n.inputs[0]!]] as const) {
+      const h = producer.get(half);
+      const a = producer.get(plus);
+      if (h?.op !== 'Mul' || a?.op !== 'Add') continue;
+      const erf = a.inputs.map((i) => producer.get(i)).find((p) => p?.op === 'Erf');
+      if (!erf || !near(constants.get(other(a, erf.outputs[0]!)), 1)) continue;
+      const scaled = producer.get(erf.inputs[0]!);
+      if (scaled?.op !== 'Mul') continue;
+      const x = [0, 1].map((k) => scaled.inputs[k]!).find((v) => near(constants.get(other(scaled, v)), Math.SQRT1_2));
+      if (x === undefined || !h.inputs.includes(x) || !near(constants.get(other(h, x)), 0.5)) continue;
+      return { ...n, op: 'Gelu', inputs: [x], attributes: {} };
+    }
+    return n;
+  });
+}
+
+/** Nodes that reach a graph output. */
+function live(nodes: readonly Node[], outputs: ReadonlySet<string>): Node[] {
+  const needed = new Set(outputs);
+  const keep = new Array<boolean>(nodes.length).fill(false);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    if (!n.outputs.some((o) => o && needed.has(o))) continue;
+    keep[i] = true;
+    for (const input of n.inputs) if (input) needed.add(input);
+  }
+  return nodes.filter((_, i) => keep[i]);
 }
 
 export function lowerGraph(graph: Graph, probe: Probe): Lowered {
