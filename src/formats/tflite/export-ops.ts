@@ -213,7 +213,8 @@ const gemm: Emitter = (ctx) => {
   let bias = -1;
   if (ctx.has(2)) {
     const c = ctx.constant(node.inputs[2]!);
-    if (c && c.size === units && c.shape[c.shape.length - 1] === units) bias = ctx.constTensor(new Tensor(c.dtype, [units], c.source), `${node.inputs[2]}/bias`);
+    if (c && c.shape.length === 1 && c.shape[0] === units) bias = ctx.input(2);
+    else if (c && c.size === units && c.shape[c.shape.length - 1] === units) bias = ctx.constTensor(new Tensor(c.dtype, [units], c.source), `${node.inputs[2]}/bias`);
     else ctx.fail(`a bias C of ${units} values`);
   }
   const act = ctx.fuseActivation();
