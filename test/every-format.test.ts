@@ -19,6 +19,7 @@ const FILES: Record<string, string> = {
   savedmodel: 'or-gate-savedmodel',
   graphdef: 'or-gate.pb',
   tfjs: 'or-gate.json',
+  tflite: 'or-gate.tflite',
 };
 
 interface Report {

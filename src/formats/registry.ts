@@ -11,6 +11,7 @@ import { pytorchFormat } from './pytorch/format.js';
 import { safetensorsFormat } from './safetensors/format.js';
 import { savedmodelFormat } from './savedmodel/format.js';
 import { tfjsFormat } from './tfjs/format.js';
+import { tfliteFormat } from './tflite/format.js';
 
 /**
  * Every format modelbridge reads and writes, in detection order. Adding a format is one folder
@@ -20,7 +21,7 @@ import { tfjsFormat } from './tfjs/format.js';
 // SavedModel detection knows the file name. pt2 before pytorch: a torch.export archive's first
 // record (<folder>/data/weights/...) looks like a torch.save archive's data/ records. Keras before
 // PyTorch: both are zips, and only Keras's detection looks for config.json.
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, kerasFormat, pt2Format, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, h5Format];
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, kerasFormat, pt2Format, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, tfliteFormat, h5Format];
 
 
 export function formatNames(): string[] {
@@ -39,6 +40,8 @@ export const FORMAT_ALIASES: Readonly<Record<string, string>> = {
   pb: 'graphdef',
   tensorflowjs: 'tfjs',
   'tf.js': 'tfjs',
+  lite: 'tflite',
+  litert: 'tflite',
 };
 
 /** A format by its name or an alias, any case; a near miss is answered with "did you mean". */
@@ -49,7 +52,7 @@ export function formatByName(name: string): FormatHandler {
   if (format) return format;
   const known = [...formatNames(), ...Object.keys(FORMAT_ALIASES)];
   const near = closest(key, known);
-  // Two edits at most, and fewer than half the word: "onxx" is onnx, "tflite" is nothing we write.
+  // Two edits at most, and fewer than half the word: "onxx" is onnx, "tflt" is tflite.
   const hint = key !== '' && distance(key, near) <= Math.min(2, Math.floor(near.length / 2)) ? `did you mean ${FORMAT_ALIASES[near] ?? near}? ` : '';
   throw new UsageError(`unknown format ${JSON.stringify(name)} (${hint}supported: ${formatNames().join(', ')}; also ${Object.keys(FORMAT_ALIASES).join(', ')})`);
 }

@@ -15,8 +15,8 @@ export interface Reason {
 const impossible = (why: string): Reason => ({ kind: 'impossible', why });
 const notYet = (why: string): Reason => ({ kind: 'not yet', why });
 
-/** The TFLite column for every op until the format exists. */
-export const TFLITE = 'no TFLite format yet (issue 17)';
+/** The TFLite column of an op the TFLite writer has no entry for (src/formats/tflite/export-ops.ts). */
+export const TFLITE = 'no TFLite export mapping yet';
 
 const NO_TF_OP = impossible('TensorFlow has no op of its own; its graphs compute it from other ops, which import one by one');
 const CONTROL_FLOW = notYet('TF While/If loops other than Keras LSTM/GRU (and the TensorList ops they use) are not imported');

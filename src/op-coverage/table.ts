@@ -2,6 +2,7 @@ import { SCHEMAS } from '../formats/onnx/opset-schemas.js';
 import { IR_TO_TF } from '../formats/tf/export-ops.js';
 import { TF_IMPORT_IR, TF_OPS } from '../formats/tf/ops.js';
 import { TFJS_RUNS } from '../formats/tfjs/ops.js';
+import { TFLITE_EXPORT_BUILTINS } from '../formats/tflite/export-ops.js';
 import { OPS } from '../runtime/ops.js';
 import { REASONS, TFLITE, type Reason, type ReasonColumn } from './reasons.js';
 
@@ -10,7 +11,8 @@ import { REASONS, TFLITE, type Reason, type ReasonColumn } from './reasons.js';
  * drift from them: the runtime's kernels (src/runtime/ops.ts), ONNX's schema history
  * (src/formats/onnx/opset-schemas.ts), the TF import table (TF_OPS with TF_IMPORT_IR), the TF
  * export table (IR_TO_TF, whose entries declare the TF ops they emit) and the TF ops TF.js runs
- * (TFJS_RUNS, from tfjs-converter's op lists). Only the reasons for a missing mapping are kept by
+ * (TFJS_RUNS, from tfjs-converter's op lists) and the TFLite export table (TFLITE_EXPORT_BUILTINS,
+ * the builtins each entry writes). Only the reasons for a missing mapping are kept by
  * hand (reasons.ts).
  */
 
@@ -75,7 +77,7 @@ export function coverageRow(op: string): CoverageRow {
     tfImport,
     tfExport,
     tfjs,
-    tflite: { status: 'no', reason: { kind: 'not yet', why: TFLITE } },
+    tflite: has(TFLITE_EXPORT_BUILTINS, op) ? { status: 'yes', detail: TFLITE_EXPORT_BUILTINS[op]!.join(', ') } : { status: 'no', reason: { kind: 'not yet', why: TFLITE } },
   };
 }
 

@@ -1,0 +1,209 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readNpz } from '../src/api/npz.js';
+import { loadModel } from '../src/api/load.js';
+import { runModel } from '../src/api/run.js';
+import type { Model } from '../src/core/model.js';
+import type { Tensor } from '../src/core/tensor.js';
+import { parseTflite } from '../src/formats/tflite/index.js';
+import { cli, tempDir } from './cli-helpers.js';
+import { peerPython, runPeerScript } from './peers.js';
+
+/**
+ * TFLite against the real thing: python/tflite_peers.py builds seeded Keras models (the OR gate,
+ * an MLP, a Conv/BatchNorm CNN, a depthwise MobileNet-like block, a transformer block), converts
+ * each with tf.lite.TFLiteConverter (float32; float16 weights; dynamic-range int8; full-integer
+ * int8 from a representative dataset) and runs it in LiteRT. Then:
+ *  - modelbridge reads every file and runs it to LiteRT's outputs;
+ *  - `modelbridge convert` turns every file into ONNX, which onnxruntime runs to the same;
+ *  - `modelbridge convert --to tflite` writes .tflite from the SavedModels and from the ONNX
+ *    files, which LiteRT runs to modelbridge's outputs.
+ */
+const python = peerPython();
+
+interface Case {
+  readonly name: string;
+  readonly model: string;
+  readonly flavour: 'float32' | 'float16' | 'dynamic_int8' | 'int8' | 'nosig';
+  readonly file: string;
+  readonly savedmodel: string;
+  readonly ops: string[];
+}
+
+interface Job {
+  readonly kind: 'tflite' | 'onnx';
+  readonly model: string;
+  readonly inputs: string;
+  readonly outputs: string;
+}
+
+let dir = '';
+let cases: Case[] = [];
+
+const npz = (path: string): Map<string, Tensor> => readNpz(new Uint8Array(readFileSync(path)), path);
+const inputsOf = (c: Case) => npz(c.file.replace(/\.tflite$/, '.in.npz'));
+const litertOf = (c: Case) => npz(c.file.replace(/\.tflite$/, '.out.npz'));
+
+/** The model's outputs on the case's input, by signature key (the single input fed by position). */
+function run(model: Model, inputs: Map<string, Tensor>): Tensor[] {
+  const sig = model.signatures[0]!;
+  const feeds = Object.fromEntries([...sig.inputs.keys()].map((k, i) => [k, inputs.get(k) ?? [...inputs.values()][i]!]));
+  const out = runModel(model, feeds);
+  return [...sig.outputs.keys()].map((k) => out[k]!);
+}
+
+/**
+ * The largest difference in units of the tolerance: float results within 1e-5 relative; a
+ * full-integer model within one step of its output's quantization (LiteRT requantizes in
+ * integers, modelbridge rounds the float result); dynamic-range int8 within 2% of the output's
+ * range, since LiteRT also quantizes each input row on the fly (asymmetric_quantize_inputs),
+ * which modelbridge's float arithmetic does not.
+ */
+function excess(got: Tensor, want: Tensor, tolerance: (value: number, scale: number) => number): number {
+  expect(got.shape).toEqual(want.shape);
+  const a = got.toFloat32();
+  const b = want.toFloat32();
+  const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / tolerance(Math.abs(b[i]!), scale));
+  return worst;
+}
+
+/** 1e-5 relative to the value, or to the output's largest magnitude for values near zero. */
+const FLOAT = (v: number, scale: number) => 1e-5 * Math.max(v, scale, 1e-6);
+function toleranceFor(c: Case): (v: number, scale: number) => number {
+  if (c.flavour === 'int8') {
+    const q = quantStep(c);
+    return () => q * 1.0001;
+  }
+  if (c.flavour === 'dynamic_int8') {
+    const range = [...litertOf(c).values()].flatMap((t) => [...t.toFloat32()]).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    return () => 0.02 * range;
+  }
+  return FLOAT;
+}
+
+/** The quantization step of an int8 model's output: the scale of the tensor its final DEQUANTIZE reads. */
+function quantStep(c: Case): number {
+  const file = parseTflite(c.file, new Uint8Array(readFileSync(c.file)));
+  const sub = file.subgraphs[0]!;
+  const out = sub.outputs[0]!;
+  const deq = sub.operators.find((o) => o.outputs.includes(out) && o.code === 6);
+  const scale = deq ? sub.tensors[deq.inputs[0]!]!.quantization?.scale[0] : undefined;
+  expect(scale, `${c.name}: its output comes from a DEQUANTIZE of an int8 tensor`).toBeGreaterThan(0);
+  return scale!;
+}
+
+function batch(jobs: Job[]): { model: string; ops?: string[]; error?: string }[] {
+  const path = join(dir, `jobs-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(path, JSON.stringify(jobs));
+  const r = runPeerScript('tflite_peers.py', ['batch', path], { timeoutMs: 300_000 });
+  if (r.status !== 0) throw new Error(`tflite_peers.py batch exited with ${r.status}: ${r.stderr.trim().slice(-2000)}`);
+  return JSON.parse(r.stdout) as { model: string; ops?: string[]; error?: string }[];
+}
+
+describe.skipIf(!python)('TFLite against TFLiteConverter, LiteRT and onnxruntime', () => {
+  beforeAll(() => {
+    dir = tempDir('mb-tflite-peers-');
+    const r = runPeerScript('tflite_peers.py', ['make', dir], { timeoutMs: 600_000 });
+    if (r.status !== 0) throw new Error(`python/tflite_peers.py exited with ${r.status}: ${r.stderr.trim().slice(-2000)}`);
+    cases = JSON.parse(r.stdout) as Case[];
+  }, 620_000);
+  afterAll(() => {
+    if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the converter made what the cases claim: every flavour, the ops of each model', () => {
+    expect(cases.length).toBe(21);
+    const ops = (name: string) => cases.find((c) => c.name === name)!.ops;
+    expect(ops('cnn_float32')).toEqual(expect.arrayContaining(['CONV_2D', 'MAX_POOL_2D', 'AVERAGE_POOL_2D', 'FULLY_CONNECTED', 'RESHAPE', 'SOFTMAX']));
+    expect(ops('mobilenet_block_float32')).toEqual(expect.arrayContaining(['DEPTHWISE_CONV_2D', 'HARD_SWISH', 'MEAN', 'ADD']));
+    expect(ops('transformer_float32')).toEqual(expect.arrayContaining(['BATCH_MATMUL', 'TRANSPOSE', 'GELU', 'CONCATENATION', 'SOFTMAX', 'RSQRT', 'SQUARED_DIFFERENCE']));
+    expect(ops('mlp_float16')).toContain('DEQUANTIZE');
+    expect(ops('cnn_int8')).toEqual(expect.arrayContaining(['QUANTIZE', 'DEQUANTIZE']));
+    // Dynamic-range quantization stored int8 weights: the file shrank against float32.
+    const size = (name: string) => readFileSync(cases.find((c) => c.name === name)!.file).byteLength;
+    expect(size('mlp_dynamic_int8')).toBeLessThan(size('mlp_float32') / 2);
+    expect(size('mlp_float16')).toBeLessThan(size('mlp_float32') * 0.7);
+  });
+
+  it('modelbridge reads every file and runs it to LiteRT (float 1e-5 relative, full int8 within one step)', () => {
+    const report: string[] = [];
+    for (const c of cases) {
+      const model = loadModel(c.file);
+      expect(model.format).toBe('tflite');
+      const got = run(model, inputsOf(c));
+      const want = [...litertOf(c).values()];
+      const tol = toleranceFor(c);
+      got.forEach((t, k) => {
+        const e = excess(t, want[k]!, tol);
+        if (!(e <= 1)) report.push(`${c.name} output ${k}: ${e.toFixed(2)} x tolerance`);
+      });
+    }
+    expect(report).toEqual([]);
+  });
+
+  it('convert to ONNX: onnxruntime runs every converted file to modelbridge and LiteRT', () => {
+    const jobs: Job[] = [];
+    for (const c of cases) {
+      const onnx = c.file.replace(/\.tflite$/, '.onnx');
+      const r = cli(['convert', c.file, onnx, '--quiet']);
+      expect(r.stderr, `${c.name}: ${r.stderr}`).toBe('');
+      expect(r.code).toBe(0);
+      jobs.push({ kind: 'onnx', model: onnx, inputs: c.file.replace(/\.tflite$/, '.in.npz'), outputs: onnx.replace(/\.onnx$/, '.ort.npz') });
+    }
+    const results = batch(jobs);
+    expect(results.filter((r) => r.error)).toEqual([]);
+    const report: string[] = [];
+    cases.forEach((c, i) => {
+      const ort = [...npz(jobs[i]!.outputs).values()];
+      const ours = run(loadModel(c.file), inputsOf(c));
+      const litert = [...litertOf(c).values()];
+      ort.forEach((t, k) => {
+        const mine = excess(t, ours[k]!, FLOAT);
+        const theirs = excess(t, litert[k]!, toleranceFor(c));
+        if (!(mine <= 1 && theirs <= 1)) report.push(`${c.name} output ${k}: ${mine.toFixed(2)} x tolerance from modelbridge, ${theirs.toFixed(2)} from LiteRT`);
+      });
+    });
+    expect(report).toEqual([]);
+  });
+
+  it('convert --to tflite from SavedModel and ONNX sources: LiteRT runs what modelbridge wrote to modelbridge', () => {
+    const sources: { name: string; source: string; inputs: string }[] = [];
+    for (const model of ['or_gate', 'mlp', 'cnn', 'mobilenet_block']) {
+      const c = cases.find((x) => x.name === `${model}_float32`)!;
+      sources.push({ name: `${model} (SavedModel)`, source: c.savedmodel, inputs: c.file.replace(/\.tflite$/, '.in.npz') });
+    }
+    for (const model of ['or_gate', 'mlp', 'cnn', 'mobilenet_block', 'transformer']) {
+      const c = cases.find((x) => x.name === `${model}_float32`)!;
+      const onnx = join(dir, `${model}.source.onnx`);
+      const r = cli(['convert', c.file, onnx, '--quiet']);
+      expect(r.code, r.stderr).toBe(0);
+      sources.push({ name: `${model} (ONNX)`, source: onnx, inputs: c.file.replace(/\.tflite$/, '.in.npz') });
+    }
+    const jobs: Job[] = sources.map((s, i) => {
+      const out = join(dir, `written-${i}.tflite`);
+      const r = cli(['convert', s.source, out, '--quiet']);
+      expect(r.stderr, `${s.name}: ${r.stderr}`).toBe('');
+      expect(r.code).toBe(0);
+      return { kind: 'tflite', model: out, inputs: s.inputs, outputs: out.replace(/\.tflite$/, '.litert.npz') };
+    });
+    const results = batch(jobs);
+    expect(results.filter((r) => r.error)).toEqual([]);
+    const report: string[] = [];
+    sources.forEach((s, i) => {
+      const ours = run(loadModel(s.source), npz(s.inputs));
+      const litert = [...npz(jobs[i]!.outputs).values()];
+      expect(litert.length, s.name).toBe(ours.length);
+      ours.forEach((t, k) => {
+        const e = excess(litert[k]!, t, FLOAT);
+        if (!(e <= 1)) report.push(`${s.name} output ${k}: ${e.toFixed(2)} x tolerance`);
+      });
+    });
+    expect(report).toEqual([]);
+    // The CNN was written with real TFLite convolutions, not something LiteRT merely tolerates.
+    expect(results[2]!.ops).toEqual(expect.arrayContaining(['CONV_2D', 'MAX_POOL_2D', 'FULLY_CONNECTED']));
+    expect(results[3]!.ops).toEqual(expect.arrayContaining(['DEPTHWISE_CONV_2D']));
+  });
+});

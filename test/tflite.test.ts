@@ -1,0 +1,197 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadModel } from '../src/api/load.js';
+import { runModel } from '../src/api/run.js';
+import { FormatError } from '../src/core/errors.js';
+import type { Model } from '../src/core/model.js';
+import { Tensor } from '../src/core/tensor.js';
+import { detectFormat } from '../src/formats/registry.js';
+import { parseTflite, readTflite, tfliteToModel } from '../src/formats/tflite/index.js';
+import { Model as FbModel } from '../src/formats/tflite/schema/index.js';
+import { tfliteBytes } from '../src/formats/tflite/writer.js';
+import { lowerModule, expectedParams } from '../src/module/lower.js';
+import type { ModuleSpec } from '../src/module/spec.js';
+import { seededRandom } from '../src/train/random.js';
+import { ByteBuffer } from 'flatbuffers';
+import { cli, ROOT, tempDir } from './cli-helpers.js';
+
+const SAMPLE = join(ROOT, 'samples', 'or-gate', 'or-gate.tflite');
+
+/** A small CNN as a module spec with seeded random weights: Conv/BN/ReLU/pool, depthwise conv, Linear. */
+function cnn(): Model {
+  const spec: ModuleSpec = {
+    type: 'Sequential',
+    modules: [
+      { type: 'Conv2d', in_channels: 3, out_channels: 6, kernel_size: 3, padding: 1 },
+      { type: 'BatchNorm2d', num_features: 6 },
+      { type: 'ReLU' },
+      { type: 'MaxPool2d', kernel_size: 2 },
+      { type: 'Conv2d', in_channels: 6, out_channels: 12, kernel_size: 3, stride: 2, groups: 6 },
+      { type: 'Hardswish' },
+      { type: 'AvgPool2d', kernel_size: 1 },
+      { type: 'Flatten' },
+      { type: 'Linear', in_features: 12 * 2 * 2, out_features: 5 },
+      { type: 'Softmax', dim: 1 },
+    ],
+  } as unknown as ModuleSpec;
+  const random = seededRandom(7);
+  const weights = new Map<string, Tensor>();
+  for (const p of expectedParams(spec)) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    if (p.integer) weights.set(p.key, Tensor.from('int64', p.shape, new Array<number>(n).fill(0)));
+    else if (p.key.endsWith('running_var')) weights.set(p.key, Tensor.from('float32', p.shape, Array.from({ length: n }, () => 0.5 + random())));
+    else weights.set(p.key, Tensor.from('float32', p.shape, Array.from({ length: n }, () => random() - 0.5)));
+  }
+  const lowered = lowerModule(spec, weights, 'cnn', { inputs: [{ name: 'x', dtype: 'float32', shape: [null, 3, 10, 10] }], outputs: [{ name: 'y', dtype: 'float32', shape: [null, 5] }] } as never);
+  return { format: 'memory', weights, graph: lowered.graph, signatures: [lowered.signature], metadata: {} };
+}
+
+function input(shape: number[], seed: number): Tensor {
+  const random = seededRandom(seed);
+  return Tensor.from('float32', shape, Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => random() * 2 - 1));
+}
+
+function maxDiff(a: Tensor, b: Tensor): number {
+  const x = a.toFloat32();
+  const y = b.toFloat32();
+  expect(a.shape).toEqual(b.shape);
+  return x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
+}
+
+/** A field's byte position in a table (vtable slot k), for corrupting one value of a real file. */
+function fieldAt(bytes: Uint8Array, table: { bb_pos: number }, slot: number): number {
+  const bb = new ByteBuffer(bytes);
+  const vtable = table.bb_pos - bb.readInt32(table.bb_pos);
+  const off = bb.readUint16(vtable + 4 + 2 * slot);
+  expect(off).toBeGreaterThan(0);
+  return table.bb_pos + off;
+}
+
+function expectFormatError(path: string, pattern: RegExp): void {
+  let error: unknown;
+  try {
+    readTflite(path);
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(FormatError);
+  expect((error as Error).message).toMatch(pattern);
+  expect((error as Error).message).not.toContain('\n');
+}
+
+describe('tflite format', () => {
+  it('detects the OR gate sample by its TFL3 identifier and runs it to the trained predictions', () => {
+    expect(detectFormat(SAMPLE).name).toBe('tflite');
+    const model = loadModel(SAMPLE);
+    expect(model.format).toBe('tflite');
+    expect([...model.signatures[0]!.inputs.keys()]).toEqual(['x']);
+    const x = Tensor.from('float32', [4, 2], [0, 0, 0, 1, 1, 0, 1, 1]);
+    const y = runModel(model, { x })['y']!;
+    expect(y.shape).toEqual([4, 1]);
+    const [f, t1, t2, t3] = y.toNumbers();
+    expect(f!).toBeLessThan(0.05);
+    for (const v of [t1!, t2!, t3!]) expect(v).toBeGreaterThan(0.95);
+  });
+
+  it('writes a CNN (conv, batch norm, depthwise conv, pools, linear) that reads back to the same outputs', () => {
+    const model = cnn();
+    const bytes = tfliteBytes(model);
+    expect(String.fromCharCode(...bytes.subarray(4, 8))).toBe('TFL3');
+    // Deterministic: the same model gives the same bytes.
+    expect(Buffer.compare(Buffer.from(tfliteBytes(model)), Buffer.from(bytes))).toBe(0);
+    const file = parseTflite('cnn.tflite', bytes);
+    const ops = new Set(file.subgraphs[0]!.operators.map((o) => o.code));
+    // CONV_2D 3, DEPTHWISE_CONV_2D 4, MAX_POOL_2D 17, AVERAGE_POOL_2D 1, FULLY_CONNECTED 9, HARD_SWISH 117
+    for (const code of [3, 4, 17, 1, 9, 117]) expect(ops.has(code), `op ${code}`).toBe(true);
+    // Five NHWC ops would take ten TRANSPOSEs; the pairs between conv+BN+ReLU (BN folded, ReLU
+    // fused), max pool and depthwise conv cancel, leaving the ones around the NCHW Hardswish.
+    const transposes = file.subgraphs[0]!.operators.filter((o) => o.code === 39).length;
+    expect(transposes).toBe(4);
+    expect(ops.has(19), 'RELU fused into CONV_2D').toBe(false);
+    const back = tfliteToModel(file);
+    for (const batch of [1, 3]) {
+      const x = input([batch, 3, 10, 10], batch);
+      const want = runModel(model, { x })['y']!;
+      const got = runModel(back, { x })['y']!;
+      expect(maxDiff(got, want)).toBeLessThan(1e-5);
+    }
+  });
+
+  it('stores buffers after the FlatBuffer (the layout of models past 2 GB) and reads them from there', () => {
+    const model = cnn();
+    const dir = tempDir();
+    const path = join(dir, 'offset.tflite');
+    writeFileSync(path, tfliteBytes(model, { offsetBuffers: true }));
+    const inline = tfliteBytes(model);
+    const file = parseTflite(path, new Uint8Array(readFileSync(path)));
+    expect(file.buffers.some((b) => b.kind === 'file')).toBe(true);
+    expect(file.buffers.some((b) => b.kind === 'inline')).toBe(false);
+    const x = input([2, 3, 10, 10], 5);
+    expect(maxDiff(runModel(readTflite(path), { x })['y']!, runModel(tfliteToModel(parseTflite('inline', inline)), { x })['y']!)).toBe(0);
+  });
+
+  describe('bad files: one line each', () => {
+    const dir = tempDir();
+    const sample = new Uint8Array(readFileSync(SAMPLE));
+    const model = () => FbModel.getRootAsModel(new ByteBuffer(sample));
+    const corrupt = (name: string, change: (bytes: Uint8Array, view: DataView) => void): string => {
+      const bytes = sample.slice();
+      change(bytes, new DataView(bytes.buffer));
+      const path = join(dir, name);
+      writeFileSync(path, bytes);
+      return path;
+    };
+
+    it('a truncated FlatBuffer', () => {
+      for (const keep of [6, 40, Math.floor(sample.byteLength / 2), sample.byteLength - 3]) {
+        const path = join(dir, `truncated-${keep}.tflite`);
+        writeFileSync(path, sample.subarray(0, keep));
+        expectFormatError(path, /truncated|shorter than 8 bytes|within the file/);
+      }
+    });
+
+    it('a tensor whose buffer index is out of range', () => {
+      const g = model().subgraphs(0)!;
+      const constant = [...Array(g.tensorsLength()).keys()].find((i) => g.tensors(i)!.buffer() > 0)!;
+      const path = corrupt('buffer-index.tflite', (_b, view) => view.setUint32(fieldAt(sample, g.tensors(constant)!, 2), 999, true));
+      expectFormatError(path, /buffer index below the \d+ buffers, not 999/);
+    });
+
+    it('a tensor whose buffer is shorter than its shape', () => {
+      const g = model().subgraphs(0)!;
+      const constant = [...Array(g.tensorsLength()).keys()].find((i) => g.tensors(i)!.buffer() > 0)!;
+      const t = g.tensors(constant)!;
+      // The shape vector's first size, made 1000 times larger.
+      const bb = new ByteBuffer(sample);
+      const shapeField = fieldAt(sample, t, 0);
+      const vector = shapeField + bb.readUint32(shapeField) + 4;
+      const path = corrupt('short-buffer.tflite', (_b, view) => view.setInt32(vector, t.shape(0)! * 1000, true));
+      expectFormatError(path, /buffers\[\d+\] is shorter than its shape/);
+    });
+
+    it('an unknown builtin operator code, and a known one without a mapping', () => {
+      const code = model().operatorCodes(0)!;
+      const unknown = corrupt('unknown-op.tflite', (_b, view) => view.setInt32(fieldAt(sample, code, 3), 250, true));
+      expectFormatError(unknown, /a known builtin operator code \(0\.\.161\), not 250/);
+      const svdf = corrupt('svdf.tflite', (_b, view) => view.setInt32(fieldAt(sample, code, 3), 27, true));
+      expectFormatError(svdf, /SVDF has no mapping yet/);
+    });
+
+    it('the CLI prints the one line and exits 2', () => {
+      const path = join(dir, 'cli-truncated.tflite');
+      writeFileSync(path, sample.subarray(0, 100));
+      const r = cli(['inspect', path]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain('cli-truncated.tflite');
+    });
+  });
+});
+
+describe('tflite export table', () => {
+  it('declares the builtins of every entry, for the coverage table', async () => {
+    const { TFLITE_EXPORT, TFLITE_EXPORT_BUILTINS } = await import('../src/formats/tflite/export-ops.js');
+    expect(Object.keys(TFLITE_EXPORT_BUILTINS).sort()).toEqual(Object.keys(TFLITE_EXPORT).sort());
+  });
+});
