@@ -256,7 +256,7 @@ describe('modelbridge serve (in process)', () => {
     expect((await get(`${server.url}/v1/models/half`)).json).toEqual({ error: 'Could not find any versions of model half' });
     expect((await get(`${server.url}/v1/models/or/versions/9`)).status).toBe(404);
     expect((await get(`${server.url}/v1/models`)).json).toEqual({ error: 'Missing model name in request.' });
-    const big = await post(url, JSON.stringify({ instances: Array.from({ length: 70000 }, () => [1, 1]) }));
+    const big = await post(url, JSON.stringify({ instances: Array.from({ length: 200_000 }, () => [1, 1]) }));
     expect(big.status).toBe(413);
     expect(big.json['error']).toMatch(/larger than 1048576 bytes/);
     expect((await post(url, '{"instances": [[1, 1]]}')).status).toBe(200);
