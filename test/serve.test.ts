@@ -14,6 +14,7 @@ import { formatDecimal, parsePredictTensors, predictResponse } from '../src/serv
 import { startServer, type Server, type ServeOptions } from '../src/serve/server.js';
 import { aspiredVersions } from '../src/serve/versions.js';
 import { ServeError } from '../src/serve/status.js';
+import { RunQueue } from '../src/serve/queue.js';
 import { Tensor } from '../src/core/tensor.js';
 import { cli, ROOT, tempDir } from './cli-helpers.js';
 
@@ -325,6 +326,54 @@ describe('modelbridge serve (in process)', () => {
       const r = await post(url, body);
       return r.status === 200 && asFloat32(r.json['predictions'])[0] === expected(20)[0];
     }, 3000);
+  });
+});
+
+describe('the run queue', () => {
+  it('answers 503 when full and 504 past the deadline, and never runs a request that timed out', async () => {
+    const queue = new RunQueue(2);
+    const ran: string[] = [];
+    const block = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    const a = queue.submit(() => (block(60), ran.push('a'), 'a'), 10_000);
+    const b = queue.submit(() => (ran.push('b'), 'b'), 20);
+    const c = queue.submit(() => 'c', 10_000);
+    await expect(c).rejects.toMatchObject({ code: 'UNAVAILABLE', httpStatus: 503 });
+    await expect(a).resolves.toBe('a');
+    await expect(b).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED', httpStatus: 504 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ran).toEqual(['a']);
+    await expect(queue.submit(() => 'd', 1000)).resolves.toBe('d');
+  });
+});
+
+describe('version draining', () => {
+  it('a request in flight keeps its version until it finishes; the version is unloaded after', async () => {
+    const dir = tempDir('modelbridge-serve-drain-');
+    mkdirSync(join(dir, '1'));
+    copyFileSync(OR_ONNX, join(dir, '1', 'or-gate.onnx'));
+    const log = logSink();
+    const server = await startServer({ ...options(dir, 'or', { pollMs: 0 }), logStream: log.stream });
+    try {
+      const held = server.manager.acquire('or');
+      expect(held.version).toBe(1);
+      mkdirSync(join(dir, '2'));
+      saveModel(trainOrGate({ seed: 5, epochs: 20 }).model, join(dir, '2', 'model.safetensors'));
+      const states = () => Object.fromEntries(server.manager.status('or').map((s) => [s.version, s.state]));
+      await waitFor(async () => states()[2] === 'AVAILABLE', 3000);
+      expect(states()).toEqual({ 2: 'AVAILABLE', 1: 'UNLOADING' });
+      // The held version still runs, on its own model.
+      const y = held.runner(undefined).run({ x: Tensor.from('float32', [1, 2], [1, 1]) })['y']!;
+      expect(y.toFloat32()[0]).toBe(runCli(OR_ONNX, [[1, 1]]).map((v) => Math.fround(v))[0]);
+      held.release();
+      expect(states()).toEqual({ 2: 'AVAILABLE', 1: 'END' });
+      expect(log.lines().map((l) => l['msg'])).toEqual(expect.arrayContaining(['version unloading', 'version unloaded']));
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
