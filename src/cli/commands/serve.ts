@@ -30,7 +30,7 @@ export function serveCommand(y: Argv): Argv {
         .option('max-queue', { type: 'number', default: SERVE_DEFAULTS.maxQueue, describe: 'most requests waiting for a model run; the next one gets 503' })
         .option('log-level', { type: 'string', default: SERVE_DEFAULTS.logLevel, choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'structured log (JSON lines, on standard error) level' })
         .example('$0 serve models/or-gate', 'serves models/or-gate/<version>/... as /v1/models/or-gate on 127.0.0.1:8501')
-        .example("curl -d '{\"instances\": [[1, 1]]}' localhost:8501/v1/models/or-gate:predict", 'a prediction, as from TF Serving: {"predictions":[[0.98...]]}')
+        .example("curl -d '{\"instances\": [[1, 1]]}' localhost:8501/v1/models/or-gate:predict", 'a prediction, as from TF Serving: {"predictions":[[0.998317719]]}')
         .example('$0 serve --model-config models.config --port 9000', 'several models, each with its own base path and version policy')
         .epilogue(
           [
@@ -40,7 +40,7 @@ export function serveCommand(y: Argv): Argv {
             'A new version folder is loaded and checked (parse, checksums, a run; golden-inputs.* and golden-outputs.* in the folder',
             'are checked like validate --inputs/--expect) before it serves; a broken one is refused and logged while the old one serves.',
             'SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.',
-          ].join('\n'),
+          ].join(' '),
         ),
     (argv) => {
       let models: ModelConfig[];
