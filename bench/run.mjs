@@ -12,6 +12,8 @@
 //   5-7. TensorFlow (bench/tensorflow.mjs): a 1 GiB SavedModel -> TF.js (vs a plain copy, and
 //      tensorflowjs_converter where installed), -> safetensors (vs a plain copy) and read + written
 //      back as a SavedModel (vs a plain copy and vs tf.saved_model.load + tf.saved_model.save).
+//   serve (bench/serve.mjs): modelbridge serve vs Flask + TensorFlow and fastify + onnxruntime-node
+//      on the OR gate, requests/s and p50/p99 under the same autocannon load.
 //   convert (bench/convert.mjs): the CLI as users type it, verification on, against cp + cmp; the
 //      ViT-B/16 ONNX against onnx.load + onnx.save; SavedModel --no-verify against a plain copy.
 // Work files live in bench/.work/ and are deleted at the end of each section.
@@ -28,6 +30,7 @@ import { onnxSection } from './onnx.mjs';
 import { tensorflowSections } from './tensorflow.mjs';
 import { convertSection } from './convert.mjs';
 import { runtimeModelsSection } from './runtime.mjs';
+import { serveSection } from './serve.mjs';
 
 const WORKER = join(ROOT, 'bench', 'safetensors-worker.mjs');
 const CLI = join(ROOT, 'bin', 'modelbridge.cjs');
@@ -618,6 +621,7 @@ async function main() {
     ['onnx', () => onnxSection(python)],
     ['tensorflow', () => tensorflowSections(python)],
     ['convert', () => convertSection(python)],
+    ['serve', () => serveSection(python)],
   ];
   const loads = [loadavg()[0]];
   const sections = [];

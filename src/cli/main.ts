@@ -6,6 +6,7 @@ import { demoCommand } from './commands/demo.js';
 import { diffCommand } from './commands/diff.js';
 import { inspectCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
+import { serveCommand } from './commands/serve.js';
 import { trainOrCommand } from './commands/train-or.js';
 import { validateCommand } from './commands/validate.js';
 import { EXIT, exitWithError } from './errors.js';
@@ -33,7 +34,7 @@ export function main(argv: string[]): void {
       process.stderr.write(`error: ${escapeControl(message)} (see modelbridge --help)\n`);
       process.exit(EXIT.usage);
     });
-  for (const add of [convertCommand, inspectCommand, runCommand, validateCommand, diffCommand, demoCommand, trainOrCommand]) cli = add(cli);
+  for (const add of [convertCommand, inspectCommand, runCommand, validateCommand, diffCommand, serveCommand, demoCommand, trainOrCommand]) cli = add(cli);
   try {
     cli.parseSync();
   } catch (error) {
