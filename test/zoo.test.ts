@@ -68,7 +68,7 @@ describe.skipIf(!python)('model zoo: every cell has the status docs/zoo-matrix.j
       return;
     }
     current = new Map(readMatrix(matrix).cells.map((c) => [key(c), c]));
-  }, 900_000);
+  }, 1_800_000);
 
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
