@@ -259,9 +259,6 @@ describe('Session', () => {
   });
 });
 
-describe('per-call overhead', () => {
-});
-
 describe('conv and pooling shapes', () => {
   it('applies auto_pad SAME_UPPER (extra padding at the end) and groups', () => {
     const x = f32([1, 2, 3, 3], iota(18));
