@@ -139,7 +139,7 @@ describe('format names', () => {
   });
 
   it('a near miss gets a "did you mean", anything else the list', () => {
-    expectUsage(mb(['convert', ST, join(tempDir(), 'x'), '--to', 'onxx']), /unknown format "onxx" \(did you mean onnx\? supported: safetensors, pytorch/);
+    expectUsage(mb(['convert', ST, join(tempDir(), 'x'), '--to', 'onxx']), /unknown format "onxx" \(did you mean onnx\? supported: safetensors, pt2, pytorch/);
     expectUsage(mb(['inspect', ONNX, '--from', 'saftensors']), /did you mean safetensors\?/);
     expectUsage(mb(['inspect', ONNX, '--from', 'tflite']), /unknown format "tflite" \(supported: /);
   });
