@@ -9,7 +9,7 @@ Commands:
   sources OUT
         models from other frameworks for the .pt2 writer: OUT/or_gate_onnx and OUT/cnn_onnx
         (model.onnx built with onnx.helper, batch dimension "N"), OUT/or_gate_tf and OUT/cnn_tf
-        (tf.saved_model.save of a tf.Module, NHWC convolutions), each with input_0.npy. Prints a
+        (tf.saved_model.save of a tf.Module; a Keras CNN exported with Model.export), each with input_0.npy. Prints a
         JSON list of {"name", "model", "input"}.
   ort JOBS.json
         JOBS: [{"onnx", "inputs": {name: npy}, "outputs": [npy...]}]: onnx.checker, then
@@ -239,26 +239,31 @@ def sources(out):
         def __call__(self, x):
             return {"y": tf.sigmoid(tf.matmul(tf.sigmoid(tf.matmul(x, self.w1) + self.b1), self.w2) + self.b2)}
 
-    class Cnn(tf.Module):
-        def __init__(self):
-            self.k1 = tf.Variable(tf.random.normal([3, 3, 3, 4]) * 0.5)
-            self.k2 = tf.Variable(tf.random.normal([3, 3, 4, 4]) * 0.5)
-            self.w = tf.Variable(tf.random.normal([4 * 3 * 3, 5]) * 0.3)
-            self.b = tf.Variable(tf.random.normal([5]))
+    d = os.path.join(out, "or_gate_tf")
+    module = OrGate()
+    tf.saved_model.save(module, os.path.join(d, "saved_model"), signatures={"serving_default": module.__call__})
+    np.save(os.path.join(d, "input_0.npy"), or_x)
+    cases.append({"name": "or_gate_tf", "model": os.path.join(d, "saved_model"), "input": os.path.join(d, "input_0.npy")})
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 12, 12, 3], tf.float32, name="x")])
-        def __call__(self, x):
-            h = tf.nn.relu(tf.nn.conv2d(x, self.k1, 1, "VALID"))
-            h = tf.nn.max_pool2d(h, 2, 2, "VALID")
-            h = tf.nn.relu(tf.nn.conv2d(h, self.k2, 1, "VALID"))
-            h = tf.nn.avg_pool2d(h, 1, 1, "VALID")
-            return {"y": tf.nn.softmax(tf.matmul(tf.reshape(h, [-1, 4 * 3 * 3]), self.w) + self.b)}
-
-    for name, module, xin in [("or_gate_tf", OrGate(), or_x), ("cnn_tf", Cnn(), rng.standard_normal((2, 12, 12, 3)).astype(np.float32))]:
-        d = os.path.join(out, name)
-        tf.saved_model.save(module, os.path.join(d, "saved_model"), signatures={"serving_default": module.__call__})
-        np.save(os.path.join(d, "input_0.npy"), xin)
-        cases.append({"name": name, "model": os.path.join(d, "saved_model"), "input": os.path.join(d, "input_0.npy")})
+    # A Keras CNN (NHWC): "same" padding with stride 2 (pads that differ at the two ends), a
+    # depthwise convolution, batch norm, relu6, both poolings, concat, global pooling, dense.
+    keras = tf.keras
+    inp = keras.Input((16, 16, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu6")(inp)
+    h = keras.layers.DepthwiseConv2D(3, padding="same")(h)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.Concatenate()([keras.layers.MaxPooling2D(2, padding="same")(h), keras.layers.AveragePooling2D(2)(h)])
+    h = keras.layers.Dense(10, activation="tanh")(keras.layers.GlobalAveragePooling2D()(h))
+    cnn = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(h))
+    for layer in cnn.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.standard_normal(layer.moving_mean.shape).astype(np.float32) * 0.1)
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape).astype(np.float32))
+    d = os.path.join(out, "cnn_tf")
+    cnn.export(os.path.join(d, "saved_model"), verbose=False)
+    np.save(os.path.join(d, "input_0.npy"), rng.standard_normal((2, 16, 16, 3)).astype(np.float32))
+    cases.append({"name": "cnn_tf", "model": os.path.join(d, "saved_model"), "input": os.path.join(d, "input_0.npy")})
     print(json.dumps(cases))
 
 

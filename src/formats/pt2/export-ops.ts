@@ -84,15 +84,52 @@ const reshapeToOutput: Lower = (x) => {
   x.call('aten.reshape.default', [a.tensor('self', x.input(0)), a.ints('shape', sizeList(x, x.outMeta().shape, 'a reshape'))], [x.out()]);
 };
 
-function convPads(x: Emitter, spatial: number): number[] {
+/**
+ * Begin and end pads of a convolution or pooling window: explicit pads, or auto_pad's SAME_*
+ * computed from the probed input and output sizes (the extra pad at the end for SAME_UPPER).
+ */
+function windowPads(x: Emitter, kernel: readonly number[]): { begin: number[]; end: number[] } {
+  const spatial = kernel.length;
   const autoPad = attrString(x.node, 'auto_pad', 'NOTSET');
-  if (autoPad === 'VALID') return new Array<number>(spatial).fill(0);
-  if (autoPad !== 'NOTSET') x.fail(`explicit pads (auto_pad ${autoPad} is not mapped)`);
+  if (autoPad === 'VALID') return { begin: new Array<number>(spatial).fill(0), end: new Array<number>(spatial).fill(0) };
+  if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    const input = x.inMeta(0).shape.slice(2);
+    const output = x.outMeta().shape.slice(2);
+    const strides = attrInts(x.node, 'strides') ?? kernel.map(() => 1);
+    const dilations = attrInts(x.node, 'dilations') ?? kernel.map(() => 1);
+    const begin: number[] = [];
+    const end: number[] = [];
+    kernel.forEach((k, i) => {
+      const n = input[i];
+      const o = output[i];
+      if (typeof n !== 'number' || typeof o !== 'number') x.fail(`static spatial sizes for auto_pad ${autoPad}`);
+      const total = Math.max(0, (o - 1) * strides[i]! + (k - 1) * dilations[i]! + 1 - n);
+      const small = Math.floor(total / 2);
+      begin.push(autoPad === 'SAME_UPPER' ? small : total - small);
+      end.push(autoPad === 'SAME_UPPER' ? total - small : small);
+    });
+    return { begin, end };
+  }
+  if (autoPad !== 'NOTSET') x.fail(`a known auto_pad, not ${autoPad}`);
   const pads = attrInts(x.node, 'pads') ?? new Array<number>(spatial * 2).fill(0);
-  const begin = pads.slice(0, spatial);
-  const end = pads.slice(spatial);
-  if (begin.some((p, i) => p !== end[i])) x.fail(`symmetric pads (torch's convolution and pooling pad both sides alike), not [${pads.join(', ')}]`);
-  return begin;
+  return { begin: pads.slice(0, spatial), end: pads.slice(spatial) };
+}
+
+/**
+ * The window's input and torch's symmetric padding: pads that differ at the two ends (TF's SAME
+ * with an even window) become a constant_pad_nd before the op, with `fill` (0, or -inf for max pooling).
+ */
+function paddedInput(x: Emitter, kernel: readonly number[], fill: number | undefined): { input: string; padding: number[] } {
+  const { begin, end } = windowPads(x, kernel);
+  if (begin.every((p, i) => p === end[i])) return { input: x.input(0), padding: begin };
+  if (fill === undefined) return x.fail(`symmetric pads (torch pads both sides alike and would count the extra padding), not begin [${begin.join(', ')}] end [${end.join(', ')}]`);
+  const torchPads: number[] = [];
+  for (let d = kernel.length - 1; d >= 0; d--) torchPads.push(begin[d]!, end[d]!);
+  const m = x.inMeta(0);
+  const shape = m.shape.map((d, i) => (i < 2 || typeof d !== 'number' ? d : d + begin[i - 2]! + end[i - 2]!));
+  const hints = m.hints?.map((d, i) => (i < 2 ? d : d + begin[i - 2]! + end[i - 2]!));
+  const input = x.call('aten.constant_pad_nd.default', [a.tensor('self', x.input(0)), a.ints('pad', torchPads), a.float('value', fill)], [undefined], [{ dtype: m.dtype, shape, ...(hints ? { hints } : {}) }])[0]!;
+  return { input, padding: kernel.map(() => 0) };
 }
 
 function axesOf(x: Emitter, rank: number, inputIndex: number): number[] | undefined {
@@ -125,11 +162,12 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
   Conv: (x) => {
     const w = x.inMeta(1).shape;
     const spatial = w.length - 2;
-    const pads = convPads(x, spatial);
+    const kernel = w.slice(2).map((d) => (typeof d === 'number' ? d : x.fail('a static kernel')));
+    const { input, padding } = paddedInput(x, kernel, 0);
     const ones = new Array<number>(spatial).fill(1);
     x.call('aten.convolution.default', [
-      a.tensor('input', x.input(0)), a.tensor('weight', x.input(1)), x.has(2) ? a.tensor('bias', x.input(2)) : a.none('bias'),
-      a.ints('stride', attrInts(x.node, 'strides') ?? ones), a.ints('padding', pads), a.ints('dilation', attrInts(x.node, 'dilations') ?? ones),
+      a.tensor('input', input), a.tensor('weight', x.input(1)), x.has(2) ? a.tensor('bias', x.input(2)) : a.none('bias'),
+      a.ints('stride', attrInts(x.node, 'strides') ?? ones), a.ints('padding', padding), a.ints('dilation', attrInts(x.node, 'dilations') ?? ones),
       a.bool('transposed', false), a.ints('output_padding', new Array<number>(spatial).fill(0)), a.int('groups', attrInt(x.node, 'group', 1)),
     ], [x.out()]);
   },
@@ -213,18 +251,21 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
   MaxPool: (x) => {
     if (x.node.outputs.length > 1 && x.node.outputs[1]) x.fail('MaxPool without its Indices output');
     const k = attrInts(x.node, 'kernel_shape') ?? x.fail('kernel_shape');
-    const pads = convPads(x, k.length);
+    if (k.length !== 2) x.fail('a 2-D MaxPool');
+    const { input, padding } = paddedInput(x, k, -Infinity);
     const m = x.outMeta();
     x.call('aten.max_pool2d_with_indices.default', [
-      a.tensor('self', x.input(0)), a.ints('kernel_size', k), a.ints('stride', attrInts(x.node, 'strides') ?? k.map(() => 1)), a.ints('padding', pads),
+      a.tensor('self', input), a.ints('kernel_size', k), a.ints('stride', attrInts(x.node, 'strides') ?? k.map(() => 1)), a.ints('padding', padding),
       a.ints('dilation', attrInts(x.node, 'dilations') ?? k.map(() => 1)), a.bool('ceil_mode', attrInt(x.node, 'ceil_mode', 0) === 1),
     ], [x.out(), undefined], [m, { dtype: 'int64', shape: m.shape }]);
   },
   AveragePool: (x) => {
     const k = attrInts(x.node, 'kernel_shape') ?? x.fail('kernel_shape');
-    const pads = convPads(x, k.length);
+    if (k.length !== 2) x.fail('a 2-D AveragePool');
+    const includePad = attrInt(x.node, 'count_include_pad', 0) === 1;
+    const { input, padding } = paddedInput(x, k, includePad ? 0 : undefined);
     x.call('aten.avg_pool2d.default', [
-      a.tensor('self', x.input(0)), a.ints('kernel_size', k), a.ints('stride', attrInts(x.node, 'strides') ?? k.map(() => 1)), a.ints('padding', pads),
+      a.tensor('self', input), a.ints('kernel_size', k), a.ints('stride', attrInts(x.node, 'strides') ?? k.map(() => 1)), a.ints('padding', padding),
       a.bool('ceil_mode', attrInt(x.node, 'ceil_mode', 0) === 1), a.bool('count_include_pad', attrInt(x.node, 'count_include_pad', 0) === 1),
     ], [x.out()]);
   },
