@@ -146,7 +146,26 @@ def _randomize(module):
                     m.bias.copy_(torch.randn(c, generator=g) * 0.1)
 
 
-MODELS = {"or_gate": or_gate, "mlp": mlp, "resnet18": resnet18, "mobilenet_v3_small": mobilenet_v3_small, "vit": vit, "bert": bert}
+def rnn():
+    import torch
+
+    class Rnn(torch.nn.Module):
+        # run_decompositions() unrolls LSTM and GRU over the (static) sequence into mm/addmm,
+        # sigmoid, tanh, split and cat: no recurrent op reaches the program.
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(4, 5, num_layers=2, batch_first=True)
+            self.gru = torch.nn.GRU(5, 3, batch_first=True, bidirectional=True)
+
+        def forward(self, x):
+            y, _ = self.lstm(x)
+            z, h = self.gru(y)
+            return z, h
+
+    return Rnn(), [_image((2, 6, 4), 8)], None
+
+
+MODELS = {"or_gate": or_gate, "mlp": mlp, "resnet18": resnet18, "mobilenet_v3_small": mobilenet_v3_small, "vit": vit, "bert": bert, "rnn": rnn}
 
 
 def export(out, only):

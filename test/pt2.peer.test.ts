@@ -15,7 +15,7 @@ import { peerPython, runPeerScript } from './peers.js';
 /**
  * torch.export programs against real PyTorch. python/pt2_peers.py exports each model (OR gate, an
  * MLP with a dynamic batch, torchvision resnet18, mobilenet_v3_small and a small ViT, a tiny
- * transformers BERT; random weights, eval mode, fixed seed) with run_decompositions() and
+ * transformers BERT, a 2-layer LSTM into a bidirectional GRU; random weights, eval mode, fixed seed) with run_decompositions() and
  * torch.export.save, with torch's outputs on a fixed input. Each .pt2 is read by modelbridge
  * and run by its runtime, converted to ONNX by the CLI and run by onnxruntime, all against
  * torch's outputs (1e-4 x max(1, |ref|)). Broken and hostile archives get one line and exit 2.
@@ -83,7 +83,7 @@ describe.skipIf(!python)('torch.export programs from PyTorch', () => {
   }, 420_000);
 
   it('exports every model, covering the ops the issue lists', () => {
-    expect(cases.map((c) => c.name)).toEqual(['or_gate', 'mlp', 'resnet18', 'mobilenet_v3_small', 'vit', 'bert']);
+    expect(cases.map((c) => c.name)).toEqual(['or_gate', 'mlp', 'resnet18', 'mobilenet_v3_small', 'vit', 'bert', 'rnn']);
     const ops = new Set(cases.flatMap((c) => c.ops));
     for (const op of ['sym_size', 'convolution', 'addmm', 'bmm', 'native_layer_norm', '_native_batch_norm_legit_no_training', 'max_pool2d_with_indices', 'mean.dim', 'embedding', '_softmax', 'gelu', 'index.Tensor', 'where', 'arange', 'cat']) {
       expect([...ops].some((o) => o.includes(op)), op).toBe(true);

@@ -151,6 +151,12 @@ function reduce(target: string): Lower {
   };
 }
 
+function argReduce(x: Emitter, target: string): void {
+  if (attrInt(x.node, 'select_last_index', 0) !== 0) x.fail('select_last_index 0 (torch returns the first extreme)');
+  const rank = x.inMeta(0).shape.length;
+  x.call(target, [a.tensor('self', x.input(0)), a.int('dim', norm(attrInt(x.node, 'axis', 0), rank)), a.bool('keepdim', attrInt(x.node, 'keepdims', 1) === 1)], [x.out()]);
+}
+
 function constScalar(x: Emitter, i: number, what: string): number | undefined {
   if (!x.has(i)) return undefined;
   const c = x.constant(i);
@@ -169,6 +175,20 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
       a.tensor('input', input), a.tensor('weight', x.input(1)), x.has(2) ? a.tensor('bias', x.input(2)) : a.none('bias'),
       a.ints('stride', attrInts(x.node, 'strides') ?? ones), a.ints('padding', padding), a.ints('dilation', attrInts(x.node, 'dilations') ?? ones),
       a.bool('transposed', false), a.ints('output_padding', new Array<number>(spatial).fill(0)), a.int('groups', attrInt(x.node, 'group', 1)),
+    ], [x.out()]);
+  },
+  ConvTranspose: (x) => {
+    const w = x.inMeta(1).shape;
+    const spatial = w.length - 2;
+    if (x.node.attributes['output_shape']) x.fail('ConvTranspose without output_shape (give pads)');
+    const kernel = w.slice(2).map((d) => (typeof d === 'number' ? d : x.fail('a static kernel')));
+    const { begin, end } = windowPads(x, kernel);
+    if (begin.some((p, i) => p !== end[i])) x.fail(`symmetric pads, not begin [${begin.join(', ')}] end [${end.join(', ')}]`);
+    const ones = new Array<number>(spatial).fill(1);
+    x.call('aten.convolution.default', [
+      a.tensor('input', x.input(0)), a.tensor('weight', x.input(1)), x.has(2) ? a.tensor('bias', x.input(2)) : a.none('bias'),
+      a.ints('stride', attrInts(x.node, 'strides') ?? ones), a.ints('padding', begin), a.ints('dilation', attrInts(x.node, 'dilations') ?? ones),
+      a.bool('transposed', true), a.ints('output_padding', attrInts(x.node, 'output_padding') ?? new Array<number>(spatial).fill(0)), a.int('groups', attrInt(x.node, 'group', 1)),
     ], [x.out()]);
   },
   Gemm: (x) => {
@@ -330,6 +350,20 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
     // ONNX Gather takes negative indices as from the end, as torch's indexing does.
     x.call('aten.index.Tensor', [a.tensor('self', x.input(0)), a.optionalTensors('indices', [...new Array<undefined>(axis).fill(undefined), x.input(1)])], [x.out()]);
   },
+  GatherElements: (x) => void x.call('aten.gather.default', [a.tensor('self', x.input(0)), a.int('dim', attrInt(x.node, 'axis', 0)), a.tensor('index', x.input(1))], [x.out()]),
+  ArgMax: (x) => argReduce(x, 'aten.argmax.default'),
+  ArgMin: (x) => argReduce(x, 'aten.argmin.default'),
+  Split: (x) => {
+    const m = x.inMeta(0);
+    const axis = norm(attrInt(x.node, 'axis', 0), m.shape.length);
+    // The parts' sizes are their probed sizes along the axis (the split input, attribute or
+    // num_outputs all come to that).
+    const metas = x.node.outputs.map((o, i) => (o === '' ? undefined : x.outMeta(i)));
+    const sizes = metas.map((mm) => (mm ? mm.shape[axis] : undefined));
+    if (sizes.some((d) => typeof d !== 'number')) x.fail('outputs of static size along the split axis');
+    const outs = x.node.outputs.map((o, i) => (o === '' ? undefined : x.out(i)));
+    x.call('aten.split_with_sizes.default', [a.tensor('self', x.input(0)), a.ints('split_sizes', sizes as number[]), a.int('dim', axis)], outs, metas.map((mm, i) => mm ?? { dtype: m.dtype, shape: m.shape.map((d, k) => (k === axis ? (sizes[i] as number) : d)) }));
+  },
   GatherND: (x) => {
     if (attrInt(x.node, 'batch_dims', 0) !== 0) x.fail('GatherND with batch_dims 0');
     const im = x.inMeta(1);
@@ -345,7 +379,17 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
     const ends = x.constant(2) ?? x.fail('constant ends');
     const axes = x.has(3) ? (x.constant(3) ?? x.fail('constant axes')).map((d) => norm(d, rank)) : starts.map((_, i) => i);
     const steps = x.has(4) ? x.constant(4) ?? x.fail('constant steps') : starts.map(() => 1);
-    if (steps.some((s) => s <= 0)) x.fail('positive steps (torch slices cannot step backwards)');
+    if (steps.some((s) => s < 0)) {
+      // torch slices cannot step backwards; a whole dimension reversed is aten.flip.
+      const shape = x.inMeta(0).shape;
+      const whole = axes.every((axis, k) => {
+        const size = shape[axis];
+        return steps[k] === -1 && (starts[k]! === -1 || (typeof size === 'number' && starts[k]! >= size - 1)) && (typeof size === 'number' ? ends[k]! <= -size - 1 : ends[k]! <= -(2 ** 31));
+      });
+      if (!whole) x.fail('positive steps, or a whole dimension reversed (torch slices cannot step backwards)');
+      return void x.call('aten.flip.default', [a.tensor('self', x.input(0)), a.ints('dims', axes)], [x.out()]);
+    }
+    if (steps.some((s) => s === 0)) x.fail('non-zero steps');
     let value = x.input(0);
     let shape = [...x.inMeta(0).shape];
     axes.forEach((axis, k) => {

@@ -439,6 +439,13 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
     nd(c, 'Expand', [c.tensor('self'), size.static ? c.lo.ints(size.static.map((d) => (d === -1 ? 1 : d))) : size.value]);
   }],
   'aten.slice.Tensor': [['Slice'], slice],
+  'aten.flip.default': [['Slice'], (c) => {
+    // Reversed along each dim: ONNX Slice from the last element backwards past the first.
+    const dims = c.ints('dims').map((d) => normAxis(d, c.rank('self')));
+    if (dims.length === 0) return void nd(c, 'Identity', [c.tensor('self')]);
+    const n = dims.length;
+    nd(c, 'Slice', [c.tensor('self'), c.lo.ints(new Array<number>(n).fill(-1)), c.lo.ints(new Array<number>(n).fill(-Number.MAX_SAFE_INTEGER)), c.lo.ints(dims), c.lo.ints(new Array<number>(n).fill(-1))]);
+  }],
   'aten.select.int': [['Gather'], (c) => void nd(c, 'Gather', [c.tensor('self'), c.lo.constant('int64', [], [c.int('index')])], { axis: attr.int(c.int('dim')) })],
   'aten.cat.default': [['Concat'], (c) => {
     const parts = c.tensors('tensors').map((t) => t ?? c.fail('no None in the tensors'));
