@@ -174,6 +174,26 @@ describe('broken and hostile .pt2 archives: one FormatError naming the file and 
     expect(formatError(() => readPt2(unknown)).message).toMatch(/unknown\.pt2: node "[^"]+" \(aten\.special_bessel_j0\.default\): an ATen op modelbridge maps to the IR/);
   });
 
+  it('sizes a program declares (an arange, a split) are claimed against the memory budget before anything is allocated', () => {
+    const huge = rewrite(good(), 'huge.pt2', (records) =>
+      editJson(records, 'models/model.json', (v) => {
+        const nodes = (v['graph_module'] as { graph: { nodes: { target: string; inputs: unknown[] }[] } }).graph.nodes;
+        nodes[1]!.target = 'torch.ops.aten.arange.default';
+        nodes[1]!.inputs = [{ name: 'end', arg: { as_int: 1e12 }, kind: 1 }];
+      }),
+    );
+    expect(formatError(() => readPt2(huge)).message).toMatch(/huge\.pt2: .*an arange within the memory budget of 256\.0 MiB/);
+    const endless = rewrite(good(), 'endless.pt2', (records) =>
+      editJson(records, 'models/model.json', (v) => {
+        const graph = (v['graph_module'] as { graph: { nodes: { target: string; inputs: { name: string; arg: unknown; kind: number }[] }[] } }).graph;
+        const node = graph.nodes[1]!;
+        node.target = 'torch.ops.aten.split.Tensor';
+        node.inputs = [node.inputs[0]!, { name: 'split_size', arg: { as_int: 0 }, kind: 1 }];
+      }),
+    );
+    expect(formatError(() => readPt2(endless)).message).toMatch(/endless\.pt2: .*a split size of at least 1, not 0/);
+  });
+
   it('a zip that is no torch.export archive, named .pt2', () => {
     const other = join(temp, 'other.pt2');
     writeFileSync(other, zipOf({ 'readme.txt': bytes('hello') }));

@@ -1,4 +1,5 @@
-import { isFloat, type DType } from '../../core/dtypes.js';
+import { claimExpansion } from '../../core/budget.js';
+import { dtypeSize, isFloat, type DType } from '../../core/dtypes.js';
 import type { FormatErrors } from '../../core/errors.js';
 import { attr, makeNode, type Attribute, type Dim, type Node } from '../../core/graph.js';
 import { escapeControl } from '../../core/printable.js';
@@ -77,6 +78,11 @@ export class Lowering {
     const outs = outputs ?? [this.fresh(op)];
     this.nodes.push(makeNode(op, inputs, outs, attributes, outs[0]));
     return outs[0]!;
+  }
+
+  /** Claims the bytes of a constant the program declares by its sizes (ones for a layer norm, an arange) before allocating it. */
+  claim(what: string, dtype: DType, count: number): void {
+    claimExpansion((w, x) => this.e.fail(w, x), this.where, what, count * Math.max(1, dtypeSize(dtype)));
   }
 
   constant(dtype: DType, shape: readonly number[], values: readonly number[]): string {

@@ -158,7 +158,11 @@ function layerNorm(c: Call): void {
   const normalized = c.ints('normalized_shape');
   const x = c.tensor('input');
   const dtype = c.meta('input').dtype;
-  const ones = (value: number) => c.lo.constant(dtype, normalized, new Array<number>(normalized.reduce((a, b) => a * b, 1)).fill(value));
+  const ones = (value: number) => {
+    const count = normalized.reduce((a, b) => a * b, 1);
+    c.lo.claim('the scale of a layer norm without weight', dtype, count);
+    return c.lo.constant(dtype, normalized, new Array<number>(count).fill(value));
+  };
   const scale = c.optionalTensor('weight') ?? ones(1);
   const bias = c.optionalTensor('bias');
   const outputs = [c.out(0), c.outputUsed(1) ? c.out(1) : '', c.outputUsed(2) ? c.out(2) : ''];
@@ -170,7 +174,11 @@ function batchNorm(c: Call): void {
   const x = c.tensor('input');
   const channels = c.meta('input').shape[1];
   const dtype = c.meta('input').dtype;
-  const filled = (value: number) => (typeof channels === 'number' ? c.lo.constant(dtype, [channels], new Array<number>(channels).fill(value)) : c.fail('a static channel count'));
+  const filled = (value: number) => {
+    if (typeof channels !== 'number') return c.fail('a static channel count');
+    c.lo.claim('the scale of a batch norm without weight', dtype, channels);
+    return c.lo.constant(dtype, [channels], new Array<number>(channels).fill(value));
+  };
   const weight = c.optionalTensor('weight') ?? filled(1);
   const bias = c.optionalTensor('bias') ?? filled(0);
   if (c.outputUsed(1) || c.outputUsed(2)) c.fail('the saved mean/rstd outputs of batch norm unused');
@@ -253,6 +261,7 @@ function sdpa(c: Call): void {
     const s = c.meta('key').shape[rank - 2];
     if (typeof l !== 'number' || typeof s !== 'number') return c.fail('static sequence lengths for is_causal');
     const values: number[] = [];
+    c.lo.claim('a causal mask', 'bool', l * s);
     for (let i = 0; i < l; i++) for (let j = 0; j < s; j++) values.push(j <= i ? 1 : 0);
     scores = c.lo.node('Where', [c.lo.constant('bool', [l, s], values), scores, c.lo.constant(dtype, [], [-Infinity])]);
   }
@@ -265,7 +274,7 @@ function arange(c: Call): void {
   const step = c.has('step') ? fillValue(c, 'step') : 1;
   const dtype = c.outMeta().dtype;
   const n = Math.max(0, Math.ceil((end - start) / step));
-  if (n > 1 << 24) c.fail(`an arange of at most 2^24 elements, not ${n}`);
+  c.lo.claim('an arange', dtype, n);
   nd(c, 'Identity', [c.lo.constant(dtype, [n], Array.from({ length: n }, (_, i) => start + i * step))]);
 }
 
@@ -286,6 +295,8 @@ function split(c: Call, sizes: number[] | undefined): void {
   if (parts === undefined) {
     const each = c.int('split_size');
     if (typeof length !== 'number') return c.fail('a static size along the split dimension');
+    if (!(each >= 1)) return c.fail(`a split size of at least 1, not ${each}`);
+    c.lo.claim('the split sizes', 'int64', Math.ceil(length / each));
     parts = [];
     for (let left = length; left > 0; left -= each) parts.push(Math.min(each, left));
   }
