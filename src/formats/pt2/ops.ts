@@ -187,7 +187,8 @@ function batchNorm(c: Call): void {
 
 function reshape(c: Call, argument: 'size' | 'shape'): void {
   const size = c.sizes(argument);
-  nd(c, 'Reshape', [c.tensor('self'), size.value]);
+  // A 0 in torch is an empty dimension; in ONNX's Reshape it copies the input's unless allowzero.
+  nd(c, 'Reshape', [c.tensor('self'), size.value], size.static?.includes(0) ? { allowzero: attr.int(1) } : {});
 }
 
 function permute(c: Call, perm: number[]): void {
@@ -446,7 +447,7 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
   'aten.t.default': [['Transpose'], (c) => permute(c, c.rank('self') === 2 ? [1, 0] : [0])],
   'aten.expand.default': [['Expand'], (c) => {
     // -1 keeps a dimension: a 1 in ONNX's broadcasting Expand does the same.
-    const size = c.sizes('size');
+    const size = c.sizes('size', 1);
     nd(c, 'Expand', [c.tensor('self'), size.static ? c.lo.ints(size.static.map((d) => (d === -1 ? 1 : d))) : size.value]);
   }],
   'aten.slice.Tensor': [['Slice'], slice],
