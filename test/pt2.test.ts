@@ -194,6 +194,17 @@ describe('broken and hostile .pt2 archives: one FormatError naming the file and 
     expect(formatError(() => readPt2(endless)).message).toMatch(/endless\.pt2: .*a split size of at least 1, not 0/);
   });
 
+  it('a flipped byte in a weight record fails its CRC-32', () => {
+    const bytesOf = new Uint8Array(readFileSync(good()));
+    const zip = readZip(new MemoryAccess(bytesOf, good()));
+    const entry = zip.entries.find((x) => x.name.endsWith('data/weights/weight_0'))!;
+    const flipped = bytesOf.slice();
+    flipped[zip.dataOffset(entry)]! ^= 0x40;
+    const path = join(temp, 'flipped.pt2');
+    writeFileSync(path, flipped);
+    expect(formatError(() => readPt2(path)).message).toMatch(/flipped\.pt2: zip entry "base\/data\/weights\/weight_0": CRC-32 0x[0-9a-f]{8} as recorded, computed 0x[0-9a-f]{8}/);
+  });
+
   it('a zip that is no torch.export archive, named .pt2', () => {
     const other = join(temp, 'other.pt2');
     writeFileSync(other, zipOf({ 'readme.txt': bytes('hello') }));

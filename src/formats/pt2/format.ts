@@ -2,7 +2,7 @@ import type { Model } from '../../core/model.js';
 import type { FormatHandler, Probe } from '../format.js';
 import { openAccess } from '../pytorch/bytes.js';
 import { readZip } from '../pytorch/zip.js';
-import { pt2Folder } from './archive.js';
+import { openPt2, pt2Folder } from './archive.js';
 import { readPt2 } from './reader.js';
 import { writePt2 } from './writer.js';
 
@@ -18,6 +18,11 @@ export const pt2Format: FormatHandler = {
   detect: looksLikePt2,
   read(path): Model {
     return readPt2(path);
+  },
+  validate(path) {
+    // Reading with CRC verification checks the program's, the configs' and every weight record's CRC-32.
+    const archive = openPt2(path, { lazy: true, verifyCrc: true });
+    return [{ name: 'checksums', status: 'pass', message: `the CRC-32 of the program and of every weight record matches (${archive.weights.size + archive.constants.size} tensors)` }];
   },
   write(model, path) {
     writePt2(model, path);
