@@ -165,7 +165,26 @@ def rnn():
     return Rnn(), [_image((2, 6, 4), 8)], None
 
 
-MODELS = {"or_gate": or_gate, "mlp": mlp, "resnet18": resnet18, "mobilenet_v3_small": mobilenet_v3_small, "vit": vit, "bert": bert, "rnn": rnn}
+def math():
+    import torch
+
+    class Math(torch.nn.Module):
+        # Elementwise and shape ops beyond the architectures': what survives run_decompositions
+        # is read (remainder, floor division, cumsum, einsum, sign, round, tan, flip, ...).
+        def forward(self, x, k):
+            a = torch.remainder(x, 1.5) + torch.fmod(x, -1.25) + torch.div(x, 0.7, rounding_mode="floor")
+            b = torch.cumsum(torch.sign(x) * torch.round(x * 3), dim=1) + torch.tan(x * 0.3)
+            c = torch.einsum("nc,nd->ncd", a, b).flatten(1)
+            d = (torch.flip(x, [1]) * torch.isnan(x).logical_not()).repeat(1, 2)
+            e = torch.div(k, 3, rounding_mode="floor") + torch.remainder(k, 4) + torch.div(k, 3, rounding_mode="trunc")
+            return torch.cat([c, d], dim=1), e
+
+    x = (np.random.default_rng(9).standard_normal((3, 4)) * 3).astype(np.float32)
+    k = np.array([[-7, -3, 0, 5], [9, -1, 2, -8], [1, 4, -5, 6]], dtype=np.int64)
+    return Math(), [x, k], None
+
+
+MODELS = {"or_gate": or_gate, "mlp": mlp, "resnet18": resnet18, "mobilenet_v3_small": mobilenet_v3_small, "vit": vit, "bert": bert, "rnn": rnn, "math": math}
 
 
 def export(out, only):
@@ -242,6 +261,43 @@ def sources(out):
     ], [weight("k1", c, 3, 3, 3), weight("c1", c), weight("k2", c, c, 3, 3), weight("g", c), weight("bt", c), weight("mu", c),
         numpy_helper.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), "var"), weight("w", 5, c), weight("b", 5)],
         ["N", 3, 12, 12], ["N", 5], rng.standard_normal((2, 3, 12, 12)).astype(np.float32))
+
+    # Many single ops the writer maps, each feeding an output (batch "N", opset 17).
+    X = helper.make_tensor_value_info
+    ints = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Softsign", ["x"], ["soft"]),
+        helper.make_node("PRelu", ["x", "slope"], ["prelu"]),
+        helper.make_node("Sum", ["soft", "prelu", "x"], ["sum"]),
+        helper.make_node("Round", ["sum"], ["round"]),
+        helper.make_node("Sign", ["round"], ["sign"]),
+        helper.make_node("Tan", ["soft"], ["tan"]),
+        helper.make_node("Selu", ["tan"], ["selu"]),
+        helper.make_node("Mod", ["sum", "three"], ["mod"], fmod=1),
+        helper.make_node("CumSum", ["mod", "axis1"], ["cumsum"]),
+        helper.make_node("Split", ["cumsum", "halves"], ["left", "right"], axis=1),
+        helper.make_node("Einsum", ["left", "right"], ["dot"], equation="nc,nc->n"),
+        helper.make_node("Slice", ["x", "rev_start", "rev_end", "axis1", "minus1"], ["reversed"]),
+        helper.make_node("Tile", ["reversed", "reps"], ["tiled"]),
+        helper.make_node("ArgMax", ["tiled"], ["argmax"], axis=1, keepdims=0),
+        helper.make_node("Unsqueeze", ["argmax", "axis1"], ["where_max"]),
+        helper.make_node("GatherElements", ["tiled", "where_max"], ["gathered"], axis=1),
+        helper.make_node("LayerNormalization", ["x", "ln_scale", "ln_bias"], ["ln"], axis=-1, epsilon=1e-5),
+        helper.make_node("Add", ["ln", "selu"], ["y1"]),
+        helper.make_node("Mul", ["sign", "gathered"], ["y2"]),
+        helper.make_node("Identity", ["dot"], ["y3"]),
+    ]
+    graph = helper.make_graph(nodes, "ops", [X("x", TensorProto.FLOAT, ["N", 4])],
+                              [X("y1", TensorProto.FLOAT, ["N", 4]), X("y2", TensorProto.FLOAT, ["N", 4]), X("y3", TensorProto.FLOAT, ["N"])],
+                              [weight("slope", 4), numpy_helper.from_array(np.array(3.0, dtype=np.float32), "three"), ints("axis1", [1]), ints("halves", [2, 2]),
+                               ints("rev_start", [-1]), ints("rev_end", [-(2 ** 63)]), ints("minus1", [-1]), ints("reps", [1, 2]), weight("ln_scale", 4), weight("ln_bias", 4)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    d = os.path.join(out, "ops_onnx")
+    os.makedirs(d, exist_ok=True)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    np.save(os.path.join(d, "input_0.npy"), (rng.standard_normal((3, 4)) * 3).astype(np.float32))
+    cases.append({"name": "ops_onnx", "model": os.path.join(d, "model.onnx"), "input": os.path.join(d, "input_0.npy")})
 
     import tensorflow as tf
 

@@ -225,6 +225,57 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
   HardSwish: unary('hardswish'),
   Softplus: unary('softplus'),
   Identity: unary('clone'),
+  Sign: unary('sign'),
+  Round: unary('round'),
+  Tan: unary('tan'),
+  IsNaN: unary('isnan'),
+  Selu: unary('selu'),
+  IsInf: (x) => {
+    const positive = attrInt(x.node, 'detect_positive', 1) === 1;
+    const negative = attrInt(x.node, 'detect_negative', 1) === 1;
+    const op = positive && negative ? 'isinf' : positive ? 'isposinf' : negative ? 'isneginf' : x.fail('IsInf detecting something');
+    unary(op)(x);
+  },
+  Softsign: (x) => {
+    // x / (1 + |x|), as ONNX's function body defines it.
+    const m = x.meta(x.input(0));
+    const abs = x.call('aten.abs.default', [a.tensor('self', x.input(0))], [undefined], [m])[0]!;
+    const den = x.call('aten.add.Tensor', [a.tensor('self', abs), a.float('other', 1)], [undefined], [m])[0]!;
+    x.call('aten.div.Tensor', [a.tensor('self', x.input(0)), a.tensor('other', den)], [x.out()]);
+  },
+  PRelu: (x) => {
+    // x where x >= 0, else slope * x, broadcasting as ONNX does (numpy's rules, as torch's where);
+    // aten.prelu would apply a 1-D slope to dim 1 instead.
+    const m = x.outMeta();
+    const positive = x.call('aten.ge.Scalar', [a.tensor('self', x.input(0)), a.int('other', 0)], [undefined], [{ ...x.inMeta(0), dtype: 'bool' }])[0]!;
+    const scaled = x.call('aten.mul.Tensor', [a.tensor('self', x.input(0)), a.tensor('other', x.input(1))], [undefined], [m])[0]!;
+    x.call('aten.where.self', [a.tensor('condition', positive), a.tensor('self', x.input(0)), a.tensor('other', scaled)], [x.out()]);
+  },
+  Sum: (x) => {
+    // An n-ary sum as a chain of adds; one input is a copy.
+    const n = x.node.inputs.length;
+    if (n === 1) return unary('clone')(x);
+    let acc = x.input(0);
+    for (let i = 1; i < n; i++) {
+      const last = i === n - 1;
+      acc = x.call('aten.add.Tensor', [a.tensor('self', acc), a.tensor('other', x.input(i))], [last ? x.out() : undefined], last ? undefined : [x.outMeta()])[0]!;
+    }
+  },
+  Mod: (x) => {
+    // fmod=1 keeps the dividend's sign (C fmod); fmod=0 the divisor's (Python's %), torch's remainder.
+    const target = attrInt(x.node, 'fmod', 0) === 1 ? 'aten.fmod.Tensor' : 'aten.remainder.Tensor';
+    x.call(target, [a.tensor('self', x.input(0)), a.tensor('other', x.input(1))], [x.out()]);
+  },
+  Tile: (x) => {
+    const repeats = x.constant(1) ?? x.fail('constant repeats');
+    x.call('aten.repeat.default', [a.tensor('self', x.input(0)), a.ints('repeats', repeats)], [x.out()]);
+  },
+  CumSum: (x) => {
+    if (attrInt(x.node, 'exclusive', 0) || attrInt(x.node, 'reverse', 0)) x.fail('an inclusive, forward CumSum');
+    const axis = constScalar(x, 1, 'axis') ?? x.fail('an axis');
+    x.call('aten.cumsum.default', [a.tensor('self', x.input(0)), a.int('dim', axis)], [x.out()]);
+  },
+  Einsum: (x) => void x.call('aten.einsum.default', [a.string('equation', attrString(x.node, 'equation', '')), a.tensors('tensors', x.node.inputs.map((_, i) => x.input(i)))], [x.out()]),
   Gelu: (x) => void x.call('aten.gelu.default', [a.tensor('self', x.input(0)), a.string('approximate', attrString(x.node, 'approximate', 'none'), true)], [x.out()]),
   LeakyRelu: (x) => void x.call('aten.leaky_relu.default', [a.tensor('self', x.input(0)), a.float('negative_slope', attrFloat(x.node, 'alpha', 0.01))], [x.out()]),
   Elu: (x) => void x.call('aten.elu.default', [a.tensor('self', x.input(0)), a.float('alpha', attrFloat(x.node, 'alpha', 1))], [x.out()]),

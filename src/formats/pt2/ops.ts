@@ -1,6 +1,6 @@
 import { isFloat, type DType } from '../../core/dtypes.js';
 import { attr, type Attribute } from '../../core/graph.js';
-import { staticShape, promote, type Call } from './lowering.js';
+import { ONNX_TYPES, staticShape, promote, type Call } from './lowering.js';
 
 /**
  * Core ATen ops (what torch.export's run_decompositions() leaves) to IR ops with ONNX semantics:
@@ -305,6 +305,31 @@ function split(c: Call, sizes: number[] | undefined): void {
   c.lo.node('Split', [c.tensor('self'), c.lo.ints(parts)], { axis: attr.int(dim) }, outputs);
 }
 
+/** torch's remainder takes the divisor's sign (Python's %): ONNX Mod fmod=0 for integers, a - floor(a/b)*b for floats. */
+function remainder(c: Call): void {
+  const dtype = c.outMeta().dtype;
+  const a = c.operand('self', dtype);
+  const b = c.operand('other', dtype);
+  if (!isFloat(dtype)) return void nd(c, 'Mod', [a, b], { fmod: attr.int(0) });
+  nd(c, 'Sub', [a, c.lo.node('Mul', [c.lo.node('Floor', [c.lo.node('Div', [a, b])]), b])]);
+}
+
+/** Division with rounding: floats divide then round (trunc: towards zero); integers divide in float64 (floor) or as ONNX does (trunc). */
+function divMode(c: Call): void {
+  const mode = c.has('rounding_mode') ? c.string('rounding_mode') : undefined;
+  const dtype = c.outMeta().dtype;
+  if (mode === undefined) return void nd(c, 'Div', [c.operand('self', dtype), c.operand('other', dtype)]);
+  if (mode !== 'trunc' && mode !== 'floor') return c.fail(`rounding_mode trunc or floor, not ${mode}`);
+  if (!isFloat(dtype)) {
+    if (mode === 'trunc') return void nd(c, 'Div', [c.operand('self', dtype), c.operand('other', dtype)]);
+    const q = c.lo.node('Floor', [c.lo.node('Div', [c.operand('self', 'float64'), c.operand('other', 'float64')])]);
+    return void nd(c, 'Cast', [q], { to: attr.int(ONNX_TYPES[dtype] ?? c.fail(`a dtype ONNX casts to, not ${dtype}`)) });
+  }
+  const q = c.lo.node('Div', [c.operand('self', dtype), c.operand('other', dtype)]);
+  if (mode === 'floor') return void nd(c, 'Floor', [q]);
+  nd(c, 'Where', [c.lo.node('Less', [q, c.lo.constant(dtype, [], [0])]), c.lo.node('Ceil', [q]), c.lo.node('Floor', [q])]);
+}
+
 /** Nothing to compute: runtime checks of the program (shapes, dtypes), and layout-only copies. */
 const noop: AtenLowering = () => undefined;
 const identity: AtenLowering = (c) => void nd(c, 'Identity', [c.tensor('self')]);
@@ -369,6 +394,37 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
   'aten.cos.default': [['Cos'], unary('Cos')],
   'aten.floor.default': [['Floor'], unary('Floor')],
   'aten.ceil.default': [['Ceil'], unary('Ceil')],
+  'aten.tan.default': [['Tan'], unary('Tan')],
+  'aten.sign.default': [['Sign'], unary('Sign')],
+  'aten.round.default': [['Round'], unary('Round')],
+  'aten.selu.default': [['Selu'], unary('Selu')],
+  'aten.softplus.default': [['Softplus'], (c) => (c.float('beta', 1) === 1 ? unary('Softplus')(c) : c.fail('softplus with beta 1'))],
+  'aten.isnan.default': [['IsNaN'], (c) => void nd(c, 'IsNaN', [c.tensor('self')])],
+  'aten.isinf.default': [['IsInf'], (c) => void nd(c, 'IsInf', [c.tensor('self')])],
+  'aten.isposinf.default': [['IsInf'], (c) => void nd(c, 'IsInf', [c.tensor('self')], { detect_negative: attr.int(0) })],
+  'aten.isneginf.default': [['IsInf'], (c) => void nd(c, 'IsInf', [c.tensor('self')], { detect_positive: attr.int(0) })],
+  'aten.fmod.Tensor': [['Mod'], (c) => void nd(c, 'Mod', [c.operand('self', c.outMeta().dtype), c.operand('other', c.outMeta().dtype)], { fmod: attr.int(1) })],
+  'aten.fmod.Scalar': [['Mod'], (c) => void nd(c, 'Mod', [c.operand('self', c.outMeta().dtype), c.operand('other', c.outMeta().dtype)], { fmod: attr.int(1) })],
+  'aten.remainder.Tensor': [['Mod', 'Sub'], remainder],
+  'aten.remainder.Scalar': [['Mod', 'Sub'], remainder],
+  'aten.div.Tensor_mode': [['Div', 'Floor'], divMode],
+  'aten.div.Scalar_mode': [['Div', 'Floor'], divMode],
+  'aten.cumsum.default': [['CumSum'], (c) => {
+    const dtype = c.outMeta().dtype;
+    nd(c, 'CumSum', [c.lo.cast(c.tensor('self'), c.meta('self').dtype, dtype), c.lo.constant('int64', [], [c.int('dim')])]);
+  }],
+  'aten.einsum.default': [['Einsum'], (c) => void nd(c, 'Einsum', c.tensors('tensors').map((t) => t ?? c.fail('no None among the tensors')), { equation: attr.string(c.string('equation')) })],
+  'aten.repeat.default': [['Tile', 'Reshape'], (c) => {
+    const repeats = c.ints('repeats');
+    const shape = c.meta('self').shape;
+    let x = c.tensor('self');
+    // torch repeats with more entries than dims prepend dims of size 1; ONNX Tile wants equal ranks.
+    if (repeats.length > shape.length) {
+      const sizes = [...new Array<number>(repeats.length - shape.length).fill(1), ...shape.map((d) => (typeof d === 'number' ? d : 0))];
+      x = c.lo.node('Reshape', [x, c.lo.ints(sizes)]);
+    }
+    nd(c, 'Tile', [x, c.lo.ints(repeats)]);
+  }],
   'aten.add.Tensor': [['Add'], arithmetic('Add', { alpha: true })],
   'aten.add.Scalar': [['Add'], arithmetic('Add', { alpha: true })],
   'aten.sub.Tensor': [['Sub'], arithmetic('Sub', { alpha: true })],
