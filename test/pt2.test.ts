@@ -117,9 +117,9 @@ describe('pt2 written and read by modelbridge', () => {
 
   it('refuses an op it has no ATen mapping for, naming the node', () => {
     const model = orGate();
-    const graph = { ...model.graph!, nodes: model.graph!.nodes.map((n) => (n.op === 'Sigmoid' && n.outputs[0] === 'a' ? { ...n, op: 'Selu' } : n)) };
+    const graph = { ...model.graph!, nodes: model.graph!.nodes.map((n) => (n.op === 'Sigmoid' && n.outputs[0] === 'a' ? { ...n, op: 'Celu' } : n)) };
     expect(() => serializePt2({ ...model, graph })).toThrow(UsageError);
-    expect(() => serializePt2({ ...model, graph })).toThrow(/node a \(Selu\): no ATen mapping for Selu in the \.pt2 writer/);
+    expect(() => serializePt2({ ...model, graph })).toThrow(/node a \(Celu\): no ATen mapping for Celu in the \.pt2 writer/);
   });
 });
 
