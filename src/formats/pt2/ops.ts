@@ -200,8 +200,13 @@ function permute(c: Call, perm: number[]): void {
 function slice(c: Call): void {
   const rank = c.rank('self');
   const dim = normAxis(c.int('dim', 0), rank);
-  const start = c.optionalInt('start') ?? 0;
-  const end = c.optionalInt('end') ?? Number.MAX_SAFE_INTEGER;
+  const size = c.meta('self').shape[dim];
+  // "To the end" is INT64_MAX in torch; with a static size it is that size, which every target
+  // (TF.js keeps int64 as int32) can hold.
+  const limit = typeof size === 'number' ? size : Number.MAX_SAFE_INTEGER;
+  const clamp = (v: number) => Math.max(-limit - 1, Math.min(v, limit));
+  const start = clamp(c.optionalInt('start') ?? 0);
+  const end = clamp(c.optionalInt('end') ?? Number.MAX_SAFE_INTEGER);
   const step = c.int('step', 1);
   nd(c, 'Slice', [c.tensor('self'), c.lo.ints([start]), c.lo.ints([end]), c.lo.ints([dim]), c.lo.ints([step])]);
 }
@@ -512,7 +517,10 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
     const dims = c.ints('dims').map((d) => normAxis(d, c.rank('self')));
     if (dims.length === 0) return void nd(c, 'Identity', [c.tensor('self')]);
     const n = dims.length;
-    nd(c, 'Slice', [c.tensor('self'), c.lo.ints(new Array<number>(n).fill(-1)), c.lo.ints(new Array<number>(n).fill(-Number.MAX_SAFE_INTEGER)), c.lo.ints(dims), c.lo.ints(new Array<number>(n).fill(-1))]);
+    const shape = c.meta('self').shape;
+    // Past the first element: -(size + 1) when the size is static (small enough for any target).
+    const ends = dims.map((d) => (typeof shape[d] === 'number' ? -(shape[d] as number) - 1 : -Number.MAX_SAFE_INTEGER));
+    nd(c, 'Slice', [c.tensor('self'), c.lo.ints(new Array<number>(n).fill(-1)), c.lo.ints(ends), c.lo.ints(dims), c.lo.ints(new Array<number>(n).fill(-1))]);
   }],
   'aten.select.int': [['Gather'], (c) => void nd(c, 'Gather', [c.tensor('self'), c.lo.constant('int64', [], [c.int('index')])], { axis: attr.int(c.int('dim')) })],
   'aten.cat.default': [['Concat'], (c) => {
