@@ -264,4 +264,3 @@ function liveNodes(nodes: readonly Node[], outputs: readonly string[]): Node[] {
   return nodes.filter((_, i) => keep[i]);
 }
 
-export type { JsonObject };
