@@ -9,7 +9,7 @@ Commands:
   sources OUT
         models from other frameworks for the .pt2 writer: OUT/or_gate_onnx and OUT/cnn_onnx
         (model.onnx built with onnx.helper, batch dimension "N"), OUT/or_gate_tf and OUT/cnn_tf
-        (tf.saved_model.save of a tf.Module, NHWC convolutions), each with input_0.npy. Prints a
+        (tf.saved_model.save of a tf.Module; a Keras CNN exported with Model.export), each with input_0.npy. Prints a
         JSON list of {"name", "model", "input"}.
   ort JOBS.json
         JOBS: [{"onnx", "inputs": {name: npy}, "outputs": [npy...]}]: onnx.checker, then
@@ -146,7 +146,45 @@ def _randomize(module):
                     m.bias.copy_(torch.randn(c, generator=g) * 0.1)
 
 
-MODELS = {"or_gate": or_gate, "mlp": mlp, "resnet18": resnet18, "mobilenet_v3_small": mobilenet_v3_small, "vit": vit, "bert": bert}
+def rnn():
+    import torch
+
+    class Rnn(torch.nn.Module):
+        # run_decompositions() unrolls LSTM and GRU over the (static) sequence into mm/addmm,
+        # sigmoid, tanh, split and cat: no recurrent op reaches the program.
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(4, 5, num_layers=2, batch_first=True)
+            self.gru = torch.nn.GRU(5, 3, batch_first=True, bidirectional=True)
+
+        def forward(self, x):
+            y, _ = self.lstm(x)
+            z, h = self.gru(y)
+            return z, h
+
+    return Rnn(), [_image((2, 6, 4), 8)], None
+
+
+def math():
+    import torch
+
+    class Math(torch.nn.Module):
+        # Elementwise and shape ops beyond the architectures': what survives run_decompositions
+        # is read (remainder, floor division, cumsum, einsum, sign, round, tan, flip, ...).
+        def forward(self, x, k):
+            a = torch.remainder(x, 1.5) + torch.fmod(x, -1.25) + torch.div(x, 0.7, rounding_mode="floor")
+            b = torch.cumsum(torch.sign(x) * torch.round(x * 3), dim=1) + torch.tan(x * 0.3)
+            c = torch.einsum("nc,nd->ncd", a, b).flatten(1)
+            d = (torch.flip(x, [1]) * torch.isnan(x).logical_not()).repeat(1, 2)
+            e = torch.div(k, 3, rounding_mode="floor") + torch.remainder(k, 4) + torch.div(k, 3, rounding_mode="trunc")
+            return torch.cat([c, d], dim=1), e
+
+    x = (np.random.default_rng(9).standard_normal((3, 4)) * 3).astype(np.float32)
+    k = np.array([[-7, -3, 0, 5], [9, -1, 2, -8], [1, 4, -5, 6]], dtype=np.int64)
+    return Math(), [x, k], None
+
+
+MODELS = {"or_gate": or_gate, "mlp": mlp, "resnet18": resnet18, "mobilenet_v3_small": mobilenet_v3_small, "vit": vit, "bert": bert, "rnn": rnn, "math": math}
 
 
 def export(out, only):
@@ -224,6 +262,43 @@ def sources(out):
         numpy_helper.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), "var"), weight("w", 5, c), weight("b", 5)],
         ["N", 3, 12, 12], ["N", 5], rng.standard_normal((2, 3, 12, 12)).astype(np.float32))
 
+    # Many single ops the writer maps, each feeding an output (batch "N", opset 17).
+    X = helper.make_tensor_value_info
+    ints = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Softsign", ["x"], ["soft"]),
+        helper.make_node("PRelu", ["x", "slope"], ["prelu"]),
+        helper.make_node("Sum", ["soft", "prelu", "x"], ["sum"]),
+        helper.make_node("Round", ["sum"], ["round"]),
+        helper.make_node("Sign", ["round"], ["sign"]),
+        helper.make_node("Tan", ["soft"], ["tan"]),
+        helper.make_node("Selu", ["tan"], ["selu"]),
+        helper.make_node("Mod", ["sum", "three"], ["mod"], fmod=1),
+        helper.make_node("CumSum", ["mod", "axis1"], ["cumsum"]),
+        helper.make_node("Split", ["cumsum", "halves"], ["left", "right"], axis=1),
+        helper.make_node("Einsum", ["left", "right"], ["dot"], equation="nc,nc->n"),
+        helper.make_node("Slice", ["x", "rev_start", "rev_end", "axis1", "minus1"], ["reversed"]),
+        helper.make_node("Tile", ["reversed", "reps"], ["tiled"]),
+        helper.make_node("ArgMax", ["tiled"], ["argmax"], axis=1, keepdims=0),
+        helper.make_node("Unsqueeze", ["argmax", "axis1"], ["where_max"]),
+        helper.make_node("GatherElements", ["tiled", "where_max"], ["gathered"], axis=1),
+        helper.make_node("LayerNormalization", ["x", "ln_scale", "ln_bias"], ["ln"], axis=-1, epsilon=1e-5),
+        helper.make_node("Add", ["ln", "selu"], ["y1"]),
+        helper.make_node("Mul", ["sign", "gathered"], ["y2"]),
+        helper.make_node("Identity", ["dot"], ["y3"]),
+    ]
+    graph = helper.make_graph(nodes, "ops", [X("x", TensorProto.FLOAT, ["N", 4])],
+                              [X("y1", TensorProto.FLOAT, ["N", 4]), X("y2", TensorProto.FLOAT, ["N", 4]), X("y3", TensorProto.FLOAT, ["N"])],
+                              [weight("slope", 4), numpy_helper.from_array(np.array(3.0, dtype=np.float32), "three"), ints("axis1", [1]), ints("halves", [2, 2]),
+                               ints("rev_start", [-1]), ints("rev_end", [-(2 ** 63)]), ints("minus1", [-1]), ints("reps", [1, 2]), weight("ln_scale", 4), weight("ln_bias", 4)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    d = os.path.join(out, "ops_onnx")
+    os.makedirs(d, exist_ok=True)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    np.save(os.path.join(d, "input_0.npy"), (rng.standard_normal((3, 4)) * 3).astype(np.float32))
+    cases.append({"name": "ops_onnx", "model": os.path.join(d, "model.onnx"), "input": os.path.join(d, "input_0.npy")})
+
     import tensorflow as tf
 
     tf.random.set_seed(3)
@@ -239,26 +314,31 @@ def sources(out):
         def __call__(self, x):
             return {"y": tf.sigmoid(tf.matmul(tf.sigmoid(tf.matmul(x, self.w1) + self.b1), self.w2) + self.b2)}
 
-    class Cnn(tf.Module):
-        def __init__(self):
-            self.k1 = tf.Variable(tf.random.normal([3, 3, 3, 4]) * 0.5)
-            self.k2 = tf.Variable(tf.random.normal([3, 3, 4, 4]) * 0.5)
-            self.w = tf.Variable(tf.random.normal([4 * 3 * 3, 5]) * 0.3)
-            self.b = tf.Variable(tf.random.normal([5]))
+    d = os.path.join(out, "or_gate_tf")
+    module = OrGate()
+    tf.saved_model.save(module, os.path.join(d, "saved_model"), signatures={"serving_default": module.__call__})
+    np.save(os.path.join(d, "input_0.npy"), or_x)
+    cases.append({"name": "or_gate_tf", "model": os.path.join(d, "saved_model"), "input": os.path.join(d, "input_0.npy")})
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 12, 12, 3], tf.float32, name="x")])
-        def __call__(self, x):
-            h = tf.nn.relu(tf.nn.conv2d(x, self.k1, 1, "VALID"))
-            h = tf.nn.max_pool2d(h, 2, 2, "VALID")
-            h = tf.nn.relu(tf.nn.conv2d(h, self.k2, 1, "VALID"))
-            h = tf.nn.avg_pool2d(h, 1, 1, "VALID")
-            return {"y": tf.nn.softmax(tf.matmul(tf.reshape(h, [-1, 4 * 3 * 3]), self.w) + self.b)}
-
-    for name, module, xin in [("or_gate_tf", OrGate(), or_x), ("cnn_tf", Cnn(), rng.standard_normal((2, 12, 12, 3)).astype(np.float32))]:
-        d = os.path.join(out, name)
-        tf.saved_model.save(module, os.path.join(d, "saved_model"), signatures={"serving_default": module.__call__})
-        np.save(os.path.join(d, "input_0.npy"), xin)
-        cases.append({"name": name, "model": os.path.join(d, "saved_model"), "input": os.path.join(d, "input_0.npy")})
+    # A Keras CNN (NHWC): "same" padding with stride 2 (pads that differ at the two ends), a
+    # depthwise convolution, batch norm, relu6, both poolings, concat, global pooling, dense.
+    keras = tf.keras
+    inp = keras.Input((16, 16, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu6")(inp)
+    h = keras.layers.DepthwiseConv2D(3, padding="same")(h)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.Concatenate()([keras.layers.MaxPooling2D(2, padding="same")(h), keras.layers.AveragePooling2D(2)(h)])
+    h = keras.layers.Dense(10, activation="tanh")(keras.layers.GlobalAveragePooling2D()(h))
+    cnn = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(h))
+    for layer in cnn.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.standard_normal(layer.moving_mean.shape).astype(np.float32) * 0.1)
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape).astype(np.float32))
+    d = os.path.join(out, "cnn_tf")
+    cnn.export(os.path.join(d, "saved_model"), verbose=False)
+    np.save(os.path.join(d, "input_0.npy"), rng.standard_normal((2, 16, 16, 3)).astype(np.float32))
+    cases.append({"name": "cnn_tf", "model": os.path.join(d, "saved_model"), "input": os.path.join(d, "input_0.npy")})
     print(json.dumps(cases))
 
 

@@ -15,7 +15,8 @@ import { peerPython, runPeerScript } from './peers.js';
 /**
  * torch.export programs against real PyTorch. python/pt2_peers.py exports each model (OR gate, an
  * MLP with a dynamic batch, torchvision resnet18, mobilenet_v3_small and a small ViT, a tiny
- * transformers BERT; random weights, eval mode, fixed seed) with run_decompositions() and
+ * transformers BERT, a 2-layer LSTM into a bidirectional GRU, a model of assorted math ops over a
+ * float and an int64 input; random weights, eval mode, fixed seed) with run_decompositions() and
  * torch.export.save, with torch's outputs on a fixed input. Each .pt2 is read by modelbridge
  * and run by its runtime, converted to ONNX by the CLI and run by onnxruntime, all against
  * torch's outputs (1e-4 x max(1, |ref|)). Broken and hostile archives get one line and exit 2.
@@ -83,7 +84,7 @@ describe.skipIf(!python)('torch.export programs from PyTorch', () => {
   }, 420_000);
 
   it('exports every model, covering the ops the issue lists', () => {
-    expect(cases.map((c) => c.name)).toEqual(['or_gate', 'mlp', 'resnet18', 'mobilenet_v3_small', 'vit', 'bert']);
+    expect(cases.map((c) => c.name)).toEqual(['or_gate', 'mlp', 'resnet18', 'mobilenet_v3_small', 'vit', 'bert', 'rnn', 'math']);
     const ops = new Set(cases.flatMap((c) => c.ops));
     for (const op of ['sym_size', 'convolution', 'addmm', 'bmm', 'native_layer_norm', '_native_batch_norm_legit_no_training', 'max_pool2d_with_indices', 'mean.dim', 'embedding', '_softmax', 'gelu', 'index.Tensor', 'where', 'arange', 'cat']) {
       expect([...ops].some((o) => o.includes(op)), op).toBe(true);
@@ -210,7 +211,8 @@ interface SourceCase {
 }
 
 /**
- * The writer: models from ONNX (onnx.helper) and TensorFlow SavedModels (tf.Module, NHWC), and
+ * The writer: models from ONNX (onnx.helper: OR gate, CNN, a graph of assorted single ops) and
+ * TensorFlow SavedModels (a tf.Module OR gate, a Keras CNN), and
  * the six torch programs read by modelbridge, written as .pt2 by the CLI and run by
  * torch.export.load(...).module() with modelbridge's (or torch's original) outputs.
  */
@@ -223,7 +225,7 @@ describe.skipIf(!python)('.pt2 written by modelbridge runs in torch.export.load'
   }, 220_000);
 
   it('converts ONNX, SavedModel and torch programs to .pt2 that torch runs with the same outputs', () => {
-    expect(sources.map((c) => c.name)).toEqual(['or_gate_onnx', 'cnn_onnx', 'or_gate_tf', 'cnn_tf']);
+    expect(sources.map((c) => c.name)).toEqual(['or_gate_onnx', 'cnn_onnx', 'ops_onnx', 'or_gate_tf', 'cnn_tf']);
     const jobs: { pt2: string; inputs: string[]; out: string; want: Tensor[] }[] = [];
     for (const c of sources) {
       const pt2 = join(temp, `${c.name}.pt2`);

@@ -117,9 +117,9 @@ describe('pt2 written and read by modelbridge', () => {
 
   it('refuses an op it has no ATen mapping for, naming the node', () => {
     const model = orGate();
-    const graph = { ...model.graph!, nodes: model.graph!.nodes.map((n) => (n.op === 'Sigmoid' && n.outputs[0] === 'a' ? { ...n, op: 'Selu' } : n)) };
+    const graph = { ...model.graph!, nodes: model.graph!.nodes.map((n) => (n.op === 'Sigmoid' && n.outputs[0] === 'a' ? { ...n, op: 'Celu' } : n)) };
     expect(() => serializePt2({ ...model, graph })).toThrow(UsageError);
-    expect(() => serializePt2({ ...model, graph })).toThrow(/node a \(Selu\): no ATen mapping for Selu in the \.pt2 writer/);
+    expect(() => serializePt2({ ...model, graph })).toThrow(/node a \(Celu\): no ATen mapping for Celu in the \.pt2 writer/);
   });
 });
 
@@ -172,6 +172,37 @@ describe('broken and hostile .pt2 archives: one FormatError naming the file and 
       }),
     );
     expect(formatError(() => readPt2(unknown)).message).toMatch(/unknown\.pt2: node "[^"]+" \(aten\.special_bessel_j0\.default\): an ATen op modelbridge maps to the IR/);
+  });
+
+  it('sizes a program declares (an arange, a split) are claimed against the memory budget before anything is allocated', () => {
+    const huge = rewrite(good(), 'huge.pt2', (records) =>
+      editJson(records, 'models/model.json', (v) => {
+        const nodes = (v['graph_module'] as { graph: { nodes: { target: string; inputs: unknown[] }[] } }).graph.nodes;
+        nodes[1]!.target = 'torch.ops.aten.arange.default';
+        nodes[1]!.inputs = [{ name: 'end', arg: { as_int: 1e12 }, kind: 1 }];
+      }),
+    );
+    expect(formatError(() => readPt2(huge)).message).toMatch(/huge\.pt2: .*an arange within the memory budget of 256\.0 MiB/);
+    const endless = rewrite(good(), 'endless.pt2', (records) =>
+      editJson(records, 'models/model.json', (v) => {
+        const graph = (v['graph_module'] as { graph: { nodes: { target: string; inputs: { name: string; arg: unknown; kind: number }[] }[] } }).graph;
+        const node = graph.nodes[1]!;
+        node.target = 'torch.ops.aten.split.Tensor';
+        node.inputs = [node.inputs[0]!, { name: 'split_size', arg: { as_int: 0 }, kind: 1 }];
+      }),
+    );
+    expect(formatError(() => readPt2(endless)).message).toMatch(/endless\.pt2: .*a split size of at least 1, not 0/);
+  });
+
+  it('a flipped byte in a weight record fails its CRC-32', () => {
+    const bytesOf = new Uint8Array(readFileSync(good()));
+    const zip = readZip(new MemoryAccess(bytesOf, good()));
+    const entry = zip.entries.find((x) => x.name.endsWith('data/weights/weight_0'))!;
+    const flipped = bytesOf.slice();
+    flipped[zip.dataOffset(entry)]! ^= 0x40;
+    const path = join(temp, 'flipped.pt2');
+    writeFileSync(path, flipped);
+    expect(formatError(() => readPt2(path)).message).toMatch(/flipped\.pt2: zip entry "base\/data\/weights\/weight_0": CRC-32 0x[0-9a-f]{8} as recorded, computed 0x[0-9a-f]{8}/);
   });
 
   it('a zip that is no torch.export archive, named .pt2', () => {

@@ -84,15 +84,52 @@ const reshapeToOutput: Lower = (x) => {
   x.call('aten.reshape.default', [a.tensor('self', x.input(0)), a.ints('shape', sizeList(x, x.outMeta().shape, 'a reshape'))], [x.out()]);
 };
 
-function convPads(x: Emitter, spatial: number): number[] {
+/**
+ * Begin and end pads of a convolution or pooling window: explicit pads, or auto_pad's SAME_*
+ * computed from the probed input and output sizes (the extra pad at the end for SAME_UPPER).
+ */
+function windowPads(x: Emitter, kernel: readonly number[]): { begin: number[]; end: number[] } {
+  const spatial = kernel.length;
   const autoPad = attrString(x.node, 'auto_pad', 'NOTSET');
-  if (autoPad === 'VALID') return new Array<number>(spatial).fill(0);
-  if (autoPad !== 'NOTSET') x.fail(`explicit pads (auto_pad ${autoPad} is not mapped)`);
+  if (autoPad === 'VALID') return { begin: new Array<number>(spatial).fill(0), end: new Array<number>(spatial).fill(0) };
+  if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    const input = x.inMeta(0).shape.slice(2);
+    const output = x.outMeta().shape.slice(2);
+    const strides = attrInts(x.node, 'strides') ?? kernel.map(() => 1);
+    const dilations = attrInts(x.node, 'dilations') ?? kernel.map(() => 1);
+    const begin: number[] = [];
+    const end: number[] = [];
+    kernel.forEach((k, i) => {
+      const n = input[i];
+      const o = output[i];
+      if (typeof n !== 'number' || typeof o !== 'number') x.fail(`static spatial sizes for auto_pad ${autoPad}`);
+      const total = Math.max(0, (o - 1) * strides[i]! + (k - 1) * dilations[i]! + 1 - n);
+      const small = Math.floor(total / 2);
+      begin.push(autoPad === 'SAME_UPPER' ? small : total - small);
+      end.push(autoPad === 'SAME_UPPER' ? total - small : small);
+    });
+    return { begin, end };
+  }
+  if (autoPad !== 'NOTSET') x.fail(`a known auto_pad, not ${autoPad}`);
   const pads = attrInts(x.node, 'pads') ?? new Array<number>(spatial * 2).fill(0);
-  const begin = pads.slice(0, spatial);
-  const end = pads.slice(spatial);
-  if (begin.some((p, i) => p !== end[i])) x.fail(`symmetric pads (torch's convolution and pooling pad both sides alike), not [${pads.join(', ')}]`);
-  return begin;
+  return { begin: pads.slice(0, spatial), end: pads.slice(spatial) };
+}
+
+/**
+ * The window's input and torch's symmetric padding: pads that differ at the two ends (TF's SAME
+ * with an even window) become a constant_pad_nd before the op, with `fill` (0, or -inf for max pooling).
+ */
+function paddedInput(x: Emitter, kernel: readonly number[], fill: number | undefined): { input: string; padding: number[] } {
+  const { begin, end } = windowPads(x, kernel);
+  if (begin.every((p, i) => p === end[i])) return { input: x.input(0), padding: begin };
+  if (fill === undefined) return x.fail(`symmetric pads (torch pads both sides alike and would count the extra padding), not begin [${begin.join(', ')}] end [${end.join(', ')}]`);
+  const torchPads: number[] = [];
+  for (let d = kernel.length - 1; d >= 0; d--) torchPads.push(begin[d]!, end[d]!);
+  const m = x.inMeta(0);
+  const shape = m.shape.map((d, i) => (i < 2 || typeof d !== 'number' ? d : d + begin[i - 2]! + end[i - 2]!));
+  const hints = m.hints?.map((d, i) => (i < 2 ? d : d + begin[i - 2]! + end[i - 2]!));
+  const input = x.call('aten.constant_pad_nd.default', [a.tensor('self', x.input(0)), a.ints('pad', torchPads), a.float('value', fill)], [undefined], [{ dtype: m.dtype, shape, ...(hints ? { hints } : {}) }])[0]!;
+  return { input, padding: kernel.map(() => 0) };
 }
 
 function axesOf(x: Emitter, rank: number, inputIndex: number): number[] | undefined {
@@ -114,6 +151,12 @@ function reduce(target: string): Lower {
   };
 }
 
+function argReduce(x: Emitter, target: string): void {
+  if (attrInt(x.node, 'select_last_index', 0) !== 0) x.fail('select_last_index 0 (torch returns the first extreme)');
+  const rank = x.inMeta(0).shape.length;
+  x.call(target, [a.tensor('self', x.input(0)), a.int('dim', norm(attrInt(x.node, 'axis', 0), rank)), a.bool('keepdim', attrInt(x.node, 'keepdims', 1) === 1)], [x.out()]);
+}
+
 function constScalar(x: Emitter, i: number, what: string): number | undefined {
   if (!x.has(i)) return undefined;
   const c = x.constant(i);
@@ -125,12 +168,27 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
   Conv: (x) => {
     const w = x.inMeta(1).shape;
     const spatial = w.length - 2;
-    const pads = convPads(x, spatial);
+    const kernel = w.slice(2).map((d) => (typeof d === 'number' ? d : x.fail('a static kernel')));
+    const { input, padding } = paddedInput(x, kernel, 0);
+    const ones = new Array<number>(spatial).fill(1);
+    x.call('aten.convolution.default', [
+      a.tensor('input', input), a.tensor('weight', x.input(1)), x.has(2) ? a.tensor('bias', x.input(2)) : a.none('bias'),
+      a.ints('stride', attrInts(x.node, 'strides') ?? ones), a.ints('padding', padding), a.ints('dilation', attrInts(x.node, 'dilations') ?? ones),
+      a.bool('transposed', false), a.ints('output_padding', new Array<number>(spatial).fill(0)), a.int('groups', attrInt(x.node, 'group', 1)),
+    ], [x.out()]);
+  },
+  ConvTranspose: (x) => {
+    const w = x.inMeta(1).shape;
+    const spatial = w.length - 2;
+    if (x.node.attributes['output_shape']) x.fail('ConvTranspose without output_shape (give pads)');
+    const kernel = w.slice(2).map((d) => (typeof d === 'number' ? d : x.fail('a static kernel')));
+    const { begin, end } = windowPads(x, kernel);
+    if (begin.some((p, i) => p !== end[i])) x.fail(`symmetric pads, not begin [${begin.join(', ')}] end [${end.join(', ')}]`);
     const ones = new Array<number>(spatial).fill(1);
     x.call('aten.convolution.default', [
       a.tensor('input', x.input(0)), a.tensor('weight', x.input(1)), x.has(2) ? a.tensor('bias', x.input(2)) : a.none('bias'),
-      a.ints('stride', attrInts(x.node, 'strides') ?? ones), a.ints('padding', pads), a.ints('dilation', attrInts(x.node, 'dilations') ?? ones),
-      a.bool('transposed', false), a.ints('output_padding', new Array<number>(spatial).fill(0)), a.int('groups', attrInt(x.node, 'group', 1)),
+      a.ints('stride', attrInts(x.node, 'strides') ?? ones), a.ints('padding', begin), a.ints('dilation', attrInts(x.node, 'dilations') ?? ones),
+      a.bool('transposed', true), a.ints('output_padding', attrInts(x.node, 'output_padding') ?? new Array<number>(spatial).fill(0)), a.int('groups', attrInt(x.node, 'group', 1)),
     ], [x.out()]);
   },
   Gemm: (x) => {
@@ -167,6 +225,57 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
   HardSwish: unary('hardswish'),
   Softplus: unary('softplus'),
   Identity: unary('clone'),
+  Sign: unary('sign'),
+  Round: unary('round'),
+  Tan: unary('tan'),
+  IsNaN: unary('isnan'),
+  Selu: unary('selu'),
+  IsInf: (x) => {
+    const positive = attrInt(x.node, 'detect_positive', 1) === 1;
+    const negative = attrInt(x.node, 'detect_negative', 1) === 1;
+    const op = positive && negative ? 'isinf' : positive ? 'isposinf' : negative ? 'isneginf' : x.fail('IsInf detecting something');
+    unary(op)(x);
+  },
+  Softsign: (x) => {
+    // x / (1 + |x|), as ONNX's function body defines it.
+    const m = x.meta(x.input(0));
+    const abs = x.call('aten.abs.default', [a.tensor('self', x.input(0))], [undefined], [m])[0]!;
+    const den = x.call('aten.add.Tensor', [a.tensor('self', abs), a.float('other', 1)], [undefined], [m])[0]!;
+    x.call('aten.div.Tensor', [a.tensor('self', x.input(0)), a.tensor('other', den)], [x.out()]);
+  },
+  PRelu: (x) => {
+    // x where x >= 0, else slope * x, broadcasting as ONNX does (numpy's rules, as torch's where);
+    // aten.prelu would apply a 1-D slope to dim 1 instead.
+    const m = x.outMeta();
+    const positive = x.call('aten.ge.Scalar', [a.tensor('self', x.input(0)), a.int('other', 0)], [undefined], [{ ...x.inMeta(0), dtype: 'bool' }])[0]!;
+    const scaled = x.call('aten.mul.Tensor', [a.tensor('self', x.input(0)), a.tensor('other', x.input(1))], [undefined], [m])[0]!;
+    x.call('aten.where.self', [a.tensor('condition', positive), a.tensor('self', x.input(0)), a.tensor('other', scaled)], [x.out()]);
+  },
+  Sum: (x) => {
+    // An n-ary sum as a chain of adds; one input is a copy.
+    const n = x.node.inputs.length;
+    if (n === 1) return unary('clone')(x);
+    let acc = x.input(0);
+    for (let i = 1; i < n; i++) {
+      const last = i === n - 1;
+      acc = x.call('aten.add.Tensor', [a.tensor('self', acc), a.tensor('other', x.input(i))], [last ? x.out() : undefined], last ? undefined : [x.outMeta()])[0]!;
+    }
+  },
+  Mod: (x) => {
+    // fmod=1 keeps the dividend's sign (C fmod); fmod=0 the divisor's (Python's %), torch's remainder.
+    const target = attrInt(x.node, 'fmod', 0) === 1 ? 'aten.fmod.Tensor' : 'aten.remainder.Tensor';
+    x.call(target, [a.tensor('self', x.input(0)), a.tensor('other', x.input(1))], [x.out()]);
+  },
+  Tile: (x) => {
+    const repeats = x.constant(1) ?? x.fail('constant repeats');
+    x.call('aten.repeat.default', [a.tensor('self', x.input(0)), a.ints('repeats', repeats)], [x.out()]);
+  },
+  CumSum: (x) => {
+    if (attrInt(x.node, 'exclusive', 0) || attrInt(x.node, 'reverse', 0)) x.fail('an inclusive, forward CumSum');
+    const axis = constScalar(x, 1, 'axis') ?? x.fail('an axis');
+    x.call('aten.cumsum.default', [a.tensor('self', x.input(0)), a.int('dim', axis)], [x.out()]);
+  },
+  Einsum: (x) => void x.call('aten.einsum.default', [a.string('equation', attrString(x.node, 'equation', '')), a.tensors('tensors', x.node.inputs.map((_, i) => x.input(i)))], [x.out()]),
   Gelu: (x) => void x.call('aten.gelu.default', [a.tensor('self', x.input(0)), a.string('approximate', attrString(x.node, 'approximate', 'none'), true)], [x.out()]),
   LeakyRelu: (x) => void x.call('aten.leaky_relu.default', [a.tensor('self', x.input(0)), a.float('negative_slope', attrFloat(x.node, 'alpha', 0.01))], [x.out()]),
   Elu: (x) => void x.call('aten.elu.default', [a.tensor('self', x.input(0)), a.float('alpha', attrFloat(x.node, 'alpha', 1))], [x.out()]),
@@ -213,18 +322,21 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
   MaxPool: (x) => {
     if (x.node.outputs.length > 1 && x.node.outputs[1]) x.fail('MaxPool without its Indices output');
     const k = attrInts(x.node, 'kernel_shape') ?? x.fail('kernel_shape');
-    const pads = convPads(x, k.length);
+    if (k.length !== 2) x.fail('a 2-D MaxPool');
+    const { input, padding } = paddedInput(x, k, -Infinity);
     const m = x.outMeta();
     x.call('aten.max_pool2d_with_indices.default', [
-      a.tensor('self', x.input(0)), a.ints('kernel_size', k), a.ints('stride', attrInts(x.node, 'strides') ?? k.map(() => 1)), a.ints('padding', pads),
+      a.tensor('self', input), a.ints('kernel_size', k), a.ints('stride', attrInts(x.node, 'strides') ?? k.map(() => 1)), a.ints('padding', padding),
       a.ints('dilation', attrInts(x.node, 'dilations') ?? k.map(() => 1)), a.bool('ceil_mode', attrInt(x.node, 'ceil_mode', 0) === 1),
     ], [x.out(), undefined], [m, { dtype: 'int64', shape: m.shape }]);
   },
   AveragePool: (x) => {
     const k = attrInts(x.node, 'kernel_shape') ?? x.fail('kernel_shape');
-    const pads = convPads(x, k.length);
+    if (k.length !== 2) x.fail('a 2-D AveragePool');
+    const includePad = attrInt(x.node, 'count_include_pad', 0) === 1;
+    const { input, padding } = paddedInput(x, k, includePad ? 0 : undefined);
     x.call('aten.avg_pool2d.default', [
-      a.tensor('self', x.input(0)), a.ints('kernel_size', k), a.ints('stride', attrInts(x.node, 'strides') ?? k.map(() => 1)), a.ints('padding', pads),
+      a.tensor('self', input), a.ints('kernel_size', k), a.ints('stride', attrInts(x.node, 'strides') ?? k.map(() => 1)), a.ints('padding', padding),
       a.bool('ceil_mode', attrInt(x.node, 'ceil_mode', 0) === 1), a.bool('count_include_pad', attrInt(x.node, 'count_include_pad', 0) === 1),
     ], [x.out()]);
   },
@@ -289,6 +401,20 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
     // ONNX Gather takes negative indices as from the end, as torch's indexing does.
     x.call('aten.index.Tensor', [a.tensor('self', x.input(0)), a.optionalTensors('indices', [...new Array<undefined>(axis).fill(undefined), x.input(1)])], [x.out()]);
   },
+  GatherElements: (x) => void x.call('aten.gather.default', [a.tensor('self', x.input(0)), a.int('dim', attrInt(x.node, 'axis', 0)), a.tensor('index', x.input(1))], [x.out()]),
+  ArgMax: (x) => argReduce(x, 'aten.argmax.default'),
+  ArgMin: (x) => argReduce(x, 'aten.argmin.default'),
+  Split: (x) => {
+    const m = x.inMeta(0);
+    const axis = norm(attrInt(x.node, 'axis', 0), m.shape.length);
+    // The parts' sizes are their probed sizes along the axis (the split input, attribute or
+    // num_outputs all come to that).
+    const metas = x.node.outputs.map((o, i) => (o === '' ? undefined : x.outMeta(i)));
+    const sizes = metas.map((mm) => (mm ? mm.shape[axis] : undefined));
+    if (sizes.some((d) => typeof d !== 'number')) x.fail('outputs of static size along the split axis');
+    const outs = x.node.outputs.map((o, i) => (o === '' ? undefined : x.out(i)));
+    x.call('aten.split_with_sizes.default', [a.tensor('self', x.input(0)), a.ints('split_sizes', sizes as number[]), a.int('dim', axis)], outs, metas.map((mm, i) => mm ?? { dtype: m.dtype, shape: m.shape.map((d, k) => (k === axis ? (sizes[i] as number) : d)) }));
+  },
   GatherND: (x) => {
     if (attrInt(x.node, 'batch_dims', 0) !== 0) x.fail('GatherND with batch_dims 0');
     const im = x.inMeta(1);
@@ -304,7 +430,17 @@ export const IR_TO_ATEN: Readonly<Record<string, Lower>> = {
     const ends = x.constant(2) ?? x.fail('constant ends');
     const axes = x.has(3) ? (x.constant(3) ?? x.fail('constant axes')).map((d) => norm(d, rank)) : starts.map((_, i) => i);
     const steps = x.has(4) ? x.constant(4) ?? x.fail('constant steps') : starts.map(() => 1);
-    if (steps.some((s) => s <= 0)) x.fail('positive steps (torch slices cannot step backwards)');
+    if (steps.some((s) => s < 0)) {
+      // torch slices cannot step backwards; a whole dimension reversed is aten.flip.
+      const shape = x.inMeta(0).shape;
+      const whole = axes.every((axis, k) => {
+        const size = shape[axis];
+        return steps[k] === -1 && (starts[k]! === -1 || (typeof size === 'number' && starts[k]! >= size - 1)) && (typeof size === 'number' ? ends[k]! <= -size - 1 : ends[k]! <= -(2 ** 31));
+      });
+      if (!whole) x.fail('positive steps, or a whole dimension reversed (torch slices cannot step backwards)');
+      return void x.call('aten.flip.default', [a.tensor('self', x.input(0)), a.ints('dims', axes)], [x.out()]);
+    }
+    if (steps.some((s) => s === 0)) x.fail('non-zero steps');
     let value = x.input(0);
     let shape = [...x.inMeta(0).shape];
     axes.forEach((axis, k) => {

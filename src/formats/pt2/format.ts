@@ -1,8 +1,12 @@
 import type { Model } from '../../core/model.js';
-import type { FormatHandler, Probe } from '../format.js';
+import { formatErrors, type FormatErrors } from '../../core/errors.js';
+import { escapeControl } from '../../core/printable.js';
+import type { DetailTable, FormatHandler, Probe } from '../format.js';
+import { asArray, asObject, isObject } from './json.js';
+import { ATEN_OPS, SYM_OPS } from './ops.js';
 import { openAccess } from '../pytorch/bytes.js';
 import { readZip } from '../pytorch/zip.js';
-import { pt2Folder } from './archive.js';
+import { openPt2, pt2Folder } from './archive.js';
 import { readPt2 } from './reader.js';
 import { writePt2 } from './writer.js';
 
@@ -19,11 +23,53 @@ export const pt2Format: FormatHandler = {
   read(path): Model {
     return readPt2(path);
   },
+  validate(path) {
+    // Reading with CRC verification checks the program's, the configs' and every weight record's CRC-32.
+    const archive = openPt2(path, { lazy: true, verifyCrc: true });
+    return [{ name: 'checksums', status: 'pass', message: `the CRC-32 of the program and of every weight record matches (${archive.weights.size + archive.constants.size} tensors)` }];
+  },
+  describe(path) {
+    return describePt2(path);
+  },
   write(model, path) {
     writePt2(model, path);
     return [path];
   },
 };
+
+/**
+ * The program as torch.export describes it: its signature's input kinds (user inputs,
+ * parameters, buffers, constants) and the ATen ops its graph calls, with counts. Weights are not read.
+ */
+export function describePt2(path: string): DetailTable[] {
+  const archive = openPt2(path, { lazy: true, verifyCrc: false });
+  const e: FormatErrors = formatErrors(path);
+  const gm = asObject(archive.program['graph_module'], 'graph_module', e);
+  const graph = asObject(gm['graph'], 'graph_module.graph', e);
+  const signature = asObject(gm['signature'], 'graph_module.signature', e);
+  const kinds = new Map<string, number>();
+  for (const spec of asArray(signature['input_specs'], 'input_specs', e)) {
+    const kind = isObject(spec) ? Object.keys(spec)[0] ?? '?' : '?';
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  const ops = new Map<string, number>();
+  for (const node of asArray(graph['nodes'], 'nodes', e)) {
+    const target = isObject(node) && typeof node['target'] === 'string' ? node['target'].replace(/^torch\.ops\./, '') : '?';
+    ops.set(target, (ops.get(target) ?? 0) + 1);
+  }
+  return [
+    {
+      title: `torch.export program ${archive.modelName} (schema ${archive.schemaVersion}${archive.torchVersion ? `, torch ${archive.torchVersion}` : ''})`,
+      columns: ['input kind', 'count'],
+      rows: [...kinds].map(([k, n]) => [k, n]),
+    },
+    {
+      title: 'ATen ops',
+      columns: ['op', 'calls', 'mapped'],
+      rows: [...ops].sort((x, y) => x[0].localeCompare(y[0])).map(([op, n]) => [escapeControl(op), n, Object.prototype.hasOwnProperty.call(ATEN_OPS, op) || Object.prototype.hasOwnProperty.call(SYM_OPS, op) ? 'yes' : 'no']),
+    },
+  ];
+}
 
 /**
  * A zip whose archive holds <folder>/archive_format = "pt2" (what torch's is_pt2_package checks).

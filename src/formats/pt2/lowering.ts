@@ -1,4 +1,5 @@
-import { isFloat, type DType } from '../../core/dtypes.js';
+import { claimExpansion } from '../../core/budget.js';
+import { dtypeSize, isFloat, type DType } from '../../core/dtypes.js';
 import type { FormatErrors } from '../../core/errors.js';
 import { attr, makeNode, type Attribute, type Dim, type Node } from '../../core/graph.js';
 import { escapeControl } from '../../core/printable.js';
@@ -77,6 +78,11 @@ export class Lowering {
     const outs = outputs ?? [this.fresh(op)];
     this.nodes.push(makeNode(op, inputs, outs, attributes, outs[0]));
     return outs[0]!;
+  }
+
+  /** Claims the bytes of a constant the program declares by its sizes (ones for a layer norm, an arange) before allocating it. */
+  claim(what: string, dtype: DType, count: number): void {
+    claimExpansion((w, x) => this.e.fail(w, x), this.where, what, count * Math.max(1, dtypeSize(dtype)));
   }
 
   constant(dtype: DType, shape: readonly number[], values: readonly number[]): string {
@@ -276,13 +282,15 @@ export class Call {
    * A size list as an int64 tensor of shape [n]: a constant when static, else the symbolic
    * sizes (aten.sym_size values, already int64 [1] tensors) concatenated with the static ones.
    */
-  sizes(name: string): { readonly value: string; readonly static?: readonly number[] } {
+  sizes(name: string, keep = -1): { readonly value: string; readonly static?: readonly number[] } {
     const t = this.tagged(name);
     if (t && t[0] === 'as_sym_ints') {
       const e = this.lo.e;
       const parts = asArray(t[1], this.at(name), e).map((v) => union(v, this.at(name), e));
       if (parts.some(([tag]) => tag === 'as_name')) {
-        const pieces = parts.map(([tag, v]) => (tag === 'as_int' ? this.lo.ints([asInt(v, this.at(name), e)]) : this.lo.value(asString(v, this.at(name), e), this.at(name))));
+        // torch's -1 ("this size as it is") is `keep` in the IR op (-1 for Reshape, 1 for Expand).
+        const piece = (n: number) => this.lo.ints([n === -1 ? keep : n]);
+        const pieces = parts.map(([tag, v]) => (tag === 'as_int' ? piece(asInt(v, this.at(name), e)) : this.lo.value(asString(v, this.at(name), e), this.at(name))));
         return { value: this.lo.node('Concat', pieces, { axis: attr.int(0) }) };
       }
     }

@@ -1,6 +1,6 @@
 import { isFloat, type DType } from '../../core/dtypes.js';
 import { attr, type Attribute } from '../../core/graph.js';
-import { staticShape, promote, type Call } from './lowering.js';
+import { ONNX_TYPES, staticShape, promote, type Call } from './lowering.js';
 
 /**
  * Core ATen ops (what torch.export's run_decompositions() leaves) to IR ops with ONNX semantics:
@@ -158,7 +158,11 @@ function layerNorm(c: Call): void {
   const normalized = c.ints('normalized_shape');
   const x = c.tensor('input');
   const dtype = c.meta('input').dtype;
-  const ones = (value: number) => c.lo.constant(dtype, normalized, new Array<number>(normalized.reduce((a, b) => a * b, 1)).fill(value));
+  const ones = (value: number) => {
+    const count = normalized.reduce((a, b) => a * b, 1);
+    c.lo.claim('the scale of a layer norm without weight', dtype, count);
+    return c.lo.constant(dtype, normalized, new Array<number>(count).fill(value));
+  };
   const scale = c.optionalTensor('weight') ?? ones(1);
   const bias = c.optionalTensor('bias');
   const outputs = [c.out(0), c.outputUsed(1) ? c.out(1) : '', c.outputUsed(2) ? c.out(2) : ''];
@@ -170,7 +174,11 @@ function batchNorm(c: Call): void {
   const x = c.tensor('input');
   const channels = c.meta('input').shape[1];
   const dtype = c.meta('input').dtype;
-  const filled = (value: number) => (typeof channels === 'number' ? c.lo.constant(dtype, [channels], new Array<number>(channels).fill(value)) : c.fail('a static channel count'));
+  const filled = (value: number) => {
+    if (typeof channels !== 'number') return c.fail('a static channel count');
+    c.lo.claim('the scale of a batch norm without weight', dtype, channels);
+    return c.lo.constant(dtype, [channels], new Array<number>(channels).fill(value));
+  };
   const weight = c.optionalTensor('weight') ?? filled(1);
   const bias = c.optionalTensor('bias') ?? filled(0);
   if (c.outputUsed(1) || c.outputUsed(2)) c.fail('the saved mean/rstd outputs of batch norm unused');
@@ -179,7 +187,8 @@ function batchNorm(c: Call): void {
 
 function reshape(c: Call, argument: 'size' | 'shape'): void {
   const size = c.sizes(argument);
-  nd(c, 'Reshape', [c.tensor('self'), size.value]);
+  // A 0 in torch is an empty dimension; in ONNX's Reshape it copies the input's unless allowzero.
+  nd(c, 'Reshape', [c.tensor('self'), size.value], size.static?.includes(0) ? { allowzero: attr.int(1) } : {});
 }
 
 function permute(c: Call, perm: number[]): void {
@@ -191,8 +200,13 @@ function permute(c: Call, perm: number[]): void {
 function slice(c: Call): void {
   const rank = c.rank('self');
   const dim = normAxis(c.int('dim', 0), rank);
-  const start = c.optionalInt('start') ?? 0;
-  const end = c.optionalInt('end') ?? Number.MAX_SAFE_INTEGER;
+  const size = c.meta('self').shape[dim];
+  // "To the end" is INT64_MAX in torch; with a static size it is that size, which every target
+  // (TF.js keeps int64 as int32) can hold.
+  const limit = typeof size === 'number' ? size : Number.MAX_SAFE_INTEGER;
+  const clamp = (v: number) => Math.max(-limit - 1, Math.min(v, limit));
+  const start = clamp(c.optionalInt('start') ?? 0);
+  const end = clamp(c.optionalInt('end') ?? Number.MAX_SAFE_INTEGER);
   const step = c.int('step', 1);
   nd(c, 'Slice', [c.tensor('self'), c.lo.ints([start]), c.lo.ints([end]), c.lo.ints([dim]), c.lo.ints([step])]);
 }
@@ -253,6 +267,7 @@ function sdpa(c: Call): void {
     const s = c.meta('key').shape[rank - 2];
     if (typeof l !== 'number' || typeof s !== 'number') return c.fail('static sequence lengths for is_causal');
     const values: number[] = [];
+    c.lo.claim('a causal mask', 'bool', l * s);
     for (let i = 0; i < l; i++) for (let j = 0; j < s; j++) values.push(j <= i ? 1 : 0);
     scores = c.lo.node('Where', [c.lo.constant('bool', [l, s], values), scores, c.lo.constant(dtype, [], [-Infinity])]);
   }
@@ -265,7 +280,7 @@ function arange(c: Call): void {
   const step = c.has('step') ? fillValue(c, 'step') : 1;
   const dtype = c.outMeta().dtype;
   const n = Math.max(0, Math.ceil((end - start) / step));
-  if (n > 1 << 24) c.fail(`an arange of at most 2^24 elements, not ${n}`);
+  c.lo.claim('an arange', dtype, n);
   nd(c, 'Identity', [c.lo.constant(dtype, [n], Array.from({ length: n }, (_, i) => start + i * step))]);
 }
 
@@ -286,11 +301,38 @@ function split(c: Call, sizes: number[] | undefined): void {
   if (parts === undefined) {
     const each = c.int('split_size');
     if (typeof length !== 'number') return c.fail('a static size along the split dimension');
+    if (!(each >= 1)) return c.fail(`a split size of at least 1, not ${each}`);
+    c.lo.claim('the split sizes', 'int64', Math.ceil(length / each));
     parts = [];
     for (let left = length; left > 0; left -= each) parts.push(Math.min(each, left));
   }
   const outputs = c.outputs.map((o, i) => o || c.lo.fresh(`split_unused_${i}`));
   c.lo.node('Split', [c.tensor('self'), c.lo.ints(parts)], { axis: attr.int(dim) }, outputs);
+}
+
+/** torch's remainder takes the divisor's sign (Python's %): ONNX Mod fmod=0 for integers, a - floor(a/b)*b for floats. */
+function remainder(c: Call): void {
+  const dtype = c.outMeta().dtype;
+  const a = c.operand('self', dtype);
+  const b = c.operand('other', dtype);
+  if (!isFloat(dtype)) return void nd(c, 'Mod', [a, b], { fmod: attr.int(0) });
+  nd(c, 'Sub', [a, c.lo.node('Mul', [c.lo.node('Floor', [c.lo.node('Div', [a, b])]), b])]);
+}
+
+/** Division with rounding: floats divide then round (trunc: towards zero); integers divide in float64 (floor) or as ONNX does (trunc). */
+function divMode(c: Call): void {
+  const mode = c.has('rounding_mode') ? c.string('rounding_mode') : undefined;
+  const dtype = c.outMeta().dtype;
+  if (mode === undefined) return void nd(c, 'Div', [c.operand('self', dtype), c.operand('other', dtype)]);
+  if (mode !== 'trunc' && mode !== 'floor') return c.fail(`rounding_mode trunc or floor, not ${mode}`);
+  if (!isFloat(dtype)) {
+    if (mode === 'trunc') return void nd(c, 'Div', [c.operand('self', dtype), c.operand('other', dtype)]);
+    const q = c.lo.node('Floor', [c.lo.node('Div', [c.operand('self', 'float64'), c.operand('other', 'float64')])]);
+    return void nd(c, 'Cast', [q], { to: attr.int(ONNX_TYPES[dtype] ?? c.fail(`a dtype ONNX casts to, not ${dtype}`)) });
+  }
+  const q = c.lo.node('Div', [c.operand('self', dtype), c.operand('other', dtype)]);
+  if (mode === 'floor') return void nd(c, 'Floor', [q]);
+  nd(c, 'Where', [c.lo.node('Less', [q, c.lo.constant(dtype, [], [0])]), c.lo.node('Ceil', [q]), c.lo.node('Floor', [q])]);
 }
 
 /** Nothing to compute: runtime checks of the program (shapes, dtypes), and layout-only copies. */
@@ -357,6 +399,37 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
   'aten.cos.default': [['Cos'], unary('Cos')],
   'aten.floor.default': [['Floor'], unary('Floor')],
   'aten.ceil.default': [['Ceil'], unary('Ceil')],
+  'aten.tan.default': [['Tan'], unary('Tan')],
+  'aten.sign.default': [['Sign'], unary('Sign')],
+  'aten.round.default': [['Round'], unary('Round')],
+  'aten.selu.default': [['Selu'], unary('Selu')],
+  'aten.softplus.default': [['Softplus'], (c) => (c.float('beta', 1) === 1 ? unary('Softplus')(c) : c.fail('softplus with beta 1'))],
+  'aten.isnan.default': [['IsNaN'], (c) => void nd(c, 'IsNaN', [c.tensor('self')])],
+  'aten.isinf.default': [['IsInf'], (c) => void nd(c, 'IsInf', [c.tensor('self')])],
+  'aten.isposinf.default': [['IsInf'], (c) => void nd(c, 'IsInf', [c.tensor('self')], { detect_negative: attr.int(0) })],
+  'aten.isneginf.default': [['IsInf'], (c) => void nd(c, 'IsInf', [c.tensor('self')], { detect_positive: attr.int(0) })],
+  'aten.fmod.Tensor': [['Mod'], (c) => void nd(c, 'Mod', [c.operand('self', c.outMeta().dtype), c.operand('other', c.outMeta().dtype)], { fmod: attr.int(1) })],
+  'aten.fmod.Scalar': [['Mod'], (c) => void nd(c, 'Mod', [c.operand('self', c.outMeta().dtype), c.operand('other', c.outMeta().dtype)], { fmod: attr.int(1) })],
+  'aten.remainder.Tensor': [['Mod', 'Sub'], remainder],
+  'aten.remainder.Scalar': [['Mod', 'Sub'], remainder],
+  'aten.div.Tensor_mode': [['Div', 'Floor'], divMode],
+  'aten.div.Scalar_mode': [['Div', 'Floor'], divMode],
+  'aten.cumsum.default': [['CumSum'], (c) => {
+    const dtype = c.outMeta().dtype;
+    nd(c, 'CumSum', [c.lo.cast(c.tensor('self'), c.meta('self').dtype, dtype), c.lo.constant('int64', [], [c.int('dim')])]);
+  }],
+  'aten.einsum.default': [['Einsum'], (c) => void nd(c, 'Einsum', c.tensors('tensors').map((t) => t ?? c.fail('no None among the tensors')), { equation: attr.string(c.string('equation')) })],
+  'aten.repeat.default': [['Tile', 'Reshape'], (c) => {
+    const repeats = c.ints('repeats');
+    const shape = c.meta('self').shape;
+    let x = c.tensor('self');
+    // torch repeats with more entries than dims prepend dims of size 1; ONNX Tile wants equal ranks.
+    if (repeats.length > shape.length) {
+      const sizes = [...new Array<number>(repeats.length - shape.length).fill(1), ...shape.map((d) => (typeof d === 'number' ? d : 0))];
+      x = c.lo.node('Reshape', [x, c.lo.ints(sizes)]);
+    }
+    nd(c, 'Tile', [x, c.lo.ints(repeats)]);
+  }],
   'aten.add.Tensor': [['Add'], arithmetic('Add', { alpha: true })],
   'aten.add.Scalar': [['Add'], arithmetic('Add', { alpha: true })],
   'aten.sub.Tensor': [['Sub'], arithmetic('Sub', { alpha: true })],
@@ -435,10 +508,20 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
   'aten.t.default': [['Transpose'], (c) => permute(c, c.rank('self') === 2 ? [1, 0] : [0])],
   'aten.expand.default': [['Expand'], (c) => {
     // -1 keeps a dimension: a 1 in ONNX's broadcasting Expand does the same.
-    const size = c.sizes('size');
+    const size = c.sizes('size', 1);
     nd(c, 'Expand', [c.tensor('self'), size.static ? c.lo.ints(size.static.map((d) => (d === -1 ? 1 : d))) : size.value]);
   }],
   'aten.slice.Tensor': [['Slice'], slice],
+  'aten.flip.default': [['Slice'], (c) => {
+    // Reversed along each dim: ONNX Slice from the last element backwards past the first.
+    const dims = c.ints('dims').map((d) => normAxis(d, c.rank('self')));
+    if (dims.length === 0) return void nd(c, 'Identity', [c.tensor('self')]);
+    const n = dims.length;
+    const shape = c.meta('self').shape;
+    // Past the first element: -(size + 1) when the size is static (small enough for any target).
+    const ends = dims.map((d) => (typeof shape[d] === 'number' ? -(shape[d] as number) - 1 : -Number.MAX_SAFE_INTEGER));
+    nd(c, 'Slice', [c.tensor('self'), c.lo.ints(new Array<number>(n).fill(-1)), c.lo.ints(ends), c.lo.ints(dims), c.lo.ints(new Array<number>(n).fill(-1))]);
+  }],
   'aten.select.int': [['Gather'], (c) => void nd(c, 'Gather', [c.tensor('self'), c.lo.constant('int64', [], [c.int('index')])], { axis: attr.int(c.int('dim')) })],
   'aten.cat.default': [['Concat'], (c) => {
     const parts = c.tensors('tensors').map((t) => t ?? c.fail('no None in the tensors'));

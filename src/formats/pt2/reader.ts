@@ -108,7 +108,7 @@ export function programToModel(archive: Pt2Archive): Model {
       lowerSymOp(call, sym);
       continue;
     }
-    e.fail(at, `an ATen op modelbridge maps to the IR; ${escapeControl(target)} is not one (see docs/formats.md, pt2)`);
+    e.fail(at, `an ATen op modelbridge maps to the IR; ${escapeControl(target)} is not one (the README's torch.export section lists what is)`);
   }
 
   const outputs: ValueInfo[] = [];
@@ -264,4 +264,3 @@ function liveNodes(nodes: readonly Node[], outputs: readonly string[]): Node[] {
   return nodes.filter((_, i) => keep[i]);
 }
 
-export type { JsonObject };

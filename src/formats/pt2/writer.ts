@@ -328,12 +328,15 @@ function tensorMetaJson(m: ValueMeta, requiresGrad = false): Json {
   return { dtype, sizes: m.shape.map((d, i) => sym(d, hints[i]!)), requires_grad: requiresGrad, device: { type: 'cpu', index: null }, strides, storage_offset: { as_int: 0 }, layout: 7 };
 }
 
+/** ATen ops returning Tensor[] (one list output, as_tensors), not a tuple of tensors. */
+const LIST_RETURNS = new Set(['aten.split_with_sizes.default', 'aten.split.Tensor', 'aten.unbind.int']);
+
 /** One call; a call with several outputs is a node of its own name (torch adds a getitem per output). */
 function callJson(target: string, args: readonly CallArg[], outputs: readonly string[], name = outputs[0] ?? target): Json {
   return {
     target: `torch.ops.${target}`,
     inputs: args.map((x) => ({ name: x.name, arg: x.arg, kind: x.keyword ? 2 : 1 })),
-    outputs: outputs.map((o) => ({ as_tensor: { name: o } })),
+    outputs: LIST_RETURNS.has(target) ? [{ as_tensors: outputs.map((o) => ({ name: o })) }] : outputs.map((o) => ({ as_tensor: { name: o } })),
     metadata: {},
     is_hop_single_tensor_return: null,
     name,
@@ -384,7 +387,7 @@ function emitter(
           tensorValues[o] = tensorMetaJson(irValue ? metaOf(irValue) : fail(`metadata for ${o}`));
         }
       });
-      nodes.push(callJson(target, args, outs, outs.length > 1 ? names.unique(op) : outs[0]));
+      nodes.push(callJson(target, args, outs, outs.length > 1 || LIST_RETURNS.has(target) ? names.unique(op) : outs[0]));
       return outs;
     },
     fail,
