@@ -14,6 +14,11 @@ export interface Fusion {
   readonly clamp?: readonly [number, number];
   /** A MatMul's bias: the constant added to its result, and whether it was Add's first input. */
   readonly bias?: { readonly name: string; readonly first: boolean };
+  /**
+   * A Conv's residual: the value Add then added to its result (a ResNet block's shortcut), the
+   * fused node's fourth input (its bias slot kept, empty when the Conv has none).
+   */
+  readonly residual?: string;
   /** The folded nodes, in order; each reads the previous result (and its own constants). */
   readonly then: readonly Node[];
   /** The name the first folded node reads (the unfused node's output). */
@@ -135,8 +140,8 @@ function clampOf(node: Node, graph: Graph): readonly [number, number] | undefine
 }
 
 /**
- * Folds Conv/Gemm/MatMul + Relu/Clip, and MatMul + Add of a constant vector (+ Relu/Clip), into
- * one node each. Only a result read by nothing but the folded node (and not a graph output) is
+ * Folds Conv/Gemm/MatMul + Relu/Clip, MatMul + Add of a constant vector (+ Relu/Clip), and
+ * Conv + Add of another value (+ Relu/Clip: a residual block's end) into one node each. Only a result read by nothing but the folded node (and not a graph output) is
  * folded, so no value anyone reads disappears. `nodes` must be in execution order.
  */
 export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
@@ -191,8 +196,22 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
     let last = index;
     let result = node.outputs[0]!;
     let bias: Fusion['bias'];
+    let residual: string | undefined;
     let clamp: Fusion['clamp'];
     let next = onlyReader(result);
+    // (not an Add already folded into the Conv on its other side: a downsampling block adds two Convs)
+    if (node.op === 'Conv' && next !== undefined && !dropped.has(next) && node.inputs.length <= 3) {
+      const add = nodes[next]!;
+      const other = add.inputs[0] === result ? add.inputs[1] : add.inputs[0];
+      if (isDefault(add) && add.op === 'Add' && add.inputs.length === 2 && add.outputs.length === 1 && other && other !== result && graph.opset >= 7) {
+        residual = other;
+        then.push(add);
+        dropped.add(next);
+        last = next;
+        result = add.outputs[0]!;
+        next = onlyReader(result);
+      }
+    }
     if (node.op === 'MatMul' && next !== undefined) {
       const add = nodes[next]!;
       const other = add.inputs[0] === result ? add.inputs[1] : add.inputs[0];
@@ -221,8 +240,9 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
       out.push(node);
       continue;
     }
-    const fused: Node = { ...node, inputs: bias ? [...node.inputs, bias.name] : node.inputs, outputs: [result] };
-    place(fused, { clamp, bias, then, result: node.outputs[0]! }, last);
+    const inputs = bias ? [...node.inputs, bias.name] : residual ? [node.inputs[0]!, node.inputs[1]!, node.inputs[2] ?? '', residual] : node.inputs;
+    const fused: Node = { ...node, inputs, outputs: [result] };
+    place(fused, { clamp, bias, residual, then, result: node.outputs[0]! }, last);
   }
   return out;
 }

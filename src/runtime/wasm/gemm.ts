@@ -326,6 +326,8 @@ export interface Job {
   strideA: number;
   strideB: number;
   strideC: number;
+  /** An array laid out as C, added after the bias and before the clamp (0 or absent: none). */
+  residual?: number;
 }
 
 const JOB_BYTES = 128;
@@ -410,7 +412,7 @@ export class GemmCall {
       i32.set([job.m, job.n, job.k, job.aMode, job.a, job.lda, job.bMode, job.b, job.ldb, job.c, job.ldc, job.biasMode, job.bias, job.clamp ? 1 : 0], at);
       f32[at + 14] = job.clamp ? job.clamp[0] : 0;
       f32[at + 15] = job.clamp ? job.clamp[1] : 0;
-      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC], at + 16);
+      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC, job.residual ?? 0], at + 16);
     });
     if (parts.length === 1 || !pool) {
       this.s.exports.gemm(ptrs[0]!);

@@ -37,6 +37,8 @@
 ;;   16 i0  17 i1  18 j0  19 j1  (this thread's rectangle; i0 % 4 == 0, j0 % 8 == 0)
 ;;   20 work (this thread's area: 256 bytes + packed A rows + packed B panels, see gemm.ts)
 ;;   21 b0  22 b1  (this thread's range of the batch)  23 strideA  24 strideB  25 strideC (bytes)
+;;   26 residual (0 none: else an array of C's layout added after the bias, before the clamp:
+;;      a residual block's Add folded into the convolution before it)
 ;; Conv descriptor (i32 words): 0 x (first image, first channel; image t at x + t*strideB) 1 C 2 H 3 W 4 OH 5 OW 6 KH 7 KW
 ;;   8 SH 9 SW 10 PH 11 PW 12 DH 13 DW; K = C*KH*KW rows in (channel, kh, kw) order, N = OH*OW.
 ;; Work area: [0, 128) scratch tile, [128, 160) column heights, [160, 192) column widths, from 256
@@ -274,7 +276,7 @@
   ;; $epilogue (which edge tiles go through), without its per-row loop and branches. Not in the
   ;; micro-kernel itself: any code after its loop makes V8 spill an accumulator in every step.
   ;; ---------------------------------------------------------------------------------------
-  (func $post4x8 (param $c i32) (param $ldc i32) (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32)
+  (func $post4x8 (param $c i32) (param $ldc i32) (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32) (param $res i32)
     (local $c1 i32) (local $c2 i32) (local $c3 i32)
     (local $v00 v128) (local $v01 v128) (local $v10 v128) (local $v11 v128)
     (local $v20 v128) (local $v21 v128) (local $v30 v128) (local $v31 v128)
@@ -316,6 +318,19 @@
         (local.set $v21 (f32x4.add (local.get $v21) (local.get $b1)))
         (local.set $v30 (f32x4.add (local.get $v30) (local.get $b0)))
         (local.set $v31 (f32x4.add (local.get $v31) (local.get $b1)))))
+    (if (local.get $res)
+      (then
+        (local.set $v00 (f32x4.add (local.get $v00) (v128.load offset=0 (local.get $res))))
+        (local.set $v01 (f32x4.add (local.get $v01) (v128.load offset=16 (local.get $res))))
+        (local.set $res (i32.add (local.get $res) (local.get $ldc)))
+        (local.set $v10 (f32x4.add (local.get $v10) (v128.load offset=0 (local.get $res))))
+        (local.set $v11 (f32x4.add (local.get $v11) (v128.load offset=16 (local.get $res))))
+        (local.set $res (i32.add (local.get $res) (local.get $ldc)))
+        (local.set $v20 (f32x4.add (local.get $v20) (v128.load offset=0 (local.get $res))))
+        (local.set $v21 (f32x4.add (local.get $v21) (v128.load offset=16 (local.get $res))))
+        (local.set $res (i32.add (local.get $res) (local.get $ldc)))
+        (local.set $v30 (f32x4.add (local.get $v30) (v128.load offset=0 (local.get $res))))
+        (local.set $v31 (f32x4.add (local.get $v31) (v128.load offset=16 (local.get $res))))))
     (if (local.get $act)
       (then
         (local.set $b0 (f32x4.splat (local.get $lo)))
@@ -341,8 +356,8 @@
   ;; Epilogue: bias and clamp on a rows x cols tile of C (row stride ldc bytes)
   ;; ---------------------------------------------------------------------------------------
   (func $epilogue (param $c i32) (param $ldc i32) (param $rows i32) (param $cols i32)
-    (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32)
-    (local $r i32) (local $col i32) (local $row i32) (local $at i32) (local $v f32)
+    (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32) (param $res i32)
+    (local $r i32) (local $col i32) (local $row i32) (local $at i32) (local $v f32) (local $rrow i32)
     (local $v0 v128) (local $v1 v128) (local $b0 v128) (local $b1 v128) (local $vlo v128) (local $vhi v128)
     (local.set $vlo (f32x4.splat (local.get $lo)))
     (local.set $vhi (f32x4.splat (local.get $hi)))
@@ -353,6 +368,7 @@
     (local.set $r (i32.const 0))
     (loop $rows_loop
       (local.set $row (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $ldc))))
+      (local.set $rrow (i32.add (local.get $res) (i32.mul (local.get $r) (local.get $ldc))))
       (if (i32.eq (local.get $cols) (i32.const 8))
         (then
           (local.set $v0 (v128.load offset=0 (local.get $row)))
@@ -366,6 +382,10 @@
             (then
               (local.set $v0 (f32x4.add (local.get $v0) (local.get $b0)))
               (local.set $v1 (f32x4.add (local.get $v1) (local.get $b1)))))
+          (if (local.get $res)
+            (then
+              (local.set $v0 (f32x4.add (local.get $v0) (v128.load offset=0 (local.get $rrow))))
+              (local.set $v1 (f32x4.add (local.get $v1) (v128.load offset=16 (local.get $rrow))))))
           (if (local.get $act)
             (then
               (local.set $v0 (f32x4.min (f32x4.max (local.get $v0) (local.get $vlo)) (local.get $vhi)))
@@ -381,6 +401,8 @@
               (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $bias) (i32.shl (local.get $r) (i32.const 2))))))))
             (if (i32.eq (local.get $biasMode) (i32.const 2))
               (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $bias) (i32.shl (local.get $col) (i32.const 2))))))))
+            (if (local.get $res)
+              (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $rrow) (i32.shl (local.get $col) (i32.const 2))))))))
             (if (local.get $act)
               (then (local.set $v (f32.min (f32.max (local.get $v) (local.get $lo)) (local.get $hi)))))
             (f32.store (local.get $at) (local.get $v))
@@ -703,7 +725,7 @@
     (local $blocks i32) (local $row0 i32) (local $panels i32) (local $col0 i32)
     (local $i i32) (local $j i32) (local $p i32) (local $kc i32) (local $ldcb i32)
     (local $mr i32) (local $nr i32) (local $r i32) (local $col i32) (local $accum i32) (local $final i32)
-    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32)
+    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32) (local $residual i32) (local $rtile i32)
     (local.set $m (i32.load offset=0 (local.get $job)))
     (local.set $n (i32.load offset=4 (local.get $job)))
     (local.set $k (i32.load offset=8 (local.get $job)))
@@ -730,11 +752,12 @@
     (local.set $strideA (i32.load offset=92 (local.get $job)))
     (local.set $strideB (i32.load offset=96 (local.get $job)))
     (local.set $strideC (i32.load offset=100 (local.get $job)))
+    (local.set $residual (i32.load offset=104 (local.get $job)))
     (if (i32.or (i32.or (i32.ge_u (local.get $i0) (local.get $i1)) (i32.ge_u (local.get $j0) (local.get $j1)))
           (i32.or (i32.ge_u (local.get $bt) (local.get $b1)) (i32.eqz (local.get $k))))
       (then (return)))
     (local.set $ldcb (i32.shl (local.get $ldc) (i32.const 2)))
-    (local.set $post (i32.ne (i32.or (local.get $biasMode) (local.get $act)) (i32.const 0)))
+    (local.set $post (i32.ne (i32.or (i32.or (local.get $biasMode) (local.get $act)) (local.get $residual)) (i32.const 0)))
     (local.set $packA (i32.add (local.get $work) (i32.const 256)))
     (local.set $packB (local.get $packA))
     (if (i32.eqz (local.get $aMode))
@@ -819,6 +842,9 @@
             (if (i32.eq (local.get $biasMode) (i32.const 2))
               (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $full (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8))))
+            ;; the residual tile lies where C's does, in an array of C's layout
+            (local.set $rtile (i32.const 0))
+            (if (local.get $residual) (then (local.set $rtile (i32.add (local.get $ctile) (i32.sub (local.get $residual) (local.get $c))))))
             (if (local.get $full)
               (then
                 (call $kernel4x8
@@ -827,7 +853,7 @@
                   (local.get $kc) (local.get $ctile) (local.get $ldcb) (local.get $accum))
                 (if (local.get $final)
                   (then (call $post4x8 (local.get $ctile) (local.get $ldcb) (local.get $biasAt) (local.get $biasMode)
-                          (local.get $act) (local.get $lo) (local.get $hi)))))
+                          (local.get $act) (local.get $lo) (local.get $hi) (local.get $rtile)))))
               (else
                 ;; edge tile: compute into the scratch tile, then store (or add) its valid part
                 (call $kernel4x8
@@ -852,7 +878,7 @@
             (if (i32.and (local.get $final) (i32.eqz (local.get $full)))
               (then
                 (call $epilogue (local.get $ctile) (local.get $ldcb) (local.get $mr) (local.get $nr)
-                  (local.get $biasAt) (local.get $biasMode) (local.get $act) (local.get $lo) (local.get $hi))))
+                  (local.get $biasAt) (local.get $biasMode) (local.get $act) (local.get $lo) (local.get $hi) (local.get $rtile))))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
             (br_if $i_loop (i32.lt_u (local.get $i) (local.get $i1))))
           (local.set $j (i32.add (local.get $j) (i32.const 8)))
