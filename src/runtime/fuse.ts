@@ -1,7 +1,7 @@
 import { nodeOuterReads, type Graph, type Node } from '../core/graph.js';
 import type { RunKernel } from './kernel.js';
 import { erfForFloat32 } from './kernels/erf.js';
-import { isHalf, roundHalf, type Value } from './value.js';
+import { float32Output, isHalf, roundHalf, type Value } from './value.js';
 
 /**
  * What the planner folded into a node: the activation (and, for MatMul, the bias add) that
@@ -89,9 +89,9 @@ function geluFloat32(inputs: readonly (Value | undefined)[]): Value[] | undefine
   const src = x.data as Float32Array;
   const d = (c1!.data as Float32Array)[0]!;
   const one = (c2!.data as Float32Array)[0]!;
-  const out = new Float32Array(src.length);
-  geluLoop(src, out, d, one, c3 ? (c3.data as Float32Array)[0]! : undefined);
-  return [{ dtype: 'float32', shape: x.shape, data: out }];
+  const out = float32Output(x.shape);
+  geluLoop(src, out.data as Float32Array, d, one, c3 ? (c3.data as Float32Array)[0]! : undefined);
+  return [out];
 }
 
 /**
