@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { Attribute, Graph, Node } from '../src/core/graph.js';
 import { Tensor } from '../src/core/tensor.js';
 import { Session } from '../src/runtime/executor.js';
-import { erf, erfForFloat32 } from '../src/runtime/kernels/erf.js';
+import { erf, erfForFloat32, erfTaylorTable } from '../src/runtime/kernels/erf.js';
+import { geluLoop } from '../src/runtime/fuse.js';
+import { wasmGelu } from '../src/runtime/wasm/gemm.js';
 
 /**
  * The WebAssembly paths of Conv, Gemm and MatMul with what the planner folds into them (bias,
@@ -391,5 +393,30 @@ describe('erf for float32 results (piecewise Taylor table)', () => {
     expect(Object.is(erfForFloat32(-0), -0)).toBe(true);
     expect(erfForFloat32(-7)).toBe(-1);
     expect(Math.abs(erfForFloat32(3e-5) - erf(3e-5))).toBeLessThan(1e-8 * erf(3e-5));
+  });
+});
+
+describe('GELU in the WebAssembly module', () => {
+  it('gives the JS loop\'s bits on every kind of float32 (segment edges, the linear range, ±4 and beyond, NaN, infinities, -0), any length', () => {
+    const special = [0, -0, 1e-5, -1e-5, 1.4142e-4, -1.4142e-4, 5.656, -5.656, 5.657, -5.657, 6, -6, 1e30, -1e30, Infinity, -Infinity, NaN, 2 ** -149, -(2 ** -149)];
+    const next = rng(31);
+    const values: number[] = [...special];
+    // every segment's edges (x/√2 = k/16 - 4) and random values across and beyond (-4√2, 4√2)
+    for (let k = 0; k <= 128; k++) for (const e of [-1e-6, 0, 1e-6]) values.push((k / 16 - 4 + e) * Math.SQRT2);
+    for (let i = 0; i < 20_000; i++) values.push(next() * 8);
+    for (const length of [values.length, values.length - 1, values.length - 2, values.length - 3, 1]) {
+      const src = Float32Array.from(values.slice(0, length));
+      for (const scale of [undefined, 0.5]) {
+        const viaJs = new Float32Array(length);
+        const viaWasm = new Float32Array(length);
+        geluLoop(src, viaJs, Math.fround(Math.SQRT2), 1, scale);
+        expect(wasmGelu(src, viaWasm, Math.fround(Math.SQRT2), 1, scale, erfTaylorTable())).toBe(true);
+        for (let i = 0; i < length; i++) {
+          if (!Object.is(viaWasm[i], viaJs[i]) && !(Number.isNaN(viaWasm[i]) && Number.isNaN(viaJs[i]))) {
+            throw new Error(`gelu(${src[i]}) scale ${scale}: wasm ${viaWasm[i]}, JS ${viaJs[i]}`);
+          }
+        }
+      }
+    }
   });
 });

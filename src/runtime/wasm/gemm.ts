@@ -21,6 +21,7 @@ interface GemmExports {
   pack_a(a: number, lda: number, m: number, k: number, dst: number): void;
   pack_b(b: number, ldb: number, trans: number, j0: number, j1: number, k: number, dst: number): void;
   maxpool2d(desc: number): void;
+  gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number, scaled: number): void;
 }
 
 interface SharedMemory {
@@ -379,6 +380,11 @@ export class GemmCall {
     out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);
   }
 
+  /** Runs gelu (gemm.wat) over n floats at x into out, on this thread. */
+  gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number | undefined): void {
+    this.s.exports.gelu(x, out, n, table, d, one, scale ?? 1, scale === undefined ? 0 : 1);
+  }
+
   /** Runs maxpool2d (gemm.wat) on the descriptor at `desc`, on this thread. */
   maxPool2d(desc: number): void {
     this.s.exports.maxpool2d(desc);
@@ -504,6 +510,40 @@ export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: numb
     const desc = tmp && call.putInts([x, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, out, tmp, tmpLength]);
     if (!desc) return false;
     call.maxPool2d(desc);
+    call.get(out, dst, 0, dst.length);
+    return true;
+  } finally {
+    call.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU
+
+/** erf's segment table in the module's memory, placed on first use (it never changes). */
+let geluTable = 0;
+
+/**
+ * torch.onnx's erf GELU over float32 `src` into `dst` in the module (gelu in gemm.wat): bit for
+ * bit fuse.ts's JS loop, with the erf's polynomials two lanes at a time and no bounds checks.
+ * `table` is erfTaylorTable() (passed in, so this file does not depend on the kernels). False
+ * when the module cannot run here or memory ran out: the caller's loop then computes it.
+ */
+export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: number, scale: number | undefined, table: Float64Array): boolean {
+  const s = load();
+  if (!s || src.length !== dst.length || src.length * 8 > MAX_BYTES / 2) return false;
+  if (!geluTable) {
+    const at = s.heap.alloc(table.byteLength);
+    if (!at) return false;
+    new Float64Array(s.memory.buffer, at, table.length).set(table);
+    geluTable = at;
+  }
+  const call = GemmCall.begin()!;
+  try {
+    const x = call.put(src);
+    const out = x && call.alloc(dst.length * 4 + 16);
+    if (!out) return false;
+    call.gelu(x, out, src.length, geluTable, d, one, scale);
     call.get(out, dst, 0, dst.length);
     return true;
   } finally {
