@@ -22,6 +22,7 @@ interface GemmExports {
   pack_b(b: number, ldb: number, trans: number, j0: number, j1: number, k: number, dst: number): void;
   maxpool2d(desc: number): void;
   gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number, scaled: number): void;
+  softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void;
 }
 
 interface SharedMemory {
@@ -385,6 +386,16 @@ export class GemmCall {
     this.s.exports.gelu(x, out, n, table, d, one, scale ?? 1, scale === undefined ? 0 : 1);
   }
 
+  /** Runs softmax (gemm.wat) over rows at x into out, on this thread. */
+  softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void {
+    this.s.exports.softmax(x, out, rows, len, ld, tmp, table);
+  }
+
+  /** Copies `src` to the address `ptr` (taken with alloc). */
+  set(ptr: number, src: Float32Array): void {
+    this.s.f32.set(src, ptr >> 2);
+  }
+
   /** Runs maxpool2d (gemm.wat) on the descriptor at `desc`, on this thread. */
   maxPool2d(desc: number): void {
     this.s.exports.maxpool2d(desc);
@@ -545,6 +556,45 @@ export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: n
     if (!out) return false;
     call.gelu(x, out, src.length, geluTable, d, one, scale);
     call.get(out, dst, 0, dst.length);
+    return true;
+  } finally {
+    call.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax
+
+/** 2^(j/64) for j in [0, 64), the table of softmax's exp in gemm.wat, placed on first use. */
+let expTable = 0;
+
+/**
+ * Softmax over the last axis of float32 rows (`rows` rows of `len`) in the module (softmax in
+ * gemm.wat): float64 like the JS loop, with an exp that is not Math.exp's bits but within 3e-14
+ * of it (measured), two lanes at a time. False when the module cannot run here or memory ran
+ * out: the caller's loop then computes it.
+ */
+export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, len: number): boolean {
+  const s = load();
+  if (!s || rows * len !== src.length || src.length !== dst.length || len === 0 || src.length * 8 > MAX_BYTES / 2) return false;
+  if (!expTable) {
+    const at = s.heap.alloc(64 * 8);
+    if (!at) return false;
+    new Float64Array(s.memory.buffer, at, 64).set(Float64Array.from({ length: 64 }, (_, j) => 2 ** (j / 64)));
+    expTable = at;
+  }
+  const call = GemmCall.begin()!;
+  try {
+    // rows padded to a multiple of 4 floats, so vector loads and the paired stores stay in the row
+    const ld = Math.ceil(len / 4) * 4;
+    const x = ld === len ? call.put(src) : call.alloc(rows * ld * 4 + 32);
+    const out = x && call.alloc(rows * ld * 4 + 32);
+    const tmp = out && call.alloc((ld + 2) * 8);
+    if (!tmp) return false;
+    if (ld !== len) for (let r = 0; r < rows; r++) call.set(x + r * ld * 4, src.subarray(r * len, (r + 1) * len));
+    call.softmax(x, out, rows, len, ld, tmp, expTable);
+    if (ld === len) call.get(out, dst, 0, dst.length);
+    else for (let r = 0; r < rows; r++) call.get(out + r * ld * 4, dst, r * len, len);
     return true;
   } finally {
     call.end();

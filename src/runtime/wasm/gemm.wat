@@ -796,6 +796,89 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br_if $step (i32.lt_u (local.get $i) (local.get $n))))))
 
+;; ---------------------------------------------------------------------------------------
+  ;; Softmax over the rows of a float32 matrix (ONNX opset 13+, the last axis), in float64 like
+  ;; the JS kernel: e = exp(x - max), out = e / sum(e), rounded to float32. exp here: d = k ln2/64
+  ;; + r (Cody-Waite, ln2/64 in a 24-bit high part and the rest), exp(d) = 2^(k/64) p(r), with
+  ;; 2^(j/64) from `table` (64 doubles) and p the degree-5 Taylor polynomial (|r| <= ln2/128:
+  ;; below 1e-16 truncation); measured within 3e-14 relative of Math.exp, so the float32 results
+  ;; round alike but where a quotient lies within that of a rounding boundary. d below -708 gives
+  ;; 0 (the float32 result is 0 either way); a NaN or +inf in a row makes the row NaN, as in JS.
+  ;; ---------------------------------------------------------------------------------------
+  (func $exp2x (param $d v128) (param $table i32) (result v128)
+    (local $k v128) (local $ki v128) (local $r v128) (local $p v128) (local $a0 i32) (local $a1 i32) (local $scale v128)
+    (local.set $k (f64x2.nearest (f64x2.mul (local.get $d) (f64x2.splat (f64.const 92.33248261689366)))))
+    (local.set $r (f64x2.sub
+      (f64x2.sub (local.get $d) (f64x2.mul (local.get $k) (f64x2.splat (f64.const 0.010830424726009369))))
+      (f64x2.mul (local.get $k) (f64x2.splat (f64.const -2.976022379919119e-11)))))
+    ;; p = 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r/120)))), Horner from the inside out
+    (local.set $p (f64x2.add (f64x2.splat (f64.const 0.041666666666666664)) (f64x2.mul (local.get $r) (f64x2.splat (f64.const 0.008333333333333333)))))
+    (local.set $p (f64x2.add (f64x2.splat (f64.const 0.16666666666666666)) (f64x2.mul (local.get $r) (local.get $p))))
+    (local.set $p (f64x2.add (f64x2.splat (f64.const 0.5)) (f64x2.mul (local.get $r) (local.get $p))))
+    (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
+    (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
+    ;; k >= -708 * 64/ln2 here (clamped), so 2^(k >> 6) is a normal double built from its exponent bits
+    (local.set $ki (i32x4.trunc_sat_f64x2_s_zero (f64x2.max (local.get $k) (f64x2.splat (f64.const -65400)))))
+    (local.set $a0 (i32.add (local.get $table) (i32.shl (i32.and (i32x4.extract_lane 0 (local.get $ki)) (i32.const 63)) (i32.const 3))))
+    (local.set $a1 (i32.add (local.get $table) (i32.shl (i32.and (i32x4.extract_lane 1 (local.get $ki)) (i32.const 63)) (i32.const 3))))
+    (local.set $scale (i64x2.shl (i64x2.extend_low_i32x4_s (i32x4.add (i32x4.shr_s (local.get $ki) (i32.const 6)) (v128.const i32x4 1023 1023 1023 1023))) (i32.const 52)))
+    (local.set $p (f64x2.mul (local.get $scale)
+      (f64x2.mul (v128.load64_lane offset=0 1 (local.get $a1) (v128.load64_splat offset=0 (local.get $a0))) (local.get $p))))
+    ;; below -708: 0; NaN stays NaN
+    (v128.bitselect (f64x2.splat (f64.const 0)) (local.get $p) (f64x2.lt (local.get $d) (f64x2.splat (f64.const -708)))))
+
+  ;; rows of `len` floats (row stride `ld` floats, ld >= len rounded up to 4) from x into out (same
+  ;; layout); `tmp` holds a row of doubles (len rounded up to 2, + 2).
+  (func (export "softmax") (param $x i32) (param $out i32) (param $rows i32) (param $len i32) (param $ld i32) (param $tmp i32) (param $table i32)
+    (local $row i32) (local $src i32) (local $dst i32) (local $j i32) (local $m v128) (local $max f32) (local $vmax v128)
+    (local $e v128) (local $sum f64) (local $vs v128) (local $v f32)
+    (block $done
+      (br_if $done (i32.or (i32.eqz (local.get $rows)) (i32.eqz (local.get $len))))
+      (loop $row_loop
+        (local.set $src (i32.add (local.get $x) (i32.shl (i32.mul (local.get $row) (local.get $ld)) (i32.const 2))))
+        (local.set $dst (i32.add (local.get $out) (i32.shl (i32.mul (local.get $row) (local.get $ld)) (i32.const 2))))
+        ;; the max (f32x4.max: a NaN makes it NaN, and then the whole row, as in JS)
+        (local.set $m (f32x4.splat (f32.const -inf)))
+        (local.set $j (i32.const 0))
+        (block $vec_done
+          (br_if $vec_done (i32.lt_u (local.get $len) (i32.const 4)))
+          (loop $vec
+            (local.set $m (f32x4.max (local.get $m) (v128.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br_if $vec (i32.le_u (i32.add (local.get $j) (i32.const 4)) (local.get $len)))))
+        (local.set $max (f32.max (f32.max (f32x4.extract_lane 0 (local.get $m)) (f32x4.extract_lane 1 (local.get $m)))
+          (f32.max (f32x4.extract_lane 2 (local.get $m)) (f32x4.extract_lane 3 (local.get $m)))))
+        (block $tail_done
+          (br_if $tail_done (i32.ge_u (local.get $j) (local.get $len)))
+          (loop $tail
+            (local.set $max (f32.max (local.get $max) (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $tail (i32.lt_u (local.get $j) (local.get $len)))))
+        (local.set $vmax (f64x2.splat (f64.promote_f32 (local.get $max))))
+        ;; exps into tmp, two at a time, summed in order
+        (local.set $sum (f64.const 0))
+        (local.set $j (i32.const 0))
+        (loop $exp_loop
+          (local.set $e (call $exp2x
+            (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $vmax))
+            (local.get $table)))
+          (v128.store (i32.add (local.get $tmp) (i32.shl (local.get $j) (i32.const 3))) (local.get $e))
+          (local.set $sum (f64.add (local.get $sum) (f64x2.extract_lane 0 (local.get $e))))
+          (if (i32.lt_u (i32.add (local.get $j) (i32.const 1)) (local.get $len))
+            (then (local.set $sum (f64.add (local.get $sum) (f64x2.extract_lane 1 (local.get $e))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 2)))
+          (br_if $exp_loop (i32.lt_u (local.get $j) (local.get $len))))
+        ;; quotients, rounded to float32
+        (local.set $vs (f64x2.splat (local.get $sum)))
+        (local.set $j (i32.const 0))
+        (loop $div_loop
+          (v128.store64_lane 0 (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
+            (f32x4.demote_f64x2_zero (f64x2.div (v128.load (i32.add (local.get $tmp) (i32.shl (local.get $j) (i32.const 3)))) (local.get $vs))))
+          (local.set $j (i32.add (local.get $j) (i32.const 2)))
+          (br_if $div_loop (i32.lt_u (local.get $j) (local.get $len))))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br_if $row_loop (i32.lt_u (local.get $row) (local.get $rows))))))
+
   ;; ---------------------------------------------------------------------------------------
   ;; Driver: this thread's share of one job (see the descriptor above)
   ;; ---------------------------------------------------------------------------------------
