@@ -805,33 +805,13 @@
   ;; round alike but where a quotient lies within that of a rounding boundary. d below -708 gives
   ;; 0 (the float32 result is 0 either way); a NaN or +inf in a row makes the row NaN, as in JS.
   ;; ---------------------------------------------------------------------------------------
-  (func $exp2x (param $d v128) (param $table i32) (result v128)
-    (local $k v128) (local $ki v128) (local $r v128) (local $p v128) (local $a0 i32) (local $a1 i32) (local $scale v128)
-    (local.set $k (f64x2.nearest (f64x2.mul (local.get $d) (f64x2.splat (f64.const 92.33248261689366)))))
-    (local.set $r (f64x2.sub
-      (f64x2.sub (local.get $d) (f64x2.mul (local.get $k) (f64x2.splat (f64.const 0.010830424726009369))))
-      (f64x2.mul (local.get $k) (f64x2.splat (f64.const -2.976022379919119e-11)))))
-    ;; p = 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r/120)))), Horner from the inside out
-    (local.set $p (f64x2.add (f64x2.splat (f64.const 0.041666666666666664)) (f64x2.mul (local.get $r) (f64x2.splat (f64.const 0.008333333333333333)))))
-    (local.set $p (f64x2.add (f64x2.splat (f64.const 0.16666666666666666)) (f64x2.mul (local.get $r) (local.get $p))))
-    (local.set $p (f64x2.add (f64x2.splat (f64.const 0.5)) (f64x2.mul (local.get $r) (local.get $p))))
-    (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
-    (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
-    ;; k >= -708 * 64/ln2 here (clamped), so 2^(k >> 6) is a normal double built from its exponent bits
-    (local.set $ki (i32x4.trunc_sat_f64x2_s_zero (f64x2.max (local.get $k) (f64x2.splat (f64.const -65400)))))
-    (local.set $a0 (i32.add (local.get $table) (i32.shl (i32.and (i32x4.extract_lane 0 (local.get $ki)) (i32.const 63)) (i32.const 3))))
-    (local.set $a1 (i32.add (local.get $table) (i32.shl (i32.and (i32x4.extract_lane 1 (local.get $ki)) (i32.const 63)) (i32.const 3))))
-    (local.set $scale (i64x2.shl (i64x2.extend_low_i32x4_s (i32x4.add (i32x4.shr_s (local.get $ki) (i32.const 6)) (v128.const i32x4 1023 1023 1023 1023))) (i32.const 52)))
-    (local.set $p (f64x2.mul (local.get $scale)
-      (f64x2.mul (v128.load64_lane offset=0 1 (local.get $a1) (v128.load64_splat offset=0 (local.get $a0))) (local.get $p))))
-    ;; below -708: 0; NaN stays NaN
-    (v128.bitselect (f64x2.splat (f64.const 0)) (local.get $p) (f64x2.lt (local.get $d) (f64x2.splat (f64.const -708)))))
-
   ;; rows of `len` floats (row stride `ld` floats, ld >= len rounded up to 4) from x into out (same
   ;; layout); `tmp` holds a row of doubles (len rounded up to 2, + 2).
   (func (export "softmax") (param $x i32) (param $out i32) (param $rows i32) (param $len i32) (param $ld i32) (param $tmp i32) (param $table i32)
     (local $row i32) (local $src i32) (local $dst i32) (local $j i32) (local $m v128) (local $max f32) (local $vmax v128)
     (local $e v128) (local $sum f64) (local $vs v128) (local $v f32)
+    ;; exp's (written out here: V8 does not inline wasm calls, and the call cost a third of the loop)
+    (local $d v128) (local $k v128) (local $ki v128) (local $r v128) (local $p v128) (local $a0 i32) (local $a1 i32) (local $scale v128)
     (block $done
       (br_if $done (i32.or (i32.eqz (local.get $rows)) (i32.eqz (local.get $len))))
       (loop $row_loop
@@ -859,9 +839,28 @@
         (local.set $sum (f64.const 0))
         (local.set $j (i32.const 0))
         (loop $exp_loop
-          (local.set $e (call $exp2x
-            (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $vmax))
-            (local.get $table)))
+          (local.set $d
+            (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $vmax)))
+          (local.set $k (f64x2.nearest (f64x2.mul (local.get $d) (f64x2.splat (f64.const 92.33248261689366)))))
+          (local.set $r (f64x2.sub
+            (f64x2.sub (local.get $d) (f64x2.mul (local.get $k) (f64x2.splat (f64.const 0.010830424726009369))))
+            (f64x2.mul (local.get $k) (f64x2.splat (f64.const -2.976022379919119e-11)))))
+          ;; p = 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r/120)))), Horner from the inside out
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 0.041666666666666664)) (f64x2.mul (local.get $r) (f64x2.splat (f64.const 0.008333333333333333)))))
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 0.16666666666666666)) (f64x2.mul (local.get $r) (local.get $p))))
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 0.5)) (f64x2.mul (local.get $r) (local.get $p))))
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
+          ;; k >= -708 * 64/ln2 here (clamped), so 2^(k >> 6) is a normal double built from its exponent bits
+          (local.set $ki (i32x4.trunc_sat_f64x2_s_zero (f64x2.max (local.get $k) (f64x2.splat (f64.const -65400)))))
+          (local.set $a0 (i32.add (local.get $table) (i32.shl (i32.and (i32x4.extract_lane 0 (local.get $ki)) (i32.const 63)) (i32.const 3))))
+          (local.set $a1 (i32.add (local.get $table) (i32.shl (i32.and (i32x4.extract_lane 1 (local.get $ki)) (i32.const 63)) (i32.const 3))))
+          (local.set $scale (i64x2.shl (i64x2.extend_low_i32x4_s (i32x4.add (i32x4.shr_s (local.get $ki) (i32.const 6)) (v128.const i32x4 1023 1023 1023 1023))) (i32.const 52)))
+          (local.set $p (f64x2.mul (local.get $scale)
+            (f64x2.mul (v128.load64_lane offset=0 1 (local.get $a1) (v128.load64_splat offset=0 (local.get $a0))) (local.get $p))))
+          ;; below -708: 0; NaN stays NaN
+          (local.set $e
+          (v128.bitselect (f64x2.splat (f64.const 0)) (local.get $p) (f64x2.lt (local.get $d) (f64x2.splat (f64.const -708)))))
           (v128.store (i32.add (local.get $tmp) (i32.shl (local.get $j) (i32.const 3))) (local.get $e))
           (local.set $sum (f64.add (local.get $sum) (f64x2.extract_lane 0 (local.get $e))))
           (if (i32.lt_u (i32.add (local.get $j) (i32.const 1)) (local.get $len))
