@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { Attribute, Graph, Node } from '../src/core/graph.js';
 import { Tensor } from '../src/core/tensor.js';
 import { Session } from '../src/runtime/executor.js';
-import { erf, erfForFloat32 } from '../src/runtime/kernels/erf.js';
+import { erf, erfForFloat32, erfTaylorTable } from '../src/runtime/kernels/erf.js';
+import { geluLoop } from '../src/runtime/fuse.js';
+import { wasmGelu } from '../src/runtime/wasm/gemm.js';
 
 /**
  * The WebAssembly paths of Conv, Gemm and MatMul with what the planner folds into them (bias,
@@ -190,6 +192,71 @@ function matmulReference(a: Float32Array, b: Float32Array, batch: number, m: num
   return out;
 }
 
+describe('a residual block\'s end (Conv, Add of another value, Relu) folded into the Conv', () => {
+  // ResNet's shapes at small scale: a 3x3 conv whose result gets the block's input (the shortcut) added, then Relu
+  const cc: ConvCase = { n: 2, c: 8, h: 14, w: 14, m: 8, k: [3, 3], pads: [1, 1, 1, 1] };
+  const attributes = { kernel_shape: ints(cc.k), pads: ints(cc.pads!) };
+  const next = rng(77);
+  const x = random(cc.n * cc.c * cc.h * cc.w, next);
+  const wt = random(cc.m * cc.c * 9, next);
+  const bias = random(cc.m, next);
+  const shortcut = random(cc.n * cc.m * cc.h * cc.w, next);
+  const initializers = { w: Tensor.from('float32', [cc.m, cc.c, 3, 3], wt), b: Tensor.from('float32', [cc.m], bias) };
+  const feeds = { x: Tensor.from('float32', [cc.n, cc.c, cc.h, cc.w], x), r: Tensor.from('float32', [cc.n, cc.m, cc.h, cc.w], shortcut) };
+  const inputs = { x: [cc.n, cc.c, cc.h, cc.w], r: [cc.n, cc.m, cc.h, cc.w] };
+
+  /** The reference: conv (+ bias), + residual (a function of the flat index), then the clamp. */
+  function reference(withBias: boolean, residual: (i: number) => number, clamp?: [number, number]): Float64Array {
+    const { out } = convReference(x, wt, withBias ? bias : undefined, cc);
+    return out.map((v, i) => {
+      const s = Math.fround(Math.fround(v) + residual(i));
+      return clamp ? Math.min(Math.max(s, clamp[0]), clamp[1]) : s;
+    });
+  }
+
+  for (const [what, addInputs, withBias, relu] of [
+    ['Add(conv, shortcut) then Relu', ['c', 'r'], true, true],
+    ['Add(shortcut, conv) then Relu, the Conv without a bias', ['r', 'c'], false, true],
+    ['Add(conv, shortcut) and no activation', ['c', 'r'], true, false],
+  ] as const) {
+    it(`${what}: the unfused ops' result, on 1 and 2 threads`, () => {
+      const nodes = [node('Conv', withBias ? ['x', 'w', 'b'] : ['x', 'w'], ['c'], attributes), node('Add', [...addInputs], [relu ? 's' : 'y'])];
+      if (relu) nodes.push(node('Relu', ['s'], ['y']));
+      const y = runBoth(graphOf(nodes, inputs, initializers), feeds);
+      expectClose(y, reference(withBias, (i) => shortcut[i]!, relu ? [0, Infinity] : undefined));
+    });
+  }
+
+  it('folds the Add into one of two Convs when both feed it (a downsampling block\'s shortcut is a Conv too)', () => {
+    const w2 = random(cc.m * cc.c, next);
+    const nodes = [
+      node('Conv', ['x', 'w', 'b'], ['c'], attributes),
+      node('Conv', ['x', 'w2'], ['d'], { kernel_shape: ints([1, 1]) }),
+      node('Add', ['c', 'd'], ['s']),
+      node('Relu', ['s'], ['y']),
+    ];
+    const y = runBoth(graphOf(nodes, { x: inputs.x }, { ...initializers, w2: Tensor.from('float32', [cc.m, cc.c, 1, 1], w2) }), { x: feeds.x });
+    const down = convReference(x, w2, undefined, { ...cc, k: [1, 1], pads: [0, 0, 0, 0] }).out;
+    expectClose(y, reference(true, (i) => Math.fround(down[i]!), [0, Infinity]));
+  });
+
+  it('leaves a residual that broadcasts (one value per channel) to the Add and Relu kernels', () => {
+    const perChannel = random(cc.m, next);
+    const nodes = [node('Conv', ['x', 'w', 'b'], ['c'], attributes), node('Add', ['c', 'r'], ['s']), node('Relu', ['s'], ['y'])];
+    const y = runBoth(graphOf(nodes, { x: inputs.x, r: [1, cc.m, 1, 1] }, initializers), { x: feeds.x, r: Tensor.from('float32', [1, cc.m, 1, 1], perChannel) });
+    const plane = cc.h * cc.w;
+    expectClose(y, reference(true, (i) => perChannel[Math.floor(i / plane) % cc.m]!, [0, Infinity]));
+  });
+
+  it('folds nothing when the Conv\'s result is also read elsewhere (a graph output)', () => {
+    const graph = graphOf([node('Conv', ['x', 'w', 'b'], ['c'], attributes), node('Add', ['c', 'r'], ['s']), node('Relu', ['s'], ['y'])], inputs, initializers);
+    const withOutputs = { ...graph, outputs: [...graph.outputs, { name: 'c', dtype: 'float32', shape: null }] } as Graph;
+    const result = new Session(withOutputs, { threads: 1 }).run(feeds);
+    expectClose(result.c!.toFloat32(), convReference(x, wt, bias, cc).out);
+    expectClose(result.y!.toFloat32(), reference(true, (i) => shortcut[i]!, [0, Infinity]));
+  });
+});
+
 describe('MatMul and Gemm through the WebAssembly GEMM', () => {
   for (const [m, k, n] of [
     [5, 7, 9],
@@ -326,5 +393,30 @@ describe('erf for float32 results (piecewise Taylor table)', () => {
     expect(Object.is(erfForFloat32(-0), -0)).toBe(true);
     expect(erfForFloat32(-7)).toBe(-1);
     expect(Math.abs(erfForFloat32(3e-5) - erf(3e-5))).toBeLessThan(1e-8 * erf(3e-5));
+  });
+});
+
+describe('GELU in the WebAssembly module', () => {
+  it('gives the JS loop\'s bits on every kind of float32 (segment edges, the linear range, ±4 and beyond, NaN, infinities, -0), any length', () => {
+    const special = [0, -0, 1e-5, -1e-5, 1.4142e-4, -1.4142e-4, 5.656, -5.656, 5.657, -5.657, 6, -6, 1e30, -1e30, Infinity, -Infinity, NaN, 2 ** -149, -(2 ** -149)];
+    const next = rng(31);
+    const values: number[] = [...special];
+    // every segment's edges (x/√2 = k/16 - 4) and random values across and beyond (-4√2, 4√2)
+    for (let k = 0; k <= 128; k++) for (const e of [-1e-6, 0, 1e-6]) values.push((k / 16 - 4 + e) * Math.SQRT2);
+    for (let i = 0; i < 20_000; i++) values.push(next() * 8);
+    for (const length of [values.length, values.length - 1, values.length - 2, values.length - 3, 1]) {
+      const src = Float32Array.from(values.slice(0, length));
+      for (const scale of [undefined, 0.5]) {
+        const viaJs = new Float32Array(length);
+        const viaWasm = new Float32Array(length);
+        geluLoop(src, viaJs, Math.fround(Math.SQRT2), 1, scale);
+        expect(wasmGelu(src, viaWasm, Math.fround(Math.SQRT2), 1, scale, erfTaylorTable())).toBe(true);
+        for (let i = 0; i < length; i++) {
+          if (!Object.is(viaWasm[i], viaJs[i]) && !(Number.isNaN(viaWasm[i]) && Number.isNaN(viaJs[i]))) {
+            throw new Error(`gelu(${src[i]}) scale ${scale}: wasm ${viaWasm[i]}, JS ${viaJs[i]}`);
+          }
+        }
+      }
+    }
   });
 });

@@ -11,6 +11,12 @@
  * buffer (Reshape and Identity return their input's array; Slice may return a view of it): the
  * executor checks before giving one back. Inputs, initializers and outputs are never recycled.
  */
+/**
+ * Arrays below this many elements (16 KiB) are not pooled: the engine allocates small typed
+ * arrays cheaply, and the bookkeeping would cost the OR gate's microseconds more than it saves.
+ */
+const MIN_POOLED = 4096;
+
 export class Arena {
   private readonly free = new Map<number, Float32Array[]>();
   private readonly mine = new WeakSet<Float32Array>();
@@ -24,6 +30,7 @@ export class Arena {
    * whatever it held when `zeroed` is false (for a kernel that writes every element).
    */
   take(count: number, zeroed = true): Float32Array {
+    if (count < MIN_POOLED) return new Float32Array(count);
     const list = this.free.get(count);
     const reused = list?.pop();
     if (reused) {
@@ -38,7 +45,7 @@ export class Arena {
 
   /** True for an array this arena handed out (whole, not a view of one). */
   owns(data: unknown): data is Float32Array {
-    return data instanceof Float32Array && this.mine.has(data);
+    return data instanceof Float32Array && data.length >= MIN_POOLED && this.mine.has(data);
   }
 
   /** Takes back an array nothing reads any more. */

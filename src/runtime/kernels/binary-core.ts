@@ -1,7 +1,7 @@
 import type { DType } from '../../core/dtypes.js';
 import { forEachRow, planBroadcast } from '../broadcast.js';
 import { KernelError } from '../kernel.js';
-import { isBig, makeValue, type SmallArray, type Value } from '../value.js';
+import { float32Output, isBig, makeValue, type SmallArray, type Value } from '../value.js';
 
 /**
  * The shared machinery of elementwise binary ops: multidirectional broadcasting walked in rows
@@ -58,7 +58,7 @@ export function float32Arithmetic(op: 'Add' | 'Sub' | 'Mul' | 'Div', a: Value, b
   const simple = simpleFloat32(op, a, b);
   if (simple) return simple;
   const plan = planBroadcast([a.shape, b.shape], op);
-  const out = makeValue('float32', plan.shape);
+  const out = float32Output( plan.shape);
   const z = out.data as Float32Array;
   const x = a.data;
   const y = b.data;
@@ -100,24 +100,24 @@ function simpleFloat32(op: 'Add' | 'Sub' | 'Mul' | 'Div', a: Value, b: Value): V
   const code = OP_CODES[op];
   const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
   if (sameShape) {
-    const out = makeValue('float32', a.shape);
+    const out = float32Output( a.shape);
     elementwise(code, x, y, out.data as Float32Array, x.length);
     return out;
   }
   if (y.length === 1 && b.shape.length <= a.shape.length) {
-    const out = makeValue('float32', a.shape);
+    const out = float32Output( a.shape);
     withScalar(code, x, y[0]!, out.data as Float32Array, false);
     return out;
   }
   if (x.length === 1 && a.shape.length <= b.shape.length) {
-    const out = makeValue('float32', b.shape);
+    const out = float32Output( b.shape);
     withScalar(code, y, x[0]!, out.data as Float32Array, true);
     return out;
   }
   // b spans a's last axis only: [..., N] op [N] (or [1, ..., N])
   const n = a.shape[a.shape.length - 1];
   if (n !== undefined && n > 0 && y.length === n && b.shape.length <= a.shape.length && b.shape[b.shape.length - 1] === n && x.length % n === 0) {
-    const out = makeValue('float32', a.shape);
+    const out = float32Output( a.shape);
     const z = out.data as Float32Array;
     for (let row = 0; row < x.length; row += n) elementwiseAt(code, x, y, z, row, n);
     return out;

@@ -8,13 +8,16 @@ import type { Window } from './window.js';
  * 2-D float32 convolution as an implicit GEMM in the WebAssembly kernel: per group,
  * C[M/group, OH·OW] = W[M/group, C/group·KH·KW] · B, where the B panels are gathered straight
  * from the NCHW input by the module (no im2col matrix), the weights are packed once (for a
- * constant), and the bias and a folded Relu/Clip are applied to each tile as it is finished.
+ * constant), and the bias, a folded residual Add (an array of the output's shape) and a folded
+ * Relu/Clip are applied to each tile as it is finished.
  * The images of a batch are one job, which the module's threads share.
  *
  * Returns undefined when the WebAssembly kernel cannot run here (or memory ran out): the
  * caller's general path then computes the same convolution.
  */
-export function convGemm(x: Value, w: Value, bias: Value | undefined, group: number, win: Window, clamp: readonly [number, number] | undefined): Value | undefined {
+export function convGemm(
+  x: Value, w: Value, bias: Value | undefined, group: number, win: Window, clamp: readonly [number, number] | undefined, residual?: Value,
+): Value | undefined {
   const [n, c, h, wd] = x.shape as [number, number, number, number];
   const [m, cg, kh, kw] = w.shape as [number, number, number, number];
   const [oh, ow] = win.output as [number, number];
@@ -36,7 +39,8 @@ export function convGemm(x: Value, w: Value, bias: Value | undefined, group: num
     const xPtr = call.put(x.data as Float32Array);
     const cPtr = xPtr && call.alloc(n * m * positions * 4);
     const biasPtr = bias ? cPtr && call.put(bias.data as Float32Array) : cPtr;
-    if (!biasPtr) return undefined;
+    const residualPtr = residual ? biasPtr && call.put(residual.data as Float32Array) : biasPtr;
+    if (!residualPtr) return undefined;
     const pointwise = kh === 1 && kw === 1 && win.strides.every((s) => s === 1) && win.padsBegin.every((p) => p === 0) && win.padsEnd.every((p) => p === 0);
     for (let g = 0; g < group; g++) {
       const aPtr = packed ? packed[g]!.ptr : call.packA(weights, g * mg * depth, mg, depth);
@@ -53,12 +57,13 @@ export function convGemm(x: Value, w: Value, bias: Value | undefined, group: num
         biasMode: bias ? 1 : 0, bias: bias ? biasPtr + g * mg * 4 : 0,
         clamp,
         batch: n, strideA: 0, strideB: c * plane * 4, strideC: m * positions * 4,
+        residual: residual ? residualPtr + g * mg * positions * 4 : 0,
       });
       if (!done) return undefined;
     }
     const out = float32Output([n, m, oh, ow]);
     call.get(cPtr, out.data as Float32Array, 0, n * m * positions);
-    return clamp ? markFused(out) : out;
+    return clamp || residual ? markFused(out) : out;
   } finally {
     call.end();
   }

@@ -18,7 +18,10 @@ export const Conv: KernelFactory = {
   prepare(node) {
     const group = attrInt(node, 'group', 1);
     const kernelAttr = attrInts(node, 'kernel_shape');
-    const clamp = fusionOf(node)?.clamp;
+    const fusion = fusionOf(node);
+    // a folded residual Add (fuse.ts) is the fused node's fourth input; when this kernel cannot
+    // add it (a broadcast residual, another dtype), it leaves the Add and the clamp to the chain
+    const folded = fusion?.residual !== undefined;
     return (inputs) => {
       const x = required(inputs, 0, 'Conv');
       const w = required(inputs, 1, 'Conv');
@@ -34,8 +37,12 @@ export const Conv: KernelFactory = {
         x.dtype === 'float32' && w.dtype === 'float32' && x.shape.length === 4 && (!bias || (bias.dtype === 'float32' && bias.data.length === m)) &&
         kernel.every((k, i) => k === w.shape[i + 2])
       ) {
-        if (cg === 1 && group > 1) return [convDepthwise(x, w, bias, group, win, clamp)];
-        const fast = convGemm(x, w, bias, group, win, clamp);
+        const residual = folded ? inputs[3] : undefined;
+        const fits = residual !== undefined && residual.dtype === 'float32' && residual.shape.length === 4 &&
+          [n, m, ...win.output].every((d, i) => residual.shape[i] === d);
+        const clamp = folded && !fits ? undefined : fusion?.clamp;
+        if (cg === 1 && group > 1) return [convDepthwise(x, w, bias, group, win, folded ? undefined : clamp)];
+        const fast = convGemm(x, w, bias, group, win, clamp, fits ? residual : undefined);
         if (fast) return [fast];
       }
       const src = floatData(x, 'Conv');

@@ -77,6 +77,14 @@ const TAYLOR = (() => {
   return t;
 })();
 
+/**
+ * The segment table of erfForFloat32 (per segment: the 9 coefficients, then the midpoint), for
+ * the WebAssembly GELU (gelu in gemm.wat), which evaluates the same polynomials in the same order.
+ */
+export function erfTaylorTable(): Float64Array {
+  return TAYLOR;
+}
+
 export function erfForFloat32(x: number): number {
   if (!(x > -4 && x < 4)) return x !== x ? NaN : x < 0 ? -1 : 1;
   // below 1e-4 the series' second term is under 4e-9 of the first (and -0 stays -0)

@@ -1,6 +1,7 @@
 import { attrInt } from '../../core/graph.js';
 import { floatData, normalizeAxis, required, type KernelFactory } from '../kernel.js';
 import { makeValue } from '../value.js';
+import { wasmSoftmax } from '../wasm/gemm.js';
 
 type Mode = 'softmax' | 'logsoftmax' | 'hardmax';
 
@@ -35,6 +36,11 @@ function softmaxFamily(op: string, mode: Mode): KernelFactory {
         }
         const out = makeValue(x.dtype, x.shape);
         const dst = out.data as Float32Array | Float64Array;
+        // float32 rows along the last axis (attention's scores): in the module, exp and all
+        if (mode === 'softmax' && x.dtype === 'float32' && inner === 1 && len >= 8 && src instanceof Float32Array && dst instanceof Float32Array &&
+          wasmSoftmax(src, dst, outer, len)) {
+          return [out];
+        }
         for (let o = 0; o < outer; o++) {
           for (let i = 0; i < inner; i++) {
             const base = o * len * inner + i;

@@ -21,6 +21,8 @@ interface GemmExports {
   pack_a(a: number, lda: number, m: number, k: number, dst: number): void;
   pack_b(b: number, ldb: number, trans: number, j0: number, j1: number, k: number, dst: number): void;
   maxpool2d(desc: number): void;
+  gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number, scaled: number): void;
+  softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void;
 }
 
 interface SharedMemory {
@@ -326,6 +328,8 @@ export interface Job {
   strideA: number;
   strideB: number;
   strideC: number;
+  /** An array laid out as C, added after the bias and before the clamp (0 or absent: none). */
+  residual?: number;
 }
 
 const JOB_BYTES = 128;
@@ -377,6 +381,21 @@ export class GemmCall {
     out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);
   }
 
+  /** Runs gelu (gemm.wat) over n floats at x into out, on this thread. */
+  gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number | undefined): void {
+    this.s.exports.gelu(x, out, n, table, d, one, scale ?? 1, scale === undefined ? 0 : 1);
+  }
+
+  /** Runs softmax (gemm.wat) over rows at x into out, on this thread. */
+  softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void {
+    this.s.exports.softmax(x, out, rows, len, ld, tmp, table);
+  }
+
+  /** Copies `src` to the address `ptr` (taken with alloc). */
+  set(ptr: number, src: Float32Array): void {
+    this.s.f32.set(src, ptr >> 2);
+  }
+
   /** Runs maxpool2d (gemm.wat) on the descriptor at `desc`, on this thread. */
   maxPool2d(desc: number): void {
     this.s.exports.maxpool2d(desc);
@@ -410,7 +429,7 @@ export class GemmCall {
       i32.set([job.m, job.n, job.k, job.aMode, job.a, job.lda, job.bMode, job.b, job.ldb, job.c, job.ldc, job.biasMode, job.bias, job.clamp ? 1 : 0], at);
       f32[at + 14] = job.clamp ? job.clamp[0] : 0;
       f32[at + 15] = job.clamp ? job.clamp[1] : 0;
-      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC], at + 16);
+      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC, job.residual ?? 0], at + 16);
     });
     if (parts.length === 1 || !pool) {
       this.s.exports.gemm(ptrs[0]!);
@@ -503,6 +522,79 @@ export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: numb
     if (!desc) return false;
     call.maxPool2d(desc);
     call.get(out, dst, 0, dst.length);
+    return true;
+  } finally {
+    call.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU
+
+/** erf's segment table in the module's memory, placed on first use (it never changes). */
+let geluTable = 0;
+
+/**
+ * torch.onnx's erf GELU over float32 `src` into `dst` in the module (gelu in gemm.wat): bit for
+ * bit fuse.ts's JS loop, with the erf's polynomials two lanes at a time and no bounds checks.
+ * `table` is erfTaylorTable() (passed in, so this file does not depend on the kernels). False
+ * when the module cannot run here or memory ran out: the caller's loop then computes it.
+ */
+export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: number, scale: number | undefined, table: Float64Array): boolean {
+  const s = load();
+  if (!s || src.length !== dst.length || src.length * 8 > MAX_BYTES / 2) return false;
+  if (!geluTable) {
+    const at = s.heap.alloc(table.byteLength);
+    if (!at) return false;
+    new Float64Array(s.memory.buffer, at, table.length).set(table);
+    geluTable = at;
+  }
+  const call = GemmCall.begin()!;
+  try {
+    const x = call.put(src);
+    const out = x && call.alloc(dst.length * 4 + 16);
+    if (!out) return false;
+    call.gelu(x, out, src.length, geluTable, d, one, scale);
+    call.get(out, dst, 0, dst.length);
+    return true;
+  } finally {
+    call.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax
+
+/** 2^(j/64) for j in [0, 64), the table of softmax's exp in gemm.wat, placed on first use. */
+let expTable = 0;
+
+/**
+ * Softmax over the last axis of float32 rows (`rows` rows of `len`) in the module (softmax in
+ * gemm.wat): float64 like the JS loop, with an exp that is not Math.exp's bits but within 3e-14
+ * of it (measured), two lanes at a time. False when the module cannot run here or memory ran
+ * out: the caller's loop then computes it.
+ */
+export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, len: number): boolean {
+  const s = load();
+  if (!s || rows * len !== src.length || src.length !== dst.length || len === 0 || src.length * 8 > MAX_BYTES / 2) return false;
+  if (!expTable) {
+    const at = s.heap.alloc(64 * 8);
+    if (!at) return false;
+    new Float64Array(s.memory.buffer, at, 64).set(Float64Array.from({ length: 64 }, (_, j) => 2 ** (j / 64)));
+    expTable = at;
+  }
+  const call = GemmCall.begin()!;
+  try {
+    // rows padded to a multiple of 4 floats, so vector loads and the paired stores stay in the row
+    const ld = Math.ceil(len / 4) * 4;
+    const x = ld === len ? call.put(src) : call.alloc(rows * ld * 4 + 32);
+    const out = x && call.alloc(rows * ld * 4 + 32);
+    const tmp = out && call.alloc((ld + 2) * 8);
+    if (!tmp) return false;
+    if (ld !== len) for (let r = 0; r < rows; r++) call.set(x + r * ld * 4, src.subarray(r * len, (r + 1) * len));
+    call.softmax(x, out, rows, len, ld, tmp, expTable);
+    if (ld === len) call.get(out, dst, 0, dst.length);
+    else for (let r = 0; r < rows; r++) call.get(out + r * ld * 4, dst, r * len, len);
     return true;
   } finally {
     call.end();

@@ -37,6 +37,8 @@
 ;;   16 i0  17 i1  18 j0  19 j1  (this thread's rectangle; i0 % 4 == 0, j0 % 8 == 0)
 ;;   20 work (this thread's area: 256 bytes + packed A rows + packed B panels, see gemm.ts)
 ;;   21 b0  22 b1  (this thread's range of the batch)  23 strideA  24 strideB  25 strideC (bytes)
+;;   26 residual (0 none: else an array of C's layout added after the bias, before the clamp:
+;;      a residual block's Add folded into the convolution before it)
 ;; Conv descriptor (i32 words): 0 x (first image, first channel; image t at x + t*strideB) 1 C 2 H 3 W 4 OH 5 OW 6 KH 7 KW
 ;;   8 SH 9 SW 10 PH 11 PW 12 DH 13 DW; K = C*KH*KW rows in (channel, kh, kw) order, N = OH*OW.
 ;; Work area: [0, 128) scratch tile, [128, 160) column heights, [160, 192) column widths, from 256
@@ -274,7 +276,7 @@
   ;; $epilogue (which edge tiles go through), without its per-row loop and branches. Not in the
   ;; micro-kernel itself: any code after its loop makes V8 spill an accumulator in every step.
   ;; ---------------------------------------------------------------------------------------
-  (func $post4x8 (param $c i32) (param $ldc i32) (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32)
+  (func $post4x8 (param $c i32) (param $ldc i32) (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32) (param $res i32)
     (local $c1 i32) (local $c2 i32) (local $c3 i32)
     (local $v00 v128) (local $v01 v128) (local $v10 v128) (local $v11 v128)
     (local $v20 v128) (local $v21 v128) (local $v30 v128) (local $v31 v128)
@@ -316,6 +318,19 @@
         (local.set $v21 (f32x4.add (local.get $v21) (local.get $b1)))
         (local.set $v30 (f32x4.add (local.get $v30) (local.get $b0)))
         (local.set $v31 (f32x4.add (local.get $v31) (local.get $b1)))))
+    (if (local.get $res)
+      (then
+        (local.set $v00 (f32x4.add (local.get $v00) (v128.load offset=0 (local.get $res))))
+        (local.set $v01 (f32x4.add (local.get $v01) (v128.load offset=16 (local.get $res))))
+        (local.set $res (i32.add (local.get $res) (local.get $ldc)))
+        (local.set $v10 (f32x4.add (local.get $v10) (v128.load offset=0 (local.get $res))))
+        (local.set $v11 (f32x4.add (local.get $v11) (v128.load offset=16 (local.get $res))))
+        (local.set $res (i32.add (local.get $res) (local.get $ldc)))
+        (local.set $v20 (f32x4.add (local.get $v20) (v128.load offset=0 (local.get $res))))
+        (local.set $v21 (f32x4.add (local.get $v21) (v128.load offset=16 (local.get $res))))
+        (local.set $res (i32.add (local.get $res) (local.get $ldc)))
+        (local.set $v30 (f32x4.add (local.get $v30) (v128.load offset=0 (local.get $res))))
+        (local.set $v31 (f32x4.add (local.get $v31) (v128.load offset=16 (local.get $res))))))
     (if (local.get $act)
       (then
         (local.set $b0 (f32x4.splat (local.get $lo)))
@@ -341,8 +356,8 @@
   ;; Epilogue: bias and clamp on a rows x cols tile of C (row stride ldc bytes)
   ;; ---------------------------------------------------------------------------------------
   (func $epilogue (param $c i32) (param $ldc i32) (param $rows i32) (param $cols i32)
-    (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32)
-    (local $r i32) (local $col i32) (local $row i32) (local $at i32) (local $v f32)
+    (param $bias i32) (param $biasMode i32) (param $act i32) (param $lo f32) (param $hi f32) (param $res i32)
+    (local $r i32) (local $col i32) (local $row i32) (local $at i32) (local $v f32) (local $rrow i32)
     (local $v0 v128) (local $v1 v128) (local $b0 v128) (local $b1 v128) (local $vlo v128) (local $vhi v128)
     (local.set $vlo (f32x4.splat (local.get $lo)))
     (local.set $vhi (f32x4.splat (local.get $hi)))
@@ -353,6 +368,7 @@
     (local.set $r (i32.const 0))
     (loop $rows_loop
       (local.set $row (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $ldc))))
+      (local.set $rrow (i32.add (local.get $res) (i32.mul (local.get $r) (local.get $ldc))))
       (if (i32.eq (local.get $cols) (i32.const 8))
         (then
           (local.set $v0 (v128.load offset=0 (local.get $row)))
@@ -366,6 +382,10 @@
             (then
               (local.set $v0 (f32x4.add (local.get $v0) (local.get $b0)))
               (local.set $v1 (f32x4.add (local.get $v1) (local.get $b1)))))
+          (if (local.get $res)
+            (then
+              (local.set $v0 (f32x4.add (local.get $v0) (v128.load offset=0 (local.get $rrow))))
+              (local.set $v1 (f32x4.add (local.get $v1) (v128.load offset=16 (local.get $rrow))))))
           (if (local.get $act)
             (then
               (local.set $v0 (f32x4.min (f32x4.max (local.get $v0) (local.get $vlo)) (local.get $vhi)))
@@ -381,6 +401,8 @@
               (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $bias) (i32.shl (local.get $r) (i32.const 2))))))))
             (if (i32.eq (local.get $biasMode) (i32.const 2))
               (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $bias) (i32.shl (local.get $col) (i32.const 2))))))))
+            (if (local.get $res)
+              (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $rrow) (i32.shl (local.get $col) (i32.const 2))))))))
             (if (local.get $act)
               (then (local.set $v (f32.min (f32.max (local.get $v) (local.get $lo)) (local.get $hi)))))
             (f32.store (local.get $at) (local.get $v))
@@ -690,6 +712,172 @@
       (local.set $plane (i32.add (local.get $plane) (i32.const 1)))
       (br_if $plane_loop (i32.lt_u (local.get $plane) (local.get $planes)))))
 
+;; ---------------------------------------------------------------------------------------
+  ;; GELU, torch.onnx's erf chain Div(x, d) -> Erf -> Add(one) -> Mul(x) [-> Mul(scale)], bit for
+  ;; bit what fuse.ts's JS loop computes: the erf is erfForFloat32 (kernels/erf.ts) on two lanes
+  ;; at a time in f64x2, the same table (`table`: 128 segments of 9 coefficients and a midpoint),
+  ;; the same operations in the same order (no FMA); the float32 steps are f32x4 operations,
+  ;; which round as JS's Math.fround of the double result does. 4 floats per step: `x` needs 16
+  ;; bytes of slack past n floats, and up to 16 bytes past `out`'s n floats are written.
+  ;; ---------------------------------------------------------------------------------------
+  (func $erf2 (param $x v128) (param $table i32) (result v128)
+    (local $ax v128) (local $idx v128) (local $a0 i32) (local $a1 i32) (local $t v128) (local $t2 v128) (local $t4 v128)
+    (local $q0 v128) (local $q1 v128) (local $p v128) (local $lin v128) (local $out v128)
+    (local.set $ax (f64x2.abs (local.get $x)))
+    ;; segment (x + 4) * 16, clamped so lanes outside (-4, 4) still read the table
+    (local.set $idx (i32x4.trunc_sat_f64x2_s_zero
+      (f64x2.mul (f64x2.add (local.get $x) (f64x2.splat (f64.const 4))) (f64x2.splat (f64.const 16)))))
+    (local.set $idx (i32x4.min_s (i32x4.max_s (local.get $idx) (v128.const i32x4 0 0 0 0)) (v128.const i32x4 127 127 127 127)))
+    (local.set $idx (i32x4.mul (local.get $idx) (v128.const i32x4 80 80 80 80)))
+    (local.set $a0 (i32.add (local.get $table) (i32x4.extract_lane 0 (local.get $idx))))
+    (local.set $a1 (i32.add (local.get $table) (i32x4.extract_lane 1 (local.get $idx))))
+    (local.set $t (f64x2.sub (local.get $x)
+      (v128.load64_lane offset=72 1 (local.get $a1) (v128.load64_splat offset=72 (local.get $a0)))))
+    (local.set $t2 (f64x2.mul (local.get $t) (local.get $t)))
+    (local.set $t4 (f64x2.mul (local.get $t2) (local.get $t2)))
+    ;; q0 = T0 + T1*t + (T2 + T3*t)*t2
+    (local.set $q0 (f64x2.add
+      (f64x2.add
+        (v128.load64_lane offset=0 1 (local.get $a1) (v128.load64_splat offset=0 (local.get $a0)))
+        (f64x2.mul (v128.load64_lane offset=8 1 (local.get $a1) (v128.load64_splat offset=8 (local.get $a0))) (local.get $t)))
+      (f64x2.mul
+        (f64x2.add
+          (v128.load64_lane offset=16 1 (local.get $a1) (v128.load64_splat offset=16 (local.get $a0)))
+          (f64x2.mul (v128.load64_lane offset=24 1 (local.get $a1) (v128.load64_splat offset=24 (local.get $a0))) (local.get $t)))
+        (local.get $t2))))
+    ;; q1 = T4 + T5*t + (T6 + T7*t)*t2
+    (local.set $q1 (f64x2.add
+      (f64x2.add
+        (v128.load64_lane offset=32 1 (local.get $a1) (v128.load64_splat offset=32 (local.get $a0)))
+        (f64x2.mul (v128.load64_lane offset=40 1 (local.get $a1) (v128.load64_splat offset=40 (local.get $a0))) (local.get $t)))
+      (f64x2.mul
+        (f64x2.add
+          (v128.load64_lane offset=48 1 (local.get $a1) (v128.load64_splat offset=48 (local.get $a0)))
+          (f64x2.mul (v128.load64_lane offset=56 1 (local.get $a1) (v128.load64_splat offset=56 (local.get $a0))) (local.get $t)))
+        (local.get $t2))))
+    ;; p = q0 + q1*t4 + T8*(t4*t4)
+    (local.set $p (f64x2.add
+      (f64x2.add (local.get $q0) (f64x2.mul (local.get $q1) (local.get $t4)))
+      (f64x2.mul
+        (v128.load64_lane offset=64 1 (local.get $a1) (v128.load64_splat offset=64 (local.get $a0)))
+        (f64x2.mul (local.get $t4) (local.get $t4)))))
+    ;; |x| < 1e-4: x * 2/sqrt(pi)
+    (local.set $lin (f64x2.mul (local.get $x) (f64x2.splat (f64.const 1.1283791670955126))))
+    (local.set $out (v128.bitselect (local.get $lin) (local.get $p) (f64x2.lt (local.get $ax) (f64x2.splat (f64.const 1e-4)))))
+    ;; outside (-4, 4): -1 or 1, and NaN for NaN
+    (v128.bitselect
+      (local.get $out)
+      (v128.bitselect
+        (local.get $x)
+        (v128.bitselect (f64x2.splat (f64.const -1)) (f64x2.splat (f64.const 1)) (f64x2.lt (local.get $x) (f64x2.splat (f64.const 0))))
+        (f64x2.ne (local.get $x) (local.get $x)))
+      (v128.and (f64x2.gt (local.get $x) (f64x2.splat (f64.const -4))) (f64x2.lt (local.get $x) (f64x2.splat (f64.const 4))))))
+
+  (func (export "gelu") (param $x i32) (param $out i32) (param $n i32) (param $table i32)
+    (param $d f32) (param $one f32) (param $scale f32) (param $scaled i32)
+    (local $i i32) (local $v v128) (local $q v128) (local $e v128) (local $r v128)
+    (local $vd v128) (local $vone v128) (local $vscale v128)
+    (local.set $vd (f32x4.splat (local.get $d)))
+    (local.set $vone (f32x4.splat (local.get $one)))
+    (local.set $vscale (f32x4.splat (local.get $scale)))
+    (block $done
+      (br_if $done (i32.eqz (local.get $n)))
+      (loop $step
+        (local.set $v (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))))
+        (local.set $q (f32x4.div (local.get $v) (local.get $vd)))
+        ;; erf of lanes 0-1 and 2-3, each rounded to float32, back into one f32x4
+        (local.set $e (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+          (f32x4.demote_f64x2_zero (call $erf2 (f64x2.promote_low_f32x4 (local.get $q)) (local.get $table)))
+          (f32x4.demote_f64x2_zero (call $erf2 (f64x2.promote_low_f32x4
+            (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $q) (local.get $q))) (local.get $table)))))
+        (local.set $r (f32x4.mul (local.get $v) (f32x4.add (local.get $e) (local.get $vone))))
+        (if (local.get $scaled) (then (local.set $r (f32x4.mul (local.get $r) (local.get $vscale)))))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $r))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br_if $step (i32.lt_u (local.get $i) (local.get $n))))))
+
+;; ---------------------------------------------------------------------------------------
+  ;; Softmax over the rows of a float32 matrix (ONNX opset 13+, the last axis), in float64 like
+  ;; the JS kernel: e = exp(x - max), out = e / sum(e), rounded to float32. exp here: d = k ln2/64
+  ;; + r (Cody-Waite, ln2/64 in a 24-bit high part and the rest), exp(d) = 2^(k/64) p(r), with
+  ;; 2^(j/64) from `table` (64 doubles) and p the degree-5 Taylor polynomial (|r| <= ln2/128:
+  ;; below 1e-16 truncation); measured within 3e-14 relative of Math.exp, so the float32 results
+  ;; round alike but where a quotient lies within that of a rounding boundary. d below -708 gives
+  ;; 0 (the float32 result is 0 either way); a NaN or +inf in a row makes the row NaN, as in JS.
+  ;; ---------------------------------------------------------------------------------------
+  ;; rows of `len` floats (row stride `ld` floats, ld >= len rounded up to 4) from x into out (same
+  ;; layout); `tmp` holds a row of doubles (len rounded up to 2, + 2).
+  (func (export "softmax") (param $x i32) (param $out i32) (param $rows i32) (param $len i32) (param $ld i32) (param $tmp i32) (param $table i32)
+    (local $row i32) (local $src i32) (local $dst i32) (local $j i32) (local $m v128) (local $max f32) (local $vmax v128)
+    (local $e v128) (local $sum f64) (local $vs v128) (local $v f32)
+    ;; exp's (written out here: V8 does not inline wasm calls, and the call cost a third of the loop)
+    (local $d v128) (local $k v128) (local $ki v128) (local $r v128) (local $p v128) (local $a0 i32) (local $a1 i32) (local $scale v128)
+    (block $done
+      (br_if $done (i32.or (i32.eqz (local.get $rows)) (i32.eqz (local.get $len))))
+      (loop $row_loop
+        (local.set $src (i32.add (local.get $x) (i32.shl (i32.mul (local.get $row) (local.get $ld)) (i32.const 2))))
+        (local.set $dst (i32.add (local.get $out) (i32.shl (i32.mul (local.get $row) (local.get $ld)) (i32.const 2))))
+        ;; the max (f32x4.max: a NaN makes it NaN, and then the whole row, as in JS)
+        (local.set $m (f32x4.splat (f32.const -inf)))
+        (local.set $j (i32.const 0))
+        (block $vec_done
+          (br_if $vec_done (i32.lt_u (local.get $len) (i32.const 4)))
+          (loop $vec
+            (local.set $m (f32x4.max (local.get $m) (v128.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br_if $vec (i32.le_u (i32.add (local.get $j) (i32.const 4)) (local.get $len)))))
+        (local.set $max (f32.max (f32.max (f32x4.extract_lane 0 (local.get $m)) (f32x4.extract_lane 1 (local.get $m)))
+          (f32.max (f32x4.extract_lane 2 (local.get $m)) (f32x4.extract_lane 3 (local.get $m)))))
+        (block $tail_done
+          (br_if $tail_done (i32.ge_u (local.get $j) (local.get $len)))
+          (loop $tail
+            (local.set $max (f32.max (local.get $max) (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $tail (i32.lt_u (local.get $j) (local.get $len)))))
+        (local.set $vmax (f64x2.splat (f64.promote_f32 (local.get $max))))
+        ;; exps into tmp, two at a time, summed in order
+        (local.set $sum (f64.const 0))
+        (local.set $j (i32.const 0))
+        (loop $exp_loop
+          (local.set $d
+            (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $vmax)))
+          (local.set $k (f64x2.nearest (f64x2.mul (local.get $d) (f64x2.splat (f64.const 92.33248261689366)))))
+          (local.set $r (f64x2.sub
+            (f64x2.sub (local.get $d) (f64x2.mul (local.get $k) (f64x2.splat (f64.const 0.010830424726009369))))
+            (f64x2.mul (local.get $k) (f64x2.splat (f64.const -2.976022379919119e-11)))))
+          ;; p = 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r/120)))), Horner from the inside out
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 0.041666666666666664)) (f64x2.mul (local.get $r) (f64x2.splat (f64.const 0.008333333333333333)))))
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 0.16666666666666666)) (f64x2.mul (local.get $r) (local.get $p))))
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 0.5)) (f64x2.mul (local.get $r) (local.get $p))))
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
+          (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
+          ;; k >= -708 * 64/ln2 here (clamped), so 2^(k >> 6) is a normal double built from its exponent bits
+          (local.set $ki (i32x4.trunc_sat_f64x2_s_zero (f64x2.max (local.get $k) (f64x2.splat (f64.const -65400)))))
+          (local.set $a0 (i32.add (local.get $table) (i32.shl (i32.and (i32x4.extract_lane 0 (local.get $ki)) (i32.const 63)) (i32.const 3))))
+          (local.set $a1 (i32.add (local.get $table) (i32.shl (i32.and (i32x4.extract_lane 1 (local.get $ki)) (i32.const 63)) (i32.const 3))))
+          (local.set $scale (i64x2.shl (i64x2.extend_low_i32x4_s (i32x4.add (i32x4.shr_s (local.get $ki) (i32.const 6)) (v128.const i32x4 1023 1023 1023 1023))) (i32.const 52)))
+          (local.set $p (f64x2.mul (local.get $scale)
+            (f64x2.mul (v128.load64_lane offset=0 1 (local.get $a1) (v128.load64_splat offset=0 (local.get $a0))) (local.get $p))))
+          ;; below -708: 0; NaN stays NaN
+          (local.set $e
+          (v128.bitselect (f64x2.splat (f64.const 0)) (local.get $p) (f64x2.lt (local.get $d) (f64x2.splat (f64.const -708)))))
+          (v128.store (i32.add (local.get $tmp) (i32.shl (local.get $j) (i32.const 3))) (local.get $e))
+          (local.set $sum (f64.add (local.get $sum) (f64x2.extract_lane 0 (local.get $e))))
+          (if (i32.lt_u (i32.add (local.get $j) (i32.const 1)) (local.get $len))
+            (then (local.set $sum (f64.add (local.get $sum) (f64x2.extract_lane 1 (local.get $e))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 2)))
+          (br_if $exp_loop (i32.lt_u (local.get $j) (local.get $len))))
+        ;; quotients, rounded to float32
+        (local.set $vs (f64x2.splat (local.get $sum)))
+        (local.set $j (i32.const 0))
+        (loop $div_loop
+          (v128.store64_lane 0 (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
+            (f32x4.demote_f64x2_zero (f64x2.div (v128.load (i32.add (local.get $tmp) (i32.shl (local.get $j) (i32.const 3)))) (local.get $vs))))
+          (local.set $j (i32.add (local.get $j) (i32.const 2)))
+          (br_if $div_loop (i32.lt_u (local.get $j) (local.get $len))))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br_if $row_loop (i32.lt_u (local.get $row) (local.get $rows))))))
+
   ;; ---------------------------------------------------------------------------------------
   ;; Driver: this thread's share of one job (see the descriptor above)
   ;; ---------------------------------------------------------------------------------------
@@ -703,7 +891,7 @@
     (local $blocks i32) (local $row0 i32) (local $panels i32) (local $col0 i32)
     (local $i i32) (local $j i32) (local $p i32) (local $kc i32) (local $ldcb i32)
     (local $mr i32) (local $nr i32) (local $r i32) (local $col i32) (local $accum i32) (local $final i32)
-    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32)
+    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32) (local $residual i32) (local $rtile i32)
     (local.set $m (i32.load offset=0 (local.get $job)))
     (local.set $n (i32.load offset=4 (local.get $job)))
     (local.set $k (i32.load offset=8 (local.get $job)))
@@ -730,11 +918,12 @@
     (local.set $strideA (i32.load offset=92 (local.get $job)))
     (local.set $strideB (i32.load offset=96 (local.get $job)))
     (local.set $strideC (i32.load offset=100 (local.get $job)))
+    (local.set $residual (i32.load offset=104 (local.get $job)))
     (if (i32.or (i32.or (i32.ge_u (local.get $i0) (local.get $i1)) (i32.ge_u (local.get $j0) (local.get $j1)))
           (i32.or (i32.ge_u (local.get $bt) (local.get $b1)) (i32.eqz (local.get $k))))
       (then (return)))
     (local.set $ldcb (i32.shl (local.get $ldc) (i32.const 2)))
-    (local.set $post (i32.ne (i32.or (local.get $biasMode) (local.get $act)) (i32.const 0)))
+    (local.set $post (i32.ne (i32.or (i32.or (local.get $biasMode) (local.get $act)) (local.get $residual)) (i32.const 0)))
     (local.set $packA (i32.add (local.get $work) (i32.const 256)))
     (local.set $packB (local.get $packA))
     (if (i32.eqz (local.get $aMode))
@@ -819,6 +1008,9 @@
             (if (i32.eq (local.get $biasMode) (i32.const 2))
               (then (local.set $biasAt (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $full (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8))))
+            ;; the residual tile lies where C's does, in an array of C's layout
+            (local.set $rtile (i32.const 0))
+            (if (local.get $residual) (then (local.set $rtile (i32.add (local.get $ctile) (i32.sub (local.get $residual) (local.get $c))))))
             (if (local.get $full)
               (then
                 (call $kernel4x8
@@ -827,7 +1019,7 @@
                   (local.get $kc) (local.get $ctile) (local.get $ldcb) (local.get $accum))
                 (if (local.get $final)
                   (then (call $post4x8 (local.get $ctile) (local.get $ldcb) (local.get $biasAt) (local.get $biasMode)
-                          (local.get $act) (local.get $lo) (local.get $hi)))))
+                          (local.get $act) (local.get $lo) (local.get $hi) (local.get $rtile)))))
               (else
                 ;; edge tile: compute into the scratch tile, then store (or add) its valid part
                 (call $kernel4x8
@@ -852,7 +1044,7 @@
             (if (i32.and (local.get $final) (i32.eqz (local.get $full)))
               (then
                 (call $epilogue (local.get $ctile) (local.get $ldcb) (local.get $mr) (local.get $nr)
-                  (local.get $biasAt) (local.get $biasMode) (local.get $act) (local.get $lo) (local.get $hi))))
+                  (local.get $biasAt) (local.get $biasMode) (local.get $act) (local.get $lo) (local.get $hi) (local.get $rtile))))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
             (br_if $i_loop (i32.lt_u (local.get $i) (local.get $i1))))
           (local.set $j (i32.add (local.get $j) (i32.const 8)))
