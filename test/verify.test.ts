@@ -217,3 +217,27 @@ describe('conversion verification', () => {
     expect(() => verifyConversion(source, rounded, [])).toThrow(/tensor h is retyped after writing/);
   });
 });
+
+describe('a written file that does not read back', () => {
+  it('is removed, and the conversion fails in one line saying what the reader said', async () => {
+    const { convertModel } = await import('../src/api/load.js');
+    const { formatByName } = await import('../src/formats/registry.js');
+    const { FormatError, UsageError } = await import('../src/core/errors.js');
+    const onnx = formatByName('onnx') as { read: (path: string, options: object) => Model };
+    const read = onnx.read;
+    const dir = tempDir();
+    const out = join(dir, 'or.onnx');
+    // The reader fails on the file just written (as a writer bug would make it): injected here,
+    // since every writer's output reads back today.
+    onnx.read = (path) => {
+      throw new FormatError(path, 'graph', 'a node the reader knows');
+    };
+    try {
+      expect(() => convertModel(join(process.cwd(), 'samples', 'or-gate', 'or-gate.safetensors'), out, { verify: true })).toThrow(UsageError);
+      expect(() => convertModel(join(process.cwd(), 'samples', 'or-gate', 'or-gate.safetensors'), out, { verify: true })).toThrow(/verification failed, output removed: the written onnx does not read back: .*or\.onnx: graph: .*a node the reader knows/);
+    } finally {
+      onnx.read = read;
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+});

@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import type { Model } from '../core/model.js';
 import { detectFormat, formatByName, formatForOutput } from '../formats/registry.js';
@@ -113,9 +113,23 @@ export function convertModel(input: string, output: string, options: ConvertOpti
   });
   const t2 = performance.now();
   const format = to ?? formatForOutput(output).name;
-  const verification = options.verify ? verifyConversion(model, loadModel(output, { format }), files, options.quantize ? { quantize: options.quantize } : {}) : undefined;
+  const verification = options.verify ? verifyConversion(model, readBack(output, format, files), files, options.quantize ? { quantize: options.quantize } : {}) : undefined;
   const t3 = performance.now();
   return { model, files, format, ...(verification ? { verification } : {}), seconds: { read: roundMs(t1 - t0), write: roundMs(t2 - t1), verify: roundMs(t3 - t2) } };
+}
+
+/**
+ * The written output read back for verification. A file modelbridge cannot read back is a wrong
+ * file: it is removed like one whose values differ, and the failure says what the reader said.
+ */
+function readBack(output: string, format: string, files: readonly string[]): Model {
+  try {
+    return loadModel(output, { format });
+  } catch (error) {
+    if (!(error instanceof FormatError || error instanceof UsageError)) throw error;
+    for (const file of files) rmSync(file, { force: true, recursive: true });
+    throw new UsageError(`verification failed, output removed: the written ${format} does not read back: ${error.message}`);
+  }
 }
 
 function sameFile(a: string, b: string): boolean {
