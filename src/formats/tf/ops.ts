@@ -469,6 +469,9 @@ const floorMod: OpBuilder = (ctx) => {
   return [ctx.out('Sub', [x, ctx.op('Mul', [ctx.op('Floor', [ctx.op('Div', [x, y])]), y])])];
 };
 
+/** TruncateMod: the remainder of a truncating division, C's fmod: ONNX's Mod with fmod 1. */
+const truncateMod: OpBuilder = (ctx) => [ctx.out('Mod', [ctx.input(0), ctx.input(1)], { fmod: attr.int(1) })];
+
 /** Unpack: output k is the slice k of the axis, dropped (a Gather of the scalar k). */
 const unpack: OpBuilder = (ctx) => {
   const n = attrInt(ctx.attr, 'num', 0);
@@ -652,6 +655,7 @@ export const TF_OPS: Readonly<Record<string, OpBuilder>> = {
   // More arithmetic.
   Pow: binary('Pow'),
   FloorMod: floorMod,
+  TruncateMod: truncateMod,
   SquaredDifference: (ctx) => {
     const d = ctx.op('Sub', [ctx.input(0), ctx.input(1)]);
     return [ctx.out('Mul', [d, d])];
@@ -724,7 +728,7 @@ export const TF_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
   FusedBatchNorm: ['BatchNormalization', 'Transpose'], FusedBatchNormV2: ['BatchNormalization', 'Transpose'], FusedBatchNormV3: ['BatchNormalization', 'Transpose'],
   Equal: ['Equal'], NotEqual: ['Not', 'Equal'], Less: ['Less'], LessEqual: ['LessOrEqual'], Greater: ['Greater'], GreaterEqual: ['GreaterOrEqual'],
   LogicalNot: ['Not'], LogicalAnd: ['And'], LogicalOr: ['Or'], IsNan: ['IsNaN'], IsInf: ['IsInf'], Select: ['Where', 'Unsqueeze'], SelectV2: ['Where'],
-  Pow: ['Pow'], FloorMod: ['Mod', 'Sub', 'Mul', 'Floor', 'Div'], SquaredDifference: ['Mul', 'Sub'], AddN: ['Sum'], ClipByValue: ['Max', 'Min'],
+  Pow: ['Pow'], FloorMod: ['Mod', 'Sub', 'Mul', 'Floor', 'Div'], TruncateMod: ['Mod'], SquaredDifference: ['Mul', 'Sub'], AddN: ['Sum'], ClipByValue: ['Max', 'Min'],
   Erf: ['Erf'], Floor: ['Floor'], Ceil: ['Ceil'], Round: ['Round'], Sign: ['Sign'], Sin: ['Sin'], Cos: ['Cos'], Tan: ['Tan'],
   Cumsum: ['CumSum'], Einsum: ['Einsum'], ArgMax: ['ArgMax', 'Cast'], ArgMin: ['ArgMin', 'Cast'],
   GatherV2: ['Gather'], GatherNd: ['GatherND', 'Cast'], Range: ['Range'], Fill: ['ConstantOfShape', 'Expand', 'Cast'], Tile: ['Tile', 'Cast'],
