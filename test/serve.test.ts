@@ -390,7 +390,7 @@ describe('modelbridge serve (the CLI)', () => {
   it('documents every option in --help', () => {
     const r = cli(['serve', '--help']);
     expect(r.code).toBe(0);
-    for (const option of ['--model-name', '--model-config', '--port', '--host', '--version-policy', '--poll-seconds', '--settle-ms', '--max-body-bytes', '--max-batch-size', '--timeout-ms', '--max-queue', '--log-level']) {
+    for (const option of ['--model-name', '--model-config', '--port', '--host', '--version-policy', '--poll-seconds', '--settle-ms', '--max-body-bytes', '--max-batch-size', '--timeout-ms', '--max-queue', '--workers', '--log-level']) {
       expect(r.stdout).toContain(option);
     }
   });
@@ -403,6 +403,48 @@ describe('modelbridge serve (the CLI)', () => {
     const policy = cli(['serve', ROOT, '--version-policy', 'newest']);
     expect(policy.code).toBe(1);
     expect(policy.stderr).toMatch(/^error: --version-policy "newest"/);
+  });
+
+  it('runs the models on worker threads with --workers 2: same answers, versions swapped under load, 400s, exit 0', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'gate', '1'), { recursive: true });
+    copyFileSync(OR_ONNX, join(dir, 'gate', '1', 'or.onnx'));
+    const next = join(dir, 'next.safetensors');
+    const nextModel = trainOrGate({ seed: 9, epochs: 20 }).model;
+    saveModel(nextModel, next);
+    const nextAnswer = Math.fround(runModel(nextModel, { x: Tensor.from('float32', [1, 2], [1, 1]) })['y']!.toFloat32()[0]!);
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'modelbridge.cjs'), 'serve', join(dir, 'gate'), '--port', '0', '--workers', '2', '--settle-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (d) => {
+          stderr += String(d);
+          const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+          if (m) resolve(m[1]!);
+        });
+        void exit.then(() => reject(new Error(stderr)));
+      });
+      const predict = `${url}/v1/models/gate:predict`;
+      const rows = [[0, 0], [0, 1], [1, 0], [1, 1]];
+      const r = await post(predict, JSON.stringify({ instances: rows }));
+      expect(asFloat32(r.json['predictions'])).toEqual(runCli(OR_ONNX, rows).map((v) => Math.fround(v)));
+      expect(await post(predict, '{"inputs": {"x": [[1, 1, 1]]}}')).toEqual({ status: 400, json: { error: 'input x must have shape [?, 2], got [1, 3]' } });
+      const instance = autocannon({ url: predict, method: 'POST', body: '{"instances": [[1, 1]]}', connections: 4, duration: 30 });
+      const done = new Promise<autocannon.Result>((resolve) => instance.on('done', resolve));
+      mkdirSync(join(dir, 'gate', '2'));
+      copyFileSync(next, join(dir, 'gate', '2', 'model.safetensors'));
+      await waitFor(async () => asFloat32((await post(predict, '{"instances": [[1, 1]]}')).json['predictions'])[0] === nextAnswer, 3000);
+      instance.stop();
+      const result = await done;
+      expect(result.errors + result.non2xx).toBe(0);
+      expect(result.requests.total).toBeGreaterThan(10);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exit).toBe(0);
+    expect(stderr).toContain('"msg":"version unloaded"');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('serves from the command line and stops on SIGTERM with exit 0', async () => {

@@ -15,7 +15,8 @@ import { Metrics } from './metrics.js';
 import { RunQueue } from './queue.js';
 import { invalidArgument, ServeError, type StatusCode } from './status.js';
 import { parsePredictTensors, predictDocument, predictResponse, shapeProto, tfEnumName, type InputSpec } from './tensors.js';
-import { ModelManager, type LoadedVersion } from './versions.js';
+import { DEFAULT_SIGNATURE, ModelManager, type LoadedVersion } from './versions.js';
+import { WorkerPool } from './pool.js';
 
 export interface ServeOptions {
   readonly models: readonly ModelConfig[];
@@ -34,6 +35,8 @@ export interface ServeOptions {
   /** How long a new version folder must stay unchanged before it is loaded (ms). */
   readonly settleMs: number;
   readonly logLevel: string;
+  /** Worker threads running the models (0: the server's own thread). */
+  readonly workers?: number;
   /** Where the structured (pino, one JSON object per line) log goes; default standard error. */
   readonly logStream?: Writable;
 }
@@ -103,8 +106,15 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     forceCloseConnections: 'idle',
   });
   const log = app.log;
-  const manager = new ModelManager(options.models, { pollMs: options.pollMs, settleMs: options.settleMs, log });
-  manager.start();
+  const pool = options.workers ? new WorkerPool(options.workers, options.maxQueue) : undefined;
+  const manager = new ModelManager(options.models, { pollMs: options.pollMs, settleMs: options.settleMs, log, ...(pool ? { pool } : {}) });
+  try {
+    await manager.start();
+  } catch (error) {
+    await manager.close();
+    await pool?.close();
+    throw error;
+  }
   const metrics = new Metrics();
   const queue = new RunQueue(options.maxQueue);
 
@@ -193,7 +203,9 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       const specs: InputSpec[] = [...runner.signature.inputs].map(([key, graphName]) => ({ name: key, dtype: graph.inputs.find((i) => i.name === graphName)?.dtype ?? 'float32' }));
       const { format, tensors } = parsePredictTensors(doc, specs, options.maxBatchSize);
       const feeds = Object.fromEntries(tensors);
-      const outputs = await queue.submit(() => runner.run(feeds), options.timeoutMs);
+      const outputs = pool
+        ? await pool.run(version.key, signatureName === undefined || signatureName === '' ? DEFAULT_SIGNATURE : signatureName, feeds, options.timeoutMs)
+        : await queue.submit(() => runner.run(feeds), options.timeoutMs);
       const ordered: Array<[string, Tensor]> = [...runner.signature.outputs.keys()].map((k) => [k, outputs[k]!]);
       return predictResponse(ordered, format);
     } finally {
@@ -260,6 +272,7 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     address = await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await manager.close();
+    await pool?.close();
     const e = error as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${options.port} on ${options.host} is in use (choose another with --port)`);
     if (e.code === 'EACCES') throw new UsageError(`no permission to listen on port ${options.port} (ports below 1024 need privileges)`);
@@ -286,6 +299,7 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       closing ??= (async () => {
         await app.close();
         await manager.close();
+        await pool?.close();
       })();
       return closing;
     },
