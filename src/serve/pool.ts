@@ -63,6 +63,8 @@ interface Job {
 interface Slot {
   readonly worker: Worker;
   busy: boolean;
+  /** Requests posted to this worker and not yet answered. */
+  readonly calls: Set<number>;
 }
 
 /** The worker script: the bundle this module was built into. */
@@ -86,9 +88,16 @@ export class WorkerPool {
     const script = workerScript();
     for (let i = 0; i < size; i++) {
       const worker = new Worker(script, { workerData: { modelbridgeServeWorker: true } });
-      worker.on('message', (reply: WorkerReply) => this.settle(reply));
-      worker.on('error', (error) => this.failAll(error));
-      this.slots.push({ worker, busy: false });
+      const slot: Slot = { worker, busy: false, calls: new Set() };
+      worker.on('message', (reply: WorkerReply) => {
+        slot.calls.delete(reply.id);
+        this.settle(reply);
+      });
+      // A worker that dies (out of memory, a crash in a native module) fails its requests and
+      // leaves the pool; the others carry on. With none left, runs fail at once.
+      worker.on('error', (error) => this.lost(slot, error));
+      worker.on('exit', (code) => this.lost(slot, new Error(`a worker thread stopped (exit code ${code})`)));
+      this.slots.push(slot);
     }
   }
 
@@ -103,14 +112,28 @@ export class WorkerPool {
     p.resolve(reply);
   }
 
-  private failAll(error: unknown): void {
-    for (const p of this.pending.values()) p.reject(error);
-    this.pending.clear();
+  private lost(slot: Slot, error: unknown): void {
+    const k = this.slots.indexOf(slot);
+    if (k < 0) return;
+    this.slots.splice(k, 1);
+    for (const id of slot.calls) {
+      this.pending.get(id)?.reject(error);
+      this.pending.delete(id);
+    }
+    slot.calls.clear();
+    if (this.slots.length === 0 && !this.closed) {
+      for (const job of this.jobs.splice(0)) {
+        clearTimeout(job.timer);
+        if (!job.done) job.reject(new ServeError('INTERNAL', 'no worker threads left to run the model'));
+        job.done = true;
+      }
+    }
   }
 
   private call(slot: Slot, request: WorkerRequest & { id: number }, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
     return new Promise((resolve, reject) => {
       this.pending.set(request.id, { resolve, reject });
+      slot.calls.add(request.id);
       slot.worker.postMessage(request, transfer);
     });
   }
@@ -132,6 +155,7 @@ export class WorkerPool {
   /** Runs a loaded version's signature on the next free worker. */
   run(key: string, signature: string, inputs: Readonly<Record<string, Tensor>>, timeoutMs: number): Promise<Record<string, Tensor>> {
     if (this.closed) return Promise.reject(new ServeError('UNAVAILABLE', 'The server is shutting down'));
+    if (this.slots.length === 0) return Promise.reject(new ServeError('INTERNAL', 'no worker threads left to run the model'));
     const waiting = this.jobs.filter((j) => !j.done).length;
     if (waiting >= this.capacity) return Promise.reject(new ServeError('UNAVAILABLE', `The run queue is full (${this.capacity} requests waiting, --max-queue); try again later`));
     const transfer: ArrayBuffer[] = [];
@@ -196,7 +220,9 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    const slots = [...this.slots];
+    this.slots.length = 0;
     // Requests still running finish first: the server waits for its requests before this.
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }
