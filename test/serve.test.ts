@@ -447,6 +447,53 @@ describe('modelbridge serve (the CLI)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('serves several models from a --model-config file with their version policies and labels', async () => {
+    const dir = tempDir();
+    for (const v of [1, 2, 3]) {
+      mkdirSync(join(dir, 'every', String(v)), { recursive: true });
+      mkdirSync(join(dir, 'pinned', String(v)), { recursive: true });
+      const m = trainOrGate({ seed: v, epochs: 20 }).model;
+      saveModel(m, join(dir, 'every', String(v), 'm.safetensors'));
+      saveModel(m, join(dir, 'pinned', String(v), 'm.safetensors'));
+    }
+    writeFileSync(
+      join(dir, 'models.config'),
+      `model_config_list {
+  config { name: "every" base_path: "every" model_version_policy { all {} } }
+  config { name: "pinned" base_path: "pinned" model_version_policy { specific { versions: 1 versions: 2 } }
+           version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } }
+}`,
+    );
+    const answer = (v: number) => Math.fround(runModel(trainOrGate({ seed: v, epochs: 20 }).model, { x: Tensor.from('float32', [1, 2], [1, 1]) })['y']!.toFloat32()[0]!);
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'modelbridge.cjs'), 'serve', '--model-config', join(dir, 'models.config'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let stderr = '';
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (d) => {
+          stderr += String(d);
+          const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+          if (m) resolve(m[1]!);
+        });
+        void exit.then(() => reject(new Error(stderr)));
+      });
+      const states = async (name: string) => ((await get(`${url}/v1/models/${name}`)).json['model_version_status'] as Array<{ version: string; state: string }>).map((s) => `${s.version}:${s.state}`);
+      expect(await states('every')).toEqual(['3:AVAILABLE', '2:AVAILABLE', '1:AVAILABLE']);
+      expect(await states('pinned')).toEqual(['2:AVAILABLE', '1:AVAILABLE']);
+      const y = async (path: string) => asFloat32((await post(`${url}/v1/models/${path}:predict`, '{"instances": [[1, 1]]}')).json['predictions'])[0];
+      expect(await y('every')).toBe(answer(3));
+      expect(await y('every/versions/1')).toBe(answer(1));
+      expect(await y('pinned')).toBe(answer(2));
+      expect(await y('pinned/labels/stable')).toBe(answer(1));
+      expect(await y('pinned/labels/canary')).toBe(answer(2));
+      expect((await post(`${url}/v1/models/pinned/versions/3:predict`, '{"instances": [[1, 1]]}')).status).toBe(404);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exit).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('serves from the command line and stops on SIGTERM with exit 0', async () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'gate', '3'), { recursive: true });
