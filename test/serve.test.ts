@@ -349,6 +349,31 @@ describe('the run queue', () => {
   });
 });
 
+describe('versions refused at start', () => {
+  it('a broken newest version leaves the newest good one serving, and loads once its files are fixed', async () => {
+    const dir = tempDir('modelbridge-serve-broken-');
+    mkdirSync(join(dir, '1'));
+    copyFileSync(OR_ONNX, join(dir, '1', 'or-gate.onnx'));
+    mkdirSync(join(dir, '2'));
+    writeFileSync(join(dir, '2', 'model.onnx'), 'half a model');
+    const log = logSink();
+    const server = await startServer({ ...options(dir, 'or', { pollMs: 200 }), logStream: log.stream });
+    try {
+      const states = () => server.manager.status('or').map((s) => `${s.version}:${s.state}${s.error ? `:${s.error.code}` : ''}`);
+      expect(states()).toEqual(['2:END:DATA_LOSS', '1:AVAILABLE']);
+      expect((await post(`${server.url}/v1/models/or:predict`, '{"instances": [[1, 1]]}')).status).toBe(200);
+      copyFileSync(OR_ST, join(dir, '2', 'model.onnx.tmp'));
+      rmSync(join(dir, '2', 'model.onnx'));
+      renameSync(join(dir, '2', 'model.onnx.tmp'), join(dir, '2', 'or.safetensors'));
+      await waitFor(async () => states()[0] === '2:AVAILABLE', 3000);
+      expect(states()).toEqual(['2:AVAILABLE', '1:END']);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('version draining', () => {
   it('a request in flight keeps its version until it finishes; the version is unloaded after', async () => {
     const dir = tempDir('modelbridge-serve-drain-');

@@ -154,7 +154,8 @@ export class ModelManager {
   async start(): Promise<void> {
     for (const m of this.models.values()) {
       if (!isDirectory(m.config.basePath)) throw new UsageError(`model base path ${m.config.basePath} is not a directory (expected BASE/<version>/<model>)`);
-      this.scan(m, true);
+      // A refused version stops being a candidate, so the next look picks the one below it.
+      for (let pass = 0; pass < 64 && this.scan(m, true); pass++);
     }
     // Versions going into worker threads finish loading before the server answers anything.
     await Promise.all(this.loading);
@@ -198,10 +199,16 @@ export class ModelManager {
     for (const m of this.models.values()) this.scan(m, false);
   }
 
-  /** One look at a base path: load what should be served and is ready, unload what should not be. */
-  private scan(m: ServedModel, initial: boolean): void {
+  /**
+   * One look at a base path: load what should be served and is ready, unload what should not be.
+   * Versions refused with the files they still have are no candidates, so with latest:N a broken
+   * newest version leaves the newest good ones serving (also when the server starts). Returns
+   * whether a version was refused (then another look is due).
+   */
+  private scan(m: ServedModel, initial: boolean): boolean {
     const present = listVersions(m.config.basePath);
-    const aspired = new Set(aspiredVersions(m.config.policy, [...present.keys()]));
+    const aspired = this.aspired(m, present);
+    let refused = false;
     const now = performance.now();
     let waiting = false;
     // Newest first: with latest:N the newest version is the one to get serving soonest.
@@ -225,9 +232,21 @@ export class ModelManager {
         continue;
       }
       this.load(m, v, dir, record, fingerprint);
+      if (record.state === 'END') refused = true;
     }
     this.applyPolicy(m, present, aspired);
     if (waiting) this.schedule(m, this.options.settleMs);
+    else if (refused && !initial) this.schedule(m, 0);
+    return refused;
+  }
+
+  /** The versions the policy wants among those present, refused ones (with unchanged files) left out. */
+  private aspired(m: ServedModel, present: ReadonlyMap<number, string>): Set<number> {
+    const candidates = [...present.keys()].filter((v) => {
+      const r = m.versions.get(v);
+      return !(r && r.state === 'END' && r.refusedAt !== undefined && r.refusedAt === fingerprintOf(present.get(v)!));
+    });
+    return new Set(aspiredVersions(m.config.policy, candidates));
   }
 
   private load(m: ServedModel, version: number, dir: string, record: VersionRecord, fingerprint: string): void {
@@ -267,9 +286,12 @@ export class ModelManager {
         if (this.closed) return;
         available(loaded);
         const present = listVersions(m.config.basePath);
-        this.applyPolicy(m, present, new Set(aspiredVersions(m.config.policy, [...present.keys()])));
+        this.applyPolicy(m, present, this.aspired(m, present));
       },
-      (error: unknown) => refuse(error),
+      (error: unknown) => {
+        refuse(error);
+        this.schedule(m, 0);
+      },
     );
     this.loading.add(done);
     void done.finally(() => this.loading.delete(done));
