@@ -257,6 +257,8 @@ describe('modelbridge serve (in process)', () => {
     expect((await get(`${server.url}/v1/models/half`)).json).toEqual({ error: 'Could not find any versions of model half' });
     expect((await get(`${server.url}/v1/models/or/versions/9`)).status).toBe(404);
     expect((await get(`${server.url}/v1/models`)).json).toEqual({ error: 'Missing model name in request.' });
+    const put = await fetch(`${server.url}/v1/models/or`, { method: 'PUT', body: '{}' });
+    expect([put.status, await put.json()]).toEqual([400, { error: 'Malformed request: PUT /v1/models/or' }]);
     const big = await post(url, JSON.stringify({ instances: Array.from({ length: 200_000 }, () => [1, 1]) }));
     expect(big.status).toBe(413);
     expect(big.json['error']).toMatch(/larger than 1048576 bytes/);

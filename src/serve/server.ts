@@ -168,7 +168,7 @@ export async function startServer(options: ServeOptions): Promise<Server> {
         const body = await predict(target, typeof request.body === 'string' ? request.body : '', outcome);
         return ok(reply, body, outcome, started);
       }
-      const m = STATUS.exec(path);
+      const m = request.method === 'GET' ? STATUS.exec(path) : null;
       if (!m) throw invalidArgument(`Malformed request: ${request.method} ${path}`);
       if (!m[1]) throw invalidArgument('Missing model name in request.');
       const target = targetOf(m[1], m[2], m[3]);
@@ -252,7 +252,8 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     }
   };
 
-  app.route({ method: ['GET', 'POST'], url: '/v1/*', handler: handle });
+  // Every method: TF Serving answers the ones it has no API for with its "Malformed request".
+  app.route({ method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'], url: '/v1/*', handler: handle });
   app.get(METRICS_PATH, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).type('application/json').send(JSON.stringify({ error: `Not found: ${request.method} ${request.url.split('?')[0]}` }));
