@@ -41,17 +41,7 @@ export interface ServeOptions {
   readonly logStream?: Writable;
 }
 
-export const SERVE_DEFAULTS = {
-  host: '127.0.0.1',
-  port: 8501,
-  maxBodyBytes: 32 * 1024 * 1024,
-  maxBatchSize: 1024,
-  timeoutMs: 30_000,
-  maxQueue: 256,
-  pollMs: 1000,
-  settleMs: 200,
-  logLevel: 'info',
-} as const;
+export { SERVE_DEFAULTS } from './defaults.js';
 
 /** TF Serving's kPredictionApiGegex and kModelStatusApiRegex. */
 const PREDICT = /^\/v1\/models\/([^/:]+)(?:(?:\/versions\/(\d+))|(?:\/labels\/([^/:]+)))?:(classify|regress|predict)$/i;

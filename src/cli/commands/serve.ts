@@ -2,7 +2,8 @@ import { basename, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { UsageError } from '../../core/errors.js';
 import { DEFAULT_POLICY, parseVersionPolicy, readModelConfig, type ModelConfig } from '../../serve/config.js';
-import { SERVE_DEFAULTS, startServer, type Server } from '../../serve/server.js';
+import { SERVE_DEFAULTS } from '../../serve/defaults.js';
+import type { Server } from '../../serve/server.js';
 import { exitWithError } from '../errors.js';
 
 function positiveInt(name: string, value: number, min = 1): number {
@@ -72,8 +73,10 @@ export function serveCommand(y: Argv): Argv {
         logLevel: argv.logLevel,
         workers: positiveInt('workers', argv.workers, 0),
       };
-      // yargs runs handlers synchronously; the server lives on in the event loop from here.
-      startServer(options).then(onSignals, exitWithError);
+      // yargs runs handlers synchronously; the server lives on in the event loop from here. The
+      // server module (fastify, pino: half the CLI bundle) is loaded only now, so the other
+      // commands start as fast as before.
+      import('../../serve/server.js').then(({ startServer }) => startServer(options)).then(onSignals, exitWithError);
     },
   );
 }
