@@ -107,6 +107,9 @@ export async function startServer(options: ServeOptions): Promise<Server> {
   }
   const metrics = new Metrics();
   const queue = new RunQueue(options.maxQueue);
+  // Metric labels name configured models only: names from URLs would let any client grow the series without bound.
+  const served = new Set(manager.modelNames());
+  const labelOf = (name: string) => (served.has(name) ? name : '');
 
   // TF Serving reads the body whatever its Content-Type (curl -d sends form encoding): as text.
   app.removeAllContentTypeParsers();
@@ -127,15 +130,15 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       message = `internal error (a modelbridge bug): ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
       log.error({ err: error, method: request.method, url: request.url }, 'request failed');
     }
-    metrics.request(outcome.model, outcome.version, code);
+    metrics.request(labelOf(outcome.model), outcome.version, code);
     const status = new ServeError(code, message).httpStatus;
     if (code !== 'INTERNAL') log.warn({ method: request.method, url: request.url, status, error: message }, 'request refused');
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
   };
 
   const ok = (reply: FastifyReply, body: string, outcome: Outcome, started: number): FastifyReply => {
-    metrics.request(outcome.model, outcome.version, 'OK');
-    metrics.latency(outcome.model, outcome.version, outcome.api, (performance.now() - started) * 1000);
+    metrics.request(labelOf(outcome.model), outcome.version, 'OK');
+    metrics.latency(labelOf(outcome.model), outcome.version, outcome.api, (performance.now() - started) * 1000);
     return reply.code(200).type('application/json').send(body);
   };
 
