@@ -170,7 +170,7 @@ async function serveModel(python, m) {
   return [
     `### ${m.title}`,
     '',
-    `${m.connections} clients in a closed loop, ${m.seconds} s per round after a 1 s warm-up, ${ROUNDS} rounds per server in ABBA order; each row is the server's best round (all rounds' requests/s in the last column); body: ${m.bodyNote}.`,
+    `${m.connections} clients in a closed loop, ${m.seconds} s per round after a 1 s warm-up, ${ROUNDS} rounds in ABBA order (each server measured twice a round); each row is the server's best measurement (all of them, in requests/s, in the last column); body: ${m.bodyNote}.`,
     '',
     table(
       ['server', 'requests/s', 'p50 latency', 'p99 latency', 'failed (all rounds)', 'vs Flask + TF', 'rounds (req/s)'],
