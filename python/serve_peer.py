@@ -1,8 +1,9 @@
 """Peers of `modelbridge serve` (test/serve.peer.test.ts). Run with the peers' python (.peers/venv).
 
 Commands:
-  cnn OUT [SEED]  a small TensorFlow CNN (Conv2D, ReLU, MaxPool, Dense, Softmax; random weights
-                  from SEED, default 0) saved as a SavedModel in OUT with signature serving_default
+  cnn OUT SEED [OUT SEED ...]
+                  a small TensorFlow CNN (Conv2D, ReLU, MaxPool, Dense, Softmax; random weights
+                  from SEED) per pair, in one interpreter saved as a SavedModel in OUT with signature serving_default
                   (image: float32 [-1, 8, 8, 3] -> probabilities: float32 [-1, 4]), plus
                   OUT/golden-inputs.npz and OUT/golden-outputs.npz: TensorFlow's own outputs on a
                   fixed input, which the server checks the version against before serving it.
@@ -71,8 +72,9 @@ def post(url: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) in (2, 3) and argv[0] == "cnn":
-        cnn(argv[1], int(argv[2]) if len(argv) == 3 else 0)
+    if len(argv) >= 3 and len(argv) % 2 == 1 and argv[0] == "cnn":
+        for out, seed in zip(argv[1::2], argv[2::2]):
+            cnn(out, int(seed))
     elif len(argv) == 2 and argv[0] == "tf":
         tf_run(argv[1])
     elif len(argv) == 2 and argv[0] == "post":

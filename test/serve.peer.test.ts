@@ -49,7 +49,8 @@ describe.skipIf(!python)('modelbridge serve with Python requests and TensorFlow'
   beforeAll(async () => {
     dir = tempDir('modelbridge-serve-peer-');
     cpSync(OR_SAVEDMODEL, join(dir, 'or', '1'), { recursive: true });
-    await peer(['cnn', join(dir, 'cnn', '1')]);
+    // Version 1, and another CNN whose golden outputs a broken version 2 will carry (last test).
+    await peer(['cnn', join(dir, 'cnn', '1'), '0', join(dir, 'stage-other'), '1']);
     const inputs = readNpz(readFileSync(join(dir, 'cnn', '1', 'golden-inputs.npz')), 'golden-inputs.npz').get('image')!;
     const values = Array.from(inputs.toFloat32());
     cnnRows = Array.from({ length: 2 }, (_, n) => Array.from({ length: 8 }, (_, h) => Array.from({ length: 8 }, (_, w) => values.slice(((n * 8 + h) * 8 + w) * 3, ((n * 8 + h) * 8 + w) * 3 + 3))));
@@ -113,7 +114,6 @@ describe.skipIf(!python)('modelbridge serve with Python requests and TensorFlow'
 
   it('a version whose golden outputs it does not reproduce is refused; version 1 keeps serving', async () => {
     const other = join(dir, 'stage-other');
-    await peer(['cnn', other, '1']);
     const stage = join(dir, 'stage-2');
     cpSync(join(dir, 'cnn', '1'), stage, { recursive: true });
     copyFileSync(join(other, 'golden-outputs.npz'), join(stage, 'golden-outputs.npz'));

@@ -1,3 +1,4 @@
+import { isMainThread, workerData } from 'node:worker_threads';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatNames } from '../formats/registry.js';
@@ -14,6 +15,7 @@ import { escapeControl } from '../core/printable.js';
 import { VERSION } from '../version.js';
 import { markStdio } from './stdio.js';
 import { guardTemporaries } from './temp-guard.js';
+import { serveWorker } from '../serve/worker.js';
 
 /** The modelbridge command line: thin over the library, one line per error. */
 export function main(argv: string[]): void {
@@ -42,4 +44,6 @@ export function main(argv: string[]): void {
   }
 }
 
-main(markStdio(hideBin(process.argv)));
+// The same bundle is the worker of `serve --workers N` (src/serve/pool.ts): no command line there.
+if (isMainThread) main(markStdio(hideBin(process.argv)));
+else if ((workerData as { modelbridgeServeWorker?: boolean } | null)?.modelbridgeServeWorker) serveWorker();

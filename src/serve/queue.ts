@@ -1,11 +1,14 @@
 /**
- * The model runs waiting to happen. Runs are synchronous CPU work, so they are taken one per
- * event-loop turn (setImmediate): between two runs the server keeps accepting and parsing
- * requests, and the queue is where they wait. It is bounded: a request that finds it full is
+ * The model runs waiting to happen. Runs are synchronous CPU work, so they are taken in slices of
+ * at most SLICE_MS per event-loop turn (setImmediate): between slices the server keeps accepting
+ * and parsing requests, and the queue is where they wait. It is bounded: a request that finds it full is
  * refused at once with UNAVAILABLE (503) rather than waiting behind work it cannot outlast, and a
  * request whose deadline passes while it waits is answered DEADLINE_EXCEEDED (504) and never run.
  */
 import { ServeError } from './status.js';
+
+/** How long one event-loop turn may spend running queued jobs. */
+const SLICE_MS = 2;
 
 interface Job {
   readonly run: () => unknown;
@@ -56,10 +59,15 @@ export class RunQueue {
 
   private step(): void {
     this.scheduled = false;
-    // Jobs whose deadline passed while waiting are dropped without running.
-    while (this.head < this.jobs.length && this.jobs[this.head]!.done) this.head++;
-    const job = this.jobs[this.head];
-    if (job) {
+    // Runs jobs for up to SLICE_MS, then yields to the event loop: requests that arrived together
+    // are answered in one turn, and a long queue still lets the server read new requests (and
+    // answer 503 when it is full) every few milliseconds.
+    const until = performance.now() + SLICE_MS;
+    do {
+      // Jobs whose deadline passed while waiting are dropped without running.
+      while (this.head < this.jobs.length && this.jobs[this.head]!.done) this.head++;
+      const job = this.jobs[this.head];
+      if (!job) break;
       this.head++;
       try {
         const value = job.run();
@@ -69,7 +77,7 @@ export class RunQueue {
       }
       job.done = true;
       clearTimeout(job.timer);
-    }
+    } while (performance.now() < until);
     if (this.head > 1024 && this.head * 2 > this.jobs.length) {
       this.jobs.splice(0, this.head);
       this.head = 0;

@@ -15,7 +15,8 @@ import { Metrics } from './metrics.js';
 import { RunQueue } from './queue.js';
 import { invalidArgument, ServeError, type StatusCode } from './status.js';
 import { parsePredictTensors, predictDocument, predictResponse, shapeProto, tfEnumName, type InputSpec } from './tensors.js';
-import { ModelManager, type LoadedVersion } from './versions.js';
+import { DEFAULT_SIGNATURE, ModelManager, type LoadedVersion } from './versions.js';
+import { WorkerPool } from './pool.js';
 
 export interface ServeOptions {
   readonly models: readonly ModelConfig[];
@@ -34,21 +35,13 @@ export interface ServeOptions {
   /** How long a new version folder must stay unchanged before it is loaded (ms). */
   readonly settleMs: number;
   readonly logLevel: string;
+  /** Worker threads running the models (0: the server's own thread). */
+  readonly workers?: number;
   /** Where the structured (pino, one JSON object per line) log goes; default standard error. */
   readonly logStream?: Writable;
 }
 
-export const SERVE_DEFAULTS = {
-  host: '127.0.0.1',
-  port: 8501,
-  maxBodyBytes: 32 * 1024 * 1024,
-  maxBatchSize: 1024,
-  timeoutMs: 30_000,
-  maxQueue: 256,
-  pollMs: 1000,
-  settleMs: 200,
-  logLevel: 'info',
-} as const;
+export { SERVE_DEFAULTS } from './defaults.js';
 
 /** TF Serving's kPredictionApiGegex and kModelStatusApiRegex. */
 const PREDICT = /^\/v1\/models\/([^/:]+)(?:(?:\/versions\/(\d+))|(?:\/labels\/([^/:]+)))?:(classify|regress|predict)$/i;
@@ -103,10 +96,20 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     forceCloseConnections: 'idle',
   });
   const log = app.log;
-  const manager = new ModelManager(options.models, { pollMs: options.pollMs, settleMs: options.settleMs, log });
-  manager.start();
+  const pool = options.workers ? new WorkerPool(options.workers, options.maxQueue) : undefined;
+  const manager = new ModelManager(options.models, { pollMs: options.pollMs, settleMs: options.settleMs, log, ...(pool ? { pool } : {}) });
+  try {
+    await manager.start();
+  } catch (error) {
+    await manager.close();
+    await pool?.close();
+    throw error;
+  }
   const metrics = new Metrics();
   const queue = new RunQueue(options.maxQueue);
+  // Metric labels name configured models only: names from URLs would let any client grow the series without bound.
+  const served = new Set(manager.modelNames());
+  const labelOf = (name: string) => (served.has(name) ? name : '');
 
   // TF Serving reads the body whatever its Content-Type (curl -d sends form encoding): as text.
   app.removeAllContentTypeParsers();
@@ -127,15 +130,15 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       message = `internal error (a modelbridge bug): ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
       log.error({ err: error, method: request.method, url: request.url }, 'request failed');
     }
-    metrics.request(outcome.model, outcome.version, code);
+    metrics.request(labelOf(outcome.model), outcome.version, code);
     const status = new ServeError(code, message).httpStatus;
     if (code !== 'INTERNAL') log.warn({ method: request.method, url: request.url, status, error: message }, 'request refused');
     return reply.code(status).type('application/json').send(JSON.stringify({ error: message }));
   };
 
   const ok = (reply: FastifyReply, body: string, outcome: Outcome, started: number): FastifyReply => {
-    metrics.request(outcome.model, outcome.version, 'OK');
-    metrics.latency(outcome.model, outcome.version, outcome.api, (performance.now() - started) * 1000);
+    metrics.request(labelOf(outcome.model), outcome.version, 'OK');
+    metrics.latency(labelOf(outcome.model), outcome.version, outcome.api, (performance.now() - started) * 1000);
     return reply.code(200).type('application/json').send(body);
   };
 
@@ -158,7 +161,7 @@ export async function startServer(options: ServeOptions): Promise<Server> {
         const body = await predict(target, typeof request.body === 'string' ? request.body : '', outcome);
         return ok(reply, body, outcome, started);
       }
-      const m = STATUS.exec(path);
+      const m = request.method === 'GET' ? STATUS.exec(path) : null;
       if (!m) throw invalidArgument(`Malformed request: ${request.method} ${path}`);
       if (!m[1]) throw invalidArgument('Missing model name in request.');
       const target = targetOf(m[1], m[2], m[3]);
@@ -193,7 +196,9 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       const specs: InputSpec[] = [...runner.signature.inputs].map(([key, graphName]) => ({ name: key, dtype: graph.inputs.find((i) => i.name === graphName)?.dtype ?? 'float32' }));
       const { format, tensors } = parsePredictTensors(doc, specs, options.maxBatchSize);
       const feeds = Object.fromEntries(tensors);
-      const outputs = await queue.submit(() => runner.run(feeds), options.timeoutMs);
+      const outputs = pool
+        ? await pool.run(version.key, signatureName === undefined || signatureName === '' ? DEFAULT_SIGNATURE : signatureName, feeds, options.timeoutMs)
+        : await queue.submit(() => runner.run(feeds), options.timeoutMs);
       const ordered: Array<[string, Tensor]> = [...runner.signature.outputs.keys()].map((k) => [k, outputs[k]!]);
       return predictResponse(ordered, format);
     } finally {
@@ -240,7 +245,8 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     }
   };
 
-  app.route({ method: ['GET', 'POST'], url: '/v1/*', handler: handle });
+  // Every method: TF Serving answers the ones it has no API for with its "Malformed request".
+  app.route({ method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'], url: '/v1/*', handler: handle });
   app.get(METRICS_PATH, async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).type('application/json').send(JSON.stringify({ error: `Not found: ${request.method} ${request.url.split('?')[0]}` }));
@@ -260,6 +266,7 @@ export async function startServer(options: ServeOptions): Promise<Server> {
     address = await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await manager.close();
+    await pool?.close();
     const e = error as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${options.port} on ${options.host} is in use (choose another with --port)`);
     if (e.code === 'EACCES') throw new UsageError(`no permission to listen on port ${options.port} (ports below 1024 need privileges)`);
@@ -286,6 +293,7 @@ export async function startServer(options: ServeOptions): Promise<Server> {
       closing ??= (async () => {
         await app.close();
         await manager.close();
+        await pool?.close();
       })();
       return closing;
     },

@@ -109,8 +109,41 @@ function denseShape(v: unknown): number[] {
   return shape;
 }
 
+/**
+ * Where leaf values go. float32 and float64 (images, embeddings: the large requests) are written
+ * straight into a typed array sized from the first element's shape; other dtypes are collected
+ * and converted by Tensor.from. Writes past a typed array's end are dropped by the array and the
+ * element counts, compared by the caller, catch them.
+ */
+class Leaves {
+  count = 0;
+  private readonly typed: Float32Array | Float64Array | undefined;
+  private readonly list: Leaf[] = [];
+
+  constructor(
+    readonly dtype: DType,
+    capacity: number,
+  ) {
+    this.typed = dtype === 'float32' ? new Float32Array(capacity) : dtype === 'float64' ? new Float64Array(capacity) : undefined;
+  }
+
+  push(v: Leaf): void {
+    if (this.typed) this.typed[this.count] = v as number;
+    else this.list.push(v);
+    this.count++;
+  }
+
+  tensor(shape: readonly number[]): Tensor {
+    if (this.typed) return Tensor.fromArray(this.dtype, shape, this.count === this.typed.length ? this.typed : this.typed.subarray(0, this.count));
+    if (this.dtype === 'string') return Tensor.fromStrings(shape, this.list as Uint8Array[]);
+    return Tensor.from(this.dtype, shape, this.list as number[] | bigint[]);
+  }
+}
+
+const sizeOfShape = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
 /** FillTensorProto: every list at its level has the level's size, every leaf sits at the last level. */
-function fill(v: unknown, level: number, shape: readonly number[], dtype: DType, out: Leaf[]): void {
+function fill(v: unknown, level: number, shape: readonly number[], dtype: DType, out: Leaves): void {
   const rank = shape.length;
   if (!Array.isArray(v)) {
     if (level !== rank) throw invalidArgument(`JSON Value: ${debugString(v)} found at incorrect level: ${level + 1} in the JSON DOM. Expected at level: ${rank}`);
@@ -121,11 +154,6 @@ function fill(v: unknown, level: number, shape: readonly number[], dtype: DType,
   if (level >= rank) throw invalidArgument(`Encountered list at unexpected level: ${level} expected < ${rank}`);
   if (v.length !== shape[level]) throw invalidArgument(`Encountered list at unexpected size: ${v.length} at level: ${level} expected size: ${shape[level]}`);
   for (const item of v) fill(item, level + 1, shape, dtype, out);
-}
-
-function toTensor(dtype: DType, shape: readonly number[], leaves: Leaf[]): Tensor {
-  if (dtype === 'string') return Tensor.fromStrings(shape, leaves as Uint8Array[]);
-  return Tensor.from(dtype, shape, leaves as number[] | bigint[]);
 }
 
 function parseSignatureName(doc: Record<string, unknown>): string | undefined {
@@ -178,24 +206,24 @@ function fromInstances(instances: readonly unknown[], inputs: readonly InputSpec
   const byName = new Map(inputs.map((i) => [i.name, i]));
   const names = [...byName.keys()].sort();
   const shapes = new Map<string, number[]>();
-  const leaves = new Map<string, Leaf[]>();
+  const leaves = new Map<string, Leaves>();
   const add = (item: unknown, name: string) => {
     const spec = byName.get(name);
     if (!spec) throw invalidArgument(`JSON object: does not have named input: ${name}`);
     const shape = denseShape(item);
-    const out: Leaf[] = [];
-    fill(item, 0, shape, spec.dtype, out);
-    const first = shapes.get(name);
-    if (!first) {
+    let first = shapes.get(name);
+    let out = leaves.get(name);
+    if (!first || !out) {
+      first = shape;
+      out = new Leaves(spec.dtype, instances.length * sizeOfShape(shape));
       shapes.set(name, shape);
       leaves.set(name, out);
-      return;
     }
-    const size = first.reduce((a, b) => a * b, 1);
-    if (size !== out.length) throw invalidArgument(`Expecting tensor size: ${size} but got: ${out.length}`);
+    const start = out.count;
+    fill(item, 0, shape, spec.dtype, out);
+    const size = sizeOfShape(first);
+    if (out.count - start !== size) throw invalidArgument(`Expecting tensor size: ${size} but got: ${out.count - start}`);
     if (first.length !== shape.length || first.some((d, i) => d !== shape[i])) throw invalidArgument(`Expecting shape [${first.join(',')}] but got: [${shape.join(',')}]`);
-    const all = leaves.get(name)!;
-    for (const x of out) all.push(x);
   };
   instances.forEach((elem, index) => {
     if (objects) {
@@ -224,7 +252,7 @@ function fromInstances(instances: readonly unknown[], inputs: readonly InputSpec
     }
   });
   const tensors = new Map<string, Tensor>();
-  for (const [name, shape] of shapes) tensors.set(name, toTensor(byName.get(name)!.dtype, [instances.length, ...shape], leaves.get(name)!));
+  for (const [name, shape] of shapes) tensors.set(name, leaves.get(name)!.tensor([instances.length, ...shape]));
   return tensors;
 }
 
@@ -232,9 +260,9 @@ function fromInputs(value: unknown, inputs: readonly InputSpec[]): Map<string, T
   const tensors = new Map<string, Tensor>();
   const one = (v: unknown, spec: InputSpec) => {
     const shape = denseShape(v);
-    const out: Leaf[] = [];
+    const out = new Leaves(spec.dtype, sizeOfShape(shape));
     fill(v, 0, shape, spec.dtype, out);
-    tensors.set(spec.name, toTensor(spec.dtype, shape, out));
+    tensors.set(spec.name, out.tensor(shape));
   };
   if (!isElementObject(value)) {
     if (inputs.length > 1) throw invalidArgument('inputs is a plain value/list, but expecting an object as multiple input tensors required as per tensorinfo_map');

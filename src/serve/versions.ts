@@ -26,6 +26,7 @@ import type { Model, Signature } from '../core/model.js';
 import { detectFormat } from '../formats/registry.js';
 import type { ModelConfig, VersionPolicy } from './config.js';
 import { invalidArgument, ServeError, type StatusCode } from './status.js';
+import type { WorkerPool } from './pool.js';
 
 export type VersionState = 'START' | 'LOADING' | 'AVAILABLE' | 'UNLOADING' | 'END';
 
@@ -81,6 +82,11 @@ export class LoadedVersion {
     return this.signatures().find(([n]) => n === name)?.[1] ?? this.model.signatures.find((s) => s.name === name);
   }
 
+  /** The name worker threads know this version by. */
+  get key(): string {
+    return `${this.modelName}/${this.version}`;
+  }
+
   release(): void {
     this.inflight--;
     if (this.inflight === 0) this.onDrained(this);
@@ -107,6 +113,8 @@ export interface ManagerOptions {
   /** Watch the base paths with fs.watch as well (default true). */
   readonly watch?: boolean;
   readonly log: ManagerLog;
+  /** Worker threads that run requests (serve --workers): each loads every version too. */
+  readonly pool?: WorkerPool;
 }
 
 /** One configured model: its versions by number. */
@@ -132,6 +140,8 @@ export class ModelManager {
   private closed = false;
   /** Versions unloaded and not yet drained: close() waits for them. */
   private draining = new Set<LoadedVersion>();
+  /** Loads under way in the worker threads. */
+  private readonly loading = new Set<Promise<void>>();
 
   constructor(
     configs: readonly ModelConfig[],
@@ -141,11 +151,14 @@ export class ModelManager {
   }
 
   /** First look at every base path: loads what the policies ask for (no settling: nothing is being copied yet, as far as anyone knows). */
-  start(): void {
+  async start(): Promise<void> {
     for (const m of this.models.values()) {
       if (!isDirectory(m.config.basePath)) throw new UsageError(`model base path ${m.config.basePath} is not a directory (expected BASE/<version>/<model>)`);
-      this.scan(m, true);
+      // A refused version stops being a candidate, so the next look picks the one below it.
+      for (let pass = 0; pass < 64 && this.scan(m, true); pass++);
     }
+    // Versions going into worker threads finish loading before the server answers anything.
+    await Promise.all(this.loading);
     if (this.options.pollMs > 0) {
       this.poller = setInterval(() => this.scanAll(), this.options.pollMs);
       this.poller.unref();
@@ -186,10 +199,16 @@ export class ModelManager {
     for (const m of this.models.values()) this.scan(m, false);
   }
 
-  /** One look at a base path: load what should be served and is ready, unload what should not be. */
-  private scan(m: ServedModel, initial: boolean): void {
+  /**
+   * One look at a base path: load what should be served and is ready, unload what should not be.
+   * Versions refused with the files they still have are no candidates, so with latest:N a broken
+   * newest version leaves the newest good ones serving (also when the server starts). Returns
+   * whether a version was refused (then another look is due).
+   */
+  private scan(m: ServedModel, initial: boolean): boolean {
     const present = listVersions(m.config.basePath);
-    const aspired = new Set(aspiredVersions(m.config.policy, [...present.keys()]));
+    const aspired = this.aspired(m, present);
+    let refused = false;
     const now = performance.now();
     let waiting = false;
     // Newest first: with latest:N the newest version is the one to get serving soonest.
@@ -213,32 +232,69 @@ export class ModelManager {
         continue;
       }
       this.load(m, v, dir, record, fingerprint);
+      if (record.state === 'END') refused = true;
     }
     this.applyPolicy(m, present, aspired);
     if (waiting) this.schedule(m, this.options.settleMs);
+    else if (refused && !initial) this.schedule(m, 0);
+    return refused;
+  }
+
+  /** The versions the policy wants among those present, refused ones (with unchanged files) left out. */
+  private aspired(m: ServedModel, present: ReadonlyMap<number, string>): Set<number> {
+    const candidates = [...present.keys()].filter((v) => {
+      const r = m.versions.get(v);
+      return !(r && r.state === 'END' && r.refusedAt !== undefined && r.refusedAt === fingerprintOf(present.get(v)!));
+    });
+    return new Set(aspiredVersions(m.config.policy, candidates));
   }
 
   private load(m: ServedModel, version: number, dir: string, record: VersionRecord, fingerprint: string): void {
     record.state = 'LOADING';
     const started = performance.now();
-    try {
-      const loaded = this.check(m.config.name, version, dir);
-      record.state = 'AVAILABLE';
-      record.loaded = loaded;
-      delete record.error;
-      delete record.refusedAt;
-      m.refreshLatest();
-      this.options.log.info({ model: m.config.name, version, path: loaded.path, format: loaded.model.format, ms: Math.round(performance.now() - started) }, 'version available');
-    } catch (error) {
-      const known = error instanceof ServeError;
-      const code: StatusCode = known ? error.code : 'UNKNOWN';
+    const refuse = (error: unknown) => {
+      const code: StatusCode = error instanceof ServeError ? error.code : 'UNKNOWN';
       const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
       record.state = 'END';
       record.error = { code, message };
       record.refusedAt = fingerprint;
       delete record.loaded;
       this.options.log.warn({ model: m.config.name, version, path: dir, error: message }, 'version refused; the versions already serving keep serving');
+    };
+    const available = (loaded: LoadedVersion) => {
+      record.state = 'AVAILABLE';
+      record.loaded = loaded;
+      delete record.error;
+      delete record.refusedAt;
+      m.refreshLatest();
+      this.options.log.info({ model: m.config.name, version, path: loaded.path, format: loaded.model.format, ms: Math.round(performance.now() - started) }, 'version available');
+    };
+    let loaded: LoadedVersion;
+    try {
+      loaded = this.check(m.config.name, version, dir);
+    } catch (error) {
+      refuse(error);
+      return;
     }
+    const pool = this.options.pool;
+    if (!pool) {
+      available(loaded);
+      return;
+    }
+    const done = pool.load(loaded.key, loaded.path).then(
+      () => {
+        if (this.closed) return;
+        available(loaded);
+        const present = listVersions(m.config.basePath);
+        this.applyPolicy(m, present, this.aspired(m, present));
+      },
+      (error: unknown) => {
+        refuse(error);
+        this.schedule(m, 0);
+      },
+    );
+    this.loading.add(done);
+    void done.finally(() => this.loading.delete(done));
   }
 
   /** Reads and checks one version folder: parse, checksums, a run, golden outputs if present. */
@@ -302,6 +358,7 @@ export class ModelManager {
     delete record.loaded;
     delete record.fingerprint;
     this.draining.delete(v);
+    this.options.pool?.unload(v.key);
     this.options.log.info({ model: v.modelName, version: v.version }, 'version unloaded');
   }
 

@@ -2,7 +2,8 @@ import { basename, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { UsageError } from '../../core/errors.js';
 import { DEFAULT_POLICY, parseVersionPolicy, readModelConfig, type ModelConfig } from '../../serve/config.js';
-import { SERVE_DEFAULTS, startServer, type Server } from '../../serve/server.js';
+import { SERVE_DEFAULTS } from '../../serve/defaults.js';
+import type { Server } from '../../serve/server.js';
 import { exitWithError } from '../errors.js';
 
 function positiveInt(name: string, value: number, min = 1): number {
@@ -28,6 +29,7 @@ export function serveCommand(y: Argv): Argv {
         .option('max-batch-size', { type: 'number', default: SERVE_DEFAULTS.maxBatchSize, describe: 'most rows (instances, or dimension 0 of inputs) in one request; more get 400' })
         .option('timeout-ms', { type: 'number', default: SERVE_DEFAULTS.timeoutMs, describe: 'per-request deadline; a request past it gets 504' })
         .option('max-queue', { type: 'number', default: SERVE_DEFAULTS.maxQueue, describe: 'most requests waiting for a model run; the next one gets 503' })
+        .option('workers', { type: 'number', default: 0, describe: 'worker threads running the models, each holding every loaded version (0: the server thread runs them; 2 uses both cores of a 2-core machine for inference)' })
         .option('log-level', { type: 'string', default: SERVE_DEFAULTS.logLevel, choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'structured log (JSON lines, on standard error) level' })
         .example('$0 serve models/or-gate', 'serves models/or-gate/<version>/... as /v1/models/or-gate on 127.0.0.1:8501')
         .example("curl -d '{\"instances\": [[1, 1]]}' localhost:8501/v1/models/or-gate:predict", 'a prediction, as from TF Serving: {"predictions":[[0.998317719]]}')
@@ -69,9 +71,12 @@ export function serveCommand(y: Argv): Argv {
         pollMs: Math.round(argv.pollSeconds * 1000),
         settleMs: positiveInt('settle-ms', argv.settleMs, 0),
         logLevel: argv.logLevel,
+        workers: positiveInt('workers', argv.workers, 0),
       };
-      // yargs runs handlers synchronously; the server lives on in the event loop from here.
-      startServer(options).then(onSignals, exitWithError);
+      // yargs runs handlers synchronously; the server lives on in the event loop from here. The
+      // server module (fastify, pino: half the CLI bundle) is loaded only now, so the other
+      // commands start as fast as before.
+      import('../../serve/server.js').then(({ startServer }) => startServer(options)).then(onSignals, exitWithError);
     },
   );
 }
