@@ -141,7 +141,7 @@ describe('format names', () => {
   it('a near miss gets a "did you mean", anything else the list', () => {
     expectUsage(mb(['convert', ST, join(tempDir(), 'x'), '--to', 'onxx']), /unknown format "onxx" \(did you mean onnx\? supported: safetensors, pytorch/);
     expectUsage(mb(['inspect', ONNX, '--from', 'saftensors']), /did you mean safetensors\?/);
-    expectUsage(mb(['inspect', ONNX, '--from', 'tflite']), /unknown format "tflite" \(supported: /);
+    expectUsage(mb(['inspect', ONNX, '--from', 'coreml']), /unknown format "coreml" \(supported: /);
   });
 });
 

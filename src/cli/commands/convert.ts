@@ -51,7 +51,7 @@ export function convertCommand(y: Argv): Argv {
         .option('from', { type: 'string', describe: 'input format (default: detected from its bytes or layout)' })
         .option('to', { type: 'string', describe: 'output format (default: from the output extension; with no extension, the input format)' })
         .option('module', { type: 'string', describe: 'module spec JSON file giving the architecture of a bare state dict' })
-        .option('signature', { type: 'string', describe: 'signature to convert (SavedModel; default serving_default)' })
+        .option('signature', { type: 'string', describe: 'signature to convert (SavedModel, default serving_default; TFLite, default the first SignatureDef)' })
         .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' })
         .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors; TF.js default 4194304)' })
         .option('opset', { type: 'number', describe: 'ai.onnx opset to write, ops converted to it (ONNX; default 17)' })
@@ -67,6 +67,7 @@ export function convertCommand(y: Argv): Argv {
         .example('$0 convert model.pt model.safetensors --module spec.json', 'a torch.save state dict, read without unpickling, as a runnable bundle')
         .example('$0 convert model.safetensors model.onnx --opset 13', 'an ONNX model at opset 13')
         .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights')
+        .example('$0 convert model.onnx model.tflite', 'a TensorFlow Lite model that LiteRT runs')
         .example('$0 convert model.onnx - --to safetensors > model.safetensors', 'write to standard output (a pipe)')
         .example('$0 convert model.onnx model.safetensors --json > report.json', 'a machine-readable report of what was written and verified'),
     (argv) => {
