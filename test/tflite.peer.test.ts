@@ -206,4 +206,58 @@ describe.skipIf(!python)('TFLite against TFLiteConverter, LiteRT and onnxruntime
     expect(results[2]!.ops).toEqual(expect.arrayContaining(['CONV_2D', 'MAX_POOL_2D', 'FULLY_CONNECTED']));
     expect(results[3]!.ops).toEqual(expect.arrayContaining(['DEPTHWISE_CONV_2D']));
   });
+
+  it('convert --quantize float16|dynamic-int8 stores the weights TFLiteConverter stores, and LiteRT runs them', () => {
+    const jobs: Job[] = [];
+    const written: { case: Case; mode: string; file: string }[] = [];
+    for (const model of ['mlp', 'cnn']) {
+      const c = cases.find((x) => x.name === `${model}_float32`)!;
+      for (const mode of ['float16', 'dynamic-int8']) {
+        const out = join(dir, `${model}.${mode}.tflite`);
+        const r = cli(['convert', c.savedmodel, out, '--quantize', mode, '--quiet']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`quantized to ${mode} within its bound`));
+        written.push({ case: c, mode, file: out });
+        jobs.push({ kind: 'tflite', model: out, inputs: c.file.replace(/\.tflite$/, '.in.npz'), outputs: out.replace(/\.tflite$/, '.litert.npz') });
+      }
+    }
+    const results = batch(jobs);
+    expect(results.filter((r) => r.error)).toEqual([]);
+    // Weights as TFLiteConverter quantizes them: the MLP's FULLY_CONNECTED weights byte for byte
+    // (int8 values and per-channel scales; float16 halves behind DEQUANTIZE).
+    const weightsOf = (file: string, mode: string) => {
+      const m = parseTflite(file, new Uint8Array(readFileSync(file)));
+      const g = m.subgraphs[0]!;
+      const bytes = (t: number) => {
+        const b = m.buffers[g.tensors[t]!.buffer]!;
+        return b.kind === 'inline' ? Buffer.from(b.data).toString('hex') : '';
+      };
+      // Matrices only: Keras's zero biases the converter drops altogether.
+      if (mode === 'float16') return g.operators.filter((o) => o.code === 6 && g.tensors[o.inputs[0]!]!.type === 1 && g.tensors[o.inputs[0]!]!.shape.length === 2).map((o) => bytes(o.inputs[0]!)).sort();
+      return g.operators.filter((o) => o.code === 9 && g.tensors[o.inputs[1]!]!.type === 9).map((o) => `${bytes(o.inputs[1]!)} ${g.tensors[o.inputs[1]!]!.quantization!.scale.join()}`);
+    };
+    for (const [mode, flavour] of [['float16', 'float16'], ['dynamic-int8', 'dynamic_int8']] as const) {
+      const ours = weightsOf(join(dir, `mlp.${mode}.tflite`), mode);
+      const theirs = weightsOf(cases.find((x) => x.name === `mlp_${flavour}`)!.file, mode);
+      expect(ours.length, mode).toBeGreaterThanOrEqual(2);
+      expect(ours, mode).toEqual(theirs);
+    }
+    // LiteRT runs what was written to modelbridge's reading of it (dynamic-range: LiteRT's own
+    // input quantization aside) and near the converter's quantized model.
+    const report: string[] = [];
+    written.forEach((w, i) => {
+      const litert = [...npz(jobs[i]!.outputs).values()];
+      const ours = run(loadModel(w.file), inputsOf(w.case));
+      const flavour = cases.find((x) => x.name === `${w.case.model}_${w.mode.replace('-', '_')}`)!;
+      const tol = toleranceFor(flavour);
+      const converter = [...litertOf(flavour).values()];
+      litert.forEach((t, k) => {
+        const mine = excess(t, ours[k]!, tol);
+        // The converter also folds BatchNorm into the convolution before rounding: 1e-3 relative.
+        const theirs = excess(t, converter[k]!, (v, scale) => Math.max(tol(v, scale), 1e-3 * Math.max(v, scale)));
+        if (!(mine <= 1 && theirs <= 1)) report.push(`${w.case.model} ${w.mode} output ${k}: ${mine.toFixed(2)} x tolerance from modelbridge, ${theirs.toFixed(2)} from the converter's file`);
+      });
+    });
+    expect(report).toEqual([]);
+  });
 });

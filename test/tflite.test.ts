@@ -189,6 +189,56 @@ describe('tflite format', () => {
   });
 });
 
+describe('tflite --quantize', () => {
+  function mlp(): Model {
+    const spec = { type: 'Sequential', modules: [{ type: 'Linear', in_features: 64, out_features: 32 }, { type: 'ReLU' }, { type: 'Linear', in_features: 32, out_features: 4 }] } as unknown as ModuleSpec;
+    const random = seededRandom(11);
+    const weights = new Map<string, Tensor>();
+    for (const p of expectedParams(spec)) weights.set(p.key, Tensor.from('float32', p.shape, Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => random() - 0.5)));
+    const lowered = lowerModule(spec, weights, 'mlp', { inputs: [{ name: 'x', dtype: 'float32', shape: [null, 64] }], outputs: [{ name: 'y', dtype: 'float32', shape: [null, 4] }] } as never);
+    return { format: 'memory', weights, graph: lowered.graph, signatures: [lowered.signature], metadata: {} };
+  }
+
+  it('dynamic-int8: weights of 1024+ elements as symmetric int8 per output channel, the rest float32', () => {
+    const model = mlp();
+    const file = parseTflite('q.tflite', tfliteBytes(model, { quantize: 'dynamic-int8' }));
+    const g = file.subgraphs[0]!;
+    const fc = g.operators.filter((o) => o.code === 9).map((o) => g.tensors[o.inputs[1]!]!);
+    expect(fc.map((t) => t.type)).toEqual([9, 0]); // INT8 [32, 64]; FLOAT32 [4, 32] (128 elements)
+    const q = fc[0]!.quantization!;
+    expect(q.axis).toBe(0);
+    expect(q.zeroPoint.every((z) => z === 0)).toBe(true);
+    // scale = max|w| / 127 per output row, and the stored values reach +-127 in every row.
+    const w = model.weights.get('0.weight')!.toFloat32();
+    const b = file.buffers[fc[0]!.buffer]!;
+    const stored = new Int8Array(b.kind === 'inline' ? b.data.slice().buffer : new ArrayBuffer(0));
+    for (let r = 0; r < 32; r++) {
+      const row = w.subarray(r * 64, r * 64 + 64);
+      expect(q.scale[r]).toBe(Math.fround(Math.max(...row.map(Math.abs)) / 127));
+      expect(Math.max(...stored.subarray(r * 64, r * 64 + 64).map(Math.abs))).toBe(127);
+    }
+    const x = input([2, 64], 3);
+    expect(maxDiff(runModel(tfliteToModel(file), { x })['y']!, runModel(model, { x })['y']!)).toBeLessThan(0.02);
+  });
+
+  it('float16: every float32 weight as float16 behind a DEQUANTIZE', () => {
+    const model = mlp();
+    const file = parseTflite('h.tflite', tfliteBytes(model, { quantize: 'float16' }));
+    const g = file.subgraphs[0]!;
+    const dq = g.operators.filter((o) => o.code === 6);
+    expect(dq.length).toBe(4);
+    for (const o of dq) expect(g.tensors[o.inputs[0]!]!.type).toBe(1);
+    const x = input([2, 64], 4);
+    expect(maxDiff(runModel(tfliteToModel(file), { x })['y']!, runModel(model, { x })['y']!)).toBeLessThan(1e-2);
+  });
+
+  it('refuses the TF.js-only quantizations', () => {
+    const r = cli(['convert', join(ROOT, 'samples', 'or-gate', 'or-gate.onnx'), join(tempDir(), 'q.tflite'), '--quantize', 'uint8']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--quantize uint8 applies to tfjs output only; TFLite takes float16 or dynamic-int8/);
+  });
+});
+
 describe('tflite export table', () => {
   it('declares the builtins of every entry, for the coverage table', async () => {
     const { TFLITE_EXPORT, TFLITE_EXPORT_BUILTINS } = await import('../src/formats/tflite/export-ops.js');

@@ -44,6 +44,8 @@ export interface TflTensorSpec {
   readonly signature?: readonly number[];
   readonly dtype: DType;
   readonly data?: Tensor;
+  /** Quantization parameters of an int8 weight (per channel along `axis`). */
+  readonly quantization?: { readonly scale: readonly number[]; readonly zeroPoint: readonly number[]; readonly axis: number };
 }
 
 export interface TflOp {
@@ -170,10 +172,10 @@ const conv: Emitter = (ctx) => {
   const act = ctx.fuseActivation();
   const y = fromNhwc(ctx);
   if (group === 1) {
-    const filter = ctx.constTensor(permuted(w, [0, 2, 3, 1]), `${node.inputs[1]}/ohwi`);
+    const filter = ctx.constTensor(permuted(w, [0, 2, 3, 1]), node.inputs[1]!);
     ctx.emit(B.CONV_2D, [pad.x, filter, bias], [y], opt(1, (b) => Conv2DOptions.createConv2DOptions(b, pad.code, strides[1]!, strides[0]!, act, dilations[1]!, dilations[0]!, 0)));
   } else if (group === inC && perGroup === 1) {
-    const filter = ctx.constTensor(permuted(w, [1, 2, 3, 0]), `${node.inputs[1]}/1hwo`);
+    const filter = ctx.constTensor(permuted(w, [1, 2, 3, 0]), node.inputs[1]!);
     ctx.emit(B.DEPTHWISE_CONV_2D, [pad.x, filter, bias], [y], opt(2, (b) => DepthwiseConv2DOptions.createDepthwiseConv2DOptions(b, pad.code, strides[1]!, strides[0]!, outC / inC, act, dilations[1]!, dilations[0]!)));
   } else {
     ctx.fail(`group 1 or one group per input channel (depthwise), not ${group} groups of ${perGroup} channels`);
@@ -218,7 +220,7 @@ const gemm: Emitter = (ctx) => {
     else ctx.fail(`a bias C of ${units} values`);
   }
   const act = ctx.fuseActivation();
-  ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(w, transB ? node.inputs[1]! : `${node.inputs[1]}/t`), bias], [ctx.output(0)], fc(false, act));
+  ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(w, node.inputs[1]!), bias], [ctx.output(0)], fc(false, act));
 };
 
 const fc = (keep: boolean, act: number): TflOp['options'] => opt(8, (b) => FullyConnectedOptions.createFullyConnectedOptions(b, act, 0, keep, false, 0));
@@ -230,7 +232,7 @@ const matMul: Emitter = (ctx) => {
   const aRank = ctx.shape(node.inputs[0]!).length;
   if (b && b.shape.length === 2 && aRank >= 2 && b.dtype === 'float32') {
     const act = ctx.fuseActivation();
-    ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(permuted(b, [1, 0]), `${node.inputs[1]}/t`), -1], [ctx.output(0)], fc(aRank > 2, act));
+    ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(permuted(b, [1, 0]), node.inputs[1]!), -1], [ctx.output(0)], fc(aRank > 2, act));
     return;
   }
   ctx.emit(B.BATCH_MATMUL, [ctx.input(0), ctx.input(1)], [ctx.output(0)], opt(101, (bb) => BatchMatMulOptions.createBatchMatMulOptions(bb, false, false, false)));
