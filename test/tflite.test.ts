@@ -92,6 +92,14 @@ describe('tflite format', () => {
     const [f, t1, t2, t3] = y.toNumbers();
     expect(f!).toBeLessThan(0.05);
     for (const v of [t1!, t2!, t3!]) expect(v).toBeGreaterThan(0.95);
+    // The model's metadata travels as TFLite Metadata entries of UTF-8 text.
+    expect(model.metadata['modelbridge.producer']).toBe('modelbridge train-or --seed 0');
+  });
+
+  it('refuses an IR op TFLite has no builtin for, naming the op and the node', () => {
+    const model = cnn();
+    const graph = { ...model.graph!, nodes: [...model.graph!.nodes, { name: 'odd', op: 'Einsum', domain: '', inputs: ['y', 'y'], outputs: ['z'], attributes: { equation: { type: 'string' as const, value: 'ij,ij->ij' } } }], outputs: [{ name: 'z', dtype: 'float32' as const, shape: null }] };
+    expect(() => tfliteBytes({ ...model, graph, signatures: [] })).toThrow(/node odd: TFLite export has no mapping for Einsum/);
   });
 
   it('writes a CNN (conv, batch norm, depthwise conv, pools, linear) that reads back to the same outputs', () => {

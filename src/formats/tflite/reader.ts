@@ -57,8 +57,28 @@ export function tfliteToModel(file: TflModel, options: TfliteReadOptions = {}): 
       };
   const metadata: Record<string, string> = { 'tflite.version': String(file.version) };
   if (file.description) metadata['tflite.description'] = file.description;
-  for (const m of file.metadata) metadata[`tflite.metadata.${m.name}`] = `buffer ${m.buffer}`;
+  for (const m of file.metadata) {
+    // Text entries (a converter's min_runtime_version, what modelbridge wrote) come back as
+    // strings under their own names; binary ones (CONVERSION_METADATA) are only described.
+    const b = file.buffers[m.buffer];
+    const bytes = b?.kind === 'inline' ? b.data : undefined;
+    const text = bytes && bytes.byteLength <= 1 << 20 ? utf8Text(bytes) : undefined;
+    if (text !== undefined) metadata[m.name] = text;
+    else metadata[`tflite.${m.name}`] = `${b?.kind === 'file' ? b.size : (bytes?.byteLength ?? 0)} bytes of binary metadata`;
+  }
   return { format: 'tflite', graph: simple, weights: simple.initializers, signatures: [signature], metadata };
+}
+
+/** Printable UTF-8 text (trailing NULs dropped), or undefined for binary bytes. */
+function utf8Text(bytes: Uint8Array): string | undefined {
+  let end = bytes.byteLength;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, end));
+    return /[\u0000-\u0008\u000e-\u001f]/.test(text) ? undefined : text;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A quantized type: its integer range. */

@@ -15,6 +15,7 @@ import {
   Buffer as FbBuffer,
   Model as FbModel,
   Operator as FbOperator,
+  Metadata as FbMetadata,
   OperatorCode as FbOperatorCode,
   QuantizationParameters as FbQuantizationParameters,
   SignatureDef as FbSignatureDef,
@@ -96,7 +97,7 @@ function tfliteParts(model: Model, options: TfliteWriteOptions): Parts {
   const lowered = quantized(lowerGraph(graph, probe), options.quantize);
   const weightBytes = lowered.tensors.reduce((a, t) => a + (t.data?.byteLength ?? 0), 0);
   const offsets = options.offsetBuffers === true || weightBytes > INLINE_LIMIT;
-  const first = build(lowered, signature, graph, offsets ? [] : null);
+  const first = build(lowered, model, signature, graph, offsets ? [] : null);
   if (!offsets) return { flatbuffer: first.bytes, trailing: [] };
   // Offsets are absolute, so the FlatBuffer's size must be known first: build it with the
   // offsets it will have (its size does not depend on their values: 8-byte fields either way).
@@ -106,7 +107,7 @@ function tfliteParts(model: Model, options: TfliteWriteOptions): Parts {
     at = align(at + tensor.byteLength, OFFSET_ALIGN);
     return { offset, tensor };
   });
-  const second = build(lowered, signature, graph, placed.map((p) => p.offset));
+  const second = build(lowered, model, signature, graph, placed.map((p) => p.offset));
   // Same tables, same 8-byte offset fields: the FlatBuffer keeps the size the offsets assumed.
   if (second.bytes.byteLength !== first.bytes.byteLength) throw new Error('tflite writer: the FlatBuffer changed size between its sizing and final passes');
   return { flatbuffer: second.bytes, trailing: placed };
@@ -193,7 +194,7 @@ const TENSOR_TYPES: Partial<Record<DType, number>> = {
  * Serializes the lowered graph. `offsets` null: buffers inline; else the absolute file offsets
  * of the non-empty buffers in order (an empty list for the sizing pass, which writes zeros).
  */
-function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly number[] | null): { bytes: Uint8Array; order: Tensor[] } {
+function build(g: Lowered, model: Model, signature: Signature, graph: Graph, offsets: readonly number[] | null): { bytes: Uint8Array; order: Tensor[] } {
   const b = new Builder(1024);
   const order: Tensor[] = [];
   // Buffer 0 is the empty sentinel every tensor without data points at.
@@ -287,6 +288,16 @@ function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly
     b.createString('main'),
   );
 
+  // The model's string metadata as TFLite Metadata entries, each a buffer of UTF-8 text.
+  const metadataOffsets = Object.keys(model.metadata)
+    .filter((k) => !k.startsWith('tflite.'))
+    .sort()
+    .map((name) => {
+      const bytes = new TextEncoder().encode(model.metadata[name]!);
+      bufferOffsets.push(FbBuffer.createBuffer(b, b.createByteVector(bytes), 0n, 0n));
+      return FbMetadata.createMetadata(b, b.createString(name), bufferOffsets.length - 1);
+    });
+
   const map = (entries: ReadonlyMap<string, string>): Offset[] =>
     [...entries].map(([key, value]) => {
       const index = g.tensorIndex.get(value);
@@ -310,7 +321,7 @@ function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly
     b.createString('modelbridge'),
     FbModel.createBuffersVector(b, bufferOffsets),
     0,
-    0,
+    metadataOffsets.length ? FbModel.createMetadataVector(b, metadataOffsets) : 0,
     FbModel.createSignatureDefsVector(b, [sigDef]),
   );
   b.finish(root, 'TFL3');
