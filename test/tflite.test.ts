@@ -96,6 +96,19 @@ describe('tflite format', () => {
     expect(model.metadata['modelbridge.producer']).toBe('modelbridge train-or --seed 0');
   });
 
+  it('describes a converter-made int8 file for inspect: signature, ops by count, quantized tensors', async () => {
+    const { describeTflite } = await import('../src/formats/tflite/describe.js');
+    const tables = describeTflite(join(ROOT, 'test', 'fixtures', 'tflite', 'mobilenet_block_int8.tflite'));
+    expect(tables[0]!.title).toBe('signature serving_default (subgraph 0)');
+    expect(tables[0]!.rows.map((r) => r.slice(0, 4))).toEqual([
+      ['input', 'x', 'FLOAT32', '[1, 12, 12, 4]'],
+      ['output', 'y', 'FLOAT32', '[1, 3]'],
+    ]);
+    const sub = tables[1]!.rows[0]!;
+    expect(sub[4]).toMatch(/DEPTHWISE_CONV_2D x1.*HARD_SWISH x1.*QUANTIZE x1/);
+    expect(sub[5]).toMatch(/^\d+ \(\d+ per channel\)$/);
+  });
+
   it('refuses an IR op TFLite has no builtin for, naming the op and the node', () => {
     const model = cnn();
     const graph = { ...model.graph!, nodes: [...model.graph!.nodes, { name: 'odd', op: 'Einsum', domain: '', inputs: ['y', 'y'], outputs: ['z'], attributes: { equation: { type: 'string' as const, value: 'ij,ij->ij' } } }], outputs: [{ name: 'z', dtype: 'float32' as const, shape: null }] };
