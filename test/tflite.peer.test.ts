@@ -5,9 +5,10 @@ import { readNpz } from '../src/api/npz.js';
 import { loadModel } from '../src/api/load.js';
 import { runModel } from '../src/api/run.js';
 import type { Model } from '../src/core/model.js';
-import type { Tensor } from '../src/core/tensor.js';
+import { Tensor } from '../src/core/tensor.js';
 import { parseTflite } from '../src/formats/tflite/index.js';
-import { cli, tempDir } from './cli-helpers.js';
+import { writeOutputs } from '../src/cli/inputs.js';
+import { cli, ROOT, tempDir } from './cli-helpers.js';
 import { peerPython, runPeerScript } from './peers.js';
 
 /**
@@ -169,7 +170,7 @@ describe.skipIf(!python)('TFLite against TFLiteConverter, LiteRT and onnxruntime
     expect(report).toEqual([]);
   });
 
-  it('convert --to tflite from SavedModel and ONNX sources: LiteRT runs what modelbridge wrote to modelbridge', () => {
+  it('convert --to tflite from SavedModel, ONNX, safetensors, .pt, TF.js and GraphDef sources: LiteRT runs what modelbridge wrote to modelbridge', () => {
     const sources: { name: string; source: string; inputs: string }[] = [];
     for (const model of ['or_gate', 'mlp', 'cnn', 'mobilenet_block']) {
       const c = cases.find((x) => x.name === `${model}_float32`)!;
@@ -182,6 +183,11 @@ describe.skipIf(!python)('TFLite against TFLiteConverter, LiteRT and onnxruntime
       expect(r.code, r.stderr).toBe(0);
       sources.push({ name: `${model} (ONNX)`, source: onnx, inputs: c.file.replace(/\.tflite$/, '.in.npz') });
     }
+    // The OR gate as the demo writes it in every other format (safetensors and .pt bundles with
+    // their module spec, TF.js, GraphDef), all four inputs at once: LiteRT resizes the batch.
+    const or4 = join(dir, 'or4.npz');
+    writeOutputs(or4, { x: Tensor.from('float32', [4, 2], [0, 0, 0, 1, 1, 0, 1, 1]) }, true);
+    for (const f of ['or-gate.safetensors', 'or-gate.pt', 'or-gate.json', 'or-gate.pb']) sources.push({ name: `OR gate (${f})`, source: join(ROOT, 'samples', 'or-gate', f), inputs: or4 });
     const jobs: Job[] = sources.map((s, i) => {
       const out = join(dir, `written-${i}.tflite`);
       const r = cli(['convert', s.source, out, '--quiet']);
