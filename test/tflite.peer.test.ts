@@ -7,6 +7,7 @@ import { runModel } from '../src/api/run.js';
 import type { Model } from '../src/core/model.js';
 import { Tensor } from '../src/core/tensor.js';
 import { parseTflite } from '../src/formats/tflite/index.js';
+import { tfliteBytes } from '../src/formats/tflite/writer.js';
 import { writeOutputs } from '../src/cli/inputs.js';
 import { cli, ROOT, tempDir } from './cli-helpers.js';
 import { peerPython, runPeerScript } from './peers.js';
@@ -205,6 +206,13 @@ describe.skipIf(!python)('TFLite against TFLiteConverter, LiteRT and onnxruntime
       expect(r.code).toBe(0);
       return { kind: 'tflite', model: out, inputs: s.inputs, outputs: out.replace(/\.tflite$/, '.litert.npz') };
     });
+    // The layout of models past 2 GB, buffers after the FlatBuffer at offsets: LiteRT reads it too.
+    const cnn = sources.find((x) => x.name === 'cnn (SavedModel)')!;
+    const offsetFile = join(dir, 'cnn-offset-buffers.tflite');
+    writeFileSync(offsetFile, tfliteBytes(loadModel(cnn.source), { offsetBuffers: true }));
+    expect(parseTflite(offsetFile, new Uint8Array(readFileSync(offsetFile))).buffers.filter((b) => b.kind === 'file').length).toBeGreaterThan(3);
+    sources.push({ ...cnn, name: 'cnn (SavedModel, offset buffers)' });
+    jobs.push({ kind: 'tflite', model: offsetFile, inputs: cnn.inputs, outputs: offsetFile.replace(/\.tflite$/, '.litert.npz') });
     const results = batch(jobs);
     expect(results.filter((r) => r.error)).toEqual([]);
     const report: string[] = [];
