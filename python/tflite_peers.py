@@ -4,7 +4,8 @@ python tflite_peers.py make OUT_DIR
     builds small seeded Keras models (the OR gate, an MLP, a Conv/BatchNorm CNN, a depthwise
     MobileNet-like block, a transformer block), converts each with tf.lite.TFLiteConverter in
     several flavours (float32; float16 weights; dynamic-range int8 weights; full-integer int8 with
-    a representative dataset, where the model allows), runs every .tflite in LiteRT
+    a representative dataset, where the model allows; the CNN also integer-only with int8 inputs
+    and outputs), runs every .tflite in LiteRT
     (ai_edge_litert.interpreter.Interpreter) on one seeded input and writes
     OUT_DIR/<case>.tflite, OUT_DIR/<case>.in.npz (signature input keys) and
     OUT_DIR/<case>.out.npz (signature output keys). The source of each model is kept as the
@@ -175,10 +176,15 @@ def convert(frozen, flavour, shape, rng):
         conv.target_spec.supported_types = [tf.float16]
     elif flavour == "dynamic_int8":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif flavour == "int8":
+    elif flavour in ("int8", "int8io"):
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         samples = [rng.standard_normal((1,) + tuple(shape)).astype(np.float32) for _ in range(16)]
         conv.representative_dataset = lambda: ([s] for s in samples)
+        if flavour == "int8io":
+            # Integer-only: int8 inputs and outputs, every op an int8 builtin.
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
     return conv.convert()
 
 
@@ -195,12 +201,16 @@ def make(out_dir):
         save(model, shape, saved)
         frozen = os.path.join(out_dir, name + "_frozen")
         frozen_savedmodel(saved, frozen)
-        for flavour in flavours + (["nosig"] if name == "or_gate" else []):
+        for flavour in flavours + (["nosig"] if name == "or_gate" else []) + (["int8io"] if name == "cnn" else []):
             case = "%s_%s" % (name, flavour)
             path = os.path.join(out_dir, case + ".tflite")
             with open(path, "wb") as f:
                 f.write(convert(frozen, flavour, shape, rng))
             feeds = {"x": x}
+            if flavour == "int8io":
+                d = interpreter(path).get_input_details()[0]
+                scale, zero = d["quantization"]
+                feeds = {"x": np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)}
             outs = run_tflite(path, feeds)
             np.savez(os.path.join(out_dir, case + ".in.npz"), **feeds)
             np.savez(os.path.join(out_dir, case + ".out.npz"), **outs)

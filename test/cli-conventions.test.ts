@@ -148,7 +148,7 @@ describe('format names', () => {
 describe('options that do not apply to the chosen format', () => {
   it('are usage errors naming the formats they apply to', () => {
     const dir = tempDir();
-    expectUsage(mb(['convert', ONNX, join(dir, 'a.pt'), '--quantize', 'uint8']), /--quantize applies to tfjs output only, not to pytorch/);
+    expectUsage(mb(['convert', ONNX, join(dir, 'a.pt'), '--quantize', 'uint8']), /--quantize applies to tfjs and tflite output only, not to pytorch/);
     expectUsage(mb(['convert', ONNX, join(dir, 'a.safetensors'), '--opset', '13']), /--opset applies to onnx output only, not to safetensors/);
     expectUsage(mb(['convert', ST, join(dir, 'a.onnx'), '--shard-size', '1000']), /--shard-size applies to safetensors and tfjs output only, not to onnx/);
     expectUsage(mb(['convert', ST, join(dir, 'a.onnx'), '--external-data', 'true', '--to', 'graphdef']), /--external-data applies to onnx output only, not to graphdef/);

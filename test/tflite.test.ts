@@ -92,6 +92,27 @@ describe('tflite format', () => {
     const [f, t1, t2, t3] = y.toNumbers();
     expect(f!).toBeLessThan(0.05);
     for (const v of [t1!, t2!, t3!]) expect(v).toBeGreaterThan(0.95);
+    // The model's metadata travels as TFLite Metadata entries of UTF-8 text.
+    expect(model.metadata['modelbridge.producer']).toBe('modelbridge train-or --seed 0');
+  });
+
+  it('describes a converter-made int8 file for inspect: signature, ops by count, quantized tensors', async () => {
+    const { describeTflite } = await import('../src/formats/tflite/describe.js');
+    const tables = describeTflite(join(ROOT, 'test', 'fixtures', 'tflite', 'mobilenet_block_int8.tflite'));
+    expect(tables[0]!.title).toBe('signature serving_default (subgraph 0)');
+    expect(tables[0]!.rows.map((r) => r.slice(0, 4))).toEqual([
+      ['input', 'x', 'FLOAT32', '[1, 12, 12, 4]'],
+      ['output', 'y', 'FLOAT32', '[1, 3]'],
+    ]);
+    const sub = tables[1]!.rows[0]!;
+    expect(sub[4]).toMatch(/DEPTHWISE_CONV_2D x1.*HARD_SWISH x1.*QUANTIZE x1/);
+    expect(sub[5]).toMatch(/^\d+ \(\d+ per channel\)$/);
+  });
+
+  it('refuses an IR op TFLite has no builtin for, naming the op and the node', () => {
+    const model = cnn();
+    const graph = { ...model.graph!, nodes: [...model.graph!.nodes, { name: 'odd', op: 'Einsum', domain: '', inputs: ['y', 'y'], outputs: ['z'], attributes: { equation: { type: 'string' as const, value: 'ij,ij->ij' } } }], outputs: [{ name: 'z', dtype: 'float32' as const, shape: null }] };
+    expect(() => tfliteBytes({ ...model, graph, signatures: [] })).toThrow(/node odd: TFLite export has no mapping for Einsum/);
   });
 
   it('writes a CNN (conv, batch norm, depthwise conv, pools, linear) that reads back to the same outputs', () => {
@@ -105,9 +126,10 @@ describe('tflite format', () => {
     // CONV_2D 3, DEPTHWISE_CONV_2D 4, MAX_POOL_2D 17, AVERAGE_POOL_2D 1, FULLY_CONNECTED 9, HARD_SWISH 117
     for (const code of [3, 4, 17, 1, 9, 117]) expect(ops.has(code), `op ${code}`).toBe(true);
     // Five NHWC ops would take ten TRANSPOSEs; the pairs between conv+BN+ReLU (BN folded, ReLU
-    // fused), max pool and depthwise conv cancel, leaving the ones around the NCHW Hardswish.
+    // fused), max pool, depthwise conv, Hardswish (elementwise, moved inside) and the average pool
+    // cancel, leaving the model's way in and the one before Flatten.
     const transposes = file.subgraphs[0]!.operators.filter((o) => o.code === 39).length;
-    expect(transposes).toBe(4);
+    expect(transposes).toBe(2);
     expect(ops.has(19), 'RELU fused into CONV_2D').toBe(false);
     const back = tfliteToModel(file);
     for (const batch of [1, 3]) {
@@ -186,6 +208,56 @@ describe('tflite format', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toContain('cli-truncated.tflite');
     });
+  });
+});
+
+describe('tflite --quantize', () => {
+  function mlp(): Model {
+    const spec = { type: 'Sequential', modules: [{ type: 'Linear', in_features: 64, out_features: 32 }, { type: 'ReLU' }, { type: 'Linear', in_features: 32, out_features: 4 }] } as unknown as ModuleSpec;
+    const random = seededRandom(11);
+    const weights = new Map<string, Tensor>();
+    for (const p of expectedParams(spec)) weights.set(p.key, Tensor.from('float32', p.shape, Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => random() - 0.5)));
+    const lowered = lowerModule(spec, weights, 'mlp', { inputs: [{ name: 'x', dtype: 'float32', shape: [null, 64] }], outputs: [{ name: 'y', dtype: 'float32', shape: [null, 4] }] } as never);
+    return { format: 'memory', weights, graph: lowered.graph, signatures: [lowered.signature], metadata: {} };
+  }
+
+  it('dynamic-int8: weights of 1024+ elements as symmetric int8 per output channel, the rest float32', () => {
+    const model = mlp();
+    const file = parseTflite('q.tflite', tfliteBytes(model, { quantize: 'dynamic-int8' }));
+    const g = file.subgraphs[0]!;
+    const fc = g.operators.filter((o) => o.code === 9).map((o) => g.tensors[o.inputs[1]!]!);
+    expect(fc.map((t) => t.type)).toEqual([9, 0]); // INT8 [32, 64]; FLOAT32 [4, 32] (128 elements)
+    const q = fc[0]!.quantization!;
+    expect(q.axis).toBe(0);
+    expect(q.zeroPoint.every((z) => z === 0)).toBe(true);
+    // scale = max|w| / 127 per output row, and the stored values reach +-127 in every row.
+    const w = model.weights.get('0.weight')!.toFloat32();
+    const b = file.buffers[fc[0]!.buffer]!;
+    const stored = new Int8Array(b.kind === 'inline' ? b.data.slice().buffer : new ArrayBuffer(0));
+    for (let r = 0; r < 32; r++) {
+      const row = w.subarray(r * 64, r * 64 + 64);
+      expect(q.scale[r]).toBe(Math.fround(Math.max(...row.map(Math.abs)) / 127));
+      expect(Math.max(...stored.subarray(r * 64, r * 64 + 64).map(Math.abs))).toBe(127);
+    }
+    const x = input([2, 64], 3);
+    expect(maxDiff(runModel(tfliteToModel(file), { x })['y']!, runModel(model, { x })['y']!)).toBeLessThan(0.02);
+  });
+
+  it('float16: every float32 weight as float16 behind a DEQUANTIZE', () => {
+    const model = mlp();
+    const file = parseTflite('h.tflite', tfliteBytes(model, { quantize: 'float16' }));
+    const g = file.subgraphs[0]!;
+    const dq = g.operators.filter((o) => o.code === 6);
+    expect(dq.length).toBe(4);
+    for (const o of dq) expect(g.tensors[o.inputs[0]!]!.type).toBe(1);
+    const x = input([2, 64], 4);
+    expect(maxDiff(runModel(tfliteToModel(file), { x })['y']!, runModel(model, { x })['y']!)).toBeLessThan(1e-2);
+  });
+
+  it('refuses the TF.js-only quantizations', () => {
+    const r = cli(['convert', join(ROOT, 'samples', 'or-gate', 'or-gate.onnx'), join(tempDir(), 'q.tflite'), '--quantize', 'uint8']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--quantize uint8 applies to tfjs output only; TFLite takes float16 or dynamic-int8/);
   });
 });
 

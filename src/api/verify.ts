@@ -6,6 +6,7 @@ import { progressPhase } from '../core/progress.js';
 import { isSupported } from '../runtime/ops.js';
 import { MemorySource } from '../core/source.js';
 import { Tensor } from '../core/tensor.js';
+import { permuted } from '../core/transpose.js';
 import { quantizationBound, type QuantizationDType } from '../formats/tfjs/quantize.js';
 import { alignedChunks, compareTensors, decode, formatNumber, unitBytes } from './checks/elements.js';
 import { compareOutputs, compareWeights, type OutputsDiff, type TensorDiff } from './diff.js';
@@ -26,7 +27,7 @@ export interface VerifyOptions {
    * within the quantization's error bound of the source, the rest bit-identical; outputs are
    * reported, not held to a tolerance.
    */
-  readonly quantize?: QuantizationDType;
+  readonly quantize?: QuantizationDType | 'dynamic-int8';
 }
 
 /** What a conversion's verification compared, for the success line and `convert --json`. */
@@ -42,7 +43,7 @@ export interface VerifyReport {
     /** Stored in a wider dtype with every value equal (float16 as float32 in TF.js). */
     readonly widened: readonly string[];
     /** The --quantize dtype, or null. */
-    readonly quantization: QuantizationDType | null;
+    readonly quantization: QuantizationDType | 'dynamic-int8' | null;
     /** Quantized weights within their bound (--quantize). */
     readonly quantized: number;
     /** The largest quantization error seen (0 without --quantize). */
@@ -103,7 +104,7 @@ function verify(source: Model, written: Model, options: VerifyOptions): VerifyRe
   // other names, so they are vouched for by the outputs, as folded constants are.
   const synthetic = [...source.weights.keys()].filter((name) => name.includes('#const') && source.graph?.initializers.has(name));
   const exact = new Map([...source.weights].filter(([name]) => !quantized.has(name) && !synthetic.includes(name)).map(([name, t]) => [name, resident.of(t)]));
-  const weights = compareWeights(exact, written.weights, { atol: 0, rtol: 0 });
+  const weights = squareTransposed(compareWeights(exact, written.weights, { atol: 0, rtol: 0 }), exact, written.weights);
   let quantizationMaxAbs = 0;
   for (const name of quantized) quantizationMaxAbs = Math.max(quantizationMaxAbs, checkQuantized(name, source.weights.get(name)!, written.weights.get(name)!, options.quantize!));
   const missing = weights.tensors.filter((t) => t.status === 'missing');
@@ -259,12 +260,18 @@ function isFoldable(diff: TensorDiff, tensor: Tensor, graph: Graph): boolean {
 
 const QUANTIZABLE: ReadonlySet<string> = new Set(['float32', 'float16', 'bfloat16', 'float64']);
 
-/** Float weights stored quantized: those the written model has as float32 under the same name and shape. */
+/**
+ * Float weights stored quantized: those the written model has as float32 (or float16) under the
+ * same name, in the same shape or a permutation of it (a TFLite FULLY_CONNECTED keeps a MatMul's
+ * [k, n] weight as [n, k], convolutions their filters as OHWI).
+ */
 function quantizedNames(source: Model, written: Model): Set<string> {
   const names = new Set<string>();
   for (const [name, t] of source.weights) {
     const w = written.weights.get(name);
-    if (QUANTIZABLE.has(t.dtype) && w && w.dtype === 'float32' && w.shape.join() === t.shape.join()) names.add(name);
+    const relaid = w !== undefined && w.shape.length === t.shape.length && [...w.shape].sort().join() === [...t.shape].sort().join();
+    // float16: TFLite keeps the halves as weights (its DEQUANTIZE widens them in the graph).
+    if (QUANTIZABLE.has(t.dtype) && w && (w.dtype === 'float32' || w.dtype === 'float16') && relaid) names.add(name);
   }
   return names;
 }
@@ -273,7 +280,7 @@ function quantizedNames(source: Model, written: Model): Set<string> {
  * A quantized weight against its source: every value within the bound TF.js's quantization
  * allows (scale / 2 for uint8/uint16 over the source's range, half a float16 ulp), streaming.
  */
-function checkQuantized(name: string, source: Tensor, written: Tensor, dtype: QuantizationDType): number {
+function checkQuantized(name: string, source: Tensor, written: Tensor, dtype: QuantizationDType | 'dynamic-int8'): number {
   let lo = Infinity;
   let hi = -Infinity;
   let values = new Float64Array(0);
@@ -290,10 +297,44 @@ function checkQuantized(name: string, source: Tensor, written: Tensor, dtype: Qu
   const maxAbs = Math.max(Math.abs(lo), Math.abs(hi), 0);
   const qmax = dtype === 'uint8' ? 255 : 65535;
   const scale = hi > lo ? (hi - lo) / qmax : 0;
-  const bound = dtype === 'float16' ? quantizationBound({ dtype }, maxAbs) : quantizationBound({ dtype, min: maxAbs, scale }, maxAbs);
-  const stats = compareTensors(written, source, { atol: bound, rtol: 0 });
-  if (stats.beyond > 0) {
-    throw new VerifyFailure(`tensor ${name} is different after writing: ${stats.beyond} values beyond the ${dtype} quantization bound ${formatNumber(bound)} (max abs diff ${formatNumber(stats.maxAbs)})`);
+  // dynamic-int8 (TFLite): symmetric, 127 steps each side of zero per channel, at most the tensor's range.
+  const bound =
+    dtype === 'dynamic-int8'
+      ? (maxAbs / 127 / 2) * (1 + 1e-6) + maxAbs * 2 ** -23
+      : dtype === 'float16'
+        ? quantizationBound({ dtype }, maxAbs)
+        : quantizationBound({ dtype, min: maxAbs, scale }, maxAbs);
+  const stats = written.shape.join() === source.shape.join() ? compareTensors(written, source, { atol: bound, rtol: 0 }) : undefined;
+  if (stats && stats.beyond === 0) return stats.maxAbs ?? 0;
+  if (stats && written.shape.length === 2 && written.shape[0] === written.shape[1]) {
+    // A square FULLY_CONNECTED weight is transposed with no change of shape to tell.
+    const t = compareTensors(permuted(written, [1, 0]), source, { atol: bound, rtol: 0 });
+    if (t.beyond === 0) return t.maxAbs ?? 0;
   }
-  return stats.maxAbs ?? 0;
+  // Stored in another layout (TFLite's OHWI filters, FULLY_CONNECTED's [n, k] weights, even when
+  // square): the layout matchers find the arrangement within the bound, as for exact weights.
+  const relaid = compareWeights(new Map([[name, asFloat32(source)]]), new Map([[name, asFloat32(written)]]), { atol: bound, rtol: 0 }).tensors[0];
+  if (relaid && (relaid.status === 'identical' || relaid.status === 'close')) return relaid.maxAbs ?? 0;
+  const beyond = stats?.beyond ?? relaid?.beyond ?? written.size;
+  throw new VerifyFailure(`tensor ${name} is different after writing: ${beyond} values beyond the ${dtype} quantization bound ${formatNumber(bound)} (max abs diff ${formatNumber(stats?.maxAbs ?? relaid?.maxAbs ?? NaN)})`);
+}
+
+/**
+ * A square 2-D weight stored transposed under its own name (a MatMul's [k, k] weight as TFLite's
+ * FULLY_CONNECTED [units, k]) has no change of shape for the layout matchers to see: compared
+ * transposed when it differs as stored.
+ */
+function squareTransposed<T extends { readonly tensors: readonly TensorDiff[] }>(diff: T, source: ReadonlyMap<string, Tensor>, written: ReadonlyMap<string, Tensor>): T {
+  const tensors = diff.tensors.map((d) => {
+    const a = source.get(d.name);
+    const b = d.other !== null ? written.get(d.other) : undefined;
+    if (d.status === 'identical' || !a || !b || b.shape.length !== 2 || b.shape[0] !== b.shape[1] || a.shape.join() !== b.shape.join() || a.dtype !== b.dtype) return d;
+    const stats = compareTensors(permuted(b, [1, 0]), a, { atol: 0, rtol: 0 });
+    return stats.identical ? { ...d, status: 'identical' as const, via: 'transposed', perm: [1, 0], maxAbs: 0, maxRel: 0, beyond: 0 } : d;
+  });
+  return { ...diff, tensors };
+}
+
+function asFloat32(t: Tensor): Tensor {
+  return t.dtype === 'float32' ? t : Tensor.fromArray('float32', t.shape, t.toFloat32());
 }

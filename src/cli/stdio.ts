@@ -30,7 +30,7 @@ export function shownPath(path: string): string {
 }
 
 /** The formats that are one file, and so can come from standard input or go to standard output. */
-const SINGLE_FILE = ['safetensors', 'pytorch', 'pt2', 'onnx', 'graphdef'];
+const SINGLE_FILE = ['safetensors', 'pytorch', 'pt2', 'onnx', 'graphdef', 'tflite'];
 
 let scratch: string | undefined;
 

@@ -28,8 +28,12 @@ export interface WriteOptions {
   readonly opset?: number;
   /** Initializers in a side file: true, or the size threshold in bytes (ONNX). */
   readonly externalData?: boolean | number;
-  /** Store float weights quantized, as tensorflowjs_converter --quantize_* does (TF.js). */
-  readonly quantize?: 'float16' | 'uint8' | 'uint16';
+  /**
+   * Store float weights quantized: as tensorflowjs_converter --quantize_* does (TF.js: float16,
+   * uint8, uint16), or as TFLiteConverter's post-training float16 and dynamic-range int8
+   * quantization do (TFLite: float16, dynamic-int8).
+   */
+  readonly quantize?: 'float16' | 'uint8' | 'uint16' | 'dynamic-int8';
 }
 
 /** One integrity finding of a format's own checks (checksums), for `validate`. */

@@ -10,7 +10,7 @@ const WRITE_OPTIONS: Readonly<Record<keyof WriteOptions, { readonly flag: string
   shardBytes: { flag: '--shard-size', formats: ['safetensors', 'tfjs'] },
   opset: { flag: '--opset', formats: ['onnx'] },
   externalData: { flag: '--external-data', formats: ['onnx'] },
-  quantize: { flag: '--quantize', formats: ['tfjs'] },
+  quantize: { flag: '--quantize', formats: ['tfjs', 'tflite'] },
 };
 
 const READ_OPTIONS: Readonly<Partial<Record<keyof ReadOptions, { readonly flag: string; readonly formats: readonly string[] }>>> = {

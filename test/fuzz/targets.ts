@@ -87,6 +87,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   member('savedmodel', 'savedmodel', join(SAMPLES, 'or-gate-savedmodel'), 'saved_model.pb'),
   member('tensorbundle', 'savedmodel', join(SAMPLES, 'or-gate-savedmodel'), join('variables', 'variables.index')),
   member('tfjs', 'tfjs', tfjsDir(), 'or-gate.json', 'or-gate.json'),
+  singleFile('tflite', 'tflite', '.tflite', () => small([join(SAMPLES, 'or-gate.tflite'), join(FIXTURES, 'tflite')], '.tflite')),
   {
     name: 'npy',
     seeds: npySeeds,

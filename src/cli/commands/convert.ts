@@ -51,12 +51,12 @@ export function convertCommand(y: Argv): Argv {
         .option('from', { type: 'string', describe: 'input format (default: detected from its bytes or layout)' })
         .option('to', { type: 'string', describe: 'output format (default: from the output extension; with no extension, the input format)' })
         .option('module', { type: 'string', describe: 'module spec JSON file giving the architecture of a bare state dict' })
-        .option('signature', { type: 'string', describe: 'signature to convert (SavedModel; default serving_default)' })
+        .option('signature', { type: 'string', describe: 'signature to convert (SavedModel, default serving_default; TFLite, default the first SignatureDef)' })
         .option('key', { type: 'string', describe: 'checkpoint entry holding the state dict (e.g. model_state_dict); default: found' })
         .option('shard-size', { type: 'number', describe: 'split the output into shards of at most this many bytes (safetensors; TF.js default 4194304)' })
         .option('opset', { type: 'number', describe: 'ai.onnx opset to write, ops converted to it (ONNX; default 17)' })
         .option('external-data', { type: 'string', describe: 'ONNX initializers in <output>.data: "true", "false", or a size threshold in bytes (default: only past 2 GB)' })
-        .option('quantize', { choices: ['float16', 'uint8', 'uint16'] as const, describe: 'store float weights quantized, dequantized by TF.js on load (TF.js)' })
+        .option('quantize', { choices: ['float16', 'uint8', 'uint16', 'dynamic-int8'] as const, describe: 'store float weights quantized: float16, uint8, uint16 dequantized by TF.js on load (TF.js); float16 or dynamic-int8 as TFLiteConverter does (TFLite)' })
         .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing output' })
         .option('verify', { type: 'boolean', default: true, describe: 'read the output back and compare weights and outputs (--no-verify skips it)' })
         .option('json', { type: 'boolean', default: false, describe: 'print a report as JSON: files, bytes, tensors, verification, seconds per phase (docs/convert-report.md)' })
@@ -69,6 +69,8 @@ export function convertCommand(y: Argv): Argv {
         .example('$0 convert model.pt2 model.onnx', 'a torch.export program (torch.export.save) as ONNX')
         .example('$0 convert saved_model/ model.pt2', 'a TensorFlow model as a program torch.export.load runs')
         .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights')
+        .example('$0 convert model.onnx model.tflite', 'a TensorFlow Lite model that LiteRT runs')
+        .example('$0 convert saved_model/ model.tflite --quantize dynamic-int8', 'with int8 weights, as dynamic-range quantization in TFLiteConverter')
         .example('$0 convert model.onnx - --to safetensors > model.safetensors', 'write to standard output (a pipe)')
         .example('$0 convert model.onnx model.safetensors --json > report.json', 'a machine-readable report of what was written and verified'),
     (argv) => {

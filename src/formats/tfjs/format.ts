@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { writeFilesAtomic } from '../../core/atomic.js';
+import { UsageError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
 import type { FormatHandler, Probe } from '../format.js';
 import { readGraphModel } from './reader.js';
@@ -25,7 +26,8 @@ export const tfjsFormat: FormatHandler = {
     return readGraphModel(path, options);
   },
   write(model, path, options) {
-    return writeGraphModel(model, path, options);
+    if (options.quantize === 'dynamic-int8') throw new UsageError('--quantize dynamic-int8 applies to tflite output only; TF.js takes float16, uint8 or uint16');
+    return writeGraphModel(model, path, { ...options, quantize: options.quantize });
   },
 };
 

@@ -44,6 +44,8 @@ export interface TflTensorSpec {
   readonly signature?: readonly number[];
   readonly dtype: DType;
   readonly data?: Tensor;
+  /** Quantization parameters of an int8 weight (per channel along `axis`). */
+  readonly quantization?: { readonly scale: readonly number[]; readonly zeroPoint: readonly number[]; readonly axis: number };
 }
 
 export interface TflOp {
@@ -170,10 +172,10 @@ const conv: Emitter = (ctx) => {
   const act = ctx.fuseActivation();
   const y = fromNhwc(ctx);
   if (group === 1) {
-    const filter = ctx.constTensor(permuted(w, [0, 2, 3, 1]), `${node.inputs[1]}/ohwi`);
+    const filter = ctx.constTensor(permuted(w, [0, 2, 3, 1]), node.inputs[1]!);
     ctx.emit(B.CONV_2D, [pad.x, filter, bias], [y], opt(1, (b) => Conv2DOptions.createConv2DOptions(b, pad.code, strides[1]!, strides[0]!, act, dilations[1]!, dilations[0]!, 0)));
   } else if (group === inC && perGroup === 1) {
-    const filter = ctx.constTensor(permuted(w, [1, 2, 3, 0]), `${node.inputs[1]}/1hwo`);
+    const filter = ctx.constTensor(permuted(w, [1, 2, 3, 0]), node.inputs[1]!);
     ctx.emit(B.DEPTHWISE_CONV_2D, [pad.x, filter, bias], [y], opt(2, (b) => DepthwiseConv2DOptions.createDepthwiseConv2DOptions(b, pad.code, strides[1]!, strides[0]!, outC / inC, act, dilations[1]!, dilations[0]!)));
   } else {
     ctx.fail(`group 1 or one group per input channel (depthwise), not ${group} groups of ${perGroup} channels`);
@@ -218,7 +220,7 @@ const gemm: Emitter = (ctx) => {
     else ctx.fail(`a bias C of ${units} values`);
   }
   const act = ctx.fuseActivation();
-  ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(w, transB ? node.inputs[1]! : `${node.inputs[1]}/t`), bias], [ctx.output(0)], fc(false, act));
+  ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(w, node.inputs[1]!), bias], [ctx.output(0)], fc(false, act));
 };
 
 const fc = (keep: boolean, act: number): TflOp['options'] => opt(8, (b) => FullyConnectedOptions.createFullyConnectedOptions(b, act, 0, keep, false, 0));
@@ -230,7 +232,7 @@ const matMul: Emitter = (ctx) => {
   const aRank = ctx.shape(node.inputs[0]!).length;
   if (b && b.shape.length === 2 && aRank >= 2 && b.dtype === 'float32') {
     const act = ctx.fuseActivation();
-    ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(permuted(b, [1, 0]), `${node.inputs[1]}/t`), -1], [ctx.output(0)], fc(aRank > 2, act));
+    ctx.emit(B.FULLY_CONNECTED, [ctx.input(0), ctx.constTensor(permuted(b, [1, 0]), node.inputs[1]!), -1], [ctx.output(0)], fc(aRank > 2, act));
     return;
   }
   ctx.emit(B.BATCH_MATMUL, [ctx.input(0), ctx.input(1)], [ctx.output(0)], opt(101, (bb) => BatchMatMulOptions.createBatchMatMulOptions(bb, false, false, false)));
@@ -797,6 +799,37 @@ export function lowerGraph(graph: Graph, probe: Probe): Lowered {
 
 }
 
+/** One-input ops that act on each element alone: a layout change commutes with them. */
+const ELEMENTWISE = new Set<number>([B.HARD_SWISH, B.LOGISTIC, B.TANH, B.RELU, B.RELU6, B.RELU_N1_TO_1, B.LEAKY_RELU, B.ELU, B.GELU, B.EXP, B.LOG, B.SQRT, B.ABS, B.NEG, B.FLOOR, B.CEIL, B.SIN, B.COS]);
+
+/**
+ * TRANSPOSE(p) -> elementwise op -> TRANSPOSE(inverse of p), each value read once: the op runs on
+ * the untransposed tensor and writes the second TRANSPOSE's output (same shape, same layout), and
+ * both TRANSPOSEs go. A Hardswish between two convolutions then stays NHWC like a fused ReLU.
+ */
+function throughElementwise(ops: readonly TflOp[], permOf: (op: TflOp) => number[] | undefined, outputs: readonly number[]): TflOp[] {
+  const readers = new Map<number, number>();
+  for (const op of ops) for (const i of op.inputs) if (i >= 0) readers.set(i, (readers.get(i) ?? 0) + 1);
+  for (const o of outputs) readers.set(o, (readers.get(o) ?? 0) + 1);
+  const producer = new Map<number, TflOp>();
+  for (const op of ops) for (const o of op.outputs) producer.set(o, op);
+  const dropped = new Set<TflOp>();
+  const replaced = new Map<TflOp, TflOp>();
+  for (const t2 of ops) {
+    if (t2.code !== B.TRANSPOSE) continue;
+    const u = producer.get(t2.inputs[0]!);
+    if (!u || !ELEMENTWISE.has(u.code) || u.inputs.length !== 1 || readers.get(u.outputs[0]!) !== 1 || replaced.has(u)) continue;
+    const t1 = producer.get(u.inputs[0]!);
+    if (!t1 || t1.code !== B.TRANSPOSE || readers.get(t1.outputs[0]!) !== 1 || dropped.has(t1)) continue;
+    const p1 = permOf(t1);
+    const p2 = permOf(t2);
+    if (!p1 || !p2 || p1.length !== p2.length || !p2.every((p, i) => p1[p] === i)) continue;
+    replaced.set(u, { ...u, inputs: [t1.inputs[0]!], outputs: [t2.outputs[0]!] });
+    dropped.add(t1).add(t2);
+  }
+  return ops.filter((op) => !dropped.has(op)).map((op) => replaced.get(op) ?? op);
+}
+
 /** The graph without the tensors no operator, input or output refers to (the perms of cancelled TRANSPOSEs). */
 function pruned(g: Lowered): Lowered {
   const used = new Set<number>([...g.inputs, ...g.outputs, ...g.ops.flatMap((o) => [...o.inputs, ...o.outputs])]);
@@ -823,11 +856,12 @@ function pruned(g: Lowered): Lowered {
  * TRANSPOSE(TRANSPOSE(x, p), q) with q undoing p: readers of the second read x. The NCHW <-> NHWC
  * pairs between consecutive convolutions vanish; TRANSPOSEs left unread are dropped.
  */
-function cancelTransposes(ops: readonly TflOp[], tensors: readonly TflTensorSpec[], outputs: readonly number[]): TflOp[] {
+function cancelTransposes(ops0: readonly TflOp[], tensors: readonly TflTensorSpec[], outputs: readonly number[]): TflOp[] {
   const permOf = (op: TflOp): number[] | undefined => {
     const t = tensors[op.inputs[1]!]?.data;
     return t ? t.toNumbers() : undefined;
   };
+  const ops = throughElementwise(ops0, permOf, outputs);
   const producer = new Map<number, TflOp>();
   const replace = new Map<number, number>();
   const resolve = (t: number): number => {

@@ -1,4 +1,5 @@
 import type { FormatHandler } from '../format.js';
+import { describeTflite } from './describe.js';
 import { hasTfliteIdentifier } from './file.js';
 import { readTflite } from './reader.js';
 import { writeTflite } from './writer.js';
@@ -20,5 +21,8 @@ export const tfliteFormat: FormatHandler = {
   },
   write(model, path, options) {
     return writeTflite(model, path, options);
+  },
+  describe(path) {
+    return describeTflite(path);
   },
 };

@@ -57,8 +57,28 @@ export function tfliteToModel(file: TflModel, options: TfliteReadOptions = {}): 
       };
   const metadata: Record<string, string> = { 'tflite.version': String(file.version) };
   if (file.description) metadata['tflite.description'] = file.description;
-  for (const m of file.metadata) metadata[`tflite.metadata.${m.name}`] = `buffer ${m.buffer}`;
+  for (const m of file.metadata) {
+    // Text entries (a converter's min_runtime_version, what modelbridge wrote) come back as
+    // strings under their own names; binary ones (CONVERSION_METADATA) are only described.
+    const b = file.buffers[m.buffer];
+    const bytes = b?.kind === 'inline' ? b.data : undefined;
+    const text = bytes && bytes.byteLength <= 1 << 20 ? utf8Text(bytes) : undefined;
+    if (text !== undefined) metadata[m.name] = text;
+    else metadata[`tflite.${m.name}`] = `${b?.kind === 'file' ? b.size : (bytes?.byteLength ?? 0)} bytes of binary metadata`;
+  }
   return { format: 'tflite', graph: simple, weights: simple.initializers, signatures: [signature], metadata };
+}
+
+/** Printable UTF-8 text (trailing NULs dropped), or undefined for binary bytes. */
+function utf8Text(bytes: Uint8Array): string | undefined {
+  let end = bytes.byteLength;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, end));
+    return /[\u0000-\u0008\u000e-\u001f]/.test(text) ? undefined : text;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A quantized type: its integer range. */
@@ -78,6 +98,8 @@ class GraphBuilder {
   private readonly names: string[];
   private readonly used = new Set<string>();
   private readonly constants = new Map<number, Tensor | null>();
+  /** Constants computed at read time (a DEQUANTIZE of a weight) keep the weight's name. */
+  private readonly constantNames = new Map<number, string>();
   private counter = 0;
 
   constructor(
@@ -142,7 +164,7 @@ class GraphBuilder {
     if (v !== undefined) return v;
     const c = this.constant(i);
     if (c) {
-      const name = this.names[i]!;
+      const name = this.constantNames.get(i) ?? this.names[i]!;
       this.initializers.set(name, c);
       this.values.set(i, name);
       return name;
@@ -225,6 +247,16 @@ class GraphBuilder {
 
   private operator(index: number): void {
     const op = this.sub.operators[index]!;
+    // DEQUANTIZE of a float16 weight (TFLiteConverter's float16 quantization): the widened weight
+    // is a constant under the weight's name, so convolutions see their filter as a weight.
+    if (op.code === 6 && op.inputs.length === 1 && op.outputs.length === 1 && op.inputs[0]! >= 0 && op.outputs[0]! >= 0) {
+      const c = this.constant(op.inputs[0]!);
+      if (c && (c.dtype === 'float16' || c.dtype === 'bfloat16' || c.dtype === 'float32')) {
+        this.constants.set(op.outputs[0]!, c.dtype === 'float32' ? c : widened(c));
+        this.constantNames.set(op.outputs[0]!, this.names[op.inputs[0]!]!);
+        return;
+      }
+    }
     const name = builtinName(op.code) ?? `code ${op.code}`;
     const where = `subgraphs[${this.sub.index}] operators[${index}] (${op.code === 32 ? `CUSTOM ${op.custom}` : name})`;
     const builder = TFLITE_OPS.get(op.code);
@@ -269,7 +301,7 @@ class GraphBuilder {
         const t = inputTensor(i);
         const c = this.constant(t.index);
         if (!c) return this.node('Transpose', [ctx.input(i)], { perm: attr.ints(perm) }, base)[0]!;
-        const original = this.names[t.index]!;
+        const original = this.constantNames.get(t.index) ?? this.names[t.index]!;
         const name = this.unique(`${original}#oihw`);
         this.initializers.set(name, permuted(c, perm));
         this.derived.set(name, original);
@@ -318,6 +350,11 @@ function dequantized(raw: Tensor, q: TflQuantization, where: string, e: FormatEr
     return new Uint8Array(out.buffer);
   });
   return new Tensor('float32', raw.shape, source);
+}
+
+/** A 16-bit float weight as float32, computed when read. */
+function widened(t: Tensor): Tensor {
+  return new Tensor('float32', t.shape, lazySource(t.size * 4, () => new Uint8Array(t.toFloat32().slice().buffer)));
 }
 
 /** Bytes computed on first read and kept (the dequantized weights of one tensor). */

@@ -10,12 +10,14 @@ import { allocate, Tensor } from '../../core/tensor.js';
 import { Session } from '../../runtime/executor.js';
 import { defaultSignature } from '../../core/model.js';
 import type { WriteOptions } from '../format.js';
-import { lowerGraph, type TflOp, type Lowered } from './export-ops.js';
+import { lowerGraph, type TflOp, type TflTensorSpec, type Lowered } from './export-ops.js';
 import {
   Buffer as FbBuffer,
   Model as FbModel,
   Operator as FbOperator,
+  Metadata as FbMetadata,
   OperatorCode as FbOperatorCode,
+  QuantizationParameters as FbQuantizationParameters,
   SignatureDef as FbSignatureDef,
   SubGraph as FbSubGraph,
   Tensor as FbTensor,
@@ -39,15 +41,26 @@ import {
 export interface TfliteWriteOptions {
   /** Store buffers after the FlatBuffer (offset/size) even when it would fit under 2 GiB. */
   readonly offsetBuffers?: boolean;
+  /**
+   * Post-training weight quantization as TFLiteConverter does it: float16 stores every float32
+   * weight as float16 behind a DEQUANTIZE; dynamic-int8 stores the weights of FULLY_CONNECTED,
+   * CONV_2D and DEPTHWISE_CONV_2D with 1024 or more elements as symmetric int8 per output channel,
+   * which LiteRT's hybrid kernels run with float activations.
+   */
+  readonly quantize?: 'float16' | 'dynamic-int8';
+}
+
+function tfliteQuantization(q: WriteOptions['quantize']): TfliteWriteOptions['quantize'] {
+  if (q === undefined || q === 'float16' || q === 'dynamic-int8') return q;
+  throw new UsageError(`--quantize ${q} applies to tfjs output only; TFLite takes float16 or dynamic-int8`);
 }
 
 /** What the FlatBuffer may hold inline; TFLite's converter switches to offset buffers there too. */
 const INLINE_LIMIT = 2 ** 31 - 1 - 64 * 1024 * 1024;
 const OFFSET_ALIGN = 64;
 
-export function writeTflite(model: Model, path: string, options: WriteOptions & TfliteWriteOptions = {}): string[] {
-  if (options.quantize !== undefined) throw new UsageError(`--quantize ${options.quantize} does not apply to tflite (it writes float weights)`);
-  const parts = tfliteParts(model, options);
+export function writeTflite(model: Model, path: string, options: WriteOptions & Pick<TfliteWriteOptions, 'offsetBuffers'> = {}): string[] {
+  const parts = tfliteParts(model, { ...options, quantize: tfliteQuantization(options.quantize) });
   mkdirSync(dirname(path), { recursive: true });
   writeFileAtomic(path, (append) => {
     append(parts.flatbuffer);
@@ -81,10 +94,10 @@ function tfliteParts(model: Model, options: TfliteWriteOptions): Parts {
   if (!graph) throw new UsageError('writing .tflite needs a model with a graph (a bare state dict has none: give --module)');
   const signature = model.signatures[0] ?? defaultSignature(graph);
   const probe = probeValues(graph);
-  const lowered = lowerGraph(graph, probe);
+  const lowered = quantized(lowerGraph(graph, probe), options.quantize);
   const weightBytes = lowered.tensors.reduce((a, t) => a + (t.data?.byteLength ?? 0), 0);
   const offsets = options.offsetBuffers === true || weightBytes > INLINE_LIMIT;
-  const first = build(lowered, signature, graph, offsets ? [] : null);
+  const first = build(lowered, model, signature, graph, offsets ? [] : null);
   if (!offsets) return { flatbuffer: first.bytes, trailing: [] };
   // Offsets are absolute, so the FlatBuffer's size must be known first: build it with the
   // offsets it will have (its size does not depend on their values: 8-byte fields either way).
@@ -94,13 +107,83 @@ function tfliteParts(model: Model, options: TfliteWriteOptions): Parts {
     at = align(at + tensor.byteLength, OFFSET_ALIGN);
     return { offset, tensor };
   });
-  const second = build(lowered, signature, graph, placed.map((p) => p.offset));
+  const second = build(lowered, model, signature, graph, placed.map((p) => p.offset));
   // Same tables, same 8-byte offset fields: the FlatBuffer keeps the size the offsets assumed.
   if (second.bytes.byteLength !== first.bytes.byteLength) throw new Error('tflite writer: the FlatBuffer changed size between its sizing and final passes');
   return { flatbuffer: second.bytes, trailing: placed };
 }
 
 const align = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+/** TFLiteConverter's dynamic-range quantization leaves smaller weights in float32. */
+const DYNAMIC_MIN_ELEMENTS = 1024;
+/** The weight input and its output-channel axis, per op TFLite runs as a hybrid kernel. */
+const HYBRID: ReadonlyMap<number, { readonly input: number; readonly axis: number }> = new Map([
+  [9, { input: 1, axis: 0 }], // FULLY_CONNECTED [units, k]
+  [3, { input: 1, axis: 0 }], // CONV_2D [out, h, w, in]
+  [4, { input: 1, axis: 3 }], // DEPTHWISE_CONV_2D [1, h, w, out]
+]);
+const DEQUANTIZE = 6;
+
+/** The lowered graph with its weights quantized as TFLiteConverter's post-training modes do. */
+function quantized(g: Lowered, mode: TfliteWriteOptions['quantize']): Lowered {
+  if (!mode) return g;
+  const tensors = [...g.tensors];
+  let ops = [...g.ops];
+  if (mode === 'dynamic-int8') {
+    const done = new Set<number>();
+    for (const op of ops) {
+      const hybrid = HYBRID.get(op.code);
+      const index = hybrid ? op.inputs[hybrid.input] : undefined;
+      if (!hybrid || index === undefined || index < 0 || done.has(index)) continue;
+      const t = tensors[index]!;
+      if (!t.data || t.dtype !== 'float32' || t.data.size < DYNAMIC_MIN_ELEMENTS) continue;
+      done.add(index);
+      tensors[index] = { ...t, ...symmetricInt8(t.data, hybrid.axis) };
+    }
+    return { ...g, tensors, ops };
+  }
+  // float16: every float32 weight becomes float16, widened back by a DEQUANTIZE before its readers.
+  const widened = new Map<number, number>();
+  const dequantize: TflOp[] = [];
+  for (let i = 0; i < g.tensors.length; i++) {
+    const t = g.tensors[i]!;
+    if (!t.data || t.dtype !== 'float32' || !ops.some((o) => o.inputs.includes(i))) continue;
+    tensors[i] = { ...t, name: t.name, dtype: 'float16', data: Tensor.from('float16', t.data.shape, t.data.toFloat32()) };
+    const out = tensors.push({ name: `${t.name}/dequantize`, shape: t.shape, dtype: 'float32' }) - 1;
+    widened.set(i, out);
+    dequantize.push({ code: DEQUANTIZE, inputs: [i], outputs: [out] });
+  }
+  ops = [...dequantize, ...ops.map((o) => ({ ...o, inputs: o.inputs.map((i) => widened.get(i) ?? i) }))];
+  return { ...g, tensors, ops };
+}
+
+/**
+ * Symmetric int8 per channel, TFLite's formula (SymmetricQuantizeFloats): scale = max|w| / 127,
+ * q = round(w * (127 / max|w|)) half away from zero, clamped to [-127, 127], in float32; an
+ * all-zero channel has scale 1.
+ */
+function symmetricInt8(w: Tensor, axis: number): Pick<TflTensorSpec, 'dtype' | 'data' | 'quantization'> {
+  const values = w.toFloat32();
+  const channels = w.shape[axis]!;
+  const inner = w.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const range = new Float32Array(channels);
+  for (let i = 0; i < values.length; i++) {
+    const c = Math.floor(i / inner) % channels;
+    range[c] = Math.max(range[c]!, Math.abs(values[i]!));
+  }
+  const f = Math.fround;
+  const scale = Array.from(range, (r) => (r === 0 ? 1 : f(r / 127)));
+  const inverse = Array.from(range, (r) => (r === 0 ? 0 : f(127 / r)));
+  const q = new Int8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const c = Math.floor(i / inner) % channels;
+    const x = f(values[i]! * inverse[c]!);
+    const r = Math.sign(x) * Math.round(Math.abs(x));
+    q[i] = Math.max(-127, Math.min(127, r));
+  }
+  return { dtype: 'int8', data: Tensor.fromArray('int8', w.shape, q), quantization: { scale, zeroPoint: new Array<number>(channels).fill(0), axis } };
+}
 
 /** TensorType codes of the dtypes TFLite stores. */
 const TENSOR_TYPES: Partial<Record<DType, number>> = {
@@ -111,7 +194,7 @@ const TENSOR_TYPES: Partial<Record<DType, number>> = {
  * Serializes the lowered graph. `offsets` null: buffers inline; else the absolute file offsets
  * of the non-empty buffers in order (an empty list for the sizing pass, which writes zeros).
  */
-function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly number[] | null): { bytes: Uint8Array; order: Tensor[] } {
+function build(g: Lowered, model: Model, signature: Signature, graph: Graph, offsets: readonly number[] | null): { bytes: Uint8Array; order: Tensor[] } {
   const b = new Builder(1024);
   const order: Tensor[] = [];
   // Buffer 0 is the empty sentinel every tensor without data points at.
@@ -145,8 +228,19 @@ function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly
     const signature = t.signature?.includes(-1) ? FbTensor.createShapeSignatureVector(b, [...t.signature]) : 0;
     const type = TENSOR_TYPES[t.dtype];
     if (type === undefined) throw new UsageError(`tensor ${t.name}: TFLite has no ${t.dtype} tensors`);
+    let quantization = 0;
+    if (t.quantization) {
+      const scale = FbQuantizationParameters.createScaleVector(b, [...t.quantization.scale]);
+      const zeroPoint = FbQuantizationParameters.createZeroPointVector(b, t.quantization.zeroPoint.map((z) => BigInt(z)));
+      FbQuantizationParameters.startQuantizationParameters(b);
+      FbQuantizationParameters.addScale(b, scale);
+      FbQuantizationParameters.addZeroPoint(b, zeroPoint);
+      FbQuantizationParameters.addQuantizedDimension(b, t.quantization.axis);
+      quantization = FbQuantizationParameters.endQuantizationParameters(b);
+    }
     FbTensor.startTensor(b);
     FbTensor.addShape(b, shape);
+    if (quantization) FbTensor.addQuantization(b, quantization);
     FbTensor.addType(b, type);
     FbTensor.addBuffer(b, bufferOf[i]!);
     FbTensor.addName(b, name);
@@ -194,6 +288,16 @@ function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly
     b.createString('main'),
   );
 
+  // The model's string metadata as TFLite Metadata entries, each a buffer of UTF-8 text.
+  const metadataOffsets = Object.keys(model.metadata)
+    .filter((k) => !k.startsWith('tflite.'))
+    .sort()
+    .map((name) => {
+      const bytes = new TextEncoder().encode(model.metadata[name]!);
+      bufferOffsets.push(FbBuffer.createBuffer(b, b.createByteVector(bytes), 0n, 0n));
+      return FbMetadata.createMetadata(b, b.createString(name), bufferOffsets.length - 1);
+    });
+
   const map = (entries: ReadonlyMap<string, string>): Offset[] =>
     [...entries].map(([key, value]) => {
       const index = g.tensorIndex.get(value);
@@ -217,7 +321,7 @@ function build(g: Lowered, signature: Signature, graph: Graph, offsets: readonly
     b.createString('modelbridge'),
     FbModel.createBuffersVector(b, bufferOffsets),
     0,
-    0,
+    metadataOffsets.length ? FbModel.createMetadataVector(b, metadataOffsets) : 0,
     FbModel.createSignatureDefsVector(b, [sigDef]),
   );
   b.finish(root, 'TFL3');
