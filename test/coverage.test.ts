@@ -45,7 +45,7 @@ describe('op coverage table', () => {
     expect(gelu.status === 'yes' ? gelu.detail : '').toMatch(/^decomposed: .*Erf/);
     expect(byOp.get('Softsign')!.tfjs).toEqual({ status: 'no', reason: { kind: 'impossible', why: 'TF.js has no Softsign' } });
     expect(byOp.get('LSTM')!.tfExport.status).toBe('yes');
-    expect(byOp.get('RNN')!.tfExport.status).toBe('no');
+    expect(byOp.get('Loop')!.tfExport.status).toBe('no');
     for (const r of rows) expect(r.tflite.status === 'no' && r.tflite.reason.why).toBe('no TFLite format yet (issue 17)');
     // Every op the exporter maps has a row saying so.
     for (const op of Object.keys(IR_TO_TF)) expect(byOp.get(op)?.tfExport.status, op).toBe('yes');

@@ -345,6 +345,13 @@ const CASES: Case[] = [
     weights: { w: f32([1, 9, 5], 2, 0.5), r: f32([1, 9, 3], 3, 0.5), b: f32([1, 18], 4, 0.2) },
     outputs: ['gy', 'gh', 'ry', 'rh'],
   },
+  {
+    name: 'RNN bidirectional (tanh), unrolled',
+    nodes: [node('RNN', ['x', 'w', 'r', 'b'], ['ny', 'nh'], { hidden_size: attr.int(3), direction: attr.string('bidirectional') })],
+    inputs: { x: f32([4, 2, 5]) },
+    weights: { w: f32([2, 3, 5], 2, 0.5), r: f32([2, 3, 3], 3, 0.5), b: f32([2, 6], 4, 0.2) },
+    outputs: ['ny', 'nh'],
+  },
 ];
 
 interface Written {
