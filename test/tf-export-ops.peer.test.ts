@@ -317,15 +317,16 @@ const CASES: Case[] = [
     refused: { tfjs: /TruncateDiv/ },
   },
   {
-    name: 'Flatten at axis 2 (transformers attention masks), Split in three of a computed size (GPT-2 q/k/v, opset 18)',
+    name: 'Flatten at axis 2 (transformers attention masks), Split in three of a computed size (GPT-2 q/k/v, opset 18), Concat of one value',
     nodes: [
       node('Flatten', ['x'], ['fl'], { axis: attr.int(2) }),
+      node('Concat', ['x'], ['one'], { axis: attr.int(0) }),
       node('Reshape', ['x', 'flat'], ['r']),
       node('Split', ['r'], ['sa', 'sb', 'sc'], { axis: attr.int(1), num_outputs: attr.int(3) }),
     ],
     inputs: { x: f32([2, 3, 2, 2]) },
     weights: { flat: i64([0, -1]) },
-    outputs: ['fl', 'sa', 'sb', 'sc'],
+    outputs: ['fl', 'one', 'sa', 'sb', 'sc'],
     opset: 18,
   },
   {

@@ -268,7 +268,7 @@ function reshapeTo(ctx: ExportContext, x: string, dims: readonly number[], allow
   const parts = dims.map((d, i) =>
     d !== 0 ? ctx.const(i32([d])) : ctx.tf('StridedSlice', [shape, ctx.const(i32([i])), ctx.const(i32([i + 1])), ctx.const(i32([1]))], { T: tfAttr.type(3), Index: tfAttr.type(3), ...masks() }),
   );
-  const full = ctx.tf('ConcatV2', [...parts, ctx.const(Tensor.from('int32', [], [0]))], { T: tfAttr.type(3), N: tfAttr.int(parts.length), Tidx: tfAttr.type(3) });
+  const full = parts.length === 1 ? parts[0]! : ctx.tf('ConcatV2', [...parts, ctx.const(Tensor.from('int32', [], [0]))], { T: tfAttr.type(3), N: tfAttr.int(parts.length), Tidx: tfAttr.type(3) });
   return ctx.tf('Reshape', [x, full], attrs, true);
 }
 
@@ -1164,11 +1164,13 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
   Slice: slice,
   Split: split,
   Concat: {
-    tf: ['ConcatV2'],
+    tf: ['ConcatV2', 'Identity'],
     rank: maxRank,
     emit(ctx) {
       const n = ctx.node.inputs.length;
       const values = [...Array(n).keys()].map((i) => ctx.input(i));
+      // TensorFlow's ConcatV2 takes at least two values (attr N >= 2); one is itself.
+      if (n === 1) return [ctx.tf('Identity', values, { T: T(ctx) }, true)];
       return [ctx.tf('ConcatV2', [...values, ctx.const(Tensor.from('int32', [], [attrInt(ctx.node, 'axis', 0)]))], { T: T(ctx), N: tfAttr.int(n), Tidx: tfAttr.type(3) }, true)];
     },
   },
