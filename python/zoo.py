@@ -611,6 +611,10 @@ def check_torch(job):
                 if v.dtype != o.dtype or v.shape != o.shape or v.numpy().tobytes() != o.numpy().tobytes():
                     raise ValueError(f"tensor {k} is not bit-identical to the original")
             sys.path.insert(0, HERE)
+            # transformers imports torchvision when it is installed, which needs its op schemas
+            # defined first (as generation does): without this the check would depend on whether a
+            # torchvision architecture was checked before in this process.
+            _torchvision()
             torch.manual_seed(0)
             model = TORCH[job["arch"]]()[0]
             state = {**{k: v for k, v in orig.items() if k not in tensors}, **tensors}

@@ -45,7 +45,7 @@ describe('op coverage table', () => {
     expect(gelu.status === 'yes' ? gelu.detail : '').toMatch(/^decomposed: .*Erf/);
     expect(byOp.get('Softsign')!.tfjs).toEqual({ status: 'no', reason: { kind: 'impossible', why: 'TF.js has no Softsign' } });
     expect(byOp.get('LSTM')!.tfExport.status).toBe('yes');
-    expect(byOp.get('RNN')!.tfExport.status).toBe('no');
+    expect(byOp.get('Loop')!.tfExport.status).toBe('no');
     expect(byOp.get('Conv')!.tflite).toEqual({ status: 'yes', detail: 'CONV_2D, DEPTHWISE_CONV_2D, PAD' });
     expect(byOp.get('LSTM')!.tflite).toEqual({ status: 'no', reason: { kind: 'not yet', why: 'no TFLite export mapping yet' } });
     // Every op the exporter maps has a row saying so.

@@ -316,15 +316,16 @@ const CASES: Case[] = [
     outputs: ['sl', 'mod', 'quot'],
   },
   {
-    name: 'Flatten at axis 2 (transformers attention masks), Split in three of a computed size (GPT-2 q/k/v, opset 18)',
+    name: 'Flatten at axis 2 (transformers attention masks), Split in three of a computed size (GPT-2 q/k/v, opset 18), Concat of one value',
     nodes: [
       node('Flatten', ['x'], ['fl'], { axis: attr.int(2) }),
+      node('Concat', ['x'], ['one'], { axis: attr.int(0) }),
       node('Reshape', ['x', 'flat'], ['r']),
       node('Split', ['r'], ['sa', 'sb', 'sc'], { axis: attr.int(1), num_outputs: attr.int(3) }),
     ],
     inputs: { x: f32([2, 3, 2, 2]) },
     weights: { flat: i64([0, -1]) },
-    outputs: ['fl', 'sa', 'sb', 'sc'],
+    outputs: ['fl', 'one', 'sa', 'sb', 'sc'],
     opset: 18,
   },
   {
@@ -343,6 +344,13 @@ const CASES: Case[] = [
     inputs: { x: f32([4, 2, 5]) },
     weights: { w: f32([1, 9, 5], 2, 0.5), r: f32([1, 9, 3], 3, 0.5), b: f32([1, 18], 4, 0.2) },
     outputs: ['gy', 'gh', 'ry', 'rh'],
+  },
+  {
+    name: 'RNN bidirectional (tanh), unrolled',
+    nodes: [node('RNN', ['x', 'w', 'r', 'b'], ['ny', 'nh'], { hidden_size: attr.int(3), direction: attr.string('bidirectional') })],
+    inputs: { x: f32([4, 2, 5]) },
+    weights: { w: f32([2, 3, 5], 2, 0.5), r: f32([2, 3, 3], 3, 0.5), b: f32([2, 6], 4, 0.2) },
+    outputs: ['ny', 'nh'],
   },
 ];
 

@@ -271,7 +271,7 @@ function reshapeTo(ctx: ExportContext, x: string, dims: readonly number[], allow
   const parts = dims.map((d, i) =>
     d !== 0 ? ctx.const(i32([d])) : ctx.tf('StridedSlice', [shape, ctx.const(i32([i])), ctx.const(i32([i + 1])), ctx.const(i32([1]))], { T: tfAttr.type(3), Index: tfAttr.type(3), ...masks() }),
   );
-  const full = ctx.tf('ConcatV2', [...parts, ctx.const(Tensor.from('int32', [], [0]))], { T: tfAttr.type(3), N: tfAttr.int(parts.length), Tidx: tfAttr.type(3) });
+  const full = parts.length === 1 ? parts[0]! : ctx.tf('ConcatV2', [...parts, ctx.const(Tensor.from('int32', [], [0]))], { T: tfAttr.type(3), N: tfAttr.int(parts.length), Tidx: tfAttr.type(3) });
   return ctx.tf('Reshape', [x, full], attrs, true);
 }
 
@@ -966,7 +966,7 @@ const prelu: ExportEntry = {
 
 
 /**
- * ONNX LSTM and GRU (one layer; forward, reverse or bidirectional; default activations) unrolled
+ * ONNX LSTM, GRU and RNN (one layer; forward, reverse or bidirectional; default activations) unrolled
  * over a sequence length that is static in the graph (the zoo's Keras and torch models all have
  * one): per time step a MatMul by W and by R, the gates split, and the state update in TF's
  * elementwise ops, which TensorFlow and TF.js both run. A While loop would take dynamic lengths
@@ -974,20 +974,20 @@ const prelu: ExportEntry = {
  * unrolling keeps every target a plain graph. W, R and B may be computed (a module spec reorders
  * torch's gates in the graph): each direction's slice is taken in the graph, not at export.
  */
-function recurrentCell(kind: 'LSTM' | 'GRU'): ExportEntry {
+function recurrentCell(kind: 'LSTM' | 'GRU' | 'RNN'): ExportEntry {
   return {
     tf: ['Transpose', 'StridedSlice', 'MatMul', 'AddV2', 'Split', 'Sigmoid', 'Tanh', 'Mul', 'Sub', 'Pack', 'Fill', 'Shape', 'Identity'],
     rank: (_n, _r, _c, k) => (k === 0 ? 4 : 3),
     emit(ctx) {
       const n = ctx.node;
-      const gates = kind === 'LSTM' ? 4 : 3;
+      const gates = kind === 'LSTM' ? 4 : kind === 'GRU' ? 3 : 1;
       const H = attrInt(n, 'hidden_size', 0);
       if (H <= 0) ctx.fail('a hidden_size attribute');
       const direction = attrString(n, 'direction', 'forward');
       const dirs = direction === 'bidirectional' ? 2 : 1;
       const acts = n.attributes['activations'];
       if (acts) {
-        const defaults = kind === 'LSTM' ? ['sigmoid', 'tanh', 'tanh'] : ['sigmoid', 'tanh'];
+        const defaults = kind === 'LSTM' ? ['sigmoid', 'tanh', 'tanh'] : kind === 'GRU' ? ['sigmoid', 'tanh'] : ['tanh'];
         const given = acts.type === 'strings' ? acts.value : [];
         if (given.length === 0 || given.some((a, i) => a.toLowerCase() !== defaults[i % defaults.length])) ctx.fail(`the default activations (${defaults.join(', ')})`);
       }
@@ -1052,6 +1052,8 @@ function recurrentCell(kind: 'LSTM' | 'GRU'): ExportEntry {
             const [i, o, f, g] = split(add(gx, gh), 4) as [string, string, string, string];
             c = add(mul(sig(f), c!), mul(sig(i), tanh(g)));
             h = mul(sig(o), tanh(c));
+          } else if (kind === 'RNN') {
+            h = tanh(add(gx, gh));
           } else {
             const [xz, xr, xh] = split(gx, 3) as [string, string, string];
             const [hz, hr, hh] = split(gh, 3) as [string, string, string];
@@ -1153,6 +1155,7 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
   ConvTranspose: convTranspose,
   LSTM: recurrentCell('LSTM'),
   GRU: recurrentCell('GRU'),
+  RNN: recurrentCell('RNN'),
   MaxPool: pool('MaxPool'),
   AveragePool: pool('AvgPool'),
   GlobalAveragePool: globalPool('Mean'),
@@ -1176,11 +1179,13 @@ export const IR_TO_TF: Readonly<Record<string, ExportEntry>> = {
   Slice: slice,
   Split: split,
   Concat: {
-    tf: ['ConcatV2'],
+    tf: ['ConcatV2', 'Identity'],
     rank: maxRank,
     emit(ctx) {
       const n = ctx.node.inputs.length;
       const values = [...Array(n).keys()].map((i) => ctx.input(i));
+      // TensorFlow's ConcatV2 takes at least two values (attr N >= 2); one is itself.
+      if (n === 1) return [ctx.tf('Identity', values, { T: T(ctx) }, true)];
       return [ctx.tf('ConcatV2', [...values, ctx.const(Tensor.from('int32', [], [attrInt(ctx.node, 'axis', 0)]))], { T: T(ctx), N: tfAttr.int(n), Tidx: tfAttr.type(3) }, true)];
     },
   },
