@@ -67,6 +67,8 @@ export function convertCommand(y: Argv): Argv {
         .example('$0 convert model.pt model.safetensors --module spec.json', 'a torch.save state dict, read without unpickling, as a runnable bundle')
         .example('$0 convert model.safetensors model.onnx --opset 13', 'an ONNX model at opset 13')
         .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights')
+        .example('$0 convert model.keras model.safetensors', 'a Keras 3 archive (or a legacy model.h5) as PyTorch-layout tensors')
+        .example('$0 convert model.h5 model.keras', 'a legacy Keras HDF5 model as a Keras 3 archive keras.saving.load_model reads')
         .example('$0 convert model.onnx - --to safetensors > model.safetensors', 'write to standard output (a pipe)')
         .example('$0 convert model.onnx model.safetensors --json > report.json', 'a machine-readable report of what was written and verified'),
     (argv) => {
