@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/api/load.js';
+import { loadModel, saveModel } from '../src/api/load.js';
 import { readNpz } from '../src/api/npz.js';
 import { runModel } from '../src/api/run.js';
 import type { Tensor } from '../src/core/tensor.js';
@@ -171,16 +171,21 @@ describe.skipIf(!python)('Keras .keras and .h5 files against Keras 3', () => {
         const source = from === 'onnx' ? join(dir, `${c.name}.conv.onnx`) : join(dir, `${c.name}.${from}`);
         if (!existsSync(source)) expect(cli(['convert', join(dir, `${c.name}.keras`), source, '--quiet']).code).toBe(0);
         const out = join(dir, `${c.name}.from-${from}.keras`);
-        const r = cli(['convert', source, out, '--quiet']);
-        expect(r.stderr, `${source} -> .keras`).toBe('');
-        expect(r.code).toBe(0);
+        if (from === 'onnx') {
+          const r = cli(['convert', source, out, '--quiet']);
+          expect(r.stderr, `${source} -> .keras`).toBe('');
+          expect(r.code).toBe(0);
+        } else {
+          // In process: the CLI's path is the same saveModel, and each CLI start costs a second of CI time.
+          saveModel(loadModel(source), out);
+        }
         entries.push({ kind: 'keras', path: out, c });
       }
     }
     expect(entries.length).toBe((cases.length - 1) * 2 + viaOnnx.size);
     // Deterministic: the same model written twice gives the same bytes.
     const again = join(dir, 'cnn.again.keras');
-    expect(cli(['convert', join(dir, 'cnn.keras'), again, '--quiet']).code).toBe(0);
+    saveModel(loadModel(join(dir, 'cnn.keras')), again);
     expect(readFileSync(again).equals(readFileSync(join(dir, 'cnn.from-keras.keras')))).toBe(true);
     const checked = checkInPython(entries);
     const problems: string[] = [];
