@@ -72,6 +72,13 @@ def build_models():
     x = layers.LSTM(8, go_backwards=True, name="lstm2")(x)
     models["lstm"] = keras.Model(tokens, layers.Dense(3, activation="softmax", name="cls")(x), name="lstm_classifier")
 
+    # SimpleRNN and Bidirectional wrappers (a GRU with its own backward layer config).
+    steps = keras.Input((7, 5), name="steps")
+    r = layers.SimpleRNN(6, return_sequences=True, name="simple")(steps)
+    r = layers.Bidirectional(layers.LSTM(4, return_sequences=True), name="bi_lstm")(r)
+    r = layers.Bidirectional(layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True), name="bi_gru")(r)
+    models["rnns"] = keras.Model(steps, layers.Dense(2, name="out")(r), name="rnns")
+
     seq = keras.Input((10, 6), name="series")
     x = layers.GRU(12, return_sequences=True, name="gru1")(seq)
     x = layers.GRU(8, reset_after=False, name="gru2")(x)

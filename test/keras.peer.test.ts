@@ -11,7 +11,7 @@ import { peerPython, runPeerScript } from './peers.js';
 /**
  * Keras files against Keras itself. python/keras_peers.py builds models with Keras 3 (random
  * weights, fixed seeds; MobileNetV2 and EfficientNetB0 with weights=None at 32x32, a Conv/BN CNN,
- * LSTM and GRU classifiers, an Embedding/Conv1D text model, a Functional model with two inputs,
+ * LSTM and GRU classifiers, SimpleRNN and Bidirectional layers, an Embedding/Conv1D text model, a Functional model with two inputs,
  * two outputs, a shared layer and a nested Sequential, every built-in activation), saves each as
  * .keras and .h5, and records model.predict's outputs. modelbridge must read both files and
  * match them within 1e-5 x max(1, |ref|); the CLI's conversions to ONNX and SavedModel must run
@@ -89,7 +89,7 @@ describe.skipIf(!python)('Keras .keras and .h5 files against Keras 3', () => {
   });
 
   it('reads every model from .keras and .h5 and matches model.predict within 1e-5', () => {
-    expect(cases.map((c) => c.name).sort()).toEqual(['activations', 'cnn', 'efficientnetb0', 'gru', 'lstm', 'mobilenetv2', 'text', 'two_in_two_out', 'upsample']);
+    expect(cases.map((c) => c.name).sort()).toEqual(['activations', 'cnn', 'efficientnetb0', 'gru', 'lstm', 'mobilenetv2', 'rnns', 'text', 'two_in_two_out', 'upsample']);
     const problems: string[] = [];
     for (const c of cases) {
       const inputs = Object.fromEntries(npz(join(dir, `${c.name}.inputs.npz`)));
@@ -120,10 +120,10 @@ describe.skipIf(!python)('Keras .keras and .h5 files against Keras 3', () => {
     expect(compare('cnn.safetensors', runModel(back, inputs), cases.find((c) => c.name === 'cnn')!, 1e-5)).toEqual([]);
   });
 
-  it('converts each model to ONNX and SavedModel with the CLI; onnxruntime and TensorFlow run them', () => {
+  it('converts each model to ONNX and SavedModel with the CLI; onnxruntime and TensorFlow run them', { timeout: 400_000 }, () => {
     // TensorFlow export has no LSTM/GRU; the TF importer (the conversion's read-back) has no
     // Conv2DBackpropInput, so the transposed convolutions are written but not verified: TensorFlow checks them.
-    const noSavedModel: Record<string, RegExp> = { lstm: /no mapping here for op LSTM/, gru: /no mapping here for op GRU/, text: /Conv \(Conv\) for TensorFlow: it needs a constant 4-D weight/ };
+    const noSavedModel: Record<string, RegExp> = { lstm: /no mapping here for op LSTM/, gru: /no mapping here for op GRU/, rnns: /no mapping here for ops? (RNN|LSTM|GRU)/, text: /Conv \(Conv\) for TensorFlow: it needs a constant 4-D weight/ };
     const unverified: Record<string, RegExp> = { upsample: /unsupported: Conv2DBackpropInput/ };
     const entries: { kind: 'onnx' | 'savedmodel'; path: string; c: Case }[] = [];
     // EfficientNetB0 (16 MB) is read above; converting it too would double this file's CI time.
@@ -151,7 +151,7 @@ describe.skipIf(!python)('Keras .keras and .h5 files against Keras 3', () => {
         entries.push({ kind, path: out, c });
       }
     }
-    expect(entries).toHaveLength(13);
+    expect(entries).toHaveLength(14);
     const checked = checkInPython(entries);
     const problems: string[] = [];
     for (const x of entries) {
@@ -162,7 +162,7 @@ describe.skipIf(!python)('Keras .keras and .h5 files against Keras 3', () => {
     expect(problems).toEqual([]);
   });
 
-  it('writes .keras files that keras.saving.load_model loads and predicts the same, from .keras, .h5 and ONNX', () => {
+  it('writes .keras files that keras.saving.load_model loads and predicts the same, from .keras, .h5 and ONNX', { timeout: 400_000 }, () => {
     const entries: { kind: 'keras'; path: string; c: Case }[] = [];
     // From .keras and .h5 for every model but EfficientNetB0 (time), from ONNX for three.
     const viaOnnx = new Set(['cnn', 'lstm', 'two_in_two_out']);

@@ -536,8 +536,59 @@ const embedding: LayerDef = {
   },
 };
 
-/** LSTM and GRU as the ONNX recurrent node, Keras's gates reordered into ONNX's (src/formats/tf/rnn.ts). */
-function recurrent(kind: 'LSTM' | 'GRU'): LayerDef {
+type RnnKind = 'LSTM' | 'GRU' | 'RNN';
+
+const GATES: Readonly<Record<RnnKind, number>> = { LSTM: 4, GRU: 3, RNN: 1 };
+const ORDERS: Readonly<Record<RnnKind, readonly number[]>> = { LSTM: LSTM_ORDER, GRU: GRU_ORDER, RNN: [0] };
+
+/** One direction's ONNX weights W, R and B from a Keras cell's kernel, recurrent kernel and bias. */
+interface Direction {
+  readonly W: Tensor;
+  readonly R: Tensor;
+  readonly B: Tensor;
+  readonly resetAfter: boolean;
+  readonly hasBias: boolean;
+}
+
+function rnnConfig(ctx: LayerContext, c: Config, kind: RnnKind): number {
+  if (bool(c, 'stateful', false)) ctx.fail('stateful False');
+  const act = str(c, 'activation', 'tanh');
+  if (act !== 'tanh' || (kind !== 'RNN' && str(c, 'recurrent_activation', 'sigmoid') !== 'sigmoid')) ctx.fail('activation tanh and recurrent_activation sigmoid');
+  return num(c, 'units');
+}
+
+function direction(ctx: LayerContext, c: Config, kind: RnnKind, prefix: string, inF: number, units: number): Direction {
+  const gh = GATES[kind] * units;
+  const order = ORDERS[kind];
+  const kernel = ctx.weight(`${prefix}cell/kernel`, [inF, gh]);
+  const rec = ctx.weight(`${prefix}cell/recurrent_kernel`, [units, gh]);
+  const resetAfter = kind === 'GRU' && bool(c, 'reset_after', true);
+  const b = new Float32Array(2 * gh);
+  const hasBias = ctx.hasWeight(`${prefix}cell/bias`);
+  if (hasBias) {
+    const values = ctx.weight(`${prefix}cell/bias`, resetAfter ? [2, gh] : [gh]).toFloat32();
+    if (resetAfter) b.set(values);
+    else b.set(reorderBias(values, units, order));
+  }
+  return { W: gateMajor(kernel, units, order), R: gateMajor(rec, units, order), B: Tensor.from('float32', [1, 2 * gh], b), resetAfter, hasBias };
+}
+
+/** [d0; d1] along the first axis (the ONNX num_directions axis). */
+function stack(a: Tensor, b: Tensor): Tensor {
+  const x = a.toFloat32();
+  const y = b.toFloat32();
+  const out = new Float32Array(x.length + y.length);
+  out.set(x);
+  out.set(y, x.length);
+  return Tensor.fromArray('float32', [2, ...a.shape.slice(1)], out);
+}
+
+/**
+ * LSTM, GRU and SimpleRNN as the ONNX recurrent node, Keras's gates reordered into ONNX's
+ * (src/formats/tf/rnn.ts); Bidirectional as the node's bidirectional form, whose backward half
+ * is Keras's backward layer (go_backwards, its outputs flipped back into time order).
+ */
+function recurrent(kind: RnnKind): LayerDef {
   return {
     vars: (c) => [{ sub: 'cell', names: ['kernel', 'recurrent_kernel', ...(c['use_bias'] !== false ? ['bias'] : [])] }],
     build(ctx, inputs) {
@@ -545,32 +596,18 @@ function recurrent(kind: 'LSTM' | 'GRU'): LayerDef {
       if (x.shape.length !== 3) ctx.fail('a 3-D input [batch, time, features]');
       if (inputs.length > 1) ctx.fail('no initial state inputs');
       const c = ctx.config;
-      if (bool(c, 'stateful', false)) ctx.fail('stateful False');
-      if (str(c, 'activation', 'tanh') !== 'tanh' || str(c, 'recurrent_activation', 'sigmoid') !== 'sigmoid') ctx.fail('activation tanh and recurrent_activation sigmoid');
-      const units = num(c, 'units');
-      const gates = kind === 'LSTM' ? 4 : 3;
+      const units = rnnConfig(ctx, c, kind);
       const inF = lastDim(ctx, x);
-      const gh = gates * units;
-      const kernel = ctx.weight('cell/kernel', [inF, gh]);
-      const rec = ctx.weight('cell/recurrent_kernel', [units, gh]);
-      const order = kind === 'LSTM' ? LSTM_ORDER : GRU_ORDER;
-      const resetAfter = kind === 'GRU' && bool(c, 'reset_after', true);
-      const b = new Float32Array(2 * gh);
-      if (ctx.hasWeight('cell/bias')) {
-        const bias = ctx.weight('cell/bias', resetAfter ? [2, gh] : [gh]);
-        const values = bias.toFloat32();
-        if (resetAfter) b.set(values);
-        else b.set(reorderBias(values, units, order));
-      }
+      const d = direction(ctx, c, kind, '', inF, units);
       const [batch, time] = [x.shape[0]!, x.shape[1]!];
       // Keras's go_backwards reads the sequence last step first and returns the outputs in that order.
       const xs = bool(c, 'go_backwards', false) ? ctx.op('Slice', [x.name, ctx.ints([-1]), ctx.ints([-Number.MAX_SAFE_INTEGER]), ctx.ints([1]), ctx.ints([-1])], x.shape) : x;
       const tm = ctx.op('Transpose', [xs.name], [time, batch, inF], perm([1, 0, 2]));
-      const W = ctx.init('W', gateMajor(kernel, units, order), { key: 'cell/kernel', how: `rnn:${kind}:${units}:gates` });
-      const R = ctx.init('R', gateMajor(rec, units, order), { key: 'cell/recurrent_kernel', how: `rnn:${kind}:${units}:gates` });
-      const hasBias = ctx.hasWeight('cell/bias');
-      const B = ctx.init('B', Tensor.from('float32', [1, 2 * gh], b), hasBias ? { key: 'cell/bias', how: `rnn:${kind}:${units}:${resetAfter ? 'both' : 'bias'}` } : undefined);
-      const attributes = { hidden_size: attr.int(units), ...(kind === 'GRU' ? { linear_before_reset: attr.int(resetAfter ? 1 : 0) } : {}) };
+      const how = (part: string) => `rnn:${kind}:${units}:${part}`;
+      const W = ctx.init('W', d.W, { key: 'cell/kernel', how: how('gates') });
+      const R = ctx.init('R', d.R, { key: 'cell/recurrent_kernel', how: how('gates') });
+      const B = ctx.init('B', d.B, d.hasBias ? { key: 'cell/bias', how: how(d.resetAfter ? 'both' : 'bias') } : undefined);
+      const attributes = { hidden_size: attr.int(units), ...(kind === 'GRU' ? { linear_before_reset: attr.int(d.resetAfter ? 1 : 0) } : {}) };
       const outs = ctx.multi(kind, [tm.name, W, R, B], kind === 'LSTM' ? 3 : 2, attributes);
       const last = (v: string) => ctx.op('Squeeze', [v, ctx.ints([0])], [batch, units], {}, 'float32');
       let y: KValue;
@@ -585,6 +622,71 @@ function recurrent(kind: 'LSTM' | 'GRU'): LayerDef {
     },
   };
 }
+
+const RNN_CLASSES: Readonly<Record<string, RnnKind>> = { LSTM: 'LSTM', GRU: 'GRU', SimpleRNN: 'RNN' };
+
+/** The wrapped layer's class and config ({class_name, config}). */
+function wrapped(c: Config, key: string): { kind: RnnKind; config: Config } | undefined {
+  const v = c[key];
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const name = typeof o['class_name'] === 'string' ? o['class_name'] : '';
+  const kind = RNN_CLASSES[name];
+  return kind && typeof o['config'] === 'object' && o['config'] !== null ? { kind, config: o['config'] as Config } : undefined;
+}
+
+const bidirectional: LayerDef = {
+  vars: (c) => {
+    const names = (cfg: Config | undefined) => ['kernel', 'recurrent_kernel', ...(cfg?.['use_bias'] !== false ? ['bias'] : [])];
+    const fwd = wrapped(c, 'layer');
+    const bwd = wrapped(c, 'backward_layer') ?? fwd;
+    return [
+      { sub: 'forward_layer/cell', names: names(fwd?.config) },
+      { sub: 'backward_layer/cell', names: names(bwd?.config) },
+    ];
+  },
+  build(ctx, inputs) {
+    const x = inputs[0] ?? ctx.fail('an input');
+    if (x.shape.length !== 3 || inputs.length > 1) ctx.fail('one 3-D input [batch, time, features]');
+    const c = ctx.config;
+    const fwd = wrapped(c, 'layer') ?? ctx.fail('a wrapped LSTM, GRU or SimpleRNN layer');
+    const bwd = wrapped(c, 'backward_layer') ?? fwd;
+    if (bwd.kind !== fwd.kind) ctx.fail('forward and backward layers of one class');
+    const mode = str(c, 'merge_mode', 'concat');
+    if (mode !== 'concat') ctx.fail(`merge_mode concat, not ${mode}`);
+    const kind = fwd.kind;
+    const units = rnnConfig(ctx, fwd.config, kind);
+    if (rnnConfig(ctx, bwd.config, kind) !== units) ctx.fail('forward and backward layers of the same units');
+    if (bool(fwd.config, 'return_state', false)) ctx.fail('return_state False');
+    if (bool(fwd.config, 'go_backwards', false)) ctx.fail('a forward layer that reads forwards');
+    const inF = lastDim(ctx, x);
+    const f = direction(ctx, fwd.config, kind, 'forward_layer/', inF, units);
+    const b = direction(ctx, bwd.config, kind, 'backward_layer/', inF, units);
+    if (f.resetAfter !== b.resetAfter) ctx.fail('the same reset_after both ways');
+    const [batch, time] = [x.shape[0]!, x.shape[1]!];
+    const tm = ctx.op('Transpose', [x.name], [time, batch, inF], perm([1, 0, 2]));
+    // The IR tensors stack both directions; the writer takes each Keras variable back from its half.
+    const how = (part: string, dir: number) => `rnn:${kind}:${units}:${part}:${dir}`;
+    const W = ctx.init('W', stack(f.W, b.W));
+    const R = ctx.init('R', stack(f.R, b.R));
+    const B = ctx.init('B', stack(f.B, b.B));
+    ctx.alias(W, 'forward_layer/cell/kernel', how('gates', 0));
+    ctx.alias(W, 'backward_layer/cell/kernel', how('gates', 1));
+    ctx.alias(R, 'forward_layer/cell/recurrent_kernel', how('gates', 0));
+    ctx.alias(R, 'backward_layer/cell/recurrent_kernel', how('gates', 1));
+    if (f.hasBias) ctx.alias(B, 'forward_layer/cell/bias', how(f.resetAfter ? 'both' : 'bias', 0));
+    if (b.hasBias) ctx.alias(B, 'backward_layer/cell/bias', how(b.resetAfter ? 'both' : 'bias', 1));
+    const attributes = { hidden_size: attr.int(units), direction: attr.string('bidirectional'), ...(kind === 'GRU' ? { linear_before_reset: attr.int(f.resetAfter ? 1 : 0) } : {}) };
+    const outs = ctx.multi(kind, [tm.name, W, R, B], kind === 'LSTM' ? 3 : 2, attributes);
+    if (bool(fwd.config, 'return_sequences', false)) {
+      // Y [time, 2, batch, units] -> [batch, time, 2, units] -> [batch, time, 2·units]: forward then backward.
+      const t = ctx.op('Transpose', [outs[0]!], [batch, time, 2, units], perm([2, 0, 1, 3]));
+      return [ctx.op('Reshape', [t.name, ctx.ints([0, 0, 2 * units])], [batch, time, 2 * units])];
+    }
+    const t = ctx.op('Transpose', [outs[1]!], [batch, 2, units], perm([1, 0, 2]));
+    return [ctx.op('Reshape', [t.name, ctx.ints([0, 2 * units])], [batch, 2 * units])];
+  },
+};
 
 /**
  * Every layer class modelbridge reads, by the class_name config.json gives. InputLayer, and the
@@ -640,6 +742,8 @@ export const LAYERS: Readonly<Record<string, LayerDef>> = {
   Embedding: embedding,
   LSTM: recurrent('LSTM'),
   GRU: recurrent('GRU'),
+  SimpleRNN: recurrent('RNN'),
+  Bidirectional: bidirectional,
 };
 
 /** The IR ops each layer class makes (for docs and `inspect`), besides layout Transposes. */

@@ -488,6 +488,9 @@ class GraphBuilder {
         if (key !== undefined && weights.get(key)) record(key, fresh, from?.how ?? 'same');
         return fresh;
       },
+      alias(ir, k, how) {
+        if (known.has(k) && weights.get(k)) record(k, ir, how);
+      },
       keep(k) {
         const w = known.has(k) ? weights.get(k) : undefined;
         if (w && w.tensor.size <= 16) record(k, '', `value:${JSON.stringify(w.tensor.toNumbers())}`);

@@ -71,10 +71,13 @@ function kerasValue(model: Model, r: WeightRecord): Tensor {
 
 /** Undoes src/formats/tf/rnn.ts's gateMajor and reorderBias: ONNX gate g held Keras gate order[g]. */
 function rnnValue(ir: Tensor, r: WeightRecord): Tensor {
-  const [, kind, unitsText, part] = r.how.split(':') as [string, string, string, string];
+  const [, kind, unitsText, part, dirText] = r.how.split(':') as [string, string, string, string, string | undefined];
   const units = Number(unitsText);
-  const order = kind === 'LSTM' ? LSTM_ORDER : GRU_ORDER;
-  const src = ir.toFloat32();
+  const order = kind === 'LSTM' ? LSTM_ORDER : kind === 'GRU' ? GRU_ORDER : [0];
+  const all = ir.toFloat32();
+  // A bidirectional node's tensors stack the two directions: this variable is one half.
+  const half = all.length / 2;
+  const src = dirText === undefined ? all : all.subarray(Number(dirText) * half, (Number(dirText) + 1) * half);
   const gh = order.length * units;
   if (part === 'gates') {
     // IR [1, G·H, rows] from Keras [rows, G·H].
