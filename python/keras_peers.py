@@ -79,6 +79,16 @@ def build_models():
     r = layers.Bidirectional(layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True), name="bi_gru")(r)
     models["rnns"] = keras.Model(steps, layers.Dense(2, name="out")(r), name="rnns")
 
+    # A small transformer block: self-attention and a feed-forward layer, each with a residual and LayerNormalization.
+    ids = keras.Input((9,), dtype="int32", name="ids")
+    h = layers.Embedding(30, 16, name="tok_embed")(ids)
+    a = layers.MultiHeadAttention(num_heads=4, key_dim=4, name="attn")(h, h)
+    h = layers.LayerNormalization(epsilon=1e-6, name="ln1")(layers.Add(name="res1")([h, a]))
+    f = layers.Dense(32, activation="gelu", name="ffn1")(h)
+    f = layers.Dense(16, name="ffn2")(f)
+    h = layers.LayerNormalization(epsilon=1e-6, name="ln2")(layers.Add(name="res2")([h, f]))
+    models["transformer"] = keras.Model(ids, layers.Dense(3, name="logits")(layers.GlobalAveragePooling1D(name="pool")(h)), name="transformer")
+
     seq = keras.Input((10, 6), name="series")
     x = layers.GRU(12, return_sequences=True, name="gru1")(seq)
     x = layers.GRU(8, reset_after=False, name="gru2")(x)

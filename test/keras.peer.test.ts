@@ -11,7 +11,8 @@ import { peerPython, runPeerScript } from './peers.js';
 /**
  * Keras files against Keras itself. python/keras_peers.py builds models with Keras 3 (random
  * weights, fixed seeds; MobileNetV2 and EfficientNetB0 with weights=None at 32x32, a Conv/BN CNN,
- * LSTM and GRU classifiers, SimpleRNN and Bidirectional layers, an Embedding/Conv1D text model, a Functional model with two inputs,
+ * LSTM and GRU classifiers, SimpleRNN and Bidirectional layers, an Embedding/Conv1D text model,
+ * a transformer block (MultiHeadAttention, residuals, LayerNormalization), a Functional model with two inputs,
  * two outputs, a shared layer and a nested Sequential, every built-in activation), saves each as
  * .keras and .h5, and records model.predict's outputs. modelbridge must read both files and
  * match them within 1e-5 x max(1, |ref|); the CLI's conversions to ONNX and SavedModel must run
@@ -89,7 +90,7 @@ describe.skipIf(!python)('Keras .keras and .h5 files against Keras 3', () => {
   });
 
   it('reads every model from .keras and .h5 and matches model.predict within 1e-5', () => {
-    expect(cases.map((c) => c.name).sort()).toEqual(['activations', 'cnn', 'efficientnetb0', 'gru', 'lstm', 'mobilenetv2', 'rnns', 'text', 'two_in_two_out', 'upsample']);
+    expect(cases.map((c) => c.name).sort()).toEqual(['activations', 'cnn', 'efficientnetb0', 'gru', 'lstm', 'mobilenetv2', 'rnns', 'text', 'transformer', 'two_in_two_out', 'upsample']);
     const problems: string[] = [];
     for (const c of cases) {
       const inputs = Object.fromEntries(npz(join(dir, `${c.name}.inputs.npz`)));
@@ -151,7 +152,7 @@ describe.skipIf(!python)('Keras .keras and .h5 files against Keras 3', () => {
         entries.push({ kind, path: out, c });
       }
     }
-    expect(entries).toHaveLength(14);
+    expect(entries).toHaveLength(16);
     const checked = checkInPython(entries);
     const problems: string[] = [];
     for (const x of entries) {

@@ -689,6 +689,63 @@ const bidirectional: LayerDef = {
 };
 
 /**
+ * MultiHeadAttention (keras/src/layers/attention/multi_head_attention.py) over [batch, time,
+ * features] inputs: its four EinsumDense projections as MatMuls over their kernels flattened to
+ * 2-D (the same bytes), the query scaled by 1/sqrt(key_dim), softmax over the keys, per head.
+ */
+const multiHeadAttention: LayerDef = {
+  vars: (c) => {
+    const b = c['use_bias'] !== false;
+    return ['query_dense', 'key_dense', 'value_dense', 'output_dense'].map((sub) => ({ sub, names: b ? ['kernel', 'bias'] : ['kernel'] }));
+  },
+  build(ctx, inputs, call) {
+    const c = ctx.config;
+    if (bool(c, 'use_gate', false)) ctx.fail('use_gate False');
+    if (c['sliding_window'] !== undefined && c['sliding_window'] !== null) ctx.fail('sliding_window None');
+    if (c['output_shape'] !== undefined && c['output_shape'] !== null) ctx.fail('output_shape None');
+    const axes = c['attention_axes'];
+    if (axes !== undefined && axes !== null && !(Array.isArray(axes) && axes.length === 1 && (axes[0] === 1 || axes[0] === -2))) ctx.fail('attention over the time axis (attention_axes [1])');
+    if (call['attention_mask'] !== undefined && call['attention_mask'] !== null) ctx.fail('no attention_mask (masks are not supported)');
+    if (call['use_causal_mask'] === true) ctx.fail('use_causal_mask False');
+    if (call['return_attention_scores'] === true) ctx.fail('return_attention_scores False');
+    if (inputs.length < 2 || inputs.length > 3) ctx.fail('query and value inputs (and an optional key)');
+    const [q, v] = [inputs[0]!, inputs[1]!];
+    const k = inputs[2] ?? v;
+    for (const x of [q, k, v]) if (x.shape.length !== 3) ctx.fail(`3-D inputs [batch, time, features], not ${JSON.stringify(x.shape)}`);
+    const heads = num(c, 'num_heads');
+    const keyDim = num(c, 'key_dim');
+    const valueDim = c['value_dim'] === null || c['value_dim'] === undefined ? keyDim : num(c, 'value_dim');
+    const project = (x: KValue, sub: string, dim: number): KValue => {
+      const inF = lastDim(ctx, x);
+      const kernel = ctx.weight(`${sub}/kernel`, [inF, heads, dim]);
+      const w = ctx.init(`${sub}/kernel`, reshaped(kernel, [inF, heads * dim]), { key: `${sub}/kernel`, how: 'same' });
+      let y = ctx.op('MatMul', [x.name, w], [x.shape[0]!, x.shape[1]!, heads * dim]);
+      if (ctx.hasWeight(`${sub}/bias`)) {
+        const bias = ctx.init(`${sub}/bias`, reshaped(ctx.weight(`${sub}/bias`, [heads, dim]), [heads * dim]), { key: `${sub}/bias`, how: 'same' });
+        y = ctx.op('Add', [y.name, bias], y.shape);
+      }
+      // [batch, time, heads·dim] -> [batch, time, heads, dim]
+      return ctx.op('Reshape', [y.name, ctx.ints([0, 0, heads, dim])], [x.shape[0]!, x.shape[1]!, heads, dim]);
+    };
+    const [batch, tq, tk] = [q.shape[0]!, q.shape[1]!, k.shape[1]!];
+    const qh = project(q, 'query_dense', keyDim);
+    const scaled = ctx.op('Mul', [qh.name, ctx.floats(1 / Math.sqrt(keyDim))], qh.shape);
+    const qt = ctx.op('Transpose', [scaled.name], [batch, heads, tq, keyDim], perm([0, 2, 1, 3]));
+    const kt = ctx.op('Transpose', [project(k, 'key_dense', keyDim).name], [batch, heads, keyDim, tk], perm([0, 2, 3, 1]));
+    const vt = ctx.op('Transpose', [project(v, 'value_dense', valueDim).name], [batch, heads, tk, valueDim], perm([0, 2, 1, 3]));
+    const scores = ctx.op('MatMul', [qt.name, kt.name], [batch, heads, tq, tk]);
+    const probs = ctx.op('Softmax', [scores.name], scores.shape, { axis: attr.int(-1) });
+    const context = ctx.op('MatMul', [probs.name, vt.name], [batch, heads, tq, valueDim]);
+    const merged = ctx.op('Reshape', [ctx.op('Transpose', [context.name], [batch, tq, heads, valueDim], perm([0, 2, 1, 3])).name, ctx.ints([0, 0, heads * valueDim])], [batch, tq, heads * valueDim]);
+    const outF = lastDim(ctx, q);
+    const wo = ctx.init('output_dense/kernel', reshaped(ctx.weight('output_dense/kernel', [heads, valueDim, outF]), [heads * valueDim, outF]), { key: 'output_dense/kernel', how: 'same' });
+    let y = ctx.op('MatMul', [merged.name, wo], [batch, tq, outF]);
+    if (ctx.hasWeight('output_dense/bias')) y = ctx.op('Add', [y.name, ctx.init('output_dense/bias', ctx.weight('output_dense/bias', [outF]))], y.shape);
+    return [y];
+  },
+};
+
+/**
  * Every layer class modelbridge reads, by the class_name config.json gives. InputLayer, and the
  * nested models (Sequential, Functional, Model), are handled by the reader itself.
  */
@@ -744,6 +801,7 @@ export const LAYERS: Readonly<Record<string, LayerDef>> = {
   GRU: recurrent('GRU'),
   SimpleRNN: recurrent('RNN'),
   Bidirectional: bidirectional,
+  MultiHeadAttention: multiHeadAttention,
 };
 
 /** The IR ops each layer class makes (for docs and `inspect`), besides layout Transposes. */
