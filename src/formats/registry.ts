@@ -17,8 +17,9 @@ import { tfjsFormat } from './tfjs/format.js';
  */
 // SavedModel before ONNX: a saved_model.pb opens like a ModelProto (field 1, a varint), and only
 // SavedModel detection knows the file name.
-// Keras before PyTorch: both are zips, and only Keras's detection looks for config.json.
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, kerasFormat, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, h5Format];
+// Keras right after PyTorch, before the protobuf guesses: both are zips (PyTorch claims only its
+// own record layout), and only Keras's detection looks for config.json.
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pytorchFormat, kerasFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, h5Format];
 
 
 export function formatNames(): string[] {

@@ -46,6 +46,13 @@ function stored(model: Model): { config: string; layout: Stored } {
     );
   }
   const layout = JSON.parse(weights) as Stored;
+  // The Keras metadata outlived the Keras weight names (the model went through a PyTorch bundle,
+  // which names them the torch way): a dense chain can still be written from the graph.
+  const missing = layout.weights.some((r) => r.ir !== '' && !model.weights.has(r.ir) && !model.graph?.initializers.has(r.ir));
+  if (missing) {
+    const lifted = liftDenseChain(model);
+    if (lifted) return lifted;
+  }
   return { config, layout };
 }
 
