@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,7 +6,7 @@ import { loadModel, saveModel } from '../src/api/load.js';
 import { readNpz } from '../src/api/npz.js';
 import { runModel } from '../src/api/run.js';
 import type { Tensor } from '../src/core/tensor.js';
-import { cli, tempDir } from './cli-helpers.js';
+import { cli, ROOT, tempDir } from './cli-helpers.js';
 import { peerPython, runPeerScript } from './peers.js';
 
 /**
@@ -102,6 +103,23 @@ describe.skipIf(!python)('Keras .keras and .h5 files against Keras 3', () => {
         expect([...model.signatures[0]!.outputs.keys()], `${c.name}.${ext}`).toEqual(c.outputs);
         problems.push(...compare(`${c.name}.${ext}`, runModel(model, inputs), c, 1e-5));
       }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('reads tf.keras 2 .h5 files (Keras 2 configs and weight names) and matches their predict', () => {
+    // tf_keras lives in .peers/tfjs-venv (tensorflowjs pins it); scripts/peers-env.sh makes both.
+    const tfjsPython = join(ROOT, '.peers', 'tfjs-venv', 'bin', 'python');
+    if (!existsSync(tfjsPython) && process.env.CI !== 'true') return;
+    const r = spawnSync(tfjsPython, [join(ROOT, 'python', 'keras_peers.py'), 'build-tf-keras', dir], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    const k2 = JSON.parse(r.stdout) as Case[];
+    expect(k2.map((c) => c.name)).toEqual(['tfkeras_cnn', 'tfkeras_func']);
+    const problems: string[] = [];
+    for (const c of k2) {
+      const model = loadModel(join(dir, `${c.name}.h5`));
+      expect([...model.signatures[0]!.outputs.keys()]).toEqual(c.outputs);
+      problems.push(...compare(`${c.name}.h5`, runModel(model, Object.fromEntries(npz(join(dir, `${c.name}.inputs.npz`)))), c, 1e-5));
     }
     expect(problems).toEqual([]);
   });

@@ -267,6 +267,17 @@ function parseCalls(v: unknown, e: FormatErrors, where: string): Call[] {
   });
 }
 
+/** The first layer's inbound_nodes with a call in it: an object per call in Keras 3, a list in tf.keras 2. */
+function rawCalls(config: Config): unknown {
+  const layers = config['layers'];
+  if (!Array.isArray(layers)) return undefined;
+  for (const l of layers) {
+    const nodes = obj(l) ? l['inbound_nodes'] : undefined;
+    if (Array.isArray(nodes) && nodes.length > 0) return nodes[0];
+  }
+  return undefined;
+}
+
 function parseLayer(v: unknown, e: FormatErrors, where: string): LayerEntry {
   e.check(obj(v) && typeof v['class_name'] === 'string' && obj(v['config']), where, 'a layer {class_name, config}');
   const config = v['config'];
@@ -392,7 +403,17 @@ class GraphBuilder {
     const inputRefs = refs('input_layers');
     const outputRefs = refs('output_layers');
     const values = new Map<string, KValue[]>();
-    const key = (layer: string, node: number) => `${layer}\u0000${node}`;
+    // tf.keras 2 numbers a nested model's calls from 1 when the model starts with an InputLayer
+    // (its node 0 is its own input node, left out of the config: _should_skip_first_node).
+    const legacy = Array.isArray(rawCalls(config));
+    const skipsFirst = (name: string) => {
+      const l = byName.get(name);
+      if (!legacy || !l || !MODEL_CLASSES.has(plainClass(l.className))) return false;
+      const inner = l.config['layers'];
+      const first = Array.isArray(inner) ? (inner[0] as unknown) : undefined;
+      return obj(first) && first['class_name'] === 'InputLayer';
+    };
+    const key = (layer: string, node: number) => `${layer}\u0000${skipsFirst(layer) ? node - 1 : node}`;
     inputRefs.forEach(([name], i) => {
       const layer = byName.get(name);
       e.check(layer?.className === 'InputLayer', `${where} input_layers[${i}]`, `an InputLayer, not ${escapeControl(name)}`);
@@ -420,7 +441,7 @@ class GraphBuilder {
           e.check(v !== undefined, `${where} layer ${escapeControl(layer.name)}`, `an input ${escapeControl(l)} tensor ${t} the layer produces`);
           return v;
         });
-        values.set(key(layer.name, index), this.layer(layer, inputs, call.kwargs, paths.get(layer)!, [...names, layer.name], index));
+        values.set(`${layer.name}\u0000${index}`, this.layer(layer, inputs, call.kwargs, paths.get(layer)!, [...names, layer.name], index));
         pending.splice(i--, 1);
         progress = true;
       }
