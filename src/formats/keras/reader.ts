@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { claimExpansion, memoryBudget } from '../../core/budget.js';
 import type { DType } from '../../core/dtypes.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
@@ -71,7 +71,13 @@ interface Source {
 
 export function readKeras(path: string): Model {
   const e: FormatErrors = formatErrors(path);
-  const head = new Uint8Array(readFileSync(path).subarray(0, 8));
+  const head = new Uint8Array(8);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 8, 0);
+  } finally {
+    closeSync(fd);
+  }
   const isZip = ZIP_SIGNATURE.every((b, i) => head[i] === b);
   const source = isZip ? kerasArchive(path, e) : legacyH5(path, e);
   return buildModel(source);
@@ -111,7 +117,6 @@ function kerasArchive(path: string, e: FormatErrors): Source {
   const weightsEntry = zip.find('model.weights.h5');
   if (!weightsEntry && zip.find('model.weights.npz')) e.fail('zip entry model.weights.npz', 'model.weights.h5 (the .npz weights store is not supported)');
   const root = weightsEntry ? readTree(zip.read(weightsEntry, { verify: true }), e, 'model.weights.h5') : ({ kind: 'group', attrs: {}, children: {} } as H5Group);
-  const file = `${path}: model.weights.h5`;
   return {
     file: path,
     e,
@@ -134,7 +139,6 @@ function kerasArchive(path: string, e: FormatErrors): Source {
         const extra = Object.keys(vars.children).filter((k) => !/^\d+$/.test(k) || Number(k) >= g.names.length);
         e.check(extra.length === 0, `model.weights.h5 ${at}`, `the ${g.names.length} weights of ${className} (${g.names.join(', ')}), not also ${extra.join(', ')}`);
       }
-      void file;
       return { get: (key) => map.get(key) };
     },
   };
