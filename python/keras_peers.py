@@ -7,6 +7,9 @@ python keras_peers.py build OUT_DIR
     (OUT_DIR/<name>.outputs.npz, by output name, in the model's output order) and prints a JSON
     list of {name, inputs, outputs}.
 
+python keras_peers.py build-tf-keras OUT_DIR   (with .peers/tfjs-venv's python, which has tf_keras)
+    the same for two tf.keras 2 models saved as legacy .h5.
+
 python keras_peers.py check MANIFEST.json
     runs files modelbridge wrote in their real consumers and saves their outputs: each entry
     {kind, path, inputs, out} with kind "onnx" (onnx.checker + onnxruntime), "savedmodel"
@@ -71,6 +74,23 @@ def build_models():
     x = layers.LSTM(16, return_sequences=True, name="lstm1")(x)
     x = layers.LSTM(8, go_backwards=True, name="lstm2")(x)
     models["lstm"] = keras.Model(tokens, layers.Dense(3, activation="softmax", name="cls")(x), name="lstm_classifier")
+
+    # SimpleRNN and Bidirectional wrappers (a GRU with its own backward layer config).
+    steps = keras.Input((7, 5), name="steps")
+    r = layers.SimpleRNN(6, return_sequences=True, name="simple")(steps)
+    r = layers.Bidirectional(layers.LSTM(4, return_sequences=True), name="bi_lstm")(r)
+    r = layers.Bidirectional(layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True), name="bi_gru")(r)
+    models["rnns"] = keras.Model(steps, layers.Dense(2, name="out")(r), name="rnns")
+
+    # A small transformer block: self-attention and a feed-forward layer, each with a residual and LayerNormalization.
+    ids = keras.Input((9,), dtype="int32", name="ids")
+    h = layers.Embedding(30, 16, name="tok_embed")(ids)
+    a = layers.MultiHeadAttention(num_heads=4, key_dim=4, name="attn")(h, h)
+    h = layers.LayerNormalization(epsilon=1e-6, name="ln1")(layers.Add(name="res1")([h, a]))
+    f = layers.Dense(32, activation="gelu", name="ffn1")(h)
+    f = layers.Dense(16, name="ffn2")(f)
+    h = layers.LayerNormalization(epsilon=1e-6, name="ln2")(layers.Add(name="res2")([h, f]))
+    models["transformer"] = keras.Model(ids, layers.Dense(3, name="logits")(layers.GlobalAveragePooling1D(name="pool")(h)), name="transformer")
 
     seq = keras.Input((10, 6), name="series")
     x = layers.GRU(12, return_sequences=True, name="gru1")(seq)
@@ -162,6 +182,47 @@ def build(out):
     print(json.dumps(result))
 
 
+def build_tf_keras(out):
+    """tf.keras 2 (the tf_keras package, in .peers/tfjs-venv) models saved as legacy .h5: Keras 2's
+    config (batch_input_shape, inbound_nodes as lists, a nested model's calls numbered from 1)
+    and weight names (dense/kernel:0)."""
+    import tf_keras as keras
+    from tf_keras import layers
+
+    keras.utils.set_random_seed(20261203)
+    rng = np.random.default_rng(20261203)
+    cnn = keras.Sequential([layers.InputLayer((8, 8, 3), name="img"), layers.Conv2D(4, 3, padding="same", activation="relu", name="c"),
+                            layers.BatchNormalization(name="bn"), layers.DepthwiseConv2D(3, name="dw"), layers.MaxPooling2D(name="mp"),
+                            layers.Flatten(name="f"), layers.Dense(3, activation="softmax", name="d")], name="k2cnn")
+    tok = keras.Input((6,), dtype="int32", name="tok")
+    h = layers.Embedding(20, 5, name="emb")(tok)
+    h = layers.Bidirectional(layers.LSTM(4, return_sequences=True), name="bi")(h)
+    h = layers.GRU(3, name="gru")(h)
+    sub = keras.Sequential([layers.Dense(4, activation="tanh", name="s1"), layers.Dense(2, name="s2")], name="sub")
+    func = keras.Model(tok, [sub(h), layers.Dense(1, name="other")(h)], name="k2func")
+    result = []
+    for name, model in [("tfkeras_cnn", cnn), ("tfkeras_func", func)]:
+        for w in model.weights:
+            if "variance" in w.name:
+                w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+            elif "bias" in w.name or "beta" in w.name or "mean" in w.name:
+                w.assign(rng.normal(0, 0.2, w.shape).astype(np.float32))
+        feeds = {}
+        for t in model.inputs:
+            shape = [2] + list(t.shape[1:])
+            feeds[t.name.split(":")[0]] = rng.integers(0, 20, shape).astype(np.int32) if t.dtype.is_integer else rng.standard_normal(shape).astype(np.float32)
+        inputs = [t.name.split(":")[0] for t in model.inputs]
+        preds = model.predict([feeds[n] for n in inputs], verbose=0)
+        if not isinstance(preds, (list, tuple)):
+            preds = [preds]
+        outs = [n.split("/")[0] for n in model.output_names]
+        model.save(os.path.join(out, name + ".h5"))
+        np.savez(os.path.join(out, name + ".inputs.npz"), **feeds)
+        np.savez(os.path.join(out, name + ".outputs.npz"), **{n: np.asarray(p) for n, p in zip(outs, preds)})
+        result.append({"name": name, "inputs": inputs, "outputs": outs})
+    print(json.dumps(result))
+
+
 def check(manifest_path):
     with open(manifest_path) as f:
         manifest = json.load(f)
@@ -200,5 +261,7 @@ def check(manifest_path):
 if __name__ == "__main__":
     if sys.argv[1] == "build":
         build(sys.argv[2])
+    elif sys.argv[1] == "build-tf-keras":
+        build_tf_keras(sys.argv[2])
     else:
         check(sys.argv[2])

@@ -48,14 +48,15 @@ await build({
   outfile: 'dist/index.cjs',
 });
 
-// h5wasm (the HDF5 library in WebAssembly, for Keras files) as one ES module beside the bundles:
+// h5wasm (the HDF5 library in WebAssembly, for Keras files) as one ES module beside the bundles
+// (its ES build, whose files live in memory; the node build's go to the real file system):
 // src/formats/keras/h5.ts loads it on a worker thread from dist/h5wasm.mjs, so the installed
 // package needs no node_modules. Kept out of the bundles themselves: 5 MB that only Keras
 // files need, never parsed by a CLI start.
 await build({
   ...common,
   format: 'esm',
-  entryPoints: ['node_modules/h5wasm/dist/node/hdf5_hl.js'],
+  entryPoints: ['node_modules/h5wasm/dist/esm/hdf5_hl.js'],
   outfile: 'dist/h5wasm.mjs',
 });
 

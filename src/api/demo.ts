@@ -34,7 +34,7 @@ export function runDemo(outDir: string, seed = 0): DemoResult {
   const trained = trainOrGate({ seed });
   mkdirSync(outDir, { recursive: true });
   const rows: DemoRow[] = [];
-  for (const format of FORMATS) {
+  for (const format of FORMATS.filter((f) => !f.readOnly)) {
     // Formats stored as a directory (SavedModel) have no extension: or-gate-savedmodel/.
     const ext = format.extensions[0];
     const file = join(outDir, ext ? `or-gate${ext}` : `or-gate-${format.name}`);

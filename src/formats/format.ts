@@ -62,6 +62,8 @@ export interface FormatHandler {
   readonly title: string;
   readonly extensions: readonly string[];
   detect(probe: Probe): boolean;
+  /** The format is only read (legacy Keras HDF5): `write` refuses with a UsageError, and `demo` skips it. */
+  readonly readOnly?: boolean;
   read(path: string, options: ReadOptions): Model;
   /** Writes atomically and returns the files written. */
   write(model: Model, path: string, options: WriteOptions): string[];

@@ -19,9 +19,10 @@ import { tfliteFormat } from './tflite/format.js';
  */
 // SavedModel before ONNX: a saved_model.pb opens like a ModelProto (field 1, a varint), and only
 // SavedModel detection knows the file name. pt2 before pytorch: a torch.export archive's first
-// record (<folder>/data/weights/...) looks like a torch.save archive's data/ records. Keras before
-// PyTorch: both are zips, and only Keras's detection looks for config.json.
-export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, kerasFormat, pt2Format, pytorchFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, tfliteFormat, h5Format];
+// record (<folder>/data/weights/...) looks like a torch.save archive's data/ records. Keras right
+// after PyTorch, before the protobuf guesses: both are zips (PyTorch claims only its own record
+// layout), and only Keras's detection looks for config.json.
+export const FORMATS: readonly FormatHandler[] = [safetensorsFormat, pt2Format, pytorchFormat, kerasFormat, savedmodelFormat, onnxFormat, graphdefFormat, tfjsFormat, tfliteFormat, h5Format];
 
 
 export function formatNames(): string[] {

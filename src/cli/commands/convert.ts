@@ -71,6 +71,8 @@ export function convertCommand(y: Argv): Argv {
         .example('$0 convert saved_model/ web/ --to tfjs --quantize uint8', 'a TF.js graph model with 8-bit weights')
         .example('$0 convert model.onnx model.tflite', 'a TensorFlow Lite model that LiteRT runs')
         .example('$0 convert saved_model/ model.tflite --quantize dynamic-int8', 'with int8 weights, as dynamic-range quantization in TFLiteConverter')
+        .example('$0 convert model.keras model.safetensors', 'a Keras 3 archive (or a legacy model.h5) as PyTorch-layout tensors')
+        .example('$0 convert model.h5 model.keras', 'a legacy Keras HDF5 model as a Keras 3 archive keras.saving.load_model reads')
         .example('$0 convert model.onnx - --to safetensors > model.safetensors', 'write to standard output (a pipe)')
         .example('$0 convert model.onnx model.safetensors --json > report.json', 'a machine-readable report of what was written and verified'),
     (argv) => {

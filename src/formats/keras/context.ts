@@ -28,6 +28,8 @@ export interface LayerContext {
    * weight passed on unchanged under its own key needs none.
    */
   init(base: string, tensor: Tensor, source?: { readonly key: string; readonly how: string }): string;
+  /** Records that initializer `ir` also holds weight `key` (a bidirectional RNN's two halves), for the .keras writer. */
+  alias(ir: string, key: string, how: string): void;
   /** Keeps a small weight the graph does not use (Normalization's count) for the .keras writer. */
   keep(key: string): void;
   /** An int64 constant (shapes, axes). */

@@ -58,6 +58,10 @@ const TIMEOUT_MS = 10 * 60_000;
 
 const workerSource = (moduleUrl: string): string => `
 const { workerData } = require('node:worker_threads');
+// HDF5 prints its error stack through the WebAssembly runtime's console; a bad file is reported
+// in one line by the reader instead, so the worker's console stays silent. (h5wasm's ES build:
+// its files are in memory, where the node build would write them to the real file system.)
+console.log = console.info = console.warn = console.error = () => {};
 const flag = new Int32Array(workerData.flag);
 const port = workerData.port;
 const loaded = import(${JSON.stringify(moduleUrl)}).then(async (h5) => { await h5.ready; return h5; });
@@ -170,7 +174,7 @@ function h5wasmUrl(): string {
   if (existsSync(bundled)) return pathToFileURL(bundled).href;
   const require = createRequire(import.meta.url);
   for (const dir of require.resolve.paths('h5wasm') ?? []) {
-    const candidate = join(dir, 'h5wasm', 'dist', 'node', 'hdf5_hl.js');
+    const candidate = join(dir, 'h5wasm', 'dist', 'esm', 'hdf5_hl.js');
     if (existsSync(candidate)) return pathToFileURL(candidate).href;
   }
   throw new Error('h5wasm is missing: neither dist/h5wasm.mjs nor node_modules/h5wasm was found');

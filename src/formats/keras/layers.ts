@@ -536,8 +536,59 @@ const embedding: LayerDef = {
   },
 };
 
-/** LSTM and GRU as the ONNX recurrent node, Keras's gates reordered into ONNX's (src/formats/tf/rnn.ts). */
-function recurrent(kind: 'LSTM' | 'GRU'): LayerDef {
+type RnnKind = 'LSTM' | 'GRU' | 'RNN';
+
+const GATES: Readonly<Record<RnnKind, number>> = { LSTM: 4, GRU: 3, RNN: 1 };
+const ORDERS: Readonly<Record<RnnKind, readonly number[]>> = { LSTM: LSTM_ORDER, GRU: GRU_ORDER, RNN: [0] };
+
+/** One direction's ONNX weights W, R and B from a Keras cell's kernel, recurrent kernel and bias. */
+interface Direction {
+  readonly W: Tensor;
+  readonly R: Tensor;
+  readonly B: Tensor;
+  readonly resetAfter: boolean;
+  readonly hasBias: boolean;
+}
+
+function rnnConfig(ctx: LayerContext, c: Config, kind: RnnKind): number {
+  if (bool(c, 'stateful', false)) ctx.fail('stateful False');
+  const act = str(c, 'activation', 'tanh');
+  if (act !== 'tanh' || (kind !== 'RNN' && str(c, 'recurrent_activation', 'sigmoid') !== 'sigmoid')) ctx.fail('activation tanh and recurrent_activation sigmoid');
+  return num(c, 'units');
+}
+
+function direction(ctx: LayerContext, c: Config, kind: RnnKind, prefix: string, inF: number, units: number): Direction {
+  const gh = GATES[kind] * units;
+  const order = ORDERS[kind];
+  const kernel = ctx.weight(`${prefix}cell/kernel`, [inF, gh]);
+  const rec = ctx.weight(`${prefix}cell/recurrent_kernel`, [units, gh]);
+  const resetAfter = kind === 'GRU' && bool(c, 'reset_after', true);
+  const b = new Float32Array(2 * gh);
+  const hasBias = ctx.hasWeight(`${prefix}cell/bias`);
+  if (hasBias) {
+    const values = ctx.weight(`${prefix}cell/bias`, resetAfter ? [2, gh] : [gh]).toFloat32();
+    if (resetAfter) b.set(values);
+    else b.set(reorderBias(values, units, order));
+  }
+  return { W: gateMajor(kernel, units, order), R: gateMajor(rec, units, order), B: Tensor.from('float32', [1, 2 * gh], b), resetAfter, hasBias };
+}
+
+/** [d0; d1] along the first axis (the ONNX num_directions axis). */
+function stack(a: Tensor, b: Tensor): Tensor {
+  const x = a.toFloat32();
+  const y = b.toFloat32();
+  const out = new Float32Array(x.length + y.length);
+  out.set(x);
+  out.set(y, x.length);
+  return Tensor.fromArray('float32', [2, ...a.shape.slice(1)], out);
+}
+
+/**
+ * LSTM, GRU and SimpleRNN as the ONNX recurrent node, Keras's gates reordered into ONNX's
+ * (src/formats/tf/rnn.ts); Bidirectional as the node's bidirectional form, whose backward half
+ * is Keras's backward layer (go_backwards, its outputs flipped back into time order).
+ */
+function recurrent(kind: RnnKind): LayerDef {
   return {
     vars: (c) => [{ sub: 'cell', names: ['kernel', 'recurrent_kernel', ...(c['use_bias'] !== false ? ['bias'] : [])] }],
     build(ctx, inputs) {
@@ -545,32 +596,18 @@ function recurrent(kind: 'LSTM' | 'GRU'): LayerDef {
       if (x.shape.length !== 3) ctx.fail('a 3-D input [batch, time, features]');
       if (inputs.length > 1) ctx.fail('no initial state inputs');
       const c = ctx.config;
-      if (bool(c, 'stateful', false)) ctx.fail('stateful False');
-      if (str(c, 'activation', 'tanh') !== 'tanh' || str(c, 'recurrent_activation', 'sigmoid') !== 'sigmoid') ctx.fail('activation tanh and recurrent_activation sigmoid');
-      const units = num(c, 'units');
-      const gates = kind === 'LSTM' ? 4 : 3;
+      const units = rnnConfig(ctx, c, kind);
       const inF = lastDim(ctx, x);
-      const gh = gates * units;
-      const kernel = ctx.weight('cell/kernel', [inF, gh]);
-      const rec = ctx.weight('cell/recurrent_kernel', [units, gh]);
-      const order = kind === 'LSTM' ? LSTM_ORDER : GRU_ORDER;
-      const resetAfter = kind === 'GRU' && bool(c, 'reset_after', true);
-      const b = new Float32Array(2 * gh);
-      if (ctx.hasWeight('cell/bias')) {
-        const bias = ctx.weight('cell/bias', resetAfter ? [2, gh] : [gh]);
-        const values = bias.toFloat32();
-        if (resetAfter) b.set(values);
-        else b.set(reorderBias(values, units, order));
-      }
+      const d = direction(ctx, c, kind, '', inF, units);
       const [batch, time] = [x.shape[0]!, x.shape[1]!];
       // Keras's go_backwards reads the sequence last step first and returns the outputs in that order.
       const xs = bool(c, 'go_backwards', false) ? ctx.op('Slice', [x.name, ctx.ints([-1]), ctx.ints([-Number.MAX_SAFE_INTEGER]), ctx.ints([1]), ctx.ints([-1])], x.shape) : x;
       const tm = ctx.op('Transpose', [xs.name], [time, batch, inF], perm([1, 0, 2]));
-      const W = ctx.init('W', gateMajor(kernel, units, order), { key: 'cell/kernel', how: `rnn:${kind}:${units}:gates` });
-      const R = ctx.init('R', gateMajor(rec, units, order), { key: 'cell/recurrent_kernel', how: `rnn:${kind}:${units}:gates` });
-      const hasBias = ctx.hasWeight('cell/bias');
-      const B = ctx.init('B', Tensor.from('float32', [1, 2 * gh], b), hasBias ? { key: 'cell/bias', how: `rnn:${kind}:${units}:${resetAfter ? 'both' : 'bias'}` } : undefined);
-      const attributes = { hidden_size: attr.int(units), ...(kind === 'GRU' ? { linear_before_reset: attr.int(resetAfter ? 1 : 0) } : {}) };
+      const how = (part: string) => `rnn:${kind}:${units}:${part}`;
+      const W = ctx.init('W', d.W, { key: 'cell/kernel', how: how('gates') });
+      const R = ctx.init('R', d.R, { key: 'cell/recurrent_kernel', how: how('gates') });
+      const B = ctx.init('B', d.B, d.hasBias ? { key: 'cell/bias', how: how(d.resetAfter ? 'both' : 'bias') } : undefined);
+      const attributes = { hidden_size: attr.int(units), ...(kind === 'GRU' ? { linear_before_reset: attr.int(d.resetAfter ? 1 : 0) } : {}) };
       const outs = ctx.multi(kind, [tm.name, W, R, B], kind === 'LSTM' ? 3 : 2, attributes);
       const last = (v: string) => ctx.op('Squeeze', [v, ctx.ints([0])], [batch, units], {}, 'float32');
       let y: KValue;
@@ -585,6 +622,128 @@ function recurrent(kind: 'LSTM' | 'GRU'): LayerDef {
     },
   };
 }
+
+const RNN_CLASSES: Readonly<Record<string, RnnKind>> = { LSTM: 'LSTM', GRU: 'GRU', SimpleRNN: 'RNN' };
+
+/** The wrapped layer's class and config ({class_name, config}). */
+function wrapped(c: Config, key: string): { kind: RnnKind; config: Config } | undefined {
+  const v = c[key];
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const name = typeof o['class_name'] === 'string' ? o['class_name'] : '';
+  const kind = RNN_CLASSES[name];
+  return kind && typeof o['config'] === 'object' && o['config'] !== null ? { kind, config: o['config'] as Config } : undefined;
+}
+
+const bidirectional: LayerDef = {
+  vars: (c) => {
+    const names = (cfg: Config | undefined) => ['kernel', 'recurrent_kernel', ...(cfg?.['use_bias'] !== false ? ['bias'] : [])];
+    const fwd = wrapped(c, 'layer');
+    const bwd = wrapped(c, 'backward_layer') ?? fwd;
+    return [
+      { sub: 'forward_layer/cell', names: names(fwd?.config) },
+      { sub: 'backward_layer/cell', names: names(bwd?.config) },
+    ];
+  },
+  build(ctx, inputs) {
+    const x = inputs[0] ?? ctx.fail('an input');
+    if (x.shape.length !== 3 || inputs.length > 1) ctx.fail('one 3-D input [batch, time, features]');
+    const c = ctx.config;
+    const fwd = wrapped(c, 'layer') ?? ctx.fail('a wrapped LSTM, GRU or SimpleRNN layer');
+    const bwd = wrapped(c, 'backward_layer') ?? fwd;
+    if (bwd.kind !== fwd.kind) ctx.fail('forward and backward layers of one class');
+    const mode = str(c, 'merge_mode', 'concat');
+    if (mode !== 'concat') ctx.fail(`merge_mode concat, not ${mode}`);
+    const kind = fwd.kind;
+    const units = rnnConfig(ctx, fwd.config, kind);
+    if (rnnConfig(ctx, bwd.config, kind) !== units) ctx.fail('forward and backward layers of the same units');
+    if (bool(fwd.config, 'return_state', false)) ctx.fail('return_state False');
+    if (bool(fwd.config, 'go_backwards', false)) ctx.fail('a forward layer that reads forwards');
+    const inF = lastDim(ctx, x);
+    const f = direction(ctx, fwd.config, kind, 'forward_layer/', inF, units);
+    const b = direction(ctx, bwd.config, kind, 'backward_layer/', inF, units);
+    if (f.resetAfter !== b.resetAfter) ctx.fail('the same reset_after both ways');
+    const [batch, time] = [x.shape[0]!, x.shape[1]!];
+    const tm = ctx.op('Transpose', [x.name], [time, batch, inF], perm([1, 0, 2]));
+    // The IR tensors stack both directions; the writer takes each Keras variable back from its half.
+    const how = (part: string, dir: number) => `rnn:${kind}:${units}:${part}:${dir}`;
+    const W = ctx.init('W', stack(f.W, b.W));
+    const R = ctx.init('R', stack(f.R, b.R));
+    const B = ctx.init('B', stack(f.B, b.B));
+    ctx.alias(W, 'forward_layer/cell/kernel', how('gates', 0));
+    ctx.alias(W, 'backward_layer/cell/kernel', how('gates', 1));
+    ctx.alias(R, 'forward_layer/cell/recurrent_kernel', how('gates', 0));
+    ctx.alias(R, 'backward_layer/cell/recurrent_kernel', how('gates', 1));
+    if (f.hasBias) ctx.alias(B, 'forward_layer/cell/bias', how(f.resetAfter ? 'both' : 'bias', 0));
+    if (b.hasBias) ctx.alias(B, 'backward_layer/cell/bias', how(b.resetAfter ? 'both' : 'bias', 1));
+    const attributes = { hidden_size: attr.int(units), direction: attr.string('bidirectional'), ...(kind === 'GRU' ? { linear_before_reset: attr.int(f.resetAfter ? 1 : 0) } : {}) };
+    const outs = ctx.multi(kind, [tm.name, W, R, B], kind === 'LSTM' ? 3 : 2, attributes);
+    if (bool(fwd.config, 'return_sequences', false)) {
+      // Y [time, 2, batch, units] -> [batch, time, 2, units] -> [batch, time, 2·units]: forward then backward.
+      const t = ctx.op('Transpose', [outs[0]!], [batch, time, 2, units], perm([2, 0, 1, 3]));
+      return [ctx.op('Reshape', [t.name, ctx.ints([0, 0, 2 * units])], [batch, time, 2 * units])];
+    }
+    const t = ctx.op('Transpose', [outs[1]!], [batch, 2, units], perm([1, 0, 2]));
+    return [ctx.op('Reshape', [t.name, ctx.ints([0, 2 * units])], [batch, 2 * units])];
+  },
+};
+
+/**
+ * MultiHeadAttention (keras/src/layers/attention/multi_head_attention.py) over [batch, time,
+ * features] inputs: its four EinsumDense projections as MatMuls over their kernels flattened to
+ * 2-D (the same bytes), the query scaled by 1/sqrt(key_dim), softmax over the keys, per head.
+ */
+const multiHeadAttention: LayerDef = {
+  vars: (c) => {
+    const b = c['use_bias'] !== false;
+    return ['query_dense', 'key_dense', 'value_dense', 'output_dense'].map((sub) => ({ sub, names: b ? ['kernel', 'bias'] : ['kernel'] }));
+  },
+  build(ctx, inputs, call) {
+    const c = ctx.config;
+    if (bool(c, 'use_gate', false)) ctx.fail('use_gate False');
+    if (c['sliding_window'] !== undefined && c['sliding_window'] !== null) ctx.fail('sliding_window None');
+    if (c['output_shape'] !== undefined && c['output_shape'] !== null) ctx.fail('output_shape None');
+    const axes = c['attention_axes'];
+    if (axes !== undefined && axes !== null && !(Array.isArray(axes) && axes.length === 1 && (axes[0] === 1 || axes[0] === -2))) ctx.fail('attention over the time axis (attention_axes [1])');
+    if (call['attention_mask'] !== undefined && call['attention_mask'] !== null) ctx.fail('no attention_mask (masks are not supported)');
+    if (call['use_causal_mask'] === true) ctx.fail('use_causal_mask False');
+    if (call['return_attention_scores'] === true) ctx.fail('return_attention_scores False');
+    if (inputs.length < 2 || inputs.length > 3) ctx.fail('query and value inputs (and an optional key)');
+    const [q, v] = [inputs[0]!, inputs[1]!];
+    const k = inputs[2] ?? v;
+    for (const x of [q, k, v]) if (x.shape.length !== 3) ctx.fail(`3-D inputs [batch, time, features], not ${JSON.stringify(x.shape)}`);
+    const heads = num(c, 'num_heads');
+    const keyDim = num(c, 'key_dim');
+    const valueDim = c['value_dim'] === null || c['value_dim'] === undefined ? keyDim : num(c, 'value_dim');
+    const project = (x: KValue, sub: string, dim: number): KValue => {
+      const inF = lastDim(ctx, x);
+      const kernel = ctx.weight(`${sub}/kernel`, [inF, heads, dim]);
+      const w = ctx.init(`${sub}/kernel`, reshaped(kernel, [inF, heads * dim]), { key: `${sub}/kernel`, how: 'same' });
+      let y = ctx.op('MatMul', [x.name, w], [x.shape[0]!, x.shape[1]!, heads * dim]);
+      if (ctx.hasWeight(`${sub}/bias`)) {
+        const bias = ctx.init(`${sub}/bias`, reshaped(ctx.weight(`${sub}/bias`, [heads, dim]), [heads * dim]), { key: `${sub}/bias`, how: 'same' });
+        y = ctx.op('Add', [y.name, bias], y.shape);
+      }
+      // [batch, time, heads·dim] -> [batch, time, heads, dim]
+      return ctx.op('Reshape', [y.name, ctx.ints([0, 0, heads, dim])], [x.shape[0]!, x.shape[1]!, heads, dim]);
+    };
+    const [batch, tq, tk] = [q.shape[0]!, q.shape[1]!, k.shape[1]!];
+    const qh = project(q, 'query_dense', keyDim);
+    const scaled = ctx.op('Mul', [qh.name, ctx.floats(1 / Math.sqrt(keyDim))], qh.shape);
+    const qt = ctx.op('Transpose', [scaled.name], [batch, heads, tq, keyDim], perm([0, 2, 1, 3]));
+    const kt = ctx.op('Transpose', [project(k, 'key_dense', keyDim).name], [batch, heads, keyDim, tk], perm([0, 2, 3, 1]));
+    const vt = ctx.op('Transpose', [project(v, 'value_dense', valueDim).name], [batch, heads, tk, valueDim], perm([0, 2, 1, 3]));
+    const scores = ctx.op('MatMul', [qt.name, kt.name], [batch, heads, tq, tk]);
+    const probs = ctx.op('Softmax', [scores.name], scores.shape, { axis: attr.int(-1) });
+    const context = ctx.op('MatMul', [probs.name, vt.name], [batch, heads, tq, valueDim]);
+    const merged = ctx.op('Reshape', [ctx.op('Transpose', [context.name], [batch, tq, heads, valueDim], perm([0, 2, 1, 3])).name, ctx.ints([0, 0, heads * valueDim])], [batch, tq, heads * valueDim]);
+    const outF = lastDim(ctx, q);
+    const wo = ctx.init('output_dense/kernel', reshaped(ctx.weight('output_dense/kernel', [heads, valueDim, outF]), [heads * valueDim, outF]), { key: 'output_dense/kernel', how: 'same' });
+    let y = ctx.op('MatMul', [merged.name, wo], [batch, tq, outF]);
+    if (ctx.hasWeight('output_dense/bias')) y = ctx.op('Add', [y.name, ctx.init('output_dense/bias', ctx.weight('output_dense/bias', [outF]))], y.shape);
+    return [y];
+  },
+};
 
 /**
  * Every layer class modelbridge reads, by the class_name config.json gives. InputLayer, and the
@@ -640,6 +799,9 @@ export const LAYERS: Readonly<Record<string, LayerDef>> = {
   Embedding: embedding,
   LSTM: recurrent('LSTM'),
   GRU: recurrent('GRU'),
+  SimpleRNN: recurrent('RNN'),
+  Bidirectional: bidirectional,
+  MultiHeadAttention: multiHeadAttention,
 };
 
 /** The IR ops each layer class makes (for docs and `inspect`), besides layout Transposes. */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { claimExpansion, memoryBudget } from '../../core/budget.js';
 import type { DType } from '../../core/dtypes.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
@@ -71,7 +71,13 @@ interface Source {
 
 export function readKeras(path: string): Model {
   const e: FormatErrors = formatErrors(path);
-  const head = new Uint8Array(readFileSync(path).subarray(0, 8));
+  const head = new Uint8Array(8);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 8, 0);
+  } finally {
+    closeSync(fd);
+  }
   const isZip = ZIP_SIGNATURE.every((b, i) => head[i] === b);
   const source = isZip ? kerasArchive(path, e) : legacyH5(path, e);
   return buildModel(source);
@@ -111,7 +117,6 @@ function kerasArchive(path: string, e: FormatErrors): Source {
   const weightsEntry = zip.find('model.weights.h5');
   if (!weightsEntry && zip.find('model.weights.npz')) e.fail('zip entry model.weights.npz', 'model.weights.h5 (the .npz weights store is not supported)');
   const root = weightsEntry ? readTree(zip.read(weightsEntry, { verify: true }), e, 'model.weights.h5') : ({ kind: 'group', attrs: {}, children: {} } as H5Group);
-  const file = `${path}: model.weights.h5`;
   return {
     file: path,
     e,
@@ -134,7 +139,6 @@ function kerasArchive(path: string, e: FormatErrors): Source {
         const extra = Object.keys(vars.children).filter((k) => !/^\d+$/.test(k) || Number(k) >= g.names.length);
         e.check(extra.length === 0, `model.weights.h5 ${at}`, `the ${g.names.length} weights of ${className} (${g.names.join(', ')}), not also ${extra.join(', ')}`);
       }
-      void file;
       return { get: (key) => map.get(key) };
     },
   };
@@ -267,6 +271,17 @@ function parseCalls(v: unknown, e: FormatErrors, where: string): Call[] {
   });
 }
 
+/** The first layer's inbound_nodes with a call in it: an object per call in Keras 3, a list in tf.keras 2. */
+function rawCalls(config: Config): unknown {
+  const layers = config['layers'];
+  if (!Array.isArray(layers)) return undefined;
+  for (const l of layers) {
+    const nodes = obj(l) ? l['inbound_nodes'] : undefined;
+    if (Array.isArray(nodes) && nodes.length > 0) return nodes[0];
+  }
+  return undefined;
+}
+
 function parseLayer(v: unknown, e: FormatErrors, where: string): LayerEntry {
   e.check(obj(v) && typeof v['class_name'] === 'string' && obj(v['config']), where, 'a layer {class_name, config}');
   const config = v['config'];
@@ -392,7 +407,17 @@ class GraphBuilder {
     const inputRefs = refs('input_layers');
     const outputRefs = refs('output_layers');
     const values = new Map<string, KValue[]>();
-    const key = (layer: string, node: number) => `${layer}\u0000${node}`;
+    // tf.keras 2 numbers a nested model's calls from 1 when the model starts with an InputLayer
+    // (its node 0 is its own input node, left out of the config: _should_skip_first_node).
+    const legacy = Array.isArray(rawCalls(config));
+    const skipsFirst = (name: string) => {
+      const l = byName.get(name);
+      if (!legacy || !l || !MODEL_CLASSES.has(plainClass(l.className))) return false;
+      const inner = l.config['layers'];
+      const first = Array.isArray(inner) ? (inner[0] as unknown) : undefined;
+      return obj(first) && first['class_name'] === 'InputLayer';
+    };
+    const key = (layer: string, node: number) => `${layer}\u0000${skipsFirst(layer) ? node - 1 : node}`;
     inputRefs.forEach(([name], i) => {
       const layer = byName.get(name);
       e.check(layer?.className === 'InputLayer', `${where} input_layers[${i}]`, `an InputLayer, not ${escapeControl(name)}`);
@@ -420,7 +445,7 @@ class GraphBuilder {
           e.check(v !== undefined, `${where} layer ${escapeControl(layer.name)}`, `an input ${escapeControl(l)} tensor ${t} the layer produces`);
           return v;
         });
-        values.set(key(layer.name, index), this.layer(layer, inputs, call.kwargs, paths.get(layer)!, [...names, layer.name], index));
+        values.set(`${layer.name}\u0000${index}`, this.layer(layer, inputs, call.kwargs, paths.get(layer)!, [...names, layer.name], index));
         pending.splice(i--, 1);
         progress = true;
       }
@@ -487,6 +512,9 @@ class GraphBuilder {
         const key = from?.key ?? (known.has(baseName) && weights.get(baseName)?.tensor === tensor ? baseName : undefined);
         if (key !== undefined && weights.get(key)) record(key, fresh, from?.how ?? 'same');
         return fresh;
+      },
+      alias(ir, k, how) {
+        if (known.has(k) && weights.get(k)) record(k, ir, how);
       },
       keep(k) {
         const w = known.has(k) ? weights.get(k) : undefined;

@@ -1,5 +1,6 @@
 import { writeFileAtomic } from '../../core/atomic.js';
 import { UsageError } from '../../core/errors.js';
+import { attrFloat, attrInt, type Node } from '../../core/graph.js';
 import type { Model } from '../../core/model.js';
 import { Tensor } from '../../core/tensor.js';
 import { permuted } from '../../core/transpose.js';
@@ -38,11 +39,20 @@ function stored(model: Model): { config: string; layout: Stored } {
   const config = model.metadata[KERAS_CONFIG_KEY];
   const weights = model.metadata[KERAS_WEIGHTS_KEY];
   if (config === undefined || weights === undefined) {
+    const lifted = liftDenseChain(model);
+    if (lifted) return lifted;
     throw new UsageError(
-      `cannot write a .keras archive of this ${model.format} model: Keras needs its layers' config, which only a model read from a Keras 3 file (.keras, or .h5 saved by Keras 3) carries`,
+      `cannot write a .keras archive of this ${model.format} model: Keras needs its layers' config, which a model read from a Keras 3 file (.keras, or .h5 saved by Keras 3) carries; other models are written only when they are a chain of dense layers and activations`,
     );
   }
   const layout = JSON.parse(weights) as Stored;
+  // The Keras metadata outlived the Keras weight names (the model went through a PyTorch bundle,
+  // which names them the torch way): a dense chain can still be written from the graph.
+  const missing = layout.weights.some((r) => r.ir !== '' && !model.weights.has(r.ir) && !model.graph?.initializers.has(r.ir));
+  if (missing) {
+    const lifted = liftDenseChain(model);
+    if (lifted) return lifted;
+  }
   return { config, layout };
 }
 
@@ -71,10 +81,13 @@ function kerasValue(model: Model, r: WeightRecord): Tensor {
 
 /** Undoes src/formats/tf/rnn.ts's gateMajor and reorderBias: ONNX gate g held Keras gate order[g]. */
 function rnnValue(ir: Tensor, r: WeightRecord): Tensor {
-  const [, kind, unitsText, part] = r.how.split(':') as [string, string, string, string];
+  const [, kind, unitsText, part, dirText] = r.how.split(':') as [string, string, string, string, string | undefined];
   const units = Number(unitsText);
-  const order = kind === 'LSTM' ? LSTM_ORDER : GRU_ORDER;
-  const src = ir.toFloat32();
+  const order = kind === 'LSTM' ? LSTM_ORDER : kind === 'GRU' ? GRU_ORDER : [0];
+  const all = ir.toFloat32();
+  // A bidirectional node's tensors stack the two directions: this variable is one half.
+  const half = all.length / 2;
+  const src = dirText === undefined ? all : all.subarray(Number(dirText) * half, (Number(dirText) + 1) * half);
   const gh = order.length * units;
   if (part === 'gates') {
     // IR [1, G·H, rows] from Keras [rows, G·H].
@@ -173,3 +186,121 @@ function withModules(configText: string): string {
 }
 
 const LAYER_CLASSES = new Set(['InputLayer', ...Object.keys(LAYERS)]);
+
+/** IR activations a Keras Dense layer applies by name. */
+const DENSE_ACTIVATIONS: Readonly<Record<string, (n: Node) => string | undefined>> = {
+  Relu: () => 'relu',
+  Sigmoid: () => 'sigmoid',
+  Tanh: () => 'tanh',
+  Softplus: () => 'softplus',
+  Softsign: () => 'softsign',
+  Exp: () => 'exponential',
+  HardSwish: () => 'hard_silu',
+  Elu: (n) => (attrFloat(n, 'alpha', 1) === 1 ? 'elu' : undefined),
+  Softmax: (n) => ([-1, 1].includes(attrInt(n, 'axis', -1)) ? 'softmax' : undefined),
+  LogSoftmax: (n) => ([-1, 1].includes(attrInt(n, 'axis', -1)) ? 'log_softmax' : undefined),
+};
+
+/**
+ * A model from elsewhere that is a chain of fully connected layers (Gemm, or MatMul and Add, each
+ * optionally followed by an activation Keras names: the OR gate, any MLP) as a Keras Sequential
+ * of Dense layers over a [batch, features] input. The input layer takes the graph input's name
+ * and the last Dense the graph output's, so the model keeps its signature. Anything else: undefined.
+ */
+function liftDenseChain(model: Model): { config: string; layout: Stored } | undefined {
+  const g = model.graph;
+  if (!g || g.inputs.length !== 1 || g.outputs.length !== 1) return undefined;
+  const input = g.inputs[0]!;
+  const features = input.shape?.[1];
+  if (input.dtype !== 'float32' || input.shape?.length !== 2 || typeof features !== 'number') return undefined;
+  const init = (name: string | undefined) => (name ? g.initializers.get(name) : undefined);
+  const layers: { units: number; kernel: string; transposed: boolean; bias?: string; activation: string }[] = [];
+  let value = input.name;
+  let inF = features;
+  const nodes = g.nodes.filter((n) => n.op !== 'Identity' && !(n.op === 'Dropout' && !n.outputs[1]));
+  const through = (v: string) => {
+    // Identity and inference Dropout pass a value on unchanged.
+    for (const n of g.nodes) if ((n.op === 'Identity' || n.op === 'Dropout') && n.inputs[0] === v) return n.outputs[0]!;
+    return v;
+  };
+  for (let i = 0; i < nodes.length; ) {
+    const n = nodes[i]!;
+    let kernel: string | undefined;
+    let transposed = false;
+    let bias: string | undefined;
+    let out: string;
+    if (n.op === 'Gemm' && n.inputs[0] === value && attrInt(n, 'transA', 0) === 0 && attrFloat(n, 'alpha', 1) === 1 && attrFloat(n, 'beta', 1) === 1) {
+      kernel = n.inputs[1];
+      transposed = attrInt(n, 'transB', 0) === 1;
+      bias = n.inputs[2] || undefined;
+      out = n.outputs[0]!;
+      i++;
+    } else if (n.op === 'MatMul' && n.inputs[0] === value) {
+      kernel = n.inputs[1];
+      out = n.outputs[0]!;
+      i++;
+      const add = nodes[i];
+      if (add?.op === 'Add' && add.inputs[0] === out && init(add.inputs[1])) {
+        bias = add.inputs[1];
+        out = add.outputs[0]!;
+        i++;
+      }
+    } else {
+      return undefined;
+    }
+    const w = init(kernel);
+    if (!w || w.shape.length !== 2 || w.dtype !== 'float32') return undefined;
+    const [rows, cols] = w.shape as [number, number];
+    const units = transposed ? rows : cols;
+    if ((transposed ? cols : rows) !== inF) return undefined;
+    const b = init(bias);
+    if (bias !== undefined && (!b || b.dtype !== 'float32' || b.size !== units || b.shape.length !== 1)) return undefined;
+    let activation = 'linear';
+    const next = nodes[i];
+    const act = next && next.inputs[0] === through(out) ? DENSE_ACTIVATIONS[next.op]?.(next) : undefined;
+    if (act) {
+      activation = act;
+      out = next!.outputs[0]!;
+      i++;
+    }
+    layers.push({ units, kernel: kernel!, transposed, bias, activation });
+    value = through(out);
+    inF = units;
+  }
+  if (layers.length === 0 || value !== g.outputs[0]!.name) return undefined;
+  const names = layers.map((_, i) => (i === layers.length - 1 ? g.outputs[0]!.name : i === 0 ? 'dense' : `dense_${i}`));
+  let width = features;
+  const layerConfigs = layers.map((l, i) => {
+    const c = {
+      module: 'keras.layers',
+      class_name: 'Dense',
+      config: { name: names[i], trainable: true, dtype: 'float32', units: l.units, activation: l.activation, use_bias: l.bias !== undefined },
+      registered_name: null,
+      build_config: { input_shape: [null, width] },
+    };
+    width = l.units;
+    return c;
+  });
+  const config = {
+    module: 'keras',
+    class_name: 'Sequential',
+    config: {
+      name: 'sequential',
+      trainable: true,
+      dtype: 'float32',
+      layers: [{ module: 'keras.layers', class_name: 'InputLayer', config: { batch_shape: [null, features], dtype: 'float32', sparse: false, name: input.name }, registered_name: null }, ...layerConfigs],
+    },
+    registered_name: null,
+    build_config: { input_shape: [null, features] },
+  };
+  // A Sequential's `layers` leave out the InputLayer: the Dense layers are layers/dense, layers/dense_1 ...
+  const paths = layers.map((_, i) => `layers/dense${i ? `_${i}` : ''}`);
+  const weights: WeightRecord[] = layers.flatMap((l, i) => {
+    const w = init(l.kernel)!;
+    const kernelShape = l.transposed ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
+    const records: WeightRecord[] = [{ path: `${paths[i]}/vars/0`, shape: kernelShape, dtype: 'float32', ir: l.kernel, how: l.transposed ? 'perm:1,0' : 'same' }];
+    if (l.bias) records.push({ path: `${paths[i]}/vars/1`, shape: [l.units], dtype: 'float32', ir: l.bias, how: 'same' });
+    return records;
+  });
+  return { config: JSON.stringify(config), layout: { groups: ['vars', ...paths.map((p) => `${p}/vars`)], weights } };
+}
