@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from './vfs.js';
 import { progressAdvance, progressRead, withReadsMuted } from './progress.js';
 
 /**

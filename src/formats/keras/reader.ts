@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../../core/vfs.js';
 import { claimExpansion, memoryBudget } from '../../core/budget.js';
 import type { DType } from '../../core/dtypes.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from '../../core/vfs.js';
 import { FormatError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
 import { modelFromProto, readOnnxModel, type OnnxReadOptions } from './reader.js';
