@@ -42,7 +42,7 @@ export {
 export type { BlobLike } from './core/vfs-memory.js';
 export { runModel, Runner, type RunOptions } from './api/run.js';
 export { inspectModel, type InspectReport } from './api/inspect.js';
-export { diffModels, type DiffOptions, type DiffReport } from './api/diff.js';
+export { diffModels, diffReportJson, type DiffOptions, type DiffReport } from './api/diff.js';
 export type { ModelReport, CheckResult } from './api/validate.js';
 export { FORMATS, formatNames } from './formats/registry.js';
 export { readNpy, writeNpy } from './formats/npy/npy.js';

@@ -77,11 +77,12 @@ function mountModel(entries: Array<[string, FileBytes]>, options: BytesReadOptio
     if (entries.length === 1 && !entries[0]![0].includes('/')) {
       return { volume, path: volume.addFile(entries[0]![0], entries[0]![1]) };
     }
+    // One folder (a dropped SavedModel): the model is that folder. Loose files (a model.json and
+    // its shards): they sit at the volume's root, where the model's own file is found among them.
     const tops = new Set(entries.map(([p]) => (p.includes('/') ? p.slice(0, p.indexOf('/')) : '')));
-    const folder = tops.size === 1 && !tops.has('') ? [...tops][0]! : (options.name ?? 'model');
-    const prefix = folder === [...tops][0] ? '' : `${folder}/`;
-    for (const [p, b] of entries) volume.addFile(prefix + p, b);
-    const dir = `${volume.root}/${folder}`;
+    const folder = tops.size === 1 && !tops.has('') ? [...tops][0]! : undefined;
+    for (const [p, b] of entries) volume.addFile(p, b);
+    const dir = folder === undefined ? volume.root : `${volume.root}/${folder}`;
     if (options.format) return { volume, path: pickForFormat(volume, dir, options.format) };
     return { volume, path: pickDetected(volume, dir) };
   } catch (error) {
@@ -120,7 +121,8 @@ function pickForFormat(volume: MemoryVolume, dir: string, format: string): strin
 
 /** The error with the volume's prefix taken out of its text: the file as the caller named it. */
 function relabel(error: unknown, volume: MemoryVolume): unknown {
-  const strip = (s: string): string => s.split(volume.prefix).join('');
+  // The root itself (loose files no format recognised) is "." as a command line's folder would be.
+  const strip = (s: string): string => s.split(volume.prefix).join('').split(volume.root).join('.');
   if (error instanceof FormatError) return new FormatError(strip(error.file), strip(error.where), strip(error.expected));
   if (error instanceof UsageError) return new UsageError(strip(error.message));
   if (error instanceof Error) {
