@@ -90,6 +90,18 @@ describe('bytes API', () => {
     }
   });
 
+  it('reads back what it writes as several files: ONNX with external data, sharded safetensors', () => {
+    const model = loadModel(join(SAMPLES, 'or-gate.safetensors'));
+    const onnx = writeModel(model, 'onnx', { externalData: 1, name: 'or.onnx' });
+    expect(onnx.size).toBe(2);
+    const shards = writeModel(model, 'safetensors', { shardBytes: 16, name: 'or' });
+    expect([...shards.keys()].filter((k) => k.startsWith('or/') && k.endsWith('.safetensors')).length).toBeGreaterThan(1);
+    for (const files of [onnx, shards]) {
+      const back = readModelSync(files);
+      expect(predictions(back).map((v) => Math.round(v))).toEqual([0, 1, 1, 1]);
+    }
+  });
+
   it('converts with verification', () => {
     const model = loadModel(join(SAMPLES, 'or-gate.pt'));
     const r = convertModelBytes(model, 'tfjs', { name: 'web.json' });
