@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { dirname, extname, join, normalize } from 'node:path';
+import type { Server } from 'node:http';
+import { dirname, join } from 'node:path';
 import { unzipSync } from 'fflate';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM, chromiumPresent, serve } from './browser-helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orBatch } from '../src/api/demo.js';
 import { loadModel } from '../src/api/load.js';
@@ -17,33 +18,8 @@ import { ROOT, tempDir } from './cli-helpers.js';
  * runs the OR gate, converts to every format and reads each download back with the Node readers.
  * Without Chromium the suite skips with the reason; under CI=true that is a failure.
  */
-const CHROMIUM = process.env['MODELBRIDGE_CHROMIUM'] ?? '/usr/bin/chromium';
 const SAMPLES = join(ROOT, 'samples', 'or-gate');
 const OR_INPUT = '[[0,0],[0,1],[1,0],[1,1]]';
-
-function chromiumPresent(): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  if (process.env['CI'] === 'true') throw new Error(`no Chromium at ${CHROMIUM}: scripts/browser-env.sh installs Debian's chromium`);
-  console.warn(`skipping the browser tests: no Chromium at ${CHROMIUM} (scripts/browser-env.sh installs it; under CI=true this fails)`);
-  return false;
-}
-
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
-
-/** The page's folder over HTTP on 127.0.0.1, cross-origin isolated (so the WebAssembly kernel's shared memory is allowed). */
-function serve(root: string): Promise<{ server: Server; origin: string }> {
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '') || 'index.html';
-    const file = join(root, path);
-    if (!file.startsWith(root) || !existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
-    res.end(readFileSync(file));
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, origin: `http://127.0.0.1:${(server.address() as { port: number }).port}` })));
-}
 
 const present = chromiumPresent();
 
