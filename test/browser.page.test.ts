@@ -3,8 +3,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { unzipSync } from 'fflate';
+import { build } from 'esbuild';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM, chromiumPresent, serve } from './browser-helpers.js';
+// @ts-expect-error: a plain ES module of build options, no declarations
+import { browserOptions } from '../scripts/browser-build.mjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orBatch } from '../src/api/demo.js';
 import { loadModel } from '../src/api/load.js';
@@ -35,6 +38,7 @@ describe.skipIf(!present)('the web page in Chromium', () => {
     const site = join(out, 'site');
     const built = spawnSync(process.execPath, ['scripts/web.mjs', site], { cwd: ROOT, encoding: 'utf8' });
     expect(built.status, built.stderr).toBe(0);
+    await build({ ...(browserOptions as object), entryPoints: ['test/browser/worker-harness.ts'], outfile: join(site, 'worker.js') });
     ({ server, origin } = await serve(site));
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     const context = await browser.newContext({ acceptDownloads: true });
@@ -142,6 +146,24 @@ describe.skipIf(!present)('the web page in Chromium', () => {
   it('runs products in the WebAssembly kernel (the page is cross-origin isolated)', async () => {
     expect(await page.getAttribute('#kernel', 'data-kernel')).toMatch(/^(relaxed-simd|simd128)$/);
   });
+
+  it('reads a File in a Web Worker, a slice at a time', async () => {
+    const bytes = [...readFileSync(join(SAMPLES, 'or-gate.tflite'))];
+    const result = await page.evaluate(
+      (b) =>
+        new Promise<{ y?: number[]; syncReads?: boolean; error?: string }>((resolve) => {
+          const W = (globalThis as unknown as { Worker: new (url: string, o: object) => { onmessage: (e: { data: unknown }) => void; postMessage: (m: unknown) => void } }).Worker;
+          const F = (globalThis as unknown as { File: new (parts: unknown[], name: string) => unknown }).File;
+          const worker = new W('worker.js', { type: 'module' });
+          worker.onmessage = (e) => resolve(e.data as { y?: number[] });
+          worker.postMessage({ file: new F([new Uint8Array(b)], 'or-gate.tflite') });
+        }),
+      bytes,
+    );
+    expect(result.error).toBeUndefined();
+    expect(result.syncReads).toBe(true);
+    expect(result.y!.map((v) => Math.round(v))).toEqual([0, 1, 1, 1]);
+  }, 30_000);
 
   it('loaded nothing but its own files', () => {
     expect(requests.length).toBeGreaterThanOrEqual(3);

@@ -204,7 +204,8 @@ async function droppedFiles(items: DataTransferItemList): Promise<File[]> {
   const walk = async (entry: FileSystemEntry, prefix: string): Promise<void> => {
     if (entry.isFile) {
       const file = await new Promise<File>((res, rej) => (entry as FileSystemFileEntry).file(res, rej));
-      out.push(prefix ? new File([file], file.name) && Object.defineProperty(file, 'webkitRelativePath', { value: `${prefix}${file.name}` }) : file);
+      // A dropped folder's files carry no webkitRelativePath (only an input's do): give them one.
+      out.push(prefix ? Object.defineProperty(file, 'webkitRelativePath', { value: `${prefix}${file.name}` }) : file);
     } else if (entry.isDirectory) {
       const reader = (entry as FileSystemDirectoryEntry).createReader();
       for (;;) {
