@@ -28,6 +28,7 @@ export type { Model, Signature } from './core/model.js';
 export {
   readModel,
   readModelSync,
+  releaseModel,
   writeModel,
   convertModelBytes,
   inspectFiles,

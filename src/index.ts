@@ -25,6 +25,7 @@ export { inspectModel, type InspectReport, type TensorEntry, type TensorSummary 
 export {
   readModel,
   readModelSync,
+  releaseModel,
   writeModel,
   convertModelBytes,
   inspectFiles,

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { convertModelBytes, errorLine, inspectFiles, readModel, readModelSync, validateFiles, writeModel } from '../src/api/bytes.js';
+import { convertModelBytes, errorLine, releaseModel, inspectFiles, readModel, readModelSync, validateFiles, writeModel } from '../src/api/bytes.js';
 import { orBatch } from '../src/api/demo.js';
 import { loadModel, saveModel } from '../src/api/load.js';
 import { runModel } from '../src/api/run.js';
@@ -100,6 +100,20 @@ describe('bytes API', () => {
       const back = readModelSync(files);
       expect(predictions(back).map((v) => Math.round(v))).toEqual([0, 1, 1, 1]);
     }
+  });
+
+  it('releases a model\'s bytes (its volume is unmounted); writes and failed reads leave none mounted', async () => {
+    const { mountedCount } = await import('../src/core/vfs.js');
+    const before = mountedCount();
+    const model = await readModel(new Uint8Array(readFileSync(join(SAMPLES, 'or-gate.onnx'))), { name: 'or-gate.onnx' });
+    expect(mountedCount()).toBe(before + 1);
+    writeModel(model, 'savedmodel');
+    await readModel(new Uint8Array(8), { name: 'bad.onnx' }).catch(() => undefined);
+    expect(mountedCount()).toBe(before + 1);
+    releaseModel(model);
+    expect(mountedCount()).toBe(before);
+    // Small files' tensors are views read at load: the model still runs.
+    expect(predictions(model).map((v) => Math.round(v))).toEqual([0, 1, 1, 1]);
   });
 
   it('converts with verification', () => {

@@ -5,7 +5,7 @@
  * files and nothing is uploaded. An error shows the one line the CLI prints for it.
  */
 import { zipSync } from 'fflate';
-import { convertModelBytes, diffModels, diffReportJson, errorLine, FORMATS, gemmKernel, inspectFiles, readModel, readNpy, runModel, Tensor, VERSION, type DType, type InspectReport, type Model } from '../src/browser.js';
+import { releaseModel, convertModelBytes, diffModels, diffReportJson, errorLine, FORMATS, gemmKernel, inspectFiles, readModel, readNpy, runModel, Tensor, VERSION, type DType, type InspectReport, type Model } from '../src/browser.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 
@@ -47,6 +47,8 @@ async function act(action: () => Promise<void> | void): Promise<void> {
 async function open(list: Iterable<File>): Promise<void> {
   const { files, name } = filesOf(list);
   if (files.size === 0) return;
+  // The previous model's bytes go (its volume is unmounted) once another is opened.
+  if (current) releaseModel(current.model);
   current = undefined;
   $('model-section').hidden = true;
   const { model, report } = await inspectFiles(files, { name: name.split('/').pop()! });
@@ -194,6 +196,7 @@ async function diff(list: Iterable<File>): Promise<void> {
   if (files.size === 0) return;
   const other = await readModel(files, { name: name.split('/').pop()! });
   const report = diffModels(current.model, other, {}, [current.name, name]);
+  releaseModel(other);
   $('diff-output').textContent = diffReportJson(report);
   $('diff-output').dataset['status'] = report.status;
 }

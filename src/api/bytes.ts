@@ -137,8 +137,21 @@ function display(volume: MemoryVolume, path: string): string {
   return path.slice(volume.prefix.length);
 }
 
+/** The volume each model read from bytes lives on (releaseModel unmounts it). */
+const volumes = new WeakMap<Model, MemoryVolume>();
+
 /**
- * Reads a model from its bytes. The files stay mounted for the model's lifetime: large files'
+ * Lets go of the bytes a model was read from: its volume is unmounted, so its files can be
+ * collected. The model's tensors that were not read yet cannot be read after this.
+ */
+export function releaseModel(model: Model): void {
+  const volume = volumes.get(model);
+  if (volume) unmount(volume);
+  volumes.delete(model);
+}
+
+/**
+ * Reads a model from its bytes. The files stay mounted until releaseModel(model): large files'
  * tensors are read from them only when used (as from disk in Node).
  */
 export async function readModel(files: ModelFiles, options: BytesReadOptions = {}): Promise<Model> {
@@ -151,7 +164,9 @@ export function readModelSync(files: ModelFiles | Array<[string, FileBytes]>, op
   if (!syncBlobReader() && entries.some(([, b]) => !(b instanceof Uint8Array))) throw new UsageError('readModelSync takes Uint8Arrays here (no synchronous Blob reads outside a worker): use readModel');
   const { volume, path } = mountModel(entries, options);
   try {
-    return loadModel(path, options);
+    const model = loadModel(path, options);
+    volumes.set(model, volume);
+    return model;
   } catch (error) {
     unmount(volume);
     throw relabel(error, volume);
@@ -228,6 +243,7 @@ export async function inspectFiles(files: ModelFiles, options: BytesReadOptions 
   const { volume, path } = mountModel(entries, options);
   try {
     const model = loadModel(path, options);
+    volumes.set(model, volume);
     const report = inspectModel(model, display(volume, path), formatByName(model.format).describe?.(path) ?? []);
     return { model, report };
   } catch (error) {

@@ -73,6 +73,11 @@ export function unmount(fs: MountedFileSystem): void {
   if (i >= 0) mounts.splice(i, 1);
 }
 
+/** How many volumes are mounted (for leak checks: a released model's volume is gone). */
+export function mountedCount(): number {
+  return mounts.length;
+}
+
 /** Descriptors of mounted volumes start above anything an OS hands out in practice. */
 export const MOUNT_FD_SPAN = 1 << 20;
 
