@@ -1,7 +1,8 @@
 // `npm run web`: the static web page (web/) into dist/web: index.html, style.css and app.js (the
 // page's code with the browser bundle in it). Serve the folder with any static server; nothing
 // else is fetched. Cross-origin isolation (COOP/COEP headers) lets the WebAssembly GEMM kernel
-// run (its memory is shared); without it products run in JavaScript.
+// run (its memory is shared); without it products run in JavaScript. `npx tsc -p web` type-checks
+// the page against the DOM.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { browserOptions } from './browser-build.mjs';

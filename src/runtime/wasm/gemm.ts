@@ -86,7 +86,7 @@ function load(): State | null {
   if (state !== undefined) return state;
   state = null;
   try {
-    const api = (globalThis as { WebAssembly?: WasmThreadsApi }).WebAssembly;
+    const api = (globalThis as unknown as { WebAssembly?: WasmThreadsApi }).WebAssembly;
     if (!api) return null;
     const memory = new api.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
     const relaxed = relaxedBytes(api);
