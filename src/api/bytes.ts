@@ -2,7 +2,7 @@ import { FormatError, UsageError } from '../core/errors.js';
 import type { Model } from '../core/model.js';
 import { MemoryVolume, syncBlobReader, type BlobLike } from '../core/vfs-memory.js';
 import { mount, unmount } from '../core/vfs.js';
-import { describeError } from '../cli/errors.js';
+import { describeError } from '../core/error-line.js';
 import { detectFormat, formatByName } from '../formats/registry.js';
 import type { WriteOptions } from '../formats/format.js';
 import { inspectModel, type InspectReport } from './inspect.js';
