@@ -3,6 +3,7 @@
 // (prepack); tests and `npm ci` need only the bundles. `--docs` also writes the API reference
 // (docs/api, committed: `npm run docs:api`).
 import { build } from 'esbuild';
+import { browserOptions } from './browser-build.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 
@@ -59,6 +60,10 @@ await build({
   entryPoints: ['node_modules/h5wasm/dist/esm/hdf5_hl.js'],
   outfile: 'dist/h5wasm.mjs',
 });
+
+// The browser build (the exports map's "browser" condition): the library over bytes, no node: module
+// in its graph (see scripts/browser-build.mjs), one ES module.
+await build({ ...browserOptions, entryPoints: ['src/browser.ts'], outfile: 'dist/browser.js' });
 
 // The CLI: CommonJS, because bin/modelbridge.cjs compiles it through node:vm with a V8 code cache
 // (Node 20 has no compile cache for ES modules), which takes a third off every start. The

@@ -14,8 +14,15 @@ if (run('bash', ['scripts/peers-env.sh']) !== 0) {
   console.warn('warning: the peers environment could not be made; tests that need Python peers will skip (they fail under CI=true)');
 }
 
+// 1b. The browser the web page's tests run in (Debian's chromium), under the same rule.
+if (run('bash', ['scripts/browser-env.sh']) !== 0) {
+  if (ci) failedSteps++;
+  console.warn('warning: no Chromium; the web page tests will skip (they fail under CI=true)');
+}
+
 // 2. Types: strict TypeScript over src, test and bench.
-if (run('npx', ['tsc', '--noEmit', '-p', '.']) !== 0) {
+// The web page too, against the DOM's types (web/tsconfig.json).
+if (run('npx', ['tsc', '--noEmit', '-p', '.']) !== 0 || run('npx', ['tsc', '--noEmit', '-p', 'web']) !== 0) {
   console.error('typecheck failed');
   failedSteps++;
 }

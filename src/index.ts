@@ -22,6 +22,22 @@ export { parseModuleSpec } from './module/bundle.js';
 export { loadModel, saveModel, convertModel, type LoadOptions, type SaveOptions, type ConvertOptions } from './api/load.js';
 export { runModel, Runner, type RunOptions } from './api/run.js';
 export { inspectModel, type InspectReport, type TensorEntry, type TensorSummary } from './api/inspect.js';
+export {
+  readModel,
+  readModelSync,
+  releaseModel,
+  writeModel,
+  convertModelBytes,
+  inspectFiles,
+  validateFiles,
+  errorLine,
+  type ModelFiles,
+  type FileBytes,
+  type BytesReadOptions,
+  type BytesWriteOptions,
+  type BytesConvertResult,
+} from './api/bytes.js';
+export type { BlobLike } from './core/vfs-memory.js';
 export { runDemo, type DemoResult, type DemoRow } from './api/demo.js';
 export {
   validateModel,

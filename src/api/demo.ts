@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from '../core/vfs.js';
 import { join } from 'node:path';
 import { Tensor } from '../core/tensor.js';
 import { FORMATS } from '../formats/registry.js';

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from '../core/vfs.js';
 import { dirname, extname, resolve } from 'node:path';
 import type { Model } from '../core/model.js';
 import { detectFormat, formatByName, formatForOutput } from '../formats/registry.js';

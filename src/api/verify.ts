@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { rmSync } from '../core/vfs.js';
 import { UsageError } from '../core/errors.js';
 import type { Graph } from '../core/graph.js';
 import type { Model } from '../core/model.js';

@@ -1,4 +1,4 @@
-import { realpathSync, statSync, type Stats } from 'node:fs';
+import { realpathSync, statSync, type FileStat as Stats } from './vfs.js';
 import { isAbsolute, relative } from 'node:path';
 import { FormatError } from './errors.js';
 

@@ -1,5 +1,6 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from './vfs.js';
 import { progressAdvance, progressRead, withReadsMuted } from './progress.js';
+import { bytesEqual } from './bytes.js';
 
 /**
  * Where a tensor's bytes live. Small files are read whole and tensors are views into that
@@ -148,7 +149,7 @@ function compareStreams(a: ByteSource, b: ByteSource, onBytes?: (bytes: number) 
       // A stream that ends early (or yields nothing) differs from one that goes on.
       if (ca.byteLength === 0 || cb.byteLength === 0) return false;
       const n = Math.min(ca.byteLength, cb.byteLength);
-      if (!asBuffer(ca, n).equals(asBuffer(cb, n))) return false;
+      if (!bytesEqual(ca, cb, n)) return false;
       ca = ca.subarray(n);
       cb = cb.subarray(n);
       done += n;
@@ -170,8 +171,4 @@ function nextChunk(it: Iterator<Uint8Array>): Uint8Array {
     if (r.done) return new Uint8Array(0);
     if (r.value.byteLength > 0) return r.value;
   }
-}
-
-function asBuffer(bytes: Uint8Array, length: number): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, length);
 }

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, statSync } from '../core/vfs.js';
 import { closest, distance } from 'fastest-levenshtein';
 import { FormatError, UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';

@@ -3,6 +3,7 @@ import { bfloat16BitsToFloat32, float16BitsToFloat32 } from '../../core/half.js'
 import type { Tensor } from '../../core/tensor.js';
 import { sameBytes } from '../../core/source.js';
 import type { Tolerance } from './types.js';
+import { bytesEqual as sameBytesOf } from '../../core/bytes.js';
 
 /**
  * Element-wise passes over tensors that never hold a file-backed tensor in memory twice: the
@@ -333,7 +334,7 @@ function* blocks(tensor: Tensor, size: number, bitsOnly: boolean): Generator<{ v
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  return a.byteLength === b.byteLength && sameBytesOf(a, b);
 }
 
 /** Numbers for JSON: non-finite values become the strings "NaN", "Infinity", "-Infinity". */

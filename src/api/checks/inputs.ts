@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../../core/vfs.js';
 import { isDType, isFloat, type DType } from '../../core/dtypes.js';
 import { FormatError, UsageError } from '../../core/errors.js';
 import type { Dim } from '../../core/graph.js';

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from '../../core/vfs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError, UsageError } from '../../core/errors.js';

@@ -1,3 +1,4 @@
+import { fromBase64 } from '../bytes.js';
 /**
  * The few pieces of the WebAssembly JS API this project uses (its lib setting has no DOM), and
  * compiling one of its hand-written modules from the base64 bytes scripts/build-wasm.mjs commits.
@@ -25,7 +26,7 @@ export function compileWasm(base64: string): CompiledWasm | null {
   try {
     const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
     if (!api) return null;
-    const module = new api.Module(Uint8Array.from(Buffer.from(base64, 'base64')));
+    const module = new api.Module(fromBase64(base64));
     return { instantiate: <Exports>() => new api.Instance(module, {}).exports as Exports };
   } catch {
     return null;

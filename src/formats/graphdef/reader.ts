@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../../core/vfs.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import type { Model, Signature } from '../../core/model.js';
 import { attrShape, attrType } from '../tf/attrs.js';

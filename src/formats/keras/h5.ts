@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync } from '../../core/vfs.js';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -189,8 +189,9 @@ let bridge: Bridge | undefined;
 
 function start(): Bridge {
   if (bridge) return bridge;
-  const flag = new Int32Array(new SharedArrayBuffer(4));
+  // The channel first: where there are no worker threads (the browser build) it refuses in one line.
   const { port1, port2 } = new MessageChannel();
+  const flag = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(workerSource(h5wasmUrl()), { eval: true, workerData: { flag: flag.buffer, port: port2 }, transferList: [port2] });
   // An idle worker waits on its port; it must never keep the process alive.
   worker.unref();

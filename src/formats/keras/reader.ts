@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from '../../core/vfs.js';
 import { claimExpansion, memoryBudget } from '../../core/budget.js';
 import type { DType } from '../../core/dtypes.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';

@@ -1,9 +1,10 @@
-import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from '../../core/vfs.js';
 import { FormatError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
 import { modelFromProto, readOnnxModel, type OnnxReadOptions } from './reader.js';
 import { decodeModelProto } from './schema.js';
 import { readSkeleton } from './skeleton.js';
+import { asDecoderInput } from '../../core/bytes.js';
 
 export interface OnnxFileOptions extends OnnxReadOptions {
   /**
@@ -48,7 +49,7 @@ export function readOnnxFile(path: string, options: OnnxFileOptions = {}): Model
     if (!stat.isFile()) throw new FormatError(path, 'path', 'a readable file');
     const skeleton = readSkeleton(fd, stat.size, path, options.lazyRawBytes ?? ONNX_LAZY_RAW_BYTES);
     // A Buffer, as readFileSync gives: protobufjs then decodes strings and bytes the same way.
-    const bytes = Buffer.from(skeleton.bytes.buffer, skeleton.bytes.byteOffset, skeleton.bytes.byteLength);
+    const bytes = asDecoderInput(skeleton.bytes);
     return modelFromProto(decodeModelProto(bytes, path), path, options, skeleton.initializerData);
   } finally {
     closeSync(fd);

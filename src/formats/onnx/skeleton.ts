@@ -1,4 +1,4 @@
-import { readSync } from 'node:fs';
+import { readSync } from '../../core/vfs.js';
 import { FormatError } from '../../core/errors.js';
 import { WireType, WireWriter } from '../../core/protowire.js';
 

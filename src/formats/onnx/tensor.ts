@@ -1,4 +1,4 @@
-import { realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from '../../core/vfs.js';
 import { isAbsolute, join, relative } from 'node:path';
 import { byteLengthOf, type DType } from '../../core/dtypes.js';
 import { FormatError, formatErrors, type FormatErrors } from '../../core/errors.js';

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from '../../core/vfs.js';
 import { basename, dirname, join } from 'node:path';
 import type { DType } from '../../core/dtypes.js';
 import { UsageError } from '../../core/errors.js';

@@ -13,6 +13,7 @@ import type { Json } from './json.js';
 import { METADATA_KEY, NAMES_KEY } from './names.js';
 import { bundleFromModel } from '../../module/bundle.js';
 import { MODULE_KEY, SIGNATURE_KEY } from '../../module/spec.js';
+import { concatBytes } from '../../core/bytes.js';
 
 /**
  * Writes a Model as a torch.export archive that torch.export.load accepts and runs: the IR
@@ -53,7 +54,7 @@ export function writePt2(model: Model, path: string): void {
 export function serializePt2(model: Model, archive = 'model'): Uint8Array {
   const parts: Uint8Array[] = [];
   emit((b) => parts.push(b.slice()), planArchive(model), archive);
-  return new Uint8Array(Buffer.concat(parts));
+  return concatBytes(parts);
 }
 
 function emit(append: (bytes: Uint8Array) => void, plan: Plan, archive: string): void {

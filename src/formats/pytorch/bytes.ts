@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from '../../core/vfs.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { FileRangeSource, MemorySource, type ByteSource } from '../../core/source.js';
 

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from '../../core/vfs.js';
 import { join } from 'node:path';
 import { FormatError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from '../../core/vfs.js';
 import { dirname, join } from 'node:path';
 import { FormatError } from '../../core/errors.js';
 import { FileRangeSource, MemorySource, type ByteSource } from '../../core/source.js';

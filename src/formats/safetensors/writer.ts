@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from '../../core/vfs.js';
 import { join } from 'node:path';
 import { writeBytesAtomic, writeFileAtomic } from '../../core/atomic.js';
 import { UsageError } from '../../core/errors.js';

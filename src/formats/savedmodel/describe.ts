@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from '../../core/vfs.js';
 import { join } from 'node:path';
 import { formatShape } from '../../core/shape.js';
 import type { DetailTable } from '../format.js';

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync } from '../../core/vfs.js';
 import { join } from 'node:path';
 import { FormatError } from '../../core/errors.js';
 import type { IntegrityCheck } from '../format.js';

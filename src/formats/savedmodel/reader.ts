@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from '../../core/vfs.js';
 import { basename, dirname, join } from 'node:path';
 import { nameEndpoints } from '../../core/endpoints.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';

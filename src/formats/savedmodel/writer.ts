@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from '../../core/vfs.js';
 import { join } from 'node:path';
 import { writeBytesAtomic } from '../../core/atomic.js';
 import { isFloat, type DType } from '../../core/dtypes.js';

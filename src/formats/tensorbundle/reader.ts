@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from '../../core/vfs.js';
 import { checksummed } from '../../core/background-crc.js';
 import { Crc32c, crc32c, unmaskCrc32c } from '../../core/crc32c.js';
 import { byteLengthOf } from '../../core/dtypes.js';

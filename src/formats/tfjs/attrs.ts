@@ -2,6 +2,7 @@ import type { FormatErrors } from '../../core/errors.js';
 import { tfTypeName } from '../tensorbundle/dtypes.js';
 import type { AttrValue, TensorProto, TensorShapeProto } from '../tf/messages.js';
 import type { Int64 } from '../tf/schema.js';
+import { fromBase64, toBase64 } from '../../core/bytes.js';
 
 /**
  * A TF.js modelTopology is a GraphDef in protobuf's JSON mapping (MessageToDict): lowerCamelCase
@@ -77,7 +78,7 @@ export class JsonReader {
   /** Bytes: base64 text (protobuf JSON), or an array of char codes (TF.js accepts both). */
   bytes(v: Json | undefined): Uint8Array {
     if (v === undefined || v === null) return new Uint8Array(0);
-    if (typeof v === 'string' && /^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) return new Uint8Array(Buffer.from(v, 'base64'));
+    if (typeof v === 'string' && /^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) return fromBase64(v);
     if (Array.isArray(v) && v.every((c) => typeof c === 'number' && Number.isInteger(c) && c >= 0 && c < 256)) return Uint8Array.from(v as number[]);
     return this.fail(`base64 bytes, not ${JSON.stringify(v).slice(0, 40)}`);
   }
@@ -214,7 +215,7 @@ function intJson(i: unknown): string {
 }
 
 function base64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  return toBase64(bytes);
 }
 
 export function shapeJson(shape: { dim?: readonly { size: unknown }[]; unknown_rank?: boolean } | null | undefined): JsonObject {

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, statSync } from '../../core/vfs.js';
 import { basename, dirname, join } from 'node:path';
 import { writeFilesAtomic } from '../../core/atomic.js';
 import { UsageError } from '../../core/errors.js';

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from '../../core/vfs.js';
 import { join } from 'node:path';
 import { isDType, type DType } from '../../core/dtypes.js';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';

@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from '../../core/vfs.js';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { outsideAllowed } from '../../core/files.js';
 import type { DType } from '../../core/dtypes.js';

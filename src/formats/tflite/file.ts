@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from '../../core/vfs.js';
 import { ByteBuffer } from 'flatbuffers';
 import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { escapeControl } from '../../core/printable.js';

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync } from '../../core/vfs.js';
 import { dirname } from 'node:path';
 import { Builder, type Offset } from 'flatbuffers';
 import { writeFileAtomic } from '../../core/atomic.js';

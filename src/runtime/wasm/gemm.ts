@@ -15,6 +15,7 @@ import { setFlagsFromString } from 'node:v8';
 import { WASM_PAGE } from '../../core/wasm/module.js';
 import { GEMM_RELAXED_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm-bytes.js';
 import { GemmPool, MAX_WORKERS } from './pool.js';
+import { fromBase64 } from '../../core/bytes.js';
 
 interface GemmExports {
   gemm(job: number): void;
@@ -73,7 +74,7 @@ export type GemmKernel = 'relaxed-simd' | 'simd128' | 'js';
  */
 function relaxedBytes(api: WasmThreadsApi): Uint8Array | null {
   if (process.env.MODELBRIDGE_GEMM === 'simd128') return null;
-  const bytes = Uint8Array.from(Buffer.from(GEMM_RELAXED_WASM_BASE64, 'base64'));
+  const bytes = fromBase64(GEMM_RELAXED_WASM_BASE64);
   try {
     if (api.validate(bytes)) return bytes;
     setFlagsFromString('--experimental-wasm-relaxed-simd');
@@ -87,17 +88,17 @@ function load(): State | null {
   if (state !== undefined) return state;
   state = null;
   try {
-    const api = (globalThis as { WebAssembly?: WasmThreadsApi }).WebAssembly;
+    const api = (globalThis as unknown as { WebAssembly?: WasmThreadsApi }).WebAssembly;
     if (!api) return null;
     const memory = new api.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
     const relaxed = relaxedBytes(api);
-    let bytes = relaxed ?? Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
+    let bytes = relaxed ?? fromBase64(GEMM_WASM_BASE64);
     let module: object;
     try {
       module = new api.Module(bytes);
     } catch (error) {
       if (!relaxed) throw error;
-      bytes = Uint8Array.from(Buffer.from(GEMM_WASM_BASE64, 'base64'));
+      bytes = fromBase64(GEMM_WASM_BASE64);
       module = new api.Module(bytes);
     }
     const exports = new api.Instance(module, { env: { memory } }).exports as GemmExports;
