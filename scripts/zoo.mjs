@@ -370,8 +370,11 @@ async function main() {
   const cells = groupCells.flat();
 
   // 4. the matrix
+  // Reasons name files relative to the models' folder, so the matrix does not depend on --out.
+  const outPrefix = new RegExp(`${opts.out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/`, 'g');
   const matrixCells = cells.map((c) => {
     const cell = { architecture: c.s.arch, producer: c.s.producer, source: c.s.source, target: c.target };
+    for (const part of [c.convert, c.sourceRun, c.consumer]) if (part?.error) part.error = part.error.replace(outPrefix, '');
     if (!c.convert.ok) {
       if (/has no equivalent/i.test(c.convert.error)) return { ...cell, status: 'impossible', reason: c.convert.error };
       return { ...cell, status: 'fail', reason: `convert: ${c.convert.error}` };
