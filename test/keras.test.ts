@@ -1,6 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveModel } from '../src/api/load.js';
 import { runModel } from '../src/api/run.js';
 import { Tensor } from '../src/core/tensor.js';
@@ -100,6 +100,7 @@ describe('Keras files', () => {
     writeFileSync(join(dir, 'tiny.keras'), kerasArchive(denseConfig(), weightsH5()));
     writeFileSync(join(dir, 'tiny.h5'), legacyH5(true));
   });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('detects .keras and .h5 by their bytes, whatever the name', () => {
     writeFileSync(join(dir, 'archive.bin'), readFileSync(join(dir, 'tiny.keras')));

@@ -94,13 +94,13 @@ function typeOf(meta) {
   if (meta.type === 8 && meta.size === 1) return 'b1';
   return 'other';
 }
-function walk(h5, group, limit, total, out) {
+function walk(h5, group, limit, total, out, buffers) {
   for (const name of group.keys()) {
     const obj = group.get(name);
     if (obj instanceof h5.Group) {
       const child = { kind: 'group', attrs: attrsOf(h5, obj), children: {} };
       out.children[name] = child;
-      walk(h5, obj, limit, total, child);
+      walk(h5, obj, limit, total, child, buffers);
     } else if (obj instanceof h5.Dataset) {
       const meta = obj.metadata;
       const dtype = typeOf(meta);
@@ -115,6 +115,7 @@ function walk(h5, group, limit, total, out) {
         const A = { f4: Float32Array, f8: Float64Array, i1: Int8Array, i2: Int16Array, i4: Int32Array, i8: BigInt64Array, u1: Uint8Array, u2: Uint16Array, u4: Uint32Array, u8: BigUint64Array, b1: Uint8Array }[dtype];
         const view = ArrayBuffer.isView(value) ? value : A && (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') ? A.from([A === BigInt64Array || A === BigUint64Array ? BigInt(value) : Number(value)]) : new Uint8Array(0);
         entry.data = new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+        buffers.push(entry.data.buffer);
       }
       out.children[name] = entry;
     }
@@ -142,8 +143,10 @@ port.on('message', (request) => {
         const file = new h5.File(path, 'r');
         try {
           const root = { kind: 'group', attrs: attrsOf(h5, file), children: {} };
-          walk(h5, file, request.limit, { bytes: 0 }, root);
-          reply({ ok: true, root });
+          // The weights move to the caller's thread rather than being copied once more.
+          const buffers = [];
+          walk(h5, file, request.limit, { bytes: 0 }, root, buffers);
+          reply({ ok: true, root }, buffers);
         } finally {
           file.close();
         }
