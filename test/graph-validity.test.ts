@@ -22,7 +22,7 @@ function onnxFile(dir: string, name: string, nodes: Node[], outputs = ['y']): st
   return file;
 }
 
-describe('graph validity: broken graphs are refused at read time with one line naming the node', () => {
+describe('graph validity: broken graphs (cycles, dangling reads, values written twice, element types that clash) are refused at read time with one line naming the node', () => {
   const dir = tempDir();
   const cases: [string, Node[], string[], RegExp][] = [
     ['cycle', [makeNode('Relu', ['x'], ['a'], {}, 'first'), makeNode('Add', ['a', 'c'], ['b'], {}, 'loop_add'), makeNode('Relu', ['b'], ['c'], {}, 'loop_relu'), makeNode('Identity', ['b'], ['y'], {}, 'out')], ['y'],
@@ -31,6 +31,11 @@ describe('graph validity: broken graphs are refused at read time with one line n
     ['duplicate', [makeNode('Relu', ['x'], ['y'], {}, 'one'), makeNode('Sigmoid', ['x'], ['y'], {}, 'two')], ['y'], /node two \(Sigmoid\): a well-formed graph, but it writes y, which is already defined$/],
     ['shadow', [makeNode('Relu', ['x'], ['x'], {}, 'overwrites_input'), makeNode('Identity', ['x'], ['y'])], ['y'], /node overwrites_input \(Relu\): .* writes x, which is already defined$/],
     ['unproduced', [makeNode('Relu', ['x'], ['y'], {}, 'r')], ['y', 'z'], /node graph output z \(output\): a well-formed graph, but it is produced by no node, input or initializer$/],
+    // Element types known from the graph: a Shape is int64, an Add of it takes one type.
+    ['mixed types', [makeNode('Shape', ['x'], ['s'], {}, 'dims'), makeNode('Relu', ['x'], ['r'], {}, 'act'), makeNode('Add', ['r', 's'], ['y'], {}, 'mixer')], ['y'],
+      /node mixer \(Add\): inputs of one element type, but r is float32 and s is int64$/],
+    ['mixed comparison', [makeNode('Shape', ['x'], ['s'], {}, 'dims'), makeNode('Less', ['x', 's'], ['b'], {}, 'cmp'), makeNode('Identity', ['b'], ['y'])], ['y'],
+      /node cmp \(Less\): inputs of one element type, but x is float32 and s is int64$/],
   ];
   for (const [name, nodes, outputs, message] of cases) {
     it(`${name}: inspect, run and convert refuse it (exit 2), and write nothing`, () => {

@@ -1,15 +1,16 @@
-import { mkdirSync, rmSync, statSync } from '../core/vfs.js';
+import { mkdirSync, statSync } from '../core/vfs.js';
 import { dirname, extname, resolve } from 'node:path';
 import type { Model } from '../core/model.js';
 import { detectFormat, formatByName, formatForOutput } from '../formats/registry.js';
 import { checkReadOptions, checkWriteOptions } from '../formats/options.js';
 import type { ReadOptions, WriteOptions } from '../formats/format.js';
-import { assertWritable, writeOutputStaged } from '../core/atomic.js';
+import { assertWritable, removeWritten, writeOutputStaged } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
 import { withExpansionScope } from '../core/budget.js';
 import { FormatError } from '../core/errors.js';
 import { orderGraph } from '../core/graph-order.js';
+import { typeFault } from '../core/graph-types.js';
 import { progressPhase } from '../core/progress.js';
 import { roundMs, verifyConversion, type VerifyReport } from './verify.js';
 
@@ -29,6 +30,9 @@ export function loadModel(path: string, options: LoadOptions = {}): Model {
     if (model.graph) {
       const ordered = orderGraph(model.graph);
       if ('fault' in ordered) throw new FormatError(path, `node ${ordered.fault.node} (${ordered.fault.op})`, `a well-formed graph, but it ${ordered.fault.problem}`);
+      // And two values of different element types where the op takes one (a float32 + an int64).
+      const mismatch = typeFault(model.graph, ordered.nodes);
+      if (mismatch) throw new FormatError(path, `node ${mismatch.node} (${mismatch.op})`, mismatch.problem);
     }
     return model;
   });
@@ -113,7 +117,7 @@ export function convertModel(input: string, output: string, options: ConvertOpti
   });
   const t2 = performance.now();
   const format = to ?? formatForOutput(output).name;
-  const verification = options.verify ? verifyConversion(model, readBack(output, format, files), files, options.quantize ? { quantize: options.quantize } : {}) : undefined;
+  const verification = options.verify ? verifyConversion(model, readBack(output, format, files), files, { output, ...(options.quantize ? { quantize: options.quantize } : {}) }) : undefined;
   const t3 = performance.now();
   return { model, files, format, ...(verification ? { verification } : {}), seconds: { read: roundMs(t1 - t0), write: roundMs(t2 - t1), verify: roundMs(t3 - t2) } };
 }
@@ -127,7 +131,7 @@ function readBack(output: string, format: string, files: readonly string[]): Mod
     return loadModel(output, { format });
   } catch (error) {
     if (!(error instanceof FormatError || error instanceof UsageError)) throw error;
-    for (const file of files) rmSync(file, { force: true, recursive: true });
+    removeWritten(output, files);
     throw new UsageError(`verification failed, output removed: the written ${format} does not read back: ${error.message}`);
   }
 }

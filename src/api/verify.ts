@@ -1,4 +1,5 @@
 import { rmSync } from '../core/vfs.js';
+import { removeWritten } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import type { Graph } from '../core/graph.js';
 import type { Model } from '../core/model.js';
@@ -28,6 +29,8 @@ export interface VerifyOptions {
    * reported, not held to a tolerance.
    */
   readonly quantize?: QuantizationDType | 'dynamic-int8';
+  /** The output path the files were written under: on a failure its emptied folders go too. */
+  readonly output?: string;
 }
 
 /** What a conversion's verification compared, for the success line and `convert --json`. */
@@ -78,7 +81,8 @@ export function verifyConversion(source: Model, written: Model, files: readonly 
     return verify(source, written, options);
   } catch (error) {
     if (error instanceof VerifyFailure) {
-      for (const file of files) rmSync(file, { force: true, recursive: true });
+      if (options.output !== undefined) removeWritten(options.output, files);
+      else for (const file of files) rmSync(file, { force: true, recursive: true });
       throw new UsageError(`verification failed, output removed: ${error.message}`);
     }
     throw error;

@@ -241,3 +241,25 @@ function moveInto(from: string, to: string): void {
   }
   for (const entry of fresh) moveInto(join(from, entry), join(to, entry));
 }
+
+/**
+ * Removes what a write produced (a conversion whose output failed its verification): the files,
+ * then the folders they were in, up to and including `output`, where nothing else is left in them
+ * (a folder also holding the user's other files stays, with those files).
+ */
+export function removeWritten(output: string, files: readonly string[]): void {
+  const root = resolve(output);
+  const dirs = new Set<string>();
+  for (const file of files) {
+    rmSync(file, { force: true, recursive: true });
+    for (let d = dirname(resolve(file)); d === root || d.startsWith(`${root}/`); d = dirname(d)) dirs.add(d);
+  }
+  // Deepest first, so a folder is empty of its subfolders before it is looked at.
+  for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
+    try {
+      if (readdirSync(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Already gone, or not readable: nothing of ours to remove there.
+    }
+  }
+}
