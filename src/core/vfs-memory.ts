@@ -4,7 +4,7 @@ import { MOUNT_FD_SPAN, type FileStat, type MountedFileSystem, type OpenFlags } 
  * An in-memory volume: the files a page (or a caller holding bytes) gives, mounted under a path
  * prefix so the path-based readers and writers work on it unchanged (see vfs.ts). Written by hand
  * because the few libraries that do this (memfs) emulate all of node:fs, callbacks and streams
- * included, and pull Node's Buffer and events into a browser bundle; this needs twenty sync calls.
+ * included, and pull Node's buffer and events modules into a browser bundle; this needs twenty sync calls.
  *
  * A file is bytes, or a Blob read a range at a time where the platform can do that synchronously
  * (FileReaderSync, in a Web Worker): a large model given as a File is then never copied whole.
