@@ -18,35 +18,6 @@
  *
  * @packageDocumentation
  */
-export { VERSION } from './version.js';
-export { Tensor } from './core/tensor.js';
-export type { NumericArray } from './core/tensor.js';
-export { DTYPES, isDType, type DType } from './core/dtypes.js';
-export { FormatError, UsageError } from './core/errors.js';
-export type { Graph, Node, ValueInfo, Attribute, Dim } from './core/graph.js';
-export type { Model, Signature } from './core/model.js';
-export {
-  readModel,
-  readModelSync,
-  releaseModel,
-  writeModel,
-  convertModelBytes,
-  inspectFiles,
-  validateFiles,
-  errorLine,
-  type ModelFiles,
-  type FileBytes,
-  type BytesReadOptions,
-  type BytesWriteOptions,
-  type BytesConvertResult,
-} from './api/bytes.js';
-export type { BlobLike } from './core/vfs-memory.js';
-export { runModel, Runner, type RunOptions } from './api/run.js';
-export { inspectModel, type InspectReport } from './api/inspect.js';
-export { diffModels, diffReportJson, type DiffOptions, type DiffReport } from './api/diff.js';
-export type { ModelReport, CheckResult } from './api/validate.js';
-export { FORMATS, formatNames } from './formats/registry.js';
-export { readNpy, writeNpy } from './formats/npy/npy.js';
-export { readNpz } from './api/npz.js';
+export * from './exports-common.js';
+// Browser only: which product kernel this page got (WebAssembly SIMD needs cross-origin isolation).
 export { gemmKernel } from './runtime/wasm/gemm.js';
-export { isSupported, supportedOps } from './runtime/ops.js';
