@@ -485,8 +485,30 @@ def match_inputs(names, ref_inputs):
     return {n: a for n, (_, a) in zip(names, ref_inputs)}
 
 
+def _rel_error(a, r):
+    a = np.asarray(a, dtype=np.float64)
+    if not np.all(np.isfinite(a) == np.isfinite(r)):
+        return float("inf")
+    err = np.abs(a - r) / np.maximum(1.0, np.abs(r))
+    return float(np.nanmax(err)) if err.size else 0.0
+
+
+def _pair_by_value(got, ref_outputs):
+    """When names and shapes cannot pair (a producer such as tensorflowjs_converter lost some output
+    names), each reference output takes the one output of its shape that equals it within RTOL;
+    None unless every reference output finds its own (then a wrong result still fails by position)."""
+    used, pairs = set(), []
+    for n, r in ref_outputs:
+        k = next((k for k, (_, a) in enumerate(got) if k not in used and tuple(np.shape(a)) == tuple(r.shape) and _rel_error(a, r) <= RTOL), None)
+        if k is None:
+            return None
+        used.add(k)
+        pairs.append((n, got[k][1], r))
+    return pairs
+
+
 def compare_outputs(got, ref_outputs):
-    """got: [(name, array)] in the model's order. Pairs by name, else unique shape, else position."""
+    """got: [(name, array)] in the model's order. Pairs by name, else unique shape, else value, else position."""
     if len(got) != len(ref_outputs):
         raise ValueError(f"{len(got)} outputs ({', '.join(n for n, _ in got)}), the reference has {len(ref_outputs)}")
     by_name = {_norm(n): a for n, a in got}
@@ -498,7 +520,7 @@ def compare_outputs(got, ref_outputs):
         if all(shapes.count(tuple(r.shape)) == 1 for _, r in ref_outputs) and len(set(shapes)) == len(shapes):
             pairs = [(n, got[shapes.index(tuple(r.shape))][1], r) for n, r in ref_outputs]
         else:
-            pairs = [(n, a, r) for (_, a), (n, r) in zip(got, ref_outputs)]
+            pairs = _pair_by_value(got, ref_outputs) or [(n, a, r) for (_, a), (n, r) in zip(got, ref_outputs)]
     worst = 0.0
     for n, a, r in pairs:
         a = np.asarray(a)

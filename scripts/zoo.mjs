@@ -89,7 +89,7 @@ function errorLine(r, what) {
 
 const norm = (name) => name.replace(/:\d+$/, '').toLowerCase().replace(/[^a-z0-9]/g, '');
 
-/** Pairs a model's outputs with the reference's (by name, else unique shape, else position) and compares. */
+/** Pairs a model's outputs with the reference's (by name, else unique shape, else value, else position) and compares. */
 export function compareOutputs(got, ref) {
   if (got.length !== ref.length) throw new Error(`${got.length} outputs (${got.map((g) => g.name).join(', ')}), the reference has ${ref.length}`);
   const byName = new Map(got.map((g) => [norm(g.name), g]));
@@ -99,7 +99,7 @@ export function compareOutputs(got, ref) {
     const key = (s) => s.join('x');
     const shapes = got.map((g) => key(g.shape));
     const unique = new Set(shapes).size === shapes.length && ref.every((r) => shapes.filter((s) => s === key(r.shape)).length === 1);
-    pairs = unique ? ref.map((r) => [got[shapes.indexOf(key(r.shape))], r]) : ref.map((r, i) => [got[i], r]);
+    pairs = unique ? ref.map((r) => [got[shapes.indexOf(key(r.shape))], r]) : (byValue(got, ref) ?? ref.map((r, i) => [got[i], r]));
   }
   let worst = 0;
   for (const [g, r] of pairs) {
@@ -115,6 +115,35 @@ export function compareOutputs(got, ref) {
   return worst;
 }
 const key2 = (s) => s.join('x');
+
+/** Relative error of got against ref, the largest over the elements (Infinity when a value is not a number). */
+function relError(g, r) {
+  let worst = 0;
+  for (let i = 0; i < r.data.length; i++) {
+    const e = Math.abs(Number(g.data[i]) - r.data[i]) / Math.max(1, Math.abs(r.data[i]));
+    if (!(e <= worst)) worst = Number.isNaN(e) ? Infinity : e;
+  }
+  return worst;
+}
+
+/**
+ * Pairs by value when names and shapes cannot: a producer that lost the output names (the
+ * tensorflowjs_converter keys some outputs of a multi-output signature by tensor names such as
+ * `Identity_2:0`, in another order) still holds each output; each reference output is paired with
+ * the one output of its shape that equals it within RTOL. Undefined unless every reference output
+ * finds its own, so a wrong computation still fails (by position) rather than pairing by luck.
+ */
+function byValue(got, ref) {
+  const used = new Set();
+  const pairs = [];
+  for (const r of ref) {
+    const i = got.findIndex((g, k) => !used.has(k) && key2(g.shape) === key2(r.shape) && relError(g, r) <= RTOL);
+    if (i < 0) return undefined;
+    used.add(i);
+    pairs.push([got[i], r]);
+  }
+  return pairs;
+}
 
 /** Pairs model input names with the reference inputs: by name, else by position. */
 function matchInputs(names, refInputs) {
