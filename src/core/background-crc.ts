@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { Crc32c, CRC32C_BACKEND, CRC32C_TABLES, crc32cWith } from './crc32c.js';
+import { Crc32c, crc32cBackend, CRC32C_TABLES, crc32cWith } from './crc32c.js';
 
 /**
  * CRC-32C on a second thread. Verifying a TensorFlow checkpoint means a CRC-32C of every tensor
@@ -116,7 +116,7 @@ export interface StreamChecksum {
  */
 export function streamChecksum(byteLength: number): StreamChecksum {
   // Native CRC-32C runs faster than the copy into a worker's ring: it stays inline.
-  const worker = byteLength >= BACKGROUND_CRC_MIN_BYTES && CRC32C_BACKEND === 'js' ? leaseWorker() : undefined;
+  const worker = byteLength >= BACKGROUND_CRC_MIN_BYTES && crc32cBackend() === 'js' ? leaseWorker() : undefined;
   if (worker) return new BackgroundCrc32c(worker);
   const inline = new Crc32c();
   return {

@@ -35,7 +35,8 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * Extend). Start with the default 0 for a fresh checksum. Returns an unsigned 32-bit value.
  */
 export function crc32c(bytes: Uint8Array, crc = 0): number {
-  if (NATIVE) return NATIVE(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), crc) >>> 0;
+  const native = nativeCrc32c();
+  if (native) return native(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), crc) >>> 0;
   return crc32cWith(CRC32C_TABLES, LITTLE_ENDIAN_HOST, bytes, crc);
 }
 
@@ -66,10 +67,15 @@ function loadNative(): NativeCrc32c | undefined {
   }
 }
 
-const NATIVE: NativeCrc32c | undefined = loadNative();
+// Loaded on the first checksum rather than at start-up: loading the native addon is a cost every
+// command would pay, and most (inspect, a safetensors or ONNX conversion) never take a CRC-32C.
+let native: NativeCrc32c | null | undefined;
+const nativeCrc32c = (): NativeCrc32c | null => (native === undefined ? (native = loadNative() ?? null) : native);
 
 /** Which implementation `crc32c` uses: 'native' (@node-rs/crc32) or 'js'. */
-export const CRC32C_BACKEND: 'native' | 'js' = NATIVE ? 'native' : 'js';
+export function crc32cBackend(): 'native' | 'js' {
+  return nativeCrc32c() ? 'native' : 'js';
+}
 
 /** The slicing-by-8 tables, for crc32cWith. */
 export const CRC32C_TABLES: Uint32Array = TABLES;
