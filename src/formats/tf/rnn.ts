@@ -1,6 +1,6 @@
 import { attr } from '../../core/graph.js';
 import { Tensor } from '../../core/tensor.js';
-import { attrFunc, attrTypes } from './attrs.js';
+import { attrFunc, attrType, attrTypes } from './attrs.js';
 import type { TfNode, TfRef } from './flatten.js';
 import type { FunctionDef, NodeDef } from './messages.js';
 import type { OpBuilder, OpContext } from './ops.js';
@@ -33,15 +33,28 @@ const CELL_OPS = new Set([
   'Sub', 'Mul', 'Split', 'SplitV', 'StridedSlice', 'Unpack', 'Squeeze', 'Sigmoid', 'Tanh',
 ]);
 
-/** The body's structure: which loop inputs are the kernel, recurrent kernel and bias. */
+/**
+ * Where a cell's weight comes from: a loop value (a captured variable, or a constant the loop
+ * passes unchanged, as a frozen graph's lifted frame does), or a Const inside the body (a frozen
+ * graph's copy of the variable's value).
+ */
+export type Weight = { readonly arg: number } | { readonly node: NodeDef };
+
+/** The body's structure: where the kernel, recurrent kernel and bias come from. */
 interface Cell {
   readonly kind: 'LSTM' | 'GRU';
-  readonly kernel: number;
-  readonly recurrent: number;
-  readonly bias: number | undefined;
+  readonly kernel: Weight;
+  readonly recurrent: Weight;
+  readonly bias: Weight | undefined;
   /** Products by the recurrent kernel per step: a GRU with reset_after=False has two (h·Rzr, (r⊙h)·Rh). */
   readonly recurrentProducts: number;
+  /** Loop values the body returns unchanged (captured weights, not states). */
+  readonly invariants: ReadonlySet<number>;
 }
+
+const isFloatConst = (n: NodeDef | undefined): n is NodeDef => n?.op === 'Const' && attrType(n.attr, 'dtype') === DT_FLOAT;
+const constRank = (n: NodeDef): number => n.attr['value']?.tensor?.tensor_shape?.dim.length ?? 0;
+const weightKey = (w: Weight): string => ('arg' in w ? `arg ${w.arg}` : `node ${w.node.name}`);
 
 /** Recognises a Keras LSTM or GRU cell in a While body; a line saying why not otherwise. */
 function recogniseCell(body: FunctionDef, loopTypes: readonly number[]): Cell | string {
@@ -67,29 +80,42 @@ function recogniseCell(body: FunctionDef, loopTypes: readonly number[]): Cell | 
     }
     return {};
   };
-  const kernels = new Set<number>();
-  const recurrents = new Set<number>();
+  const outputs = body.signature?.output_arg ?? [];
+  const invariants = new Set(outputs.map((o, k) => (source(body.ret[o.name] ?? '').arg === k ? k : -1)).filter((k) => k >= 0));
+  // A weight: a captured variable, a constant loop value, or a float Const in the body.
+  const weightOf = (input: string): Weight | undefined => {
+    const s = source(input);
+    if (s.arg !== undefined) return loopTypes[s.arg] === DT_RESOURCE || (loopTypes[s.arg] === DT_FLOAT && invariants.has(s.arg)) ? { arg: s.arg } : undefined;
+    return isFloatConst(s.node) ? { node: s.node } : undefined;
+  };
+  const kernels = new Map<string, Weight>();
+  const recurrents = new Map<string, Weight>();
   let recurrentProducts = 0;
   for (const n of body.node_def) {
     if (n.op !== 'MatMul') continue;
-    const weight = source(n.input[1] ?? '').arg;
-    if (weight === undefined || loopTypes[weight] !== DT_RESOURCE) return `MatMul ${n.name} in the loop body to multiply by a captured variable`;
-    if (source(n.input[0] ?? '').node?.op === 'TensorListGetItem') kernels.add(weight);
+    const weight = weightOf(n.input[1] ?? '');
+    if (weight === undefined) return `MatMul ${n.name} in the loop body to multiply by a captured variable or constant`;
+    if (source(n.input[0] ?? '').node?.op === 'TensorListGetItem') kernels.set(weightKey(weight), weight);
     else {
-      recurrents.add(weight);
+      recurrents.set(weightKey(weight), weight);
       recurrentProducts++;
     }
   }
   if (kernels.size !== 1 || recurrents.size !== 1) return 'one input kernel and one recurrent kernel in the loop body';
-  const kernel = [...kernels][0]!;
-  const recurrent = [...recurrents][0]!;
-  const others = loopTypes.map((t, i) => i).filter((i) => loopTypes[i] === DT_RESOURCE && i !== kernel && i !== recurrent);
-  if (others.length > 1) return 'at most a bias besides the two kernels among the loop\'s variables';
+  const kernel = [...kernels.values()][0]!;
+  const recurrent = [...recurrents.values()][0]!;
+  const used = new Set([weightKey(kernel), weightKey(recurrent)]);
+  // The bias: the one other weight, a loop value or a (non-scalar) float Const of the body.
+  const others: Weight[] = [
+    ...loopTypes.map((t, i) => i).filter((i) => (loopTypes[i] === DT_RESOURCE || (loopTypes[i] === DT_FLOAT && invariants.has(i))) && !used.has(weightKey({ arg: i }))).map((arg) => ({ arg })),
+    ...body.node_def.filter((n) => isFloatConst(n) && constRank(n) > 0 && !used.has(weightKey({ node: n }))).map((node) => ({ node })),
+  ];
+  if (others.length > 1) return 'at most a bias besides the two kernels among the loop\'s variables and constants';
   const sigmoids = count.get('Sigmoid') ?? 0;
   const tanhs = count.get('Tanh') ?? 0;
   const kind = sigmoids === 3 && tanhs === 2 ? 'LSTM' : sigmoids === 2 && tanhs === 1 ? 'GRU' : undefined;
   if (!kind) return `the default activations of a Keras LSTM (3 Sigmoid, 2 Tanh) or GRU (2 Sigmoid, 1 Tanh), not ${sigmoids} Sigmoid and ${tanhs} Tanh`;
-  return { kind, kernel, recurrent, bias: others[0], recurrentProducts };
+  return { kind, kernel, recurrent, bias: others[0], recurrentProducts, invariants };
 }
 
 /**
@@ -129,12 +155,13 @@ const While: OpBuilder = (ctx) => {
   const inputs = listOf('TensorListFromTensor');
   const outputs = listOf('TensorListReserve');
   if (inputs.length !== 1 || outputs.length !== 1) return ctx.fail('one input TensorList (TensorListFromTensor) and one output TensorList (TensorListReserve)');
-  const states = types.map((t, i) => i).filter((i) => types[i] === DT_FLOAT);
+  const states = types.map((t, i) => i).filter((i) => types[i] === DT_FLOAT && !cell.invariants.has(i));
   if (states.length !== (cell.kind === 'LSTM' ? 2 : 1)) return ctx.fail(`${cell.kind === 'LSTM' ? 'two float states (h, c)' : 'one float state (h)'} among the loop values`);
 
-  const kernel = ctx.constant(cell.kernel);
-  const recurrent = ctx.constant(cell.recurrent);
-  const bias = cell.bias === undefined ? undefined : ctx.constant(cell.bias);
+  const weight = (w: Weight) => ('arg' in w ? ctx.constant(w.arg) : ctx.constTensor(w.node));
+  const kernel = weight(cell.kernel);
+  const recurrent = weight(cell.recurrent);
+  const bias = cell.bias === undefined ? undefined : weight(cell.bias);
   if (!kernel || !recurrent || (cell.bias !== undefined && !bias)) return ctx.fail('the cell\'s kernels and bias as constants or variables');
   if (kernel.shape.length !== 2 || recurrent.shape.length !== 2) return ctx.fail(`2-D kernels, not ${kernel} and ${recurrent}`);
   const hidden = recurrent.shape[0]!;
