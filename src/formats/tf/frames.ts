@@ -27,6 +27,8 @@ import type { AttrValue, FunctionDef, NodeDef } from './messages.js';
  */
 
 const DT_BOOL = 10;
+/** Node visits all frames' walks may take together (a real model's frames take a few hundred each). */
+const WALK_BUDGET = 4_000_000;
 const LOOP_OPS = new Set(['Enter', 'Merge', 'Switch', 'NextIteration', 'LoopCond', 'Exit', 'RefEnter', 'RefMerge', 'RefSwitch', 'RefNextIteration', 'RefExit']);
 /** Ops a cond or body never reads except through its frame (inputs, state). */
 const OUTSIDE_OPS = new Set(['Placeholder', 'PlaceholderWithDefault', 'VarHandleOp', 'VariableV2']);
@@ -55,13 +57,24 @@ export function liftLoopFrames(nodes: readonly NodeDef[]): LiftedFrames {
   for (const n of nodes) {
     if (n.op !== 'Enter' && n.op !== 'RefEnter') continue;
     const frame = attrString(n.attr, 'frame_name', '');
-    frames.set(frame, [...(frames.get(frame) ?? []), n]);
+    const list = frames.get(frame);
+    if (list) list.push(n);
+    else frames.set(frame, [n]);
   }
   if (!frames.size) return { nodes: [...nodes], functions: [] };
 
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const consumers = new Map<string, NodeDef[]>();
-  for (const n of nodes) for (const i of n.input) consumers.set(nodeOf(i), [...(consumers.get(nodeOf(i)) ?? []), n]);
+  for (const n of nodes) {
+    for (const i of n.input) {
+      const list = consumers.get(nodeOf(i));
+      if (list) list.push(n);
+      else consumers.set(nodeOf(i), [n]);
+    }
+  }
+  // Walks over the graph per frame are bounded in total: a file of many frames sharing one large
+  // subgraph would otherwise cost frames × nodes. Past the budget, frames stay as they are.
+  const budget = { steps: WALK_BUDGET };
 
   const removed = new Set<string>();
   const replaced = new Map<string, NodeDef>();
@@ -69,7 +82,8 @@ export function liftLoopFrames(nodes: readonly NodeDef[]): LiftedFrames {
   const functions: FunctionDef[] = [];
   const taken = new Set(byName.keys());
   for (const [frame, enters] of frames) {
-    const lifted = liftFrame(frame, enters, byName, consumers, taken);
+    if (budget.steps <= 0) break;
+    const lifted = liftFrame(frame, enters, byName, consumers, taken, removed, budget);
     if (!lifted) continue;
     lifted.removed.forEach((name) => removed.add(name));
     lifted.exits.forEach((node) => replaced.set(node.name, node));
@@ -92,7 +106,21 @@ interface Lifted {
   readonly removed: Set<string>;
 }
 
-function liftFrame(frame: string, enters: readonly NodeDef[], byName: ReadonlyMap<string, NodeDef>, consumers: ReadonlyMap<string, readonly NodeDef[]>, taken: Set<string>): Lifted | undefined {
+interface Budget {
+  steps: number;
+}
+
+function liftFrame(
+  frame: string,
+  enters: readonly NodeDef[],
+  byName: ReadonlyMap<string, NodeDef>,
+  consumers: ReadonlyMap<string, readonly NodeDef[]>,
+  taken: Set<string>,
+  gone: ReadonlySet<string>,
+  budget: Budget,
+): Lifted | undefined {
+  // A node an earlier frame took (nested or overlapping frames) leaves this one as it is.
+  if (enters.some((n) => gone.has(n.name))) return undefined;
   const only = (list: readonly NodeDef[] | undefined, ok: (n: NodeDef) => boolean): NodeDef | undefined => {
     const found = (list ?? []).filter(ok);
     return found.length === 1 ? found[0] : undefined;
@@ -137,8 +165,8 @@ function liftFrame(frame: string, enters: readonly NodeDef[], byName: ReadonlyMa
     condArgs.set(n.name, args[vars.length + j]!);
   });
   const frameNodes = new Set([...vars.flatMap((v) => [v.enter, v.merge, v.switch, v.next]), ...invariants, ...controlOnly, loopCond].map((n) => n.name));
-  const cond = inlined(`${frame}/__cond`, [dataInputs(loopCond)[0]!], [DT_BOOL], condArgs, args, types, byName, frameNodes);
-  const body = inlined(`${frame}/__body`, vars.map((v) => dataInputs(v.next)[0] ?? ''), vars.map((v) => v.type), bodyArgs, args, types, byName, frameNodes);
+  const cond = inlined(`${frame}/__cond`, [dataInputs(loopCond)[0]!], [DT_BOOL], condArgs, args, types, byName, frameNodes, budget);
+  const body = inlined(`${frame}/__body`, vars.map((v) => dataInputs(v.next)[0] ?? ''), vars.map((v) => v.type), bodyArgs, args, types, byName, frameNodes, budget);
   if (!cond || !body) return undefined;
   // The body returns each variable's next value and the invariants unchanged.
   const signature = { ...body.signature!, output_arg: types.map((type, i) => ({ ...body.signature!.input_arg[i]!, name: `out${i}`, type })) };
@@ -169,6 +197,7 @@ function liftFrame(frame: string, enters: readonly NodeDef[], byName: ReadonlyMa
   while (queue.length) {
     for (const c of consumers.get(queue.pop()!) ?? []) {
       if (exitNames.has(c.name) || removed.has(c.name)) continue;
+      if (--budget.steps <= 0 || gone.has(c.name)) return undefined;
       removed.add(c.name);
       queue.push(c.name);
     }
@@ -180,7 +209,7 @@ function liftFrame(frame: string, enters: readonly NodeDef[], byName: ReadonlyMa
  * The nodes computing `results` back to the frame's arguments, as a FunctionDef over `args`;
  * undefined when they reach into anything but constants and the frame (another frame, an input).
  */
-function inlined(name: string, results: readonly string[], resultTypes: readonly number[], argOf: ReadonlyMap<string, string>, args: readonly string[], types: readonly number[], byName: ReadonlyMap<string, NodeDef>, frame: ReadonlySet<string>): FunctionDef | undefined {
+function inlined(name: string, results: readonly string[], resultTypes: readonly number[], argOf: ReadonlyMap<string, string>, args: readonly string[], types: readonly number[], byName: ReadonlyMap<string, NodeDef>, frame: ReadonlySet<string>, budget: Budget): FunctionDef | undefined {
   const nodes = new Map<string, NodeDef>();
   const order: NodeDef[] = [];
   const rename = (input: string): string | undefined => {
@@ -202,6 +231,7 @@ function inlined(name: string, results: readonly string[], resultTypes: readonly
   while (stack.length) {
     const n = byName.get(stack.pop()!);
     if (!n || nodes.has(n.name) || argOf.has(n.name)) continue;
+    if (--budget.steps <= 0) return undefined;
     if (frame.has(n.name) || LOOP_OPS.has(n.op)) continue;
     const input: string[] = [];
     for (const i of dataInputs(n)) {
