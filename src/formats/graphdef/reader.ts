@@ -3,6 +3,7 @@ import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import type { Model, Signature } from '../../core/model.js';
 import { attrShape, attrType } from '../tf/attrs.js';
 import { FlatGraph, parseTensorName, refKey, type TfRef } from '../tf/flatten.js';
+import { liftLoopFrames } from '../tf/frames.js';
 import { importGraph, type Feed } from '../tf/import.js';
 import type { GraphDef } from '../tf/messages.js';
 import { decodeMessage } from '../tf/schema.js';
@@ -36,8 +37,11 @@ export function readGraphDef(path: string, options: GraphDefReadOptions = {}): M
   return graphDefToModel(decodeGraphDef(bytes, path), path, options);
 }
 
-export function graphDefToModel(graphDef: GraphDef, file: string, options: GraphDefReadOptions = {}): Model {
+export function graphDefToModel(original: GraphDef, file: string, options: GraphDefReadOptions = {}): Model {
   const e: FormatErrors = formatErrors(file);
+  // A frozen TF2 graph holds its While loops lowered into TF1 loop frames; they are folded back.
+  const lifted = liftLoopFrames(original.node);
+  const graphDef: GraphDef = lifted.functions.length ? { ...original, node: lifted.nodes, library: { function: [...(original.library?.function ?? []), ...lifted.functions] } } : original;
   const flat = new FlatGraph(graphDef, file);
   const named = (text: string, what: string): TfRef => {
     const ref = parseTensorName(text);

@@ -281,6 +281,10 @@ class Builder {
         return b.flat.resolve(node.inputs[i]!);
       },
       producer: (ref) => b.producer(ref),
+      constTensor(n) {
+        const value = n.op === 'Const' ? n.attr['value'] : undefined;
+        return value?.value === 'tensor' && value.tensor ? tensorFromProto(value.tensor, e, `${where} body node ${n.name} value`) : undefined;
+      },
       constOf(ref) {
         const n = b.producer(ref)?.node;
         const value = n?.op === 'Const' ? n.attr['value'] : undefined;

@@ -4,7 +4,7 @@ import { Tensor } from '../../core/tensor.js';
 import { dtypeToOnnxCode } from '../onnx/dtypes.js';
 import { attrBool, attrFloat, attrInt, attrInts, attrString, attrType, type Attrs } from './attrs.js';
 import { refKey, type TfNode, type TfRef } from './flatten.js';
-import type { FunctionDef } from './messages.js';
+import type { FunctionDef, NodeDef } from './messages.js';
 import { TF_RNN_IMPORT_IR, TF_RNN_OPS } from './rnn.js';
 
 /**
@@ -33,6 +33,8 @@ export interface OpContext {
   /** The TF tensor feeding data input i, and the node computing a TF tensor (through Identity and Cast). */
   inputRef(i: number): TfRef;
   producer(ref: TfRef): { readonly node: TfNode; readonly ref: TfRef } | undefined;
+  /** The value of a Const NodeDef (one inside a While body's FunctionDef). */
+  constTensor(node: NodeDef): Tensor | undefined;
   /** A TF Const's integer values. */
   constOf(ref: TfRef): number[] | undefined;
   /** Input i as a list of integers; it must be a constant. */

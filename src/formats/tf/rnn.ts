@@ -1,6 +1,6 @@
 import { attr } from '../../core/graph.js';
 import { Tensor } from '../../core/tensor.js';
-import { attrFunc, attrTypes } from './attrs.js';
+import { attrFunc, attrType, attrTypes } from './attrs.js';
 import type { TfNode, TfRef } from './flatten.js';
 import type { FunctionDef, NodeDef } from './messages.js';
 import type { OpBuilder, OpContext } from './ops.js';
@@ -33,15 +33,36 @@ const CELL_OPS = new Set([
   'Sub', 'Mul', 'Split', 'SplitV', 'StridedSlice', 'Unpack', 'Squeeze', 'Sigmoid', 'Tanh',
 ]);
 
-/** The body's structure: which loop inputs are the kernel, recurrent kernel and bias. */
+/**
+ * Where a cell's weight comes from: a loop value (a captured variable, or a constant the loop
+ * passes unchanged, as a frozen graph's lifted frame does), or a Const inside the body (a frozen
+ * graph's copy of the variable's value).
+ */
+export type Weight = { readonly arg: number } | { readonly node: NodeDef };
+
+/** The body's structure: where the kernel, recurrent kernel and bias come from. */
 interface Cell {
   readonly kind: 'LSTM' | 'GRU';
-  readonly kernel: number;
-  readonly recurrent: number;
-  readonly bias: number | undefined;
+  readonly kernel: Weight;
+  /**
+   * The recurrent kernel, or its column blocks in order: Grappler folds a frozen GRU's
+   * reset_after=False slices into two constants, [H, 2H] for h·Rzr and [H, H] for (r⊙h)·Rh.
+   */
+  readonly recurrent: readonly Weight[];
+  /** The whole bias (a variable: [G·H], or a GRU's [2, G·H]). */
+  readonly bias: Weight | undefined;
+  /** A frozen graph's folded bias halves: added to x·W (or to the sum), and to h·R. */
+  readonly inputBias?: Weight | undefined;
+  readonly recurrentBias?: Weight | undefined;
   /** Products by the recurrent kernel per step: a GRU with reset_after=False has two (h·Rzr, (r⊙h)·Rh). */
   readonly recurrentProducts: number;
+  /** Loop values the body returns unchanged (captured weights, not states). */
+  readonly invariants: ReadonlySet<number>;
 }
+
+const isFloatConst = (n: NodeDef | undefined): n is NodeDef => n?.op === 'Const' && attrType(n.attr, 'dtype') === DT_FLOAT;
+const constRank = (n: NodeDef): number => n.attr['value']?.tensor?.tensor_shape?.dim.length ?? 0;
+const weightKey = (w: Weight): string => ('arg' in w ? `arg ${w.arg}` : `node ${w.node.name}`);
 
 /** Recognises a Keras LSTM or GRU cell in a While body; a line saying why not otherwise. */
 function recogniseCell(body: FunctionDef, loopTypes: readonly number[]): Cell | string {
@@ -67,29 +88,69 @@ function recogniseCell(body: FunctionDef, loopTypes: readonly number[]): Cell | 
     }
     return {};
   };
-  const kernels = new Set<number>();
-  const recurrents = new Set<number>();
+  const outputs = body.signature?.output_arg ?? [];
+  const invariants = new Set(outputs.map((o, k) => (source(body.ret[o.name] ?? '').arg === k ? k : -1)).filter((k) => k >= 0));
+  // A weight: a captured variable, a constant loop value, or a float Const in the body.
+  const weightOf = (input: string): Weight | undefined => {
+    const s = source(input);
+    if (s.arg !== undefined) return loopTypes[s.arg] === DT_RESOURCE || (loopTypes[s.arg] === DT_FLOAT && invariants.has(s.arg)) ? { arg: s.arg } : undefined;
+    return isFloatConst(s.node) ? { node: s.node } : undefined;
+  };
+  const kernels = new Map<string, Weight>();
+  // Recurrent products from the state itself come first, then one from r ⊙ h (Keras's column order).
+  const fromState = new Map<string, Weight>();
+  const fromGated = new Map<string, Weight>();
+  const inputProducts = new Set<string>();
+  const recurrentMatMuls = new Set<string>();
   let recurrentProducts = 0;
   for (const n of body.node_def) {
     if (n.op !== 'MatMul') continue;
-    const weight = source(n.input[1] ?? '').arg;
-    if (weight === undefined || loopTypes[weight] !== DT_RESOURCE) return `MatMul ${n.name} in the loop body to multiply by a captured variable`;
-    if (source(n.input[0] ?? '').node?.op === 'TensorListGetItem') kernels.add(weight);
-    else {
-      recurrents.add(weight);
+    const weight = weightOf(n.input[1] ?? '');
+    if (weight === undefined) return `MatMul ${n.name} in the loop body to multiply by a captured variable or constant`;
+    const left = source(n.input[0] ?? '');
+    if (left.node?.op === 'TensorListGetItem') {
+      kernels.set(weightKey(weight), weight);
+      inputProducts.add(n.name);
+    } else {
+      (left.arg !== undefined ? fromState : fromGated).set(weightKey(weight), weight);
+      recurrentMatMuls.add(n.name);
       recurrentProducts++;
     }
   }
-  if (kernels.size !== 1 || recurrents.size !== 1) return 'one input kernel and one recurrent kernel in the loop body';
-  const kernel = [...kernels][0]!;
-  const recurrent = [...recurrents][0]!;
-  const others = loopTypes.map((t, i) => i).filter((i) => loopTypes[i] === DT_RESOURCE && i !== kernel && i !== recurrent);
-  if (others.length > 1) return 'at most a bias besides the two kernels among the loop\'s variables';
+  const recurrent = [...fromState.values(), ...[...fromGated.values()].filter((w) => !fromState.has(weightKey(w)))];
+  if (kernels.size !== 1 || recurrent.length < 1 || recurrent.length > 2) return 'one input kernel and one recurrent kernel in the loop body';
+  const kernel = [...kernels.values()][0]!;
+  const used = new Set([weightKey(kernel), ...recurrent.map(weightKey)]);
+  // The bias: the one other weight, a loop value or a (non-scalar) float Const of the body.
+  const others: Weight[] = [
+    ...loopTypes.map((t, i) => i).filter((i) => (loopTypes[i] === DT_RESOURCE || (loopTypes[i] === DT_FLOAT && invariants.has(i))) && !used.has(weightKey({ arg: i }))).map((arg) => ({ arg })),
+    ...body.node_def.filter((n) => isFloatConst(n) && constRank(n) > 0 && !used.has(weightKey({ node: n }))).map((node) => ({ node })),
+  ];
+  if (others.length > 1 && others.some((w) => 'arg' in w)) return 'at most a bias besides the two kernels among the loop\'s variables';
+  // A frozen graph's constants: Grappler may have folded a bias in two (a GRU's input and
+  // recurrent rows), each added to its product; which product tells them apart.
+  let inputBias: Weight | undefined;
+  let recurrentBias: Weight | undefined;
+  if (others.length && !('arg' in others[0]!)) {
+    for (const n of body.node_def) {
+      if (!['BiasAdd', 'Add', 'AddV2'].includes(n.op) || n.input.length !== 2) continue;
+      const sides = n.input.map(source);
+      const b = sides.findIndex((side) => side.node && others.some((w) => 'node' in w && w.node === side.node));
+      if (b < 0) continue;
+      const onto = sides[1 - b]!.node;
+      const slot = onto && recurrentMatMuls.has(onto.name) ? 'recurrent' : 'input';
+      if ((slot === 'recurrent' ? recurrentBias : inputBias) !== undefined) return `one ${slot} bias in the loop body (another at ${n.name})`;
+      if (slot === 'recurrent') recurrentBias = { node: sides[b]!.node! };
+      else inputBias = { node: sides[b]!.node! };
+    }
+    if ((inputBias ? 1 : 0) + (recurrentBias ? 1 : 0) !== others.length) return 'at most an input bias and a recurrent bias besides the kernels among the loop body\'s constants';
+  }
   const sigmoids = count.get('Sigmoid') ?? 0;
   const tanhs = count.get('Tanh') ?? 0;
   const kind = sigmoids === 3 && tanhs === 2 ? 'LSTM' : sigmoids === 2 && tanhs === 1 ? 'GRU' : undefined;
   if (!kind) return `the default activations of a Keras LSTM (3 Sigmoid, 2 Tanh) or GRU (2 Sigmoid, 1 Tanh), not ${sigmoids} Sigmoid and ${tanhs} Tanh`;
-  return { kind, kernel, recurrent, bias: others[0], recurrentProducts };
+  const bias = others.length === 1 && 'arg' in others[0]! ? others[0] : undefined;
+  return { kind, kernel, recurrent, bias, inputBias, recurrentBias, recurrentProducts, invariants };
 }
 
 /**
@@ -104,6 +165,23 @@ export function gateMajor(t: Tensor, hidden: number, order: readonly number[]): 
     for (let j = 0; j < hidden; j++) for (let r = 0; r < rows; r++) out[(g * hidden + j) * rows + r] = src[r * cols + from * hidden + j]!;
   });
   return Tensor.from('float32', [1, cols, rows], out);
+}
+
+/** Column blocks [rows, c1], [rows, c2]... side by side; undefined when they are not 2-D of equal rows. */
+function concatColumns(blocks: readonly Tensor[]): Tensor | undefined {
+  if (blocks.length === 1) return blocks[0];
+  const rows = blocks[0]!.shape[0]!;
+  if (blocks.some((t) => t.shape.length !== 2 || t.shape[0] !== rows)) return undefined;
+  const cols = blocks.reduce((n, t) => n + t.shape[1]!, 0);
+  const out = new Float32Array(rows * cols);
+  let at = 0;
+  for (const t of blocks) {
+    const c = t.shape[1]!;
+    const v = t.toFloat32();
+    for (let r = 0; r < rows; r++) out.set(v.subarray(r * c, (r + 1) * c), r * cols + at);
+    at += c;
+  }
+  return Tensor.from('float32', [rows, cols], out);
 }
 
 export function reorderBias(values: Float32Array, hidden: number, order: readonly number[]): Float32Array {
@@ -129,13 +207,18 @@ const While: OpBuilder = (ctx) => {
   const inputs = listOf('TensorListFromTensor');
   const outputs = listOf('TensorListReserve');
   if (inputs.length !== 1 || outputs.length !== 1) return ctx.fail('one input TensorList (TensorListFromTensor) and one output TensorList (TensorListReserve)');
-  const states = types.map((t, i) => i).filter((i) => types[i] === DT_FLOAT);
+  const states = types.map((t, i) => i).filter((i) => types[i] === DT_FLOAT && !cell.invariants.has(i));
   if (states.length !== (cell.kind === 'LSTM' ? 2 : 1)) return ctx.fail(`${cell.kind === 'LSTM' ? 'two float states (h, c)' : 'one float state (h)'} among the loop values`);
 
-  const kernel = ctx.constant(cell.kernel);
-  const recurrent = ctx.constant(cell.recurrent);
-  const bias = cell.bias === undefined ? undefined : ctx.constant(cell.bias);
-  if (!kernel || !recurrent || (cell.bias !== undefined && !bias)) return ctx.fail('the cell\'s kernels and bias as constants or variables');
+  const weight = (w: Weight) => ('arg' in w ? ctx.constant(w.arg) : ctx.constTensor(w.node));
+  const kernel = weight(cell.kernel);
+  const blocks = cell.recurrent.map(weight);
+  const recurrent = blocks.every((t) => t !== undefined) ? concatColumns(blocks as Tensor[]) : undefined;
+  const bias = cell.bias === undefined ? undefined : weight(cell.bias);
+  const halves = [cell.inputBias, cell.recurrentBias].map((w) => (w === undefined ? undefined : weight(w)));
+  if (!kernel || !recurrent || (cell.bias !== undefined && !bias) || halves.some((t, i) => t === undefined && [cell.inputBias, cell.recurrentBias][i] !== undefined)) {
+    return ctx.fail('the cell\'s kernels and bias as constants or variables (2-D recurrent blocks of equal rows)');
+  }
   if (kernel.shape.length !== 2 || recurrent.shape.length !== 2) return ctx.fail(`2-D kernels, not ${kernel} and ${recurrent}`);
   const hidden = recurrent.shape[0]!;
   const gates = cell.kind === 'LSTM' ? 4 : 3;
@@ -158,6 +241,12 @@ const While: OpBuilder = (ctx) => {
       return ctx.fail(`a ${cell.kind} bias of ${gh} values${cell.kind === 'GRU' ? ` or [2, ${gh}]` : ''}, not ${bias}`);
     }
   }
+  // Folded halves: the input bias is Wb, the recurrent one Rb (for an LSTM both simply add).
+  for (const [k, half] of halves.entries()) {
+    if (!half) continue;
+    if (half.shape.length !== 1 || half.shape[0] !== gh) return ctx.fail(`a ${cell.kind} ${k ? 'recurrent' : 'input'} bias of ${gh} values, not ${half}`);
+    b.set(reorderBias(half.toFloat32(), hidden, order), k * gh);
+  }
 
   const x = ctx.input(inputs[0]!);
   const unsqueeze = (v: string) => ctx.op('Unsqueeze', [v, ctx.constInts([0])], {}, 'float32', 3);
@@ -170,7 +259,7 @@ const While: OpBuilder = (ctx) => {
   const outs: (string | undefined)[] = new Array<string | undefined>(ctx.arity).fill(undefined);
   // [time, 1, batch, hidden] -> the stacked list [time, batch, hidden]; the state after the last step is its last row.
   outs[outputs[0]!] = ctx.out('Squeeze', [y, ctx.constInts([1])], {}, 'float32', 3, outputs[0]!);
-  const last = ctx.op('Slice', [y, ctx.constInts([-1]), ctx.constInts([Number.MAX_SAFE_INTEGER]), ctx.constInts([0])], {}, 'float32', 4);
+  const last = ctx.op('Slice', [y, ctx.constInts([-1]), ctx.constInts([-INT32_MIN - 1]), ctx.constInts([0])], {}, 'float32', 4);
   outs[states[0]!] = ctx.out('Squeeze', [last, ctx.constInts([0, 1])], {}, 'float32', 2, states[0]!);
   return outs;
 };
@@ -192,13 +281,16 @@ const listIsTensor: OpBuilder = (ctx) => [ctx.out('Identity', [ctx.input(0)], {}
  * ReverseV2 (Keras's go_backwards flips the time-major input before its loop): a Slice with step
  * −1 per axis, from the last element past the first.
  */
+// The end clamps to "before the first element" for any value below −size; INT32_MIN fits the
+// int32 TF.js stores int64 as (−MAX_SAFE_INTEGER made a TF.js export of go_backwards refuse).
+const INT32_MIN = -2147483648;
 const ReverseV2: OpBuilder = (ctx) => {
   const axes = ctx.ints(1, 'axes');
   if (axes.length === 0) return [ctx.out('Identity', [ctx.input(0)])];
   const rank = ctx.rank(ctx.input(0));
   const n = axes.length;
   return [
-    ctx.out('Slice', [ctx.input(0), ctx.constInts(new Array<number>(n).fill(-1)), ctx.constInts(new Array<number>(n).fill(-Number.MAX_SAFE_INTEGER)), ctx.constInts(axes), ctx.constInts(new Array<number>(n).fill(-1))], {}, undefined, rank),
+    ctx.out('Slice', [ctx.input(0), ctx.constInts(new Array<number>(n).fill(-1)), ctx.constInts(new Array<number>(n).fill(INT32_MIN)), ctx.constInts(axes), ctx.constInts(new Array<number>(n).fill(-1))], {}, undefined, rank),
   ];
 };
 

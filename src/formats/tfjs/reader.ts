@@ -8,6 +8,7 @@ import { expectedParams, lowerModule } from '../../module/lower.js';
 import { MODULE_KEY, SIGNATURE_KEY, type ModuleSpec, type SignatureSpec } from '../../module/spec.js';
 import { attrShape, attrType } from '../tf/attrs.js';
 import { FlatGraph, parseTensorName, refKey, type TfRef } from '../tf/flatten.js';
+import { liftLoopFrames } from '../tf/frames.js';
 import { importGraph, type Feed, type Fetch } from '../tf/import.js';
 import type { NodeDef, TensorProto } from '../tf/messages.js';
 import { dtypeOf, shapeFromProto, standIn, tfCode } from '../tf/tensor.js';
@@ -54,8 +55,10 @@ export function readGraphModel(path: string, options: { module?: ModuleSpec } = 
   // Shape and an int64 constant), which TF.js ignores and modelbridge's runtime does not.
   const tensors = restoreDTypes(readWeights(json.manifest, file, e).tensors, json.metadata[DTYPES_KEY], e);
   const nodes = expandTfjsOps(json.nodes, e).map((n) => (n.op === 'Const' ? withValue(n, tensors.get(n.name), e) : n));
-  const flat = new FlatGraph({ node: nodes, versions: null, library: null }, file);
-  const io = endpoints(json, nodes, flat, e);
+  // The converter lowers a SavedModel's While into a TF1 loop frame; it is folded back (tf/frames.ts).
+  const lifted = liftLoopFrames(nodes);
+  const flat = new FlatGraph({ node: lifted.nodes, versions: null, library: { function: lifted.functions } }, file);
+  const io = endpoints(json, lifted.nodes, flat, e);
   const imported = importGraph({ flat, feeds: io.feeds, fetches: io.fetches });
   const graph = imported.graph;
   const signature: Signature = {
