@@ -5,6 +5,7 @@ import { Session } from '../../runtime/executor.js';
 import type { Graph, Node } from '../../core/graph.js';
 import type { Tensor } from '../../core/tensor.js';
 import { tfAttr } from './attrs.js';
+import { liftRecurrentLoops } from '../onnx/lift-loop.js';
 import { IR_TO_TF, type ExportContext, type TfAttrs } from './export-ops.js';
 import { shapeToProto, tensorToProto, tfCode } from './tensor.js';
 
@@ -55,7 +56,9 @@ export class TfNames {
 
 export const tensorName = (ref: string) => (ref.includes(':') ? ref : `${ref}:0`);
 
-export function exportGraph(graph: Graph, options: ExportOptions, names = new TfNames()): ExportedGraph {
+export function exportGraph(source: Graph, options: ExportOptions, names = new TfNames()): ExportedGraph {
+  // tf2onnx's Loop of a Keras LSTM/GRU cell becomes the recurrent node, which TF runs.
+  const graph = liftRecurrentLoops(source);
   const nodes: NodeDefObject[] = [];
   const emit = (n: NodeDefObject) => nodes.push(n);
   const values = new Map<string, string>();
