@@ -87,8 +87,14 @@ class Body {
   readonly nodes: FunctionDefObject['node_def'] = [];
   private count = 0;
 
+  /**
+   * `fname` prefixes the Consts' names: TF.js keeps a function's Const values with the model's
+   * weights, keyed by node name, so they must be unique across the graph and its functions.
+   */
+  constructor(private readonly fname: string) {}
+
   node(op: string, inputs: readonly string[], attr: TfAttrs, outputs = 1): string[] {
-    const name = `${op.toLowerCase()}_${this.count++}`;
+    const name = `${op === 'Const' ? `${this.fname}/` : ''}${op.toLowerCase()}_${this.count++}`;
     this.nodes.push({ name, op, input: [...inputs], attr: Object.fromEntries(Object.keys(attr).sort().map((k) => [k, attr[k]!])) });
     return [...Array(outputs).keys()].map((k) => `${name}:${OUT_ARG[op]}:${k}`);
   }
@@ -108,7 +114,7 @@ const I = { T: tfAttr.type(DT_INT32) };
 
 /** The loop's cond function: i < n. */
 export function condFunction(cell: LoopCell): FunctionDefObject {
-  const b = new Body();
+  const b = new Body(loopName(cell, 'cond'));
   const less = b.one('Less', ['i', 'n'], I);
   const args = loopArgs(cell);
   return { signature: { name: loopName(cell, 'cond'), input_arg: args, output_arg: [{ name: 'keep_going', type: DT_BOOL }] }, node_def: b.nodes, ret: { keep_going: less } };
@@ -116,7 +122,7 @@ export function condFunction(cell: LoopCell): FunctionDefObject {
 
 /** The loop's body function: one step of the cell in ONNX's semantics (default activations). */
 export function bodyFunction(cell: LoopCell): FunctionDefObject {
-  const b = new Body();
+  const b = new Body(loopName(cell, 'body'));
   const one = b.const(Tensor.from('int32', [], [1]));
   const t = cell.reverse ? b.one('Sub', [b.one('Sub', ['n', one], I), 'i'], I) : 'i';
   const xt = b.one('GatherV2', ['x', t, b.const(Tensor.from('int32', [], [0]))], { Tparams: tfAttr.type(DT_FLOAT), Tindices: tfAttr.type(DT_INT32), Taxis: tfAttr.type(DT_INT32), batch_dims: tfAttr.int(0) });
@@ -153,13 +159,16 @@ export function bodyFunction(cell: LoopCell): FunctionDefObject {
     // (1 − z) ⊙ cand + z ⊙ h, as cand − z ⊙ (cand − h).
     h = sub(cand, mul(z, sub(cand, 'h')));
   }
-  const y = b.one('TensorListSetItem', ['y', t, h], { element_dtype: tfAttr.type(DT_FLOAT) });
-  const next = b.one('AddV2', ['i', one], I);
   const id = (v: string, type: number) => b.one('Identity', [v], { T: tfAttr.type(type) });
+  // The list holds the h the body returns, not the value it is a copy of: TF.js disposes a
+  // function's intermediate tensors when it returns, its results and list items it keeps.
+  const hOut = id(h, DT_FLOAT);
+  const y = b.one('TensorListSetItem', ['y', t, hOut], { element_dtype: tfAttr.type(DT_FLOAT) });
+  const next = b.one('AddV2', ['i', one], I);
   const args = loopArgs(cell);
-  const values: Record<string, string> = { i: next, n: 'n', x: 'x', w: 'w', r: 'r', wb: 'wb', rb: 'rb', h, ...(c ? { c } : {}), y };
+  const values: Record<string, string> = { i: next, n: 'n', x: 'x', w: 'w', r: 'r', wb: 'wb', rb: 'rb', ...(c ? { c } : {}), y };
   const ret: Record<string, string> = {};
   const output_arg = args.map((a) => ({ name: `${a.name}_out`, type: a.type }));
-  for (const a of args) ret[`${a.name}_out`] = id(values[a.name]!, a.type);
+  for (const a of args) ret[`${a.name}_out`] = a.name === 'h' ? hOut : id(values[a.name]!, a.type);
   return { signature: { name: loopName(cell, 'body'), input_arg: args, output_arg }, node_def: b.nodes, ret };
 }

@@ -4,6 +4,7 @@ import { Tensor } from '../../core/tensor.js';
 import { attrFunc, attrTypes } from './attrs.js';
 import type { TfNode, TfRef } from './flatten.js';
 import type { TfAttrs } from './export-ops.js';
+import { heldTensor } from './tensor.js';
 import type { AttrValue, FunctionDef, NodeDef, TensorProto } from './messages.js';
 import type { OpBuilder, OpContext } from './ops.js';
 import { bodyFunction, condFunction, loopArgs, loopIndex, loopName, parseLoopName, type FunctionDefObject, type LoopCell } from './rnn-loop.js';
@@ -121,6 +122,9 @@ export const GRU_ORDER = [0, 1, 2];
 /** An int32 scalar TensorProto's value (the body's Consts), else undefined. */
 function int32Scalar(p: TensorProto | null | undefined): number | undefined {
   if (!p || p.dtype !== DT_INT32) return undefined;
+  // A TF.js weight: the value stays in its shard, held beside the proto.
+  const held = heldTensor(p);
+  if (held) return held.dtype === 'int32' && held.shape.length === 0 ? held.toNumbers()[0] : undefined;
   if (p.tensor_content.byteLength === 4) return new DataView(p.tensor_content.buffer, p.tensor_content.byteOffset, 4).getInt32(0, true);
   return p.int_val.length === 1 ? p.int_val[0] : undefined;
 }

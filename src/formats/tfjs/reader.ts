@@ -54,7 +54,8 @@ export function readGraphModel(path: string, options: { module?: ModuleSpec } = 
   // Shape and an int64 constant), which TF.js ignores and modelbridge's runtime does not.
   const tensors = restoreDTypes(readWeights(json.manifest, file, e).tensors, json.metadata[DTYPES_KEY], e);
   const nodes = expandTfjsOps(json.nodes, e).map((n) => (n.op === 'Const' ? withValue(n, tensors.get(n.name), e) : n));
-  const flat = new FlatGraph({ node: nodes, versions: null, library: null }, file);
+  const functions = json.functions.map((f) => ({ ...f, node_def: f.node_def.map((n) => (n.op === 'Const' ? withValue(n, tensors.get(n.name), e) : n)) }));
+  const flat = new FlatGraph({ node: nodes, versions: null, library: functions.length ? { function: functions } : null }, file);
   const io = endpoints(json, nodes, flat, e);
   const imported = importGraph({ flat, feeds: io.feeds, fetches: io.fetches });
   const graph = imported.graph;
