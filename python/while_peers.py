@@ -3,12 +3,13 @@
   build OUT    torch.nn.LSTM and GRU (2 layers, bidirectional, batch_first, random weights) as
                modelbridge bundles (OUT/torch-<kind>/bundle.safetensors), and Keras 3 GRU and
                LSTM classifiers converted by tf2onnx (OUT/keras-<kind>/model.onnx), each with
-               inputs and torch's / Keras's outputs at two sequence lengths (ref-<T>.npz).
-  check KIND FILE DIR
-               runs a written file in TensorFlow (KIND savedmodel: tf.saved_model.load and its
+               inputs and torch's / Keras's outputs at two sequence lengths (ref-<T>.npz; the
+               torch ones also as ref-<T>.json: [x, outputs...] as {shape, values}).
+  check DIR KIND FILE [KIND FILE ...]
+               runs written files in TensorFlow (KIND savedmodel: tf.saved_model.load and its
                serving_default signature; graphdef: a TF1 session) on every DIR/ref-*.npz and
-               prints one JSON line: the worst relative error per length, and the While loops
-               the file holds.
+               prints one JSON line per file: the worst relative error per length, and the While
+               loops and functions the file holds.
 """
 import json
 import os
@@ -25,6 +26,10 @@ def _save_refs(d, run, shape_of):
         x = rng.standard_normal(shape_of(t)).astype(np.float32)
         outs = run(x)
         np.savez(os.path.join(d, f"ref-{t}.npz"), x=x, **{f"out_{i}": o for i, o in enumerate(outs)})
+        # The same as JSON, for the TF.js check in Node.
+        arrays = [x, *outs]
+        with open(os.path.join(d, f"ref-{t}.json"), "w") as f:
+            json.dump([{"shape": list(a.shape), "values": [float(v) for v in a.ravel()]} for a in arrays], f)
 
 
 def build(out):
@@ -97,7 +102,7 @@ def check(kind, path, d):
 
     result = {"errors": {}, "loops": 0, "functions": []}
     for f in sorted(os.listdir(d)):
-        if not f.startswith("ref-"):
+        if not (f.startswith("ref-") and f.endswith(".npz")):
             continue
         ref = np.load(os.path.join(d, f))
         want = [ref[k] for k in sorted(ref.files) if k.startswith("out_")]
@@ -141,6 +146,8 @@ if __name__ == "__main__":
     if sys.argv[1] == "build":
         build(sys.argv[2])
     elif sys.argv[1] == "check":
-        check(sys.argv[2], sys.argv[3], sys.argv[4])
+        pairs = sys.argv[3:]
+        for k in range(0, len(pairs), 2):
+            check(pairs[k], pairs[k + 1], sys.argv[2])
     else:
         raise SystemExit(f"unknown command {sys.argv[1]}")

@@ -8,6 +8,7 @@ import { readOnnxModel } from '../src/formats/onnx/index.js';
 import { liftRecurrentLoops } from '../src/formats/onnx/lift-loop.js';
 import { Session } from '../src/runtime/executor.js';
 import { tempDir } from './cli-helpers.js';
+import { loadInTfjs, tf } from './fixtures/tfjs/peer.js';
 import { peerPython, runPeerScript } from './peers.js';
 
 /**
@@ -28,10 +29,11 @@ interface TfCheck {
   readonly functions: string[];
 }
 
-function runInTf(kind: 'savedmodel' | 'graphdef', file: string, refs: string): TfCheck {
-  const r = runPeerScript('while_peers.py', ['check', kind, file, refs], { timeoutMs: 120_000 });
+/** Runs written files in TensorFlow (one Python process) on the reference inputs in `refs`. */
+function runInTf(refs: string, files: readonly (readonly ['savedmodel' | 'graphdef', string])[]): TfCheck[] {
+  const r = runPeerScript('while_peers.py', ['check', refs, ...files.flat()], { timeoutMs: 120_000 });
   expect(r.status, r.stderr.slice(-2000)).toBe(0);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TfCheck;
+  return r.stdout.trim().split('\n').slice(-files.length).map((line) => JSON.parse(line) as TfCheck);
 }
 
 /** The graph with one node of the Loop's body changed by `edit`. */
@@ -60,19 +62,44 @@ describe.skipIf(!python)('LSTM/GRU over an open sequence length to TensorFlow, a
     it(`torch ${kind.toUpperCase()} (dynamic length) -> GraphDef and SavedModel: While loops TensorFlow runs at lengths 3 and 7 with torch's outputs`, () => {
       const src = join(dir, `torch-${kind}`, 'bundle.safetensors');
       const refs = join(dir, `torch-${kind}`);
-      for (const [target, out] of [['graphdef', join(dir, `${kind}.pb`)], ['savedmodel', join(dir, `${kind}-saved`)]] as const) {
+      const files = [['graphdef', join(dir, `${kind}.pb`)], ['savedmodel', join(dir, `${kind}-saved`)]] as const;
+      for (const [target, out] of files) {
         // Verification reads the written file back (the While loops as LSTM/GRU nodes) and runs it.
         const result = convertModel(src, out, { to: target, force: true, verify: true });
         expect(result.verification?.outputs.compared).toBe(true);
         expect(result.verification?.outputs.maxAbs).toBeLessThan(1e-5);
         const back = loadModel(out, { format: target });
         expect(opsUsed(back.graph!)).toContain(kind.toUpperCase());
-        const tf = runInTf(target, out, refs);
-        // 2 layers x 2 directions, each its own loop with a body and a cond function.
-        expect(tf.loops).toBe(4);
+      }
+      for (const [k, tf] of runInTf(refs, files).entries()) {
+        // 2 layers x 2 directions (the two layers' loops share functions: a body and a cond per direction).
+        expect(tf.loops, files[k]![0]).toBe(4);
         expect(tf.functions).toHaveLength(4);
         expect(Object.keys(tf.errors).sort()).toEqual(['3', '7']);
-        for (const [length, error] of Object.entries(tf.errors)) expect(error, `length ${length}`).toBeLessThan(1e-4);
+        for (const [length, error] of Object.entries(tf.errors)) expect(error, `${files[k]![0]}, length ${length}`).toBeLessThan(1e-4);
+      }
+    });
+
+    it(`torch ${kind.toUpperCase()} (dynamic length) -> TF.js: loadGraphModel's executeAsync runs the While loops at lengths 3 and 7 with torch's outputs`, async () => {
+      const out = join(dir, `${kind}-tfjs`);
+      const result = convertModel(join(dir, `torch-${kind}`, 'bundle.safetensors'), out, { to: 'tfjs', force: true, verify: true });
+      expect(result.verification?.outputs.compared).toBe(true);
+      const json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')) as { modelTopology: { library: { function?: unknown[] } } };
+      expect(json.modelTopology.library.function).toHaveLength(4);
+      const model = await loadInTfjs(join(out, 'model.json'));
+      for (const length of [3, 7]) {
+        const [x, ...want] = JSON.parse(readFileSync(join(dir, `torch-${kind}`, `ref-${length}.json`), 'utf8')) as { shape: number[]; values: number[] }[];
+        const feed = tf.tensor(x!.values, x!.shape, 'float32');
+        const got = (await model.executeAsync({ [model.inputs[0]!.name]: feed }, model.outputs.map((o) => o.name))) as import('@tensorflow/tfjs-core').Tensor[];
+        // Each reference output against the written output of its shape that matches it best.
+        const left = await Promise.all(got.map(async (t) => ({ shape: t.shape, values: await t.data() })));
+        for (const w of want) {
+          const errors = left.map((g) => (g.shape.join() !== w.shape.join() ? Infinity : Math.max(...w.values.map((v, i) => Math.abs(g.values[i]! - v) / Math.max(1, Math.abs(v))))));
+          const best = errors.indexOf(Math.min(...errors));
+          expect(errors[best], `length ${length}, output [${w.shape.join(', ')}]`).toBeLessThan(1e-4);
+          left.splice(best, 1);
+        }
+        tf.dispose([feed, ...got]);
       }
     });
   }
@@ -91,9 +118,9 @@ describe.skipIf(!python)('LSTM/GRU over an open sequence length to TensorFlow, a
     // The written GraphDef gives Keras's output in TensorFlow; both graphs agree in the runtime.
     const out = join(dir, 'keras-gru.pb');
     convertModel(file, out, { force: true, verify: true });
-    const tf = runInTf('graphdef', out, join(dir, 'keras-gru'));
-    expect(tf.errors['5']).toBeLessThan(1e-4);
-    expect(tf.loops).toBe(0); // a fixed length: unrolled
+    const [tf] = runInTf(join(dir, 'keras-gru'), [['graphdef', out]]);
+    expect(tf!.errors['5']).toBeLessThan(1e-4);
+    expect(tf!.loops).toBe(0); // a fixed length: unrolled
     const feeds = { [graph.inputs[0]!.name]: Tensor.from('float32', [2, 5, 4], Float32Array.from({ length: 40 }, (_, i) => Math.sin(i))) };
     const a = new Session(graph).run(feeds);
     const b = new Session(lifted).run(feeds);
