@@ -317,8 +317,12 @@ def gen_torch(arch, d, log):
         sys.path.insert(0, HERE)
         from modelbridge_spec import save_bundle
 
+        # The signature names the outputs as the torch.onnx exports do (output, h_n, c_n), sizes
+        # but the last left open: the sequence length stays dynamic (TF gets While loops).
+        io = lambda name, a: {"name": name, "dtype": "float32", "shape": [-1] * (a.ndim - 1) + [int(a.shape[-1])]}  # noqa: E731
+        signature = {"inputs": [io(k, v) for k, v in inputs.items()], "outputs": [io(n, a) for n, a in zip(out_names, flat)]}
         try:
-            save_bundle(model, os.path.join(d, "bundle.safetensors"))
+            save_bundle(model, os.path.join(d, "bundle.safetensors"), signature=signature)
             files.append({"producer": "modelbridge_spec.save_bundle", "source": "bundle.safetensors", "holds": "graph"})
         except Exception as e:  # noqa: BLE001
             errors.append({"producer": "modelbridge_spec.save_bundle", "error": _one_line(e)})

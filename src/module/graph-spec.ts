@@ -3,6 +3,7 @@ import { FormatError, UsageError } from '../core/errors.js';
 import type { Attribute, Graph, Node, ValueInfo } from '../core/graph.js';
 import type { Tensor } from '../core/tensor.js';
 import type { ModuleSpec } from './spec.js';
+import { liftRecurrentLoops } from '../formats/onnx/lift-loop.js';
 
 /**
  * The general form of a module spec, for models that are no stack of torch.nn modules:
@@ -21,7 +22,9 @@ type AttributeJSON =
   | { strings: string[] }
   | { tensor: string };
 
-export function graphToSpec(graph: Graph): { spec: ModuleSpec; tensors: Map<string, Tensor> } {
+export function graphToSpec(source: Graph): { spec: ModuleSpec; tensors: Map<string, Tensor> } {
+  // A spec holds no nested graph: tf2onnx's Loop of a Keras LSTM/GRU cell is lifted to the recurrent node.
+  const graph = liftRecurrentLoops(source);
   const tensors = new Map(graph.initializers);
   const nodes = graph.nodes.map((node) => {
     const attributes: Record<string, AttributeJSON> = {};

@@ -20,7 +20,7 @@ export const TFLITE = 'no TFLite export mapping yet';
 
 const NO_TF_OP = impossible('TensorFlow has no op of its own; its graphs compute it from other ops, which import one by one');
 const CONTROL_FLOW = notYet('TF While/If loops (or TF1 loop frames, as TF.js graph models hold them) other than Keras LSTM/GRU (and the TensorList ops they use) are not imported');
-const RNN_EXPORT = notYet('control flow exports to TF as While/If with a function library, which the TF writers do not emit yet (LSTM, GRU and RNN are unrolled)');
+const RNN_EXPORT = notYet('general ONNX control flow is not written to TF (the writers emit While loops with a function library only for LSTM, GRU and RNN over an open length, and lift tf2onnx\'s Loop of a Keras GRU/LSTM cell to that node)');
 
 function each(ops: string, reason: Reason): [string, Reason][] {
   return ops.split(/\s+/).filter(Boolean).map((op) => [op, reason]);

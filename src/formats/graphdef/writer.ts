@@ -44,6 +44,7 @@ function freeze(model: Model): FrozenGraph {
   const weights = new Map<string, WeightConst>();
   const names = new TfNames();
   const exported = exportGraph(model.graph, {
+    functions: true,
     weight(_name, tensor, nodeName, emit) {
       // Strings have no tensor_content: they stay in the NodeDef as string_val.
       if (tensor.dtype !== 'string' && tensor.byteLength > 0) weights.set(nodeName, { name: nodeName, tensor });
@@ -169,8 +170,9 @@ function graphDefParts(model: Model): Part[] {
     const weight = frozen.weights.get(node.name);
     parts.push(...field(1, weight ? weightNodeParts(weight, head) : [head]));
   }
-  // GraphDef.versions (field 4) follows the nodes (field 1), as protobufjs orders them.
-  parts.push(encodeMessage('GraphDef', { node: [], versions: { producer: GRAPH_PRODUCER } }));
+  // GraphDef.library (field 2, While loops' functions) and versions (field 4) follow the nodes
+  // (field 1), as protobufjs orders them.
+  parts.push(encodeMessage('GraphDef', { node: [], ...(frozen.functions.length ? { library: { function: frozen.functions } } : {}), versions: { producer: GRAPH_PRODUCER } }));
   return parts;
 }
 

@@ -53,6 +53,7 @@ export function writeSavedModel(model: Model, dir: string, options: SavedModelWr
     return v;
   };
   const exported = exportGraph(model.graph, {
+    functions: true,
     weight(irName, tensor, nodeName, emit) {
       read.add(irName);
       if (!isFloat(tensor.dtype)) {
@@ -71,7 +72,7 @@ export function writeSavedModel(model: Model, dir: string, options: SavedModelWr
   const outputs = sigTensors(signature.outputs, model, exported.outputs, exported.dtypes, 'output');
   const meta = {
     meta_info_def: { tags: ['serve'], meta_graph_version: 'modelbridge' },
-    graph_def: { node: nodes, versions: { producer: GRAPH_PRODUCER } },
+    graph_def: { node: nodes, ...(exported.functions.length ? { library: { function: exported.functions } } : {}), versions: { producer: GRAPH_PRODUCER } },
     saver_def: {
       filename_tensor_name: tensorName(saver.filename),
       save_tensor_name: tensorName(saver.save),

@@ -6,6 +6,7 @@ import { tfAttr } from './attrs.js';
 import { permuted } from '../../core/transpose.js';
 import { OIHW_TO_HWIO, reshaped } from './layout.js';
 import { shapeToProto, tensorToProto, tfCode } from './tensor.js';
+import { bodyFunction, condFunction, LOOP_TF_OPS, loopArgs, loopIndex, loopName, type FunctionDefObject, type LoopCell } from './rnn-loop.js';
 
 /**
  * The IR -> TensorFlow table for the writers: each entry emits the TF nodes computing one IR node
@@ -41,6 +42,11 @@ export interface ExportContext {
   tf(op: string, inputs: readonly string[], attrs: TfAttrs, final?: boolean): string;
   /** A Const node. */
   const(t: Tensor): string;
+  /**
+   * Adds a function to the GraphDef's library (a While loop's cond or body; a name already added
+   * is the same function). Undefined when the target holds no library (TF.js here).
+   */
+  readonly func?: (def: FunctionDefObject) => void;
   fail(expected: string): never;
 }
 
@@ -976,7 +982,7 @@ const prelu: ExportEntry = {
  */
 function recurrentCell(kind: 'LSTM' | 'GRU' | 'RNN'): ExportEntry {
   return {
-    tf: ['Transpose', 'StridedSlice', 'MatMul', 'AddV2', 'Split', 'Sigmoid', 'Tanh', 'Mul', 'Sub', 'Pack', 'Fill', 'Shape', 'Identity'],
+    tf: ['Transpose', 'StridedSlice', 'MatMul', 'AddV2', 'Split', 'Sigmoid', 'Tanh', 'Mul', 'Sub', 'Pack', 'Fill', 'Shape', 'Identity', ...LOOP_TF_OPS],
     rank: (_n, _r, _c, k) => (k === 0 ? 4 : 3),
     emit(ctx) {
       const n = ctx.node;
@@ -997,8 +1003,9 @@ function recurrentCell(kind: 'LSTM' | 'GRU' | 'RNN'): ExportEntry {
       if (ctx.hasInput(4)) ctx.fail('no sequence_lens (every sequence runs the full length)');
       if (kind === 'LSTM' && ctx.hasInput(7)) ctx.fail('no peephole weights P');
       if (needRank(ctx, 0, 'X is [seq, batch, input]') !== 3) ctx.fail('a 3-D X');
-      const steps = ctx.staticDim(0, 0) ?? ctx.fail('a sequence length fixed in the graph (the TF export unrolls the recurrence over it)');
-      if (steps < 1) ctx.fail('a sequence of at least one step');
+      const steps = ctx.staticDim(0, 0);
+      if (steps === undefined && !ctx.func) ctx.fail('a sequence length fixed in the graph (the TF export unrolls the recurrence over it; this target holds no While loop)');
+      if (steps !== undefined && steps < 1) ctx.fail('a sequence of at least one step');
       const lbr = kind === 'GRU' && attrInt(n, 'linear_before_reset', 0) !== 0;
       const t = { T: T(ctx) };
       const dt = ctx.dtype(0);
@@ -1021,7 +1028,7 @@ function recurrentCell(kind: 'LSTM' | 'GRU' | 'RNN'): ExportEntry {
         return [...Array(k).keys()].map((i) => `${s}:${i}`);
       };
       const X = ctx.input(0);
-      const xs = [...Array(steps).keys()].map((s) => row(X, s, 3));
+      const xs = steps === undefined ? [] : [...Array(steps).keys()].map((s) => row(X, s, 3));
       // A zero state [batch, H]: Fill with the batch size read from X.
       const zeros = () => {
         const batch = dimOf(ctx, X, dt, 1, 'int32');
@@ -1039,6 +1046,27 @@ function recurrentCell(kind: 'LSTM' | 'GRU' | 'RNN'): ExportEntry {
         let h = ctx.hasInput(5) ? row(ctx.input(5), d, 3) : zeros();
         let c = kind === 'LSTM' ? (ctx.hasInput(6) ? row(ctx.input(6), d, 3) : zeros()) : undefined;
         const reverse = direction === 'reverse' || d === 1;
+        if (steps === undefined) {
+          // A length the graph leaves open: a While loop over it (rnn-loop.ts), W, R and the biases as loop values.
+          if (dt !== 'float32') ctx.fail('float32 values for a While loop over a sequence length the graph leaves open');
+          const cell: LoopCell = { kind, reverse, hidden: H, lbr };
+          const at = loopIndex(cell);
+          ctx.func!(condFunction(cell));
+          ctx.func!(bodyFunction(cell));
+          const n32 = dimOf(ctx, X, dt, 0, 'int32');
+          const zerosGH = () => ctx.const(Tensor.from(dt, [gates * H], new Float32Array(gates * H)));
+          const elementShape = () => ctx.const(i32([-1, H]));
+          const list = ctx.tf('TensorListReserve', [elementShape(), n32], { element_dtype: T(ctx), shape_type: tfAttr.type(3) });
+          const values = [ctx.const(Tensor.from('int32', [], [0])), n32, X, W, R, bias?.w ?? zerosGH(), bias?.r ?? zerosGH(), h, ...(c ? [c] : []), list];
+          const types = loopArgs(cell).map((a) => a.type);
+          const loop = ctx.tf('StatelessWhile', values, {
+            T: tfAttr.types(types), body: tfAttr.func(loopName(cell, 'body')), cond: tfAttr.func(loopName(cell, 'cond')), parallel_iterations: tfAttr.int(1),
+          });
+          ys.push(ctx.tf('TensorListStack', [`${loop}:${at.y}`, elementShape()], { element_dtype: T(ctx), num_elements: tfAttr.int(-1) }));
+          lastH.push(`${loop}:${at.h}`);
+          if (at.c !== undefined) lastC.push(`${loop}:${at.c}`);
+          continue;
+        }
         const out: string[] = new Array<string>(steps);
         for (let k = 0; k < steps; k++) {
           const step = reverse ? steps - 1 - k : k;

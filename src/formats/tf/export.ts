@@ -5,6 +5,8 @@ import { Session } from '../../runtime/executor.js';
 import type { Graph, Node } from '../../core/graph.js';
 import type { Tensor } from '../../core/tensor.js';
 import { tfAttr } from './attrs.js';
+import type { FunctionDefObject } from './rnn-loop.js';
+import { liftRecurrentLoops } from '../onnx/lift-loop.js';
 import { IR_TO_TF, type ExportContext, type TfAttrs } from './export-ops.js';
 import { shapeToProto, tensorToProto, tfCode } from './tensor.js';
 
@@ -29,6 +31,11 @@ export interface ExportOptions {
    * and returns its tensor name. `name` is the IR initializer name, `nodeName` a free TF node name.
    */
   weight(name: string, tensor: Tensor, nodeName: string, emit: (node: NodeDefObject) => void): string;
+  /**
+   * The target keeps a function library (GraphDef, SavedModel): a recurrent node over a sequence
+   * length the graph leaves open becomes a While loop whose functions go there.
+   */
+  readonly functions?: boolean;
 }
 
 export interface ExportedGraph {
@@ -37,6 +44,8 @@ export interface ExportedGraph {
   readonly inputs: ReadonlyMap<string, string>;
   readonly outputs: ReadonlyMap<string, string>;
   readonly dtypes: ReadonlyMap<string, DType>;
+  /** The GraphDef's function library (While loops' cond and body), sorted by name; empty for most graphs. */
+  readonly functions: FunctionDefObject[];
 }
 
 /** A valid, unused TF node name close to `base`. */
@@ -55,13 +64,16 @@ export class TfNames {
 
 export const tensorName = (ref: string) => (ref.includes(':') ? ref : `${ref}:0`);
 
-export function exportGraph(graph: Graph, options: ExportOptions, names = new TfNames()): ExportedGraph {
+export function exportGraph(source: Graph, options: ExportOptions, names = new TfNames()): ExportedGraph {
+  // tf2onnx's Loop of a Keras LSTM/GRU cell becomes the recurrent node, which TF runs.
+  const graph = liftRecurrentLoops(source);
   const nodes: NodeDefObject[] = [];
   const emit = (n: NodeDefObject) => nodes.push(n);
   const values = new Map<string, string>();
   const dtypes = new Map<string, DType>();
   const ranks = new Map<string, number>();
   const inputs = new Map<string, string>();
+  const functions = new Map<string, FunctionDefObject>();
 
   for (const input of graph.inputs) {
     if (graph.initializers.has(input.name)) continue;
@@ -154,6 +166,7 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
         return name;
       },
       const: (t) => constant(t, `${outName}/Const`),
+      ...(options.functions ? { func: (def: FunctionDefObject) => void functions.set(def.signature.name, def) } : {}),
       fail(expected): never {
         throw new UsageError(`cannot write node ${node.name} (${node.op}) for TensorFlow: it needs ${expected}`);
       },
@@ -186,7 +199,8 @@ export function exportGraph(graph: Graph, options: ExportOptions, names = new Tf
     }
     outputs.set(o.name, tensorName(tf));
   }
-  return { nodes, inputs, outputs, dtypes };
+  const library = [...functions.values()].sort((a, b) => (a.signature.name < b.signature.name ? -1 : a.signature.name > b.signature.name ? 1 : 0));
+  return { nodes, inputs, outputs, dtypes, functions: library };
 }
 
 /**

@@ -300,6 +300,12 @@ class Builder {
       op(op, inputs, attributes = {}, dtype, rank) {
         return b.emit(op, inputs, attributes, b.fresh(`${node.name}#${op}${temps++ || ''}`), dtype, rank);
       },
+      ops(op, inputs, count, attributes = {}, dtype) {
+        const outputs = [...Array(count).keys()].map((k) => b.fresh(`${node.name}#${op}${temps++ || ''}:${k}`));
+        b.nodes.push(makeNode(op, inputs, outputs, attributes, outputs[0]));
+        if (dtype) for (const o of outputs) b.dtypes.set(o, dtype);
+        return outputs;
+      },
       out(op, inputs, attributes = {}, dtype, rank, k = 0) {
         const name = k === 0 ? node.name : `${node.name}:${k}`;
         const output = b.taken.has(name) && b.dtypes.has(name) ? b.fresh(name) : name;

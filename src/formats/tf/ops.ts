@@ -41,6 +41,8 @@ export interface OpContext {
   ints(i: number, what: string): number[];
   /** An IR node whose output is an intermediate value. */
   op(op: string, inputs: readonly string[], attributes?: Record<string, Attribute>, dtype?: DType, rank?: number): string;
+  /** An IR node with several outputs (an ONNX LSTM's Y, Y_h, Y_c), all intermediate values. */
+  ops(op: string, inputs: readonly string[], count: number, attributes?: Record<string, Attribute>, dtype?: DType): string[];
   /** An IR node computing TF output k of this node (named after it). */
   out(op: string, inputs: readonly string[], attributes?: Record<string, Attribute>, dtype?: DType, rank?: number, k?: number): string;
   /** A new constant (int64 lists for axes and shapes, scalars for bounds). */

@@ -1,9 +1,13 @@
 import { attr } from '../../core/graph.js';
+import { int64ToNumber } from '../../core/int64.js';
 import { Tensor } from '../../core/tensor.js';
 import { attrFunc, attrType, attrTypes } from './attrs.js';
 import type { TfNode, TfRef } from './flatten.js';
-import type { FunctionDef, NodeDef } from './messages.js';
+import type { TfAttrs } from './export-ops.js';
+import { heldTensor } from './tensor.js';
+import type { AttrValue, FunctionDef, NodeDef, TensorProto } from './messages.js';
 import type { OpBuilder, OpContext } from './ops.js';
+import { bodyFunction, condFunction, loopArgs, loopIndex, loopName, parseLoopName, type FunctionDefObject, type LoopCell } from './rnn-loop.js';
 
 /**
  * Keras's recurrent layers, lifted back to ONNX LSTM and GRU. Keras 3 on TensorFlow runs an
@@ -193,10 +197,82 @@ export function reorderBias(values: Float32Array, hidden: number, order: readonl
 export const LSTM_ORDER = [0, 3, 1, 2];
 export const GRU_ORDER = [0, 1, 2];
 
+/** An int32 scalar TensorProto's value (the body's Consts), else undefined. */
+function int32Scalar(p: TensorProto | null | undefined): number | undefined {
+  if (!p || p.dtype !== DT_INT32) return undefined;
+  // A TF.js weight: the value stays in its shard, held beside the proto.
+  const held = heldTensor(p);
+  if (held) return held.dtype === 'int32' && held.shape.length === 0 ? held.toNumbers()[0] : undefined;
+  if (p.tensor_content.byteLength === 4) return new DataView(p.tensor_content.buffer, p.tensor_content.byteOffset, 4).getInt32(0, true);
+  return p.int_val.length === 1 ? p.int_val[0] : undefined;
+}
+
+/**
+ * Whether a function of the file is, node for node, the one modelbridge writes for the loop
+ * (rnn-loop.ts): same signature, node names, ops, inputs, attributes and results.
+ */
+function sameFunction(got: FunctionDef | undefined, want: FunctionDefObject): boolean {
+  if (!got?.signature) return false;
+  const args = (a: readonly { name: string; type: number }[], b: readonly { name: string; type: number }[]) => a.length === b.length && a.every((x, i) => x.name === b[i]!.name && x.type === b[i]!.type);
+  if (!args(got.signature.input_arg, want.signature.input_arg) || !args(got.signature.output_arg, want.signature.output_arg)) return false;
+  if (got.node_def.length !== want.node_def.length) return false;
+  const sameAttr = (a: AttrValue | undefined, b: TfAttrs[string]): boolean => {
+    if (!a) return false;
+    const w = b as Partial<{ i: number; b: boolean; type: number; tensor: { tensor_content?: Uint8Array } }>;
+    if (w.i !== undefined) return int64ToNumber(a.i) === w.i;
+    if (w.b !== undefined) return a.b === w.b;
+    if (w.type !== undefined) return a.type === w.type;
+    if (w.tensor !== undefined) {
+      const bytes = w.tensor.tensor_content;
+      return bytes !== undefined && bytes.byteLength === 4 && int32Scalar(a.tensor) === new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true);
+    }
+    return false;
+  };
+  const nodesMatch = got.node_def.every((n, k) => {
+    const w = want.node_def[k]!;
+    const keys = Object.keys(w.attr);
+    return n.name === w.name && n.op === w.op && n.input.length === w.input.length && n.input.every((v, i) => v === w.input[i]) && keys.every((key) => sameAttr(n.attr[key], w.attr[key]!));
+  });
+  const rets = Object.keys(want.ret);
+  return nodesMatch && Object.keys(got.ret).length === rets.length && rets.every((k) => got.ret[k] === want.ret[k]);
+}
+
+/**
+ * A While loop modelbridge wrote for an ONNX LSTM, GRU or RNN direction over an open sequence
+ * length (rnn-loop.ts), read back as that node: the loop values X, W, R, Wb, Rb, h (and c) are its
+ * inputs, the output list its Y, the final states its Y_h and Y_c.
+ */
+function ownLoop(ctx: OpContext, cell: LoopCell, body: FunctionDef): (string | undefined)[] {
+  const condName = attrFunc(ctx.attr, 'cond');
+  if (!sameFunction(body, bodyFunction(cell)) || condName !== loopName(cell, 'cond') || !sameFunction(ctx.func(condName), condFunction(cell))) {
+    return ctx.fail(`the body and cond functions modelbridge writes for ${loopName(cell, 'body')}: only Keras LSTM and GRU loops and modelbridge's own are imported`);
+  }
+  const args = loopArgs(cell);
+  if (ctx.arity !== args.length) return ctx.fail(`${args.length} loop values`);
+  const at = loopIndex(cell);
+  const unsqueeze = (v: string) => ctx.op('Unsqueeze', [v, ctx.constInts([0])], {}, 'float32', 3);
+  const bias = ctx.op('Unsqueeze', [ctx.op('Concat', [ctx.input(5), ctx.input(6)], { axis: attr.int(0) }, 'float32', 1), ctx.constInts([0])], {}, 'float32', 2);
+  const inputs = [ctx.input(2), unsqueeze(ctx.input(3)), unsqueeze(ctx.input(4)), bias, '', unsqueeze(ctx.input(at.h)), ...(at.c !== undefined ? [unsqueeze(ctx.input(at.c))] : [])];
+  const attributes = {
+    hidden_size: attr.int(cell.hidden),
+    direction: attr.string(cell.reverse ? 'reverse' : 'forward'),
+    ...(cell.kind === 'GRU' ? { linear_before_reset: attr.int(cell.lbr ? 1 : 0) } : {}),
+  };
+  const [y, yh, yc] = ctx.ops(cell.kind, inputs, cell.kind === 'LSTM' ? 3 : 2, attributes, 'float32');
+  const outs: (string | undefined)[] = new Array<string | undefined>(ctx.arity).fill(undefined);
+  // Y [n, 1, batch, H] -> the stacked list [n, batch, H]; Y_h, Y_c [1, batch, H] -> the states.
+  outs[at.y] = ctx.out('Squeeze', [y!, ctx.constInts([1])], {}, 'float32', 3, at.y);
+  outs[at.h] = ctx.out('Squeeze', [yh!, ctx.constInts([0])], {}, 'float32', 2, at.h);
+  if (at.c !== undefined) outs[at.c] = ctx.out('Squeeze', [yc!, ctx.constInts([0])], {}, 'float32', 2, at.c);
+  return outs;
+}
+
 const While: OpBuilder = (ctx) => {
   const bodyName = attrFunc(ctx.attr, 'body');
   const body = bodyName === undefined ? undefined : ctx.func(bodyName);
   if (!body) return ctx.fail(`a While body function in the graph's library (${bodyName ?? 'no body attr'})`);
+  const own = parseLoopName(bodyName!);
+  if (own) return ownLoop(ctx, own, body);
   const types = attrTypes(ctx.attr, 'T') ?? [];
   if (types.length !== ctx.arity) return ctx.fail(`a type per loop value (T has ${types.length}, the node ${ctx.arity} inputs)`);
   const cell = recogniseCell(body, types);
@@ -306,8 +382,8 @@ export const TF_RNN_OPS: Readonly<Record<string, OpBuilder>> = {
 
 /** What each entry becomes in the IR (the TF import column of the coverage table). */
 export const TF_RNN_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
-  While: ['LSTM', 'GRU', 'Unsqueeze', 'Squeeze', 'Slice'],
-  StatelessWhile: ['LSTM', 'GRU', 'Unsqueeze', 'Squeeze', 'Slice'],
+  While: ['LSTM', 'GRU', 'RNN', 'Unsqueeze', 'Squeeze', 'Slice', 'Concat'],
+  StatelessWhile: ['LSTM', 'GRU', 'RNN', 'Unsqueeze', 'Squeeze', 'Slice', 'Concat'],
   ReverseV2: ['Slice'],
   TensorListFromTensor: [],
   TensorListStack: [],

@@ -88,6 +88,11 @@ export function standIn(proto: TensorProto, tensor: Tensor): TensorProto {
   return proto;
 }
 
+/** The tensor a stand-in proto stands for, if it is one. */
+export function heldTensor(p: TensorProto): Tensor | undefined {
+  return STAND_INS.get(p);
+}
+
 export function tensorFromProto(p: TensorProto, e: FormatErrors, where: string): Tensor {
   const held = STAND_INS.get(p);
   if (held) return held;

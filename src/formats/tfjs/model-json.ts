@@ -1,6 +1,6 @@
 import type { FormatErrors } from '../../core/errors.js';
 import { parseTensorName, type TfRef } from '../tf/flatten.js';
-import type { NodeDef, TensorShapeProto } from '../tf/messages.js';
+import type { ArgDef, FunctionDef, NodeDef, TensorShapeProto } from '../tf/messages.js';
 import { attrFromJson, isObject, JsonReader, type Json, type JsonObject } from './attrs.js';
 import { printable } from './printable.js';
 import { parseManifest, type WeightGroup } from './weights.js';
@@ -13,6 +13,8 @@ import { parseManifest, type WeightGroup } from './weights.js';
  */
 export interface GraphModelJson {
   readonly nodes: NodeDef[];
+  /** modelTopology.library's functions (While loops' cond and body), their Consts still without values. */
+  readonly functions: FunctionDef[];
   readonly manifest: WeightGroup[];
   readonly signature?: SignatureJson;
   /** userDefinedMetadata without its signature. */
@@ -51,13 +53,42 @@ export function parseGraphModelJson(text: string, e: FormatErrors): GraphModelJs
   e.check(udm === undefined || udm === null || isObject(udm), 'userDefinedMetadata', 'an object');
   const { signature: legacy, ...metadata } = (udm ?? {}) as JsonObject;
   const sig = legacy ?? value['signature'];
-  // library functions are left out: converted graphs are inlined, and the control-flow ops whose
-  // bodies live there are not mapped (they are reported as unsupported ops).
-  return { nodes, manifest, metadata, ...(sig === undefined || sig === null ? {} : { signature: signatureFromJson(sig, e) }) };
+  // Library functions: a converted graph's calls are inlined, but While loops keep their cond and
+  // body there (the TF import recognises Keras's and modelbridge's own, and refuses others).
+  const functions = functionsFromJson(topology['library'], e);
+  return { nodes, functions, manifest, metadata, ...(sig === undefined || sig === null ? {} : { signature: signatureFromJson(sig, e) }) };
 }
 
-function nodeFromJson(v: Json, index: number, e: FormatErrors): NodeDef {
-  const at = `modelTopology.node[${index}]`;
+function functionsFromJson(library: Json | undefined, e: FormatErrors): FunctionDef[] {
+  if (library === undefined || library === null) return [];
+  if (!isObject(library)) return e.fail('modelTopology.library', 'an object');
+  const list = library['function'] ?? [];
+  if (!Array.isArray(list)) return e.fail('modelTopology.library.function', 'a list of functions');
+  return list.map((f, i) => {
+    const where = `modelTopology.library.function[${i}]`;
+    const r = new JsonReader(e, where);
+    const fn = r.object(f);
+    const sig = r.at(`${where}.signature`).object(fn['signature']);
+    const name = r.at(`${where}.signature.name`).string(sig['name']);
+    const args = (key: 'inputArg' | 'outputArg'): ArgDef[] =>
+      r.at(`function ${name} ${key}`).list(sig[key] ?? []).map((a) => {
+        const ar = r.at(`function ${name} ${key}`);
+        const o = ar.object(a);
+        return { name: ar.string(o['name']), type: ar.type(o['type']), type_attr: '', number_attr: '', type_list_attr: '' };
+      });
+    const body = r.at(`function ${name} nodeDef`).list(fn['nodeDef'] ?? []);
+    const ret = r.at(`function ${name} ret`).object(fn['ret'] ?? {});
+    return {
+      signature: { name, input_arg: args('inputArg'), output_arg: args('outputArg'), attr: [] },
+      attr: {},
+      node_def: body.map((n, k) => nodeFromJson(n, k, e, `function ${name} nodeDef`)),
+      ret: Object.fromEntries(Object.entries(ret).map(([k, v]) => [k, r.at(`function ${name} ret ${k}`).string(v)])),
+    };
+  });
+}
+
+function nodeFromJson(v: Json, index: number, e: FormatErrors, list = 'modelTopology.node'): NodeDef {
+  const at = `${list}[${index}]`;
   if (!isObject(v)) return e.fail(at, 'a node object');
   const { name, op, input, device, attr } = v;
   e.check(typeof name === 'string' && name !== '' && printable(name), at, `a non-empty name without control characters, not ${JSON.stringify(name)}`);

@@ -86,7 +86,8 @@ export const TFJS_OPS: Readonly<Record<string, Expander>> = {
 
 /**
  * The TF ops TF.js runs: tfjs-converter 4.22's op_list (docs/supported_ops.md), less the
- * TensorArray/TensorList and decision-forest ops no exported graph holds. The writer checks
+ * TensorArray/TensorList and decision-forest ops no exported graph holds (but the three TensorList
+ * ops of the TF export's While loops for recurrent nodes, rnn-loop.ts). The writer checks
  * every op the TensorFlow exporter emits against it, so a graph TF.js cannot load is refused when
  * written, naming the op, rather than failing in the browser.
  */
@@ -107,7 +108,7 @@ export const TFJS_RUNS: ReadonlySet<string> = new Set(
   Round Rsqrt ScatterNd Select SelectV2 Selu Shape ShapeN Sigmoid Sign Sin Sinh Size Slice Snapshot Softmax Softplus SpaceToBatchND
   SparseFillEmptyRows SparseReshape SparseSegmentMean SparseSegmentSum SparseToDense Split SplitV Sqrt Square SquaredDifference
   Squeeze StatelessIf StatelessWhile StaticRegexReplace StopGradient StridedSlice StringNGrams StringSplit StringToHashBucketFast
-  Sub Sum Switch Tan Tanh TensorScatterUpdate Tile TopKV2 Transpose TruncatedNormal Unique UniqueV2 Unpack UpperBound Where While
+  Sub Sum Switch Tan Tanh TensorListReserve TensorListSetItem TensorListStack TensorScatterUpdate Tile TopKV2 Transpose TruncatedNormal Unique UniqueV2 Unpack UpperBound Where While
   Zeros ZerosLike _FusedConv2D _FusedMatMul`.split(/\s+/),
 );
 

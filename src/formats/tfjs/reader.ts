@@ -56,8 +56,13 @@ export function readGraphModel(path: string, options: { module?: ModuleSpec } = 
   const tensors = restoreDTypes(readWeights(json.manifest, file, e).tensors, json.metadata[DTYPES_KEY], e);
   const nodes = expandTfjsOps(json.nodes, e).map((n) => (n.op === 'Const' ? withValue(n, tensors.get(n.name), e) : n));
   // The converter lowers a SavedModel's While into a TF1 loop frame; it is folded back (tf/frames.ts).
+  // Functions the file holds itself (control flow v2: modelbridge's own While loops) join those.
   const lifted = liftLoopFrames(nodes);
-  const flat = new FlatGraph({ node: lifted.nodes, versions: null, library: { function: lifted.functions } }, file);
+  const functions = [
+    ...json.functions.map((f) => ({ ...f, node_def: f.node_def.map((n) => (n.op === 'Const' ? withValue(n, tensors.get(n.name), e) : n)) })),
+    ...lifted.functions,
+  ];
+  const flat = new FlatGraph({ node: lifted.nodes, versions: null, library: functions.length ? { function: functions } : null }, file);
   const io = endpoints(json, lifted.nodes, flat, e);
   const imported = importGraph({ flat, feeds: io.feeds, fetches: io.fetches });
   const graph = imported.graph;

@@ -80,6 +80,8 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
   const exported = exportGraph(
     graph,
     {
+      // TF.js runs control flow v2 (StatelessWhile with functions in modelTopology.library) in executeAsync.
+      functions: true,
       weight(name, tensor, nodeName, emit) {
         used.add(name);
         weightNodes.set(nodeName, tensor);
@@ -89,7 +91,7 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
     },
     names,
   );
-  const foreign = exported.nodes.find((n) => !TFJS_RUNS.has(n.op));
+  const foreign = [...exported.nodes, ...exported.functions.flatMap((f) => f.node_def)].find((n) => !TFJS_RUNS.has(n.op));
   if (foreign) {
     // The exporter names a node's last TF node after its output; name the IR node it came from.
     const origin = graph.nodes.find((n) => n.outputs.includes(foreign.name) || n.name === foreign.name || (!!n.outputs[0] && foreign.name.startsWith(`${n.outputs[0]}/`)));
@@ -125,6 +127,22 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
     return constNode(n.name, w.constDType, t.shape);
   });
 
+  // The functions' Consts: TF.js looks their values up among the weights by node name, as
+  // tensorflowjs_converter stores them.
+  const library = exported.functions.map((f) => ({
+    signature: {
+      name: f.signature.name,
+      inputArg: f.signature.input_arg.map((a) => ({ name: a.name, type: typeName(a.type) })),
+      outputArg: f.signature.output_arg.map((a) => ({ name: a.name, type: typeName(a.type) })),
+    },
+    nodeDef: f.node_def.map((n) => {
+      if (n.op !== 'Const') return nodeJson(n);
+      const t = protoTensor(n);
+      encoded.push(encodeWeight(n.name, t, undefined).weight);
+      return nodeJson(constNode(n.name, t.dtype, t.shape));
+    }),
+    ret: Object.fromEntries(Object.keys(f.ret).sort().map((k) => [k, f.ret[k]!])),
+  }));
   const shards = shardSizes(encoded, shardBytes).map((byteLength, i, all) => ({ name: `${shardPrefix}group1-shard${i + 1}of${all.length}.bin`, byteLength }));
   const signature = model.signatures[0] ?? defaultSignature(graph);
   const info = (list: typeof graph.inputs, value: string) => list.find((v) => v.name === value);
@@ -142,7 +160,7 @@ export function graphModelFiles(model: Model, options: TfjsWriteOptions = {}, sh
     generatedBy: 'modelbridge',
     convertedBy: 'modelbridge',
     signature: sig,
-    modelTopology: { node: nodes.map(nodeJson), library: {}, versions: {} },
+    modelTopology: { node: nodes.map(nodeJson), library: library.length ? { function: library } : {}, versions: {} },
   };
   const metadata = userMetadata(model, retyped);
   if (Object.keys(metadata).length) json['userDefinedMetadata'] = metadata;
