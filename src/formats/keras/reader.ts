@@ -52,7 +52,26 @@ export interface WeightRecord {
   readonly ir: string;
   /** 'same' (same bytes, maybe reshaped), 'perm:a,b,c' (the IR tensor is the Keras one, reshaped, permuted), 'rnn:<LSTM|GRU>:<units>:<gates|bias|both>' (gates reordered), 'value:[...]' (kept literally). */
   readonly how: string;
+  /** Where a legacy .h5 file (model_weights/<top>/<name>) keeps it; see legacyOf. */
+  readonly legacy?: LegacyPlace;
 }
+
+/**
+ * A variable's place in a legacy HDF5 file (legacy_h5_format.py): the group of its top-level
+ * layer, its name (`<layer path>/<variable>`, as Keras names variables; loading matches by order,
+ * not name), and its rank in that layer's `trainable_weights + non_trainable_weights`: trainable
+ * ones first, each part in layer order (`order`: the layer's index at each nesting level, then the
+ * variable's own index).
+ */
+export interface LegacyPlace {
+  readonly top: string;
+  readonly name: string;
+  readonly order: readonly number[];
+  readonly trainable: boolean;
+}
+
+/** Variables Keras creates non-trainable (BatchNormalization's statistics, Normalization's adapted state). */
+const NON_TRAINABLE = new Set(['moving_mean', 'moving_variance', 'mean', 'variance', 'count']);
 
 interface Weights {
   /** The tensor stored for a layer's layout key, and where it came from. */
@@ -342,6 +361,8 @@ class GraphBuilder {
   /** Every object's `vars` group path in a Keras 3 weights file, weightless layers' included. */
   readonly varGroups = new Set<string>(['vars']);
   private readonly taken = new Set<string>();
+  /** Per layer (its name path joined by NUL): its index at each nesting level, and whether it or a model holding it is frozen. */
+  private readonly positions = new Map<string, { order: readonly number[]; frozen: boolean }>();
 
   constructor(readonly source: Source) {}
 
@@ -358,6 +379,8 @@ class GraphBuilder {
     const rawLayers = config['layers'];
     e.check(Array.isArray(rawLayers), `${where} layers`, 'a list of layers');
     const layers = rawLayers.map((l, i) => parseLayer(l, e, `${where} layers[${i}]`));
+    const parent = this.positions.get(names.join('\u0000')) ?? { order: [], frozen: config['trainable'] === false };
+    layers.forEach((l, i) => this.positions.set([...names, l.name].join('\u0000'), { order: [...parent.order, i], frozen: parent.frozen || l.config['trainable'] === false }));
     if (h5Prefix) this.varGroups.add(`${h5Prefix}/vars`);
     if (className === 'Sequential') return this.sequential(config, layers, h5Prefix, names, given, where);
     return this.functional(config, layers, h5Prefix, names, given, where);
@@ -482,11 +505,19 @@ class GraphBuilder {
     const weights = this.source.weightsOf(h5Path, names, groups, className);
     this.varGroups.add(`${h5Path}/vars`);
     for (const g of groups) if (g.sub) this.varGroups.add(`${h5Path}/${g.sub}/vars`);
+    const keys = groups.flatMap((g) => g.names.map((n) => (g.sub ? `${g.sub}/${n}` : n)));
+    const position = this.positions.get(names.join('\u0000')) ?? { order: [], frozen: false };
     const record = (key: string, ir: string, how: string) => {
       const w = weights.get(key)!;
-      this.records.push({ path: w.path, shape: w.tensor.shape, dtype: w.tensor.dtype, ir, how });
+      const legacy: LegacyPlace = {
+        top: names[0]!,
+        name: `${names.join('/')}/${key}`,
+        order: [...position.order, keys.indexOf(key)],
+        trainable: !position.frozen && !NON_TRAINABLE.has(key.split('/').pop()!),
+      };
+      this.records.push({ path: w.path, shape: w.tensor.shape, dtype: w.tensor.dtype, ir, how, legacy });
     };
-    const known = new Set(groups.flatMap((g) => g.names.map((n) => (g.sub ? `${g.sub}/${n}` : n))));
+    const known = new Set(keys);
     const base = names.join('/');
     const first = this.nodes.length;
     const b = this;
