@@ -257,6 +257,9 @@ const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' 
 
 const MODEL_CLASSES = new Set(['Sequential', 'Functional', 'Model']);
 
+/** The keras.ops a Keras 3 Functional config holds for the masks it computed (see functional()). */
+const MASK_OPS = new Set(['NotEqual', 'Equal', 'Any', 'All', 'LogicalOr', 'LogicalAnd', 'LogicalNot', 'ExpandDims', 'Squeeze', 'Cast']);
+
 /** The keras tensors in a Keras 3 call's args (nested lists included), in order. */
 function kerasTensors(v: unknown, out: (readonly [string, number, number])[]): void {
   if (Array.isArray(v)) for (const x of v) kerasTensors(x, out);
@@ -361,6 +364,12 @@ class GraphBuilder {
   /** Every object's `vars` group path in a Keras 3 weights file, weightless layers' included. */
   readonly varGroups = new Set<string>(['vars']);
   private readonly taken = new Set<string>();
+  /**
+   * Values whose Keras mask a layer took away: MultiHeadAttention's call clears the masks of its
+   * query, value and key tensors (backend.set_keras_mask(query, None)), so the layers that run
+   * after it on the same tensors see none; Keras's predict runs that way, and so does this.
+   */
+  readonly unmasked = new Set<string>();
   /** Per layer (its name path joined by NUL): its index at each nesting level, and whether it or a model holding it is frozen. */
   private readonly positions = new Map<string, { order: readonly number[]; frozen: boolean }>();
 
@@ -455,8 +464,15 @@ class GraphBuilder {
         values.set(key(name, 0), [{ name: value, shape, dtype }]);
       }
     });
+    // Keras 3 records how it computed the masks it passed as `mask` arguments: ops such as
+    // NotEqual, Any and LogicalOr become operation nodes of the graph. Masks are followed here
+    // from the layers that make them (Embedding, Masking) as Keras's compute_mask does, so those
+    // ops are left out when nothing but masks uses them.
+    const usedAsArgs = new Set(outputRefs.map(([l]) => l));
+    for (const l of layers) if (!MASK_OPS.has(plainClass(l.className))) for (const c of l.calls) for (const [name] of c.inputs) usedAsArgs.add(name);
+    const maskOnly = (l: LayerEntry) => MASK_OPS.has(plainClass(l.className)) && !usedAsArgs.has(l.name);
     // Calls run once their inputs exist; config order is usually already topological.
-    const pending: { layer: LayerEntry; index: number; call: Call }[] = layers.filter((l) => l.className !== 'InputLayer').flatMap((layer) => layer.calls.map((call, index) => ({ layer, index, call })));
+    const pending: { layer: LayerEntry; index: number; call: Call }[] = layers.filter((l) => l.className !== 'InputLayer' && !maskOnly(l)).flatMap((layer) => layer.calls.map((call, index) => ({ layer, index, call })));
     let progress = true;
     while (pending.length && progress) {
       progress = false;
@@ -466,7 +482,7 @@ class GraphBuilder {
         const inputs = call.inputs.map(([l, n, t]) => {
           const v = values.get(key(l, n))![t];
           e.check(v !== undefined, `${where} layer ${escapeControl(layer.name)}`, `an input ${escapeControl(l)} tensor ${t} the layer produces`);
-          return v;
+          return v.mask && this.unmasked.has(v.name) ? { name: v.name, shape: v.shape, dtype: v.dtype } : v;
         });
         values.set(`${layer.name}\u0000${index}`, this.layer(layer, inputs, call.kwargs, paths.get(layer)!, [...names, layer.name], index));
         pending.splice(i--, 1);
@@ -573,6 +589,9 @@ class GraphBuilder {
       },
       fail: (expected) => e.fail(where, expected),
     };
+    // A `mask` argument in the config is the mask Keras computed and passed (see functional()); it must be one followed here.
+    if (kwargs['mask'] !== undefined && kwargs['mask'] !== null && !inputs.some((i) => i.mask)) e.fail(where, 'no explicit mask argument: masks are followed from the layers that make them (Embedding with mask_zero, Masking), and this input has none');
+    if (def.masking === 'refuse' && inputs.some((i) => i.mask)) e.fail(where, `an input without a Keras mask (a masked input to ${escapeControl(className)} is not supported)`);
     let outs: KValue[];
     try {
       outs = def.build(ctx, inputs, kwargs);
@@ -580,6 +599,12 @@ class GraphBuilder {
       if (err instanceof RangeError) e.fail(where, err.message);
       throw err;
     }
+    if (className === 'MultiHeadAttention') for (const i of inputs) this.unmasked.add(i.name);
+    // Keras's __call__: a layer that supports masking passes its first input's mask on; one that
+    // does not drops it (layers that read or make masks set their outputs' themselves).
+    const mask = inputs[0]?.mask;
+    if (def.masking === 'pass' && mask) outs = outs.map((v) => (v.mask ? v : { ...v, mask }));
+    else if (def.masking === undefined || def.masking === 'refuse') outs = outs.map((v) => (v.mask ? { name: v.name, shape: v.shape, dtype: v.dtype } : v));
     // Name each output after its layer (the second call of a shared layer gets a suffix).
     const made = new Set(this.nodes.slice(first).flatMap((n) => n.outputs));
     return outs.map((v, k) => {
