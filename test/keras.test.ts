@@ -219,6 +219,39 @@ describe('Keras files', () => {
     refusal(file, /layers\/dense\/vars\/0: Dense layer fc's kernel of shape \[3, 2\], not \[4, 2\]/);
   });
 
+  it('refuses a .h5 weight of the wrong shape in one line', () => {
+    const file = join(dir, 'shape.h5');
+    const config = denseConfig();
+    writeFileSync(
+      file,
+      writeH5({
+        attrs: [['model_config', JSON.stringify(config)], ['keras_version', '3.15.1'], ['backend', 'tensorflow']],
+        children: [['model_weights', { attrs: [['layer_names', ['fc']]], children: [['fc', { attrs: [['weight_names', ['fc/kernel', 'fc/bias']]], children: [['fc', { children: [['kernel', f32([1, 2, 3, 4, 5, 6, 7, 8], [4, 2])], ['bias', f32(BIAS, [2])]] }]] }]] }]],
+      }),
+    );
+    refusal(file, /model_weights\/fc\/fc\/kernel: Dense layer fc's kernel of shape \[3, 2\], not \[4, 2\]/);
+  });
+
+  it('refuses a Keras mask reaching a layer that would use it otherwise, in one line naming the layer', () => {
+    // Embedding(mask_zero=True) then Softmax: Keras's Softmax would hide the masked steps; not built here.
+    const config = {
+      module: 'keras',
+      class_name: 'Sequential',
+      config: {
+        name: 'masked',
+        layers: [
+          { module: 'keras.layers', class_name: 'InputLayer', config: { batch_shape: [null, 4], dtype: 'int32', name: 'ids' } },
+          { module: 'keras.layers', class_name: 'Embedding', config: { name: 'emb', input_dim: 5, output_dim: 2, mask_zero: true } },
+          { module: 'keras.layers', class_name: 'Softmax', config: { name: 'sm', axis: -1 } },
+        ],
+      },
+    };
+    const weights = writeH5({ children: [['layers', { children: [['embedding', { children: [['vars', { children: [['0', f32([...Array(10).keys()], [5, 2])]] }]] }]] }], ['vars', { children: [] }]] });
+    const file = join(dir, 'masked-softmax.keras');
+    writeFileSync(file, kerasArchive(config, weights));
+    refusal(file, /layer sm \(Softmax\).*an input without a Keras mask \(a masked input to Softmax is not supported\)/);
+  });
+
   it('refuses an HDF5 file that is not a Keras model, and garbage after the signature, in one line', () => {
     const weightsOnly = join(dir, 'weights-only.h5');
     writeFileSync(weightsOnly, weightsH5());
