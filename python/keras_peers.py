@@ -60,7 +60,7 @@ def build_models():
         name="cnn",
     )
 
-    # Transposed convolutions (TensorFlow's importer lacks Conv2DBackpropInput: no SavedModel check).
+    # Transposed convolutions (exported to TF as Conv2DBackpropInput and read back from it).
     pic = keras.Input((5, 6, 3), name="pic")
     u = layers.Conv2DTranspose(4, 3, strides=2, padding="same", name="up_same")(pic)
     u = layers.Conv2DTranspose(2, (3, 2), strides=(1, 2), padding="valid", activation="relu", name="up_valid")(u)
@@ -132,7 +132,50 @@ def build_models():
     y = layers.ELU(alpha=0.5, name="elu_layer")(y)
     y = layers.Average(name="avg")([y, layers.Maximum(name="max")([y, layers.Subtract(name="sub")([y, y])])])
     models["activations"] = keras.Model(z, layers.Minimum(name="min")([y, layers.Activation("tanh", name="act")(y)]), name="activations")
+    # Keras masks: Embedding(mask_zero=True) and Masking feeding LSTM, GRU (go_backwards),
+    # Bidirectional and SimpleRNN, through layers that pass the mask on (Dense) and merges, into a
+    # masked GlobalAveragePooling1D. The inputs (masked_inputs) have zeros in the middle and at the ends.
+    tok = keras.Input((10,), dtype="int32", name="tok")
+    e = layers.Embedding(30, 8, mask_zero=True, name="emb")(tok)
+    e = layers.Dense(8, activation="tanh", name="proj")(e)
+    s = layers.LSTM(6, return_sequences=True, name="m_lstm")(e)
+    g = layers.GRU(5, go_backwards=True, name="m_gru")(s)
+    bi = layers.Bidirectional(layers.GRU(3, return_sequences=True), name="m_bi")(s)
+    avg = layers.GlobalAveragePooling1D(name="m_avg")(bi)
+    series = keras.Input((7, 4), name="series")
+    m = layers.Masking(mask_value=0.0, name="m_mask")(series)
+    r = layers.SimpleRNN(4, name="m_rnn")(m)
+    r2 = layers.Bidirectional(layers.LSTM(2), name="m_bi2")(m)
+    out = layers.Dense(3, name="m_out")(layers.Concatenate(name="m_cat")([g, avg, r, r2]))
+    models["masked"] = keras.Model([tok, series], [out, layers.Activation("linear", name="m_seq")(s)], name="masked")
+
+    # Attention under the query's and value's masks, then a causal self-attention on its output
+    # (which carries the query's mask). MultiHeadAttention clears its inputs' masks when it runs,
+    # so the masked tensors here feed nothing after it.
+    ids = keras.Input((8,), dtype="int32", name="ids")
+    h = layers.Embedding(20, 8, mask_zero=True, name="emb")(ids)
+    a = layers.MultiHeadAttention(num_heads=2, key_dim=4, name="attn")(h, h)
+    d = layers.Dense(8, name="mid")(a)
+    c = layers.MultiHeadAttention(num_heads=2, key_dim=4, name="causal")(d, d, use_causal_mask=True)
+    f = layers.Flatten(name="flat")(layers.LayerNormalization(name="ln")(c))
+    models["masked_attention"] = keras.Model(ids, layers.Dense(2, name="logits")(f), name="masked_attention")
     return models
+
+
+def masked_inputs(feeds):
+    """Zeros the masking layers act on: token ids 0 at the end of one row and in the middle of
+    another, and whole steps of zeros in the float series."""
+    for name, v in feeds.items():
+        if v.dtype == np.int32:
+            v[v == 0] = 1
+            v[0, -3:] = 0
+            v[1, 2] = 0
+            v[1, 5] = 0
+        else:
+            v[0, -2:] = 0
+            v[1, 0] = 0
+            v[1, 3] = 0
+    return feeds
 
 
 def layer_name(t):
@@ -170,6 +213,8 @@ def build(out):
             elif "mean" in w.path or "bias" in w.path or "beta" in w.path or "gamma" in w.path:
                 w.assign((np.asarray(w) + rng.normal(0, 0.1, shape)).astype(np.float32))
         feeds = inputs_for(model, rng)
+        if name.startswith("masked"):
+            feeds = masked_inputs(feeds)
         preds = model.predict([feeds[layer_name(t)] for t in model.inputs], verbose=0)
         if not isinstance(preds, (list, tuple)):
             preds = [preds]

@@ -21,9 +21,10 @@ const FILES: Record<string, string> = {
   tfjs: 'or-gate.json',
   tflite: 'or-gate.tflite',
   keras: 'or-gate.keras',
+  h5: 'or-gate.h5',
 };
 
-/** The formats modelbridge writes (legacy Keras .h5 is read only). */
+/** The formats modelbridge writes. */
 const writable = () => FORMATS.filter((f) => !f.readOnly).map((f) => f.name);
 
 interface Report {

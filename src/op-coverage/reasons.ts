@@ -41,7 +41,7 @@ const IMPORT: Record<string, Reason> = Object.fromEntries([
   ['TopK', notYet('TF TopKV2 has two outputs; the import builds single-output nodes only')],
   ...each(
     `Acos Acosh Asin Asinh Atan Atanh Cosh Sinh BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor Det
-     CumProd DepthToSpace SpaceToDepth LRN NonZero OneHot ReverseSequence ScatterElements ScatterND Size Xor ConvTranspose`,
+     CumProd DepthToSpace SpaceToDepth LRN NonZero OneHot ReverseSequence ScatterElements ScatterND Size Xor`,
     notYet('a direct TF op exists; its import mapping is not written'),
   ),
 ]);

@@ -8,6 +8,12 @@ export interface KValue {
   /** null for an unknown size (the batch). */
   readonly shape: readonly (number | null)[];
   readonly dtype: DType;
+  /**
+   * Keras's mask on this tensor (`_keras_mask`): a bool [batch, time] value, true on the steps
+   * that count. Embedding(mask_zero=True) and Masking make one, layers that support masking pass
+   * it on, LSTM/GRU/SimpleRNN skip the steps it marks false.
+   */
+  readonly mask?: string;
 }
 
 /** A layer's config object as config.json holds it. */

@@ -7,7 +7,7 @@ import { writeKerasArchive } from './writer.js';
 /**
  * Keras models. `keras` is the Keras 3 archive (.keras: a zip of config.json, metadata.json and
  * model.weights.h5), read and written; `h5` is the legacy HDF5 model file of tf.keras and Keras 2
- * (model.save('m.h5')), read only. Both read through one reader (reader.ts), which tells them apart by
+ * (model.save('m.h5')), read, and written as Keras 3's legacy saving writes it. Both read through one reader (reader.ts), which tells them apart by
  * their bytes.
  */
 
@@ -53,9 +53,8 @@ export const kerasFormat: FormatHandler = {
 
 export const h5Format: FormatHandler = {
   name: 'h5',
-  title: 'Keras HDF5 model (tf.keras / Keras 2 model.save .h5), read only',
+  title: 'Keras HDF5 model (tf.keras / Keras 2 / Keras 3 legacy model.save .h5)',
   extensions: ['.h5', '.hdf5'],
-  readOnly: true,
   detect: (probe) => !probe.isDirectory && startsWith(probe.head, HDF5_SIGNATURE),
   read(path): Model {
     return readKeras(path);

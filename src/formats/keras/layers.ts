@@ -23,6 +23,13 @@ export interface VarGroup {
 export interface LayerDef {
   /** The layer's weight groups, in the order Keras saves them. */
   readonly vars?: (config: Config) => readonly VarGroup[];
+  /**
+   * What the layer does with a Keras mask on its input (layer.py's __call__): 'pass' for layers
+   * that support masking without changing it (the output keeps the first input's mask), 'own'
+   * for builders that read their inputs' masks and set their outputs' themselves, 'refuse' for a
+   * layer whose call would use the mask in a way not built here. Absent: Keras drops the mask.
+   */
+  readonly masking?: 'pass' | 'own' | 'refuse';
   readonly build: (ctx: LayerContext, inputs: readonly KValue[], call: Config) => KValue[];
 }
 
@@ -212,6 +219,7 @@ const conv2dTranspose: LayerDef = {
 };
 
 const dense: LayerDef = {
+  masking: 'pass',
   vars: (c) => own('kernel', c['use_bias'] !== false && 'bias'),
   build(ctx, inputs) {
     const x = one(ctx, inputs);
@@ -241,6 +249,8 @@ function axisOf(ctx: LayerContext, rank: number, fallback: number): number {
 }
 
 const batchNormalization: LayerDef = {
+  // At inference the mask changes nothing (it only narrows the batch statistics in training).
+  masking: 'pass',
   vars: (c) => own(c['scale'] !== false && 'gamma', c['center'] !== false && 'beta', 'moving_mean', 'moving_variance'),
   build(ctx, inputs) {
     const x = one(ctx, inputs);
@@ -257,6 +267,7 @@ const batchNormalization: LayerDef = {
 };
 
 const layerNormalization: LayerDef = {
+  masking: 'pass',
   vars: (c) => own(c['scale'] !== false && 'gamma', c['center'] !== false && 'beta'),
   build(ctx, inputs) {
     const x = one(ctx, inputs);
@@ -270,11 +281,12 @@ const layerNormalization: LayerDef = {
   },
 };
 
-const activation: LayerDef = { build: (ctx, inputs) => [applyActivation(ctx, one(ctx, inputs), ctx.config['activation'])] };
+const activation: LayerDef = { masking: 'pass', build: (ctx, inputs) => [applyActivation(ctx, one(ctx, inputs), ctx.config['activation'])] };
 
-const identity: LayerDef = { build: (ctx, inputs) => [one(ctx, inputs)] };
+const identity: LayerDef = { masking: 'pass', build: (ctx, inputs) => [one(ctx, inputs)] };
 
 const relu: LayerDef = {
+  masking: 'pass',
   build(ctx, inputs) {
     const x = one(ctx, inputs);
     const c = ctx.config;
@@ -288,6 +300,7 @@ const relu: LayerDef = {
 };
 
 const leakyRelu: LayerDef = {
+  masking: 'pass',
   build(ctx, inputs) {
     const x = one(ctx, inputs);
     const raw = ctx.config['negative_slope'] ?? ctx.config['alpha'] ?? 0.3;
@@ -297,6 +310,7 @@ const leakyRelu: LayerDef = {
 };
 
 const softmax: LayerDef = {
+  masking: 'refuse',
   build(ctx, inputs) {
     const x = one(ctx, inputs);
     return [ctx.op('Softmax', [x.name], x.shape, { axis: attr.int(axisOf(ctx, x.shape.length, -1)) })];
@@ -304,6 +318,7 @@ const softmax: LayerDef = {
 };
 
 const elu: LayerDef = {
+  masking: 'pass',
   build: (ctx, inputs) => {
     const x = one(ctx, inputs);
     const alpha = num(ctx.config, 'alpha', 1);
@@ -331,28 +346,50 @@ function broadcast(ctx: LayerContext, inputs: readonly KValue[]): (number | null
   return out;
 }
 
+/** The logical Or (or And) of masks, as base_merge.py's and concatenate.py's compute_mask combine them. */
+function combineMasks(ctx: LayerContext, masks: readonly string[], op: 'And' | 'Or', shape: readonly (number | null)[]): string | undefined {
+  if (masks.length === 0) return undefined;
+  return masks.slice(1).reduce((a, m) => ctx.op(op, [a, m], shape, {}, 'bool').name, masks[0]!);
+}
+
+const presentMasks = (inputs: readonly KValue[]): string[] => inputs.flatMap((i) => (i.mask ? [i.mask] : []));
+
 function merge(op: 'Sum' | 'Mul' | 'Max' | 'Min' | 'Mean' | 'Sub'): LayerDef {
   return {
+    masking: 'own',
     build(ctx, inputs) {
       if (inputs.length < 2 || (op === 'Sub' && inputs.length !== 2)) ctx.fail(op === 'Sub' ? 'two inputs' : 'at least two inputs');
       const shape = broadcast(ctx, inputs);
+      let y: KValue;
       if (op === 'Mul' || op === 'Sub') {
-        let acc = inputs[0]!;
-        for (const x of inputs.slice(1)) acc = ctx.op(op, [acc.name, x.name], shape);
-        return [acc];
+        y = inputs[0]!;
+        for (const x of inputs.slice(1)) y = ctx.op(op, [y.name, x.name], shape);
+      } else {
+        y = ctx.op(op, inputs.map((i) => i.name), shape);
       }
-      return [ctx.op(op, inputs.map((i) => i.name), shape)];
+      // base_merge.py compute_mask: the Or of the inputs' masks, none if one input has none.
+      const masks = presentMasks(inputs);
+      return masks.length === inputs.length ? [{ ...y, mask: combineMasks(ctx, masks, 'Or', shape.slice(0, 2)) }] : [y];
     },
   };
 }
 
 const concatenate: LayerDef = {
+  masking: 'own',
   build(ctx, inputs) {
     if (inputs.length < 1) ctx.fail('at least one input');
     const rank = inputs[0]!.shape.length;
     const axis = axisOf(ctx, rank, -1);
     const shape = inputs[0]!.shape.map((s, d) => (d === axis ? inputs.reduce<number | null>((a, i) => (a === null || i.shape[d] === null ? null : a + (i.shape[d] as number)), 0) : s));
-    return [ctx.op('Concat', inputs.map((i) => i.name), shape, { axis: attr.int(axis) })];
+    const y = ctx.op('Concat', inputs.map((i) => i.name), shape, { axis: attr.int(axis) });
+    const masks = presentMasks(inputs);
+    if (masks.length === 0) return [y];
+    // concatenate.py: each input's mask spread over its features (all true where it has none),
+    // concatenated and reduced with `any` over the last axis. Along the last axis that is the Or
+    // of the masks, all true (no mask) as soon as one input has none.
+    if (axis !== rank - 1 || rank !== 3) ctx.fail('masked inputs concatenated along the last axis of [batch, time, features]');
+    if (masks.length < inputs.length) return [y];
+    return [{ ...y, mask: combineMasks(ctx, masks, 'Or', shape.slice(0, 2)) }];
   },
 };
 
@@ -422,13 +459,24 @@ function pooling(rank: number, op: 'MaxPool' | 'AveragePool'): LayerDef {
 }
 
 function globalPooling(rank: number, op: 'ReduceMean' | 'ReduceMax'): LayerDef {
+  const masked = rank === 1 && op === 'ReduceMean';
   return {
+    // GlobalAveragePooling1D averages over the steps its mask keeps (and drops the mask).
+    ...(masked ? { masking: 'own' as const } : {}),
     build(ctx, inputs) {
       const x = one(ctx, inputs);
       const last = channelsLast(ctx);
       const keep = bool(ctx.config, 'keepdims', false);
       const axes = Array.from({ length: rank }, (_, i) => (last ? i + 1 : i + 2));
       const shape = keep ? x.shape.map((s, d) => (axes.includes(d) ? 1 : s)) : x.shape.filter((_, d) => !axes.includes(d));
+      if (masked && x.mask) {
+        // global_average_pooling1d.py: where(mask, x, 0) summed over the steps, over the mask's count.
+        const m = ctx.op('Unsqueeze', [x.mask, ctx.ints([last ? 2 : 1])], last ? [x.shape[0]!, x.shape[1]!, 1] : [x.shape[0]!, 1, x.shape[2]!], {}, 'bool');
+        const kept = ctx.op('Where', [m.name, x.name, ctx.floats(0)], x.shape);
+        const count = ctx.op('Cast', [m.name], m.shape, { to: attr.int(1) }, 'float32');
+        const sums = (v: KValue) => ctx.op('ReduceSum', [v.name, ctx.ints(axes)], keep ? v.shape.map((s, d) => (axes.includes(d) ? 1 : s)) : v.shape.filter((_, d) => !axes.includes(d)), { keepdims: attr.int(keep ? 1 : 0) }, 'float32');
+        return [ctx.op('Div', [sums(kept).name, sums(count).name], shape)];
+      }
       return [ctx.op(op, [x.name], shape, { axes: attr.ints(axes), keepdims: attr.int(keep ? 1 : 0) })];
     },
   };
@@ -471,6 +519,7 @@ const permute: LayerDef = {
 };
 
 const rescaling: LayerDef = {
+  masking: 'pass',
   build(ctx, inputs) {
     const x = one(ctx, inputs);
     const scale = ctx.config['scale'] ?? 1;
@@ -486,6 +535,7 @@ const rescaling: LayerDef = {
 };
 
 const normalization: LayerDef = {
+  masking: 'pass',
   vars: (c) => (c['mean'] === null || c['mean'] === undefined ? own('mean', 'variance', 'count') : []),
   build(ctx, inputs) {
     const x = one(ctx, inputs);
@@ -524,15 +574,42 @@ const normalization: LayerDef = {
 };
 
 const embedding: LayerDef = {
+  masking: 'own',
   vars: () => own('embeddings'),
   build(ctx, inputs) {
     const x = one(ctx, inputs);
-    if (bool(ctx.config, 'mask_zero', false)) ctx.fail('mask_zero False (masking is not supported)');
     const n = num(ctx.config, 'input_dim');
     const d = num(ctx.config, 'output_dim');
     const table = ctx.init('embeddings', ctx.weight('embeddings', [n, d]));
     const ids = x.dtype === 'int32' || x.dtype === 'int64' ? x : ctx.op('Cast', [x.name], x.shape, { to: attr.int(7) }, 'int64');
-    return [ctx.op('Gather', [table, ids.name], [...x.shape, d], { axis: attr.int(0) }, 'float32')];
+    const y = ctx.op('Gather', [table, ids.name], [...x.shape, d], { axis: attr.int(0) }, 'float32');
+    if (!bool(ctx.config, 'mask_zero', false)) return [y];
+    // embedding.py compute_mask: ids != 0, on the ids as given (a float id 0.5 is not 0).
+    const asFloat = x.dtype === 'float32';
+    const wide = asFloat || x.dtype === 'int64' ? x : ctx.op('Cast', [x.name], x.shape, { to: attr.int(7) }, 'int64');
+    const mask = ctx.op('Not', [ctx.op('Equal', [wide.name, asFloat ? ctx.floats(0) : ctx.ints([0])], x.shape, {}, 'bool').name], x.shape, {}, 'bool');
+    return [{ ...y, mask: mask.name }];
+  },
+};
+
+/**
+ * Masking (masking.py): the steps whose features all equal mask_value are zeroed and masked:
+ * mask = any(x != mask_value, axis=-1), output where(mask, x, 0).
+ */
+const masking: LayerDef = {
+  masking: 'own',
+  build(ctx, inputs) {
+    const x = one(ctx, inputs);
+    if (x.shape.length < 2) ctx.fail('an input with a time axis');
+    const value = num(ctx.config, 'mask_value', 0);
+    const differs = ctx.op('Not', [ctx.op('Equal', [x.name, ctx.floats(value)], x.shape, {}, 'bool').name], x.shape, {}, 'bool');
+    // `any` over the features: bool has no ReduceMax in ONNX, so through 0/1 floats.
+    const kept = [...x.shape.slice(0, -1), 1];
+    const any = ctx.op('ReduceMax', [ctx.op('Cast', [differs.name], x.shape, { to: attr.int(1) }, 'float32').name], kept, { axes: attr.ints([-1]), keepdims: attr.int(1) }, 'float32');
+    const keep = ctx.op('Cast', [any.name], kept, { to: attr.int(9) }, 'bool');
+    const y = ctx.op('Where', [keep.name, x.name, ctx.floats(0)], x.shape);
+    const mask = ctx.op('Squeeze', [keep.name, ctx.ints([-1])], x.shape.slice(0, -1), {}, 'bool');
+    return [{ ...y, mask: mask.name }];
   },
 };
 
@@ -583,6 +660,42 @@ function stack(a: Tensor, b: Tensor): Tensor {
   return Tensor.fromArray('float32', [2, ...a.shape.slice(1)], out);
 }
 
+/** One direction of a masked recurrence: each step's output ([1, batch, units], in reading order) and the final states. */
+interface Unrolled {
+  readonly steps: readonly string[];
+  readonly h: string;
+  readonly c?: string;
+}
+
+/**
+ * A recurrence under a Keras mask, one ONNX recurrent node per step: Keras's rnn loop
+ * (backend/tensorflow/rnn.py, zero_output_for_mask False) keeps the previous output and states
+ * on a masked step, so each step's new states pass through Where(mask[t], new, previous) into the
+ * next. ONNX's sequence_lens would only match a mask that is a prefix of each row (right
+ * padding); this matches any mask. `reverse` reads the steps last first (go_backwards).
+ */
+function unrollMasked(ctx: LayerContext, kind: RnnKind, x: KValue, mask: string, weights: readonly [string, string, string], units: number, reverse: boolean, attributes: Record<string, Attribute>): Unrolled {
+  const time = known(ctx, x.shape[1], 'a fixed number of time steps (a masked recurrence is unrolled)');
+  const batch = x.shape[0]!;
+  const inF = lastDim(ctx, x);
+  const steps: string[] = [];
+  let h: string | undefined;
+  let c: string | undefined;
+  for (let k = 0; k < time; k++) {
+    const t = reverse ? time - 1 - k : k;
+    const at = (v: string, shape: readonly (number | null)[], dtype?: 'bool') => ctx.op('Slice', [v, ctx.ints([t]), ctx.ints([t + 1]), ctx.ints([1])], shape, {}, dtype);
+    const xt = ctx.op('Transpose', [at(x.name, [batch, 1, inF]).name], [1, batch, inF], perm([1, 0, 2]));
+    const mt = ctx.op('Unsqueeze', [at(mask, [batch, 1], 'bool').name, ctx.ints([0])], [1, batch, 1], {}, 'bool');
+    const states = h === undefined ? [] : kind === 'LSTM' ? ['', h, c!] : ['', h];
+    const outs = ctx.multi(kind, [xt.name, ...weights, ...states], kind === 'LSTM' ? 3 : 2, attributes);
+    const keep = (next: string, previous: string | undefined) => ctx.op('Where', [mt.name, next, previous ?? ctx.floats(0)], [1, batch, units], {}, 'float32').name;
+    h = keep(outs[1]!, h);
+    if (kind === 'LSTM') c = keep(outs[2]!, c);
+    steps.push(h);
+  }
+  return { steps, h: h!, c };
+}
+
 /**
  * LSTM, GRU and SimpleRNN as the ONNX recurrent node, Keras's gates reordered into ONNX's
  * (src/formats/tf/rnn.ts); Bidirectional as the node's bidirectional form, whose backward half
@@ -590,6 +703,7 @@ function stack(a: Tensor, b: Tensor): Tensor {
  */
 function recurrent(kind: RnnKind): LayerDef {
   return {
+    masking: 'own',
     vars: (c) => [{ sub: 'cell', names: ['kernel', 'recurrent_kernel', ...(c['use_bias'] !== false ? ['bias'] : [])] }],
     build(ctx, inputs) {
       const x = inputs[0] ?? ctx.fail('an input');
@@ -601,13 +715,22 @@ function recurrent(kind: RnnKind): LayerDef {
       const d = direction(ctx, c, kind, '', inF, units);
       const [batch, time] = [x.shape[0]!, x.shape[1]!];
       // Keras's go_backwards reads the sequence last step first and returns the outputs in that order.
-      const xs = bool(c, 'go_backwards', false) ? ctx.op('Slice', [x.name, ctx.ints([-1]), ctx.ints([-Number.MAX_SAFE_INTEGER]), ctx.ints([1]), ctx.ints([-1])], x.shape) : x;
-      const tm = ctx.op('Transpose', [xs.name], [time, batch, inF], perm([1, 0, 2]));
       const how = (part: string) => `rnn:${kind}:${units}:${part}`;
       const W = ctx.init('W', d.W, { key: 'cell/kernel', how: how('gates') });
       const R = ctx.init('R', d.R, { key: 'cell/recurrent_kernel', how: how('gates') });
       const B = ctx.init('B', d.B, d.hasBias ? { key: 'cell/bias', how: how(d.resetAfter ? 'both' : 'bias') } : undefined);
       const attributes = { hidden_size: attr.int(units), ...(kind === 'GRU' ? { linear_before_reset: attr.int(d.resetAfter ? 1 : 0) } : {}) };
+      if (x.mask) {
+        const run = unrollMasked(ctx, kind, x, x.mask, [W, R, B], units, bool(c, 'go_backwards', false), attributes);
+        const squeeze = (v: string) => ctx.op('Squeeze', [v, ctx.ints([0])], [batch, units], {}, 'float32');
+        const sequences = bool(c, 'return_sequences', false);
+        // go_backwards returns its outputs in reading order, as the unmasked node does.
+        const y = sequences ? { ...ctx.op('Transpose', [ctx.op('Concat', run.steps, [time, batch, units], { axis: attr.int(0) }).name], [batch, time, units], perm([1, 0, 2])), mask: x.mask } : squeeze(run.h);
+        if (!bool(c, 'return_state', false)) return [y];
+        return kind === 'LSTM' ? [y, squeeze(run.h), squeeze(run.c!)] : [y, squeeze(run.h)];
+      }
+      const xs = bool(c, 'go_backwards', false) ? ctx.op('Slice', [x.name, ctx.ints([-1]), ctx.ints([-Number.MAX_SAFE_INTEGER]), ctx.ints([1]), ctx.ints([-1])], x.shape) : x;
+      const tm = ctx.op('Transpose', [xs.name], [time, batch, inF], perm([1, 0, 2]));
       const outs = ctx.multi(kind, [tm.name, W, R, B], kind === 'LSTM' ? 3 : 2, attributes);
       const last = (v: string) => ctx.op('Squeeze', [v, ctx.ints([0])], [batch, units], {}, 'float32');
       let y: KValue;
@@ -636,6 +759,7 @@ function wrapped(c: Config, key: string): { kind: RnnKind; config: Config } | un
 }
 
 const bidirectional: LayerDef = {
+  masking: 'own',
   vars: (c) => {
     const names = (cfg: Config | undefined) => ['kernel', 'recurrent_kernel', ...(cfg?.['use_bias'] !== false ? ['bias'] : [])];
     const fwd = wrapped(c, 'layer');
@@ -664,6 +788,27 @@ const bidirectional: LayerDef = {
     const b = direction(ctx, bwd.config, kind, 'backward_layer/', inF, units);
     if (f.resetAfter !== b.resetAfter) ctx.fail('the same reset_after both ways');
     const [batch, time] = [x.shape[0]!, x.shape[1]!];
+    if (x.mask) {
+      // Masked: each direction unrolled on its own (the backward one reading last step first), from its own weights.
+      const attributes = { hidden_size: attr.int(units), ...(kind === 'GRU' ? { linear_before_reset: attr.int(f.resetAfter ? 1 : 0) } : {}) };
+      const run = (d: Direction, side: 'forward' | 'backward') => {
+        const how = (part: string) => ({ key: `${side}_layer/cell/${part === 'gates' ? 'kernel' : 'bias'}`, how: `rnn:${kind}:${units}:${part}` });
+        const W = ctx.init(`${side}_W`, d.W, how('gates'));
+        const R = ctx.init(`${side}_R`, d.R, { key: `${side}_layer/cell/recurrent_kernel`, how: `rnn:${kind}:${units}:gates` });
+        const B = ctx.init(`${side}_B`, d.B, d.hasBias ? how(d.resetAfter ? 'both' : 'bias') : undefined);
+        return unrollMasked(ctx, kind, x, x.mask!, [W, R, B], units, side === 'backward', attributes);
+      };
+      const fw = run(f, 'forward');
+      const bw = run(b, 'backward');
+      if (bool(fwd.config, 'return_sequences', false)) {
+        // bidirectional.py flips the backward outputs back into time order, then concatenates the features.
+        const seq = (steps: readonly string[]) => ctx.op('Concat', steps, [time, batch, units], { axis: attr.int(0) }, 'float32').name;
+        const both = ctx.op('Concat', [seq(fw.steps), seq([...bw.steps].reverse())], [time, batch, 2 * units], { axis: attr.int(2) }, 'float32');
+        return [{ ...ctx.op('Transpose', [both.name], [batch, time, 2 * units], perm([1, 0, 2])), mask: x.mask }];
+      }
+      const squeeze = (v: string) => ctx.op('Squeeze', [v, ctx.ints([0])], [batch, units], {}, 'float32').name;
+      return [ctx.op('Concat', [squeeze(fw.h), squeeze(bw.h)], [batch, 2 * units], { axis: attr.int(-1) }, 'float32')];
+    }
     const tm = ctx.op('Transpose', [x.name], [time, batch, inF], perm([1, 0, 2]));
     // The IR tensors stack both directions; the writer takes each Keras variable back from its half.
     const how = (part: string, dir: number) => `rnn:${kind}:${units}:${part}:${dir}`;
@@ -694,6 +839,7 @@ const bidirectional: LayerDef = {
  * 2-D (the same bytes), the query scaled by 1/sqrt(key_dim), softmax over the keys, per head.
  */
 const multiHeadAttention: LayerDef = {
+  masking: 'own',
   vars: (c) => {
     const b = c['use_bias'] !== false;
     return ['query_dense', 'key_dense', 'value_dense', 'output_dense'].map((sub) => ({ sub, names: b ? ['kernel', 'bias'] : ['kernel'] }));
@@ -705,8 +851,7 @@ const multiHeadAttention: LayerDef = {
     if (c['output_shape'] !== undefined && c['output_shape'] !== null) ctx.fail('output_shape None');
     const axes = c['attention_axes'];
     if (axes !== undefined && axes !== null && !(Array.isArray(axes) && axes.length === 1 && (axes[0] === 1 || axes[0] === -2))) ctx.fail('attention over the time axis (attention_axes [1])');
-    if (call['attention_mask'] !== undefined && call['attention_mask'] !== null) ctx.fail('no attention_mask (masks are not supported)');
-    if (call['use_causal_mask'] === true) ctx.fail('use_causal_mask False');
+    if (call['attention_mask'] !== undefined && call['attention_mask'] !== null) ctx.fail('no explicit attention_mask argument (the masks of the query, key and value inputs and use_causal_mask are supported)');
     if (call['return_attention_scores'] === true) ctx.fail('return_attention_scores False');
     if (inputs.length < 2 || inputs.length > 3) ctx.fail('query and value inputs (and an optional key)');
     const [q, v] = [inputs[0]!, inputs[1]!];
@@ -733,7 +878,23 @@ const multiHeadAttention: LayerDef = {
     const qt = ctx.op('Transpose', [scaled.name], [batch, heads, tq, keyDim], perm([0, 2, 1, 3]));
     const kt = ctx.op('Transpose', [project(k, 'key_dense', keyDim).name], [batch, heads, keyDim, tk], perm([0, 2, 3, 1]));
     const vt = ctx.op('Transpose', [project(v, 'value_dense', valueDim).name], [batch, heads, tk, valueDim], perm([0, 2, 1, 3]));
-    const scores = ctx.op('MatMul', [qt.name, kt.name], [batch, heads, tq, tk]);
+    let scores = ctx.op('MatMul', [qt.name, kt.name], [batch, heads, tq, tk]);
+    // _compute_attention_mask: the query's mask [B, T, 1], the value's and key's [B, 1, S] and the
+    // causal mask [1, T, S] combined with And; _masked_softmax sets the scores it hides to -1e9.
+    const parts: string[] = [];
+    if (q.mask) parts.push(ctx.op('Unsqueeze', [q.mask, ctx.ints([2])], [batch, tq, 1], {}, 'bool').name);
+    if (v.mask) parts.push(ctx.op('Unsqueeze', [v.mask, ctx.ints([1])], [batch, 1, tk], {}, 'bool').name);
+    if (inputs[2]?.mask) parts.push(ctx.op('Unsqueeze', [inputs[2].mask, ctx.ints([1])], [batch, 1, tk], {}, 'bool').name);
+    if (call['use_causal_mask'] === true) {
+      const rows = known(ctx, tq, 'a fixed query length for use_causal_mask');
+      const cols = known(ctx, tk, 'a fixed key length for use_causal_mask');
+      parts.push(ctx.init('causal_mask', Tensor.from('bool', [1, rows, cols], Array.from({ length: rows * cols }, (_, i) => (Math.floor(i / cols) >= i % cols ? 1 : 0)))));
+    }
+    if (parts.length) {
+      const mask = parts.slice(1).reduce((a, m) => ctx.op('And', [a, m], [batch, tq, tk], {}, 'bool').name, parts[0]!);
+      const wide = ctx.op('Unsqueeze', [mask, ctx.ints([1])], [batch, 1, tq, tk], {}, 'bool');
+      scores = ctx.op('Where', [wide.name, scores.name, ctx.floats(-1e9)], scores.shape);
+    }
     const probs = ctx.op('Softmax', [scores.name], scores.shape, { axis: attr.int(-1) });
     const context = ctx.op('MatMul', [probs.name, vt.name], [batch, heads, tq, valueDim]);
     const merged = ctx.op('Reshape', [ctx.op('Transpose', [context.name], [batch, tq, heads, valueDim], perm([0, 2, 1, 3])).name, ctx.ints([0, 0, heads * valueDim])], [batch, tq, heads * valueDim]);
@@ -741,7 +902,8 @@ const multiHeadAttention: LayerDef = {
     const wo = ctx.init('output_dense/kernel', reshaped(ctx.weight('output_dense/kernel', [heads, valueDim, outF]), [heads * valueDim, outF]), { key: 'output_dense/kernel', how: 'same' });
     let y = ctx.op('MatMul', [merged.name, wo], [batch, tq, outF]);
     if (ctx.hasWeight('output_dense/bias')) y = ctx.op('Add', [y.name, ctx.init('output_dense/bias', ctx.weight('output_dense/bias', [outF]))], y.shape);
-    return [y];
+    // The output carries the query's mask.
+    return [{ ...y, mask: q.mask }];
   },
 };
 
@@ -801,6 +963,7 @@ export const LAYERS: Readonly<Record<string, LayerDef>> = {
   GRU: recurrent('GRU'),
   SimpleRNN: recurrent('RNN'),
   Bidirectional: bidirectional,
+  Masking: masking,
   MultiHeadAttention: multiHeadAttention,
 };
 

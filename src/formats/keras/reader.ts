@@ -52,7 +52,26 @@ export interface WeightRecord {
   readonly ir: string;
   /** 'same' (same bytes, maybe reshaped), 'perm:a,b,c' (the IR tensor is the Keras one, reshaped, permuted), 'rnn:<LSTM|GRU>:<units>:<gates|bias|both>' (gates reordered), 'value:[...]' (kept literally). */
   readonly how: string;
+  /** Where a legacy .h5 file (model_weights/<top>/<name>) keeps it; see legacyOf. */
+  readonly legacy?: LegacyPlace;
 }
+
+/**
+ * A variable's place in a legacy HDF5 file (legacy_h5_format.py): the group of its top-level
+ * layer, its name (`<layer path>/<variable>`, as Keras names variables; loading matches by order,
+ * not name), and its rank in that layer's `trainable_weights + non_trainable_weights`: trainable
+ * ones first, each part in layer order (`order`: the layer's index at each nesting level, then the
+ * variable's own index).
+ */
+export interface LegacyPlace {
+  readonly top: string;
+  readonly name: string;
+  readonly order: readonly number[];
+  readonly trainable: boolean;
+}
+
+/** Variables Keras creates non-trainable (BatchNormalization's statistics, Normalization's adapted state). */
+const NON_TRAINABLE = new Set(['moving_mean', 'moving_variance', 'mean', 'variance', 'count']);
 
 interface Weights {
   /** The tensor stored for a layer's layout key, and where it came from. */
@@ -238,6 +257,9 @@ const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' 
 
 const MODEL_CLASSES = new Set(['Sequential', 'Functional', 'Model']);
 
+/** The keras.ops a Keras 3 Functional config holds for the masks it computed (see functional()). */
+const MASK_OPS = new Set(['NotEqual', 'Equal', 'Any', 'All', 'LogicalOr', 'LogicalAnd', 'LogicalNot', 'ExpandDims', 'Squeeze', 'Cast']);
+
 /** The keras tensors in a Keras 3 call's args (nested lists included), in order. */
 function kerasTensors(v: unknown, out: (readonly [string, number, number])[]): void {
   if (Array.isArray(v)) for (const x of v) kerasTensors(x, out);
@@ -342,6 +364,14 @@ class GraphBuilder {
   /** Every object's `vars` group path in a Keras 3 weights file, weightless layers' included. */
   readonly varGroups = new Set<string>(['vars']);
   private readonly taken = new Set<string>();
+  /**
+   * Values whose Keras mask a layer took away: MultiHeadAttention's call clears the masks of its
+   * query, value and key tensors (backend.set_keras_mask(query, None)), so the layers that run
+   * after it on the same tensors see none; Keras's predict runs that way, and so does this.
+   */
+  readonly unmasked = new Set<string>();
+  /** Per layer (its name path joined by NUL): its index at each nesting level, and whether it or a model holding it is frozen. */
+  private readonly positions = new Map<string, { order: readonly number[]; frozen: boolean }>();
 
   constructor(readonly source: Source) {}
 
@@ -358,6 +388,8 @@ class GraphBuilder {
     const rawLayers = config['layers'];
     e.check(Array.isArray(rawLayers), `${where} layers`, 'a list of layers');
     const layers = rawLayers.map((l, i) => parseLayer(l, e, `${where} layers[${i}]`));
+    const parent = this.positions.get(names.join('\u0000')) ?? { order: [], frozen: config['trainable'] === false };
+    layers.forEach((l, i) => this.positions.set([...names, l.name].join('\u0000'), { order: [...parent.order, i], frozen: parent.frozen || l.config['trainable'] === false }));
     if (h5Prefix) this.varGroups.add(`${h5Prefix}/vars`);
     if (className === 'Sequential') return this.sequential(config, layers, h5Prefix, names, given, where);
     return this.functional(config, layers, h5Prefix, names, given, where);
@@ -432,8 +464,15 @@ class GraphBuilder {
         values.set(key(name, 0), [{ name: value, shape, dtype }]);
       }
     });
+    // Keras 3 records how it computed the masks it passed as `mask` arguments: ops such as
+    // NotEqual, Any and LogicalOr become operation nodes of the graph. Masks are followed here
+    // from the layers that make them (Embedding, Masking) as Keras's compute_mask does, so those
+    // ops are left out when nothing but masks uses them.
+    const usedAsArgs = new Set(outputRefs.map(([l]) => l));
+    for (const l of layers) if (!MASK_OPS.has(plainClass(l.className))) for (const c of l.calls) for (const [name] of c.inputs) usedAsArgs.add(name);
+    const maskOnly = (l: LayerEntry) => MASK_OPS.has(plainClass(l.className)) && !usedAsArgs.has(l.name);
     // Calls run once their inputs exist; config order is usually already topological.
-    const pending: { layer: LayerEntry; index: number; call: Call }[] = layers.filter((l) => l.className !== 'InputLayer').flatMap((layer) => layer.calls.map((call, index) => ({ layer, index, call })));
+    const pending: { layer: LayerEntry; index: number; call: Call }[] = layers.filter((l) => l.className !== 'InputLayer' && !maskOnly(l)).flatMap((layer) => layer.calls.map((call, index) => ({ layer, index, call })));
     let progress = true;
     while (pending.length && progress) {
       progress = false;
@@ -443,7 +482,7 @@ class GraphBuilder {
         const inputs = call.inputs.map(([l, n, t]) => {
           const v = values.get(key(l, n))![t];
           e.check(v !== undefined, `${where} layer ${escapeControl(layer.name)}`, `an input ${escapeControl(l)} tensor ${t} the layer produces`);
-          return v;
+          return v.mask && this.unmasked.has(v.name) ? { name: v.name, shape: v.shape, dtype: v.dtype } : v;
         });
         values.set(`${layer.name}\u0000${index}`, this.layer(layer, inputs, call.kwargs, paths.get(layer)!, [...names, layer.name], index));
         pending.splice(i--, 1);
@@ -482,11 +521,19 @@ class GraphBuilder {
     const weights = this.source.weightsOf(h5Path, names, groups, className);
     this.varGroups.add(`${h5Path}/vars`);
     for (const g of groups) if (g.sub) this.varGroups.add(`${h5Path}/${g.sub}/vars`);
+    const keys = groups.flatMap((g) => g.names.map((n) => (g.sub ? `${g.sub}/${n}` : n)));
+    const position = this.positions.get(names.join('\u0000')) ?? { order: [], frozen: false };
     const record = (key: string, ir: string, how: string) => {
       const w = weights.get(key)!;
-      this.records.push({ path: w.path, shape: w.tensor.shape, dtype: w.tensor.dtype, ir, how });
+      const legacy: LegacyPlace = {
+        top: names[0]!,
+        name: `${names.join('/')}/${key}`,
+        order: [...position.order, keys.indexOf(key)],
+        trainable: !position.frozen && !NON_TRAINABLE.has(key.split('/').pop()!),
+      };
+      this.records.push({ path: w.path, shape: w.tensor.shape, dtype: w.tensor.dtype, ir, how, legacy });
     };
-    const known = new Set(groups.flatMap((g) => g.names.map((n) => (g.sub ? `${g.sub}/${n}` : n))));
+    const known = new Set(keys);
     const base = names.join('/');
     const first = this.nodes.length;
     const b = this;
@@ -542,6 +589,9 @@ class GraphBuilder {
       },
       fail: (expected) => e.fail(where, expected),
     };
+    // A `mask` argument in the config is the mask Keras computed and passed (see functional()); it must be one followed here.
+    if (kwargs['mask'] !== undefined && kwargs['mask'] !== null && !inputs.some((i) => i.mask)) e.fail(where, 'no explicit mask argument: masks are followed from the layers that make them (Embedding with mask_zero, Masking), and this input has none');
+    if (def.masking === 'refuse' && inputs.some((i) => i.mask)) e.fail(where, `an input without a Keras mask (a masked input to ${escapeControl(className)} is not supported)`);
     let outs: KValue[];
     try {
       outs = def.build(ctx, inputs, kwargs);
@@ -549,6 +599,12 @@ class GraphBuilder {
       if (err instanceof RangeError) e.fail(where, err.message);
       throw err;
     }
+    if (className === 'MultiHeadAttention') for (const i of inputs) this.unmasked.add(i.name);
+    // Keras's __call__: a layer that supports masking passes its first input's mask on; one that
+    // does not drops it (layers that read or make masks set their outputs' themselves).
+    const mask = inputs[0]?.mask;
+    if (def.masking === 'pass' && mask) outs = outs.map((v) => (v.mask ? v : { ...v, mask }));
+    else if (def.masking === undefined || def.masking === 'refuse') outs = outs.map((v) => (v.mask ? { name: v.name, shape: v.shape, dtype: v.dtype } : v));
     // Name each output after its layer (the second call of a shared layer gets a suffix).
     const made = new Set(this.nodes.slice(first).flatMap((n) => n.outputs));
     return outs.map((v, k) => {

@@ -24,8 +24,7 @@ import { KERAS_CONFIG_KEY, KERAS_WEIGHTS_KEY, type WeightRecord } from './reader
  */
 
 export function writeKerasArchive(model: Model, path: string, kind: 'keras' | 'h5' = 'keras'): string[] {
-  if (kind === 'h5') throw new UsageError('writing legacy Keras HDF5 (.h5) files is not supported: write a .keras archive (keras.saving.load_model reads both)');
-  const bytes = kerasArchiveBytes(model);
+  const bytes = kind === 'h5' ? legacyH5Bytes(model) : kerasArchiveBytes(model);
   writeFileAtomic(path, (append) => append(bytes));
   return [path];
 }
@@ -42,7 +41,7 @@ function stored(model: Model): { config: string; layout: Stored } {
     const lifted = liftDenseChain(model);
     if (lifted) return lifted;
     throw new UsageError(
-      `cannot write a .keras archive of this ${model.format} model: Keras needs its layers' config, which a model read from a Keras 3 file (.keras, or .h5 saved by Keras 3) carries; other models are written only when they are a chain of dense layers and activations`,
+      `cannot write a Keras file of this ${model.format} model: Keras needs its layers' config, which a model read from a Keras 3 file (.keras, or .h5 saved by Keras 3) carries; other models are written only when they are a chain of dense layers and activations`,
     );
   }
   const layout = JSON.parse(weights) as Stored;
@@ -62,7 +61,7 @@ const WRITABLE = new Set<string>(['float32', 'float64', 'int32', 'int64', 'uint8
 function kerasValue(model: Model, r: WeightRecord): Tensor {
   if (r.how.startsWith('value:')) return Tensor.from(r.dtype, r.shape, JSON.parse(r.how.slice('value:'.length)) as number[]);
   const ir = model.weights.get(r.ir) ?? model.graph?.initializers.get(r.ir);
-  if (!ir) throw new UsageError(`cannot write a .keras archive: the model has no weight ${JSON.stringify(r.ir)} (Keras variable ${r.path}); were its weights renamed on the way?`);
+  if (!ir) throw new UsageError(`cannot write a Keras file: the model has no weight ${JSON.stringify(r.ir)} (Keras variable ${r.path}); were its weights renamed on the way?`);
   const count = r.shape.reduce((a, b) => a * b, 1);
   if (r.how === 'same') {
     if (ir.size !== count) throw new UsageError(`cannot write ${r.path}: weight ${r.ir} has ${ir.size} values, Keras expects ${count}`);
@@ -145,7 +144,7 @@ export function kerasArchiveBytes(model: Model): Uint8Array {
   const zip = new ZipWriter((b) => chunks.push(b.slice()), 1);
   const text = (s: string) => new TextEncoder().encode(s);
   // Keras writes metadata.json first; its version is the one whose layout this follows.
-  zip.add('metadata.json', text(JSON.stringify({ keras_version: '3.15.1', date_saved: '1980-01-01@00:00:00' })));
+  zip.add('metadata.json', text(JSON.stringify({ keras_version: KERAS_VERSION, date_saved: '1980-01-01@00:00:00' })));
   zip.add('config.json', text(withModules(config)));
   zip.add('model.weights.h5', weights);
   zip.finish();
@@ -157,6 +156,81 @@ export function kerasArchiveBytes(model: Model): Uint8Array {
     at += c.byteLength;
   }
   return out;
+}
+
+/** Keras's version whose file layouts this writer follows (metadata.json, the .h5 attributes). */
+const KERAS_VERSION = '3.15.1';
+
+/**
+ * The bytes of a legacy Keras HDF5 model file, as Keras 3's legacy_h5_format.save_model_to_hdf5
+ * lays it out (keras.saving.load_model and tf.keras read it): root attributes `backend`,
+ * `keras_version` and `model_config` (the model's JSON; the legacy loader takes a .keras config
+ * as well as its own legacy form), and the group `model_weights` with `layer_names` (the model's
+ * layers in order) and one group per layer whose `weight_names` attribute lists its variables in
+ * `trainable_weights + non_trainable_weights` order, each a dataset at the path its name gives.
+ * Keras loads the weights by that order, layer by layer; the names are kept for readers (ours
+ * checks them). A weightless layer's group has no `weight_names` (Keras reads a missing one as
+ * empty; h5wasm cannot write the empty float64 array h5py does). No optimizer state: the model is
+ * written uncompiled, as load_model(compile=False) would give it.
+ */
+export function legacyH5Bytes(model: Model): Uint8Array {
+  const { config, layout } = stored(model);
+  const top = JSON.parse(config) as { class_name?: unknown; config?: { layers?: unknown } };
+  const layerList = Array.isArray(top.config?.layers) ? (top.config.layers as unknown[]) : [];
+  const layerNames = layerList.flatMap((l) => {
+    const o = (typeof l === 'object' && l !== null ? l : {}) as { class_name?: unknown; name?: unknown; config?: { name?: unknown } };
+    const name = typeof o.config?.name === 'string' ? o.config.name : typeof o.name === 'string' ? o.name : undefined;
+    // A Sequential's model.layers leaves out its InputLayer; a Functional's keeps its inputs.
+    return name === undefined || (top.class_name === 'Sequential' && o.class_name === 'InputLayer') ? [] : [name];
+  });
+  const byLayer = new Map<string, { record: WeightRecord; place: NonNullable<WeightRecord['legacy']> }[]>();
+  const seen = new Set<string>();
+  for (const r of layout.weights) {
+    // A shared layer called twice records its variables twice.
+    if (seen.has(r.path)) continue;
+    seen.add(r.path);
+    const place = r.legacy;
+    if (!place) throw new UsageError(`cannot write a Keras .h5 file: the model's Keras metadata does not say where ${r.path} goes in one (it was written by an older modelbridge); write a .keras archive`);
+    if (!byLayer.has(place.top)) byLayer.set(place.top, []);
+    byLayer.get(place.top)!.push({ record: r, place });
+  }
+  for (const name of byLayer.keys()) if (!layerNames.includes(name)) layerNames.push(name);
+  const rank = (a: NonNullable<WeightRecord['legacy']>, b: NonNullable<WeightRecord['legacy']>): number => {
+    if (a.trainable !== b.trainable) return a.trainable ? -1 : 1;
+    for (let i = 0; i < Math.min(a.order.length, b.order.length); i++) if (a.order[i] !== b.order[i]) return a.order[i]! - b.order[i]!;
+    return a.order.length - b.order.length;
+  };
+  const groups: [string, H5WriteGroup][] = [...layerNames].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((name) => {
+    const entries = (byLayer.get(name) ?? []).sort((a, b) => rank(a.place, b.place));
+    if (entries.length === 0) return [name, { children: [] }];
+    const tree = new TreeBuilder();
+    for (const { record, place } of entries) {
+      const value = kerasValue(model, record);
+      if (!WRITABLE.has(value.dtype)) throw new UsageError(`cannot write ${place.name}: ${value.dtype} weights are not supported in Keras files written by modelbridge`);
+      tree.dataset(place.name.split('/'), { dtype: value.dtype as H5WriteDataset['dtype'], shape: value.shape, data: value.bytes() });
+    }
+    return [name, { attrs: [['weight_names', entries.map((x) => x.place.name)]], children: tree.build().children }];
+  });
+  return writeH5({
+    attrs: [
+      ['backend', 'tensorflow'],
+      ['keras_version', KERAS_VERSION],
+      ['model_config', config],
+    ],
+    children: [
+      [
+        'model_weights',
+        {
+          attrs: [
+            ['layer_names', layerNames],
+            ['backend', 'tensorflow'],
+            ['keras_version', KERAS_VERSION],
+          ],
+          children: [...groups, ['top_level_model_weights', { children: [] }]],
+        },
+      ],
+    ],
+  });
 }
 
 /**
@@ -298,8 +372,9 @@ function liftDenseChain(model: Model): { config: string; layout: Stored } | unde
   const weights: WeightRecord[] = layers.flatMap((l, i) => {
     const w = init(l.kernel)!;
     const kernelShape = l.transposed ? [w.shape[1]!, w.shape[0]!] : [...w.shape];
-    const records: WeightRecord[] = [{ path: `${paths[i]}/vars/0`, shape: kernelShape, dtype: 'float32', ir: l.kernel, how: l.transposed ? 'perm:1,0' : 'same' }];
-    if (l.bias) records.push({ path: `${paths[i]}/vars/1`, shape: [l.units], dtype: 'float32', ir: l.bias, how: 'same' });
+    const legacy = (key: string, at: number) => ({ top: names[i]!, name: `${names[i]}/${key}`, order: [i, at], trainable: true });
+    const records: WeightRecord[] = [{ path: `${paths[i]}/vars/0`, shape: kernelShape, dtype: 'float32', ir: l.kernel, how: l.transposed ? 'perm:1,0' : 'same', legacy: legacy('kernel', 0) }];
+    if (l.bias) records.push({ path: `${paths[i]}/vars/1`, shape: [l.units], dtype: 'float32', ir: l.bias, how: 'same', legacy: legacy('bias', 1) });
     return records;
   });
   return { config: JSON.stringify(config), layout: { groups: ['vars', ...paths.map((p) => `${p}/vars`)], weights } };

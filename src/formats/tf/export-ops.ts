@@ -98,12 +98,51 @@ function tfPadding(ctx: ExportContext): { padding: string; pads: number[] } {
 const explicit = (p: readonly number[]) => [0, 0, p[0]!, p[2]!, p[1]!, p[3]!, 0, 0];
 const quad = (v: readonly number[] | undefined) => [1, v?.[0] ?? 1, v?.[1] ?? 1, 1];
 
+/**
+ * A 1-D convolution as TensorFlow's own conv1d (nn_ops.py) builds it, and so as Keras's Conv1D
+ * exports: the NWC input expanded to [N, 1, W, C], the [k, Cin, Cout] filter to [1, k, Cin, Cout],
+ * a Conv2D striding along W, and the unit axis squeezed off again.
+ */
+function conv1d(ctx: ExportContext): string[] {
+  if (attrInt(ctx.node, 'group', 1) !== 1) ctx.fail('group 1 for a 1-D convolution');
+  const stride = attrInts(ctx.node, 'strides')?.[0] ?? 1;
+  const dilation = attrInts(ctx.node, 'dilations')?.[0] ?? 1;
+  const auto = attrString(ctx.node, 'auto_pad', 'NOTSET');
+  let padding: string;
+  let pads = [0, 0];
+  if (auto === 'SAME_UPPER') padding = 'SAME';
+  else if (auto === 'VALID') padding = 'VALID';
+  else if (auto === 'NOTSET') {
+    pads = [...(attrInts(ctx.node, 'pads') ?? [0, 0])];
+    if (pads.length !== 2) ctx.fail('1-D padding');
+    padding = pads.every((p) => p === 0) ? 'VALID' : 'EXPLICIT';
+  } else return ctx.fail(`auto_pad SAME_UPPER, VALID or NOTSET (TF pads SAME at the end), not ${auto}`);
+  const nwc = ctx.tf('Transpose', [ctx.input(0), ctx.const(i32([0, 2, 1]))], { T: T(ctx), Tperm: tfAttr.type(3) });
+  const x = ctx.tf('ExpandDims', [nwc, ctx.const(Tensor.from('int32', [], [1]))], { T: T(ctx), Tdim: tfAttr.type(3) });
+  // ONNX [Cout, Cin, k] is TF's [k, Cin, Cout], the variable Keras's Conv1D holds; conv1d gives it its unit height in the graph.
+  const kernel = ctx.weight(1, (t) => permuted(t, [2, 1, 0]), 'wio');
+  const filter = ctx.tf('ExpandDims', [kernel, ctx.const(Tensor.from('int32', [], [0]))], { T: T(ctx), Tdim: tfAttr.type(3) });
+  let y = ctx.tf('Conv2D', [x, filter], {
+    T: T(ctx),
+    strides: tfAttr.ints([1, 1, stride, 1]),
+    dilations: tfAttr.ints([1, 1, dilation, 1]),
+    padding: tfAttr.string(padding),
+    explicit_paddings: tfAttr.ints(padding === 'EXPLICIT' ? [0, 0, 0, 0, pads[0]!, pads[1]!, 0, 0] : []),
+    data_format: tfAttr.string('NHWC'),
+    use_cudnn_on_gpu: tfAttr.bool(true),
+  });
+  if (ctx.hasInput(2)) y = ctx.tf('BiasAdd', [y, ctx.input(2)], { T: T(ctx), data_format: tfAttr.string('NHWC') });
+  const squeezed = ctx.tf('Squeeze', [y], { T: T(ctx), squeeze_dims: tfAttr.ints([1]) });
+  return [ctx.tf('Transpose', [squeezed, ctx.const(i32([0, 2, 1]))], { T: T(ctx), Tperm: tfAttr.type(3) })];
+}
+
 const conv: ExportEntry = {
-  tf: ['Transpose', 'Pad', 'Conv2D', 'DepthwiseConv2dNative', 'SplitV', 'StridedSlice', 'ConcatV2', 'BiasAdd'],
-  rank: () => 4,
+  tf: ['Transpose', 'Pad', 'Conv2D', 'DepthwiseConv2dNative', 'SplitV', 'StridedSlice', 'ConcatV2', 'BiasAdd', 'ExpandDims', 'Squeeze'],
+  rank: (_n, _r, constant) => (constant(1)?.shape.length === 3 ? 3 : 4),
   emit(ctx) {
     const w = ctx.constant(1);
-    if (!w || w.shape.length !== 4) return ctx.fail('a constant 4-D weight');
+    if (w && w.shape.length === 3) return conv1d(ctx);
+    if (!w || w.shape.length !== 4) return ctx.fail('a constant 3-D or 4-D weight');
     if (ctx.rank(0) !== undefined && ctx.rank(0) !== 4) ctx.fail('a 4-D input (TensorFlow convolves 2-D images here)');
     const [outC, inPerGroup, kh, kw] = w.shape as [number, number, number, number];
     const group = attrInt(ctx.node, 'group', 1);
@@ -914,9 +953,14 @@ const convTranspose: ExportEntry = {
     const dil = attrInts(n, 'dilations') ?? [1, 1];
     const pads = auto === 'VALID' ? [0, 0, 0, 0] : attrInts(n, 'pads') ?? [0, 0, 0, 0];
     const outPad = attrInts(n, 'output_padding') ?? [0, 0];
-    const x = toNhwc(ctx, ctx.input(0));
-    // The full (unpadded) output: stride * (in - 1) + dilated kernel + output_padding.
+    // Its static shape, as TF2 graphs record one (_output_shapes): the importer sizes the ONNX ConvTranspose from it.
+    const [h, wd, c] = [ctx.staticDim(0, 2), ctx.staticDim(0, 3), ctx.staticDim(0, 1)];
+    const x = toNhwc(ctx, ctx.input(0), h !== undefined && wd !== undefined ? { _output_shapes: tfAttr.shapes([shapeToProto([null, h, wd, c ?? null])]) } : {});
+    // The full (unpadded) output: stride * (in - 1) + dilated kernel + output_padding; a constant
+    // when the input's size is known, as Keras writes it (TF's importers need it static).
     const full = (axis: number, k: number, i: number) => {
+      const known = ctx.staticDim(0, axis + 1);
+      if (known !== undefined) return ctx.const(Tensor.from('int32', [], [strides[i]! * (known - 1) + (k - 1) * dil[i]! + 1 + outPad[i]!]));
       const scaled = ctx.tf('Mul', [dimOf(ctx, x, ctx.dtype(0), axis, 'int32'), scalarOf(ctx, 'int32', strides[i]!)], { T: tfAttr.type(3) });
       return ctx.tf('AddV2', [scaled, scalarOf(ctx, 'int32', (k - 1) * dil[i]! + 1 - strides[i]! + outPad[i]!)], { T: tfAttr.type(3) });
     };

@@ -336,6 +336,13 @@ class Builder {
         b.oihw.set(`${raw}/${depthwise}`, name);
         return name;
       },
+      valueOfRef: (ref) => b.valueOf(b.flat.resolve(ref), where),
+      initializerOf: (value) => b.initializers.get(value),
+      derivedWeight(raw, tag, value) {
+        const name = b.initializer(`${raw}#${tag}`, value);
+        b.derived.set(name, raw);
+        return name;
+      },
       constValue() {
         const value = node.attr['value'];
         if (value?.value !== 'tensor' || !value.tensor) return e.fail(where, 'a tensor attr "value"');

@@ -1,6 +1,7 @@
 import type { DType } from '../../core/dtypes.js';
 import { attr, type Attribute } from '../../core/graph.js';
 import { Tensor } from '../../core/tensor.js';
+import { permuted } from '../../core/transpose.js';
 import { dtypeToOnnxCode } from '../onnx/dtypes.js';
 import { attrBool, attrFloat, attrInt, attrInts, attrString, attrType, type Attrs } from './attrs.js';
 import { refKey, type TfNode, type TfRef } from './flatten.js';
@@ -50,6 +51,12 @@ export interface OpContext {
   scalar(value: number, dtype: DType): string;
   /** A constant HWIO filter transposed once to OIHW (or a Transpose node when not constant). */
   hwioToOihw(i: number, depthwise: boolean): string;
+  /** The IR value of a TF tensor (one the graph computed before this node). */
+  valueOfRef(ref: TfRef): string;
+  /** An initializer's tensor, for a value that is one. */
+  initializerOf(value: string): Tensor | undefined;
+  /** A tensor made from initializer `raw` (rearranged), renamed back to `raw` when nothing else uses it. */
+  derivedWeight(raw: string, tag: string, value: Tensor): string;
   /** The value of this Const node, or of this variable node (from the checkpoint). */
   constValue(): string;
   variable(): string;
@@ -109,9 +116,42 @@ function padding(ctx: OpContext, nchw: boolean): Record<string, Attribute> {
   ctx.fail(`padding SAME, VALID or EXPLICIT, not ${JSON.stringify(p)}`);
 }
 
+/**
+ * TensorFlow's conv1d (nn_ops.py), which Keras's Conv1D exports: ExpandDims(x, 1) and
+ * ExpandDims(filter, 0) into a Conv2D over [N, 1, W, C], then Squeeze. Read back as the 1-D
+ * Conv it is, over the [k, Cin, Cout] variable as a [Cout, Cin, k] weight (so a 1-D convolution's
+ * weight keeps its shape through a SavedModel), the Conv2D's unit height restored for what follows.
+ */
+function conv1dPattern(ctx: OpContext): string | undefined {
+  const expanded = (i: number, axes: readonly number[]) => {
+    const p = ctx.producer(ctx.inputRef(i));
+    if (p?.node.op !== 'ExpandDims' || !p.node.inputs[1]) return undefined;
+    const axis = ctx.constOf(p.node.inputs[1]);
+    return axis?.length === 1 && axes.includes(axis[0]!) && p.node.inputs[0] ? ctx.valueOfRef(p.node.inputs[0]) : undefined;
+  };
+  const x = expanded(0, [1, -3]);
+  const raw = expanded(1, [0, -4]);
+  const kernel = raw === undefined ? undefined : ctx.initializerOf(raw);
+  if (x === undefined || raw === undefined || !kernel || kernel.shape.length !== 3 || ctx.rank(x) !== 3) return undefined;
+  const [hs, ws] = spatial(ctx, 'strides', false);
+  const [hd, wd] = spatial(ctx, 'dilations', false);
+  const pads = padding(ctx, false);
+  // NHWC explicit_paddings: [N0, N1, H0, H1, W0, W1, C0, C1]; the unit height takes none.
+  const e = attrString(ctx.attr, 'padding', '') === 'EXPLICIT' ? attrInts(ctx.attr, 'explicit_paddings') ?? [] : [0, 0, 0, 0, 0, 0, 0, 0];
+  if (hs !== 1 || hd !== 1 || e[2] !== 0 || e[3] !== 0) return undefined;
+  const w = ctx.derivedWeight(raw, 'oiw', permuted(kernel, [2, 1, 0]));
+  const attributes: Record<string, Attribute> = { strides: attr.ints([ws!]), dilations: attr.ints([wd!]), ...(pads['pads'] ? { pads: attr.ints([e[4]!, e[5]!]) } : {}), ...(pads['auto_pad'] ? { auto_pad: pads['auto_pad'] } : {}) };
+  const ncw = ctx.op('Transpose', [x], { perm: attr.ints([0, 2, 1]) }, undefined, 3);
+  const y = ctx.op('Conv', [ncw, w], attributes, undefined, 3);
+  const nwc = ctx.op('Transpose', [y], { perm: attr.ints([0, 2, 1]) }, undefined, 3);
+  return ctx.out('Unsqueeze', [nwc, ctx.constInts([1])], {}, undefined, 4);
+}
+
 function conv(depthwise: boolean): OpBuilder {
   return (ctx) => {
     const nchw = isNchw(ctx);
+    const oneD = depthwise || nchw ? undefined : conv1dPattern(ctx);
+    if (oneD) return [oneD];
     const x = ctx.input(0);
     const w = ctx.hwioToOihw(1, depthwise);
     const filter = ctx.constant(1);
@@ -135,6 +175,68 @@ function conv(depthwise: boolean): OpBuilder {
     return nchw ? [ctx.out('Conv', [x, w], attributes)] : [toNhwc(ctx, 'Conv', [toNchw(ctx, x), w], attributes)];
   };
 }
+
+/**
+ * Conv2DBackpropInput (input_sizes, filter [kh, kw, Cout, Cin], out_backprop): the transposed
+ * convolution Keras's Conv2DTranspose exports (tf.nn.conv_transpose) and modelbridge's
+ * ConvTranspose export writes, as ONNX ConvTranspose. TF gives the output size; ONNX derives it
+ * from pads and output_padding, so the spatial sizes must be constants (Keras writes them as Const
+ * entries of a Pack beside the batch size, modelbridge too when they are known): the padding is
+ * the forward convolution's (SAME: before = total / 2 rounded down, as TF pads), and whatever the
+ * output has beyond the kernel's reach is output_padding (zeros at the end, as in TF).
+ */
+const conv2dBackpropInput: OpBuilder = (ctx) => {
+  if (isNchw(ctx)) ctx.fail('data_format NHWC');
+  const whole = ctx.constant(0)?.toNumbers();
+  let sizes = whole?.length === 4 ? [whole[1]!, whole[2]!] : undefined;
+  if (!sizes) {
+    const pack = ctx.producer(ctx.inputRef(0));
+    if (pack?.node.op === 'Pack' && pack.node.inputs.length === 4) {
+      const [h, w] = [ctx.constOf(pack.node.inputs[1]!), ctx.constOf(pack.node.inputs[2]!)];
+      if (h?.length === 1 && w?.length === 1) sizes = [h[0]!, w[0]!];
+    }
+  }
+  if (!sizes) return ctx.fail('input_sizes whose height and width are constants (ONNX ConvTranspose sizes its output from its attributes)');
+  const filter = ctx.constant(1);
+  if (!filter || filter.shape.length !== 4) return ctx.fail('a constant 4-D filter');
+  const [kh, kw] = filter.shape as [number, number, number, number];
+  const x = ctx.input(2);
+  const xs = ctx.shape(x);
+  const input = [xs?.[1], xs?.[2]];
+  if (xs?.length !== 4 || typeof input[0] !== 'number' || typeof input[1] !== 'number') return ctx.fail('an input of known height and width');
+  const strides = spatial(ctx, 'strides', false);
+  const dilations = spatial(ctx, 'dilations', false);
+  const mode = attrString(ctx.attr, 'padding', '');
+  const explicit = attrInts(ctx.attr, 'explicit_paddings') ?? [];
+  if (mode === 'EXPLICIT' && explicit.length !== 8) ctx.fail('explicit_paddings of 8 values');
+  const before: number[] = [];
+  const after: number[] = [];
+  const extra: number[] = [];
+  [kh, kw].forEach((k, i) => {
+    const reach = strides[i]! * ((input[i] as number) - 1) + (k - 1) * dilations[i]! + 1;
+    let [b, a] = [0, 0];
+    if (mode === 'SAME') {
+      const total = Math.max(reach - sizes![i]!, 0);
+      [b, a] = [Math.floor(total / 2), total - Math.floor(total / 2)];
+    } else if (mode === 'EXPLICIT') {
+      [b, a] = [explicit[2 + 2 * i]!, explicit[3 + 2 * i]!];
+    } else if (mode !== 'VALID') ctx.fail(`padding SAME, VALID or EXPLICIT, not ${JSON.stringify(mode)}`);
+    const pad = sizes![i]! - (reach - b - a);
+    if (pad < 0) ctx.fail(`input_sizes within the transposed convolution's reach (${reach - b - a} along axis ${i + 1}), not ${sizes![i]}`);
+    before.push(b);
+    after.push(a);
+    extra.push(pad);
+  });
+  // TF's [kh, kw, Cout, Cin] is ONNX's [Cin, Cout, kh, kw].
+  const w = ctx.derivedWeight(ctx.input(1), 'iohw', permuted(filter, [3, 2, 0, 1]));
+  const attributes: Record<string, Attribute> = {
+    strides: attr.ints(strides),
+    dilations: attr.ints(dilations),
+    pads: attr.ints([...before, ...after]),
+    ...(extra.some((v) => v !== 0) ? { output_padding: attr.ints(extra) } : {}),
+  };
+  return [toNhwc(ctx, 'ConvTranspose', [toNchw(ctx, x), w], attributes)];
+};
 
 function pool(op: 'MaxPool' | 'AveragePool'): OpBuilder {
   return (ctx) => {
@@ -700,6 +802,7 @@ export const TF_OPS: Readonly<Record<string, OpBuilder>> = {
   // Convolution, pooling, normalisation.
   Conv2D: conv(false),
   DepthwiseConv2dNative: conv(true),
+  Conv2DBackpropInput: conv2dBackpropInput,
   MaxPool: pool('MaxPool'),
   AvgPool: pool('AveragePool'),
   FusedBatchNorm: fusedBatchNorm,
@@ -728,7 +831,7 @@ export const TF_IMPORT_IR: Readonly<Record<string, readonly string[]>> = {
   OnesLike: ['ConstantOfShape', 'Shape'], ZerosLike: ['ConstantOfShape', 'Shape'], Shape: ['Shape', 'Cast'],
   StridedSlice: ['Slice', 'Squeeze', 'Unsqueeze', 'Cast', 'Mul', 'Add'],
   Mean: ['ReduceMean'], Sum: ['ReduceSum'], Max: ['ReduceMax'], Min: ['ReduceMin'], Prod: ['ReduceProd'],
-  Conv2D: ['Conv', 'Transpose'], DepthwiseConv2dNative: ['Conv', 'Transpose'], MaxPool: ['MaxPool', 'Transpose'], AvgPool: ['AveragePool', 'Transpose'],
+  Conv2D: ['Conv', 'Transpose', 'Unsqueeze'], Conv2DBackpropInput: ['ConvTranspose', 'Transpose'], DepthwiseConv2dNative: ['Conv', 'Transpose'], MaxPool: ['MaxPool', 'Transpose'], AvgPool: ['AveragePool', 'Transpose'],
   FusedBatchNorm: ['BatchNormalization', 'Transpose'], FusedBatchNormV2: ['BatchNormalization', 'Transpose'], FusedBatchNormV3: ['BatchNormalization', 'Transpose'],
   Equal: ['Equal'], NotEqual: ['Not', 'Equal'], Less: ['Less'], LessEqual: ['LessOrEqual'], Greater: ['Greater'], GreaterEqual: ['GreaterOrEqual'],
   LogicalNot: ['Not'], LogicalAnd: ['And'], LogicalOr: ['Or'], IsNan: ['IsNaN'], IsInf: ['IsInf'], Select: ['Where', 'Unsqueeze'], SelectV2: ['Where'],
