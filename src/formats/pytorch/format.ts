@@ -1,6 +1,7 @@
 import type { Model } from '../../core/model.js';
 import { bundleFromModel, modelFromBundle } from '../../module/bundle.js';
 import type { FormatHandler, Probe } from '../format.js';
+import { describeTorchScript, readTorchScript } from '../torchscript/reader.js';
 import { readPytorchFile } from './reader.js';
 import { writePytorchFile } from './writer.js';
 
@@ -11,10 +12,16 @@ import { writePytorchFile } from './writer.js';
  */
 export const pytorchFormat: FormatHandler = {
   name: 'pytorch',
-  title: 'PyTorch checkpoint (torch.save zip or legacy pickle; TorchScript weights read-only), never unpickled',
+  title: 'PyTorch checkpoint (torch.save zip or legacy pickle; TorchScript programs read-only, their code parsed), never unpickled or executed',
   extensions: ['.pt', '.pth', '.bin'],
   detect: looksLikePytorch,
   read(path, options): Model {
+    // A torch.jit.save archive carries its program: read with its graph unless a module spec is
+    // given for its weights.
+    if (options.module === undefined && options.key === undefined) {
+      const program = readTorchScript(path);
+      if (program) return program;
+    }
     const file = readPytorchFile(path, { key: options.key });
     return modelFromBundle({ tensors: file.tensors, metadata: file.metadata }, 'pytorch', path, options.module);
   },
@@ -24,6 +31,9 @@ export const pytorchFormat: FormatHandler = {
     const kind = file.info.container;
     if (kind !== 'zip' && kind !== 'torchscript') return [{ name: 'checksums', status: 'skip', message: `a ${kind} checkpoint carries no checksums` }];
     return [{ name: 'checksums', status: 'pass', message: `every zip record's CRC-32 matches (${file.tensors.size} tensors)` }];
+  },
+  describe(path) {
+    return describeTorchScript(path);
   },
   write(model, path) {
     const bundle = bundleFromModel(model);
