@@ -104,7 +104,7 @@ class ScriptLowering {
 
   /** A construct or op the lowering does not cover: one line naming the record, line and what. */
   private unsupported(what: string): never {
-    return this.e.fail(this.at, `traced TorchScript modelbridge can lower; the file holds scripted code it cannot: ${what}`);
+    return this.e.fail(this.at, `code modelbridge can lower (traced TorchScript); this file holds scripted code it cannot: ${what}`);
   }
 
   run(): LoweredProgram {
@@ -113,6 +113,12 @@ class ScriptLowering {
     const examples = this.archive.tracedInputs?.get('forward');
     this.at = method.where;
     if (examples === undefined) {
+      // A scripted module stores no example inputs; its first construct outside the subset is the better answer.
+      const construct = method.def.body.find((x) => x.kind === 'unsupported');
+      if (construct?.kind === 'unsupported') {
+        this.at = `record ${this.archive.folder}${method.record} line ${construct.line}`;
+        this.unsupported(construct.construct);
+      }
       this.fail('the example inputs torch.jit.trace stores (traced_inputs.pkl), which give the inputs\' dtypes and shapes; this archive has none (a scripted module, or traced with _store_inputs=False)');
     }
     const params = method.def.params.slice(1);
@@ -259,7 +265,7 @@ class ScriptLowering {
       case 'name': {
         const v = frame.get(e.id);
         if (v) return v;
-        if (['torch', 'ops', 'CONSTANTS', 'int', 'float', 'bool', 'getattr', 'annotate', 'len', 'uninitialized', 'Tensor'].includes(e.id)) return { k: 'fn', path: e.id };
+        if (['torch', 'ops', 'CONSTANTS', 'int', 'float', 'bool', 'getattr', 'annotate', 'len', 'uninitialized', 'Tensor', 'number', 'List', 'Optional', 'Tuple'].includes(e.id)) return { k: 'fn', path: e.id };
         return this.fail(`a name defined before it is used, not ${JSON.stringify(escapeControl(e.id))}`);
       }
       case 'attribute': {
@@ -268,6 +274,8 @@ class ScriptLowering {
       }
       case 'subscript': {
         const target = this.expr(e.target, frame);
+        // A type (List[int], Optional[Tensor]) only appears as annotate()'s first argument.
+        if (target.k === 'fn') return target;
         const index = this.expr(e.index, frame);
         if ((target.k === 'tuple' || target.k === 'list') && index.k === 'num' && !index.float) {
           const i = index.v < 0 ? target.items.length + index.v : index.v;
@@ -444,7 +452,33 @@ class ScriptLowering {
     let target = schema.target;
     if (schema.scalar && named.get(schema.scalar.on)?.k === 'num') target = schema.scalar.target;
     for (const [k, v] of Object.entries(schema.fixed ?? {})) named.set(k, typeof v === 'string' ? { k: 'str', v } : typeof v === 'boolean' ? { k: 'bool', v } : { k: 'num', v, float: false });
-    return this.emit(op, target, named, this.resultDtype(op, named), hint);
+    return this.emit(op, target, named, this.resultDtype(op, named), hint, op === 'index' ? this.indexShape(named) : undefined);
+  }
+
+  /**
+   * torch.index's result shape (pt2's lowering of several index tensors reads it): the index
+   * tensors broadcast, then the dimensions they do not index. Only for leading, adjacent indices,
+   * the one layout that lowering maps.
+   */
+  private indexShape(named: ReadonlyMap<string, Val>): number[] | undefined {
+    const x = named.get('self');
+    const list = named.get('indices');
+    if (x?.k !== 'tensor' || (list?.k !== 'list' && list?.k !== 'tuple') || list.items.length < 2 || list.items.some((v) => v.k !== 'tensor')) return undefined;
+    const shapes = list.items.map((v) => this.metaOf(v as Val & { k: 'tensor' }).shape);
+    const rank = Math.max(...shapes.map((sh) => sh.length));
+    const out: number[] = [];
+    for (let i = 0; i < rank; i++) {
+      let d = 1;
+      for (const sh of shapes) {
+        const v = sh[sh.length - rank + i] ?? 1;
+        if (typeof v !== 'number') return undefined;
+        if (v !== 1) d = v;
+      }
+      out.push(d);
+    }
+    const rest = this.metaOf(x).shape.slice(list.items.length);
+    if (rest.some((d) => typeof d !== 'number')) return undefined;
+    return [...out, ...(rest as number[])];
   }
 
   /** Positional arguments take the schema's names in order; keywords keep theirs. */
