@@ -1,3 +1,4 @@
+import { FormatError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
 import { escapeControl } from '../../core/printable.js';
 import type { DetailTable } from '../format.js';
@@ -20,10 +21,40 @@ function scriptZip(path: string): ZipArchive | undefined {
   return isScriptArchive(zip) ? zip : undefined;
 }
 
-/** The program of a TorchScript archive, or undefined when the file is no such archive. */
-export function readTorchScript(path: string): Model | undefined {
+/**
+ * Where a TorchScript archive's program could not be lowered (scripted control flow, an op
+ * outside the mapping), its weights are still read, as before programs were, and this metadata
+ * entry keeps the one-line reason as JSON {file, where, expected}: running the model reports it
+ * instead of "no architecture".
+ */
+export const TORCHSCRIPT_UNLOWERED = 'pytorch.torchscript_unlowered';
+
+export type ProgramRead = { readonly model: Model } | { readonly problem: FormatError } | undefined;
+
+/** The program of a TorchScript archive; the reason it cannot be lowered; undefined for other files. */
+export function readTorchScript(path: string): ProgramRead {
   const zip = scriptZip(path);
-  return zip ? lowerScript(openScriptArchive(zip)).model : undefined;
+  if (!zip) return undefined;
+  const archive = openScriptArchive(zip);
+  try {
+    return { model: lowerScript(archive).model };
+  } catch (err) {
+    if (err instanceof FormatError) return { problem: err };
+    throw err;
+  }
+}
+
+/** The reason kept by a weights-only read, as the FormatError to throw where a graph is needed. */
+export function unloweredProblem(metadata: Readonly<Record<string, string>>): FormatError | undefined {
+  const text = metadata[TORCHSCRIPT_UNLOWERED];
+  if (text === undefined) return undefined;
+  try {
+    const o = JSON.parse(text) as { file?: unknown; where?: unknown; expected?: unknown };
+    if (typeof o.file === 'string' && typeof o.where === 'string' && typeof o.expected === 'string') return new FormatError(o.file, o.where, o.expected);
+  } catch {
+    // Not ours: metadata carried from elsewhere under the same key is ignored.
+  }
+  return undefined;
 }
 
 /** For inspect: the code records the program was read from and the torch ops it calls. */
