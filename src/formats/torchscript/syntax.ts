@@ -343,7 +343,7 @@ class Parser {
     const line = t.line;
     if (t.kind === 'name' && UNSUPPORTED.has(t.text)) {
       this.skipStatement();
-      return { kind: 'unsupported', construct: `an ${JSON.stringify(t.text)} statement`, line };
+      return { kind: 'unsupported', construct: `${/^[aeiou]/.test(t.text) ? 'an' : 'a'} ${JSON.stringify(t.text)} statement`, line };
     }
     if (t.kind === 'name' && t.text === 'pass') {
       this.skipStatement();
