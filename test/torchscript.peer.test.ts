@@ -14,7 +14,7 @@ import { peerPython, runPeerScript } from './peers.js';
 /**
  * TorchScript programs against real PyTorch. python/torchscript_peers.py traces the models of
  * python/pt2_peers.py (OR gate, an MLP, torchvision resnet18 and mobilenet_v3_small, a tiny
- * transformers BERT; random weights, eval mode, fixed seed) with torch.jit.trace and saves them
+ * torchvision ViT (whose attention traces to torch._native_multi_head_attention), transformers BERT; random weights, eval mode, fixed seed) with torch.jit.trace and saves them
  * with torch.jit.save. modelbridge reads each archive's code (never executing it) into a graph,
  * runs it against torch's outputs, converts it to ONNX with the CLI (which verifies) and
  * onnxruntime runs that against torch's outputs too. A scripted forward (an `if`) and a traced op
@@ -67,9 +67,9 @@ describe.skipIf(!python)('TorchScript programs from torch.jit.trace', () => {
   }, 620_000);
 
   it('traces every model, with the torch ops traced code calls', () => {
-    expect(cases.map((c) => c.name)).toEqual(['or_gate', 'mlp', 'resnet18', 'mobilenet_v3_small', 'bert']);
+    expect(cases.map((c) => c.name)).toEqual(['or_gate', 'mlp', 'resnet18', 'mobilenet_v3_small', 'vit', 'bert']);
     const ops = new Set(cases.flatMap((c) => c.ops));
-    for (const op of ['_convolution', 'batch_norm', 'linear', 'relu_', 'add_', 'max_pool2d', 'adaptive_avg_pool2d', 'flatten', 'hardswish_', 'layer_norm', 'embedding', 'scaled_dot_product_attention', 'view', 'size', 'where']) {
+    for (const op of ['_convolution', 'batch_norm', 'linear', 'relu_', 'add_', 'max_pool2d', 'adaptive_avg_pool2d', 'flatten', 'hardswish_', 'layer_norm', '_native_multi_head_attention', 'embedding', 'scaled_dot_product_attention', 'view', 'size', 'where']) {
       expect(ops.has(op), op).toBe(true);
     }
   });

@@ -2,7 +2,7 @@ import { inferShapes } from '../../api/checks/shapes.js';
 import { claimExpansion } from '../../core/budget.js';
 import { dtypeSize, isFloat, type DType } from '../../core/dtypes.js';
 import { FormatError, UsageError } from '../../core/errors.js';
-import { DEFAULT_OPSET, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
+import { attr, DEFAULT_OPSET, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
 import type { Model, Signature } from '../../core/model.js';
 import { escapeControl } from '../../core/printable.js';
 import { allocate, Tensor } from '../../core/tensor.js';
@@ -443,6 +443,7 @@ class ScriptLowering {
     if (op === 'flatten') return this.flatten(args, keywords, hint);
     if (op === 'to' || op === 'type_as') return this.to(op, args, keywords, hint);
     if (op === 'arange') return this.arange(args, keywords, hint);
+    if (op === '_native_multi_head_attention') return this.multiHeadAttention(args, keywords, hint);
 
     const schema = Object.prototype.hasOwnProperty.call(SCRIPT_SCHEMAS, op) ? SCRIPT_SCHEMAS[op] : undefined;
     if (!schema) return this.unsupported(`the op torch.${escapeControl(op)}, which modelbridge does not map (the README's TorchScript section lists what it does)`);
@@ -689,6 +690,58 @@ class ScriptLowering {
     if (spec?.k === 'num' && !spec.float) dtype = this.c10Dtype(spec.v);
     else if (spec?.k === 'tensor') dtype = this.metaOf(spec).dtype;
     return this.emit(op, 'aten._to_copy.default', new Map<string, Val>([['self', x]]), dtype, hint);
+  }
+
+  /**
+   * torch._native_multi_head_attention: what a traced nn.MultiheadAttention (batch_first, eval,
+   * no mask, need_weights=False) calls. Not an ATen op torch.export keeps, so written here as the
+   * computation it is: the packed in-projection split in three, heads split, softmax(q k^T /
+   * sqrt(d)) v, heads merged, the out-projection. Its second result (the weights) must be unused.
+   */
+  private multiHeadAttention(args: readonly Val[], keywords: readonly (readonly [string, Val])[], hint?: string): Val {
+    const names = 'query key value embed_dim num_head qkv_weight qkv_bias proj_weight proj_bias mask need_weights average_attn_weights mask_type';
+    const named = this.bind('_native_multi_head_attention', { target: '', args: names.split(' ') }, args, keywords);
+    const tensor = (k: string): Val & { k: 'tensor' } => {
+      const v = named.get(k);
+      return v?.k === 'tensor' ? v : this.unsupported(`torch._native_multi_head_attention with a tensor ${k}`);
+    };
+    const int = (k: string): number => {
+      const v = named.get(k);
+      return v?.k === 'num' && !v.float ? v.v : this.fail(`an int ${k} for torch._native_multi_head_attention`);
+    };
+    const mask = named.get('mask');
+    if (mask && mask.k !== 'none') this.unsupported('torch._native_multi_head_attention with a mask');
+    const needWeights = named.get('need_weights');
+    if (needWeights?.k === 'bool' && needWeights.v) this.unsupported('torch._native_multi_head_attention with need_weights=True');
+    const e = int('embed_dim');
+    const h = int('num_head');
+    const q = tensor('query');
+    const m = this.metaOf(q);
+    const [b, l] = m.shape;
+    if (m.shape.length !== 3 || typeof b !== 'number' || typeof l !== 'number' || m.shape[2] !== e || h < 1 || e % h !== 0) {
+      return this.fail(`a [batch, length, ${e}] query of static sizes and ${e} divisible by the ${h} heads`);
+    }
+    const d = e / h;
+    const lo = this.lo;
+    const ir = (v: Val & { k: 'tensor' }) => lo.value(v.t, this.at);
+    const w = ir(tensor('qkv_weight'));
+    const bias = ir(tensor('qkv_bias'));
+    const rows = (x: string, i: number) => lo.node('Slice', [x, lo.ints([i * e]), lo.ints([(i + 1) * e]), lo.ints([0])]);
+    const project = (x: string, weight: string, add: string) => lo.node('Add', [lo.node('MatMul', [x, lo.node('Transpose', [weight], { perm: attr.ints([1, 0]) })]), add]);
+    const heads = (x: string) => lo.node('Transpose', [lo.node('Reshape', [x, lo.ints([b, l, h, d])])], { perm: attr.ints([0, 2, 1, 3]) });
+    const [qh, kh, vh] = (['query', 'key', 'value'] as const).map((k, i) => heads(project(ir(tensor(k)), rows(w, i), rows(bias, i))));
+    const scaled = lo.node('Mul', [qh!, lo.constant(m.dtype, [], [1 / Math.sqrt(d)])]);
+    const scores = lo.node('Softmax', [lo.node('MatMul', [scaled, lo.node('Transpose', [kh!], { perm: attr.ints([0, 1, 3, 2]) })])], { axis: attr.int(-1) });
+    const merged = lo.node('Reshape', [lo.node('Transpose', [lo.node('MatMul', [scores, vh!])], { perm: attr.ints([0, 2, 1, 3]) }), lo.ints([b, l, e])]);
+    const torchName = this.fresh();
+    const out = lo.unique(hint ?? 'attention');
+    lo.node('Add', [lo.node('MatMul', [merged, lo.node('Transpose', [ir(tensor('proj_weight'))], { perm: attr.ints([1, 0]) })]), ir(tensor('proj_bias'))], {}, [out]);
+    lo.bind(torchName, out);
+    const meta: TensorMetaInfo = { dtype: m.dtype, shape: [b, l, e] };
+    this.meta.set(torchName, meta);
+    this.irMeta.set(out, meta);
+    this.ops.set('torch._native_multi_head_attention', (this.ops.get('torch._native_multi_head_attention') ?? 0) + 1);
+    return { k: 'tuple', items: [{ k: 'tensor', t: torchName }, NONE] };
   }
 
   private arange(args: readonly Val[], keywords: readonly (readonly [string, Val])[], hint?: string): Val {
