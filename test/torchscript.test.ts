@@ -146,6 +146,19 @@ describe('tch-rs TorchScript archives', () => {
     expect(loadModel(fixture('tch-rs/tests/foo.pt')).weights.has('value')).toBe(true);
   });
 
+  it('example inputs declaring huge shapes stop at the memory budget, in one line', () => {
+    const file = edited('foo1', (records) => {
+      const key = [...records.keys()].find((k) => k.endsWith('code/__torch__.py'))!;
+      const text = Buffer.from(records.get(key)!).toString('utf8').replace(/return .*/, 'return torch.where(torch.gt(x, 0), x, y)');
+      records.set(key, new Uint8Array(Buffer.from(text)));
+      records.set('foo1/traced_inputs.pkl', tracedInputs([[250, 250, 250, 250], [250, 250, 250, 250]]));
+    });
+    const r = cli(['run', file, '--input', '[[1]]', '--input', '[[1]]']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/within the memory budget of 256\.0 MiB .*not 14\.6 GiB/);
+  });
+
   it('code that calls Python is a name the subset does not know: one line, and nothing runs', () => {
     const marker = join(temp, 'pwned');
     for (const body of [`os.system("touch ${marker}")`, `__import__("os").system("touch ${marker}")`, `exec("open('${marker}', 'w')")`]) {

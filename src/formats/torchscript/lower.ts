@@ -1,5 +1,5 @@
 import { inferShapes } from '../../api/checks/shapes.js';
-import { claimExpansion } from '../../core/budget.js';
+import { formatSize, memoryBudget } from '../../core/budget.js';
 import { dtypeSize, isFloat, type DType } from '../../core/dtypes.js';
 import { FormatError, UsageError } from '../../core/errors.js';
 import { attr, DEFAULT_OPSET, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
@@ -641,13 +641,18 @@ class ScriptLowering {
    */
   private probe(graph: Graph, name: string): { dtype: DType; shape: readonly number[] } | undefined {
     if (graph.inputs.some((i) => i.shape === null || i.shape.some((d) => typeof d !== 'number') || i.dtype === 'string')) return undefined;
-    const feeds: Record<string, Tensor> = {};
-    for (const i of graph.inputs) {
-      const shape = i.shape as number[];
-      const count = shape.reduce((a, b) => a * b, 1);
-      claimExpansion((w, x) => this.e.fail(w, x), this.at, 'an operand to derive a result shape from', count * Math.max(1, dtypeSize(i.dtype)));
-      feeds[i.name] = Tensor.fromArray(i.dtype, shape, allocate(i.dtype, count));
+    // The operands' sizes come from the file (the traced inputs' declared shapes): checked
+    // against the memory budget before allocating. Each probe's memory is freed before the next,
+    // so probes are checked one by one rather than added up as a read's expansions are.
+    const counts = graph.inputs.map((i) => (i.shape as number[]).reduce((a, b) => a * b, 1));
+    const bytes = graph.inputs.reduce((sum, i, k) => sum + counts[k]! * Math.max(1, dtypeSize(i.dtype)), 0);
+    if (!(bytes <= memoryBudget())) {
+      this.fail(`operands within the memory budget of ${formatSize(memoryBudget())} to derive a result shape from (set MODELBRIDGE_MAX_MEMORY to allow more), not ${Number.isFinite(bytes) ? formatSize(bytes) : 'an unbounded size'}`);
     }
+    const feeds: Record<string, Tensor> = {};
+    graph.inputs.forEach((i, k) => {
+      feeds[i.name] = Tensor.fromArray(i.dtype, i.shape as number[], allocate(i.dtype, counts[k]!));
+    });
     try {
       const session = new Session({ ...graph, outputs: [{ name, dtype: 'float32', shape: null }] });
       const out = session.run(feeds)[name];
