@@ -1,4 +1,5 @@
 import { UsageError } from '../core/errors.js';
+import { unloweredProblem } from '../formats/torchscript/reader.js';
 import type { Graph } from '../core/graph.js';
 import type { Model, Signature } from '../core/model.js';
 import { formatShape } from '../core/shape.js';
@@ -10,6 +11,9 @@ export type RunOptions = SessionOptions;
 /** Picks a signature by name (the first when no name is given). */
 export function selectSignature(model: Model, name?: string): Signature {
   if (!model.graph) {
+    // A TorchScript archive whose code could not be lowered: its reason, not "no architecture".
+    const problem = unloweredProblem(model.metadata);
+    if (problem) throw problem;
     throw new UsageError(`the model is a bare state dict with no architecture: give --module SPEC.json to run it`);
   }
   const signature = name === undefined ? model.signatures[0] : model.signatures.find((s) => s.name === name);

@@ -251,7 +251,7 @@ function lowerSymOp(call: Call, op: string): void {
 }
 
 /** Drops nodes nothing reads (the permutes Gemm absorbed, skipped checks), keeping the order. */
-function liveNodes(nodes: readonly Node[], outputs: readonly string[]): Node[] {
+export function liveNodes(nodes: readonly Node[], outputs: readonly string[]): Node[] {
   const live = new Set(outputs);
   const keep = new Array<boolean>(nodes.length).fill(false);
   for (let i = nodes.length - 1; i >= 0; i--) {

@@ -1,6 +1,8 @@
+import { FormatError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
 import { bundleFromModel, modelFromBundle } from '../../module/bundle.js';
 import type { FormatHandler, Probe } from '../format.js';
+import { describeTorchScript, readTorchScript, TORCHSCRIPT_UNLOWERED } from '../torchscript/reader.js';
 import { readPytorchFile } from './reader.js';
 import { writePytorchFile } from './writer.js';
 
@@ -11,12 +13,18 @@ import { writePytorchFile } from './writer.js';
  */
 export const pytorchFormat: FormatHandler = {
   name: 'pytorch',
-  title: 'PyTorch checkpoint (torch.save zip or legacy pickle; TorchScript weights read-only), never unpickled',
+  title: 'PyTorch checkpoint (torch.save zip or legacy pickle; TorchScript programs read-only, their code parsed), never unpickled or executed',
   extensions: ['.pt', '.pth', '.bin'],
   detect: looksLikePytorch,
   read(path, options): Model {
+    // A torch.jit.save archive carries its program: read with its graph unless a module spec is
+    // given for its weights.
+    const program = options.module === undefined && options.key === undefined ? readTorchScript(path) : undefined;
+    if (program && 'model' in program) return program.model;
     const file = readPytorchFile(path, { key: options.key });
-    return modelFromBundle({ tensors: file.tensors, metadata: file.metadata }, 'pytorch', path, options.module);
+    const p = program?.problem;
+    const metadata = p ? { ...file.metadata, [TORCHSCRIPT_UNLOWERED]: JSON.stringify({ file: p.file, where: p.where, expected: p.expected }) } : file.metadata;
+    return modelFromBundle({ tensors: file.tensors, metadata }, 'pytorch', path, options.module);
   },
   validate(path) {
     // Reading with CRC verification checks every zip record's CRC-32 against its bytes.
@@ -24,6 +32,15 @@ export const pytorchFormat: FormatHandler = {
     const kind = file.info.container;
     if (kind !== 'zip' && kind !== 'torchscript') return [{ name: 'checksums', status: 'skip', message: `a ${kind} checkpoint carries no checksums` }];
     return [{ name: 'checksums', status: 'pass', message: `every zip record's CRC-32 matches (${file.tensors.size} tensors)` }];
+  },
+  describe(path) {
+    try {
+      return describeTorchScript(path);
+    } catch (err) {
+      // A program that cannot be lowered: read() kept the reason in the metadata inspect shows.
+      if (err instanceof FormatError) return [];
+      throw err;
+    }
   },
   write(model, path) {
     const bundle = bundleFromModel(model);
