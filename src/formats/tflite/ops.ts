@@ -28,6 +28,7 @@ import {
   StridedSliceOptions,
   SubOptions,
 } from './schema/index.js';
+import { unidirectionalSequenceLstm } from './lstm.js';
 
 /**
  * TFLite builtin operators -> the IR (ONNX semantics, opset 17). ONE table, TFLITE_OPS: each
@@ -64,6 +65,8 @@ export interface OpContext {
   node(op: string, inputs: readonly string[], attributes?: Record<string, Attribute>, outputs?: number): string[];
   constInts(values: readonly number[], shape?: readonly number[]): string;
   scalar(value: number, dtype: DType): string;
+  /** A new weight computed at read time (an LSTM's stacked gate matrices); returns its value name. */
+  weight(base: string, value: Tensor): string;
   /** The options table, when the operator carries the one expected. */
   options<T extends FbTable>(member: number, Ctor: new () => T): T | null;
   fail(expected: string): never;
@@ -440,6 +443,7 @@ export const TFLITE_OPS: ReadonlyMap<number, OpBuilder> = new Map<number, OpBuil
   [B.TILE, (ctx) => [one(ctx, 'Tile', [ctx.input(0), ctx.constInts(ctx.ints(1, 'multiples'))])]],
   [B.BROADCAST_TO, (ctx) => [one(ctx, 'Expand', [ctx.input(0), ctx.constInts(ctx.ints(1, 'shape'))])]],
   [B.SELECT_V2, (ctx) => [one(ctx, 'Where', [ctx.input(0), ctx.input(1), ctx.input(2)])]],
+  [B.UNIDIRECTIONAL_SEQUENCE_LSTM, unidirectionalSequenceLstm],
   [B.QUANTIZE, passThrough],
   [B.DEQUANTIZE, dequantize],
 ]);

@@ -310,6 +310,11 @@ class GraphBuilder {
       node: (opName, inputs, attributes = {}, outputs = 1) => this.node(opName, inputs, attributes, base, outputs),
       constInts: (values, shape) => this.ints(values, shape, base),
       scalar: (value, dtype) => this.scalar(value, dtype, base),
+      weight: (name, value) => {
+        const v = this.fresh(`${base}/${name}`);
+        this.initializers.set(v, value);
+        return v;
+      },
       options: (member, Ctor) => optionsOf(op, member, Ctor),
       fail,
     };

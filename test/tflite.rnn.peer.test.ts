@@ -1,0 +1,66 @@
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readNpz } from '../src/api/npz.js';
+import { loadModel } from '../src/api/load.js';
+import { runModel } from '../src/api/run.js';
+import type { Tensor } from '../src/core/tensor.js';
+import { tempDir } from './cli-helpers.js';
+import { peerPython, runPeerScript } from './peers.js';
+
+/**
+ * UNIDIRECTIONAL_SEQUENCE_LSTM against the real thing: python/tflite_rnn_peers.py converts seeded
+ * Keras LSTMs (return_sequences True and False, two stacked) with tf.lite.TFLiteConverter, checks
+ * LiteRT against Keras, and modelbridge runs each file to LiteRT's outputs (1e-5 relative).
+ */
+const python = peerPython();
+
+interface Case {
+  readonly name: string;
+  readonly file: string;
+  readonly ops: string[];
+}
+
+let dir = '';
+let cases: Case[] = [];
+const npz = (path: string): Map<string, Tensor> => readNpz(new Uint8Array(readFileSync(path)), path);
+
+/** The largest |a - b| in units of 1e-5 relative (to the value, or the output's largest magnitude near zero). */
+function excess(got: Tensor, want: Tensor): number {
+  expect(got.shape).toEqual(want.shape);
+  const a = got.toFloat32();
+  const b = want.toFloat32();
+  const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (1e-5 * Math.max(Math.abs(b[i]!), scale, 1e-6)));
+  return worst;
+}
+
+describe.skipIf(!python)('TFLite LSTM against TFLiteConverter and LiteRT', () => {
+  beforeAll(() => {
+    dir = tempDir('mb-tflite-rnn-');
+    const r = runPeerScript('tflite_rnn_peers.py', ['make', dir], { timeoutMs: 300_000 });
+    if (r.status !== 0) throw new Error(`python/tflite_rnn_peers.py exited with ${r.status}: ${r.stderr.trim().slice(-2000)}`);
+    cases = JSON.parse(r.stdout) as Case[];
+  }, 320_000);
+  afterAll(() => {
+    if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the converter fused every Keras LSTM into UNIDIRECTIONAL_SEQUENCE_LSTM', () => {
+    expect(cases.map((c) => c.name)).toEqual(['lstm_seq', 'lstm_last', 'lstm_stacked']);
+    for (const c of cases) expect(c.ops, c.name).toContain('UNIDIRECTIONAL_SEQUENCE_LSTM');
+  });
+
+  it('modelbridge reads each file as ONNX LSTM nodes and runs it to LiteRT (1e-5 relative)', () => {
+    for (const c of cases) {
+      const model = loadModel(c.file);
+      expect(model.graph!.nodes.filter((n) => n.op === 'LSTM').length, c.name).toBe(c.name === 'lstm_stacked' ? 2 : 1);
+      const x = npz(c.file.replace(/\.tflite$/, '.in.npz')).get('x')!;
+      const want = npz(c.file.replace(/\.tflite$/, '.out.npz')).get('y')!;
+      const sig = model.signatures[0]!;
+      const out = runModel(model, { [[...sig.inputs.keys()][0]!]: x });
+      const got = out[[...sig.outputs.keys()][0]!]!;
+      expect(excess(got, want), c.name).toBeLessThanOrEqual(1);
+    }
+  });
+});
