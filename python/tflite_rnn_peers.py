@@ -7,6 +7,14 @@ python tflite_rnn_peers.py make OUT_DIR
     input keys) and <case>.out.npz (LiteRT's outputs by signature key); prints a JSON list of the
     cases with the ops LiteRT ran.
 
+python tflite_rnn_peers.py run JOBS.json
+    JOBS.json: a list of [model.tflite, inputs.npz, outputs.npz]; runs each in LiteRT through its
+    signature (inputs by position) and writes the outputs by signature key; prints the ops each ran.
+
+The make step also writes onnx_lstm.onnx: an ONNX LSTM (forward, one layer, default
+activations, random weights and biases, time-major X [6, 2, 4], Y [6, 1, 2, 5]) built with
+onnx.helper, with onnxruntime's Y in onnx_lstm.out.npz.
+
 Why not TFLiteConverter.from_keras_model(keras.Sequential([LSTM])): Keras 3's LSTM traces to a
 While loop, which the converter keeps as a WHILE op; the fused op comes from the converter's
 composite-function pass (ConvertKerasLSTMLayer in tensorflow/compiler/mlir/lite/utils/lstm_utils.cc),
@@ -100,11 +108,58 @@ def make(out_dir):
         np.savez(os.path.join(out_dir, name + ".out.npz"), **{k: np.asarray(v) for k, v in got.items()})
         ops = sorted({o["op_name"] for o in it._get_ops_details()})
         cases.append({"name": name, "file": path, "ops": ops, "keras_vs_litert": err})
+    cases.append(onnx_lstm(out_dir, rng))
     print(json.dumps(cases))
+
+
+def onnx_lstm(out_dir, rng):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    steps, batch, features, hidden = 6, 2, 4, 5
+    w = (rng.standard_normal((1, 4 * hidden, features)) * 0.5).astype(np.float32)
+    r = (rng.standard_normal((1, 4 * hidden, hidden)) * 0.5).astype(np.float32)
+    b = (rng.standard_normal((1, 8 * hidden)) * 0.5).astype(np.float32)
+    node = helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=hidden, direction="forward")
+    graph = helper.make_graph(
+        [node], "lstm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, batch, features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [steps, 1, batch, hidden])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R"), numpy_helper.from_array(b, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path = os.path.join(out_dir, "onnx_lstm.onnx")
+    onnx.save(model, path)
+    x = rng.standard_normal((steps, batch, features)).astype(np.float32)
+    y = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.savez(os.path.join(out_dir, "onnx_lstm.in.npz"), x=x)
+    np.savez(os.path.join(out_dir, "onnx_lstm.out.npz"), y=y)
+    return {"name": "onnx_lstm", "file": path, "ops": ["LSTM"]}
+
+
+def run(jobs_path):
+    from ai_edge_litert.interpreter import Interpreter
+    results = []
+    for model, inputs, outputs in json.load(open(jobs_path)):
+        try:
+            it = Interpreter(model_path=model)
+            key = next(iter(it.get_signature_list()))
+            names = it.get_signature_list()[key]["inputs"]
+            feeds = np.load(inputs)
+            args = {n: feeds[k] for n, k in zip(names, feeds.files)}
+            got = it.get_signature_runner(key)(**args)
+            np.savez(outputs, **{k: np.asarray(v) for k, v in got.items()})
+            results.append({"model": model, "ops": sorted({o["op_name"] for o in it._get_ops_details()})})
+        except Exception as e:  # reported per job: the test names the file
+            results.append({"model": model, "error": str(e)[-2000:]})
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "make":
         make(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "run":
+        run(sys.argv[2])
     else:
         raise SystemExit(__doc__)

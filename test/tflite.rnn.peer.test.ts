@@ -1,8 +1,10 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNpz } from '../src/api/npz.js';
-import { loadModel } from '../src/api/load.js';
+import { convertModel, loadModel } from '../src/api/load.js';
 import { runModel } from '../src/api/run.js';
+import type { Model } from '../src/core/model.js';
 import type { Tensor } from '../src/core/tensor.js';
 import { tempDir } from './cli-helpers.js';
 import { peerPython, runPeerScript } from './peers.js';
@@ -10,7 +12,9 @@ import { peerPython, runPeerScript } from './peers.js';
 /**
  * UNIDIRECTIONAL_SEQUENCE_LSTM against the real thing: python/tflite_rnn_peers.py converts seeded
  * Keras LSTMs (return_sequences True and False, two stacked) with tf.lite.TFLiteConverter, checks
- * LiteRT against Keras, and modelbridge runs each file to LiteRT's outputs (1e-5 relative).
+ * LiteRT against Keras, and modelbridge runs each file to LiteRT's outputs (1e-5 relative). Then
+ * the writer: an ONNX LSTM (onnx.helper, onnxruntime's outputs) and each Keras file read back go
+ * to .tflite through modelbridge, and LiteRT runs what was written to the same outputs.
  */
 const python = peerPython();
 
@@ -35,6 +39,13 @@ function excess(got: Tensor, want: Tensor): number {
   return worst;
 }
 
+/** The model's one output on its one input. */
+function runOne(model: Model, x: Tensor): Tensor {
+  const sig = model.signatures[0]!;
+  const out = runModel(model, { [[...sig.inputs.keys()][0]!]: x });
+  return out[[...sig.outputs.keys()][0]!]!;
+}
+
 describe.skipIf(!python)('TFLite LSTM against TFLiteConverter and LiteRT', () => {
   beforeAll(() => {
     dir = tempDir('mb-tflite-rnn-');
@@ -46,21 +57,44 @@ describe.skipIf(!python)('TFLite LSTM against TFLiteConverter and LiteRT', () =>
     if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   });
 
+  const keras = () => cases.filter((c) => c.name !== 'onnx_lstm');
+
   it('the converter fused every Keras LSTM into UNIDIRECTIONAL_SEQUENCE_LSTM', () => {
-    expect(cases.map((c) => c.name)).toEqual(['lstm_seq', 'lstm_last', 'lstm_stacked']);
-    for (const c of cases) expect(c.ops, c.name).toContain('UNIDIRECTIONAL_SEQUENCE_LSTM');
+    expect(cases.map((c) => c.name)).toEqual(['lstm_seq', 'lstm_last', 'lstm_stacked', 'onnx_lstm']);
+    for (const c of keras()) expect(c.ops, c.name).toContain('UNIDIRECTIONAL_SEQUENCE_LSTM');
   });
 
   it('modelbridge reads each file as ONNX LSTM nodes and runs it to LiteRT (1e-5 relative)', () => {
-    for (const c of cases) {
+    for (const c of keras()) {
       const model = loadModel(c.file);
       expect(model.graph!.nodes.filter((n) => n.op === 'LSTM').length, c.name).toBe(c.name === 'lstm_stacked' ? 2 : 1);
       const x = npz(c.file.replace(/\.tflite$/, '.in.npz')).get('x')!;
       const want = npz(c.file.replace(/\.tflite$/, '.out.npz')).get('y')!;
-      const sig = model.signatures[0]!;
-      const out = runModel(model, { [[...sig.inputs.keys()][0]!]: x });
-      const got = out[[...sig.outputs.keys()][0]!]!;
-      expect(excess(got, want), c.name).toBeLessThanOrEqual(1);
+      expect(excess(runOne(model, x), want), c.name).toBeLessThanOrEqual(1);
     }
+  });
+
+  it('written as UNIDIRECTIONAL_SEQUENCE_LSTM (ONNX LSTM, and each Keras file read back), LiteRT runs it to the reference', () => {
+    const jobs = cases.map((c) => {
+      const written = join(dir, `${c.name}.written.tflite`);
+      convertModel(c.file, written);
+      return [written, c.file.replace(/\.(tflite|onnx)$/, '.in.npz'), join(dir, `${c.name}.written.out.npz`)] as const;
+    });
+    const path = join(dir, 'jobs.json');
+    writeFileSync(path, JSON.stringify(jobs));
+    const r = runPeerScript('tflite_rnn_peers.py', ['run', path], { timeoutMs: 300_000 });
+    if (r.status !== 0) throw new Error(`tflite_rnn_peers.py run exited with ${r.status}: ${r.stderr.trim().slice(-2000)}`);
+    const results = JSON.parse(r.stdout) as { model: string; ops?: string[]; error?: string }[];
+    expect(results.filter((x) => x.error)).toEqual([]);
+    cases.forEach((c, i) => {
+      expect(results[i]!.ops, c.name).toContain('UNIDIRECTIONAL_SEQUENCE_LSTM');
+      // The reference: LiteRT on the converter's file, or onnxruntime on the ONNX model.
+      const want = npz(c.file.replace(/\.(tflite|onnx)$/, '.out.npz')).get('y')!;
+      const got = [...npz(jobs[i]![2]).values()][0]!;
+      expect(excess(got, want), `${c.name}: LiteRT on what modelbridge wrote`).toBeLessThanOrEqual(1);
+      // And modelbridge on its own written file agrees.
+      const x = npz(jobs[i]![1]).get('x')!;
+      expect(excess(runOne(loadModel(jobs[i]![0]), x), want), `${c.name}: modelbridge on what it wrote`).toBeLessThanOrEqual(1);
+    });
   });
 });
