@@ -11,7 +11,8 @@ python tflite_rnn_peers.py run JOBS.json
     JOBS.json: a list of [model.tflite, inputs.npz, outputs.npz]; runs each in LiteRT through its
     signature (inputs by position) and writes the outputs by signature key; prints the ops each ran.
 
-The make step also writes onnx_lstm.onnx: an ONNX LSTM (forward, one layer, default
+The make step also writes keras_gru.tflite (a Keras 3 GRU as the converter writes it directly:
+a WHILE loop) and onnx_lstm.onnx: an ONNX LSTM (forward, one layer, default
 activations, random weights and biases, time-major X [6, 2, 4], Y [6, 1, 2, 5]) built with
 onnx.helper, with onnxruntime's Y in onnx_lstm.out.npz.
 
@@ -23,6 +24,7 @@ arguments (inputs, init_h, init_c, kernel, recurrent_kernel, bias) and five resu
 wrapped its LSTM in exactly such a function; here the Keras 3 layer's weights go through one, and
 the check against the Keras layer's own output shows it is the same LSTM.
 """
+import contextlib
 import json
 import os
 import sys
@@ -109,6 +111,15 @@ def make(out_dir):
         ops = sorted({o["op_name"] for o in it._get_ops_details()})
         cases.append({"name": name, "file": path, "ops": ops, "keras_vs_litert": err})
     cases.append(onnx_lstm(out_dir, rng))
+    # Keras 3's GRU converted directly: the WHILE loop modelbridge does not read yet (the test
+    # checks the one-line refusal).
+    gru = keras.Sequential([keras.Input((T, F), batch_size=B), keras.layers.GRU(4)])
+    path = os.path.join(out_dir, "keras_gru.tflite")
+    # Keras prints "Saved artifact at ..." on stdout while converting; stdout carries the JSON.
+    with open(path, "wb") as f, contextlib.redirect_stdout(sys.stderr):
+        f.write(tf.lite.TFLiteConverter.from_keras_model(gru).convert())
+    ops = sorted({o["op_name"] for o in Interpreter(model_path=path)._get_ops_details()})
+    cases.append({"name": "keras_gru", "file": path, "ops": ops})
     print(json.dumps(cases))
 
 
