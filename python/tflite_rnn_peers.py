@@ -11,8 +11,9 @@ python tflite_rnn_peers.py run JOBS.json
     JOBS.json: a list of [model.tflite, inputs.npz, outputs.npz]; runs each in LiteRT through its
     signature (inputs by position) and writes the outputs by signature key; prints the ops each ran.
 
-The make step also writes keras_gru.tflite (a Keras 3 GRU as the converter writes it directly:
-a WHILE loop) and onnx_lstm.onnx: an ONNX LSTM (forward, one layer, default
+The make step also writes while_rnn/while_gru/while_lstm/while_gru_v1.tflite (Keras 3's
+SimpleRNN, GRU, LSTM and a reset_after=False GRU as the converter writes them directly: WHILE
+loops; LiteRT's outputs checked against Keras) and onnx_lstm.onnx: an ONNX LSTM (forward, one layer, default
 activations, random weights and biases, time-major X [6, 2, 4], Y [6, 1, 2, 5]) built with
 onnx.helper, with onnxruntime's Y in onnx_lstm.out.npz.
 
@@ -111,15 +112,35 @@ def make(out_dir):
         ops = sorted({o["op_name"] for o in it._get_ops_details()})
         cases.append({"name": name, "file": path, "ops": ops, "keras_vs_litert": err})
     cases.append(onnx_lstm(out_dir, rng))
-    # Keras 3's GRU converted directly: the WHILE loop modelbridge does not read yet (the test
-    # checks the one-line refusal).
-    gru = keras.Sequential([keras.Input((T, F), batch_size=B), keras.layers.GRU(4)])
-    path = os.path.join(out_dir, "keras_gru.tflite")
-    # Keras prints "Saved artifact at ..." on stdout while converting; stdout carries the JSON.
-    with open(path, "wb") as f, contextlib.redirect_stdout(sys.stderr):
-        f.write(tf.lite.TFLiteConverter.from_keras_model(gru).convert())
-    ops = sorted({o["op_name"] for o in Interpreter(model_path=path)._get_ops_details()})
-    cases.append({"name": "keras_gru", "file": path, "ops": ops})
+    # Keras 3's recurrent layers converted directly: WHILE loops (random biases too). The GRU
+    # with reset_after=False is one modelbridge does not lift (the test checks its one-line refusal).
+    direct = {
+        "while_rnn": keras.layers.SimpleRNN(5, return_sequences=True),
+        "while_gru": keras.layers.GRU(4),
+        "while_lstm": keras.layers.LSTM(5, return_sequences=True),
+        "while_gru_v1": keras.layers.GRU(4, reset_after=False),
+    }
+    for name, layer in direct.items():
+        model = keras.Sequential([keras.Input((T, F), batch_size=B), layer])
+        layer.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in layer.get_weights()])
+        x = rng.standard_normal((B, T, F)).astype(np.float32)
+        want = model(x).numpy()
+        path = os.path.join(out_dir, name + ".tflite")
+        # Keras prints "Saved artifact at ..." on stdout while converting; stdout carries the JSON.
+        with open(path, "wb") as f, contextlib.redirect_stdout(sys.stderr):
+            f.write(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        it = Interpreter(model_path=path)
+        key = next(iter(it.get_signature_list()))
+        runner = it.get_signature_runner(key)
+        got = runner(**{it.get_signature_list()[key]["inputs"][0]: x})
+        y = next(iter(got.values()))
+        err = float(np.abs(y - want).max())
+        if not err <= 1e-5 * max(1.0, float(np.abs(want).max())):
+            raise SystemExit("%s: LiteRT differs from Keras by %g" % (name, err))
+        np.savez(os.path.join(out_dir, name + ".in.npz"), x=x)
+        np.savez(os.path.join(out_dir, name + ".out.npz"), y=y)
+        ops = sorted({o["op_name"] for o in it._get_ops_details()})
+        cases.append({"name": name, "file": path, "ops": ops, "keras_vs_litert": err})
     print(json.dumps(cases))
 
 

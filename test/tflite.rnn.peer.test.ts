@@ -70,10 +70,11 @@ describe.skipIf(!python)('TFLite LSTM against TFLiteConverter and LiteRT', () =>
   });
 
   const keras = () => cases.filter((c) => c.name.startsWith('lstm_'));
-  const written = () => cases.filter((c) => c.name !== 'keras_gru');
+  const written = () => cases.filter((c) => !c.name.startsWith('while_'));
+  const loops = () => cases.filter((c) => c.name.startsWith('while_') && c.name !== 'while_gru_v1');
 
   it('the converter fused every Keras LSTM into UNIDIRECTIONAL_SEQUENCE_LSTM', () => {
-    expect(cases.map((c) => c.name)).toEqual(['lstm_seq', 'lstm_last', 'lstm_stacked', 'onnx_lstm', 'keras_gru']);
+    expect(cases.map((c) => c.name)).toEqual(['lstm_seq', 'lstm_last', 'lstm_stacked', 'onnx_lstm', 'while_rnn', 'while_gru', 'while_lstm', 'while_gru_v1']);
     for (const c of keras()) expect(c.ops, c.name).toContain('UNIDIRECTIONAL_SEQUENCE_LSTM');
   });
 
@@ -111,11 +112,23 @@ describe.skipIf(!python)('TFLite LSTM against TFLiteConverter and LiteRT', () =>
     });
   });
 
-  it('a Keras 3 GRU converted directly (a WHILE loop) is refused in one line naming the op', () => {
-    const c = cases.find((x) => x.name === 'keras_gru')!;
+  it('Keras 3 SimpleRNN, GRU and LSTM converted directly (WHILE loops) read as ONNX RNN/GRU/LSTM and run to LiteRT (1e-5 relative)', () => {
+    for (const c of loops()) {
+      expect(c.ops, c.name).toContain('WHILE');
+      const model = loadModel(c.file);
+      const kind = { while_rnn: 'RNN', while_gru: 'GRU', while_lstm: 'LSTM' }[c.name]!;
+      expect(model.graph!.nodes.filter((n) => n.op === kind), c.name).toHaveLength(1);
+      const x = npz(c.file.replace(/\.tflite$/, '.in.npz')).get('x')!;
+      const want = npz(c.file.replace(/\.tflite$/, '.out.npz')).get('y')!;
+      expect(excess(runOne(model, x), want), c.name).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('a WHILE loop that is not a recognised cell (a reset_after=False GRU) is refused in one line naming the op', () => {
+    const c = cases.find((x) => x.name === 'while_gru_v1')!;
     expect(c.ops).toContain('WHILE');
     const message = thrown(() => loadModel(c.file));
-    expect(message).toMatch(/operators\[\d+\] \(WHILE\): .*WHILE has no mapping yet/);
+    expect(message).toMatch(/operators\[\d+\] \(WHILE\): a WHILE loop that is a Keras SimpleRNN, GRU or LSTM layer/);
     expect(message).not.toContain('\n');
   });
 });
