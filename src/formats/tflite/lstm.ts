@@ -1,3 +1,4 @@
+import { claimExpansion } from '../../core/budget.js';
 import { attr } from '../../core/graph.js';
 import { Tensor } from '../../core/tensor.js';
 import type { OpBuilder } from './ops.js';
@@ -91,11 +92,14 @@ export const unidirectionalSequenceLstm: OpBuilder = (ctx) => {
   const state = (i: number, what: string): string => {
     const t = ctx.tensor(i);
     const c = ctx.constant(i);
+    if (t.shape.length !== 2 || t.shape[0] !== batch || t.shape[1] !== hidden) ctx.fail(`a ${what} of [${batch}, ${hidden}], not [${t.shape}]`);
     let value: Tensor;
     if (c) value = Tensor.from('float32', c.shape, c.toFloat32());
-    else if (t.isVariable) value = Tensor.from('float32', t.shape, new Float32Array(t.shape.reduce((a, d) => a * Math.max(d, 0), 1)));
-    else return ctx.fail(`the ${what} (input ${i}) as a variable tensor`);
-    if (value.size !== batch * hidden) ctx.fail(`a ${what} of [${batch}, ${hidden}], not [${t.shape}]`);
+    else if (t.isVariable) {
+      // Zeros of a size the file only declares: claimed against the memory budget first.
+      claimExpansion((_where, expected) => ctx.fail(expected), what, `a zero ${what} of [${t.shape}]`, batch * hidden * 4);
+      value = Tensor.from('float32', t.shape, new Float32Array(batch * hidden));
+    } else return ctx.fail(`the ${what} (input ${i}) as a variable tensor`);
     // [batch, hidden] -> ONNX's [directions, batch, hidden] (layout 0) or [batch, directions, hidden] (layout 1).
     return ctx.weight(what.replace(/ /g, '_'), Tensor.from('float32', timeMajor ? [1, batch, hidden] : [batch, 1, hidden], value.toFloat32()));
   };

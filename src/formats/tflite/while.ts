@@ -51,6 +51,7 @@ export const whileLoop: OpBuilder = (ctx) => {
   const constant = (t: number, what: string): Tensor => ctx.subgraphConstant(body.index, t) ?? refuse(`${what} as a constant`);
   const kernel = constant(inputFc!.inputs[1]!, 'the kernel');
   const recurrent = constant(recurrentFc!.inputs[1]!, 'the recurrent kernel');
+  if (recurrent.shape.length !== 2 || !(recurrent.shape[1]! > 0) || recurrent.shape[0]! % recurrent.shape[1]! !== 0) refuse(`a recurrent kernel [gates x H, H], not [${recurrent.shape}]`);
   const hidden = recurrent.shape[1]!;
   const gh = recurrent.shape[0]!;
   const gates = gh / hidden;
@@ -81,7 +82,7 @@ export const whileLoop: OpBuilder = (ctx) => {
   // Loop values by role.
   const x = ctx.tensor(xArg);
   if (x.shape.length !== 3 || x.shape[2] !== features) refuse(`a time-major input [T, B, ${features}], not [${x.shape}]`);
-  const [steps, batch] = [x.shape[0]!, x.shape[1]!];
+  const steps = x.shape[0]!;
   const floats = body.inputs.map((t, i) => ({ i, t: body.tensors[t]! })).filter(({ t }) => t.type === 0);
   const states = floats.filter(({ i, t }) => i !== xArg && t.shape.length === 2).map(({ i }) => i);
   const accs = floats.filter(({ i, t }) => i !== xArg && t.shape.length === 3).map(({ i }) => i);
@@ -129,6 +130,5 @@ export const whileLoop: OpBuilder = (ctx) => {
     else if (i === hArg) outs.push(squeeze(yh!, [0]));
     else outs.push(squeeze(yc!, [0]));
   }
-  void batch;
   return outs;
 };
