@@ -24,6 +24,7 @@ import {
   ReshapeOptions,
   SoftmaxOptions,
   StridedSliceOptions,
+  UnidirectionalSequenceLSTMOptions,
 } from './schema/index.js';
 
 /**
@@ -46,6 +47,8 @@ export interface TflTensorSpec {
   readonly data?: Tensor;
   /** Quantization parameters of an int8 weight (per channel along `axis`). */
   readonly quantization?: { readonly scale: readonly number[]; readonly zeroPoint: readonly number[]; readonly axis: number };
+  /** A variable tensor (an LSTM's state), which LiteRT starts at zero and the op updates. */
+  readonly variable?: boolean;
 }
 
 export interface TflOp {
@@ -85,6 +88,10 @@ interface Ctx {
   int32s(values: readonly number[], name: string): number;
   /** A new intermediate tensor. */
   temp(shape: readonly number[], dtype: DType, name: string): number;
+  /** A new variable tensor (no data: LiteRT starts it at zero). */
+  variable(shape: readonly number[], dtype: DType, name: string): number;
+  /** Whether an IR value is read by a node or is a graph output. */
+  used(value: string): boolean;
   emit(code: number, inputs: number[], outputs: number[], options?: TflOp['options']): void;
   /**
    * The fused activation code for this node's output: when its one reader is Relu, Relu6 (Clip
@@ -450,6 +457,72 @@ const binary = (code: number, member: number): Emitter => (ctx) => {
 /** ONNX Cast: the target type from the output's dtype. */
 const cast: Emitter = (ctx) => ctx.emit(B.CAST, [ctx.input(0)], [ctx.output(0)]);
 
+/**
+ * ONNX LSTM (one forward layer, default activations) -> UNIDIRECTIONAL_SEQUENCE_LSTM laid out as
+ * TFLiteConverter writes a Keras LSTM: 24 inputs (input; input-to-{i,f,c,o} weights [H, F];
+ * recurrent-to-{i,f,c,o} weights [H, H]; no peepholes; {i,f,c,o} biases [H], ONNX's Wb + Rb; no
+ * projection; the output and cell states as variable tensors [batch, H]; no layer norm), time_major
+ * for layout 0, TANH, no clipping. LiteRT starts variable tensors at zero, so the initial states
+ * must be absent or zeros. The op's [T, B, H] (or [B, T, H]) result is reshaped to ONNX's Y with
+ * its directions axis; Y_h and Y_c have no TFLite counterpart here and must be unused.
+ */
+const lstm: Emitter = (ctx) => {
+  const node = ctx.node;
+  const direction = attrString(node, 'direction', 'forward');
+  if (direction !== 'forward') ctx.fail(`a forward LSTM (bidirectional/reverse are not exported), not ${direction}`);
+  const acts = node.attributes['activations'];
+  if (acts && (acts.type !== 'strings' || acts.value.join(',') !== 'Sigmoid,Tanh,Tanh')) ctx.fail('the default activations Sigmoid, Tanh, Tanh');
+  if (node.attributes['clip'] !== undefined) ctx.fail('an LSTM without clip');
+  if (attrInt(node, 'input_forget', 0) !== 0) ctx.fail('input_forget 0');
+  if (ctx.has(4)) ctx.fail('no sequence_lens (every sequence runs its full length)');
+  if (ctx.has(7)) ctx.fail('no peepholes (input P)');
+  for (const k of [1, 2]) if (ctx.used(node.outputs[k] ?? '')) ctx.fail(`output ${k === 1 ? 'Y_h' : 'Y_c'} unused (only Y is exported; slice Y for the last step)`);
+  if (!ctx.used(node.outputs[0] ?? '')) ctx.fail('output Y used');
+  for (const k of [5, 6]) {
+    if (!ctx.has(k)) continue;
+    const c = ctx.weight(k, k === 5 ? 'initial_h' : 'initial_c');
+    if (c.toFloat32().some((v) => v !== 0)) ctx.fail(`a zero ${k === 5 ? 'initial_h' : 'initial_c'} (TFLite's state tensors start at zero)`);
+  }
+  const layout = attrInt(node, 'layout', 0);
+  const w = ctx.weight(1, 'W');
+  const r = ctx.weight(2, 'R');
+  if (w.shape.length !== 3 || w.shape[0] !== 1 || r.shape.length !== 3) ctx.fail(`W [1, 4H, F] and R [1, 4H, H], not [${w.shape}] and [${r.shape}]`);
+  const hidden = r.shape[2]!;
+  const features = w.shape[2]!;
+  if (w.shape[1] !== 4 * hidden || r.shape[1] !== 4 * hidden) ctx.fail(`4·${hidden} gate rows in W and R`);
+  const x = node.inputs[0]!;
+  const xShape = ctx.shape(x);
+  if (xShape.length !== 3) ctx.fail(`a 3-D input, not [${xShape}]`);
+  const [steps, batch] = layout === 0 ? [xShape[0]!, xShape[1]!] : [xShape[1]!, xShape[0]!];
+  const wv = w.toFloat32();
+  const rv = r.toFloat32();
+  const bv = ctx.has(3) ? ctx.weight(3, 'B').toFloat32() : new Float32Array(8 * hidden);
+  if (bv.length !== 8 * hidden) ctx.fail(`B of 8·${hidden} values`);
+  const name = node.name || node.outputs[0]!;
+  // ONNX stacks gates i, o, f, c; TFLite's inputs take them as i, f, c, o.
+  const ONNX_GATE = { i: 0, o: 1, f: 2, c: 3 } as const;
+  const gates = ['i', 'f', 'c', 'o'] as const;
+  const part = (values: Float32Array, gate: number, size: number) => values.subarray(gate * size, (gate + 1) * size);
+  const inputW = gates.map((g) => ctx.constTensor(Tensor.from('float32', [hidden, features], part(wv, ONNX_GATE[g], hidden * features).slice()), `${name}/input_to_${g}_w`));
+  const recurrentW = gates.map((g) => ctx.constTensor(Tensor.from('float32', [hidden, hidden], part(rv, ONNX_GATE[g], hidden * hidden).slice()), `${name}/recurrent_to_${g}_w`));
+  const biases = gates.map((g) => {
+    const sum = new Float32Array(hidden);
+    const wb = part(bv, ONNX_GATE[g], hidden);
+    const rb = part(bv, 4 + ONNX_GATE[g], hidden);
+    for (let j = 0; j < hidden; j++) sum[j] = wb[j]! + rb[j]!;
+    return ctx.constTensor(Tensor.from('float32', [hidden], sum), `${name}/${g}_gate_bias`);
+  });
+  const h = ctx.variable([batch, hidden], 'float32', `${name}/output_state`);
+  const c = ctx.variable([batch, hidden], 'float32', `${name}/cell_state`);
+  const none = [-1, -1, -1];
+  const inputs = [ctx.input(0), ...inputW, ...recurrentW, ...none, ...biases, -1, -1, h, c, -1, -1, -1, -1];
+  const y = node.outputs[0]!;
+  const seq = ctx.temp(layout === 0 ? [steps, batch, hidden] : [batch, steps, hidden], 'float32', `${y}/sequence`);
+  ctx.emit(B.UNIDIRECTIONAL_SEQUENCE_LSTM, inputs, [seq], opt(71, (b) => UnidirectionalSequenceLSTMOptions.createUnidirectionalSequenceLSTMOptions(b, ActivationFunctionType.TANH, 0, 0, layout === 0, false, false)));
+  const yShape = ctx.shape(y);
+  ctx.emit(B.RESHAPE, [seq, ctx.int32s(yShape, `${y}/shape`)], [ctx.output(0)]);
+};
+
 export const TFLITE_EXPORT: Readonly<Record<string, Emitter>> = {
   Conv: conv,
   MaxPool: pool(B.MAX_POOL_2D),
@@ -510,6 +583,7 @@ export const TFLITE_EXPORT: Readonly<Record<string, Emitter>> = {
   Greater: simple(B.GREATER),
   Expand: (ctx) => ctx.emit(B.BROADCAST_TO, [ctx.input(0), ctx.int32s(ctx.shape(ctx.node.outputs[0]!), `${ctx.node.outputs[0]}/shape`)], [ctx.output(0)]),
   Tile: (ctx) => ctx.emit(B.TILE, [ctx.input(0), ctx.int32s(ctx.ints(1, 'repeats'), `${ctx.node.outputs[0]}/multiples`)], [ctx.output(0)]),
+  LSTM: lstm,
 };
 
 /**
@@ -573,6 +647,7 @@ export const TFLITE_EXPORT_BUILTINS: Readonly<Record<string, readonly string[]>>
   Greater: ['GREATER'],
   Expand: ['BROADCAST_TO'],
   Tile: ['TILE'],
+  LSTM: ['UNIDIRECTIONAL_SEQUENCE_LSTM', 'RESHAPE'],
 };
 
 /** Ops that pass their input through (aliases in the TFLite graph). */
@@ -789,6 +864,8 @@ export function lowerGraph(graph: Graph, probe: Probe): Lowered {
       constTensor: (t, name) => add({ name, shape: t.shape, dtype: t.dtype, data: t }),
       int32s: (values, name) => add({ name, shape: [values.length], dtype: 'int32', data: Tensor.from('int32', [values.length], values) }),
       temp: (shape, dtype, name) => add({ name, shape, dtype }),
+      variable: (shape, dtype, name) => add({ name, shape, dtype, variable: true }),
+      used: (v) => v !== '' && (outputSet.has(v) || (readers.get(v)?.length ?? 0) > 0),
       emit: (code, ins, outs, options) => void ops.push({ code, inputs: ins, outputs: outs, ...(options ? { options } : {}) }),
       fail,
     };

@@ -2,7 +2,7 @@ import type { DType } from '../../core/dtypes.js';
 import { attr, type Attribute } from '../../core/graph.js';
 import type { Tensor } from '../../core/tensor.js';
 import { dtypeToOnnxCode } from '../onnx/dtypes.js';
-import type { FbTable, TflOperator, TflTensor } from './file.js';
+import type { FbTable, TflOperator, TflSubgraph, TflTensor } from './file.js';
 import {
   ActivationFunctionType,
   AddOptions,
@@ -28,6 +28,8 @@ import {
   StridedSliceOptions,
   SubOptions,
 } from './schema/index.js';
+import { unidirectionalSequenceLstm } from './lstm.js';
+import { whileLoop } from './while.js';
 
 /**
  * TFLite builtin operators -> the IR (ONNX semantics, opset 17). ONE table, TFLITE_OPS: each
@@ -64,6 +66,12 @@ export interface OpContext {
   node(op: string, inputs: readonly string[], attributes?: Record<string, Attribute>, outputs?: number): string[];
   constInts(values: readonly number[], shape?: readonly number[]): string;
   scalar(value: number, dtype: DType): string;
+  /** Subgraph i of the file (a WHILE's cond and body). */
+  subgraph(index: number): TflSubgraph;
+  /** The constant value of a tensor of another subgraph, if it has data. */
+  subgraphConstant(subgraph: number, tensor: number): Tensor | undefined;
+  /** A new weight computed at read time (an LSTM's stacked gate matrices); returns its value name. */
+  weight(base: string, value: Tensor): string;
   /** The options table, when the operator carries the one expected. */
   options<T extends FbTable>(member: number, Ctor: new () => T): T | null;
   fail(expected: string): never;
@@ -440,6 +448,8 @@ export const TFLITE_OPS: ReadonlyMap<number, OpBuilder> = new Map<number, OpBuil
   [B.TILE, (ctx) => [one(ctx, 'Tile', [ctx.input(0), ctx.constInts(ctx.ints(1, 'multiples'))])]],
   [B.BROADCAST_TO, (ctx) => [one(ctx, 'Expand', [ctx.input(0), ctx.constInts(ctx.ints(1, 'shape'))])]],
   [B.SELECT_V2, (ctx) => [one(ctx, 'Where', [ctx.input(0), ctx.input(1), ctx.input(2)])]],
+  [B.UNIDIRECTIONAL_SEQUENCE_LSTM, unidirectionalSequenceLstm],
+  [B.WHILE, whileLoop],
   [B.QUANTIZE, passThrough],
   [B.DEQUANTIZE, dequantize],
 ]);

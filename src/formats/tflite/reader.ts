@@ -173,6 +173,13 @@ class GraphBuilder {
     return this.e.fail(`subgraphs[${this.sub.index}] ${where}`, `tensor ${i} (${t.name}) to be a constant, a subgraph input or an earlier operator's output`);
   }
 
+  /** Readers of other subgraphs' constants (a WHILE's body). */
+  private readonly others = new Map<number, GraphBuilder>();
+
+  constantOf(i: number): Tensor | undefined {
+    return this.constant(i) ?? undefined;
+  }
+
   /** Tensor i's constant value (dequantized when quantized), or null when it has no data. */
   private constant(i: number): Tensor | null {
     if (this.constants.has(i)) return this.constants.get(i)!;
@@ -310,6 +317,23 @@ class GraphBuilder {
       node: (opName, inputs, attributes = {}, outputs = 1) => this.node(opName, inputs, attributes, base, outputs),
       constInts: (values, shape) => this.ints(values, shape, base),
       scalar: (value, dtype) => this.scalar(value, dtype, base),
+      subgraph: (i) => {
+        const s = this.file.subgraphs[i];
+        return s ?? fail(`a subgraph index below ${this.file.subgraphs.length}, not ${i}`);
+      },
+      subgraphConstant: (i, t) => {
+        const s = this.file.subgraphs[i];
+        if (!s || t < 0 || t >= s.tensors.length) return fail(`tensor ${t} of subgraph ${i}`);
+        if (s === this.sub) return this.constant(t) ?? undefined;
+        let other = this.others.get(i);
+        if (!other) this.others.set(i, (other = new GraphBuilder(this.file, s, this.e)));
+        return other.constantOf(t);
+      },
+      weight: (name, value) => {
+        const v = this.fresh(`${base}/${name}`);
+        this.initializers.set(v, value);
+        return v;
+      },
       options: (member, Ctor) => optionsOf(op, member, Ctor),
       fail,
     };

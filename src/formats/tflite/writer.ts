@@ -245,6 +245,7 @@ function build(g: Lowered, model: Model, signature: Signature, graph: Graph, off
     FbTensor.addBuffer(b, bufferOf[i]!);
     FbTensor.addName(b, name);
     if (signature) FbTensor.addShapeSignature(b, signature);
+    if (t.variable) FbTensor.addIsVariable(b, true);
     FbTensor.addHasRank(b, true);
     return FbTensor.endTensor(b);
   });

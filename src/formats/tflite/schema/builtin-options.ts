@@ -30,6 +30,8 @@ import { SqueezeOptions } from './squeeze-options.js';
 import { StridedSliceOptions } from './strided-slice-options.js';
 import { SubOptions } from './sub-options.js';
 import { TransposeOptions } from './transpose-options.js';
+import { UnidirectionalSequenceLSTMOptions } from './unidirectional-sequence-lstmoptions.js';
+import { WhileOptions } from './while-options.js';
 
 
 export enum BuiltinOptions {
@@ -59,17 +61,19 @@ export enum BuiltinOptions {
   SliceOptions = 48,
   ExpandDimsOptions = 52,
   PackOptions = 59,
+  UnidirectionalSequenceLSTMOptions = 71,
   LeakyReluOptions = 75,
   QuantizeOptions = 89,
   HardSwishOptions = 91,
+  WhileOptions = 93,
   BatchMatMulOptions = 101,
   GeluOptions = 116
 }
 
 export function unionToBuiltinOptions(
   type: BuiltinOptions,
-  accessor: (obj:AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions) => AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|null
-): AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|null {
+  accessor: (obj:AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions) => AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions|null
+): AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions|null {
   switch(BuiltinOptions[type]) {
     case 'NONE': return null; 
     case 'Conv2DOptions': return accessor(new Conv2DOptions())! as Conv2DOptions;
@@ -97,9 +101,11 @@ export function unionToBuiltinOptions(
     case 'SliceOptions': return accessor(new SliceOptions())! as SliceOptions;
     case 'ExpandDimsOptions': return accessor(new ExpandDimsOptions())! as ExpandDimsOptions;
     case 'PackOptions': return accessor(new PackOptions())! as PackOptions;
+    case 'UnidirectionalSequenceLSTMOptions': return accessor(new UnidirectionalSequenceLSTMOptions())! as UnidirectionalSequenceLSTMOptions;
     case 'LeakyReluOptions': return accessor(new LeakyReluOptions())! as LeakyReluOptions;
     case 'QuantizeOptions': return accessor(new QuantizeOptions())! as QuantizeOptions;
     case 'HardSwishOptions': return accessor(new HardSwishOptions())! as HardSwishOptions;
+    case 'WhileOptions': return accessor(new WhileOptions())! as WhileOptions;
     case 'BatchMatMulOptions': return accessor(new BatchMatMulOptions())! as BatchMatMulOptions;
     case 'GeluOptions': return accessor(new GeluOptions())! as GeluOptions;
     default: return null;
@@ -108,9 +114,9 @@ export function unionToBuiltinOptions(
 
 export function unionListToBuiltinOptions(
   type: BuiltinOptions, 
-  accessor: (index: number, obj:AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions) => AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|null, 
+  accessor: (index: number, obj:AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions) => AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions|null, 
   index: number
-): AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|null {
+): AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions|null {
   switch(BuiltinOptions[type]) {
     case 'NONE': return null; 
     case 'Conv2DOptions': return accessor(index, new Conv2DOptions())! as Conv2DOptions;
@@ -138,9 +144,11 @@ export function unionListToBuiltinOptions(
     case 'SliceOptions': return accessor(index, new SliceOptions())! as SliceOptions;
     case 'ExpandDimsOptions': return accessor(index, new ExpandDimsOptions())! as ExpandDimsOptions;
     case 'PackOptions': return accessor(index, new PackOptions())! as PackOptions;
+    case 'UnidirectionalSequenceLSTMOptions': return accessor(index, new UnidirectionalSequenceLSTMOptions())! as UnidirectionalSequenceLSTMOptions;
     case 'LeakyReluOptions': return accessor(index, new LeakyReluOptions())! as LeakyReluOptions;
     case 'QuantizeOptions': return accessor(index, new QuantizeOptions())! as QuantizeOptions;
     case 'HardSwishOptions': return accessor(index, new HardSwishOptions())! as HardSwishOptions;
+    case 'WhileOptions': return accessor(index, new WhileOptions())! as WhileOptions;
     case 'BatchMatMulOptions': return accessor(index, new BatchMatMulOptions())! as BatchMatMulOptions;
     case 'GeluOptions': return accessor(index, new GeluOptions())! as GeluOptions;
     default: return null;
