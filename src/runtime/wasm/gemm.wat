@@ -20,7 +20,7 @@
 ;;     full 4x8 tiles; edge tiles go through a scratch tile and only their valid part is stored.
 ;;   * The micro-kernel keeps the 4x8 tile of C in 8 f32x4 accumulators: per step of p it loads
 ;;     two f32x4 of the B panel, splats four A values (v128.load32_splat) and does 8 mul + 8 add.
-;;   * K is cut into slices of KC = 256 so a B panel slice and an A block slice stay in L1; slices
+;;   * K is cut into slices of at most KMAX = 256 (of equal length) so a B panel slice and an A block slice stay in L1; slices
 ;;     after the first add into C. Sums are float32 (like BLAS sgemm), each lane sums p in order.
 ;;     After the last slice a tile gets its bias (per row or per column) and its activation
 ;;     (clamp to [lo, hi]: Relu is [0, inf], Relu6 [0, 6]) while it is in L1 (a full tile in
@@ -891,7 +891,7 @@
     (local $blocks i32) (local $row0 i32) (local $panels i32) (local $col0 i32)
     (local $i i32) (local $j i32) (local $p i32) (local $kc i32) (local $ldcb i32)
     (local $mr i32) (local $nr i32) (local $r i32) (local $col i32) (local $accum i32) (local $final i32)
-    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32) (local $residual i32) (local $rtile i32)
+    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32) (local $residual i32) (local $rtile i32) (local $kstep i32)
     (local.set $m (i32.load offset=0 (local.get $job)))
     (local.set $n (i32.load offset=4 (local.get $job)))
     (local.set $k (i32.load offset=8 (local.get $job)))
@@ -923,6 +923,9 @@
           (i32.or (i32.ge_u (local.get $bt) (local.get $b1)) (i32.eqz (local.get $k))))
       (then (return)))
     (local.set $ldcb (i32.shl (local.get $ldc) (i32.const 2)))
+    ;; kstep = ceil(k / ceil(k / KMAX)), KMAX = 256
+    (local.set $kstep (i32.div_u (i32.add (local.get $k) (i32.const 255)) (i32.const 256)))
+    (local.set $kstep (i32.div_u (i32.add (local.get $k) (i32.sub (local.get $kstep) (i32.const 1))) (local.get $kstep)))
     (local.set $post (i32.ne (i32.or (i32.or (local.get $biasMode) (local.get $act)) (local.get $residual)) (i32.const 0)))
     (local.set $packA (i32.add (local.get $work) (i32.const 256)))
     (local.set $packB (local.get $packA))
@@ -985,11 +988,13 @@
           (local.set $panels (local.get $packB))
           (local.set $col0 (local.get $j0))))
 
-      ;; K slices of at most 256; within a slice, each B panel meets every A block
+      ;; K slices of at most KMAX, all of about equal length (576 = 3 x 192, not 256 + 256 + 64:
+      ;; a short last slice is a whole extra pass over C for little work); within a slice, each
+      ;; B panel meets every A block
       (local.set $p (i32.const 0))
       (loop $k_loop
         (local.set $kc (i32.sub (local.get $k) (local.get $p)))
-        (if (i32.gt_u (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
+        (if (i32.gt_u (local.get $kc) (local.get $kstep)) (then (local.set $kc (local.get $kstep))))
         (local.set $accum (i32.ne (local.get $p) (i32.const 0)))
         (local.set $final (i32.and (local.get $post) (i32.eq (i32.add (local.get $p) (local.get $kc)) (local.get $k))))
         (local.set $j (local.get $j0))
