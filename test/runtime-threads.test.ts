@@ -182,3 +182,28 @@ describe('products cut where the threads share the work best', () => {
     expectClose(got, want);
   });
 });
+
+describe('float32 arithmetic with one operand repeated over the other\'s leading axes', () => {
+  it('scores [1, 2, 5, 5] minus a mask [1, 1, 5, 5] (and a divisor [5] and a [2, 1, 5] that is no trailing block) as the definition', () => {
+    const next = rng(8);
+    const a = random(50, next);
+    const cases: [string, readonly number[], (i: number) => number, (x: number, y: number) => number][] = [
+      ['Sub', [1, 1, 5, 5], (i) => i % 25, (x, y) => x - y],
+      ['Div', [5], (i) => i % 5, (x, y) => x / y],
+      ['Add', [2, 1, 5], (i) => Math.floor(i / 25) * 5 + (i % 5), (x, y) => x + y],
+    ];
+    for (const [op, bShape, index, f] of cases) {
+      const b = random(bShape.reduce((p, q) => p * q, 1), next).map((v) => v + 3);
+      const graph = {
+        inputs: [{ name: 'x', dtype: 'float32', shape: [1, 2, 5, 5] }],
+        outputs: [{ name: 'y', dtype: 'float32', shape: null }],
+        initializers: new Map([['b', Tensor.from('float32', bShape, b)]]),
+        nodes: [{ name: op, op, domain: '', inputs: ['x', 'b'], outputs: ['y'], attributes: {} }],
+        opset: 17,
+      } as unknown as Graph;
+      const y = new Session(graph, { threads: 1 }).run({ x: Tensor.from('float32', [1, 2, 5, 5], a) }).y!;
+      expect(y.shape).toEqual([1, 2, 5, 5]);
+      expect(y.toFloat32()).toEqual(Float32Array.from(a, (v, i) => f(v, b[index(i)]!)));
+    }
+  });
+});
