@@ -10,7 +10,8 @@ import { setIntraOpThreads, wasmGelu, wasmMaxPool2d, wasmSoftmax, type PoolWindo
  * The work the intra-op threads share besides whole products: MaxPool's planes, GELU's floats
  * and Softmax's rows are cut into bands, one per thread; products are cut along the rows or the
  * columns of C, whichever leaves the busiest thread the least (a convolution with 49 output
- * positions is cut across its filters, a one-row Gemm across its pre-packed weight's columns).
+ * positions is cut across its filters, a one-row Gemm across its pre-packed weight's columns),
+ * and a large B is packed and swept in blocks of columns that stay in L2.
  * Each band is computed as one thread computes the whole, so two threads must give bit for bit
  * the result of one, and that result must be the definition's.
  */
@@ -137,10 +138,12 @@ function expectClose(actual: Float32Array, expected: Float64Array): void {
   expect(worst).toBeLessThan(2e-5);
 }
 
-describe('products cut where the threads share the work best', () => {
-  it('a 3x3 convolution with 7x7 outputs (cut across its 128 filters), equal on 1 and 2 threads and to the definition', () => {
+describe('products cut where the threads share the work best, and swept in cache-sized blocks', () => {
+  it.each([
+    ['7x7 outputs, cut across its 128 filters', 96, 128, 7],
+    ['23x23 outputs, its packed input swept in blocks of 224 columns (224, 224, 81)', 64, 20, 23],
+  ])('a 3x3 convolution with %s, equal on 1 and 2 threads and to the definition', (_, c, m, hw) => {
     const next = rng(6);
-    const [c, m, hw] = [96, 128, 7];
     const x = random(c * hw * hw, next);
     const w = random(m * c * 9, next);
     const b = random(m, next);

@@ -365,6 +365,24 @@ export interface Job {
   residual?: number;
 }
 
+/** What a thread's block of packed B columns may take of its core's L2 (2 MiB on this project's x86_64 VMs, 1-2 MiB on most CPUs). */
+const B_BLOCK_BYTES = 512 * 1024;
+/** Blocking B pays only while all of packed A stays in L2 across the blocks. */
+const A_RESIDENT_BYTES = 1024 * 1024;
+
+/**
+ * How many columns of B a thread packs and sweeps at a time (gemm.wat's nc; 0: all of them):
+ * a block of packed B small enough to stay in L2 from its packing to its last use, where B
+ * would not fit whole and A would stay put (ResNet's early convolutions: 3136 columns x 576
+ * is 7 MB of packed B, their weights 147 KB). Where A is larger (the late stages' weights,
+ * up to 9 MB), one pass over all of B is cheaper than one over A per block.
+ */
+function columnBlock(job: Job): number {
+  if (job.bMode === 2) return 0;
+  if (Math.ceil(job.m / 4) * 4 * job.k * 4 > A_RESIDENT_BYTES) return 0;
+  return Math.max(32, Math.floor(B_BLOCK_BYTES / (job.k * 4) / 8) * 8);
+}
+
 const JOB_BYTES = 128;
 
 /**
@@ -487,10 +505,11 @@ export class GemmCall {
     const wanted = work >= THREAD_MIN_WORK ? threads : 1;
     const pool = wanted > 1 ? poolFor(this.s, wanted) : null;
     const parts = split(job, pool ? Math.min(wanted, pool.size + 1) : 1);
+    const nc = columnBlock(job);
     const ptrs: number[] = [];
     for (const part of parts) {
       const rows = part.i1 - part.i0;
-      const cols = part.j1 - part.j0;
+      const cols = nc ? Math.min(nc, part.j1 - part.j0) : part.j1 - part.j0;
       const workBytes = 256 + (job.aMode === 0 ? Math.ceil(rows / 4) * 4 * job.k * 4 : 0) + (job.bMode === 2 ? 0 : Math.ceil(cols / 8) * 8 * job.k * 4) + 64;
       const area = this.alloc(JOB_BYTES + workBytes);
       if (!area) return false;
@@ -504,7 +523,7 @@ export class GemmCall {
       i32.set([job.m, job.n, job.k, job.aMode, job.a, job.lda, job.bMode, job.b, job.ldb, job.c, job.ldc, job.biasMode, job.bias, job.clamp ? 1 : 0], at);
       f32[at + 14] = job.clamp ? job.clamp[0] : 0;
       f32[at + 15] = job.clamp ? job.clamp[1] : 0;
-      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC, job.residual ?? 0], at + 16);
+      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC, job.residual ?? 0, nc], at + 16);
     });
     if (parts.length === 1 || !pool) {
       this.s.exports.gemm(ptrs[0]!);
