@@ -46,7 +46,8 @@ const ALIGN = 64;
 interface State {
   readonly exports: GemmExports;
   readonly memory: SharedMemory;
-  readonly bytes: Uint8Array;
+  /** The compiled module, which the pool's workers instantiate on the same memory. */
+  readonly module: object;
   readonly kernel: GemmKernel;
   f32: Float32Array;
   i32: Int32Array;
@@ -105,7 +106,7 @@ function load(): State | null {
     const s: State = {
       exports,
       memory,
-      bytes,
+      module,
       kernel: bytes === relaxed ? 'relaxed-simd' : 'simd128',
       f32: new Float32Array(memory.buffer),
       i32: new Int32Array(memory.buffer),
@@ -197,7 +198,7 @@ function poolFor(s: State, count: number): GemmPool | null {
   if (s.pool && !s.pool.broken && s.pool.size >= wanted) return s.pool;
   s.pool?.close();
   try {
-    const pool = new GemmPool(s.bytes, s.memory, wanted);
+    const pool = new GemmPool(s.module, s.memory, wanted);
     s.pool = pool.broken ? null : pool;
   } catch {
     s.pool = null; // no worker threads here: one thread serves

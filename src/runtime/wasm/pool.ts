@@ -36,8 +36,7 @@ const ctl = new Int32Array(workerData.control);
 const index = workerData.index;
 let exports;
 try {
-  const module = new WebAssembly.Module(workerData.bytes);
-  exports = new WebAssembly.Instance(module, { env: { memory: workerData.memory } }).exports;
+  exports = new WebAssembly.Instance(workerData.module, { env: { memory: workerData.memory } }).exports;
   Atomics.store(ctl, ${READY} + index, 1);
 } catch (error) {
   Atomics.store(ctl, ${READY} + index, 2);
@@ -74,10 +73,15 @@ export class GemmPool {
   private readonly workers: Worker[] = [];
   broken = false;
 
-  /** Starts `count` workers and blocks until each has instantiated the module (or failed). */
-  constructor(bytes: Uint8Array, memory: object, count: number) {
+  /**
+   * Starts `count` workers and blocks until each has instantiated the module (or failed). The
+   * compiled module itself is handed over, not its bytes: V8 then shares its machine code (and
+   * its optimized tier, once the main thread's calls have earned it) instead of compiling it
+   * again in every worker, whose first products would run in the baseline tier.
+   */
+  constructor(module: object, memory: object, count: number) {
     for (let index = 0; index < count; index++) {
-      const worker = new Worker(workerSource(), { eval: true, workerData: { bytes, memory, control: this.control.buffer, index } });
+      const worker = new Worker(workerSource(), { eval: true, workerData: { module, memory, control: this.control.buffer, index } });
       // An idle worker blocks in Atomics.wait; it must never keep the process alive.
       worker.unref();
       worker.on('error', () => {
