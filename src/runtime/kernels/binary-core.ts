@@ -114,15 +114,25 @@ function simpleFloat32(op: 'Add' | 'Sub' | 'Mul' | 'Div', a: Value, b: Value): V
     withScalar(code, y, x[0]!, out.data as Float32Array, true);
     return out;
   }
-  // b spans a's last axis only: [..., N] op [N] (or [1, ..., N])
-  const n = a.shape[a.shape.length - 1];
-  if (n !== undefined && n > 0 && y.length === n && b.shape.length <= a.shape.length && b.shape[b.shape.length - 1] === n && x.length % n === 0) {
-    const out = float32Output( a.shape);
+  // b is a's trailing block, repeated over a's leading axes: [..., N] op [N] (a bias), or
+  // [1, H, S, S] op [1, 1, S, S] (attention scores plus their mask)
+  if (y.length > 0 && b.shape.length <= a.shape.length && x.length % y.length === 0 && trailingBlock(a.shape, b.shape)) {
+    const out = float32Output(a.shape);
     const z = out.data as Float32Array;
+    const n = y.length;
     for (let row = 0; row < x.length; row += n) elementwiseAt(code, x, y, z, row, n);
     return out;
   }
   return undefined;
+}
+
+/** True when `b`, without its leading 1s, is the tail of `a` (so b broadcasts as whole copies of itself). */
+function trailingBlock(a: readonly number[], b: readonly number[]): boolean {
+  let start = 0;
+  while (start < b.length && b[start] === 1) start++;
+  const offset = a.length - b.length;
+  for (let i = start; i < b.length; i++) if (b[i] !== a[offset + i]) return false;
+  return true;
 }
 
 function elementwise(code: number, x: Float32Array, y: Float32Array, z: Float32Array, n: number): void {

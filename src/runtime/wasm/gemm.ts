@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { WASM_PAGE } from '../../core/wasm/module.js';
 import { GEMM_RELAXED_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm-bytes.js';
-import { GemmPool, MAX_WORKERS } from './pool.js';
+import { GemmPool, MAX_WORKERS, PoolKind } from './pool.js';
 import { fromBase64 } from '../../core/bytes.js';
 
 interface GemmExports {
@@ -46,7 +46,8 @@ const ALIGN = 64;
 interface State {
   readonly exports: GemmExports;
   readonly memory: SharedMemory;
-  readonly bytes: Uint8Array;
+  /** The compiled module, which the pool's workers instantiate on the same memory. */
+  readonly module: object;
   readonly kernel: GemmKernel;
   f32: Float32Array;
   i32: Int32Array;
@@ -105,7 +106,7 @@ function load(): State | null {
     const s: State = {
       exports,
       memory,
-      bytes,
+      module,
       kernel: bytes === relaxed ? 'relaxed-simd' : 'simd128',
       f32: new Float32Array(memory.buffer),
       i32: new Int32Array(memory.buffer),
@@ -157,6 +158,38 @@ export function intraOpThreads(): number {
  */
 const THREAD_MIN_WORK = 1 << 19;
 
+/**
+ * Below this many elements (times a kernel's cost per element, in the callers) a row-wise kernel
+ * (MaxPool, GELU, Softmax) stays on one thread: its share would take less than the ~10 µs a
+ * worker needs to wake up and report back.
+ */
+const SPREAD_MIN_ELEMENTS = 16384;
+
+/** How many parts a row-wise kernel over `elements` elements is cut into, and the pool that runs them (null: one part, here). */
+function spreadFor(s: State, elements: number): { count: number; pool: GemmPool | null } {
+  if (threads <= 1 || elements < SPREAD_MIN_ELEMENTS) return { count: 1, pool: null };
+  const pool = poolFor(s, threads);
+  return pool ? { count: Math.min(threads, pool.size + 1), pool } : { count: 1, pool: null };
+}
+
+/**
+ * Runs `kind` on every descriptor at once: the first here (through `own`), the others on the
+ * pool's workers. A failed pool is closed (later calls run on this thread) and the error thrown.
+ */
+function spread(s: State, pool: GemmPool | null, kind: PoolKind, descs: readonly number[], own: (desc: number) => void): void {
+  if (!pool || descs.length === 1) {
+    for (const d of descs) own(d);
+    return;
+  }
+  try {
+    pool.run(descs.slice(1), () => own(descs[0]!), kind);
+  } catch (error) {
+    pool.close();
+    s.pool = null;
+    throw error;
+  }
+}
+
 /** The pool for `threads`, started (or grown) on first need; null when workers cannot run here. */
 function poolFor(s: State, count: number): GemmPool | null {
   const wanted = count - 1;
@@ -165,7 +198,7 @@ function poolFor(s: State, count: number): GemmPool | null {
   if (s.pool && !s.pool.broken && s.pool.size >= wanted) return s.pool;
   s.pool?.close();
   try {
-    const pool = new GemmPool(s.bytes, s.memory, wanted);
+    const pool = new GemmPool(s.module, s.memory, wanted);
     s.pool = pool.broken ? null : pool;
   } catch {
     s.pool = null; // no worker threads here: one thread serves
@@ -333,6 +366,24 @@ export interface Job {
   residual?: number;
 }
 
+/** What a thread's block of packed B columns may take of its core's L2 (2 MiB on this project's x86_64 VMs, 1-2 MiB on most CPUs). */
+const B_BLOCK_BYTES = 512 * 1024;
+/** Blocking B pays only while all of packed A stays in L2 across the blocks. */
+const A_RESIDENT_BYTES = 1024 * 1024;
+
+/**
+ * How many columns of B a thread packs and sweeps at a time (gemm.wat's nc; 0: all of them):
+ * a block of packed B small enough to stay in L2 from its packing to its last use, where B
+ * would not fit whole and A would stay put (ResNet's early convolutions: 3136 columns x 576
+ * is 7 MB of packed B, their weights 147 KB). Where A is larger (the late stages' weights,
+ * up to 9 MB), one pass over all of B is cheaper than one over A per block.
+ */
+function columnBlock(job: Job): number {
+  if (job.bMode === 2) return 0;
+  if (Math.ceil(job.m / 4) * 4 * job.k * 4 > A_RESIDENT_BYTES) return 0;
+  return Math.max(32, Math.floor(B_BLOCK_BYTES / (job.k * 4) / 8) * 8);
+}
+
 const JOB_BYTES = 128;
 
 /**
@@ -382,14 +433,55 @@ export class GemmCall {
     out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);
   }
 
-  /** Runs gelu (gemm.wat) over n floats at x into out, on this thread. */
-  gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number | undefined): void {
-    this.s.exports.gelu(x, out, n, table, d, one, scale ?? 1, scale === undefined ? 0 : 1);
+  /**
+   * Runs gelu (gemm.wat) over n floats at x into out, the floats cut into bands (multiples of 4,
+   * so only the last band's vector steps pass its end, into the slack) over the intra-op threads.
+   */
+  gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number | undefined): boolean {
+    const { count, pool } = spreadFor(this.s, n);
+    const descs: number[] = [];
+    for (const [i0, i1] of bands(n, count, 4)) {
+      const desc = this.alloc(32);
+      if (!desc) return false;
+      descs.push(desc);
+      this.s.i32.set([x + i0 * 4, out + i0 * 4, i1 - i0, table], desc >> 2);
+      this.s.f32.set([d, one, scale ?? 1], (desc >> 2) + 4);
+      this.s.i32[(desc >> 2) + 7] = scale === undefined ? 0 : 1;
+    }
+    spread(this.s, pool, PoolKind.Gelu, descs, (desc) => {
+      const i32 = this.s.i32;
+      const f32 = this.s.f32;
+      const at = desc >> 2;
+      this.s.exports.gelu(i32[at]!, i32[at + 1]!, i32[at + 2]!, i32[at + 3]!, f32[at + 4]!, f32[at + 5]!, f32[at + 6]!, i32[at + 7]!);
+    });
+    return true;
   }
 
-  /** Runs softmax (gemm.wat) over rows at x into out, on this thread. */
-  softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void {
-    this.s.exports.softmax(x, out, rows, len, ld, tmp, table);
+  /**
+   * Runs softmax (gemm.wat) over rows at x into out, the rows cut into bands over the intra-op
+   * threads (each with its own row of doubles at tmp + band × tmpBytes). False when memory ran out.
+   */
+  softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, tmpBytes: number, table: number): boolean {
+    const { count, pool } = spreadFor(this.s, rows * len);
+    const parts = bands(rows, count, 1);
+    const descs: number[] = [];
+    for (const [t, [r0, r1]] of parts.entries()) {
+      const desc = this.alloc(32);
+      if (!desc) return false;
+      descs.push(desc);
+      this.s.i32.set([x + r0 * ld * 4, out + r0 * ld * 4, r1 - r0, len, ld, tmp + t * tmpBytes, table], desc >> 2);
+    }
+    spread(this.s, pool, PoolKind.Softmax, descs, (desc) => {
+      const i32 = this.s.i32;
+      const at = desc >> 2;
+      this.s.exports.softmax(i32[at]!, i32[at + 1]!, i32[at + 2]!, i32[at + 3]!, i32[at + 4]!, i32[at + 5]!, i32[at + 6]!);
+    });
+    return true;
+  }
+
+  /** How many bands a row-wise kernel over `elements` elements is cut into here (1 on one thread). */
+  spreadCount(elements: number): number {
+    return spreadFor(this.s, elements).count;
   }
 
   /** Copies `src` to the address `ptr` (taken with alloc). */
@@ -397,9 +489,10 @@ export class GemmCall {
     this.s.f32.set(src, ptr >> 2);
   }
 
-  /** Runs maxpool2d (gemm.wat) on the descriptor at `desc`, on this thread. */
-  maxPool2d(desc: number): void {
-    this.s.exports.maxpool2d(desc);
+  /** Runs maxpool2d (gemm.wat) on each descriptor, at once over the intra-op threads. */
+  maxPool2d(descs: readonly number[]): void {
+    const pool = descs.length > 1 ? poolFor(this.s, threads) : null;
+    spread(this.s, pool, PoolKind.MaxPool2d, descs, (desc) => this.s.exports.maxpool2d(desc));
   }
 
   end(): void {
@@ -413,10 +506,11 @@ export class GemmCall {
     const wanted = work >= THREAD_MIN_WORK ? threads : 1;
     const pool = wanted > 1 ? poolFor(this.s, wanted) : null;
     const parts = split(job, pool ? Math.min(wanted, pool.size + 1) : 1);
+    const nc = columnBlock(job);
     const ptrs: number[] = [];
     for (const part of parts) {
       const rows = part.i1 - part.i0;
-      const cols = part.j1 - part.j0;
+      const cols = nc ? Math.min(nc, part.j1 - part.j0) : part.j1 - part.j0;
       const workBytes = 256 + (job.aMode === 0 ? Math.ceil(rows / 4) * 4 * job.k * 4 : 0) + (job.bMode === 2 ? 0 : Math.ceil(cols / 8) * 8 * job.k * 4) + 64;
       const area = this.alloc(JOB_BYTES + workBytes);
       if (!area) return false;
@@ -430,7 +524,7 @@ export class GemmCall {
       i32.set([job.m, job.n, job.k, job.aMode, job.a, job.lda, job.bMode, job.b, job.ldb, job.c, job.ldc, job.biasMode, job.bias, job.clamp ? 1 : 0], at);
       f32[at + 14] = job.clamp ? job.clamp[0] : 0;
       f32[at + 15] = job.clamp ? job.clamp[1] : 0;
-      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC, job.residual ?? 0], at + 16);
+      i32.set([part.i0, part.i1, part.j0, part.j1, ptrs[t]! + JOB_BYTES, part.b0, part.b1, job.strideA, job.strideB, job.strideC, job.residual ?? 0, nc], at + 16);
     });
     if (parts.length === 1 || !pool) {
       this.s.exports.gemm(ptrs[0]!);
@@ -457,20 +551,47 @@ interface Part {
 }
 
 /**
- * Cuts a job into `count` parts of about equal work: whole images of a batch when there are
- * enough, else bands of C's columns (multiples of 8) or rows (multiples of 4). A packed operand
- * is shared as it is, so the cut goes along the other one: each thread then packs only its own
- * slice of the operand that needs packing.
+ * What packing one float costs, in multiply-adds of the micro-kernel (a 4x8 tile does 32 in
+ * about 4.5 cycles; a transposing pack moves a float in about one, gathering a convolution's
+ * input with its padding checks in about three): used only to choose where a job is cut.
+ */
+const PACK_COST = 6;
+const GATHER_COST = 20;
+
+/**
+ * Cuts a job into `count` parts of about equal work: whole images of a batch when they divide
+ * evenly enough, else bands of C's columns (multiples of 8) or of its rows (multiples of 4),
+ * whichever leaves the busiest thread the least to do. A packed operand is shared as it is; the
+ * other one is packed by each thread for its own band, and in full by every thread when the cut
+ * goes along the packed one: so a cut across a weight-packed convolution's rows costs each
+ * thread the whole image gather, and a cut across its 49 columns (ResNet's last stage: bands of
+ * 32 and 17, in panels of 8) leaves one thread twice the other's work. The cost model counts
+ * both.
  */
 function split(job: Job, count: number): Part[] {
   const whole = { i0: 0, i1: job.m, j0: 0, j1: job.n, b0: 0, b1: job.batch };
   if (count <= 1) return [whole];
-  if (job.batch >= count) {
+  if (job.batch >= count && (job.batch % count === 0 || job.batch >= 4 * count)) {
     return bands(job.batch, count, 1).map(([b0, b1]) => ({ ...whole, b0, b1 }));
   }
-  const byColumns = job.bMode === 2 ? false : job.aMode === 1 ? true : job.n / 8 >= job.m / 4;
-  if (byColumns) return bands(job.n, count, 8).map(([j0, j1]) => ({ ...whole, j0, j1 }));
-  return bands(job.m, count, 4).map(([i0, i1]) => ({ ...whole, i0, i1 }));
+  const packA = job.aMode === 1 ? 0 : PACK_COST;
+  const packB = job.bMode === 2 ? 0 : job.bMode === 3 ? GATHER_COST : PACK_COST;
+  const pad = (x: number, unit: number) => Math.ceil(x / unit) * unit;
+  // the busiest thread's work (multiply-adds and packing) over the whole batch
+  const cost = (parts: [number, number][], rows: boolean): number => {
+    let worst = 0;
+    for (const [start, end] of parts) {
+      const m = rows ? pad(end - start, 4) : pad(job.m, 4);
+      const n = rows ? pad(job.n, 8) : pad(end - start, 8);
+      worst = Math.max(worst, job.k * (m * n + m * packA + n * packB));
+    }
+    return worst;
+  };
+  const rowParts = bands(job.m, count, 4);
+  const colParts = bands(job.n, count, 8);
+  const byColumns = cost(colParts, false) < cost(rowParts, true);
+  if (byColumns) return colParts.map(([j0, j1]) => ({ ...whole, j0, j1 }));
+  return rowParts.map(([i0, i1]) => ({ ...whole, i0, i1 }));
 }
 
 /** [start, end) bands of [0, total) in `count` parts, each start a multiple of `unit`; empty bands dropped. */
@@ -517,12 +638,22 @@ export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: numb
   try {
     const tmpLength = Math.ceil(Math.max(pw + w, (ow + 3) * sw + (kw - 1) * dw + 8) / 4) * 4;
     const x = call.put(src);
-    const out = x && call.alloc(dst.length * 4 + 16);
-    const tmp = out && call.alloc(tmpLength * 4);
-    const desc = tmp && call.putInts([x, planes, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, out, tmp, tmpLength]);
-    if (!desc) return false;
-    call.maxPool2d(desc);
-    call.get(out, dst, 0, dst.length);
+    if (!x) return false;
+    // bands of planes over the threads, each into an output block of its own: a row's last
+    // vector store may pass the row's end by 3 floats, so bands may not share one block
+    const parts = bands(planes, call.spreadCount(dst.length * kh * kw), 1);
+    const outs: number[] = [];
+    const descs: number[] = [];
+    for (const [p0, p1] of parts) {
+      const out = call.alloc((p1 - p0) * oh * ow * 4 + 16);
+      const tmp = out && call.alloc(tmpLength * 4);
+      const desc = tmp && call.putInts([x + p0 * h * w * 4, p1 - p0, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, out, tmp, tmpLength]);
+      if (!desc) return false;
+      outs.push(out);
+      descs.push(desc);
+    }
+    call.maxPool2d(descs);
+    parts.forEach(([p0, p1], t) => call.get(outs[t]!, dst, p0 * oh * ow, (p1 - p0) * oh * ow));
     return true;
   } finally {
     call.end();
@@ -555,7 +686,7 @@ export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: n
     const x = call.put(src);
     const out = x && call.alloc(dst.length * 4 + 16);
     if (!out) return false;
-    call.gelu(x, out, src.length, geluTable, d, one, scale);
+    if (!call.gelu(x, out, src.length, geluTable, d, one, scale)) return false;
     call.get(out, dst, 0, dst.length);
     return true;
   } finally {
@@ -590,10 +721,12 @@ export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, 
     const ld = Math.ceil(len / 4) * 4;
     const x = ld === len ? call.put(src) : call.alloc(rows * ld * 4 + 32);
     const out = x && call.alloc(rows * ld * 4 + 32);
-    const tmp = out && call.alloc((ld + 2) * 8);
+    // a row of doubles for each thread that may take a band of rows
+    const tmpBytes = Math.ceil(((ld + 2) * 8) / 64) * 64;
+    const tmp = out && call.alloc(tmpBytes * call.spreadCount(rows * len));
     if (!tmp) return false;
     if (ld !== len) for (let r = 0; r < rows; r++) call.set(x + r * ld * 4, src.subarray(r * len, (r + 1) * len));
-    call.softmax(x, out, rows, len, ld, tmp, expTable);
+    if (!call.softmax(x, out, rows, len, ld, tmp, tmpBytes, expTable)) return false;
     if (ld === len) call.get(out, dst, 0, dst.length);
     else for (let r = 0; r < rows; r++) call.get(out + r * ld * 4, dst, r * len, len);
     return true;

@@ -20,7 +20,7 @@
 ;;     full 4x8 tiles; edge tiles go through a scratch tile and only their valid part is stored.
 ;;   * The micro-kernel keeps the 4x8 tile of C in 8 f32x4 accumulators: per step of p it loads
 ;;     two f32x4 of the B panel, splats four A values (v128.load32_splat) and does 8 mul + 8 add.
-;;   * K is cut into slices of KC = 256 so a B panel slice and an A block slice stay in L1; slices
+;;   * K is cut into slices of at most KMAX = 256 (of equal length) so a B panel slice and an A block slice stay in L1; slices
 ;;     after the first add into C. Sums are float32 (like BLAS sgemm), each lane sums p in order.
 ;;     After the last slice a tile gets its bias (per row or per column) and its activation
 ;;     (clamp to [lo, hi]: Relu is [0, inf], Relu6 [0, 6]) while it is in L1 (a full tile in
@@ -39,6 +39,11 @@
 ;;   21 b0  22 b1  (this thread's range of the batch)  23 strideA  24 strideB  25 strideC (bytes)
 ;;   26 residual (0 none: else an array of C's layout added after the bias, before the clamp:
 ;;      a residual block's Add folded into the convolution before it)
+;;   27 nc: columns packed and swept at a time (a multiple of 8; 0: all of [j0, j1) at once).
+;;      Packing all of B first and then sweeping it once per K slice streams it through memory
+;;      twice when it is larger than the caches (ResNet's first stage: 3136 columns x 576 = 7 MB
+;;      per convolution); blocks of nc columns stay in L2 between their packing and their use,
+;;      while the caller keeps A small enough to stay there too (gemm.ts chooses nc).
 ;; Conv descriptor (i32 words): 0 x (first image, first channel; image t at x + t*strideB) 1 C 2 H 3 W 4 OH 5 OW 6 KH 7 KW
 ;;   8 SH 9 SW 10 PH 11 PW 12 DH 13 DW; K = C*KH*KW rows in (channel, kh, kw) order, N = OH*OW.
 ;; Work area: [0, 128) scratch tile, [128, 160) column heights, [160, 192) column widths, from 256
@@ -891,7 +896,8 @@
     (local $blocks i32) (local $row0 i32) (local $panels i32) (local $col0 i32)
     (local $i i32) (local $j i32) (local $p i32) (local $kc i32) (local $ldcb i32)
     (local $mr i32) (local $nr i32) (local $r i32) (local $col i32) (local $accum i32) (local $final i32)
-    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32) (local $residual i32) (local $rtile i32)
+    (local $ctile i32) (local $dst i32) (local $v f32) (local $biasAt i32) (local $post i32) (local $full i32) (local $residual i32) (local $rtile i32) (local $kstep i32)
+    (local $nc i32) (local $jb i32) (local $je i32)
     (local.set $m (i32.load offset=0 (local.get $job)))
     (local.set $n (i32.load offset=4 (local.get $job)))
     (local.set $k (i32.load offset=8 (local.get $job)))
@@ -919,10 +925,14 @@
     (local.set $strideB (i32.load offset=96 (local.get $job)))
     (local.set $strideC (i32.load offset=100 (local.get $job)))
     (local.set $residual (i32.load offset=104 (local.get $job)))
+    (local.set $nc (i32.load offset=108 (local.get $job)))
     (if (i32.or (i32.or (i32.ge_u (local.get $i0) (local.get $i1)) (i32.ge_u (local.get $j0) (local.get $j1)))
           (i32.or (i32.ge_u (local.get $bt) (local.get $b1)) (i32.eqz (local.get $k))))
       (then (return)))
     (local.set $ldcb (i32.shl (local.get $ldc) (i32.const 2)))
+    ;; kstep = ceil(k / ceil(k / KMAX)), KMAX = 256
+    (local.set $kstep (i32.div_u (i32.add (local.get $k) (i32.const 255)) (i32.const 256)))
+    (local.set $kstep (i32.div_u (i32.add (local.get $k) (i32.sub (local.get $kstep) (i32.const 1))) (local.get $kstep)))
     (local.set $post (i32.ne (i32.or (i32.or (local.get $biasMode) (local.get $act)) (local.get $residual)) (i32.const 0)))
     (local.set $packA (i32.add (local.get $work) (i32.const 256)))
     (local.set $packB (local.get $packA))
@@ -963,7 +973,15 @@
           (local.set $blocks (local.get $packA))
           (local.set $row0 (local.get $i0))))
 
-      ;; B: this thread's columns, packed here unless packed once by pack_b
+      ;; this thread's columns in blocks [jb, je) of nc (all at once when nc is 0 or B is pre-packed)
+      (local.set $jb (local.get $j0))
+      (loop $block_loop
+      (local.set $je (local.get $j1))
+      (if (i32.and (i32.ne (local.get $nc) (i32.const 0)) (i32.ne (local.get $bMode) (i32.const 2)))
+        (then (if (i32.lt_u (i32.add (local.get $jb) (local.get $nc)) (local.get $j1))
+          (then (local.set $je (i32.add (local.get $jb) (local.get $nc)))))))
+
+      ;; B: the block's columns, packed here unless packed once by pack_b
       (if (i32.eq (local.get $bMode) (i32.const 2))
         (then
           (local.set $panels (local.get $bBase))
@@ -971,30 +989,32 @@
         (else
           (if (i32.eq (local.get $bMode) (i32.const 3))
             (then
-              (local.set $j (local.get $j0))
+              (local.set $j (local.get $jb))
               (loop $conv_loop
-                (local.set $nr (i32.sub (local.get $j1) (local.get $j)))
+                (local.set $nr (i32.sub (local.get $je) (local.get $j)))
                 (if (i32.gt_u (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
                 (call $packConv (local.get $bBase) (i32.mul (local.get $bt) (local.get $strideB)) (local.get $j) (local.get $nr)
-                  (i32.add (local.get $packB) (i32.shl (i32.mul (i32.sub (local.get $j) (local.get $j0)) (local.get $k)) (i32.const 2)))
+                  (i32.add (local.get $packB) (i32.shl (i32.mul (i32.sub (local.get $j) (local.get $jb)) (local.get $k)) (i32.const 2)))
                   (i32.add (local.get $work) (i32.const 128)))
                 (local.set $j (i32.add (local.get $j) (i32.const 8)))
-                (br_if $conv_loop (i32.lt_u (local.get $j) (local.get $j1)))))
+                (br_if $conv_loop (i32.lt_u (local.get $j) (local.get $je)))))
             (else
-              (call $packB (local.get $bBase) (local.get $ldb) (local.get $bMode) (local.get $j0) (local.get $j1) (local.get $k) (local.get $packB))))
+              (call $packB (local.get $bBase) (local.get $ldb) (local.get $bMode) (local.get $jb) (local.get $je) (local.get $k) (local.get $packB))))
           (local.set $panels (local.get $packB))
-          (local.set $col0 (local.get $j0))))
+          (local.set $col0 (local.get $jb))))
 
-      ;; K slices of at most 256; within a slice, each B panel meets every A block
+      ;; K slices of at most KMAX, all of about equal length (576 = 3 x 192, not 256 + 256 + 64:
+      ;; a short last slice is a whole extra pass over C for little work); within a slice, each
+      ;; B panel meets every A block
       (local.set $p (i32.const 0))
       (loop $k_loop
         (local.set $kc (i32.sub (local.get $k) (local.get $p)))
-        (if (i32.gt_u (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
+        (if (i32.gt_u (local.get $kc) (local.get $kstep)) (then (local.set $kc (local.get $kstep))))
         (local.set $accum (i32.ne (local.get $p) (i32.const 0)))
         (local.set $final (i32.and (local.get $post) (i32.eq (i32.add (local.get $p) (local.get $kc)) (local.get $k))))
-        (local.set $j (local.get $j0))
+        (local.set $j (local.get $jb))
         (loop $j_loop
-          (local.set $nr (i32.sub (local.get $j1) (local.get $j)))
+          (local.set $nr (i32.sub (local.get $je) (local.get $j)))
           (if (i32.gt_u (local.get $nr) (i32.const 8)) (then (local.set $nr (i32.const 8))))
           (local.set $i (local.get $i0))
           (loop $i_loop
@@ -1048,9 +1068,11 @@
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
             (br_if $i_loop (i32.lt_u (local.get $i) (local.get $i1))))
           (local.set $j (i32.add (local.get $j) (i32.const 8)))
-          (br_if $j_loop (i32.lt_u (local.get $j) (local.get $j1))))
+          (br_if $j_loop (i32.lt_u (local.get $j) (local.get $je))))
         (local.set $p (i32.add (local.get $p) (local.get $kc)))
         (br_if $k_loop (i32.lt_u (local.get $p) (local.get $k))))
+      (local.set $jb (local.get $je))
+      (br_if $block_loop (i32.lt_u (local.get $jb) (local.get $j1))))
 
       (local.set $bt (i32.add (local.get $bt) (i32.const 1)))
       (br_if $batch_loop (i32.lt_u (local.get $bt) (local.get $b1)))))

@@ -1,21 +1,30 @@
 import { Worker } from 'node:worker_threads';
 
 /**
- * Worker threads that run the GEMM module's `gemm` export on the same shared WebAssembly memory
- * as the main thread. The runtime is synchronous (a kernel returns its result), so the threads
+ * Worker threads that run the GEMM module's exports (`gemm`, and the row-wise kernels beside it:
+ * `maxpool2d`, `gelu`, `softmax`) on the same shared WebAssembly memory as the main thread. The runtime is synchronous (a kernel returns its result), so the threads
  * coordinate through Atomics on a few control words instead of messages: the main thread writes
  * each worker's job address, bumps a generation counter and notifies; every worker runs its
  * share and counts itself done; the main thread runs its own share meanwhile and then waits for
  * the count. No event loop turn is needed on either side.
  */
 
-/** Control words (Int32): generation, workers done, a failure flag, then per worker its ready state and job address. */
+/** Control words (Int32): generation, workers done, a failure flag, then per worker its ready state, job address and job kind. */
 const GEN = 0;
 const DONE = 1;
 const FAILED = 2;
 const READY = 8;
 const JOB = 72;
-const WORDS = 136;
+const KIND = 136;
+const WORDS = 200;
+
+/**
+ * What a worker runs on its job address: the export of that name, its arguments read from the
+ * memory at the address (i32 words; `gelu`'s 5th to 7th are f32 bits): gemm and maxpool2d take
+ * the descriptor address itself.
+ */
+export const PoolKind = { Gemm: 0, MaxPool2d: 1, Gelu: 2, Softmax: 3 } as const;
+export type PoolKind = (typeof PoolKind)[keyof typeof PoolKind];
 /** More workers than this are never started (the control block has room for 64). */
 export const MAX_WORKERS = 63;
 /** How long a call waits for a worker to start or to finish its share before giving up on the pool. */
@@ -27,8 +36,7 @@ const ctl = new Int32Array(workerData.control);
 const index = workerData.index;
 let exports;
 try {
-  const module = new WebAssembly.Module(workerData.bytes);
-  exports = new WebAssembly.Instance(module, { env: { memory: workerData.memory } }).exports;
+  exports = new WebAssembly.Instance(workerData.module, { env: { memory: workerData.memory } }).exports;
   Atomics.store(ctl, ${READY} + index, 1);
 } catch (error) {
   Atomics.store(ctl, ${READY} + index, 2);
@@ -41,7 +49,16 @@ for (;;) {
   const job = Atomics.load(ctl, ${JOB} + index);
   if (job !== 0) {
     try {
-      exports.gemm(job);
+      const kind = Atomics.load(ctl, ${KIND} + index);
+      if (kind === ${PoolKind.Gemm}) exports.gemm(job);
+      else if (kind === ${PoolKind.MaxPool2d}) exports.maxpool2d(job);
+      else {
+        // the memory may have grown since the last job: a fresh view of it
+        const i32 = new Int32Array(workerData.memory.buffer, job, 8);
+        const f32 = new Float32Array(workerData.memory.buffer, job, 8);
+        if (kind === ${PoolKind.Gelu}) exports.gelu(i32[0], i32[1], i32[2], i32[3], f32[4], f32[5], f32[6], i32[7]);
+        else exports.softmax(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], i32[6]);
+      }
     } catch (error) {
       Atomics.store(ctl, ${FAILED}, 1);
     }
@@ -56,10 +73,15 @@ export class GemmPool {
   private readonly workers: Worker[] = [];
   broken = false;
 
-  /** Starts `count` workers and blocks until each has instantiated the module (or failed). */
-  constructor(bytes: Uint8Array, memory: object, count: number) {
+  /**
+   * Starts `count` workers and blocks until each has instantiated the module (or failed). The
+   * compiled module itself is handed over, not its bytes: V8 then shares its machine code (and
+   * its optimized tier, once the main thread's calls have earned it) instead of compiling it
+   * again in every worker, whose first products would run in the baseline tier.
+   */
+  constructor(module: object, memory: object, count: number) {
     for (let index = 0; index < count; index++) {
-      const worker = new Worker(workerSource(), { eval: true, workerData: { bytes, memory, control: this.control.buffer, index } });
+      const worker = new Worker(workerSource(), { eval: true, workerData: { module, memory, control: this.control.buffer, index } });
       // An idle worker blocks in Atomics.wait; it must never keep the process alive.
       worker.unref();
       worker.on('error', () => {
@@ -80,13 +102,17 @@ export class GemmPool {
   }
 
   /**
-   * Runs `gemm(jobs[w])` on worker w (0 = no share) while the caller runs `own()`, and returns
-   * once all are done. Throws if a worker failed; the pool is then broken and must not be reused.
+   * Runs the export `kind` names on `jobs[w]` on worker w (0 = no share) while the caller runs
+   * `own()`, and returns once all are done. Throws if a worker failed; the pool is then broken
+   * and must not be reused.
    */
-  run(jobs: readonly number[], own: () => void): void {
+  run(jobs: readonly number[], own: () => void, kind: PoolKind = PoolKind.Gemm): void {
     const ctl = this.control;
     const count = this.workers.length;
-    for (let w = 0; w < count; w++) ctl[JOB + w] = jobs[w] ?? 0;
+    for (let w = 0; w < count; w++) {
+      ctl[JOB + w] = jobs[w] ?? 0;
+      ctl[KIND + w] = kind;
+    }
     Atomics.store(ctl, DONE, 0);
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
