@@ -67,6 +67,14 @@ function rendererPeaks() {
   return peaks;
 }
 
+// A page that never answers (a renderer killed for memory, a hung evaluate) must not hang the
+// bench: after this long the worker reports a failure and exits, and Chromium with it.
+const LIMIT_SECONDS = Number(process.env.BENCH_BROWSER_TIMEOUT ?? 600);
+setTimeout(() => {
+  console.error(`the in-browser conversion did not finish in ${LIMIT_SECONDS} s`);
+  process.exit(1);
+}, LIMIT_SECONDS * 1000).unref();
+
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 try {
   const page = await browser.newPage();
