@@ -25,9 +25,11 @@ const CLI = join(ROOT, 'bin', 'modelbridge.cjs');
 const CACHE = join(ROOT, 'bench', '.cache');
 const BROWSER_WORKER = join(ROOT, 'bench', 'browser-worker.mjs');
 const CHROMIUM = process.env.MODELBRIDGE_CHROMIUM ?? '/usr/bin/chromium';
-// Every run here takes 5-25 s and the sides differ by far more than the run-to-run spread seen on
-// this machine (a few tenths of a second), so 3 interleaved rounds (the median) are enough. No
-// untimed warm-up round: the inputs are read once beforehand (page cache warm), which is what the
+// Every run here takes 5-30 s; 3 interleaved rounds (the median) per side. Why not more: the
+// section already takes ~5-6 minutes on a quieter 2-core machine (10.6 under a load average of 7-11,
+// where single runs of one side spread from 17 to 32 s and the median still kept the order of the
+// sides), and the ratios it reports are 0.4x-2.5x, not a few percent either way. No untimed
+// warm-up round: the inputs are read once beforehand (page cache warm), which is what the
 // warm-up was for in the shorter sections.
 const ROUNDS = Number(process.env.BENCH_FORMATS_ROUNDS ?? 3);
 const HEADING = '## Newer formats as users type them: .pt2, .keras, SavedModel -> .tflite, in the browser';
@@ -63,16 +65,20 @@ function convert(src, dst) {
   return r;
 }
 
-/** A Python peer run (bench/py script printing seconds and maxRSS); a failure is returned, not thrown. */
-function peer(script, src, dst) {
+/**
+ * A Python peer run (bench/py script printing seconds and maxRSS); a failure is returned, not
+ * thrown. `extra` are other files it writes beside dst (torch.onnx.export's DST.data).
+ */
+function peer(script, src, dst, extra = []) {
+  const outputs = [dst, ...extra];
   try {
-    const r = py(script, [src, dst], [dst]);
+    const r = py(script, [src, dst], outputs);
     if (!existsSync(dst)) return { failed: `${script} wrote no ${dst}`, seconds: NaN, maxRSS: NaN };
     return r;
   } catch (error) {
     return { failed: String(error.message ?? error).split('\n').filter(Boolean).slice(-1)[0]?.slice(0, 300) ?? 'failed', seconds: NaN, maxRSS: NaN };
   } finally {
-    rmSync(dst, { recursive: true, force: true });
+    for (const out of outputs) rmSync(out, { recursive: true, force: true });
   }
 }
 
@@ -130,7 +136,7 @@ export function formatsSection(python = existsSync(PYTHON)) {
     const browser = existsSync(CHROMIUM);
     log(`formats: ViT-B/16 .pt2 -> ONNX, CLI vs torch.export.load + torch.onnx.export${browser ? ' vs the page in Chromium' : ''}`);
     const pt2 = rounds({
-      peer: () => peer('pt2_onnx_peer.py', vit, join(dir, 'py.onnx')),
+      peer: () => peer('pt2_onnx_peer.py', vit, join(dir, 'py.onnx'), [join(dir, 'py.onnx.data')]),
       mb: () => convert(vit, join(dir, 'vit.onnx')),
       ...(browser ? { page: () => inBrowser(vit, 'onnx') } : {}),
     });
@@ -167,7 +173,7 @@ export function formatsSection(python = existsSync(PYTHON)) {
     HEADING,
     '',
     `Each CLI row is \`node bin/modelbridge.cjs convert IN OUT\` with its defaults (written, read back, every tensor compared, outputs compared on a generated input), in a fresh process timed by GNU time (wall seconds, Node's start included; peak RSS). ` +
-      `Each Python peer runs in a fresh interpreter; its time excludes the import of torch / keras / tensorflow (the RSS includes it) and includes an fsync of its output, as modelbridge's writers fsync. ` +
+      `Each Python peer runs in a fresh interpreter; its time excludes the import of torch / keras / tensorflow (the RSS includes it) and includes an fsync of its output, as modelbridge's writers fsync; \`torch.onnx.export(ep, f=...)\` runs with its defaults, as a user types it (dynamo=True, its ONNX optimizer on, the weights in a .data file beside the .onnx). ` +
       `Median of ${ROUNDS} runs of each side, interleaved (the order reversed every other round), after one plain read of the inputs so the page cache is warm. ` +
       `"ratio" is the baseline's time over modelbridge's (> 1: modelbridge is faster); the issues set no numeric target for these rows. ` +
       'The models are built from code with random weights in the peers\' venv and cached in bench/.cache/: torchvision\'s `vit_b_16(weights=None)` exported by `torch.export.export(...).run_decompositions()` and `torch.export.save` (bench/py/make_vit_pt2.py); ' +
