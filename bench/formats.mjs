@@ -26,7 +26,7 @@ const CACHE = join(ROOT, 'bench', '.cache');
 const BROWSER_WORKER = join(ROOT, 'bench', 'browser-worker.mjs');
 const CHROMIUM = process.env.MODELBRIDGE_CHROMIUM ?? '/usr/bin/chromium';
 // Every run here takes 5-30 s; 3 interleaved rounds (the median) per side. Why not more: the
-// section already takes ~5-6 minutes on a quieter 2-core machine (10.6 under a load average of 7-11,
+// section already takes ~4-5 minutes on a quieter 2-core machine (1.5 min a round; 10.6 min under a load average of 7-11,
 // where single runs of one side spread from 17 to 32 s and the median still kept the order of the
 // sides), and the ratios it reports are 0.4x-2.5x, not a few percent either way. No untimed
 // warm-up round: the inputs are read once beforehand (page cache warm), which is what the
