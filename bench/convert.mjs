@@ -11,30 +11,23 @@
 // safetensors, .pt and TF.js; a 1 GiB SavedModel written by TensorFlow to TF.js, safetensors and
 // SavedModel. A conversion that fails is reported with its message and misses its target.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { saveModel, Tensor } from '../dist/index.js';
-import { f, io, log, mib, noted, py, PYTHON, ratio, ROOT, RSS_SLACK, sizeOf, sync, table, target, WORK, yes } from './harness.mjs';
+import { f, io, log, mib, noted, py, PYTHON, ratio, ROOT, RSS_SLACK, sizeOf, table, target, timed, WORK, yes } from './harness.mjs';
 import { GB, median } from './util.mjs';
 
 const CLI = join(ROOT, 'bin', 'modelbridge.cjs');
+const CACHE = join(ROOT, 'bench', '.cache');
 // Each conversion here takes 5-40 s on this machine; 3 rounds (median), candidate and baselines
-// alternating, keep the section near 20 minutes. BENCH_CONVERT_ROUNDS overrides.
+// alternating. BENCH_CONVERT_ROUNDS overrides. No untimed warm-up round any more (it was a quarter
+// of the section's ~15 minutes): the inputs were just written or read, so the page cache is warm,
+// and the slow first write after making a model that the warm-up absorbed is one run of three,
+// which the median drops.
 const ROUNDS = Number(process.env.BENCH_CONVERT_ROUNDS ?? 3);
 // BENCH_CONVERT_LAYERS=2 makes a 128 MiB bundle, for trying the section quickly (not for results).
 const LAYERS = Number(process.env.BENCH_CONVERT_LAYERS ?? 16);
 const DIM = 4096;
-
-/** Wall seconds and peak RSS of a command in a fresh process after `sync`; a failure is returned, not thrown. */
-function timed(command, args, outputs = []) {
-  for (const out of outputs) rmSync(out, { recursive: true, force: true });
-  sync();
-  const report = join(WORK, 'convert-time.txt');
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', report, command, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
-  const [seconds, kib] = readFileSync(report, 'utf8').trim().split('\n').pop().split(' ').map(Number);
-  if (r.status !== 0) return { failed: (r.stderr.trim().split('\n').pop() ?? `exit ${r.status}`).slice(0, 300), seconds, maxRSS: kib * 1024 };
-  return { seconds, maxRSS: kib * 1024, stdout: r.stdout };
-}
 
 /** `cp` + `cmp`: the fsync'd copy (io-worker) plus cmp of the source with the copy. */
 function copyAndCompare(src, dir) {
@@ -65,9 +58,8 @@ function summary(runs) {
   return { seconds: median(runs.map((r) => r.seconds)), best: Math.min(...runs.map((r) => r.seconds)), maxRSS: Math.max(...runs.map((r) => r.maxRSS)), runs, verified: runs.at(-1).verified };
 }
 
-/** ROUNDS of each function, interleaved (candidate first on odd rounds), after one untimed warm-up of each. */
+/** ROUNDS of each function, interleaved (candidate first on odd rounds). */
 function rounds(fns) {
-  for (const fn of Object.values(fns)) fn();
   const out = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
   const keys = Object.keys(fns);
   for (let i = 0; i < ROUNDS; i++) for (const k of i % 2 ? [...keys].reverse() : keys) out[k].push(fns[k]());
@@ -146,9 +138,15 @@ function syntheticSection(dir) {
 }
 
 function vitSection(dir) {
-  const vit = join(dir, 'vit_b_16.onnx');
-  log('convert: exporting torchvision ViT-B/16 to ONNX');
-  py('make_vit.py', [vit], [vit]);
+  // Cached in bench/.cache (the export takes ~40 s; torch.manual_seed(0) makes it the same model).
+  const vit = join(CACHE, 'vit_b_16.onnx');
+  if (!existsSync(vit)) {
+    log('convert: exporting torchvision ViT-B/16 to ONNX (bench/.cache/vit_b_16.onnx)');
+    mkdirSync(CACHE, { recursive: true });
+    const partial = join(CACHE, 'partial-vit_b_16.onnx');
+    py('make_vit.py', [partial], [partial]);
+    renameSync(partial, vit);
+  }
   const size = sizeOf(vit);
   const rows = [];
   const peerRows = [];
@@ -160,7 +158,6 @@ function vitSection(dir) {
     if (!m.mb.failed) noted(`ViT-B/16 ONNX -> ${to} (CLI, verification on) vs cp + cmp`, ratio(m.base.seconds / m.mb.seconds), 'no target');
     peerRows.push([to, m.mb.failed ? 'fails' : f(m.mb.seconds, 3), f(m.peer.seconds, 3), f(m.base.seconds, 3), mib(m.peer.maxRSS)]);
   }
-  rmSync(vit, { force: true });
   return { rows, peerRows, size };
 }
 
@@ -201,7 +198,7 @@ export function convertSection(python) {
     return [
       '## Conversions as users type them (CLI, verification on)',
       '',
-      `Each row is \`node bin/modelbridge.cjs convert IN OUT\` with its defaults (read back, every tensor compared chunk by chunk, outputs compared on a generated input), in a fresh process timed by GNU time (wall seconds, Node's start included); median of ${ROUNDS} runs after one untimed run, the baselines interleaved. "cp + cmp" copies the input with an fsync'd 8 MiB-buffer copy and compares source and copy with \`cmp\` (\`diff -rq\` for a directory). The runnable bundle is 16 \`Linear(4096, 4096, bias=False)\` layers with a module spec; ViT-B/16 is torchvision's, random weights, exported by \`torch.onnx.export(dynamo=False)\` at opset 17; the SavedModel is bench/py/make_savedmodel.py's (4 dense 8192x8192 layers, written by TensorFlow).`,
+      `Each row is \`node bin/modelbridge.cjs convert IN OUT\` with its defaults (read back, every tensor compared chunk by chunk, outputs compared on a generated input), in a fresh process timed by GNU time (wall seconds, Node's start included); median of ${ROUNDS} runs, the baselines interleaved (no untimed run: the inputs are in the page cache). "cp + cmp" copies the input with an fsync'd 8 MiB-buffer copy and compares source and copy with \`cmp\` (\`diff -rq\` for a directory). The runnable bundle is 16 \`Linear(4096, 4096, bias=False)\` layers with a module spec; ViT-B/16 is torchvision's, random weights, exported by \`torch.onnx.export(dynamo=False)\` at opset 17; the SavedModel is bench/py/make_savedmodel.py's (4 dense 8192x8192 layers, written by TensorFlow).`,
       '',
       table(HEADERS, [...synthetic.rows, ...(vit?.rows ?? []), ...(sm?.rows ?? [])]),
       '',

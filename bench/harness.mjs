@@ -1,7 +1,7 @@
 // What every bench section shares: paths, the target list, formatting, fresh-process workers and
 // the interleaved (ABBA) measurement of a candidate against its baseline.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GB, median, MiB, runPythonScript, runWorker } from './util.mjs';
@@ -40,7 +40,8 @@ export const yes = (met) => (met ? 'yes' : '**NO**');
 export const secondsList = (s) => s.runs.map((r) => f(r.seconds, 3)).join(', ');
 
 export function table(headers, rows) {
-  const line = (cells) => `| ${cells.join(' | ')} |`;
+  // a '|' inside a cell (a failure's message) would split it: escaped, as Markdown allows
+  const line = (cells) => `| ${cells.map((c) => String(c).replaceAll('|', '\\|')).join(' | ')} |`;
   return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
@@ -57,6 +58,17 @@ export function sizeOf(path) {
 /** Flushes dirty pages, so a run never pays for the previous run's deferred writes or discards. */
 export function sync() {
   spawnSync('sync');
+}
+
+/** Wall seconds and peak RSS of a command in a fresh process after `sync`; a failure is returned, not thrown. */
+export function timed(command, args, outputs = []) {
+  for (const out of outputs) rmSync(out, { recursive: true, force: true });
+  sync();
+  const report = join(WORK, 'command-time.txt');
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', '-o', report, command, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
+  const [seconds, kib] = readFileSync(report, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  if (r.status !== 0) return { failed: (r.stderr.trim().split('\n').pop() ?? `exit ${r.status}`).slice(0, 300), seconds, maxRSS: kib * 1024 };
+  return { seconds, maxRSS: kib * 1024, stdout: r.stdout };
 }
 
 /** One io-worker measurement in a fresh process; `outputs` are removed first. */
@@ -143,3 +155,75 @@ export function rssRows(rows, size, label) {
 }
 
 export const RSS_HEADERS = ['process', 'peak RSS', 'RSS / model size', '<= model + 64 MiB'];
+
+// ---------------------------------------------------------------------------------------------
+// bench/RESULTS.md by sections: each section's text sits between two HTML comments (invisible
+// when rendered), so a run of some sections (BENCH_SECTIONS=formats,models, or a section module
+// run on its own) replaces just those in place and leaves the others as measured before.
+
+export const RESULTS = join(ROOT, 'bench', 'RESULTS.md');
+const OPEN = (name) => `<!-- bench section ${name} -->`;
+const CLOSE = (name) => `<!-- end of bench section ${name} -->`;
+
+/** A section's text between its markers. */
+export function marked(name, text) {
+  return `${OPEN(name)}\n${text.trim()}\n${CLOSE(name)}`;
+}
+
+/** The text of a marked section of `results`, or undefined. */
+export function sectionText(results, name) {
+  const a = results.indexOf(OPEN(name));
+  const b = results.indexOf(CLOSE(name));
+  return a >= 0 && b > a ? results.slice(a + OPEN(name).length, b).trim() : undefined;
+}
+
+const headingKey = (line) => line.split(':')[0].trim();
+
+/**
+ * Where a section stands in a RESULTS.md written before the markers: from the line with its first
+ * heading (compared up to the first ':', since the rest holds measured sizes) to the next heading
+ * that is not one of its own, or a marker. Undefined when the heading is not there.
+ */
+function unmarkedRange(results, text) {
+  const own = new Set(text.split('\n').filter((l) => l.startsWith('## ')).map(headingKey));
+  const first = text.trim().split('\n')[0];
+  const lines = results.split('\n');
+  const start = lines.findIndex((l) => l.startsWith('## ') && headingKey(l) === headingKey(first));
+  if (start < 0) return undefined;
+  let end = start + 1;
+  while (end < lines.length && !(lines[end].startsWith('## ') && !own.has(headingKey(lines[end]))) && !lines[end].startsWith('<!-- bench ')) end++;
+  const offset = (i) => lines.slice(0, i).reduce((n, l) => n + l.length + 1, 0);
+  return [offset(start), Math.min(offset(end), results.length)];
+}
+
+/**
+ * `results` with each of `sections` ({name, text}) replaced in place: between its markers, else
+ * (a file from before the markers) over its old heading's range, else appended at the end.
+ */
+export function replaceSections(results, sections) {
+  let out = results;
+  for (const { name, text } of sections) {
+    const block = marked(name, text);
+    const a = out.indexOf(OPEN(name));
+    const b = out.indexOf(CLOSE(name));
+    if (a >= 0 && b > a) {
+      out = `${out.slice(0, a)}${block}${out.slice(b + CLOSE(name).length)}`;
+      continue;
+    }
+    const range = unmarkedRange(out, text);
+    out = range ? `${out.slice(0, range[0])}${block}\n\n${out.slice(range[1]).trimStart()}` : `${out.trimEnd()}\n\n${block}\n`;
+  }
+  return out.endsWith('\n') ? out : `${out}\n`;
+}
+
+/**
+ * The rows of a summary table written by table() whose first column is "section": each row's
+ * cells (unescaped). Rows of an older table without that column are returned with section '-'.
+ */
+export function tableRows(text) {
+  const lines = (text ?? '').split('\n').filter((l) => l.startsWith('| '));
+  if (lines.length < 2) return [];
+  const cells = (l) => l.slice(2, -2).split(/(?<!\\) \| /).map((c) => c.replaceAll('\\|', '|'));
+  const sectioned = cells(lines[0])[0] === 'section';
+  return lines.slice(2).map((l) => (sectioned ? cells(l) : ['-', ...cells(l)]));
+}

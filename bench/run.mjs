@@ -1,40 +1,56 @@
 // modelbridge benchmarks: `npm run bench` (builds dist/, then runs this with --expose-gc).
 // Measures, in one run, modelbridge and the peer or physical limit it is compared with, and writes
 // bench/RESULTS.md: absolute numbers, ratios, and whether each target is met.
-//   1. safetensors on a 1 GiB synthetic bundle: convert vs a plain copy, read vs a plain read,
+//
+// Some sections only:  BENCH_SECTIONS=formats,models npm run bench   (or: npm run bench -- formats models)
+//   runs just those sections and replaces them in bench/RESULTS.md in place (each section sits
+//   between HTML comment markers; the Targets table keeps the other sections' rows, and each
+//   section's first line says when, at which commit and under what load it was measured).
+//   --print prints the report instead of writing the file (BENCH_ONLY=a,b, the older name, prints too).
+//   Each section's wall time is printed as it ends and written into the Duration line and the section.
+// The sections (names as BENCH_SECTIONS takes them; the whole run is meant to stay under ~25 minutes
+// on the 2-core machine: RESULTS.md's Duration line gives each section's share):
+//   safetensors: a 1 GiB synthetic bundle: convert vs a plain copy, read vs a plain read,
 //      the Python safetensors peer, inspect and CLI start-up.
-//   2. Runtime per call: the OR gate (batch 1), an MLP 784-512-512-10 (batch 64) and a small CNN
+//   runtime: per call, the OR gate (batch 1), an MLP 784-512-512-10 (batch 64) and a small CNN
 //      (batch 16, 3x32x32), modelbridge vs onnxruntime-node (and tfjs-backend-cpu), checked to agree.
-//   3. PyTorch (bench/pytorch.mjs): a 1 GiB torch.save checkpoint -> safetensors, vs a plain copy and
+//   models (bench/runtime.mjs): ResNet-18, BERT-tiny, ViT-tiny, the MLP and the CNN against
+//      onnxruntime-node with 1 and 2 threads.
+//   pytorch (bench/pytorch.mjs): a 1 GiB torch.save checkpoint -> safetensors, vs a plain copy and
 //      vs torch.load + safetensors.torch.save_file.
-//   4. ONNX (bench/onnx.mjs): a 2 GiB model with external data read and written back, vs a plain
+//   onnx (bench/onnx.mjs): a 2 GiB model with external data read and written back, vs a plain
 //      copy and vs onnx.load + onnx.save.
-//   5-7. TensorFlow (bench/tensorflow.mjs): a 1 GiB SavedModel -> TF.js (vs a plain copy, and
+//   tensorflow (bench/tensorflow.mjs): a 1 GiB SavedModel -> TF.js (vs a plain copy, and
 //      tensorflowjs_converter where installed), -> safetensors (vs a plain copy) and read + written
 //      back as a SavedModel (vs a plain copy and vs tf.saved_model.load + tf.saved_model.save).
-//   serve (bench/serve.mjs): modelbridge serve vs Flask + TensorFlow and fastify + onnxruntime-node
-//      on the OR gate, requests/s and p50/p99 under the same autocannon load.
 //   convert (bench/convert.mjs): the CLI as users type it, verification on, against cp + cmp; the
 //      ViT-B/16 ONNX against onnx.load + onnx.save; SavedModel --no-verify against a plain copy.
+//   formats (bench/formats.mjs): ViT-B/16 .pt2 -> ONNX vs torch.export.load + torch.onnx.export;
+//      a 256 MiB .keras -> safetensors vs keras.saving.load_model + save_file; the same model's
+//      SavedModel -> .tflite vs TFLiteConverter; the .pt2 -> ONNX conversion in headless Chromium
+//      vs the Node CLI.
+//   serve (bench/serve.mjs): modelbridge serve vs Flask + TensorFlow and fastify + onnxruntime-node
+//      on the OR gate, requests/s and p50/p99 under the same autocannon load.
+// Models that take long to make (exported by torch, Keras) are cached in bench/.cache/ (git-ignored).
 // Work files live in bench/.work/ and are deleted at the end of each section.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { inspectModel, loadModel, lowerModule, Runner, saveModel, Tensor, trainOrGate } from '../dist/index.js';
 import { GB, GiB, machine, median, MiB, perCall, perCallAsync, runPython, runWorker, timeIt, wallTime } from './util.mjs';
-import { f, log, mib, noted, py, PYTHON, ratio, ratios, ROOT, RSS_SLACK, table, target, targets, WORK, yes } from './harness.mjs';
+import { f, log, marked, mib, noted, py, PYTHON, ratio, ratios, replaceSections, RESULTS, ROOT, RSS_SLACK, table, tableRows, target, targets, WORK, yes } from './harness.mjs';
 import { pytorchSection } from './pytorch.mjs';
 import { onnxSection } from './onnx.mjs';
 import { tensorflowSections } from './tensorflow.mjs';
 import { convertSection } from './convert.mjs';
+import { formatsSection } from './formats.mjs';
 import { runtimeModelsSection } from './runtime.mjs';
 import { serveSection } from './serve.mjs';
 
 const WORKER = join(ROOT, 'bench', 'safetensors-worker.mjs');
 const CLI = join(ROOT, 'bin', 'modelbridge.cjs');
-const RESULTS = join(ROOT, 'bench', 'RESULTS.md');
 // 8 rather than 3: on this VM an fsync'd 1 GiB write takes 0.46 s to 3 s between identical runs
 // (the same plain copy, back to back), and a median of 3 let that noise flip the convert/copy ratio.
 // An even number, so ABBA gives both sides the same share of first and second places.
@@ -605,74 +621,148 @@ function gitState() {
   return `${head}${changed.length ? ` + uncommitted changes in ${changed.map((d) => `${d}/`).join(' and ')} (measured as they are)` : ''}`;
 }
 
+const SECTIONS = [
+  ['safetensors', (python) => safetensorsSection(python)],
+  ['runtime', (python) => runtimeSection(python)],
+  ['models', (python) => runtimeModelsSection(python)],
+  ['pytorch', (python) => pytorchSection(python)],
+  ['onnx', (python) => onnxSection(python)],
+  ['tensorflow', (python) => tensorflowSections(python)],
+  ['convert', (python) => convertSection(python)],
+  ['formats', (python) => formatsSection(python)],
+  ['serve', (python) => serveSection(python)],
+];
+
+/** The sections asked for (BENCH_SECTIONS, else the arguments, else BENCH_ONLY), or undefined for all. */
+function chosenSections() {
+  const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const list = process.env.BENCH_SECTIONS ?? (args.length ? args.join(',') : process.env.BENCH_ONLY);
+  if (!list) return undefined;
+  const names = list.split(',').map((n) => n.trim()).filter(Boolean);
+  const known = SECTIONS.map(([name]) => name);
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length) {
+    console.error(`bench: unknown section ${unknown.map((n) => JSON.stringify(n)).join(', ')} (the sections: ${known.join(', ')})`);
+    process.exit(2);
+  }
+  return names;
+}
+
+const TARGETS_OPEN = '<!-- bench targets -->';
+const TARGETS_CLOSE = '<!-- end of bench targets -->';
+
+/**
+ * The Targets part of the report: every target and noted ratio with the section that measured it.
+ * `earlier` (a partial run) is the RESULTS.md being updated: its rows from sections not re-run stay.
+ */
+function targetsBlock(ran, earlier) {
+  const block = earlier === undefined ? undefined : earlier.slice(earlier.indexOf(TARGETS_OPEN), earlier.indexOf(TARGETS_CLOSE));
+  // a file from before the markers: its summary runs from "## Targets" to the first section
+  const old = earlier === undefined ? '' : earlier.includes(TARGETS_OPEN) ? block : earlier.slice(earlier.indexOf('## Targets'), earlier.indexOf('\n## ', earlier.indexOf('## Targets') + 1));
+  const [oldTargets = '', oldRatios = ''] = old.split('Other ratios measured');
+  // rows of sections not run stay; so do older rows without a section (a file from before the
+  // column) unless this run measured a target of the same name
+  const fresh = new Set([...targets, ...ratios].map((t) => t.what));
+  const keep = (rows) => rows.filter(([section, what]) => !ran.includes(section) && !(section === '-' && fresh.has(what)));
+  const order = (rows) => rows.sort((a, b) => SECTIONS.findIndex(([n]) => n === a[0]) - SECTIONS.findIndex(([n]) => n === b[0]));
+  const targetRows = order([...keep(tableRows(oldTargets)), ...targets.map((t) => [t.section, t.what, t.measured, t.goal, yes(t.met)])]);
+  const ratioRows = order([...keep(tableRows(oldRatios)), ...ratios.map((r) => [r.section, r.what, r.measured, r.note || '-'])]);
+  const missed = targetRows.filter((r) => r.at(-1) !== 'yes');
+  return [
+    TARGETS_OPEN,
+    '## Targets',
+    '',
+    table(['section', 'target', 'measured', 'goal', 'met'], targetRows),
+    '',
+    missed.length ? `Missed: ${missed.map((r) => r[1]).join('; ')}.` : 'All targets met.',
+    '',
+    ...(ratioRows.length ? ['Other ratios measured (no target set):', '', table(['section', 'comparison', 'measured', 'note'], ratioRows), ''] : []),
+    TARGETS_CLOSE,
+  ].join('\n');
+}
+
 async function main() {
   const started = Date.now();
   const loadStart = f(loadavg()[0]);
   const python = existsSync(PYTHON);
+  const only = chosenSections();
+  // BENCH_ONLY (the older name) and --print print the report instead of writing RESULTS.md.
+  const print = process.argv.includes('--print') || (process.env.BENCH_ONLY !== undefined && process.env.BENCH_SECTIONS === undefined);
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
-  // BENCH_ONLY=pytorch,onnx runs some sections and prints them instead of writing RESULTS.md.
-  const only = process.env.BENCH_ONLY?.split(',');
-  const all = [
-    ['safetensors', () => safetensorsSection(python)],
-    ['runtime', () => runtimeSection(python)],
-    ['models', () => runtimeModelsSection(python)],
-    ['pytorch', () => pytorchSection(python)],
-    ['onnx', () => onnxSection(python)],
-    ['tensorflow', () => tensorflowSections(python)],
-    ['convert', () => convertSection(python)],
-    ['serve', () => serveSection(python)],
-  ];
   const loads = [loadavg()[0]];
   const sections = [];
+  const walls = [];
   try {
-    for (const [name, run] of all) {
+    for (const [name, run] of SECTIONS) {
       if (only && !only.includes(name)) continue;
-      sections.push(await run());
+      const t0 = Date.now();
+      const load0 = loadavg()[0];
+      const [nTargets, nRatios] = [targets.length, ratios.length];
+      log(`section ${name}: started`);
+      const text = await run(python);
+      for (const t of targets.slice(nTargets)) t.section = name;
+      for (const r of ratios.slice(nRatios)) r.section = name;
+      const minutes = (Date.now() - t0) / 60000;
+      walls.push([name, minutes]);
+      log(`section ${name}: ${f(minutes, 1)} min wall`);
       loads.push(loadavg()[0]);
+      // Each section says when and how it was measured, so a file updated section by section stays readable.
+      const stamp = `Section \`${name}\`: measured ${new Date().toISOString()} at commit ${gitState()}, ${f(minutes, 1)} min wall; load average (1 min) ${f(load0)} at start, ${f(loadavg()[0])} at the end.`;
+      const [heading, ...rest] = text.trim().split('\n');
+      sections.push({ name, text: [heading, '', stamp, ...rest].join('\n') });
     }
   } finally {
     rmSync(WORK, { recursive: true, force: true });
   }
   const minutes = (Date.now() - started) / 60000;
-  const summary = table(
-    ['target', 'measured', 'goal', 'met'],
-    targets.map((t) => [t.what, t.measured, t.goal, yes(t.met)]),
-  );
-  const missed = targets.filter((t) => !t.met);
-  const others = table(['comparison', 'measured', 'note'], ratios.map((r) => [r.what, r.measured, r.note || '-']));
+  log(`section wall times: ${walls.map(([n, m]) => `${n} ${f(m, 1)} min`).join(', ')}; ${f(minutes, 1)} min in all`);
   const busy = Math.max(...loads) > cpus().length / 2;
-  const report = [
-    '# modelbridge benchmarks',
-    '',
-    `- Date: ${new Date().toISOString()}`,
-    '- Command: `npm run bench` (`node scripts/build.mjs && node --expose-gc bench/run.mjs`)',
-    `- Machine: ${machine()}`,
-    `- Commit: ${gitState()}`,
-    `- Duration: ${f(minutes, 1)} min; load average (1 min) ${loadStart} at start, ${loads.length > 2 ? `${loads.slice(1, -1).map((l) => f(l)).join(', ')} after each section, ` : ''}${f(loads.at(-1))} at the end ` +
-      '(other work on the machine shows up as noise: compare the individual runs listed below)',
-    '- Sizes: MiB = 2^20 bytes, GB = 10^9 bytes; throughput in GB/s; "ratio" is modelbridge\'s throughput (or speed) over the baseline\'s, so > 1 means modelbridge is faster.',
-    '- Peak RSS: GNU time\'s `%M` of each fresh process, which is spawned through `/usr/bin/time` (Linux carries a parent\'s RSS high-water mark ' +
-      'into a child forked from it, so a worker spawned straight from this bench process would report at least the bench\'s own RSS).',
-    '',
-    ...(busy
-      ? [`**Warning: the machine was busy (load average above ${cpus().length / 2} on ${cpus().length} CPUs); expect these numbers to be slower and noisier than on an idle machine.**`, '']
-      : []),
-    '## Targets',
-    '',
-    summary,
-    '',
-    missed.length ? `Missed: ${missed.map((t) => t.what).join('; ')}.` : 'All targets met.',
-    '',
-    ...(ratios.length ? ['Other ratios measured in this run (no target set):', '', others, ''] : []),
-    ...sections,
-  ].join('\n');
-  if (only) {
-    console.log(report);
-    return;
+  const earlier = only && !print && existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : undefined;
+  if (earlier !== undefined) {
+    // Some sections: each replaces its own part of RESULTS.md in place, the summary keeps the other sections' rows.
+    let updated = replaceSections(earlier, sections);
+    const summary = targetsBlock(only, earlier);
+    if (updated.includes(TARGETS_OPEN)) updated = updated.slice(0, updated.indexOf(TARGETS_OPEN)) + summary + updated.slice(updated.indexOf(TARGETS_CLOSE) + TARGETS_CLOSE.length);
+    else if (updated.includes('## Targets')) {
+      const a = updated.indexOf('## Targets');
+      const b = updated.indexOf('\n## ', a + 1);
+      const marker = updated.indexOf('\n<!-- bench section', a);
+      const end = [b, marker].filter((i) => i >= 0).reduce((m, i) => Math.min(m, i), updated.length);
+      updated = `${updated.slice(0, a)}${summary}\n${updated.slice(end)}`;
+    }
+    const note = '- Some sections were measured again later on their own (`BENCH_SECTIONS`): each section\'s first line says when, at which commit and under what load.';
+    if (!updated.includes(note)) updated = updated.replace('\n- Sizes:', `\n${note}\n- Sizes:`);
+    writeFileSync(RESULTS, updated);
+    log(`replaced ${only.join(', ')} in ${RESULTS} (${f(minutes, 1)} min)`);
+  } else {
+    const report = [
+      '# modelbridge benchmarks',
+      '',
+      `- Date: ${new Date().toISOString()}`,
+      `- Command: \`npm run bench\` (\`node scripts/build.mjs && node --expose-gc bench/run.mjs\`)${only ? ` with BENCH_SECTIONS=${only.join(',')}` : ''}`,
+      `- Machine: ${machine()}`,
+      `- Commit: ${gitState()}`,
+      `- Duration: ${f(minutes, 1)} min (${walls.map(([n, m]) => `${n} ${f(m, 1)}`).join(', ')}); load average (1 min) ${loadStart} at start, ${loads.length > 2 ? `${loads.slice(1, -1).map((l) => f(l)).join(', ')} after each section, ` : ''}${f(loads.at(-1))} at the end ` +
+        '(other work on the machine shows up as noise: compare the individual runs listed below)',
+      '- Sizes: MiB = 2^20 bytes, GB = 10^9 bytes; throughput in GB/s; "ratio" is modelbridge\'s throughput (or speed) over the baseline\'s, so > 1 means modelbridge is faster.',
+      '- Peak RSS: GNU time\'s `%M` of each fresh process, which is spawned through `/usr/bin/time` (Linux carries a parent\'s RSS high-water mark ' +
+        'into a child forked from it, so a worker spawned straight from this bench process would report at least the bench\'s own RSS).',
+      '',
+      ...(busy
+        ? [`**Warning: the machine was busy (load average above ${cpus().length / 2} on ${cpus().length} CPUs); expect these numbers to be slower and noisier than on an idle machine.**`, '']
+        : []),
+      targetsBlock(only ?? SECTIONS.map(([n]) => n), undefined),
+      '',
+      ...sections.flatMap(({ name, text }) => [marked(name, text), '']),
+    ].join('\n');
+    if (print) {
+      console.log(report);
+      return;
+    }
+    writeFileSync(RESULTS, report);
+    log(`wrote ${RESULTS} in ${f(minutes, 1)} min`);
   }
-  writeFileSync(RESULTS, report);
-  log(`wrote ${RESULTS} in ${f(minutes, 1)} min`);
   for (const t of targets) log(`${t.met ? 'met   ' : 'MISSED'} ${t.what}: ${t.measured} (goal ${t.goal})`);
 }
 

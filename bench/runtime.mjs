@@ -15,13 +15,12 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { f, log, noted, PYTHON, ratio, ROOT, table, target, yes } from './harness.mjs';
+import { f, log, noted, PYTHON, ratio, replaceSections, RESULTS, ROOT, table, target, yes } from './harness.mjs';
 import { machine, median } from './util.mjs';
 
 const { loadModel, Runner, Session, Tensor } = await import(process.env.MODELBRIDGE_DIST ? pathToFileURL(process.env.MODELBRIDGE_DIST).href : '../dist/index.js');
 
 const CACHE = join(ROOT, 'bench', '.cache');
-const RESULTS = join(ROOT, 'bench', 'RESULTS.md');
 const HEADING = '## Runtime on real models';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** Each engine's share of a round: calls until this much time has passed (at least 2 calls). */
@@ -274,10 +273,6 @@ if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) 
     process.exit(0);
   }
   const current = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
-  const start = current.indexOf(`${HEADING}\n`);
-  let next = start < 0 ? -1 : current.indexOf('\n## ', start + HEADING.length);
-  if (next >= 0) next += 1;
-  const updated = start < 0 ? `${current.trimEnd()}\n\n${text}` : `${current.slice(0, start)}${text}${next < 0 ? '' : `\n${current.slice(next)}`}`;
-  writeFileSync(RESULTS, updated.endsWith('\n') ? updated : `${updated}\n`);
+  writeFileSync(RESULTS, replaceSections(current, [{ name: 'models', text }]));
   log(`wrote the runtime section of ${RESULTS}`);
 }

@@ -15,10 +15,9 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import http from 'node:http';
-import { f, log, PY_DIR, PYTHON, ratio, ROOT, table, target, WORK, yes } from './harness.mjs';
+import { f, log, PY_DIR, PYTHON, ratio, replaceSections, RESULTS, ROOT, table, target, WORK, yes } from './harness.mjs';
 import { machine } from './util.mjs';
 
-const RESULTS = join(ROOT, 'bench', 'RESULTS.md');
 const HEADING = '## Serve: TF Serving REST API';
 const SECONDS = Number(process.env.BENCH_SERVE_SECONDS ?? 5);
 const CONNECTIONS = 8;
@@ -262,11 +261,7 @@ if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) 
     process.exit(0);
   }
   const current = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
-  const start = current.indexOf(`${HEADING}\n`);
-  let next = start < 0 ? -1 : current.indexOf('\n## ', start + HEADING.length);
-  if (next >= 0) next += 1;
-  const updated = start < 0 ? `${current.trimEnd()}\n\n${text}` : `${current.slice(0, start)}${text}${next < 0 ? '' : `\n${current.slice(next)}`}`;
-  writeFileSync(RESULTS, updated.endsWith('\n') ? updated : `${updated}\n`);
+  writeFileSync(RESULTS, replaceSections(current, [{ name: 'serve', text }]));
   log(`wrote the serve section of ${RESULTS}`);
   process.exit(0);
 }

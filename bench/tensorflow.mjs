@@ -12,10 +12,11 @@ import {
 
 // A 1 GiB model and three conversions of ~2-7 s each on this machine: 4 rounds each (an even number,
 // so ABBA gives both sides the same share of first and second places). tensorflowjs_converter takes
-// ~120 s and ~20 GiB of RSS per run on this model, so it runs twice (its ratio to modelbridge is
-// tens of times, far beyond the run-to-run noise), to keep the whole bench under ~15 minutes.
+// ~185 s and ~20 GiB of RSS per run on this model, so it runs once: its two runs of the earlier
+// benches differed by 2% (184.4 s, 188.4 s) while it is ~74x slower than modelbridge, so a second
+// run (3 minutes, an eighth of the whole bench) changed nothing the table says.
 const ROUNDS = 4;
-const CONVERTER_ROUNDS = 2;
+const CONVERTER_ROUNDS = Number(process.env.BENCH_CONVERTER_ROUNDS ?? 1);
 // The SavedModel read + write row: copy ~0.5 s, modelbridge ~1.5-2 s, TensorFlow ~2 s + ~2 s of
 // import per run; 6 rounds, as the first runs after the other rows' writes are often slow here.
 const SM_ROUNDS = 6;
@@ -165,7 +166,7 @@ export function tensorflowSections(python) {
   const converterText = converter
     ? [
         `tensorflowjs_converter on the same SavedModel (\`--input_format=tf_saved_model --output_format=tfjs_graph_model\`), wall time and peak RSS from GNU time, ` +
-          `alternating with modelbridge's CLI (\`modelbridge convert <dir> <out> --to tfjs --no-verify\`) measured the same way; median of ${CONVERTER_ROUNDS}. ` +
+          `alternating with modelbridge's CLI (\`modelbridge convert <dir> <out> --to tfjs --no-verify\`) measured the same way; ${CONVERTER_ROUNDS === 1 ? 'one run each' : `median of ${CONVERTER_ROUNDS}`}. ` +
           `The converter's start-up (\`import tensorflowjs.converters.converter\` alone) takes ${f(converter.importSeconds, 2)} s of its time:`,
         '',
         table(
