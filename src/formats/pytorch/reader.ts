@@ -105,19 +105,7 @@ function readZipCheckpoint(zip: ZipArchive, options: PytorchReadOptions): Pytorc
   const byteorder = byteorderEntry ? new TextDecoder('latin1').decode(small(byteorderEntry)) : 'little';
   e.check(byteorder === 'little' || byteorder === 'big', `record ${byteorderEntry?.name}`, `"little" or "big", not ${JSON.stringify(byteorder.slice(0, 20))}`);
 
-  // Storages by key; torch loads a key once and every later reference shares it.
-  const refs = new Map<string, StorageRef>();
-  const persistentLoad = (pid: PyValue, site: Site): StorageRef => {
-    const p = parseStoragePid(pid, site, false);
-    const known = refs.get(p.key);
-    if (known) return known;
-    const dtype = p.storageClass.dtype ?? TORCH_DTYPES.get('uint8')!;
-    const nbytes = p.numel * dtype.size;
-    if (!Number.isSafeInteger(nbytes)) site.fail(`a storage size below 2^53 bytes, not ${p.numel} elements`);
-    const ref = new StorageRef(p.key, dtype, nbytes);
-    refs.set(p.key, ref);
-    return ref;
-  };
+  const { refs, persistentLoad } = storageLoader();
   const root = unpickle(small(pkl), { file: zip.file, where: pkl.name, resolver: torchResolver({ torchScript }), persistentLoad }).value;
 
   const storages = new Map<string, StorageData>();
@@ -175,4 +163,24 @@ function parseMetadata(bytes: Uint8Array, name: string, e: FormatErrors): Record
     'a JSON object of string values',
   );
   return { ...(value as Record<string, string>) };
+}
+
+/**
+ * The persistent_load of a zip archive's pickles: storages by key, as torch loads a key once and
+ * every later reference shares it. `refs` holds the storages the pickle named, for reading after.
+ */
+export function storageLoader(): { refs: Map<string, StorageRef>; persistentLoad: (pid: PyValue, site: Site) => StorageRef } {
+  const refs = new Map<string, StorageRef>();
+  const persistentLoad = (pid: PyValue, site: Site): StorageRef => {
+    const p = parseStoragePid(pid, site, false);
+    const known = refs.get(p.key);
+    if (known) return known;
+    const dtype = p.storageClass.dtype ?? TORCH_DTYPES.get('uint8')!;
+    const nbytes = p.numel * dtype.size;
+    if (!Number.isSafeInteger(nbytes)) site.fail(`a storage size below 2^53 bytes, not ${p.numel} elements`);
+    const ref = new StorageRef(p.key, dtype, nbytes);
+    refs.set(p.key, ref);
+    return ref;
+  };
+  return { refs, persistentLoad };
 }

@@ -2,13 +2,14 @@ import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { escapeControl } from '../../core/printable.js';
 import type { Tensor } from '../../core/tensor.js';
 import { openAccess } from '../pytorch/bytes.js';
-import { unpickle, type Site } from '../pytorch/pickle.js';
+import { unpickle } from '../pytorch/pickle.js';
 import { PyDict, PyList, PyObject, PyTuple, type PyValue } from '../pytorch/pickle-values.js';
 import { materialise, type StorageData } from '../pytorch/tensors.js';
-import { parseStoragePid, torchResolver } from '../pytorch/torch-globals.js';
-import { StorageRef, TensorRef, TORCH_DTYPES } from '../pytorch/torch-types.js';
+import { torchResolver } from '../pytorch/torch-globals.js';
+import { StorageRef, TensorRef } from '../pytorch/torch-types.js';
 import { readZip, type ZipArchive, type ZipEntry } from '../pytorch/zip.js';
 import { MAX_SOURCE_BYTES } from './syntax.js';
+import { storageLoader } from '../pytorch/reader.js';
 
 /**
  * A torch.jit.save archive (torch/csrc/jit/serialization/export_module.cpp): a zip under one
@@ -67,18 +68,7 @@ export function openScriptArchive(zip: ZipArchive): ScriptArchive {
 
   /** One pickle and the tensors it names, their storages in `storageDir`. */
   const load = (pkl: ZipEntry, storageDir: string, materialize = true): { value: PyValue; tensors: Map<TensorRef, Tensor> } => {
-    const refs = new Map<string, StorageRef>();
-    const persistentLoad = (pid: PyValue, site: Site): StorageRef => {
-      const p = parseStoragePid(pid, site, false);
-      const known = refs.get(p.key);
-      if (known) return known;
-      const dtype = p.storageClass.dtype ?? TORCH_DTYPES.get('uint8')!;
-      const nbytes = p.numel * dtype.size;
-      if (!Number.isSafeInteger(nbytes)) site.fail(`a storage size below 2^53 bytes, not ${p.numel} elements`);
-      const ref = new StorageRef(p.key, dtype, nbytes);
-      refs.set(p.key, ref);
-      return ref;
-    };
+    const { refs, persistentLoad } = storageLoader();
     const value = unpickle(zip.read(pkl, { verify: true, maxSize: 1 << 30 }), { file: zip.file, where: pkl.name, resolver: torchResolver({ torchScript: true }), persistentLoad }).value;
     const storages = new Map<string, StorageData>();
     if (!materialize) return { value, tensors: new Map() };
