@@ -56,22 +56,26 @@ describe.skipIf(!python)('cross-language: modelbridge and real PyTorch agree', (
     const original = loadModel(trained.bundle, { module });
     const reference = new Map([...original.weights].map(([k, t]) => [k, Buffer.from(t.bytes())]));
     let current = trained.bundle;
-    // Every format modelbridge writes; Keras last before PyTorch, because a Keras model names its
+    // Every format modelbridge writes; Keras (.keras, .h5) last before PyTorch, because a Keras model names its
     // weights the Keras way (dense/kernel [in, out]): there they are compared by value, and the
     // PyTorch hop after it must give torch's names and layouts back.
-    const chain = [...FORMATS.filter((f) => !f.readOnly && f.name !== 'keras'), ...FORMATS.filter((f) => f.name === 'keras')];
+    const kerasNamed = (f: { name: string }) => f.name === 'keras' || f.name === 'h5';
+    const chain = [...FORMATS.filter((f) => !f.readOnly && !kerasNamed(f)), ...FORMATS.filter((f) => !f.readOnly && kerasNamed(f))];
     for (const format of [...chain, FORMATS.find((f) => f.name === 'pytorch')!]) {
       const next = join(dir, `chain-${format.name}-${Math.random().toString(36).slice(2)}${format.extensions[0]}`);
       convertModel(current, next, { module: current === trained.bundle ? module : undefined, to: format.name });
       const model = loadModel(next);
       const y = new Runner(model).run({ x: orBatch() })['y']!;
       expect(maxAbsDiff(Array.from(y.toFloat32()), trained.predictions), format.name).toBeLessThanOrEqual(1e-6);
-      if (format.name === 'keras') {
+      if (kerasNamed(format)) {
         // Kernels are stored [in, out]: the same values, each weight transposed.
         const values = (ts: Iterable<Tensor>) => [...ts].map((t) => Array.from(t.toFloat32()).sort((a, b) => a - b).join()).sort();
         expect(values(model.weights.values()), format.name).toEqual(values(original.weights.values()));
       } else {
-        for (const [name, bytes] of reference) expect(Buffer.compare(Buffer.from(model.weights.get(name)!.bytes()), bytes), `${format.name} ${name}`).toBe(0);
+        for (const [name, bytes] of reference) {
+          expect([...model.weights.keys()], `${format.name} keeps ${name}`).toContain(name);
+          expect(Buffer.compare(Buffer.from(model.weights.get(name)!.bytes()), bytes), `${format.name} ${name}`).toBe(0);
+        }
       }
       current = next;
     }
