@@ -102,6 +102,25 @@ export function wallTime(command, args, reps = 10) {
 }
 
 /**
+ * Wall times of several commands measured in alternation (a, b, c, a, b, c, ...), median of each:
+ * a comparison between commands (a CLI against `node -e 0`) then sees the same machine state
+ * rather than two windows a few seconds apart.
+ */
+export function wallTimes(commands, reps = 10) {
+  const run = ([command, args]) => {
+    const t0 = now();
+    const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const seconds = now() - t0;
+    if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed:\n${r.stderr}`);
+    return seconds;
+  };
+  for (const c of commands) run(c);
+  const times = commands.map(() => []);
+  for (let i = 0; i < reps; i++) commands.forEach((c, j) => times[j].push(run(c)));
+  return times.map(median);
+}
+
+/**
  * Runs a command in a fresh process and measures its peak RSS with GNU time (`%M`). Why not
  * the child's own getrusage: Linux carries a process's RSS high-water mark across fork and exec,
  * so a child spawned straight from this (large) bench process reports at least the parent's RSS.

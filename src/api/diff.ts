@@ -359,7 +359,10 @@ export function compareOutputs(a: Model, b: Model, tol: Tolerance, inputs?: Inpu
   if (!a.graph || !b.graph) return skip(`${a.graph ? 'b' : 'a'} is a bare state dict with no architecture: weights compared only`);
   const prepare = (m: Model): Runner | Error => {
     try {
-      return new Runner(m);
+      // One call: the weights are used in place, not packed (src/runtime/once.ts), and on this
+      // thread: a pool's workers would add their own memory to a check that must stay within the
+      // model's size plus a little (a matrix-vector product gains little from a second core).
+      return new Runner(m, undefined, { once: true, threads: 1 });
     } catch (error) {
       if (error instanceof UsageError) return error;
       throw error;

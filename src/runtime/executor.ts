@@ -7,6 +7,7 @@ import { markConstant } from './constants.js';
 import { fuseNodes, prepareFused } from './fuse.js';
 import { KernelError, type RunKernel } from './kernel.js';
 import { kernelFor, OPS } from './ops.js';
+import { setRunsOnce } from './once.js';
 import { defaultThreads, setIntraOpThreads } from './wasm/gemm.js';
 import { fromTensor, isHalf, roundHalf, toTensor, type Value } from './value.js';
 
@@ -19,6 +20,12 @@ export interface SessionOptions {
    * calling thread; the default is the machine's cores, at most 8.
    */
   readonly threads?: number;
+  /**
+   * The session will run once (an output check): constant weights are used in place, never packed
+   * or copied whole into WebAssembly memory, so its memory stays the weights plus activations.
+   * Slower per call; the default (false) packs each weight on first use for the calls after it.
+   */
+  readonly once?: boolean;
 }
 
 /** One node, resolved: its kernel and the value slots it reads and writes. */
@@ -47,6 +54,7 @@ export class Session {
   private readonly inputSlots: readonly { readonly name: string; readonly slot: number; readonly dtype: string }[];
   private readonly outputSlots: readonly { readonly name: string; readonly slot: number }[];
   private readonly threads: number;
+  private readonly once: boolean;
   /** Float32 activations dropped by one step, reused by later ones and later runs (see arena.ts). */
   private readonly arena = new Arena();
   /** Whether this run gives dropped arrays back to the arena (not in a run nested in another's). */
@@ -57,6 +65,7 @@ export class Session {
     options: SessionOptions = {},
   ) {
     this.threads = options.threads ?? defaultThreads();
+    this.once = options.once ?? false;
     if (!Number.isInteger(this.threads) || this.threads < 1) throw new UsageError(`threads must be a whole number of at least 1, got ${options.threads}`);
     refuseUnsupported(graph);
     const slotOf = new Map<string, number>();
@@ -105,6 +114,7 @@ export class Session {
   run(feeds: Readonly<Record<string, Tensor>>): Record<string, Tensor> {
     const slots = this.slots;
     const threads = setIntraOpThreads(this.threads);
+    const once = setRunsOnce(this.once);
     // a Session run inside another's run (a kernel's own) allocates from the outer arena and recycles nothing
     const outer = setActiveArena(this.arena);
     if (outer) setActiveArena(outer);
@@ -128,6 +138,7 @@ export class Session {
       // A session holds no activations between runs.
       slots.fill(undefined, this.constantCount);
       setIntraOpThreads(threads);
+      setRunsOnce(once);
       if (!outer) setActiveArena(null);
       this.recycling = false;
     }

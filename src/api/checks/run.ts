@@ -37,7 +37,8 @@ export function feedsFor(model: Model, runner: Runner, inputs: InputSet | undefi
 
 function runner(model: Model): Runner | string {
   try {
-    return new Runner(model);
+    // One call: weights used in place, not packed (src/runtime/once.ts).
+    return new Runner(model, undefined, { once: true });
   } catch (error) {
     if (error instanceof UsageError) return error.message;
     throw error;

@@ -25,7 +25,8 @@ export function runCommand(y: Argv): Argv {
         .example("$0 run - --input '[[0,1]]' < model.onnx", 'a model on standard input'),
     (argv) => {
       const model = loadModelArgs(argv);
-      const runner = new Runner(model, argv.signature);
+      // One call per process: the weights are used in place, not packed for calls that never come.
+      const runner = new Runner(model, argv.signature, { once: true });
       const graph = model.graph!;
       const dtypeOf = (key: string) => graph.inputs.find((i) => i.name === runner.signature.inputs.get(key))?.dtype ?? 'float32';
       const outputs = runner.run(parseInputs(argv.input, runner.inputNames, dtypeOf));

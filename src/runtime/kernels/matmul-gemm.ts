@@ -1,5 +1,6 @@
 import { isConstant } from '../constants.js';
 import { markFused } from '../fuse.js';
+import { runsOnce } from '../once.js';
 import { float32Output, sizeOfShape, type Value } from '../value.js';
 import { GemmCall, packB, packedConstant, type Job } from '../wasm/gemm.js';
 
@@ -78,7 +79,11 @@ function product(
   m: number, n: number, k: number, a: Float32Array, b: RightOperand, batch: number, shape: number[],
   bias: Float32Array | undefined, clamp: readonly [number, number] | undefined, fused: boolean,
 ): Value | undefined {
-  const packed = b.constant && batch === 1 ? packedConstant(b.value, `b:${b.transposed ? 't' : 'n'}:${k}:${n}`, () => packB(b.data, 0, n, k, b.transposed)) : null;
+  // A session that runs once uses its weights in place (src/runtime/once.ts): a large one then
+  // streams through WebAssembly memory a block of columns at a time.
+  const once = runsOnce();
+  if (once && b.constant && batch === 1 && k * n * 4 > SLAB_BYTES) return slabbed(m, n, k, a, b, shape, bias, clamp, fused);
+  const packed = b.constant && batch === 1 && !once ? packedConstant(b.value, `b:${b.transposed ? 't' : 'n'}:${k}:${n}`, () => packB(b.data, 0, n, k, b.transposed)) : null;
   const call = GemmCall.begin();
   if (!call) return undefined;
   try {
@@ -99,6 +104,78 @@ function product(
     if (!call.run(job)) return undefined;
     const out = float32Output(shape);
     call.get(cPtr, out.data as Float32Array, 0, batch * m * n);
+    return fused ? markFused(out) : out;
+  } finally {
+    call.end();
+  }
+}
+
+/** The most of a weight a run-once product copies into WebAssembly memory at a time. */
+const SLAB_BYTES = 8 * 1024 * 1024;
+
+/**
+ * C[m, n] = A[m, k] · B (+ bias row, clamp) with B, a large constant used once, copied into
+ * WebAssembly memory a contiguous block at a time, so the memory it takes is one block however
+ * large B is. A transposed B [n, k] gives whole output columns per block (rows of B), each a
+ * complete product with its bias and clamp. A plain B [k, n] gives a block of its rows, a slice
+ * of the sum over k: each block's product adds the previous partial C (the GEMM's residual input,
+ * from a second buffer: the kernel writes C before its epilogue reads the residual), the bias
+ * goes in with the first block and the clamp with the last.
+ */
+function slabbed(
+  m: number, n: number, k: number, a: Float32Array, b: RightOperand, shape: number[],
+  bias: Float32Array | undefined, clamp: readonly [number, number] | undefined, fused: boolean,
+): Value | undefined {
+  const call = GemmCall.begin();
+  if (!call) return undefined;
+  try {
+    const out = float32Output(shape);
+    const c = out.data as Float32Array;
+    const aPtr = call.put(a);
+    if (b.transposed) {
+      const cols = Math.max(8, Math.floor(SLAB_BYTES / (k * 4 * 8)) * 8);
+      const slab = aPtr && call.alloc(cols * k * 4 + 32);
+      const cPtr = slab && call.alloc(m * cols * 4 + 32);
+      const biasPtr = bias ? cPtr && call.alloc(cols * 4 + 32) : cPtr;
+      if (!biasPtr) return undefined;
+      const block = new Float32Array(m * cols);
+      for (let j0 = 0; j0 < n; j0 += cols) {
+        const nb = Math.min(cols, n - j0);
+        call.set(slab, b.data.subarray(j0 * k, (j0 + nb) * k));
+        if (bias) call.set(biasPtr, bias.subarray(j0, j0 + nb));
+        const job: Job = {
+          m, n: nb, k, aMode: 0, a: aPtr, lda: k, bMode: 1, b: slab, ldb: k, c: cPtr, ldc: nb,
+          biasMode: bias ? 2 : 0, bias: bias ? biasPtr : 0, clamp, batch: 1, strideA: 0, strideB: 0, strideC: 0,
+        };
+        if (!call.run(job)) return undefined;
+        call.get(cPtr, block, 0, m * nb);
+        for (let i = 0; i < m; i++) c.set(block.subarray(i * nb, (i + 1) * nb), i * n + j0);
+      }
+    } else {
+      const rows = Math.max(1, Math.floor(SLAB_BYTES / (n * 4)));
+      const slab = aPtr && call.alloc(rows * n * 4 + 32);
+      const cA = slab && call.alloc(m * n * 4 + 32);
+      const cB = cA && call.alloc(m * n * 4 + 32);
+      const biasPtr = bias ? cB && call.put(bias) : cB;
+      if (!biasPtr) return undefined;
+      let previous = 0;
+      let current = cA;
+      for (let k0 = 0; k0 < k; k0 += rows) {
+        const kb = Math.min(rows, k - k0);
+        call.set(slab, b.data.subarray(k0 * n, (k0 + kb) * n));
+        const first = k0 === 0;
+        const job: Job = {
+          m, n, k: kb, aMode: 0, a: aPtr + k0 * 4, lda: k, bMode: 0, b: slab, ldb: n, c: current, ldc: n,
+          biasMode: bias && first ? 2 : 0, bias: bias && first ? biasPtr : 0, batch: 1, strideA: 0, strideB: 0, strideC: 0,
+          ...(k0 + kb >= k && clamp ? { clamp } : {}),
+          residual: previous,
+        };
+        if (!call.run(job)) return undefined;
+        previous = current;
+        current = current === cA ? cB : cA;
+      }
+      call.get(previous, c, 0, m * n);
+    }
     return fused ? markFused(out) : out;
   } finally {
     call.end();
