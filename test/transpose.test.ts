@@ -5,7 +5,7 @@ import { stridesOf } from '../src/core/shape.js';
 import { MemorySource, type ByteSource } from '../src/core/source.js';
 import { Tensor } from '../src/core/tensor.js';
 import { permuted, transpose2d } from '../src/core/transpose.js';
-import { wasmTranspose32 } from '../src/core/wasm/transpose.js';
+import { wasmTranspose32, wasmTransposeBands } from '../src/core/wasm/transpose.js';
 
 /** The definition: output element at index i is the input element at index i mapped back through perm. */
 function reference(bytes: Uint8Array, shape: readonly number[], size: number, perm: readonly number[]): Uint8Array {
@@ -133,6 +133,26 @@ describe('the WebAssembly transpose of 32-bit elements', () => {
     // A source longer or shorter than the shape says is refused, not transposed.
     expect(() => wasmTranspose32({ byteLength: 64, read: () => new Uint8Array(64), *chunks() { yield new Uint8Array(60); } }, 4, 4, 64)).toThrow(RangeError);
     expect(() => wasmTranspose32({ byteLength: 64, read: () => new Uint8Array(64), *chunks() { yield new Uint8Array(60); yield new Uint8Array(8); } }, 4, 4, 64)).toThrow(RangeError);
+  });
+
+  it('transposes a large matrix in bands of whole output rows, with no memory the size of the matrix kept', () => {
+    // 8.4 MB and 34.8 MB: two bands of the 8 MiB band, and a tensor past permuted()'s 32 MiB switch to bands.
+    for (const [rows, cols] of [[1027, 2051], [3001, 2903]] as const) {
+      const bytes = matrix(rows, cols, rows ^ cols);
+      const want = reference(bytes, [rows, cols], 4, [1, 0]);
+      // Each band is a view valid until the next: copied as it comes.
+      const bands: Uint8Array[] = [];
+      for (const band of wasmTransposeBands(bytes, rows, cols)!) bands.push(band.slice());
+      expect(bands.length).toBeGreaterThan(1);
+      expect(bands.every((band) => band.byteLength % (rows * 4) === 0)).toBe(true);
+      expect(Buffer.compare(Buffer.concat(bands), want), `${rows}x${cols} bands`).toBe(0);
+      const t = transpose2d(new Tensor('float32', [rows, cols], new MemorySource(bytes)));
+      expect(Buffer.compare(t.bytes(), want), `${rows}x${cols} read`).toBe(0);
+      const chunks: Uint8Array[] = [];
+      for (const c of t.source.chunks(1 << 20)) chunks.push(c.slice());
+      expect(Buffer.compare(Buffer.concat(chunks), want), `${rows}x${cols} chunks`).toBe(0);
+    }
+    expect(() => wasmTransposeBands(new Uint8Array(60), 4, 4)).toThrow(RangeError);
   });
 
   it('reads its source a chunk at a time and keeps two streams apart', () => {

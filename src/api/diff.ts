@@ -353,7 +353,10 @@ export function pairSignatureKeys(a: Model, sa: Signature, b: Model, sb: Signatu
  * outputs, paired by signature key, graph name or position (see pairSignatureKeys). The models run
  * one after the other, so only one model's weights are resident at a time.
  */
-export function compareOutputs(a: Model, b: Model, tol: Tolerance, inputs?: InputSet): OutputsDiff {
+export function compareOutputs(first: Model | (() => Model), b: Model, tol: Tolerance, inputs?: InputSet): OutputsDiff {
+  // Given as a function, a is this frame's alone (the caller keeps no reference), so its weights
+  // can go once it has run (below).
+  let a = typeof first === 'function' ? first() : first;
   const skip = (message: string): OutputsDiff => ({ status: 'skip', message, inputs: null, outputs: [] });
   if (!a.graph && !b.graph) return skip('neither model has an architecture: weights compared only');
   if (!a.graph || !b.graph) return skip(`${a.graph ? 'b' : 'a'} is a bare state dict with no architecture: weights compared only`);
@@ -396,6 +399,10 @@ export function compareOutputs(a: Model, b: Model, tol: Tolerance, inputs?: Inpu
   }
   const errorA = ra instanceof Error ? ra : undefined;
   ra = undefined;
+  // Nor does this frame hold a's weights while b runs: what follows reads only a's signature and
+  // graph outputs. With a given as a function (the verifier), a's weights go before b's are
+  // decoded: one model's memory at a time, not two.
+  a = { ...a, weights: new Map(), ...(a.graph ? { graph: { ...a.graph, initializers: new Map() } } : {}) };
   const rb = prepare(b);
   if (errorA && rb instanceof Error) return skip(`neither model can run: ${errorA.message}`);
   if (errorA || rb instanceof Error) {

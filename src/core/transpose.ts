@@ -2,10 +2,12 @@ import { dtypeSize } from './dtypes.js';
 import { stridesOf } from './shape.js';
 import type { ByteSource } from './source.js';
 import { Tensor } from './tensor.js';
-import { wasmTranspose32, type TransposeLease } from './wasm/transpose.js';
+import { wasmTranspose32, wasmTransposeBands, type TransposeLease } from './wasm/transpose.js';
 
 /** Bytes per read when a source is streamed into the WebAssembly transpose. */
 const CHUNK = 8 * 1024 * 1024;
+/** Above this size a 2-D transpose goes band by band (PermutedSource.banded). */
+const BANDED_BYTES = 32 * 1024 * 1024;
 
 /**
  * Axis permutations of weight tensors, byte for byte: the one-time layout changes at a format
@@ -45,6 +47,16 @@ class PermutedSource implements ByteSource {
   }
 
   read(): Uint8Array {
+    const banded = this.banded();
+    if (banded) {
+      const out = new Uint8Array(this.byteLength);
+      let at = 0;
+      for (const band of banded) {
+        out.set(band, at);
+        at += band.byteLength;
+      }
+      return out;
+    }
     const lease = this.wasm(CHUNK);
     if (!lease) return this.js();
     try {
@@ -55,6 +67,11 @@ class PermutedSource implements ByteSource {
   }
 
   *chunks(chunkSize: number): Iterable<Uint8Array> {
+    const banded = this.banded();
+    if (banded) {
+      for (const band of banded) for (let at = 0; at < band.byteLength; at += chunkSize) yield band.subarray(at, Math.min(at + chunkSize, band.byteLength));
+      return;
+    }
     const lease = this.wasm(Math.max(chunkSize, CHUNK));
     const all = lease?.result ?? this.js();
     try {
@@ -67,6 +84,16 @@ class PermutedSource implements ByteSource {
   /** Any permutation of any element size, in plain JS over the whole tensor. */
   private js(): Uint8Array {
     return permuteBytes(this.inner.read(), this.shape, this.size, this.perm);
+  }
+
+  /**
+   * A large 2-D transpose of 32-bit elements: the source read whole (into JS memory, which the
+   * garbage collector gives back), transposed in WebAssembly a band at a time (see
+   * wasmTransposeBands), so no WebAssembly memory the size of the tensor stays behind.
+   */
+  private banded(): Iterable<Uint8Array> | undefined {
+    if (this.size !== 4 || this.shape.length !== 2 || this.perm[0] !== 1 || this.byteLength <= BANDED_BYTES) return undefined;
+    return wasmTransposeBands(this.inner.read(), this.shape[0]!, this.shape[1]!);
   }
 
   /** A 2-D transpose of 32-bit elements (float32, int32: nearly every weight) in WebAssembly, where it can run. */

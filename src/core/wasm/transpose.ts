@@ -103,3 +103,45 @@ export function wasmTranspose32(source: ByteSource, rows: number, cols: number, 
     throw error;
   }
 }
+
+/** Output bytes per band of a banded transpose. */
+const BAND_BYTES = 8 << 20;
+
+/**
+ * The bytes of `input` (a row-major [rows, cols] matrix of 32-bit elements, whole in memory)
+ * transposed to [cols, rows], handed out a band of whole output rows at a time (views valid until
+ * the next band). For a large matrix: the whole-matrix lease holds the source and the result in
+ * a WebAssembly memory, which never shrinks, so transposing one 256 MiB weight would leave 512 MiB
+ * behind for the rest of the process (beside the model a conversion's check reads in next). A
+ * band takes input columns gathered row by row into an instance of its own of about twice
+ * BAND_BYTES. Undefined where WebAssembly SIMD is missing.
+ */
+export function wasmTransposeBands(input: Uint8Array, rows: number, cols: number): Iterable<Uint8Array> | undefined {
+  if (input.byteLength !== rows * cols * 4) throw new RangeError(`transpose input has ${input.byteLength} bytes, expected ${rows * cols * 4}`);
+  const c = compile();
+  if (!c || rows === 0 || cols === 0) return undefined;
+  const bandCols = Math.max(1, Math.min(cols, Math.floor(BAND_BYTES / (rows * 4))));
+  const bandBytes = rows * bandCols * 4;
+  let exports: TransposeExports;
+  try {
+    exports = c.instantiate<TransposeExports>();
+    const have = exports.memory.buffer.byteLength;
+    if (bandBytes * 2 + SCRATCH > have) exports.memory.grow(Math.ceil((bandBytes * 2 + SCRATCH - have) / PAGE));
+  } catch {
+    return undefined;
+  }
+  return bands(exports, input, rows, cols, bandCols, bandBytes);
+}
+
+function* bands(exports: TransposeExports, input: Uint8Array, rows: number, cols: number, bandCols: number, bandBytes: number): Generator<Uint8Array> {
+  const memory = new Uint8Array(exports.memory.buffer);
+  const rowBytes = cols * 4;
+  for (let c0 = 0; c0 < cols; c0 += bandCols) {
+    const n = Math.min(bandCols, cols - c0);
+    const span = n * 4;
+    // Input columns c0..c0+n, gathered row by row: a [rows, n] matrix whose transpose is output rows c0..c0+n.
+    for (let r = 0, from = c0 * 4, to = 0; r < rows; r++, from += rowBytes, to += span) memory.set(input.subarray(from, from + span), to);
+    exports.transpose32(0, bandBytes, rows, n, rows, bandBytes * 2);
+    yield memory.subarray(bandBytes, bandBytes + n * rows * 4);
+  }
+}
