@@ -26,6 +26,7 @@ import {
   StridedSliceOptions,
   UnidirectionalSequenceLSTMOptions,
 } from './schema/index.js';
+import { gruExport, rnnExport } from './export-rnn.js';
 
 /**
  * The IR (ONNX semantics) -> TFLite builtin operators. ONE table, TFLITE_EXPORT: each entry emits
@@ -67,7 +68,7 @@ export interface Lowered {
   readonly tensorIndex: ReadonlyMap<string, number>;
 }
 
-interface Ctx {
+export interface Ctx {
   readonly node: Node;
   /** Tensor index of IR input i (a constant becomes a buffer). */
   input(i: number): number;
@@ -101,7 +102,7 @@ interface Ctx {
   fail(expected: string): never;
 }
 
-type Emitter = (ctx: Ctx) => void;
+export type Emitter = (ctx: Ctx) => void;
 
 const opt = (type: number, build: (b: Builder) => Offset): TflOp['options'] => ({ type, build });
 
@@ -425,6 +426,17 @@ const slice: Emitter = (ctx) => {
   const ends = ctx.ints(2, 'ends');
   const axes = ctx.has(3) ? ctx.ints(3, 'axes').map((a) => (a + rank) % rank) : starts.map((_, i) => i);
   const steps = ctx.has(4) ? ctx.ints(4, 'steps') : starts.map(() => 1);
+  // A whole axis read backwards (how the IR spells a reversal: TF's ReverseV2, TFLite's own) is REVERSE_V2.
+  const whole = (k: number) => {
+    const d = shape[axes[k]!]!;
+    const s0 = starts[k]! < 0 ? starts[k]! + d : starts[k]!;
+    const e0 = ends[k]! < 0 ? ends[k]! + d : ends[k]!;
+    return steps[k] === -1 && s0 >= d - 1 && e0 < 0;
+  };
+  if (axes.length > 0 && axes.every((_, k) => whole(k))) {
+    ctx.emit(B.REVERSE_V2, [ctx.input(0), ctx.int32s(axes, `${node.outputs[0]}/axes`)], [ctx.output(0)]);
+    return;
+  }
   const begin = new Array<number>(rank).fill(0);
   const end = [...shape];
   const strides = new Array<number>(rank).fill(1);
@@ -584,6 +596,8 @@ export const TFLITE_EXPORT: Readonly<Record<string, Emitter>> = {
   Expand: (ctx) => ctx.emit(B.BROADCAST_TO, [ctx.input(0), ctx.int32s(ctx.shape(ctx.node.outputs[0]!), `${ctx.node.outputs[0]}/shape`)], [ctx.output(0)]),
   Tile: (ctx) => ctx.emit(B.TILE, [ctx.input(0), ctx.int32s(ctx.ints(1, 'repeats'), `${ctx.node.outputs[0]}/multiples`)], [ctx.output(0)]),
   LSTM: lstm,
+  GRU: gruExport,
+  RNN: rnnExport,
 };
 
 /**
@@ -639,7 +653,7 @@ export const TFLITE_EXPORT_BUILTINS: Readonly<Record<string, readonly string[]>>
   ReduceMax: ['REDUCE_MAX'],
   ReduceMin: ['REDUCE_MIN'],
   Pad: ['PAD', 'PADV2'],
-  Slice: ['STRIDED_SLICE'],
+  Slice: ['STRIDED_SLICE', 'REVERSE_V2'],
   Cast: ['CAST'],
   Where: ['SELECT_V2'],
   Equal: ['EQUAL'],
@@ -648,6 +662,8 @@ export const TFLITE_EXPORT_BUILTINS: Readonly<Record<string, readonly string[]>>
   Expand: ['BROADCAST_TO'],
   Tile: ['TILE'],
   LSTM: ['UNIDIRECTIONAL_SEQUENCE_LSTM', 'RESHAPE'],
+  GRU: ['FULLY_CONNECTED', 'UNPACK', 'ADD', 'LOGISTIC', 'MUL', 'TANH', 'SUB', 'PACK', 'GATHER', 'RESHAPE', 'CONCATENATION'],
+  RNN: ['UNIDIRECTIONAL_SEQUENCE_RNN', 'REVERSE_V2', 'GATHER', 'RESHAPE', 'CONCATENATION'],
 };
 
 /** Ops that pass their input through (aliases in the TFLite graph). */
