@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { runModel } from '../src/api/run.js';
+import { UsageError } from '../src/core/errors.js';
+import { attr, DEFAULT_OPSET, makeNode, type Attribute } from '../src/core/graph.js';
+import type { Model } from '../src/core/model.js';
+import { Tensor } from '../src/core/tensor.js';
+import { parseTflite, tfliteToModel } from '../src/formats/tflite/index.js';
+import { builtinName } from '../src/formats/tflite/ops.js';
+import { tfliteBytes } from '../src/formats/tflite/writer.js';
+import { seededRandom } from '../src/train/random.js';
+
+/**
+ * ONNX GRU and RNN -> .tflite without peers: what the writer emits (UNIDIRECTIONAL_SEQUENCE_RNN,
+ * the unrolled GRU, REVERSE_V2 for backward halves) reads back and computes what the IR node
+ * computes, in both layouts, with Y and Y_h; forms it cannot write are refused in one line.
+ * LiteRT's side is test/tflite.gru.peer.test.ts.
+ */
+const H = 3;
+const F = 2;
+const T = 4;
+const N = 2;
+
+function random(shape: number[], seed: number): Tensor {
+  const r = seededRandom(seed);
+  return Tensor.from('float32', shape, Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() - 0.5));
+}
+
+interface Spec {
+  readonly op: 'GRU' | 'RNN';
+  readonly direction?: string;
+  readonly layout?: 0 | 1;
+  readonly attributes?: Record<string, Attribute>;
+  /** initial_h: a constant, a graph input, or none. */
+  readonly initial?: 'constant' | 'input' | 'zeros';
+}
+
+function rnnModel(s: Spec): Model {
+  const gates = s.op === 'GRU' ? 3 : 1;
+  const d = s.direction === 'bidirectional' ? 2 : 1;
+  const layout = s.layout ?? 0;
+  const xShape = layout === 0 ? [T, N, F] : [N, T, F];
+  const yShape = layout === 0 ? [T, d, N, H] : [N, T, d, H];
+  const hShape = layout === 0 ? [d, N, H] : [N, d, H];
+  const initializers = new Map([
+    ['W', random([d, gates * H, F], 1)],
+    ['R', random([d, gates * H, H], 2)],
+    ['B', random([d, 2 * gates * H], 3)],
+  ]);
+  if (s.initial === 'constant') initializers.set('h0', random(hShape, 4));
+  if (s.initial === 'zeros') initializers.set('h0', Tensor.from('float32', hShape, new Float32Array(d * N * H)));
+  const inputs = ['x', 'W', 'R', 'B', ...(s.initial ? ['', 'h0'] : [])];
+  const attributes = { hidden_size: attr.int(H), ...(s.direction ? { direction: attr.string(s.direction) } : {}), ...(layout ? { layout: attr.int(1) } : {}), ...s.attributes };
+  const node = makeNode(s.op, inputs, ['y', 'y_h'], attributes);
+  const graph = {
+    inputs: [{ name: 'x', dtype: 'float32' as const, shape: xShape }, ...(s.initial === 'input' ? [{ name: 'h0', dtype: 'float32' as const, shape: hShape }] : [])],
+    outputs: [
+      { name: 'y', dtype: 'float32' as const, shape: yShape },
+      { name: 'y_h', dtype: 'float32' as const, shape: hShape },
+    ],
+    initializers,
+    nodes: [node],
+    opset: DEFAULT_OPSET,
+  };
+  const names = s.initial === 'input' ? ['x', 'h0'] : ['x'];
+  const signature = { name: 'serving_default', inputs: new Map(names.map((n) => [n, n])), outputs: new Map(['y', 'y_h'].map((o) => [o, o])) };
+  return { format: 'memory', weights: initializers, graph, signatures: [signature], metadata: {} };
+}
+
+/** Written, read back, run: each output as the IR computes it; returns the builtins written. */
+function roundTrip(s: Spec): string[] {
+  const model = rnnModel(s);
+  const bytes = tfliteBytes(model);
+  const file = parseTflite('rnn.tflite', bytes);
+  const back = tfliteToModel(file);
+  const feeds: Record<string, Tensor> = { x: random(s.layout === 1 ? [N, T, F] : [T, N, F], 9) };
+  if (s.initial === 'input') feeds['h0'] = random(model.graph!.inputs[1]!.shape as number[], 10);
+  const want = runModel(model, feeds);
+  const got = runModel(back, feeds);
+  for (const key of ['y', 'y_h']) {
+    expect(got[key]!.shape, key).toEqual(want[key]!.shape);
+    const a = got[key]!.toFloat32();
+    const b = want[key]!.toFloat32();
+    a.forEach((v, i) => expect(Math.abs(v - b[i]!), `${key}[${i}]`).toBeLessThan(1e-6));
+  }
+  return file.subgraphs[0]!.operators.map((o) => builtinName(o.code)!);
+}
+
+describe('TFLite GRU and RNN writing', () => {
+  it('an RNN is one UNIDIRECTIONAL_SEQUENCE_RNN per direction, the backward one between REVERSE_V2s, and reads back as RNN nodes', () => {
+    const ops = roundTrip({ op: 'RNN', direction: 'bidirectional', attributes: { activations: attr.strings(['Relu', 'Tanh']) } });
+    expect(ops.filter((o) => o === 'UNIDIRECTIONAL_SEQUENCE_RNN')).toHaveLength(2);
+    expect(ops.filter((o) => o === 'REVERSE_V2')).toHaveLength(2);
+    const back = tfliteToModel(parseTflite('rnn.tflite', tfliteBytes(rnnModel({ op: 'RNN', layout: 1, initial: 'zeros' }))));
+    expect(back.graph!.nodes.filter((n) => n.op === 'RNN')).toHaveLength(1);
+    roundTrip({ op: 'RNN', layout: 1, initial: 'zeros' });
+    roundTrip({ op: 'RNN', direction: 'reverse' });
+  });
+
+  it('a GRU is unrolled (no WHILE, no GRU op in TFLite) in both layouts, linear_before_reset 0 and 1, with constant or computed initial_h', () => {
+    const ops = roundTrip({ op: 'GRU', direction: 'bidirectional', attributes: { linear_before_reset: attr.int(1) }, initial: 'constant' });
+    // Per direction: three input projections over the sequence, three recurrent ones per step.
+    expect(ops.filter((o) => o === 'FULLY_CONNECTED')).toHaveLength(2 * (3 + 3 * T));
+    expect(ops.filter((o) => o === 'UNPACK')).toHaveLength(2 * 3);
+    expect(ops.filter((o) => o === 'LOGISTIC')).toHaveLength(2 * 2 * T);
+    expect(ops).not.toContain('WHILE');
+    roundTrip({ op: 'GRU', layout: 1, initial: 'input' });
+    roundTrip({ op: 'GRU', direction: 'reverse', layout: 1, attributes: { linear_before_reset: attr.int(1) }, initial: 'input' });
+  });
+
+  it('refuses in one line what it cannot write: a non-zero RNN initial_h, clip, other activations, sequence_lens', () => {
+    const refused = (model: Model, pattern: RegExp) => {
+      let error: unknown;
+      try {
+        tfliteBytes(model);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(UsageError);
+      const message = (error as Error).message;
+      expect(message).toMatch(pattern);
+      expect(message).not.toContain('\n');
+    };
+    refused(rnnModel({ op: 'RNN', initial: 'constant' }), /\(RNN\): TFLite needs a zero initial_h/);
+    refused(rnnModel({ op: 'RNN', initial: 'input' }), /\(RNN\): TFLite needs a zero initial_h/);
+    refused(rnnModel({ op: 'GRU', attributes: { clip: attr.float(2) } }), /\(GRU\): TFLite needs a GRU without clip/);
+    refused(rnnModel({ op: 'GRU', attributes: { activations: attr.strings(['HardSigmoid', 'Tanh']) } }), /default activations Sigmoid, Tanh, not HardSigmoid, Tanh/);
+    refused(rnnModel({ op: 'RNN', attributes: { activations: attr.strings(['Sigmoid']) } }), /activation Tanh or Relu/);
+  });
+});
