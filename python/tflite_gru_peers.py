@@ -8,6 +8,15 @@ python tflite_gru_peers.py make OUT_DIR
     or .tflite, <case>.in.npz (x) and <case>.out.npz (torch's or Keras's outputs, by the model's
     output names); prints a JSON list of {name, file, outputs}.
 
+    It also writes torch_lstm_dynamic / torch_gru_dynamic.onnx: nn.LSTM / nn.GRU (batch_first)
+    exported with a dynamic batch axis, with inputs x1 (batch 1) and x3 (batch 3) and torch's
+    outputs y1, y3.
+
+python tflite_gru_peers.py resize JOBS.json
+    JOBS.json: a list of [model.tflite, inputs.npz, outputs.npz]; for each array in inputs.npz
+    (x1, x3), resize_tensor_input of the model's one input to its shape, allocate_tensors, invoke,
+    and store the one output as y1, y3. Prints per job the input's shape_signature.
+
 LiteRT runs what modelbridge writes with `python tflite_rnn_peers.py run JOBS.json`.
 """
 import contextlib
@@ -78,6 +87,63 @@ def torch_cases(out_dir):
     return cases
 
 
+def dynamic_cases(out_dir):
+    import onnxruntime as ort
+    import torch
+    import torch.nn as nn
+    ort.set_default_logger_severity(3)
+    torch.manual_seed(SEED + 1)
+
+    class First(nn.Module):
+        def __init__(self, rnn):
+            super().__init__()
+            self.rnn = rnn
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    cases = []
+    for name, cls in (("torch_lstm_dynamic", nn.LSTM), ("torch_gru_dynamic", nn.GRU)):
+        model = First(cls(F, H, batch_first=True)).eval()
+        xs = {"x1": torch.randn(1, T, F), "x3": torch.randn(3, T, F)}
+        path = os.path.join(out_dir, name + ".onnx")
+        torch.onnx.export(model, (xs["x3"],), path, opset_version=17, dynamo=False, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        want = {}
+        for k, x in xs.items():
+            with torch.no_grad():
+                want["y" + k[1:]] = model(x).numpy()
+            close(session.run(None, {"x": x.numpy()})[0], want["y" + k[1:]], "%s: onnxruntime vs torch (%s)" % (name, k))
+        np.savez(os.path.join(out_dir, name + ".in.npz"), **{k: v.numpy() for k, v in xs.items()})
+        np.savez(os.path.join(out_dir, name + ".out.npz"), **want)
+        cases.append({"name": name, "file": path, "outputs": ["y"]})
+    return cases
+
+
+def resize(jobs_path):
+    from ai_edge_litert.interpreter import Interpreter
+    results = []
+    for model, inputs, outputs in json.load(open(jobs_path)):
+        try:
+            it = Interpreter(model_path=model)
+            inp = it.get_input_details()[0]
+            out = it.get_output_details()[0]
+            feeds = np.load(inputs)
+            got = {}
+            for k in feeds.files:
+                it.resize_tensor_input(inp["index"], list(feeds[k].shape))
+                it.allocate_tensors()
+                it.set_tensor(inp["index"], feeds[k])
+                it.invoke()
+                got["y" + k[1:]] = it.get_tensor(out["index"])
+            np.savez(outputs, **got)
+            results.append({"model": model, "signature": inp["shape_signature"].tolist(), "ops": sorted({o["op_name"] for o in it._get_ops_details()})})
+        except Exception as e:  # reported per job: the test names the file
+            results.append({"model": model, "error": str(e)[-2000:]})
+    print(json.dumps(results))
+
+
 def keras_cases(out_dir):
     import keras
     import tensorflow as tf
@@ -118,6 +184,8 @@ def keras_cases(out_dir):
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "make":
-        print(json.dumps(torch_cases(sys.argv[2]) + keras_cases(sys.argv[2])))
+        print(json.dumps(torch_cases(sys.argv[2]) + keras_cases(sys.argv[2]) + dynamic_cases(sys.argv[2])))
+    elif len(sys.argv) == 3 and sys.argv[1] == "resize":
+        resize(sys.argv[2])
     else:
         raise SystemExit(__doc__)

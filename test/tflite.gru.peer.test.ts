@@ -28,6 +28,8 @@ interface Case {
 }
 
 let dir = '';
+let all: Case[] = [];
+/** The static-shape cases (the dynamic-batch ones have their own test). */
 let cases: Case[] = [];
 const npz = (path: string): Map<string, Tensor> => readNpz(new Uint8Array(readFileSync(path)), path);
 const stem = (c: Case) => c.file.replace(/\.(tflite|onnx)$/, '');
@@ -58,14 +60,15 @@ describe.skipIf(!python)('TFLite GRU and RNN writing, against torch, Keras and L
     dir = tempDir('mb-tflite-gru-');
     const r = runPeerScript('tflite_gru_peers.py', ['make', dir], { timeoutMs: 300_000 });
     if (r.status !== 0) throw new Error(`python/tflite_gru_peers.py exited with ${r.status}: ${r.stderr.trim().slice(-2000)}`);
-    cases = JSON.parse(r.stdout) as Case[];
+    all = JSON.parse(r.stdout) as Case[];
+    cases = all.filter((c) => !c.name.endsWith('_dynamic'));
   }, 320_000);
   afterAll(() => {
     if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   });
 
   it('modelbridge reads each source (ONNX GRU/RNN nodes; WHILE loops and REVERSE_V2 from the converter) and runs it to torch / Keras (1e-5 relative)', () => {
-    expect(cases.map((c) => c.name)).toEqual(['torch_gru', 'torch_gru_bi', 'torch_rnn', 'torch_rnn_bi', 'keras_gru', 'keras_rnn', 'keras_bigru', 'keras_birnn']);
+    expect(all.map((c) => c.name)).toEqual(['torch_gru', 'torch_gru_bi', 'torch_rnn', 'torch_rnn_bi', 'keras_gru', 'keras_rnn', 'keras_bigru', 'keras_birnn', 'torch_lstm_dynamic', 'torch_gru_dynamic']);
     for (const c of cases) {
       const want = npz(`${stem(c)}.out.npz`);
       const got = run(c.file, npz(`${stem(c)}.in.npz`).get('x')!);
@@ -101,6 +104,34 @@ describe.skipIf(!python)('TFLite GRU and RNN writing, against torch, Keras and L
       for (const key of c.outputs) {
         expect(excess(litert.get(key)!, want.get(key)!), `${c.name} ${key}: LiteRT on what modelbridge wrote`).toBeLessThanOrEqual(1);
         expect(excess(ours[key]!, want.get(key)!), `${c.name} ${key}: modelbridge on what it wrote`).toBeLessThanOrEqual(1);
+      }
+    });
+  });
+
+  it('an unknown batch (torch.nn.LSTM / GRU exported with a dynamic batch axis) is written with shape_signature -1; LiteRT resizes the input to batch 1 and 3 and runs to torch (1e-5 relative)', () => {
+    const dynamic = all.filter((c) => c.name.endsWith('_dynamic'));
+    const jobs = dynamic.map((c) => {
+      const written = join(dir, `${c.name}.written.tflite`);
+      convertModel(c.file, written);
+      return [written, `${stem(c)}.in.npz`, join(dir, `${c.name}.written.out.npz`)] as const;
+    });
+    const path = join(dir, 'resize.json');
+    writeFileSync(path, JSON.stringify(jobs));
+    const r = runPeerScript('tflite_gru_peers.py', ['resize', path], { timeoutMs: 300_000 });
+    if (r.status !== 0) throw new Error(`tflite_gru_peers.py resize exited with ${r.status}: ${r.stderr.trim().slice(-2000)}`);
+    const results = JSON.parse(r.stdout) as { model: string; signature?: number[]; ops?: string[]; error?: string }[];
+    expect(results.filter((x) => x.error)).toEqual([]);
+    dynamic.forEach((c, i) => {
+      expect(results[i]!.signature, c.name).toEqual([-1, 6, 3]);
+      // The fused LSTM op's fixed-size variable states cannot follow a resized batch: unrolled instead.
+      expect(results[i]!.ops, c.name).not.toContain('UNIDIRECTIONAL_SEQUENCE_LSTM');
+      const inputs = npz(jobs[i]![1]);
+      const want = npz(`${stem(c)}.out.npz`);
+      const litert = npz(jobs[i]![2]);
+      for (const batch of ['1', '3']) {
+        expect(excess(litert.get(`y${batch}`)!, want.get(`y${batch}`)!), `${c.name} batch ${batch}: LiteRT on what modelbridge wrote`).toBeLessThanOrEqual(1);
+        const ours = run(jobs[i]![0], inputs.get(`x${batch}`)!);
+        expect(excess(ours['y']!, want.get(`y${batch}`)!), `${c.name} batch ${batch}: modelbridge on what it wrote`).toBeLessThanOrEqual(1);
       }
     });
   });

@@ -26,57 +26,61 @@ function random(shape: number[], seed: number): Tensor {
 }
 
 interface Spec {
-  readonly op: 'GRU' | 'RNN';
+  readonly op: 'GRU' | 'RNN' | 'LSTM';
   readonly direction?: string;
   readonly layout?: 0 | 1;
   readonly attributes?: Record<string, Attribute>;
-  /** initial_h: a constant, a graph input, or none. */
+  /** initial_h (and initial_c): a constant, a graph input, or none. */
   readonly initial?: 'constant' | 'input' | 'zeros';
+  /** The input's batch size unknown (a symbolic size): the file's shape_signature has -1. */
+  readonly dynamic?: boolean;
 }
 
 function rnnModel(s: Spec): Model {
-  const gates = s.op === 'GRU' ? 3 : 1;
+  const gates = s.op === 'LSTM' ? 4 : s.op === 'GRU' ? 3 : 1;
   const d = s.direction === 'bidirectional' ? 2 : 1;
   const layout = s.layout ?? 0;
-  const xShape = layout === 0 ? [T, N, F] : [N, T, F];
-  const yShape = layout === 0 ? [T, d, N, H] : [N, T, d, H];
+  const n: number | string = s.dynamic ? 'batch' : N;
+  const xShape = layout === 0 ? [T, n, F] : [n, T, F];
+  const yShape = layout === 0 ? [T, d, n, H] : [n, T, d, H];
   const hShape = layout === 0 ? [d, N, H] : [N, d, H];
+  const states = s.op === 'LSTM' ? ['h0', 'c0'] : ['h0'];
   const initializers = new Map([
     ['W', random([d, gates * H, F], 1)],
     ['R', random([d, gates * H, H], 2)],
     ['B', random([d, 2 * gates * H], 3)],
   ]);
-  if (s.initial === 'constant') initializers.set('h0', random(hShape, 4));
-  if (s.initial === 'zeros') initializers.set('h0', Tensor.from('float32', hShape, new Float32Array(d * N * H)));
-  const inputs = ['x', 'W', 'R', 'B', ...(s.initial ? ['', 'h0'] : [])];
+  states.forEach((st, k) => {
+    if (s.initial === 'constant') initializers.set(st, random(hShape, 4 + k));
+    if (s.initial === 'zeros') initializers.set(st, Tensor.from('float32', hShape, new Float32Array(d * N * H)));
+  });
+  const inputs = ['x', 'W', 'R', 'B', ...(s.initial ? ['', ...states] : [])];
+  const outputs = ['y', 'y_h', ...(s.op === 'LSTM' ? ['y_c'] : [])];
   const attributes = { hidden_size: attr.int(H), ...(s.direction ? { direction: attr.string(s.direction) } : {}), ...(layout ? { layout: attr.int(1) } : {}), ...s.attributes };
-  const node = makeNode(s.op, inputs, ['y', 'y_h'], attributes);
+  const node = makeNode(s.op, inputs, outputs, attributes);
   const graph = {
-    inputs: [{ name: 'x', dtype: 'float32' as const, shape: xShape }, ...(s.initial === 'input' ? [{ name: 'h0', dtype: 'float32' as const, shape: hShape }] : [])],
-    outputs: [
-      { name: 'y', dtype: 'float32' as const, shape: yShape },
-      { name: 'y_h', dtype: 'float32' as const, shape: hShape },
-    ],
+    inputs: [{ name: 'x', dtype: 'float32' as const, shape: xShape }, ...(s.initial === 'input' ? states.map((name) => ({ name, dtype: 'float32' as const, shape: hShape })) : [])],
+    outputs: outputs.map((name) => ({ name, dtype: 'float32' as const, shape: name === 'y' ? yShape : layout === 0 ? [d, n, H] : [n, d, H] })),
     initializers,
     nodes: [node],
     opset: DEFAULT_OPSET,
   };
-  const names = s.initial === 'input' ? ['x', 'h0'] : ['x'];
-  const signature = { name: 'serving_default', inputs: new Map(names.map((n) => [n, n])), outputs: new Map(['y', 'y_h'].map((o) => [o, o])) };
+  const names = s.initial === 'input' ? ['x', ...states] : ['x'];
+  const signature = { name: 'serving_default', inputs: new Map(names.map((v) => [v, v])), outputs: new Map(outputs.map((o) => [o, o])) };
   return { format: 'memory', weights: initializers, graph, signatures: [signature], metadata: {} };
 }
 
-/** Written, read back, run: each output as the IR computes it; returns the builtins written. */
-function roundTrip(s: Spec): string[] {
+/** Written, read back, run (batch `batch`): each output as the IR computes it; returns the builtins written. */
+function roundTrip(s: Spec, batch = N): string[] {
   const model = rnnModel(s);
   const bytes = tfliteBytes(model);
   const file = parseTflite('rnn.tflite', bytes);
   const back = tfliteToModel(file);
-  const feeds: Record<string, Tensor> = { x: random(s.layout === 1 ? [N, T, F] : [T, N, F], 9) };
-  if (s.initial === 'input') feeds['h0'] = random(model.graph!.inputs[1]!.shape as number[], 10);
+  const feeds: Record<string, Tensor> = { x: random(s.layout === 1 ? [batch, T, F] : [T, batch, F], 9) };
+  for (const i of model.graph!.inputs.slice(1)) feeds[i.name] = random(i.shape as number[], 10);
   const want = runModel(model, feeds);
   const got = runModel(back, feeds);
-  for (const key of ['y', 'y_h']) {
+  for (const key of Object.keys(want)) {
     expect(got[key]!.shape, key).toEqual(want[key]!.shape);
     const a = got[key]!.toFloat32();
     const b = want[key]!.toFloat32();
@@ -96,6 +100,33 @@ describe('TFLite GRU and RNN writing', () => {
     roundTrip({ op: 'RNN', direction: 'reverse' });
   });
 
+  it("an RNN whose state does not start at zero is unrolled (the op's variable state starts at zero)", () => {
+    for (const initial of ['constant', 'input'] as const) {
+      const ops = roundTrip({ op: 'RNN', direction: 'bidirectional', initial });
+      expect(ops).not.toContain('UNIDIRECTIONAL_SEQUENCE_RNN');
+      expect(ops.filter((o) => o === 'TANH')).toHaveLength(2 * T);
+    }
+  });
+
+  it('an LSTM the fused op cannot hold (bidirectional, initial states, Y_h and Y_c read) is unrolled', () => {
+    for (const s of [{ direction: 'bidirectional', initial: 'constant' }, { direction: 'reverse', layout: 1, initial: 'input' }] as const) {
+      const ops = roundTrip({ op: 'LSTM', ...s });
+      expect(ops).not.toContain('UNIDIRECTIONAL_SEQUENCE_LSTM');
+      expect(ops.filter((o) => o === 'LOGISTIC')).toHaveLength((s.direction === 'bidirectional' ? 2 : 1) * 3 * T);
+    }
+  });
+
+  it('an unknown batch: shape_signature -1 on the input and in the RESHAPEs, no fixed-size state tensors, and it runs at batch 1 and 3', () => {
+    for (const s of [{ op: 'LSTM' }, { op: 'GRU', direction: 'bidirectional' }, { op: 'RNN', layout: 1 }] as const) {
+      const model = rnnModel({ ...s, dynamic: true });
+      const file = parseTflite('dynamic.tflite', tfliteBytes(model));
+      const sub = file.subgraphs[0]!;
+      expect(sub.tensors[sub.inputs[0]!]!.signature, s.op).toEqual(s.op === 'RNN' ? [-1, T, F] : [T, -1, F]);
+      expect(sub.tensors.some((t) => t.isVariable), s.op).toBe(false);
+      for (const batch of [1, 3]) roundTrip({ ...s, dynamic: true }, batch);
+    }
+  });
+
   it('a GRU is unrolled (no WHILE, no GRU op in TFLite) in both layouts, linear_before_reset 0 and 1, with constant or computed initial_h', () => {
     const ops = roundTrip({ op: 'GRU', direction: 'bidirectional', attributes: { linear_before_reset: attr.int(1) }, initial: 'constant' });
     // Per direction: three input projections over the sequence, three recurrent ones per step.
@@ -107,7 +138,7 @@ describe('TFLite GRU and RNN writing', () => {
     roundTrip({ op: 'GRU', direction: 'reverse', layout: 1, attributes: { linear_before_reset: attr.int(1) }, initial: 'input' });
   });
 
-  it('refuses in one line what it cannot write: a non-zero RNN initial_h, clip, other activations, sequence_lens', () => {
+  it('refuses in one line what it cannot write: clip, other activations', () => {
     const refused = (model: Model, pattern: RegExp) => {
       let error: unknown;
       try {
@@ -120,8 +151,6 @@ describe('TFLite GRU and RNN writing', () => {
       expect(message).toMatch(pattern);
       expect(message).not.toContain('\n');
     };
-    refused(rnnModel({ op: 'RNN', initial: 'constant' }), /\(RNN\): TFLite needs a zero initial_h/);
-    refused(rnnModel({ op: 'RNN', initial: 'input' }), /\(RNN\): TFLite needs a zero initial_h/);
     refused(rnnModel({ op: 'GRU', attributes: { clip: attr.float(2) } }), /\(GRU\): TFLite needs a GRU without clip/);
     refused(rnnModel({ op: 'GRU', attributes: { activations: attr.strings(['HardSigmoid', 'Tanh']) } }), /default activations Sigmoid, Tanh, not HardSigmoid, Tanh/);
     refused(rnnModel({ op: 'RNN', attributes: { activations: attr.strings(['Sigmoid']) } }), /activation Tanh or Relu/);
