@@ -16,10 +16,10 @@ import {
 } from './schema/index.js';
 
 /**
- * ONNX GRU and RNN -> TFLite builtins. TFLite has no GRU op, and TFLiteConverter writes a Keras
- * GRU or SimpleRNN (Keras 3) as a WHILE loop whose body subgraph runs one step (what
- * src/formats/tflite/while.ts reads back). This writer lowers into one subgraph, so it writes
- * instead:
+ * ONNX GRU and RNN (and the LSTMs UNIDIRECTIONAL_SEQUENCE_LSTM cannot hold) -> TFLite builtins.
+ * TFLite has no GRU op, and TFLiteConverter writes a Keras GRU or SimpleRNN (Keras 3) as a WHILE
+ * loop whose body subgraph runs one step (what src/formats/tflite/while.ts reads back). This
+ * writer lowers into one subgraph, so it writes instead:
  *  - RNN: UNIDIRECTIONAL_SEQUENCE_RNN, TFLite's builtin for a simple RNN (kernel
  *    tensorflow/lite/kernels/unidirectional_sequence_rnn.cc: inputs x, weights [H, F], recurrent
  *    weights [H, H], bias [H], a variable hidden state [B, H] that starts at zero), Tanh or Relu;
@@ -28,12 +28,16 @@ import {
  *    LiteRT runs without a WHILE's per-step subgraph invocation). The input projections of all
  *    steps are one FULLY_CONNECTED per gate over the whole sequence, split by UNPACK; each step's
  *    states are PACKed back into the sequence.
+ * The fused ops' variable state tensors start at zero and keep the [batch, H] written in the file
+ * (LiteRT resizes inputs, not variables), so an RNN or LSTM with a non-zero or computed initial
+ * state, or with an unknown batch, is unrolled like the GRU; so is a reverse or bidirectional
+ * LSTM, or one whose Y_h / Y_c is read.
  * The backward direction of a reverse or bidirectional layer runs over the sequence flipped by
- * REVERSE_V2 (RNN) or over the steps in reverse order (GRU), its outputs back in time order.
- * ONNX's Y [T, D, B, H] (layout 0) or [B, T, D, H] (layout 1) and Y_h [D, B, H] / [B, D, H] are
- * RESHAPEs and CONCATENATIONs of the directions' results; only the outputs something reads are
- * written. Refused in one line: clip, sequence_lens, activations other than the defaults (and
- * Relu for RNN), and for RNN a non-zero initial_h (LiteRT starts its state tensor at zero).
+ * REVERSE_V2 (the RNN op) or over the steps in reverse order (unrolled), its outputs back in time
+ * order. ONNX's Y [T, D, B, H] (layout 0) or [B, T, D, H] (layout 1) and Y_h (Y_c) [D, B, H] /
+ * [B, D, H] are RESHAPEs and CONCATENATIONs of the directions' results; only the outputs something
+ * reads are written. Refused in one line: clip, sequence_lens, a dynamic sequence length,
+ * activations other than the defaults (and Relu for RNN).
  */
 
 const opt = (type: number, build: (b: Builder) => Offset): TflOp['options'] => ({ type, build });
