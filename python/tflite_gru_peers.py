@@ -9,8 +9,9 @@ python tflite_gru_peers.py make OUT_DIR
     output names); prints a JSON list of {name, file, outputs}.
 
     It also writes torch_lstm_dynamic / torch_gru_dynamic.onnx: nn.LSTM / nn.GRU (batch_first)
-    exported with a dynamic batch axis, with inputs x1 (batch 1) and x3 (batch 3) and torch's
-    outputs y1, y3.
+    exported with a dynamic batch axis, and keras_bigru_dynamic/ (a Keras Bidirectional GRU and
+    Dense saved with model.export, batch None), with inputs x1 (batch 1) and x3 (batch 3) and
+    torch's or Keras's outputs y1, y3.
 
 python tflite_gru_peers.py resize JOBS.json
     JOBS.json: a list of [model.tflite, inputs.npz, outputs.npz]; for each array in inputs.npz
@@ -118,6 +119,21 @@ def dynamic_cases(out_dir):
         np.savez(os.path.join(out_dir, name + ".in.npz"), **{k: v.numpy() for k, v in xs.items()})
         np.savez(os.path.join(out_dir, name + ".out.npz"), **want)
         cases.append({"name": name, "file": path, "outputs": ["y"]})
+    # A Keras 3 source with an unknown batch: Bidirectional(GRU) and a Dense head saved with
+    # model.export (a SavedModel whose While loops modelbridge lifts to GRU nodes).
+    import keras
+    keras.utils.set_random_seed(SEED + 2)
+    L = keras.layers
+    inp = keras.Input((T, F), name="x")
+    model = keras.Model(inp, L.Dense(2)(L.Bidirectional(L.GRU(H))(inp)))
+    rng = np.random.default_rng(SEED + 2)
+    xs = {"x1": rng.standard_normal((1, T, F)).astype(np.float32), "x3": rng.standard_normal((3, T, F)).astype(np.float32)}
+    path = os.path.join(out_dir, "keras_bigru_dynamic")
+    with contextlib.redirect_stdout(sys.stderr):
+        model.export(path, verbose=False)
+    np.savez(path + ".in.npz", **xs)
+    np.savez(path + ".out.npz", **{"y" + k[1:]: model(x).numpy() for k, x in xs.items()})
+    cases.append({"name": "keras_bigru_dynamic", "file": path, "outputs": ["y"]})
     return cases
 
 

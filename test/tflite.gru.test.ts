@@ -138,6 +138,26 @@ describe('TFLite GRU and RNN writing', () => {
     roundTrip({ op: 'GRU', direction: 'reverse', layout: 1, attributes: { linear_before_reset: attr.int(1) }, initial: 'input' });
   });
 
+  it('a Slice of a value with an unknown batch keeps the whole batch (end_mask on the axes read to their end)', () => {
+    const starts = Tensor.from('int64', [1], [1]);
+    const ends = Tensor.from('int64', [1], [3]);
+    const axes = Tensor.from('int64', [1], [1]);
+    const initializers = new Map([['starts', starts], ['ends', ends], ['axes', axes]]);
+    const graph = {
+      inputs: [{ name: 'x', dtype: 'float32' as const, shape: ['batch', 4] }],
+      outputs: [{ name: 'y', dtype: 'float32' as const, shape: ['batch', 2] }],
+      initializers,
+      nodes: [makeNode('Slice', ['x', 'starts', 'ends', 'axes'], ['y'])],
+      opset: DEFAULT_OPSET,
+    };
+    const model: Model = { format: 'memory', weights: initializers, graph, signatures: [{ name: 'serving_default', inputs: new Map([['x', 'x']]), outputs: new Map([['y', 'y']]) }], metadata: {} };
+    const back = tfliteToModel(parseTflite('slice.tflite', tfliteBytes(model)));
+    const x = random([3, 4], 5);
+    const got = Object.values(runModel(back, { x }))[0]!;
+    expect(got.shape).toEqual([3, 2]);
+    expect([...got.toFloat32()]).toEqual([...runModel(model, { x })['y']!.toFloat32()]);
+  });
+
   it('refuses in one line what it cannot write: clip, other activations', () => {
     const refused = (model: Model, pattern: RegExp) => {
       let error: unknown;

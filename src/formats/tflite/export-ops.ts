@@ -442,7 +442,10 @@ const slice: Emitter = (ctx) => {
   const begin = new Array<number>(rank).fill(0);
   const end = [...shape];
   const strides = new Array<number>(rank).fill(1);
+  // Axes read to their end (all the unsliced ones) take end_mask, so they follow a size LiteRT
+  // resizes (a batch) instead of the probe run's.
   let endMask = 0;
+  for (let a = 0; a < rank; a++) if (!axes.includes(a)) endMask |= 1 << a;
   axes.forEach((a, k) => {
     const d = shape[a]!;
     const s = steps[k]!;
@@ -452,6 +455,7 @@ const slice: Emitter = (ctx) => {
     if (s > 0) {
       begin[a] = clamp(norm(starts[k]!), 0, d);
       end[a] = clamp(norm(ends[k]!), 0, d);
+      if (norm(ends[k]!) >= d) endMask |= 1 << a;
     } else {
       begin[a] = clamp(norm(starts[k]!), -1, d - 1);
       const e = norm(ends[k]!);
