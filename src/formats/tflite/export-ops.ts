@@ -26,6 +26,7 @@ import {
   StridedSliceOptions,
   UnidirectionalSequenceLSTMOptions,
 } from './schema/index.js';
+import { batchIsDynamic, gruExport, lstmUnrolled, rnnExport } from './export-rnn.js';
 
 /**
  * The IR (ONNX semantics) -> TFLite builtin operators. ONE table, TFLITE_EXPORT: each entry emits
@@ -67,7 +68,7 @@ export interface Lowered {
   readonly tensorIndex: ReadonlyMap<string, number>;
 }
 
-interface Ctx {
+export interface Ctx {
   readonly node: Node;
   /** Tensor index of IR input i (a constant becomes a buffer). */
   input(i: number): number;
@@ -79,6 +80,8 @@ interface Ctx {
   signature(value: string): readonly number[];
   dtype(value: string): DType;
   constant(value: string): Tensor | undefined;
+  /** Whether a value is all zeros whatever the input sizes (an initializer, or computed from shapes only). */
+  zeros(value: string): boolean;
   /** A constant input i (fails when computed). */
   weight(i: number, what: string): Tensor;
   /** Integer values of a constant input. */
@@ -86,8 +89,8 @@ interface Ctx {
   /** A new constant tensor. */
   constTensor(t: Tensor, name: string): number;
   int32s(values: readonly number[], name: string): number;
-  /** A new intermediate tensor. */
-  temp(shape: readonly number[], dtype: DType, name: string): number;
+  /** A new intermediate tensor (with -1 in `signature` for sizes that follow an unknown input size). */
+  temp(shape: readonly number[], dtype: DType, name: string, signature?: readonly number[]): number;
   /** A new variable tensor (no data: LiteRT starts it at zero). */
   variable(shape: readonly number[], dtype: DType, name: string): number;
   /** Whether an IR value is read by a node or is a graph output. */
@@ -101,7 +104,7 @@ interface Ctx {
   fail(expected: string): never;
 }
 
-type Emitter = (ctx: Ctx) => void;
+export type Emitter = (ctx: Ctx) => void;
 
 const opt = (type: number, build: (b: Builder) => Offset): TflOp['options'] => ({ type, build });
 
@@ -425,10 +428,24 @@ const slice: Emitter = (ctx) => {
   const ends = ctx.ints(2, 'ends');
   const axes = ctx.has(3) ? ctx.ints(3, 'axes').map((a) => (a + rank) % rank) : starts.map((_, i) => i);
   const steps = ctx.has(4) ? ctx.ints(4, 'steps') : starts.map(() => 1);
+  // A whole axis read backwards (how the IR spells a reversal: TF's ReverseV2, TFLite's own) is REVERSE_V2.
+  const whole = (k: number) => {
+    const d = shape[axes[k]!]!;
+    const s0 = starts[k]! < 0 ? starts[k]! + d : starts[k]!;
+    const e0 = ends[k]! < 0 ? ends[k]! + d : ends[k]!;
+    return steps[k] === -1 && s0 >= d - 1 && e0 < 0;
+  };
+  if (axes.length > 0 && axes.every((_, k) => whole(k))) {
+    ctx.emit(B.REVERSE_V2, [ctx.input(0), ctx.int32s(axes, `${node.outputs[0]}/axes`)], [ctx.output(0)]);
+    return;
+  }
   const begin = new Array<number>(rank).fill(0);
   const end = [...shape];
   const strides = new Array<number>(rank).fill(1);
+  // Axes read to their end (all the unsliced ones) take end_mask, so they follow a size LiteRT
+  // resizes (a batch) instead of the probe run's.
   let endMask = 0;
+  for (let a = 0; a < rank; a++) if (!axes.includes(a)) endMask |= 1 << a;
   axes.forEach((a, k) => {
     const d = shape[a]!;
     const s = steps[k]!;
@@ -438,6 +455,7 @@ const slice: Emitter = (ctx) => {
     if (s > 0) {
       begin[a] = clamp(norm(starts[k]!), 0, d);
       end[a] = clamp(norm(ends[k]!), 0, d);
+      if (norm(ends[k]!) >= d) endMask |= 1 << a;
     } else {
       begin[a] = clamp(norm(starts[k]!), -1, d - 1);
       const e = norm(ends[k]!);
@@ -462,28 +480,29 @@ const cast: Emitter = (ctx) => ctx.emit(B.CAST, [ctx.input(0)], [ctx.output(0)])
  * TFLiteConverter writes a Keras LSTM: 24 inputs (input; input-to-{i,f,c,o} weights [H, F];
  * recurrent-to-{i,f,c,o} weights [H, H]; no peepholes; {i,f,c,o} biases [H], ONNX's Wb + Rb; no
  * projection; the output and cell states as variable tensors [batch, H]; no layer norm), time_major
- * for layout 0, TANH, no clipping. LiteRT starts variable tensors at zero, so the initial states
- * must be absent or zeros. The op's [T, B, H] (or [B, T, H]) result is reshaped to ONNX's Y with
- * its directions axis; Y_h and Y_c have no TFLite counterpart here and must be unused.
+ * for layout 0, TANH, no clipping. The op's [T, B, H] (or [B, T, H]) result is reshaped to ONNX's
+ * Y with its directions axis. What the op cannot hold is written unrolled (export-rnn.ts:
+ * lstmUnrolled): an unknown batch (LiteRT does not resize the variable state tensors with the
+ * input), non-zero initial states (variables start at zero), reverse and bidirectional layers, a
+ * used Y_h or Y_c.
  */
 const lstm: Emitter = (ctx) => {
   const node = ctx.node;
-  const direction = attrString(node, 'direction', 'forward');
-  if (direction !== 'forward') ctx.fail(`a forward LSTM (bidirectional/reverse are not exported), not ${direction}`);
   const acts = node.attributes['activations'];
-  if (acts && (acts.type !== 'strings' || acts.value.join(',') !== 'Sigmoid,Tanh,Tanh')) ctx.fail('the default activations Sigmoid, Tanh, Tanh');
+  const defaults = ['Sigmoid', 'Tanh', 'Tanh'];
+  const direction = attrString(node, 'direction', 'forward');
+  const directions = direction === 'bidirectional' ? 2 : 1;
+  if (acts && (acts.type !== 'strings' || acts.value.join(',') !== Array.from({ length: directions }, () => defaults).flat().join(','))) ctx.fail('the default activations Sigmoid, Tanh, Tanh');
   if (node.attributes['clip'] !== undefined) ctx.fail('an LSTM without clip');
   if (attrInt(node, 'input_forget', 0) !== 0) ctx.fail('input_forget 0');
   if (ctx.has(4)) ctx.fail('no sequence_lens (every sequence runs its full length)');
   if (ctx.has(7)) ctx.fail('no peepholes (input P)');
-  for (const k of [1, 2]) if (ctx.used(node.outputs[k] ?? '')) ctx.fail(`output ${k === 1 ? 'Y_h' : 'Y_c'} unused (only Y is exported; slice Y for the last step)`);
-  if (!ctx.used(node.outputs[0] ?? '')) ctx.fail('output Y used');
-  for (const k of [5, 6]) {
-    if (!ctx.has(k)) continue;
-    const c = ctx.weight(k, k === 5 ? 'initial_h' : 'initial_c');
-    if (c.toFloat32().some((v) => v !== 0)) ctx.fail(`a zero ${k === 5 ? 'initial_h' : 'initial_c'} (TFLite's state tensors start at zero)`);
-  }
   const layout = attrInt(node, 'layout', 0);
+  // What the fused op cannot hold (its states are zero-started variables of a fixed [batch, H],
+  // it runs forwards and gives Y only) is written unrolled (export-rnn.ts).
+  const zeroStart = [5, 6].every((k) => !ctx.has(k) || ctx.zeros(node.inputs[k]!));
+  if (direction !== 'forward' || !zeroStart || ctx.used(node.outputs[1] ?? '') || ctx.used(node.outputs[2] ?? '') || batchIsDynamic(ctx, { layout })) return lstmUnrolled(ctx);
+  if (!ctx.used(node.outputs[0] ?? '')) ctx.fail('output Y used');
   const w = ctx.weight(1, 'W');
   const r = ctx.weight(2, 'R');
   if (w.shape.length !== 3 || w.shape[0] !== 1 || r.shape.length !== 3) ctx.fail(`W [1, 4H, F] and R [1, 4H, H], not [${w.shape}] and [${r.shape}]`);
@@ -584,6 +603,8 @@ export const TFLITE_EXPORT: Readonly<Record<string, Emitter>> = {
   Expand: (ctx) => ctx.emit(B.BROADCAST_TO, [ctx.input(0), ctx.int32s(ctx.shape(ctx.node.outputs[0]!), `${ctx.node.outputs[0]}/shape`)], [ctx.output(0)]),
   Tile: (ctx) => ctx.emit(B.TILE, [ctx.input(0), ctx.int32s(ctx.ints(1, 'repeats'), `${ctx.node.outputs[0]}/multiples`)], [ctx.output(0)]),
   LSTM: lstm,
+  GRU: gruExport,
+  RNN: rnnExport,
 };
 
 /**
@@ -639,7 +660,7 @@ export const TFLITE_EXPORT_BUILTINS: Readonly<Record<string, readonly string[]>>
   ReduceMax: ['REDUCE_MAX'],
   ReduceMin: ['REDUCE_MIN'],
   Pad: ['PAD', 'PADV2'],
-  Slice: ['STRIDED_SLICE'],
+  Slice: ['STRIDED_SLICE', 'REVERSE_V2'],
   Cast: ['CAST'],
   Where: ['SELECT_V2'],
   Equal: ['EQUAL'],
@@ -647,7 +668,9 @@ export const TFLITE_EXPORT_BUILTINS: Readonly<Record<string, readonly string[]>>
   Greater: ['GREATER'],
   Expand: ['BROADCAST_TO'],
   Tile: ['TILE'],
-  LSTM: ['UNIDIRECTIONAL_SEQUENCE_LSTM', 'RESHAPE'],
+  LSTM: ['UNIDIRECTIONAL_SEQUENCE_LSTM', 'RESHAPE', 'FULLY_CONNECTED', 'UNPACK', 'ADD', 'LOGISTIC', 'MUL', 'TANH', 'PACK', 'GATHER', 'CONCATENATION'],
+  GRU: ['FULLY_CONNECTED', 'UNPACK', 'ADD', 'LOGISTIC', 'MUL', 'TANH', 'SUB', 'PACK', 'GATHER', 'RESHAPE', 'CONCATENATION'],
+  RNN: ['UNIDIRECTIONAL_SEQUENCE_RNN', 'REVERSE_V2', 'GATHER', 'RESHAPE', 'CONCATENATION', 'FULLY_CONNECTED', 'UNPACK', 'ADD', 'TANH', 'RELU', 'PACK'],
 };
 
 /** Ops that pass their input through (aliases in the TFLite graph). */
@@ -767,7 +790,7 @@ function live(nodes: readonly Node[], outputs: ReadonlySet<string>): Node[] {
 }
 
 export function lowerGraph(graph: Graph, probe: Probe): Lowered {
-  const { shapes, dtypes, signatures, dynamic } = probe;
+  const { shapes, dtypes, signatures, dynamic, zeros } = probe;
   const constants = new Map(probe.constants);
   const outputSet = new Set(graph.outputs.map((o) => o.name));
   const nodes = fold(orderedOrThrow(graph, (line) => new UsageError(line)), constants, shapes, outputSet);
@@ -855,6 +878,7 @@ export function lowerGraph(graph: Graph, probe: Probe): Lowered {
       signature: (v) => signatures.get(resolve(v)) ?? shapeOf(v),
       dtype: (v) => constants.get(resolve(v))?.dtype ?? dtypeOf(resolve(v)),
       constant: (v) => (dynamic.has(resolve(v)) ? fail(`${v} not to depend on an unknown input size`) : constants.get(resolve(v))),
+      zeros: (v) => zeros.has(resolve(v)),
       weight: (i, what) => ctx.constant(node.inputs[i] ?? '') ?? fail(`a constant ${what} (input ${i})`),
       ints: (i, what) => {
         const c = ctx.constant(node.inputs[i] ?? '');
@@ -863,7 +887,7 @@ export function lowerGraph(graph: Graph, probe: Probe): Lowered {
       },
       constTensor: (t, name) => add({ name, shape: t.shape, dtype: t.dtype, data: t }),
       int32s: (values, name) => add({ name, shape: [values.length], dtype: 'int32', data: Tensor.from('int32', [values.length], values) }),
-      temp: (shape, dtype, name) => add({ name, shape, dtype }),
+      temp: (shape, dtype, name, signature) => add({ name, shape, dtype, ...(signature?.includes(-1) ? { signature } : {}) }),
       variable: (shape, dtype, name) => add({ name, shape, dtype, variable: true }),
       used: (v) => v !== '' && (outputSet.has(v) || (readers.get(v)?.length ?? 0) > 0),
       emit: (code, ins, outs, options) => void ops.push({ code, inputs: ins, outputs: outs, ...(options ? { options } : {}) }),

@@ -27,8 +27,10 @@ import {
   SqueezeOptions,
   StridedSliceOptions,
   SubOptions,
+  UnpackOptions,
 } from './schema/index.js';
 import { unidirectionalSequenceLstm } from './lstm.js';
+import { unidirectionalSequenceRnn } from './sequence-rnn.js';
 import { whileLoop } from './while.js';
 
 /**
@@ -334,6 +336,30 @@ const split: OpBuilder = (ctx) => {
   return ctx.node('Split', [ctx.input(1)], { axis: attr.int(axis[0] ?? 0) }, n);
 };
 
+/** UNPACK: ONNX Split into `num` equal parts along the axis, each part's axis squeezed out. */
+const unpack: OpBuilder = (ctx) => {
+  const o = ctx.options(64, UnpackOptions);
+  const n = ctx.op.outputs.length;
+  if (o && o.num() !== n) ctx.fail(`num equal to the ${n} outputs, not ${o.num()}`);
+  const axis = o?.axis() ?? 0;
+  return ctx.node('Split', [ctx.input(0)], { axis: attr.int(axis) }, n).map((part) => one(ctx, 'Squeeze', [part, ctx.constInts([axis])]));
+};
+
+// The end of a reversing Slice: clamped to "before the first element" for any value below -size.
+const INT32_MIN = -2147483648;
+
+/**
+ * REVERSE_V2 (the converter flips a Keras Bidirectional layer's backward sequence with it): a
+ * Slice with step -1 along each axis, from the last element past the first, as
+ * src/formats/tf/rnn.ts reads TensorFlow's ReverseV2.
+ */
+const reverseV2: OpBuilder = (ctx) => {
+  const axes = ctx.ints(1, 'axes');
+  if (axes.length === 0) return [one(ctx, 'Identity', [ctx.input(0)])];
+  const n = axes.length;
+  return [one(ctx, 'Slice', [ctx.input(0), ctx.constInts(new Array<number>(n).fill(-1)), ctx.constInts(new Array<number>(n).fill(INT32_MIN)), ctx.constInts(axes), ctx.constInts(new Array<number>(n).fill(-1))])];
+};
+
 const cast: OpBuilder = (ctx) => {
   const to = dtypeToOnnxCode(dtypeOfTensor(ctx, ctx.outTensor(0)));
   return [one(ctx, 'Cast', [ctx.input(0)], { to: attr.int(to!) })];
@@ -444,11 +470,14 @@ export const TFLITE_OPS: ReadonlyMap<number, OpBuilder> = new Map<number, OpBuil
   [B.STRIDED_SLICE, stridedSlice],
   [B.PACK, pack],
   [B.SPLIT, split],
+  [B.UNPACK, unpack],
+  [B.REVERSE_V2, reverseV2],
   [B.CAST, cast],
   [B.TILE, (ctx) => [one(ctx, 'Tile', [ctx.input(0), ctx.constInts(ctx.ints(1, 'multiples'))])]],
   [B.BROADCAST_TO, (ctx) => [one(ctx, 'Expand', [ctx.input(0), ctx.constInts(ctx.ints(1, 'shape'))])]],
   [B.SELECT_V2, (ctx) => [one(ctx, 'Where', [ctx.input(0), ctx.input(1), ctx.input(2)])]],
   [B.UNIDIRECTIONAL_SEQUENCE_LSTM, unidirectionalSequenceLstm],
+  [B.UNIDIRECTIONAL_SEQUENCE_RNN, unidirectionalSequenceRnn],
   [B.WHILE, whileLoop],
   [B.QUANTIZE, passThrough],
   [B.DEQUANTIZE, dequantize],

@@ -339,6 +339,8 @@ export interface Probe {
   readonly constants: ReadonlyMap<string, Tensor>;
   /** Constants whose value changes with an unknown input size (a batch size read by Shape). */
   readonly dynamic: ReadonlySet<string>;
+  /** Constants that are all zeros in both runs (an RNN's initial state made by ConstantOfShape of the batch). */
+  readonly zeros: ReadonlySet<string>;
 }
 
 /** Ops whose output depends on their input's shape only. */
@@ -360,6 +362,7 @@ export function probeValues(graph: Graph): Probe {
   }
   const constants = new Map<string, Tensor>(graph.initializers);
   const dynamic = new Set<string>();
+  const zeros = new Set<string>([...graph.initializers].filter(([, t]) => t.toNumbers().every((v) => v === 0)).map(([name]) => name));
   for (const n of graph.nodes) {
     const constant = SHAPE_ONLY.has(n.op) || n.op === 'Constant' || (n.inputs.length > 0 && n.inputs.every((i) => i === '' || constants.has(i)));
     if (!constant) continue;
@@ -368,10 +371,11 @@ export function probeValues(graph: Graph): Probe {
       if (!o || !va) continue;
       constants.set(o, va);
       const vb = b.values[o];
+      if (vb && va.toNumbers().every((v) => v === 0) && vb.toNumbers().every((v) => v === 0)) zeros.add(o);
       if (n.inputs.some((i) => dynamic.has(i)) || !vb || vb.shape.join() !== va.shape.join() || vb.toNumbers().join() !== va.toNumbers().join()) dynamic.add(o);
     }
   }
-  return { shapes: a.shapes, signatures, dtypes: a.dtypes, constants, dynamic };
+  return { shapes: a.shapes, signatures, dtypes: a.dtypes, constants, dynamic, zeros };
 }
 
 function probeRun(graph: Graph, unknown: number): { shapes: Map<string, readonly number[]>; dtypes: Map<string, DType>; values: Record<string, Tensor> } {

@@ -23,6 +23,8 @@ import { Pool2DOptions } from './pool2doptions.js';
 import { QuantizeOptions } from './quantize-options.js';
 import { ReducerOptions } from './reducer-options.js';
 import { ReshapeOptions } from './reshape-options.js';
+import { ReverseV2Options } from './reverse-v2options.js';
+import { SequenceRNNOptions } from './sequence-rnnoptions.js';
 import { SliceOptions } from './slice-options.js';
 import { SoftmaxOptions } from './softmax-options.js';
 import { SplitOptions } from './split-options.js';
@@ -31,6 +33,7 @@ import { StridedSliceOptions } from './strided-slice-options.js';
 import { SubOptions } from './sub-options.js';
 import { TransposeOptions } from './transpose-options.js';
 import { UnidirectionalSequenceLSTMOptions } from './unidirectional-sequence-lstmoptions.js';
+import { UnpackOptions } from './unpack-options.js';
 import { WhileOptions } from './while-options.js';
 
 
@@ -52,6 +55,7 @@ export enum BuiltinOptions {
   SubOptions = 28,
   DivOptions = 29,
   SqueezeOptions = 30,
+  SequenceRNNOptions = 31,
   StridedSliceOptions = 32,
   SplitOptions = 35,
   LogSoftmaxOptions = 36,
@@ -61,8 +65,10 @@ export enum BuiltinOptions {
   SliceOptions = 48,
   ExpandDimsOptions = 52,
   PackOptions = 59,
+  UnpackOptions = 64,
   UnidirectionalSequenceLSTMOptions = 71,
   LeakyReluOptions = 75,
+  ReverseV2Options = 81,
   QuantizeOptions = 89,
   HardSwishOptions = 91,
   WhileOptions = 93,
@@ -72,8 +78,8 @@ export enum BuiltinOptions {
 
 export function unionToBuiltinOptions(
   type: BuiltinOptions,
-  accessor: (obj:AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions) => AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions|null
-): AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions|null {
+  accessor: (obj:AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|ReverseV2Options|SequenceRNNOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|UnpackOptions|WhileOptions) => AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|ReverseV2Options|SequenceRNNOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|UnpackOptions|WhileOptions|null
+): AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|ReverseV2Options|SequenceRNNOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|UnpackOptions|WhileOptions|null {
   switch(BuiltinOptions[type]) {
     case 'NONE': return null; 
     case 'Conv2DOptions': return accessor(new Conv2DOptions())! as Conv2DOptions;
@@ -92,6 +98,7 @@ export function unionToBuiltinOptions(
     case 'SubOptions': return accessor(new SubOptions())! as SubOptions;
     case 'DivOptions': return accessor(new DivOptions())! as DivOptions;
     case 'SqueezeOptions': return accessor(new SqueezeOptions())! as SqueezeOptions;
+    case 'SequenceRNNOptions': return accessor(new SequenceRNNOptions())! as SequenceRNNOptions;
     case 'StridedSliceOptions': return accessor(new StridedSliceOptions())! as StridedSliceOptions;
     case 'SplitOptions': return accessor(new SplitOptions())! as SplitOptions;
     case 'LogSoftmaxOptions': return accessor(new LogSoftmaxOptions())! as LogSoftmaxOptions;
@@ -101,8 +108,10 @@ export function unionToBuiltinOptions(
     case 'SliceOptions': return accessor(new SliceOptions())! as SliceOptions;
     case 'ExpandDimsOptions': return accessor(new ExpandDimsOptions())! as ExpandDimsOptions;
     case 'PackOptions': return accessor(new PackOptions())! as PackOptions;
+    case 'UnpackOptions': return accessor(new UnpackOptions())! as UnpackOptions;
     case 'UnidirectionalSequenceLSTMOptions': return accessor(new UnidirectionalSequenceLSTMOptions())! as UnidirectionalSequenceLSTMOptions;
     case 'LeakyReluOptions': return accessor(new LeakyReluOptions())! as LeakyReluOptions;
+    case 'ReverseV2Options': return accessor(new ReverseV2Options())! as ReverseV2Options;
     case 'QuantizeOptions': return accessor(new QuantizeOptions())! as QuantizeOptions;
     case 'HardSwishOptions': return accessor(new HardSwishOptions())! as HardSwishOptions;
     case 'WhileOptions': return accessor(new WhileOptions())! as WhileOptions;
@@ -114,9 +123,9 @@ export function unionToBuiltinOptions(
 
 export function unionListToBuiltinOptions(
   type: BuiltinOptions, 
-  accessor: (index: number, obj:AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions) => AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions|null, 
+  accessor: (index: number, obj:AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|ReverseV2Options|SequenceRNNOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|UnpackOptions|WhileOptions) => AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|ReverseV2Options|SequenceRNNOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|UnpackOptions|WhileOptions|null, 
   index: number
-): AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|WhileOptions|null {
+): AddOptions|BatchMatMulOptions|CastOptions|ConcatenationOptions|Conv2DOptions|DepthwiseConv2DOptions|DequantizeOptions|DivOptions|ExpandDimsOptions|FullyConnectedOptions|GatherOptions|GeluOptions|HardSwishOptions|LeakyReluOptions|LogSoftmaxOptions|MaximumMinimumOptions|MulOptions|PackOptions|PadOptions|Pool2DOptions|QuantizeOptions|ReducerOptions|ReshapeOptions|ReverseV2Options|SequenceRNNOptions|SliceOptions|SoftmaxOptions|SplitOptions|SqueezeOptions|StridedSliceOptions|SubOptions|TransposeOptions|UnidirectionalSequenceLSTMOptions|UnpackOptions|WhileOptions|null {
   switch(BuiltinOptions[type]) {
     case 'NONE': return null; 
     case 'Conv2DOptions': return accessor(index, new Conv2DOptions())! as Conv2DOptions;
@@ -135,6 +144,7 @@ export function unionListToBuiltinOptions(
     case 'SubOptions': return accessor(index, new SubOptions())! as SubOptions;
     case 'DivOptions': return accessor(index, new DivOptions())! as DivOptions;
     case 'SqueezeOptions': return accessor(index, new SqueezeOptions())! as SqueezeOptions;
+    case 'SequenceRNNOptions': return accessor(index, new SequenceRNNOptions())! as SequenceRNNOptions;
     case 'StridedSliceOptions': return accessor(index, new StridedSliceOptions())! as StridedSliceOptions;
     case 'SplitOptions': return accessor(index, new SplitOptions())! as SplitOptions;
     case 'LogSoftmaxOptions': return accessor(index, new LogSoftmaxOptions())! as LogSoftmaxOptions;
@@ -144,8 +154,10 @@ export function unionListToBuiltinOptions(
     case 'SliceOptions': return accessor(index, new SliceOptions())! as SliceOptions;
     case 'ExpandDimsOptions': return accessor(index, new ExpandDimsOptions())! as ExpandDimsOptions;
     case 'PackOptions': return accessor(index, new PackOptions())! as PackOptions;
+    case 'UnpackOptions': return accessor(index, new UnpackOptions())! as UnpackOptions;
     case 'UnidirectionalSequenceLSTMOptions': return accessor(index, new UnidirectionalSequenceLSTMOptions())! as UnidirectionalSequenceLSTMOptions;
     case 'LeakyReluOptions': return accessor(index, new LeakyReluOptions())! as LeakyReluOptions;
+    case 'ReverseV2Options': return accessor(index, new ReverseV2Options())! as ReverseV2Options;
     case 'QuantizeOptions': return accessor(index, new QuantizeOptions())! as QuantizeOptions;
     case 'HardSwishOptions': return accessor(index, new HardSwishOptions())! as HardSwishOptions;
     case 'WhileOptions': return accessor(index, new WhileOptions())! as WhileOptions;
