@@ -5,9 +5,10 @@
  * module graph imports no `node:` module (scripts/build.mjs swaps Node's file system for
  * nothing and the few other Node modules for small shims in src/browser/shims).
  *
- * Single-threaded: products run on the calling thread (the WebAssembly SIMD kernel where the page
- * is cross-origin isolated, since its memory is shared; plain JavaScript otherwise). Keras/HDF5
- * files are not read here yet (h5wasm runs on a Node worker thread).
+ * Products run in the WebAssembly SIMD kernel where the page is cross-origin isolated (its memory
+ * is shared), split over Web Workers once `await startThreads(n)` has started them; plain
+ * JavaScript on one thread otherwise. Keras/HDF5 files are not read here yet (h5wasm runs on a
+ * Node worker thread).
  *
  * ```ts
  * import { readModel, runModel, convertModelBytes, Tensor } from 'modelbridge';
@@ -19,5 +20,6 @@
  * @packageDocumentation
  */
 export * from './exports-common.js';
-// Browser only: which product kernel this page got (WebAssembly SIMD needs cross-origin isolation).
-export { gemmKernel } from './runtime/wasm/gemm.js';
+// Browser only: which product kernel this page got (WebAssembly SIMD needs cross-origin isolation),
+// the Web Workers products are shared with (started by the page: they start between its tasks).
+export { gemmKernel, startIntraOpThreads as startThreads, threadPoolStats } from './runtime/wasm/gemm.js';

@@ -143,8 +143,12 @@ describe.skipIf(!present)('the web page in Chromium', () => {
     expect(await page.textContent('#error')).toBe(cli.stderr.trim());
   }, 30_000);
 
-  it('runs products in the WebAssembly kernel (the page is cross-origin isolated)', async () => {
+  it('runs products in the WebAssembly kernel, on Web Workers too (the page is cross-origin isolated)', async () => {
     expect(await page.getAttribute('#kernel', 'data-kernel')).toMatch(/^(relaxed-simd|simd128)$/);
+    // The page starts a thread per core, at most 4 (Chromium reports the machine's cores).
+    const cores = await page.evaluate(() => (globalThis as unknown as { navigator: { hardwareConcurrency: number } }).navigator.hardwareConcurrency);
+    expect(await page.getAttribute('#kernel', 'data-threads')).toBe(String(Math.min(cores, 4)));
+    expect(await page.textContent('#kernel')).toContain(cores === 1 ? 'one thread' : `${Math.min(cores, 4)} threads`);
   });
 
   it('reads a File in a Web Worker, a slice at a time', async () => {

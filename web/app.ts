@@ -5,7 +5,7 @@
  * files and nothing is uploaded. An error shows the one line the CLI prints for it.
  */
 import { zipSync } from 'fflate';
-import { releaseModel, convertModelBytes, diffModels, diffReportJson, errorLine, FORMATS, gemmKernel, inspectFiles, readModel, readNpy, runModel, Tensor, VERSION, type DType, type InspectReport, type Model } from '../src/browser.js';
+import { releaseModel, convertModelBytes, diffModels, diffReportJson, errorLine, FORMATS, gemmKernel, inspectFiles, startThreads, readModel, readNpy, runModel, Tensor, VERSION, type DType, type InspectReport, type Model } from '../src/browser.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 
@@ -223,10 +223,17 @@ async function droppedFiles(items: DataTransferItemList): Promise<File[]> {
   return out;
 }
 
+/** The page's product threads: this one and Web Workers (cross-origin isolated pages only; at most 4, beyond which a page's models gain little). */
+async function threads(): Promise<void> {
+  const count = await startThreads(Math.min(navigator.hardwareConcurrency || 1, 4));
+  const kernel = gemmKernel();
+  $('kernel').textContent = `products: ${kernel === 'js' ? 'JavaScript' : `WebAssembly ${kernel}`}, ${count === 1 ? 'one thread' : `${count} threads`}`;
+  $('kernel').dataset['kernel'] = kernel;
+  $('kernel').dataset['threads'] = String(count);
+}
+
 function init(): void {
   $('version').textContent = `v${VERSION}`;
-  $('kernel').textContent = `products: ${gemmKernel() === 'js' ? 'JavaScript' : `WebAssembly ${gemmKernel()}`}, one thread`;
-  $('kernel').dataset['kernel'] = gemmKernel();
   const to = $<HTMLSelectElement>('to');
   // Keras needs a model read from Keras and h5wasm (Node only); every other format is written here.
   for (const f of FORMATS.filter((f) => f.name !== 'keras' && f.name !== 'h5')) to.append(new Option(`${f.name} (${f.title})`, f.name));
@@ -246,7 +253,8 @@ function init(): void {
     const items = e.dataTransfer?.items;
     if (items) void act(async () => open(await droppedFiles(items)));
   });
-  document.body.dataset['state'] = 'idle';
+  // Idle once the threads have started (Web Workers start only while the page is between tasks).
+  void threads().finally(() => (document.body.dataset['state'] = 'idle'));
 }
 
 init();

@@ -1,10 +1,9 @@
 import { UsageError } from '../../core/errors.js';
 
 /**
- * node:worker_threads for the browser bundle. The browser build runs single-threaded: products
- * run on the calling thread (node:os reports one core, so no GEMM pool starts) and CRC-32C checks
- * run inline (background-crc falls back when a worker cannot start). Keras/HDF5 reading, which
- * runs h5wasm on a Node worker thread, is refused in one line.
+ * node:worker_threads for the browser bundle. The GEMM pool and the background CRC-32C start
+ * Web Workers instead (src/core/threads-web.ts replaces threads-node.ts); only Keras/HDF5 reading,
+ * which runs h5wasm on a Node worker thread, still imports this, and is refused in one line.
  */
 function unavailable(): never {
   throw new UsageError('this needs worker threads, which the browser build does not use yet (Keras and HDF5 files are read in Node only)');
