@@ -21,5 +21,6 @@
  */
 export * from './exports-common.js';
 // Browser only: which product kernel this page got (WebAssembly SIMD needs cross-origin isolation),
-// the Web Workers products are shared with (started by the page: they start between its tasks).
-export { gemmKernel, startIntraOpThreads as startThreads, threadPoolStats } from './runtime/wasm/gemm.js';
+// and the Web Workers for products and checksums (started by the page: they start between its tasks).
+export { gemmKernel } from './runtime/wasm/gemm.js';
+export { startThreads, threadStats } from './api/threads.js';

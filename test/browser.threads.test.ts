@@ -6,7 +6,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module of build options, no declarations
 import { browserOptions } from '../scripts/browser-build.mjs';
-import type { ThreadsResult } from './browser/threads-harness.js';
+import type { CrcResult, ThreadsResult } from './browser/threads-harness.js';
 import { CHROMIUM, chromiumPresent, serve } from './browser-helpers.js';
 import { tempDir } from './cli-helpers.js';
 
@@ -27,7 +27,7 @@ describe.skipIf(!present)('Web Worker threads in Chromium', () => {
     for (const s of servers) s.close();
   });
 
-  async function harness(isolated: boolean): Promise<ThreadsResult> {
+  async function harness<T>(isolated: boolean, run: 'runThreads' | 'runCrc'): Promise<T> {
     const site = tempDir('modelbridge-threads-');
     await build({ ...(browserOptions as object), entryPoints: ['test/browser/threads-harness.ts'], outfile: join(site, 'harness.js') });
     writeFileSync(join(site, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="harness.js"></script>');
@@ -39,14 +39,14 @@ describe.skipIf(!present)('Web Worker threads in Chromium', () => {
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`${served.origin}/index.html`);
     await page.waitForFunction(() => (globalThis as { harnessReady?: boolean }).harnessReady === true);
-    const result = await page.evaluate(() => (globalThis as unknown as { runThreads: () => Promise<ThreadsResult> }).runThreads());
+    const result = (await page.evaluate((name) => (globalThis as unknown as Record<string, () => Promise<unknown>>)[name]!(), run)) as T;
     expect(errors).toEqual([]);
     await page.close();
     return result;
   }
 
   it('runs an MLP on two threads (the page and a Web Worker) with the outputs of one thread', async () => {
-    const r = await harness(true);
+    const r = await harness<ThreadsResult>(true, 'runThreads');
     expect(r.isolated).toBe(true);
     expect(r.kernel).toMatch(/^(relaxed-simd|simd128)$/);
     expect(r.started).toBe(2);
@@ -61,11 +61,22 @@ describe.skipIf(!present)('Web Worker threads in Chromium', () => {
   }, 120_000);
 
   it('stays on one thread on a page that is not cross-origin isolated', async () => {
-    const r = await harness(false);
+    const r = await harness<ThreadsResult>(false, 'runThreads');
     expect(r.isolated).toBe(false);
     expect(r.started).toBe(1);
     expect(r.workers).toBe(0);
     expect(r.runsTwo).toBe(0);
     expect(r.identical).toBe(true);
+  }, 120_000);
+
+  it('checksums a large checkpoint tensor on a Web Worker, with the CRC-32C computed inline', async () => {
+    const r = await harness<CrcResult>(true, 'runCrc');
+    expect(r.started).toBe(2);
+    // Before startThreads the worker cannot have started: the 12 MiB tensor was checksummed inline.
+    expect(r.streamsBefore).toBe(0);
+    expect(r.streamsAfter).toBeGreaterThan(0);
+    expect(r.sameIndex).toBe(true);
+    expect(r.roundTrip).toBe(true);
+    expect(r.corrupted).toMatch(/^error: big\/variables\/variables\.data-00000-of-00001: tensor "w" at byte 0: data matching its checksum 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}$/);
   }, 120_000);
 });

@@ -5,7 +5,7 @@
  */
 import type { Graph } from '../../src/core/graph.js';
 import { defaultSignature, type Model } from '../../src/core/model.js';
-import { gemmKernel, readModel, runModel, startThreads, Tensor, threadPoolStats, writeModel } from '../../src/browser.js';
+import { errorLine, gemmKernel, readModel, runModel, startThreads, Tensor, threadStats, writeModel } from '../../src/browser.js';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -59,7 +59,7 @@ async function runThreads(): Promise<ThreadsResult> {
   const model = await readModel(files.get('mlp.onnx')!, { name: 'mlp.onnx' });
   const next = rng(11);
   const x = Tensor.from('float32', [64, 512], Float32Array.from({ length: 64 * 512 }, () => next()));
-  const runs = (): number => threadPoolStats().runs;
+  const runs = (): number => threadStats().runs;
   let before = runs();
   runModel(model, { x }, undefined, { threads: 2 });
   const runsBeforeStart = runs() - before;
@@ -80,7 +80,7 @@ async function runThreads(): Promise<ThreadsResult> {
     isolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
     kernel: gemmKernel(),
     started,
-    workers: threadPoolStats().workers,
+    workers: threadStats().workers,
     runsOne,
     runsTwo,
     runsBeforeStart,
@@ -90,4 +90,57 @@ async function runThreads(): Promise<ThreadsResult> {
   };
 }
 
-Object.assign(globalThis, { runThreads, harnessReady: true });
+export interface CrcResult {
+  readonly started: number;
+  /** Checksum streams on the worker while writing before startThreads, and after. */
+  readonly streamsBefore: number;
+  readonly streamsAfter: number;
+  /** The checkpoint index (which holds each tensor's CRC-32C) written inline equals the one written with the worker. */
+  readonly sameIndex: boolean;
+  readonly roundTrip: boolean;
+  /** What reading the checkpoint with a byte of the big tensor flipped gave. */
+  readonly corrupted: string;
+}
+
+/** A SavedModel whose 12 MiB weight is checksummed on the CRC-32C Web Worker when written. */
+async function runCrc(): Promise<CrcResult> {
+  const next = rng(5);
+  const w = Tensor.from('float32', [3 << 20], Float32Array.from({ length: 3 << 20 }, () => next()));
+  const graph = {
+    inputs: [{ name: 'x', dtype: 'float32', shape: [3 << 20] }],
+    outputs: [{ name: 'y', dtype: 'float32', shape: [3 << 20] }],
+    initializers: new Map([['w', w]]),
+    nodes: [{ name: 'add', op: 'Add', domain: '', inputs: ['x', 'w'], outputs: ['y'], attributes: {} }],
+    opset: 17,
+  } as unknown as Graph;
+  const model: Model = { format: 'onnx', weights: graph.initializers, graph, signatures: [defaultSignature(graph)], metadata: {} };
+  const streams = (): number => threadStats().crcStreams;
+  const index = (files: Map<string, Uint8Array>): Uint8Array => [...files].find(([p]) => p.endsWith('variables.index'))![1];
+  let before = streams();
+  const inline = writeModel(model, 'savedmodel', { name: 'big' });
+  const streamsBefore = streams() - before;
+  const started = await startThreads(2);
+  before = streams();
+  const files = writeModel(model, 'savedmodel', { name: 'big' });
+  const streamsAfter = streams() - before;
+  const a = index(inline);
+  const b = index(files);
+  const back = await readModel(files);
+  const got = back.weights.values().next().value!.toFloat32();
+  const roundTrip = got.length === 3 << 20 && got.every((v, i) => Object.is(v, w.toFloat32()[i]));
+  const data = [...files].find(([p]) => p.includes('variables.data'))!;
+  const bad = new Map(files);
+  const flipped = data[1].slice();
+  flipped[1000] = flipped[1000]! ^ 1;
+  bad.set(data[0], flipped);
+  let corrupted = 'read without complaint';
+  try {
+    const m = await readModel(bad);
+    writeModel(m, 'safetensors', { name: 'x.safetensors' });
+  } catch (error) {
+    corrupted = errorLine(error).line;
+  }
+  return { started, streamsBefore, streamsAfter, sameIndex: a.length === b.length && a.every((v, i) => v === b[i]), roundTrip, corrupted };
+}
+
+Object.assign(globalThis, { runThreads, runCrc, harnessReady: true });
