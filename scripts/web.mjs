@@ -1,5 +1,5 @@
 // `npm run web`: the static web page (web/) into dist/web: index.html, style.css and app.js (the
-// page's code with the browser bundle in it). Serve the folder with any static server; nothing
+// page's code with the browser bundle in it), and h5wasm's file (HDF5, for Keras files). Serve the folder with any static server; nothing
 // else is fetched. Cross-origin isolation (COOP/COEP headers) lets the WebAssembly GEMM kernel
 // run (its memory is shared); without it products run in JavaScript. `npx tsc -p web` type-checks
 // the page against the DOM.
@@ -10,6 +10,7 @@ import { browserOptions } from './browser-build.mjs';
 const out = process.argv[2] ?? 'dist/web';
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-await build({ ...browserOptions, entryPoints: ['web/app.ts'], outfile: `${out}/app.js`, tsconfig: 'web/tsconfig.json' });
+// h5wasm (Keras files) goes to a file of its own, loaded with the first Keras file.
+await build({ ...browserOptions, entryPoints: ['web/app.ts'], outdir: out, splitting: true, entryNames: '[name]', chunkNames: '[name]-[hash]', tsconfig: 'web/tsconfig.json' });
 for (const f of ['index.html', 'style.css']) copyFileSync(`web/${f}`, `${out}/${f}`);
 console.log(`web page in ${out}/ (open index.html through a static server)`);

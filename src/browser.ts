@@ -7,8 +7,8 @@
  *
  * Products run in the WebAssembly SIMD kernel where the page is cross-origin isolated (its memory
  * is shared), split over Web Workers once `await startThreads(n)` has started them; plain
- * JavaScript on one thread otherwise. Keras/HDF5 files are not read here yet (h5wasm runs on a
- * Node worker thread).
+ * JavaScript on one thread otherwise. Keras `.keras` and `.h5` files are read and written with
+ * h5wasm on the calling thread, loaded (from dist/h5wasm.mjs) with the first one.
  *
  * ```ts
  * import { readModel, runModel, convertModelBytes, Tensor } from 'modelbridge';
@@ -24,3 +24,5 @@ export * from './exports-common.js';
 // and the Web Workers for products and checksums (started by the page: they start between its tasks).
 export { gemmKernel } from './runtime/wasm/gemm.js';
 export { startThreads, threadStats } from './api/threads.js';
+// HDF5 for Keras files, loaded on demand (readModel loads it for Keras input; a page converting to Keras loads it first).
+export { loadHdf5 } from './formats/keras/h5.js';

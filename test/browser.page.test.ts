@@ -80,6 +80,9 @@ describe.skipIf(!present)('the web page in Chromium', () => {
     ['or-gate.pt2', 'file', join(SAMPLES, 'or-gate.pt2'), 'pt2'],
     ['or-gate.pb', 'file', join(SAMPLES, 'or-gate.pb'), 'graphdef'],
     ['or-gate.tflite', 'file', join(SAMPLES, 'or-gate.tflite'), 'tflite'],
+    // HDF5 through h5wasm on the page's thread, loaded from the page's own file with the first one.
+    ['or-gate.keras', 'file', join(SAMPLES, 'or-gate.keras'), 'keras'],
+    ['or-gate.h5', 'file', join(SAMPLES, 'or-gate.h5'), 'h5'],
     ['or-gate.json', 'file', [join(SAMPLES, 'or-gate.json'), join(SAMPLES, 'or-gate.group1-shard1of1.bin')], 'tfjs'],
     ['or-gate-savedmodel', 'folder', join(SAMPLES, 'or-gate-savedmodel'), 'savedmodel'],
   ];
@@ -99,7 +102,7 @@ describe.skipIf(!present)('the web page in Chromium', () => {
   it('converts to every format with verification; the downloads read back in Node', async () => {
     await open('file', join(SAMPLES, 'or-gate.pt'));
     const formats = await page.$$eval('#to option', (os) => os.map((o) => (o as unknown as { value: string }).value));
-    expect(formats.sort()).toEqual(['graphdef', 'onnx', 'pt2', 'pytorch', 'safetensors', 'savedmodel', 'tfjs', 'tflite']);
+    expect(formats.sort()).toEqual(['graphdef', 'h5', 'keras', 'onnx', 'pt2', 'pytorch', 'safetensors', 'savedmodel', 'tfjs', 'tflite']);
     for (const format of formats) {
       await page.selectOption('#to', format);
       const [download] = await Promise.all([page.waitForEvent('download'), page.click('#convert')]);
