@@ -27,10 +27,11 @@ describe.skipIf(!present)('Web Worker threads in Chromium', () => {
     for (const s of servers) s.close();
   });
 
-  async function harness<T>(isolated: boolean, run: 'runThreads' | 'runCrc'): Promise<T> {
+  async function harness<T>(isolated: boolean, run: 'runThreads' | 'runCrc', policy = ''): Promise<T> {
     const site = tempDir('modelbridge-threads-');
     await build({ ...(browserOptions as object), entryPoints: ['test/browser/threads-harness.ts'], outfile: join(site, 'harness.js') });
-    writeFileSync(join(site, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="harness.js"></script>');
+    const csp = policy ? `<meta http-equiv="Content-Security-Policy" content="${policy}">` : '';
+    writeFileSync(join(site, 'index.html'), `<!doctype html><meta charset="utf-8">${csp}<script type="module" src="harness.js"></script>`);
     const served = await serve(site, { isolated });
     servers.push(served.server);
     browser ??= await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -67,6 +68,20 @@ describe.skipIf(!present)('Web Worker threads in Chromium', () => {
     expect(r.workers).toBe(0);
     expect(r.runsTwo).toBe(0);
     expect(r.identical).toBe(true);
+  }, 120_000);
+
+  it("stays on one thread, checksums inline, where the page's policy forbids blob: workers", async () => {
+    const r = await harness<ThreadsResult>(true, 'runThreads', "worker-src 'self'");
+    expect(r.isolated).toBe(true);
+    expect(r.started).toBe(1);
+    expect(r.workers).toBe(0);
+    expect(r.runsTwo).toBe(0);
+    expect(r.identical).toBe(true);
+    const c = await harness<CrcResult>(true, 'runCrc', "worker-src 'self'");
+    expect(c.started).toBe(1);
+    expect(c.streamsAfter).toBe(0);
+    expect(c.sameIndex).toBe(true);
+    expect(c.roundTrip).toBe(true);
   }, 120_000);
 
   it('checksums a large checkpoint tensor on a Web Worker, with the CRC-32C computed inline', async () => {

@@ -117,7 +117,9 @@ function leaseWorker(): CrcWorker | undefined {
   const found = idle;
   if (!found) return undefined;
   if (Atomics.load(found.control, STATE) === FAILED) {
+    // a worker that failed before any work (a page whose policy forbids blob: workers) will again
     idle = undefined;
+    unavailable = true;
     return undefined;
   }
   // A Web Worker still starting cannot take chunks while this thread waits: inline this time.
