@@ -1,6 +1,7 @@
 // `npm run web`: the static web page (web/) into dist/web: index.html, style.css and app.js (the
-// page's code with the browser bundle in it), and h5wasm's file (HDF5, for Keras files). Serve the folder with any static server; nothing
-// else is fetched. Cross-origin isolation (COOP/COEP headers) lets the WebAssembly GEMM kernel
+// page's code with the browser bundle in it), h5wasm's file (HDF5, loaded with the first Keras
+// file) and a small chunk the two share (esbuild's helpers). Serve the folder with any static
+// server; nothing else is fetched. Cross-origin isolation (COOP/COEP headers) lets the WebAssembly GEMM kernel
 // run (its memory is shared); without it products run in JavaScript. `npx tsc -p web` type-checks
 // the page against the DOM.
 import { build } from 'esbuild';
