@@ -6,7 +6,10 @@
 // downloaded browser build), hands MODEL to the page through a file input and times, inside the
 // page, what a user's conversion is: readModel(file) + convertModelBytes(model, FORMAT) (written,
 // read back, every tensor compared, outputs compared on a generated input) + the output files
-// gathered into a Blob, as a download would be. Prints one JSON line: seconds (and per phase),
+// gathered into a Blob, as a download would be. The page first starts its Web Worker threads as
+// the web page does (one per core, at most 4; BENCH_BROWSER_THREADS overrides), outside the
+// timing: products (the verification's run) are shared with them, checkpoint CRC-32Cs go to one.
+// Prints one JSON line: seconds (and per phase), the threads,
 // the verification summary, the output bytes, and the renderer's peak RSS (VmHWM of the Chromium
 // renderer that ran the page, read from /proc before the browser closes).
 import { readdirSync, readFileSync } from 'node:fs';
@@ -27,11 +30,14 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>modelbridge bench</tit
 <input type="file" id="file">
 <script type="module">import * as mb from './browser.js'; window.mb = mb; document.body.dataset.ready = '1';</script>`;
 const BUNDLE = readFileSync(join(ROOT, 'dist', 'browser.js'));
+// h5wasm, which dist/browser.js imports with the first Keras file.
+const H5WASM = readFileSync(join(ROOT, 'dist', 'h5wasm.mjs'));
 
 const server = createServer((req, res) => {
   const isolated = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
   if (req.url === '/' || req.url === '/index.html') res.writeHead(200, { 'content-type': 'text/html', ...isolated }).end(PAGE);
   else if (req.url === '/browser.js') res.writeHead(200, { 'content-type': 'text/javascript', ...isolated }).end(BUNDLE);
+  else if (req.url === '/h5wasm.mjs') res.writeHead(200, { 'content-type': 'text/javascript', ...isolated }).end(H5WASM);
   else res.writeHead(404).end();
 });
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -82,8 +88,9 @@ try {
   await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
   // A local browser gets the path itself (no copy through the driver's pipe).
   await page.setInputFiles('#file', model);
-  const result = await page.evaluate(async ([name, to]) => {
+  const result = await page.evaluate(async ([name, to, wanted]) => {
     const file = document.querySelector('#file').files[0];
+    const threads = await window.mb.startThreads(wanted > 0 ? wanted : Math.min(navigator.hardwareConcurrency || 1, 4));
     const t0 = performance.now();
     const read = await window.mb.readModel(file, { name });
     const t1 = performance.now();
@@ -100,8 +107,9 @@ try {
       files: converted.files.size,
       verified: `verified: ${converted.verification.summary}`,
       isolated: globalThis.crossOriginIsolated,
+      threads,
     };
-  }, [basename(model), format]);
+  }, [basename(model), format, Number(process.env.BENCH_BROWSER_THREADS ?? 0)]);
   const peaks = rendererPeaks();
   console.log(JSON.stringify({ ...result, rendererRSS: Math.max(0, ...peaks), renderers: peaks.length }));
 } finally {

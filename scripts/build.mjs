@@ -3,7 +3,7 @@
 // (prepack); tests and `npm ci` need only the bundles. `--docs` also writes the API reference
 // (docs/api, committed: `npm run docs:api`).
 import { build } from 'esbuild';
-import { browserOptions } from './browser-build.mjs';
+import { browserDistOptions } from './browser-build.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 
@@ -51,8 +51,8 @@ await build({
 
 // h5wasm (the HDF5 library in WebAssembly, for Keras files) as one ES module beside the bundles
 // (its ES build, whose files live in memory; the node build's go to the real file system):
-// src/formats/keras/h5.ts loads it on a worker thread from dist/h5wasm.mjs, so the installed
-// package needs no node_modules. Kept out of the bundles themselves: 5 MB that only Keras
+// src/formats/keras/h5-node.ts loads it on a worker thread from dist/h5wasm.mjs, so the installed
+// package needs no node_modules; the browser build imports the same file (h5-web.ts). Kept out of the bundles themselves: 5 MB that only Keras
 // files need, never parsed by a CLI start.
 await build({
   ...common,
@@ -62,8 +62,9 @@ await build({
 });
 
 // The browser build (the exports map's "browser" condition): the library over bytes, no node: module
-// in its graph (see scripts/browser-build.mjs), one ES module.
-await build({ ...browserOptions, entryPoints: ['src/browser.ts'], outfile: 'dist/browser.js' });
+// in its graph (see scripts/browser-build.mjs), one ES module, and h5wasm from dist/h5wasm.mjs
+// when a Keras file comes.
+await build({ ...browserDistOptions, entryPoints: ['src/browser.ts'], outfile: 'dist/browser.js' });
 
 // The CLI: CommonJS, because bin/modelbridge.cjs compiles it through node:vm with a V8 code cache
 // (Node 20 has no compile cache for ES modules), which takes a third off every start. The

@@ -2,7 +2,7 @@ import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 // @ts-expect-error: a plain ES module of build options, no declarations
-import { browserOptions } from '../scripts/browser-build.mjs';
+import { browserDistOptions } from '../scripts/browser-build.mjs';
 
 /**
  * The browser bundle (package.json's "browser" condition, dist/browser.js): its module graph, as
@@ -11,7 +11,7 @@ import { browserOptions } from '../scripts/browser-build.mjs';
  */
 describe('browser bundle', () => {
   it('imports no node: module and nothing external', async () => {
-    const result = await build({ ...(browserOptions as object), entryPoints: ['src/browser.ts'], write: false, outdir: 'dist-test-browser', metafile: true });
+    const result = await build({ ...(browserDistOptions as object), entryPoints: ['src/browser.ts'], write: false, outdir: 'dist-test-browser', metafile: true });
     const inputs = result.metafile!.inputs;
     const paths = Object.keys(inputs);
     expect(paths.length).toBeGreaterThan(100);
@@ -20,6 +20,10 @@ describe('browser bundle', () => {
     // esbuild lists as "external" the injected `process` shim at each use (it is bundled) and a
     // TypeScript import it elided (used as a type only, a relative path); nothing else may be.
     expect(imports.filter((i) => i.path.startsWith('node:') || (i.external && !i.path.endsWith('src/browser/shims/process.ts') && !i.path.startsWith('.')))).toEqual([]);
+    // h5wasm (HDF5, for Keras files) is no part of it: imported when a Keras file comes, from dist/h5wasm.mjs beside it.
+    expect(imports.filter((i) => i.path === './h5wasm.mjs').map((i) => [i.kind, i.external])).toEqual([['dynamic-import', true]]);
+    expect(paths.some((p) => p.includes('h5wasm'))).toBe(false);
+    expect(paths).toContain('src/formats/keras/h5-web.ts');
     // The stand-ins are what the graph has instead.
     expect(paths).toContain('src/core/vfs-none.ts');
     expect(paths).toContain('src/browser/shims/path.ts');

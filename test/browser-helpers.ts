@@ -14,8 +14,12 @@ export function chromiumPresent(): boolean {
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 
-/** The page's folder over HTTP on 127.0.0.1, cross-origin isolated (so the WebAssembly kernel's shared memory is allowed). */
-export function serve(root: string): Promise<{ server: Server; origin: string }> {
+/**
+ * The page's folder over HTTP on 127.0.0.1, cross-origin isolated (COOP/COEP, so shared memory is
+ * allowed: the WebAssembly kernel's and its Web Workers') unless `isolated` is false.
+ */
+export function serve(root: string, options: { isolated?: boolean } = {}): Promise<{ server: Server; origin: string }> {
+  const isolation = options.isolated === false ? {} : { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
   const server = createServer((req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^\/+/, '') || 'index.html';
     const file = join(root, path);
@@ -23,7 +27,7 @@ export function serve(root: string): Promise<{ server: Server; origin: string }>
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', ...isolation });
     res.end(readFileSync(file));
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, origin: `http://127.0.0.1:${(server.address() as { port: number }).port}` })));

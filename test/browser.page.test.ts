@@ -80,6 +80,9 @@ describe.skipIf(!present)('the web page in Chromium', () => {
     ['or-gate.pt2', 'file', join(SAMPLES, 'or-gate.pt2'), 'pt2'],
     ['or-gate.pb', 'file', join(SAMPLES, 'or-gate.pb'), 'graphdef'],
     ['or-gate.tflite', 'file', join(SAMPLES, 'or-gate.tflite'), 'tflite'],
+    // HDF5 through h5wasm on the page's thread, loaded from the page's own file with the first one.
+    ['or-gate.keras', 'file', join(SAMPLES, 'or-gate.keras'), 'keras'],
+    ['or-gate.h5', 'file', join(SAMPLES, 'or-gate.h5'), 'h5'],
     ['or-gate.json', 'file', [join(SAMPLES, 'or-gate.json'), join(SAMPLES, 'or-gate.group1-shard1of1.bin')], 'tfjs'],
     ['or-gate-savedmodel', 'folder', join(SAMPLES, 'or-gate-savedmodel'), 'savedmodel'],
   ];
@@ -99,7 +102,7 @@ describe.skipIf(!present)('the web page in Chromium', () => {
   it('converts to every format with verification; the downloads read back in Node', async () => {
     await open('file', join(SAMPLES, 'or-gate.pt'));
     const formats = await page.$$eval('#to option', (os) => os.map((o) => (o as unknown as { value: string }).value));
-    expect(formats.sort()).toEqual(['graphdef', 'onnx', 'pt2', 'pytorch', 'safetensors', 'savedmodel', 'tfjs', 'tflite']);
+    expect(formats.sort()).toEqual(['graphdef', 'h5', 'keras', 'onnx', 'pt2', 'pytorch', 'safetensors', 'savedmodel', 'tfjs', 'tflite']);
     for (const format of formats) {
       await page.selectOption('#to', format);
       const [download] = await Promise.all([page.waitForEvent('download'), page.click('#convert')]);
@@ -119,6 +122,13 @@ describe.skipIf(!present)('the web page in Chromium', () => {
         }
         modelPath = format === 'savedmodel' ? join(dir, 'or-gate') : join(dir, Object.keys(entries).find((k) => k.endsWith('.json'))!);
       }
+      if (format === 'keras' || format === 'h5') {
+        // h5wasm on the page's thread writes the bytes the CLI's worker thread writes (HDF5's clock held at 0 on both).
+        const cli = join(dir, `cli-${download.suggestedFilename()}`);
+        const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'modelbridge.cjs'), 'convert', join(SAMPLES, 'or-gate.pt'), cli], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        expect(Buffer.compare(readFileSync(saved), readFileSync(cli)), format).toBe(0);
+      }
       const model = loadModel(modelPath);
       expect(model.format).toBe(format);
       const y = runModel(model, { x: orBatch() })['y']!.toNumbers();
@@ -133,18 +143,26 @@ describe.skipIf(!present)('the web page in Chromium', () => {
     expect(await page.getAttribute('#diff-output', 'data-status')).toBe('equal');
   }, 30_000);
 
-  it('shows an unreadable file as the CLI does, in one line', async () => {
-    const bad = join(out, 'bad.onnx');
-    writeFileSync(bad, readFileSync(join(SAMPLES, 'or-gate.onnx')).subarray(0, 40));
-    await page.setInputFiles('#file', bad);
-    await page.waitForSelector('body[data-state="idle"]');
-    const cli = spawnSync(process.execPath, [join(ROOT, 'bin', 'modelbridge.cjs'), 'inspect', 'bad.onnx'], { cwd: out, encoding: 'utf8' });
-    expect(cli.status).toBe(2);
-    expect(await page.textContent('#error')).toBe(cli.stderr.trim());
-  }, 30_000);
+  // A truncated HDF5 file goes through h5wasm on the page's thread as through the CLI's worker thread.
+  for (const [name, sample, keep] of [['bad.onnx', 'or-gate.onnx', 40], ['bad.h5', 'or-gate.h5', 2048]] as const) {
+    it(`shows an unreadable file as the CLI does, in one line (${name})`, async () => {
+      const bad = join(out, name);
+      writeFileSync(bad, readFileSync(join(SAMPLES, sample)).subarray(0, keep));
+      await page.setInputFiles('#file', bad);
+      await page.waitForSelector('body[data-state="idle"]');
+      const cli = spawnSync(process.execPath, [join(ROOT, 'bin', 'modelbridge.cjs'), 'inspect', name], { cwd: out, encoding: 'utf8' });
+      expect(cli.status).toBe(2);
+      expect(cli.stderr.trim().split('\n')).toHaveLength(1);
+      expect(await page.textContent('#error')).toBe(cli.stderr.trim());
+    }, 30_000);
+  }
 
-  it('runs products in the WebAssembly kernel (the page is cross-origin isolated)', async () => {
+  it('runs products in the WebAssembly kernel, on Web Workers too (the page is cross-origin isolated)', async () => {
     expect(await page.getAttribute('#kernel', 'data-kernel')).toMatch(/^(relaxed-simd|simd128)$/);
+    // The page starts a thread per core, at most 4 (Chromium reports the machine's cores).
+    const cores = await page.evaluate(() => (globalThis as unknown as { navigator: { hardwareConcurrency: number } }).navigator.hardwareConcurrency);
+    expect(await page.getAttribute('#kernel', 'data-threads')).toBe(String(Math.min(cores, 4)));
+    expect(await page.textContent('#kernel')).toContain(cores === 1 ? 'one thread' : `${Math.min(cores, 4)} threads`);
   });
 
   it('reads a File in a Web Worker, a slice at a time', async () => {

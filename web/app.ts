@@ -5,7 +5,7 @@
  * files and nothing is uploaded. An error shows the one line the CLI prints for it.
  */
 import { zipSync } from 'fflate';
-import { releaseModel, convertModelBytes, diffModels, diffReportJson, errorLine, FORMATS, gemmKernel, inspectFiles, readModel, readNpy, runModel, Tensor, VERSION, type DType, type InspectReport, type Model } from '../src/browser.js';
+import { releaseModel, convertModelBytes, diffModels, diffReportJson, errorLine, FORMATS, gemmKernel, inspectFiles, loadHdf5, startThreads, readModel, readNpy, runModel, Tensor, VERSION, type DType, type InspectReport, type Model } from '../src/browser.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 
@@ -174,9 +174,11 @@ function download(name: string, bytes: Uint8Array): void {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-function convert(): void {
+async function convert(): Promise<void> {
   if (!current) return;
   const format = $<HTMLSelectElement>('to').value;
+  // Keras's weights are HDF5: h5wasm loads (a file of the page's own) before the synchronous writer runs.
+  if (format === 'keras' || format === 'h5') await loadHdf5();
   const handler = FORMATS.find((f) => f.name === format)!;
   const base = current.name.split('/').pop()!.replace(/(\.safetensors\.index\.json|\.[A-Za-z0-9]+)$/, '');
   const ext = handler.extensions[0] ?? '';
@@ -223,13 +225,19 @@ async function droppedFiles(items: DataTransferItemList): Promise<File[]> {
   return out;
 }
 
+/** The page's product threads: this one and Web Workers (cross-origin isolated pages only; at most 4, beyond which a page's models gain little). */
+async function threads(): Promise<void> {
+  const count = await startThreads(Math.min(navigator.hardwareConcurrency || 1, 4));
+  const kernel = gemmKernel();
+  $('kernel').textContent = `products: ${kernel === 'js' ? 'JavaScript' : `WebAssembly ${kernel}`}, ${count === 1 ? 'one thread' : `${count} threads`}`;
+  $('kernel').dataset['kernel'] = kernel;
+  $('kernel').dataset['threads'] = String(count);
+}
+
 function init(): void {
   $('version').textContent = `v${VERSION}`;
-  $('kernel').textContent = `products: ${gemmKernel() === 'js' ? 'JavaScript' : `WebAssembly ${gemmKernel()}`}, one thread`;
-  $('kernel').dataset['kernel'] = gemmKernel();
   const to = $<HTMLSelectElement>('to');
-  // Keras needs a model read from Keras and h5wasm (Node only); every other format is written here.
-  for (const f of FORMATS.filter((f) => f.name !== 'keras' && f.name !== 'h5')) to.append(new Option(`${f.name} (${f.title})`, f.name));
+  for (const f of FORMATS) to.append(new Option(`${f.name} (${f.title})`, f.name));
   for (const id of ['file', 'folder']) $<HTMLInputElement>(id).addEventListener('change', (e) => act(() => open((e.target as HTMLInputElement).files ?? [])));
   for (const id of ['other', 'other-folder']) $<HTMLInputElement>(id).addEventListener('change', (e) => act(() => diff((e.target as HTMLInputElement).files ?? [])));
   $('run').addEventListener('click', () => act(run));
@@ -246,7 +254,8 @@ function init(): void {
     const items = e.dataTransfer?.items;
     if (items) void act(async () => open(await droppedFiles(items)));
   });
-  document.body.dataset['state'] = 'idle';
+  // Idle once the threads have started (Web Workers start only while the page is between tasks).
+  void threads().finally(() => (document.body.dataset['state'] = 'idle'));
 }
 
 init();

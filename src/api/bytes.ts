@@ -4,6 +4,7 @@ import { MemoryVolume, syncBlobReader, type BlobLike } from '../core/vfs-memory.
 import { mount, unmount } from '../core/vfs.js';
 import { describeError } from '../core/error-line.js';
 import { detectFormat, formatByName } from '../formats/registry.js';
+import { loadHdf5 } from '../formats/keras/h5.js';
 import type { WriteOptions } from '../formats/format.js';
 import { inspectModel, type InspectReport } from './inspect.js';
 import { loadModel, saveModel, type LoadOptions } from './load.js';
@@ -57,10 +58,42 @@ function entriesOf(files: ModelFiles, name: string): Array<[string, FileBytes]> 
   return list;
 }
 
-/** Blobs as bytes where nothing can read them synchronously (a page's main thread, Node). */
+/**
+ * Blobs as bytes where nothing can read them synchronously (a page's main thread, Node); and
+ * HDF5 loaded when the files hold some (the browser build loads h5wasm asynchronously, before the
+ * synchronous Keras reader needs it; in Node this costs nothing).
+ */
 async function materialize(entries: Array<[string, FileBytes]>): Promise<Array<[string, FileBytes]>> {
+  if (await holdsHdf5(entries)) await loadHdf5();
   if (syncBlobReader()) return entries;
   return Promise.all(entries.map(async ([p, b]): Promise<[string, FileBytes]> => [p, b instanceof Uint8Array ? b : new Uint8Array(await b.arrayBuffer())]));
+}
+
+const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+/** A .keras archive's weights file, as its zip's central directory (at the end) names it. */
+const KERAS_WEIGHTS = new TextEncoder().encode('model.weights.h5');
+
+async function bytesAt(b: FileBytes, start: number, end: number): Promise<Uint8Array> {
+  return b instanceof Uint8Array ? b.subarray(start, end) : new Uint8Array(await b.slice(start, end).arrayBuffer());
+}
+
+function contains(hay: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+/** Whether a file is HDF5 (its signature) or a zip whose directory names model.weights.h5 (a .keras archive, whatever its name). */
+async function holdsHdf5(entries: Array<[string, FileBytes]>): Promise<boolean> {
+  for (const [, b] of entries) {
+    const size = b instanceof Uint8Array ? b.byteLength : b.size;
+    const head = await bytesAt(b, 0, 8);
+    if (HDF5_SIGNATURE.every((v, i) => head[i] === v)) return true;
+    if (head[0] === 0x50 && head[1] === 0x4b && contains(await bytesAt(b, Math.max(0, size - (1 << 16)), size), KERAS_WEIGHTS)) return true;
+  }
+  return false;
 }
 
 interface Mounted {

@@ -2,7 +2,7 @@ import { MemoryVolume } from '../../core/vfs-memory.js';
 import { mount } from '../../core/vfs.js';
 
 /**
- * node:os for the browser bundle: one core (single-threaded runtime), and a temporary directory
+ * node:os for the browser bundle: one core (threads start only when the page asks: startThreads), and a temporary directory
  * on an in-memory volume (validate's round trips write there).
  */
 export function availableParallelism(): number {

@@ -134,9 +134,16 @@ export function gemmKernel(): GemmKernel {
 // ---------------------------------------------------------------------------------------------
 // Threads
 
-/** The default intra-op thread count: the machine's cores, at most 8 (beyond that the products of typical models are too small to share). */
+/** The thread count startIntraOpThreads chose, which then becomes the default. */
+let started: number | undefined;
+
+/**
+ * The default intra-op thread count: what startIntraOpThreads started, else the machine's cores,
+ * at most 8 (beyond that the products of typical models are too small to share). The browser
+ * build reports one core (its shim of node:os): a page starts its threads explicitly.
+ */
 export function defaultThreads(): number {
-  return Math.max(1, Math.min(8, availableParallelism()));
+  return started ?? Math.max(1, Math.min(8, availableParallelism()));
 }
 
 let threads = defaultThreads();
@@ -190,20 +197,54 @@ function spread(s: State, pool: GemmPool | null, kind: PoolKind, descs: readonly
   }
 }
 
-/** The pool for `threads`, started (or grown) on first need; null when workers cannot run here. */
+/**
+ * The pool for `threads`, started (or grown) on first need; null when workers cannot run here,
+ * or while they are still starting (Web Workers start between tasks: this call runs on one thread).
+ */
 function poolFor(s: State, count: number): GemmPool | null {
   const wanted = count - 1;
   if (wanted <= 0) return null;
   if (s.pool === null) return null;
-  if (s.pool && !s.pool.broken && s.pool.size >= wanted) return s.pool;
+  if (s.pool && !s.pool.broken && s.pool.size >= wanted) return s.pool.ready ? s.pool : null;
   s.pool?.close();
   try {
     const pool = new GemmPool(s.module, s.memory, wanted);
     s.pool = pool.broken ? null : pool;
   } catch {
-    s.pool = null; // no worker threads here: one thread serves
+    s.pool = null; // no worker threads here (a page that is not cross-origin isolated): one thread serves
   }
-  return s.pool;
+  return s.pool?.ready ? s.pool : null;
+}
+
+/**
+ * Starts the threads for `count`-way products ahead of use and makes `count` the default; resolves
+ * with the threads products will use: `count`, or 1 where no worker can run (no WebAssembly SIMD,
+ * no shared memory, a page that is not cross-origin isolated). A page must call this (its Web
+ * Workers start only after it returns to its event loop); in Node the pool starts on first need.
+ */
+export async function startIntraOpThreads(count: number): Promise<number> {
+  const wanted = Math.max(1, Math.min(MAX_WORKERS + 1, Math.floor(count)));
+  const s = load();
+  if (!s || wanted === 1) {
+    started = 1;
+    return 1;
+  }
+  if (s.pool === null) s.pool = undefined; // a page may call again after the first attempt failed
+  poolFor(s, wanted);
+  const pool = s.pool;
+  const ready = pool ? await pool.whenReady() : false;
+  if (!ready) {
+    pool?.close();
+    s.pool = null;
+  }
+  started = ready && pool ? pool.size + 1 : 1;
+  return started;
+}
+
+/** The intra-op pool's workers (0: none started) and how many calls ran on them: the browser page shows whether its threads work. */
+export function threadPoolStats(): { workers: number; runs: number } {
+  const pool = state?.pool;
+  return pool && !pool.broken ? { workers: pool.size, runs: pool.runs } : { workers: 0, runs: 0 };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { startThread, THREADS_START_WHILE_BLOCKED, until, waitWhile, type ThreadHandle } from '../../core/threads.js';
 
 /**
  * Worker threads that run the GEMM module's exports (`gemm`, and the row-wise kernels beside it:
@@ -7,6 +7,11 @@ import { Worker } from 'node:worker_threads';
  * each worker's job address, bumps a generation counter and notifies; every worker runs its
  * share and counts itself done; the main thread runs its own share meanwhile and then waits for
  * the count. No event loop turn is needed on either side.
+ *
+ * The threads are Node worker threads, or Web Workers in the browser build (src/core/threads.ts
+ * hides which). A Web Worker starts only after its creator's thread returns to the event loop,
+ * so there the pool is used from the first product after its workers report ready
+ * (`ready`, `whenReady()`), and a page's main thread, which may not block, spins on the count.
  */
 
 /** Control words (Int32): generation, workers done, a failure flag, then per worker its ready state, job address and job kind. */
@@ -30,13 +35,13 @@ export const MAX_WORKERS = 63;
 /** How long a call waits for a worker to start or to finish its share before giving up on the pool. */
 const STALL_MS = 60_000;
 
+/** The threads' script (`data` holds the control words, the thread's index, the module and the memory). */
 const workerSource = (): string => `
-const { workerData } = require('node:worker_threads');
-const ctl = new Int32Array(workerData.control);
-const index = workerData.index;
+const ctl = new Int32Array(data.control);
+const index = data.index;
 let exports;
 try {
-  exports = new WebAssembly.Instance(workerData.module, { env: { memory: workerData.memory } }).exports;
+  exports = new WebAssembly.Instance(data.module, { env: { memory: data.memory } }).exports;
   Atomics.store(ctl, ${READY} + index, 1);
 } catch (error) {
   Atomics.store(ctl, ${READY} + index, 2);
@@ -54,8 +59,8 @@ for (;;) {
       else if (kind === ${PoolKind.MaxPool2d}) exports.maxpool2d(job);
       else {
         // the memory may have grown since the last job: a fresh view of it
-        const i32 = new Int32Array(workerData.memory.buffer, job, 8);
-        const f32 = new Float32Array(workerData.memory.buffer, job, 8);
+        const i32 = new Int32Array(data.memory.buffer, job, 8);
+        const f32 = new Float32Array(data.memory.buffer, job, 8);
         if (kind === ${PoolKind.Gelu}) exports.gelu(i32[0], i32[1], i32[2], i32[3], f32[4], f32[5], f32[6], i32[7]);
         else exports.softmax(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], i32[6]);
       }
@@ -70,31 +75,49 @@ for (;;) {
 
 export class GemmPool {
   private readonly control = new Int32Array(new SharedArrayBuffer(WORDS * 4));
-  private readonly workers: Worker[] = [];
+  private readonly workers: ThreadHandle[] = [];
   broken = false;
+  /** Calls that ran on the workers too (the browser page reports whether its threads work). */
+  runs = 0;
 
   /**
-   * Starts `count` workers and blocks until each has instantiated the module (or failed). The
-   * compiled module itself is handed over, not its bytes: V8 then shares its machine code (and
-   * its optimized tier, once the main thread's calls have earned it) instead of compiling it
-   * again in every worker, whose first products would run in the baseline tier.
+   * Starts `count` workers; where they start while this thread blocks (Node), blocks until each
+   * has instantiated the module (or failed). The compiled module itself is handed over, not its
+   * bytes: V8 then shares its machine code (and its optimized tier, once the main thread's calls
+   * have earned it) instead of compiling it again in every worker, whose first products would
+   * run in the baseline tier.
    */
   constructor(module: object, memory: object, count: number) {
+    const source = workerSource();
     for (let index = 0; index < count; index++) {
-      const worker = new Worker(workerSource(), { eval: true, workerData: { module, memory, control: this.control.buffer, index } });
-      // An idle worker blocks in Atomics.wait; it must never keep the process alive.
-      worker.unref();
-      worker.on('error', () => {
+      const worker = startThread(source, { module, memory, control: this.control.buffer, index }, () => {
         this.broken = true;
         Atomics.store(this.control, FAILED, 1);
       });
       this.workers.push(worker);
     }
-    for (let index = 0; index < count; index++) {
-      Atomics.wait(this.control, READY + index, 0, STALL_MS);
-      if (Atomics.load(this.control, READY + index) !== 1) this.broken = true;
+    if (THREADS_START_WHILE_BLOCKED) {
+      for (let index = 0; index < count; index++) waitWhile(this.control, READY + index, 0, STALL_MS);
     }
+    if (!this.ready && THREADS_START_WHILE_BLOCKED) this.broken = true;
     if (this.broken) this.close();
+  }
+
+  /** Whether every worker has instantiated the module (a failed one breaks the pool). */
+  get ready(): boolean {
+    let all = true;
+    for (let index = 0; index < this.workers.length; index++) {
+      const state = Atomics.load(this.control, READY + index);
+      if (state === 2) this.broken = true;
+      if (state !== 1) all = false;
+    }
+    return all && !this.broken;
+  }
+
+  /** Resolves with whether the pool runs, once every worker is ready or one failed (or STALL_MS passed). */
+  async whenReady(): Promise<boolean> {
+    await until(() => this.ready || this.broken, STALL_MS);
+    return this.ready;
   }
 
   get size(): number {
@@ -114,6 +137,7 @@ export class GemmPool {
       ctl[KIND + w] = kind;
     }
     Atomics.store(ctl, DONE, 0);
+    this.runs++;
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     try {
@@ -122,7 +146,7 @@ export class GemmPool {
       for (;;) {
         const done = Atomics.load(ctl, DONE);
         if (done >= count) break;
-        if (Atomics.wait(ctl, DONE, done, STALL_MS) === 'timed-out' && Atomics.load(ctl, DONE) === done) {
+        if (waitWhile(ctl, DONE, done, STALL_MS) === 'timed-out' && Atomics.load(ctl, DONE) === done) {
           this.broken = true;
           throw new Error(`a GEMM worker thread made no progress in ${STALL_MS / 1000} s`);
         }
@@ -135,7 +159,7 @@ export class GemmPool {
   }
 
   close(): void {
-    for (const w of this.workers) void w.terminate();
+    for (const w of this.workers) w.terminate();
     this.workers.length = 0;
   }
 }
