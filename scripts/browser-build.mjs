@@ -20,6 +20,8 @@ export const browserShims = {
     build.onResolve({ filter: /\/threads-node\.js$/ }, () => ({ path: `${root}src/core/threads-web.ts` }));
     // HDF5 (Keras files): h5wasm on the calling thread, loaded ahead by readModel (src/formats/keras/h5-web.ts).
     build.onResolve({ filter: /\/h5-node\.js$/ }, () => ({ path: `${root}src/formats/keras/h5-web.ts` }));
+    // A page cannot ask for a garbage collection (src/core/gc-web.ts).
+    build.onResolve({ filter: /\/gc-node\.js$/ }, () => ({ path: `${root}src/core/gc-web.ts` }));
     build.onResolve({ filter: /^node:/ }, (args) => {
       const name = args.path.slice('node:'.length);
       if (SHIMS.includes(name)) return { path: `${root}src/browser/shims/${name}.ts` };

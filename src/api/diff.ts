@@ -1,3 +1,4 @@
+import { collectGarbage } from '../core/gc-node.js';
 import { dtypeSize } from '../core/dtypes.js';
 import { UsageError } from '../core/errors.js';
 import type { Model, Signature } from '../core/model.js';
@@ -403,6 +404,7 @@ export function compareOutputs(first: Model | (() => Model), b: Model, tol: Tole
   // graph outputs. With a given as a function (the verifier), a's weights go before b's are
   // decoded: one model's memory at a time, not two.
   a = { ...a, weights: new Map(), ...(a.graph ? { graph: { ...a.graph, initializers: new Map() } } : {}) };
+  if (typeof first === 'function') collectGarbage();
   const rb = prepare(b);
   if (errorA && rb instanceof Error) return skip(`neither model can run: ${errorA.message}`);
   if (errorA || rb instanceof Error) {
