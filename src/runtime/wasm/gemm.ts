@@ -15,6 +15,8 @@ import { setFlagsFromString } from 'node:v8';
 import { WASM_PAGE } from '../../core/wasm/module.js';
 import { GEMM_RELAXED_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm-bytes.js';
 import { GemmPool, MAX_WORKERS, PoolKind } from './pool.js';
+
+export { PoolKind } from './pool.js';
 import { fromBase64 } from '../../core/bytes.js';
 
 interface GemmExports {
@@ -24,6 +26,8 @@ interface GemmExports {
   maxpool2d(desc: number): void;
   gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number, scaled: number): void;
   softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void;
+  winograd_in(desc: number): void;
+  winograd_out(desc: number): void;
 }
 
 interface SharedMemory {
@@ -317,6 +321,29 @@ export function packB(data: Float32Array, offset: number, n: number, k: number, 
   return packWith(n, k, 'b', data.subarray(offset, offset + n * k), (s, src, dst) => s.exports.pack_b(src, transposed ? k : n, transposed ? 1 : 0, 0, n, k, dst), Math.ceil(n / 8) * 8);
 }
 
+/**
+ * `count` matrices A[m,k], one after another in `data`, each packed as the left operand, into
+ * one block: matrix i's packed form at ptr + i * stride bytes (a batched job's strideA).
+ */
+export function packAStack(data: Float32Array, count: number, m: number, k: number): (PackedMatrix & { readonly stride: number }) | null {
+  const stride = Math.ceil(m / 4) * 4 * k * 4;
+  const s = load();
+  if (!s || count <= 0 || m <= 0 || k <= 0 || data.length !== count * m * k) return null;
+  const dst = s.heap.alloc(stride * count);
+  if (!dst) return null;
+  const tmp = s.heap.alloc(data.length * 4);
+  if (!tmp) {
+    s.heap.release(dst);
+    return null;
+  }
+  s.f32.set(data, tmp >> 2);
+  for (let i = 0; i < count; i++) s.exports.pack_a(tmp + i * m * k * 4, k, m, k, dst + i * stride);
+  s.heap.release(tmp);
+  const packed = { ptr: dst, count: m, k, side: 'a' as const, stride };
+  registry.register(packed, dst);
+  return packed;
+}
+
 function packWith(count: number, k: number, side: 'a' | 'b', src: Float32Array, pack: (s: State, src: number, dst: number) => void, padded: number): PackedMatrix | null {
   const s = load();
   if (!s || count <= 0 || k <= 0) return null;
@@ -484,9 +511,25 @@ export class GemmCall {
     return spreadFor(this.s, elements).count;
   }
 
+  /** Writes float32 values at the address `ptr` (a descriptor's f32 words). */
+  setFloats(ptr: number, values: readonly number[]): void {
+    this.s.f32.set(values, ptr >> 2);
+  }
+
   /** Copies `src` to the address `ptr` (taken with alloc). */
   set(ptr: number, src: Float32Array): void {
     this.s.f32.set(src, ptr >> 2);
+  }
+
+  /**
+   * Runs `kind`'s export (winograd_in, winograd_out: they take a descriptor address) on each
+   * descriptor, at once over the intra-op threads.
+   */
+  runEach(kind: PoolKind, descs: readonly number[]): void {
+    const pool = descs.length > 1 ? poolFor(this.s, threads) : null;
+    const run = kind === PoolKind.WinogradIn ? this.s.exports.winograd_in : kind === PoolKind.WinogradOut ? this.s.exports.winograd_out : null;
+    if (!run) throw new Error(`runEach: no export for pool kind ${kind}`);
+    spread(this.s, pool, kind, descs, (desc) => run(desc));
   }
 
   /** Runs maxpool2d (gemm.wat) on each descriptor, at once over the intra-op threads. */
@@ -595,7 +638,7 @@ function split(job: Job, count: number): Part[] {
 }
 
 /** [start, end) bands of [0, total) in `count` parts, each start a multiple of `unit`; empty bands dropped. */
-function bands(total: number, count: number, unit: number): [number, number][] {
+export function bands(total: number, count: number, unit: number): [number, number][] {
   const units = Math.ceil(total / unit);
   const out: [number, number][] = [];
   let start = 0;
