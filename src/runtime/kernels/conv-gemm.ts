@@ -81,6 +81,9 @@ const WINOGRAD_MIN_CHANNELS = 8;
 /** The transformed input and the 16 products of a chunk of images take at most this much of the module's memory (tests pass less, to cut a batch into chunks). */
 const WINOGRAD_CHUNK_BYTES = 64 * 2 ** 20;
 
+/** What a thread's padded input rows for the input transform may take (of its core's L2). */
+const WINOGRAD_SCRATCH_BYTES = 512 * 1024;
+
 /** Transformed weights packed for the batched product: 16 matrices [M, C], `stride` bytes apart. */
 type WinogradWeights = PackedMatrix & { readonly stride: number };
 
@@ -122,17 +125,19 @@ export function convWinograd(
     const residualPtr = residual ? biasPtr && call.put(residual.data as Float32Array) : biasPtr;
     if (!residualPtr) return undefined;
     const cols = chunk * perImage;
-    const strideV = Math.ceil(cols / 8) * 8 * c * 4;
-    const strideC = m * cols * 4;
+    const strideV = staggered(Math.ceil(cols / 8) * 8 * c * 4);
+    const strideC = staggered(m * cols * 4);
     const v = call.alloc(16 * strideV);
     const prod = v && call.alloc(16 * strideC);
     if (!prod) return undefined;
     const sw = Math.ceil((2 * tx + 4) / 4) * 4;
-    const inParts = bands(c, call.spreadCount(chunk * c * perImage * 16), 1);
+    // tile rows per pass of the input transform: the padded rows of all channels they read stay in L2
+    const band = Math.max(1, Math.min(ty, Math.floor((WINOGRAD_SCRATCH_BYTES / (c * sw * 4) - 2) / 2)));
+    const threads = call.spreadCount(chunk * c * perImage * 16);
     const outParts = bands(m, call.spreadCount(chunk * m * perImage * 16), 1);
     const scratch: number[] = [];
-    for (let t = 0; t < inParts.length; t++) {
-      const at = call.alloc((2 * ty + 2) * sw * 4 + 64);
+    for (let t = 0; t < threads; t++) {
+      const at = call.alloc(c * (2 * band + 2) * sw * 4 + 64);
       if (!at) return undefined;
       scratch.push(at);
     }
@@ -142,8 +147,8 @@ export function convWinograd(
     for (let b0 = 0; b0 < n; b0 += chunk) {
       const images = Math.min(chunk, n - b0);
       const inDescs: number[] = [];
-      for (const [t, [c0, c1]] of inParts.entries()) {
-        const d = call.putInts([xPtr + b0 * c * h * wd * 4, c, h, wd, pt, pl, ty, tx, c0, c1, images, v, strideV, scratch[t]!, sw]);
+      for (const [t, [r0, r1]] of bands(images * ty, threads, 1).entries()) {
+        const d = call.putInts([xPtr + b0 * c * h * wd * 4, c, h, wd, pt, pl, ty, tx, r0, r1, band, v, strideV, scratch[t]!, sw]);
         if (!d) return undefined;
         inDescs.push(d);
       }
@@ -154,14 +159,14 @@ export function convWinograd(
         bMode: 2, b: v, ldb: 0,
         c: prod, ldc: images * perImage,
         biasMode: 0, bias: 0,
-        batch: 16, strideA: weights.stride, strideB: strideV, strideC: m * images * perImage * 4,
+        batch: 16, strideA: weights.stride, strideB: strideV, strideC,
       });
       if (!done) return undefined;
       const outDescs: number[] = [];
       for (const [t, [m0, m1]] of outParts.entries()) {
         const image = b0 * m * oh * ow * 4;
         const d = call.putInts([
-          prod, m, images * perImage, m * images * perImage * 4, outPtr + image, oh, ow, ty, tx, m0, m1, images,
+          prod, m, images * perImage, strideC, outPtr + image, oh, ow, ty, tx, m0, m1, images,
           bias ? biasPtr : 0, residual ? residualPtr + image : 0, clamp ? 1 : 0, 0, 0, outScratch + t * 64,
         ]);
         if (!d) return undefined;
@@ -176,6 +181,17 @@ export function convWinograd(
   } finally {
     call.end();
   }
+}
+
+/**
+ * A stride between the 16 transformed operands (or products) that is an odd number of cache
+ * lines: the transforms touch all 16 at once, and 16 streams a multiple of 4 KiB apart (ResNet's
+ * and the CNN's sizes: 128 KiB, 256 KiB) fall into one set of L1 and of L2, which hold 12-16
+ * lines each: the CNN's output transform took 3x longer.
+ */
+function staggered(bytes: number): number {
+  const lines = Math.ceil(bytes / 64);
+  return (lines % 2 === 0 ? lines + 1 : lines) * 64;
 }
 
 /**

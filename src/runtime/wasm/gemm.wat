@@ -896,22 +896,29 @@
   ;; ---------------------------------------------------------------------------------------
 
   ;; Descriptor (i32 words at `d`): 0 x (the chunk's first image)  1 C  2 H  3 W  4 PT  5 PL
-  ;; 6 TY (tile rows)  7 TX (tiles per row, a multiple of 4)  8 c0  9 c1 (this thread's channels)
-  ;; 10 images  11 dst (the 16 packed B operands, K = C; column j = image * TY*TX + ty*TX + tx)
-  ;; 12 strideV (bytes from one operand to the next)  13 scratch (a plane of 2*TY+2 rows of SW
-  ;; floats, this thread's)  14 SW (>= 2*TX + 4, a multiple of 4).
-  ;; Each channel is first copied into the scratch plane with its padding as zeros (scratch row
-  ;; r, column q hold x[r - PT, q - PL]), so the transform itself reads without bounds checks.
+  ;; 6 TY (tile rows per image)  7 TX (tiles per row, a multiple of 4)  8 r0  9 r1 (this thread's
+  ;; tile rows, counted over the chunk's images)  10 band (tile rows per pass)  11 dst (the 16
+  ;; packed B operands, K = C; column j = (image * TY + ty) * TX + tx)  12 strideV (bytes from one
+  ;; operand to the next)  13 scratch (C planes of 2*band+2 rows of SW floats, this thread's)
+  ;; 14 SW (>= 2*TX + 4, a multiple of 4).
+  ;; Per pass, the input rows a band of tile rows reads are copied, every channel's, into the
+  ;; scratch with the padding as zeros (plane row r, column q hold x[2*ty0 + r - PT, q - PL]), so
+  ;; the transform reads without bounds checks; then for each group of 4 tiles the channels go
+  ;; innermost: a channel's 16 values land 32 bytes after the previous channel's in each of the
+  ;; 16 operands, so every operand is written front to back (channels outermost wrote each cache
+  ;; line four times, far apart: a third of the convolution's time on ResNet's first stage).
   (func (export "winograd_in") (param $d i32)
     (local $x i32) (local $C i32) (local $H i32) (local $W i32) (local $PT i32) (local $PL i32)
-    (local $TY i32) (local $TX i32) (local $c0 i32) (local $c1 i32) (local $images i32) (local $dst i32)
-    (local $sv i32) (local $sp i32) (local $SW i32) (local $swb i32) (local $rows i32)
-    (local $img i32) (local $ch i32) (local $r i32) (local $ih i32) (local $row i32) (local $src i32) (local $q i32)
-    (local $ty i32) (local $tx i32) (local $j i32) (local $at i32) (local $top i32) (local $k8 i32)
+    (local $TY i32) (local $TX i32) (local $r0 i32) (local $r1 i32) (local $band i32) (local $dst i32)
+    (local $sv i32) (local $sp i32) (local $SW i32) (local $swb i32) (local $ps i32) (local $rows i32)
+    (local $R i32) (local $Rend i32) (local $img i32) (local $ty0 i32) (local $rr i32)
+    (local $ch i32) (local $r i32) (local $ih i32) (local $row i32) (local $src i32) (local $q i32)
+    (local $tx i32) (local $j i32) (local $at i32) (local $a3 i32) (local $o i32) (local $top i32) (local $k8 i32)
+    (local $sv2 i32) (local $sv3 i32) (local $sv4 i32)
     (local $u0 v128) (local $u1 v128) (local $u2 v128)
     (local $w0 v128) (local $w1 v128) (local $w2 v128)
     (local $t0 v128) (local $t1 v128) (local $t2 v128)
-    (local $k0 v128) (local $k1 v128) (local $k2 v128) (local $k3 v128)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128)
     (local.set $x (i32.load offset=0 (local.get $d)))
     (local.set $C (i32.load offset=4 (local.get $d)))
     (local.set $H (i32.load offset=8 (local.get $d)))
@@ -920,32 +927,41 @@
     (local.set $PL (i32.load offset=20 (local.get $d)))
     (local.set $TY (i32.load offset=24 (local.get $d)))
     (local.set $TX (i32.load offset=28 (local.get $d)))
-    (local.set $c0 (i32.load offset=32 (local.get $d)))
-    (local.set $c1 (i32.load offset=36 (local.get $d)))
-    (local.set $images (i32.load offset=40 (local.get $d)))
+    (local.set $r0 (i32.load offset=32 (local.get $d)))
+    (local.set $r1 (i32.load offset=36 (local.get $d)))
+    (local.set $band (i32.load offset=40 (local.get $d)))
     (local.set $dst (i32.load offset=44 (local.get $d)))
     (local.set $sv (i32.load offset=48 (local.get $d)))
     (local.set $sp (i32.load offset=52 (local.get $d)))
     (local.set $SW (i32.load offset=56 (local.get $d)))
-    (if (i32.or (i32.ge_u (local.get $c0) (local.get $c1)) (i32.or (i32.eqz (local.get $images)) (i32.eqz (local.get $TY)))) (then (return)))
+    (if (i32.or (i32.ge_u (local.get $r0) (local.get $r1)) (i32.or (i32.eqz (local.get $C)) (i32.eqz (local.get $band)))) (then (return)))
     (local.set $swb (i32.shl (local.get $SW) (i32.const 2)))
-    (local.set $rows (i32.add (i32.shl (local.get $TY) (i32.const 1)) (i32.const 2)))
-    ;; one channel further along K is one 32-byte row of a panel; a panel holds C of them
+    (local.set $ps (i32.mul (i32.add (i32.shl (local.get $band) (i32.const 1)) (i32.const 2)) (local.get $swb)))
     (local.set $k8 (i32.shl (local.get $C) (i32.const 5)))
-    (local.set $img (i32.const 0))
-    (loop $img_loop
-      (local.set $ch (local.get $c0))
-      (loop $ch_loop
-        ;; the padded plane
+    (local.set $sv2 (i32.shl (local.get $sv) (i32.const 1)))
+    (local.set $sv3 (i32.add (local.get $sv2) (local.get $sv)))
+    (local.set $sv4 (i32.shl (local.get $sv) (i32.const 2)))
+    (local.set $R (local.get $r0))
+    (loop $pass
+      (local.set $img (i32.div_u (local.get $R) (local.get $TY)))
+      (local.set $ty0 (i32.sub (local.get $R) (i32.mul (local.get $img) (local.get $TY))))
+      (local.set $Rend (i32.add (local.get $R) (local.get $band)))
+      (if (i32.gt_u (local.get $Rend) (local.get $r1)) (then (local.set $Rend (local.get $r1))))
+      (if (i32.gt_u (local.get $Rend) (i32.mul (i32.add (local.get $img) (i32.const 1)) (local.get $TY)))
+        (then (local.set $Rend (i32.mul (i32.add (local.get $img) (i32.const 1)) (local.get $TY)))))
+      (local.set $rows (i32.add (i32.shl (i32.sub (local.get $Rend) (local.get $R)) (i32.const 1)) (i32.const 2)))
+      ;; the padded planes of this band
+      (local.set $ch (i32.const 0))
+      (loop $ch_fill
         (local.set $r (i32.const 0))
         (loop $fill
-          (local.set $row (i32.add (local.get $sp) (i32.mul (local.get $r) (local.get $swb))))
+          (local.set $row (i32.add (i32.add (local.get $sp) (i32.mul (local.get $ch) (local.get $ps))) (i32.mul (local.get $r) (local.get $swb))))
           (local.set $q (i32.const 0))
           (loop $zero
             (v128.store (i32.add (local.get $row) (i32.shl (local.get $q) (i32.const 2))) (v128.const i32x4 0 0 0 0))
             (local.set $q (i32.add (local.get $q) (i32.const 4)))
             (br_if $zero (i32.lt_u (local.get $q) (local.get $SW))))
-          (local.set $ih (i32.sub (local.get $r) (local.get $PT)))
+          (local.set $ih (i32.sub (i32.add (i32.shl (local.get $ty0) (i32.const 1)) (local.get $r)) (local.get $PT)))
           (if (i32.lt_u (local.get $ih) (local.get $H))
             (then
               (local.set $src (i32.add (local.get $x) (i32.shl
@@ -969,19 +985,22 @@
                   (br_if $tail (i32.lt_u (local.get $q) (local.get $W)))))))
           (local.set $r (i32.add (local.get $r) (i32.const 1)))
           (br_if $fill (i32.lt_u (local.get $r) (local.get $rows))))
-        ;; the tiles, 4 at a time: the vertical transform on the rows' raw floats (12 per row:
-        ;; the 4 tiles' columns 2tx-1 .. 2tx+10 of the padded plane), then per transformed row
-        ;; the columns split out with shuffles and the horizontal transform
-        (local.set $ty (i32.const 0))
-        (loop $ty_loop
-          (local.set $top (i32.add (local.get $sp) (i32.mul (i32.shl (local.get $ty) (i32.const 1)) (local.get $swb))))
-          (local.set $tx (i32.const 0))
-          (loop $tx_loop
-            (local.set $at (i32.add (local.get $top) (i32.shl (local.get $tx) (i32.const 3))))
-            (local.set $j (i32.add (i32.mul (i32.add (i32.mul (local.get $img) (local.get $TY)) (local.get $ty)) (local.get $TX)) (local.get $tx)))
-            (local.set $j (i32.add (local.get $dst)
-              (i32.add (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (local.get $k8))
-                (i32.add (i32.shl (local.get $ch) (i32.const 5)) (i32.shl (i32.and (local.get $j) (i32.const 7)) (i32.const 2))))))
+        (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+        (br_if $ch_fill (i32.lt_u (local.get $ch) (local.get $C))))
+      ;; the tiles, 4 at a time: the vertical transform on the rows' raw floats (12 per row: the
+      ;; 4 tiles' columns of the padded plane), then per transformed row the columns split out
+      ;; with shuffles and the horizontal transform
+      (loop $row_loop
+        (local.set $top (i32.add (local.get $sp) (i32.mul (i32.shl (i32.sub (local.get $R) (i32.add (i32.mul (local.get $img) (local.get $TY)) (local.get $ty0))) (i32.const 1)) (local.get $swb))))
+        (local.set $tx (i32.const 0))
+        (loop $tx_loop
+          (local.set $j (i32.add (i32.mul (local.get $R) (local.get $TX)) (local.get $tx)))
+          (local.set $o (i32.add (local.get $dst)
+            (i32.add (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (local.get $k8)) (i32.shl (i32.and (local.get $j) (i32.const 7)) (i32.const 2)))))
+          (local.set $at (i32.add (local.get $top) (i32.shl (local.get $tx) (i32.const 3))))
+          (local.set $ch (i32.const 0))
+          (loop $ch_loop
+            (local.set $a3 (i32.add (local.get $at) (i32.mul (local.get $swb) (i32.const 3))))
             ;; rows 1 and 2 serve three of the four transformed rows
             (local.set $u0 (v128.load offset=0 (i32.add (local.get $at) (local.get $swb))))
             (local.set $u1 (v128.load offset=16 (i32.add (local.get $at) (local.get $swb))))
@@ -989,54 +1008,66 @@
             (local.set $w0 (v128.load offset=0 (i32.add (local.get $at) (i32.shl (local.get $swb) (i32.const 1)))))
             (local.set $w1 (v128.load offset=16 (i32.add (local.get $at) (i32.shl (local.get $swb) (i32.const 1)))))
             (local.set $w2 (v128.load offset=32 (i32.add (local.get $at) (i32.shl (local.get $swb) (i32.const 1)))))
-            ;; row 0 of B^T d: d0 - d2
-            (local.set $t0 (f32x4.sub (v128.load offset=0 (local.get $at)) (local.get $w0)))
-            (local.set $t1 (f32x4.sub (v128.load offset=16 (local.get $at)) (local.get $w1)))
-            (local.set $t2 (f32x4.sub (v128.load offset=32 (local.get $at)) (local.get $w2)))
-            (call $winogradRow (local.get $t0) (local.get $t1) (local.get $t2) (local.get $j) (i32.const 0) (local.get $sv))
-            ;; row 1: d1 + d2
-            (local.set $t0 (f32x4.add (local.get $u0) (local.get $w0)))
-            (local.set $t1 (f32x4.add (local.get $u1) (local.get $w1)))
-            (local.set $t2 (f32x4.add (local.get $u2) (local.get $w2)))
-            (call $winogradRow (local.get $t0) (local.get $t1) (local.get $t2) (local.get $j) (i32.const 4) (local.get $sv))
-            ;; row 2: d2 - d1
-            (local.set $t0 (f32x4.sub (local.get $w0) (local.get $u0)))
-            (local.set $t1 (f32x4.sub (local.get $w1) (local.get $u1)))
-            (local.set $t2 (f32x4.sub (local.get $w2) (local.get $u2)))
-            (call $winogradRow (local.get $t0) (local.get $t1) (local.get $t2) (local.get $j) (i32.const 8) (local.get $sv))
-            ;; row 3: d1 - d3
-            (local.set $at (i32.add (local.get $at) (i32.mul (local.get $swb) (i32.const 3))))
-            (local.set $t0 (f32x4.sub (local.get $u0) (v128.load offset=0 (local.get $at))))
-            (local.set $t1 (f32x4.sub (local.get $u1) (v128.load offset=16 (local.get $at))))
-            (local.set $t2 (f32x4.sub (local.get $u2) (v128.load offset=32 (local.get $at))))
-            (call $winogradRow (local.get $t0) (local.get $t1) (local.get $t2) (local.get $j) (i32.const 12) (local.get $sv))
-            (local.set $tx (i32.add (local.get $tx) (i32.const 4)))
-            (br_if $tx_loop (i32.lt_u (local.get $tx) (local.get $TX))))
-          (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
-          (br_if $ty_loop (i32.lt_u (local.get $ty) (local.get $TY))))
-        (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
-        (br_if $ch_loop (i32.lt_u (local.get $ch) (local.get $c1))))
-      (local.set $img (i32.add (local.get $img) (i32.const 1)))
-      (br_if $img_loop (i32.lt_u (local.get $img) (local.get $images)))))
-
-  ;; One row of B^T d, as the 12 floats of 4 adjacent tiles (lanes: tile; tile l's columns are
-  ;; floats 2l .. 2l+3), through the horizontal transform (. B): values xi0 .. xi0+3 of the 4
-  ;; tiles, stored at `at` in the operands xi0 .. xi0+3 (`sv` bytes apart).
-  (func $winogradRow (param $p0 v128) (param $p1 v128) (param $p2 v128) (param $at i32) (param $xi0 i32) (param $sv i32)
-    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128)
-    (local.set $at (i32.add (local.get $at) (i32.mul (local.get $xi0) (local.get $sv))))
-    ;; floats 0 2 4 6, 1 3 5 7, 2 4 6 8, 3 5 7 9
-    (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $p0) (local.get $p1)))
-    (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $p0) (local.get $p1)))
-    (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $p2)))
-    (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $p2)))
-    (v128.store (local.get $at) (f32x4.sub (local.get $q0) (local.get $q2)))
-    (local.set $at (i32.add (local.get $at) (local.get $sv)))
-    (v128.store (local.get $at) (f32x4.add (local.get $q1) (local.get $q2)))
-    (local.set $at (i32.add (local.get $at) (local.get $sv)))
-    (v128.store (local.get $at) (f32x4.sub (local.get $q2) (local.get $q1)))
-    (local.set $at (i32.add (local.get $at) (local.get $sv)))
-    (v128.store (local.get $at) (f32x4.sub (local.get $q1) (local.get $q3))))
+            ;; rows of B^T d: d0 - d2, d1 + d2, d2 - d1, d1 - d3; each through (. B): floats
+            ;; 0 2 4 6, 1 3 5 7, 2 4 6 8, 3 5 7 9 of the row are the 4 tiles' columns 0 .. 3
+              (local.set $t0 (f32x4.sub (v128.load offset=0 (local.get $at)) (local.get $w0)))
+              (local.set $t1 (f32x4.sub (v128.load offset=16 (local.get $at)) (local.get $w1)))
+              (local.set $t2 (f32x4.sub (v128.load offset=32 (local.get $at)) (local.get $w2)))
+              (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1)))
+              (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))
+              (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $t2)))
+              (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $t2)))
+              (v128.store (local.get $o) (f32x4.sub (local.get $q0) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv)) (f32x4.add (local.get $q1) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv2)) (f32x4.sub (local.get $q2) (local.get $q1)))
+              (v128.store (i32.add (local.get $o) (local.get $sv3)) (f32x4.sub (local.get $q1) (local.get $q3)))
+              (local.set $o (i32.add (local.get $o) (local.get $sv4)))
+              (local.set $t0 (f32x4.add (local.get $u0) (local.get $w0)))
+              (local.set $t1 (f32x4.add (local.get $u1) (local.get $w1)))
+              (local.set $t2 (f32x4.add (local.get $u2) (local.get $w2)))
+              (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1)))
+              (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))
+              (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $t2)))
+              (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $t2)))
+              (v128.store (local.get $o) (f32x4.sub (local.get $q0) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv)) (f32x4.add (local.get $q1) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv2)) (f32x4.sub (local.get $q2) (local.get $q1)))
+              (v128.store (i32.add (local.get $o) (local.get $sv3)) (f32x4.sub (local.get $q1) (local.get $q3)))
+              (local.set $o (i32.add (local.get $o) (local.get $sv4)))
+              (local.set $t0 (f32x4.sub (local.get $w0) (local.get $u0)))
+              (local.set $t1 (f32x4.sub (local.get $w1) (local.get $u1)))
+              (local.set $t2 (f32x4.sub (local.get $w2) (local.get $u2)))
+              (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1)))
+              (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))
+              (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $t2)))
+              (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $t2)))
+              (v128.store (local.get $o) (f32x4.sub (local.get $q0) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv)) (f32x4.add (local.get $q1) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv2)) (f32x4.sub (local.get $q2) (local.get $q1)))
+              (v128.store (i32.add (local.get $o) (local.get $sv3)) (f32x4.sub (local.get $q1) (local.get $q3)))
+              (local.set $o (i32.add (local.get $o) (local.get $sv4)))
+              (local.set $t0 (f32x4.sub (local.get $u0) (v128.load offset=0 (local.get $a3))))
+              (local.set $t1 (f32x4.sub (local.get $u1) (v128.load offset=16 (local.get $a3))))
+              (local.set $t2 (f32x4.sub (local.get $u2) (v128.load offset=32 (local.get $a3))))
+              (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1)))
+              (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))
+              (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $t2)))
+              (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $t2)))
+              (v128.store (local.get $o) (f32x4.sub (local.get $q0) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv)) (f32x4.add (local.get $q1) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv2)) (f32x4.sub (local.get $q2) (local.get $q1)))
+              (v128.store (i32.add (local.get $o) (local.get $sv3)) (f32x4.sub (local.get $q1) (local.get $q3)))
+              (local.set $o (i32.add (local.get $o) (local.get $sv4)))
+            ;; the next channel: its plane, and 32 bytes on in each operand (back from the 16 strides)
+            (local.set $o (i32.sub (i32.add (local.get $o) (i32.const 32)) (i32.shl (local.get $sv4) (i32.const 2))))
+            (local.set $at (i32.add (local.get $at) (local.get $ps)))
+            (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+            (br_if $ch_loop (i32.lt_u (local.get $ch) (local.get $C))))
+          (local.set $tx (i32.add (local.get $tx) (i32.const 4)))
+          (br_if $tx_loop (i32.lt_u (local.get $tx) (local.get $TX))))
+        (local.set $R (i32.add (local.get $R) (i32.const 1)))
+        (br_if $row_loop (i32.lt_u (local.get $R) (local.get $Rend))))
+      (br_if $pass (i32.lt_u (local.get $R) (local.get $r1)))))
 
   ;; Descriptor (i32 words at `d`): 0 prod (the 16 products, each [M, ld] row-major)  1 M  2 ld
   ;; (columns: images * TY*TX)  3 strideC (bytes from one product to the next)  4 out (the
@@ -1077,12 +1108,13 @@
     (local.set $vlo (f32x4.splat (local.get $lo)))
     (local.set $vhi (f32x4.splat (local.get $hi)))
     (local.set $ldb (i32.shl (local.get $OW) (i32.const 2)))
-    (local.set $img (i32.const 0))
-    (loop $img_loop
-      (local.set $m (local.get $m0))
-      (loop $m_loop
-        (local.set $vb (v128.const i32x4 0 0 0 0))
-        (if (local.get $bias) (then (local.set $vb (v128.load32_splat (i32.add (local.get $bias) (i32.shl (local.get $m) (i32.const 2)))))))
+    ;; channels outermost: a channel's products are one run of every image's tiles in each of the 16
+    (local.set $m (local.get $m0))
+    (loop $m_loop
+      (local.set $vb (v128.const i32x4 0 0 0 0))
+      (if (local.get $bias) (then (local.set $vb (v128.load32_splat (i32.add (local.get $bias) (i32.shl (local.get $m) (i32.const 2)))))))
+      (local.set $img (i32.const 0))
+      (loop $img_loop
         ;; byte offset of this output plane in out (and in the residual)
         (local.set $plane (i32.shl (i32.mul (i32.add (i32.mul (local.get $img) (local.get $M)) (local.get $m)) (i32.mul (local.get $OH) (local.get $OW))) (i32.const 2)))
         (local.set $ty (i32.const 0))
@@ -1173,10 +1205,10 @@
             (br_if $tx_loop (i32.lt_u (local.get $tx) (local.get $TX))))
           (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
           (br_if $ty_loop (i32.lt_u (local.get $ty) (local.get $TY))))
-        (local.set $m (i32.add (local.get $m) (i32.const 1)))
-        (br_if $m_loop (i32.lt_u (local.get $m) (local.get $m1))))
-      (local.set $img (i32.add (local.get $img) (i32.const 1)))
-      (br_if $img_loop (i32.lt_u (local.get $img) (local.get $images)))))
+        (local.set $img (i32.add (local.get $img) (i32.const 1)))
+        (br_if $img_loop (i32.lt_u (local.get $img) (local.get $images))))
+      (local.set $m (i32.add (local.get $m) (i32.const 1)))
+      (br_if $m_loop (i32.lt_u (local.get $m) (local.get $m1)))))
 
   ;; ---------------------------------------------------------------------------------------
   ;; Driver: this thread's share of one job (see the descriptor above)
