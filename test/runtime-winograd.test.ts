@@ -203,3 +203,50 @@ describe.skipIf(!wasmSgemmAvailable())('Winograd F(2x2, 3x3) convolution', () =>
     expectClose(one, Float64Array.from(direct.data as Float32Array));
   });
 });
+
+describe.skipIf(!wasmSgemmAvailable())('activations kept in the WebAssembly module\'s memory between kernels', () => {
+  const ints = (value: readonly number[]): Attribute => ({ type: 'ints', value });
+  const node = (op: string, inputs: string[], outputs: string[], attributes: Record<string, Attribute> = {}): Node => ({ name: `${op}_${outputs[0]}`, op, domain: '', inputs, outputs, attributes });
+  // the small CNN's shape: Conv (3 channels: implicit GEMM) + Relu, MaxPool, Conv (Winograd) + Relu, and the
+  // MaxPool's result also a graph output (read after later kernels ran)
+  const next = rng(44);
+  const graph = {
+    inputs: [{ name: 'x', dtype: 'float32', shape: [2, 3, 12, 12] }],
+    outputs: [{ name: 'y', dtype: 'float32', shape: null }, { name: 'p', dtype: 'float32', shape: null }],
+    initializers: new Map([
+      ['w1', Tensor.from('float32', [8, 3, 3, 3], random(216, next))],
+      ['w2', Tensor.from('float32', [8, 8, 3, 3], random(576, next))],
+    ]),
+    nodes: [
+      node('Conv', ['x', 'w1'], ['c1'], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) }),
+      node('Relu', ['c1'], ['r1']),
+      node('MaxPool', ['r1'], ['p'], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }),
+      node('Conv', ['p', 'w2'], ['c2'], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) }),
+      node('Relu', ['c2'], ['y']),
+    ],
+    opset: 17,
+  } as unknown as Graph;
+  const inputA = Tensor.from('float32', [2, 3, 12, 12], random(864, next));
+  const inputB = Tensor.from('float32', [2, 3, 12, 12], random(864, next));
+
+  it('gives every run the result a fresh session gives, and outputs the caller keeps are plain arrays that later runs leave alone', () => {
+    for (const threads of [1, 2]) {
+      const fresh = (t: Tensor) => new Session(graph, { threads }).run({ x: t });
+      const expectedA = fresh(inputA);
+      const expectedB = fresh(inputB);
+      const session = new Session(graph, { threads });
+      const first = session.run({ x: inputA });
+      const kept = first.y!.toFloat32().slice();
+      for (const out of [first.y!, first.p!]) expect((out.storage() as Float32Array).buffer).not.toBeInstanceOf(SharedArrayBuffer);
+      const second = session.run({ x: inputB });
+      const third = session.run({ x: inputA });
+      expect(first.y!.toFloat32()).toEqual(kept);
+      expect(second.y!.toFloat32()).toEqual(expectedB.y!.toFloat32());
+      expect(second.p!.toFloat32()).toEqual(expectedB.p!.toFloat32());
+      expect(third.y!.toFloat32()).toEqual(expectedA.y!.toFloat32());
+      expect(third.p!.toFloat32()).toEqual(expectedA.p!.toFloat32());
+      // and the pooled values are the max of each 2x2 window of Relu(conv), so never negative
+      expect(Math.min(...third.p!.toFloat32())).toBeGreaterThanOrEqual(0);
+    }
+  });
+});

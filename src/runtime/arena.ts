@@ -17,9 +17,29 @@
  */
 const MIN_POOLED = 4096;
 
+/**
+ * Makes a Float32Array that lives in the WebAssembly kernels' memory (wasm/gemm.ts registers
+ * it; null when that memory cannot hold one more): a kernel of the module writes its result
+ * there and the next one reads it there, with no copy in or out between them.
+ */
+export type ResidentAllocator = (count: number) => Float32Array | null;
+
+let residentAllocator: ResidentAllocator | null = null;
+
+export function setResidentAllocator(allocate: ResidentAllocator): void {
+  residentAllocator = allocate;
+}
+
+/** A resident array outside any arena (a kernel called outside a Session run), or null. */
+export function residentArray(count: number): Float32Array | null {
+  return residentAllocator?.(count) ?? null;
+}
+
 export class Arena {
+  /** Free arrays by length; resident ones (in the module's memory) under minus their length. */
   private readonly free = new Map<number, Float32Array[]>();
   private readonly mine = new WeakSet<Float32Array>();
+  private readonly resident = new WeakSet<Float32Array>();
   private held = 0;
 
   /** At most this many bytes wait for reuse; beyond, dropped arrays are left to the collector. */
@@ -43,16 +63,36 @@ export class Arena {
     return fresh;
   }
 
+  /**
+   * A Float32Array of `count` elements in the WebAssembly module's memory, its contents
+   * whatever they were (for a kernel of the module that writes every element), reused when one
+   * of that size is free; null when none can be made there.
+   */
+  takeResident(count: number): Float32Array | null {
+    const reused = this.free.get(-count)?.pop();
+    if (reused) {
+      this.held -= count * 4;
+      return reused;
+    }
+    const fresh = residentAllocator?.(count) ?? null;
+    if (fresh) {
+      this.mine.add(fresh);
+      this.resident.add(fresh);
+    }
+    return fresh;
+  }
+
   /** True for an array this arena handed out (whole, not a view of one). */
   owns(data: unknown): data is Float32Array {
-    return data instanceof Float32Array && data.length >= MIN_POOLED && this.mine.has(data);
+    return data instanceof Float32Array && (data.length >= MIN_POOLED || this.resident.has(data)) && this.mine.has(data);
   }
 
   /** Takes back an array nothing reads any more. */
   give(data: Float32Array): void {
     if (this.held + data.byteLength > this.limit) return;
-    let list = this.free.get(data.length);
-    if (!list) this.free.set(data.length, (list = []));
+    const key = this.resident.has(data) ? -data.length : data.length;
+    let list = this.free.get(key);
+    if (!list) this.free.set(key, (list = []));
     list.push(data);
     this.held += data.byteLength;
   }

@@ -2,7 +2,7 @@ import type { DType } from '../core/dtypes.js';
 import { UsageError } from '../core/errors.js';
 import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits } from '../core/half.js';
 import { allocate, Tensor, type NumericArray } from '../core/tensor.js';
-import { activeArena } from './arena.js';
+import { activeArena, residentArray } from './arena.js';
 
 /**
  * A value inside the runtime: dtype, shape and a typed array of elements. Kernels work on these
@@ -67,6 +67,18 @@ export function float32Output(shape: readonly number[]): Value {
   const count = sizeOfShape(shape);
   const arena = activeArena();
   return { dtype: 'float32', shape, data: arena ? arena.take(count, false) : new Float32Array(count) };
+}
+
+/**
+ * A float32 result in the WebAssembly module's memory (see arena.ts), for a kernel of the module
+ * that writes every element: from the running Session's arena, or made here outside a run.
+ * Null where the module's memory cannot hold it: the caller then writes through a copy.
+ */
+export function float32Resident(shape: readonly number[]): Value | null {
+  const count = sizeOfShape(shape);
+  const arena = activeArena();
+  const data = arena ? arena.takeResident(count) : residentArray(count);
+  return data ? { dtype: 'float32', shape, data } : null;
 }
 
 export function makeValue(dtype: DType, shape: readonly number[], data?: NumericArray): Value {

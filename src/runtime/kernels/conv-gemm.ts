@@ -1,7 +1,7 @@
 import { isConstant } from '../constants.js';
 import { markFused } from '../fuse.js';
-import { float32Output, makeValue, type Value } from '../value.js';
-import { bands, GemmCall, packA, packAStack, packedConstant, PoolKind, type PackedMatrix } from '../wasm/gemm.js';
+import { float32Output, float32Resident, makeValue, type Value } from '../value.js';
+import { bands, GemmCall, packA, packAStack, packedConstant, PoolKind, residentPtr, type PackedMatrix } from '../wasm/gemm.js';
 import type { Window } from './window.js';
 
 /**
@@ -37,7 +37,9 @@ export function convGemm(
   if (!call) return undefined;
   try {
     const xPtr = call.put(x.data as Float32Array);
-    const cPtr = xPtr && call.alloc(n * m * positions * 4);
+    // the result straight into an array in the module's memory (the next kernel reads it there)
+    const resident = float32Resident([n, m, oh, ow]);
+    const cPtr = xPtr && (resident ? residentPtr(resident.data) : call.alloc(n * m * positions * 4));
     const biasPtr = bias ? cPtr && call.put(bias.data as Float32Array) : cPtr;
     const residualPtr = residual ? biasPtr && call.put(residual.data as Float32Array) : biasPtr;
     if (!residualPtr) return undefined;
@@ -61,7 +63,7 @@ export function convGemm(
       });
       if (!done) return undefined;
     }
-    const out = float32Output([n, m, oh, ow]);
+    const out = resident ?? float32Output([n, m, oh, ow]);
     call.get(cPtr, out.data as Float32Array, 0, n * m * positions);
     return clamp || residual ? markFused(out) : out;
   } finally {
@@ -120,7 +122,8 @@ export function convWinograd(
   if (!call) return undefined;
   try {
     const xPtr = call.put(x.data as Float32Array);
-    const outPtr = xPtr && call.alloc(n * m * oh * ow * 4 + 32);
+    const resident = float32Resident([n, m, oh, ow]);
+    const outPtr = xPtr && (resident ? residentPtr(resident.data) : call.alloc(n * m * oh * ow * 4 + 32));
     const biasPtr = bias ? outPtr && call.put(bias.data as Float32Array) : outPtr;
     const residualPtr = residual ? biasPtr && call.put(residual.data as Float32Array) : biasPtr;
     if (!residualPtr) return undefined;
@@ -175,7 +178,7 @@ export function convWinograd(
       }
       call.runEach(PoolKind.WinogradOut, outDescs);
     }
-    const out = float32Output([n, m, oh, ow]);
+    const out = resident ?? float32Output([n, m, oh, ow]);
     call.get(outPtr, out.data as Float32Array, 0, n * m * oh * ow);
     return clamp || residual ? markFused(out) : out;
   } finally {

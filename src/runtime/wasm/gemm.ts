@@ -18,6 +18,7 @@ import { GemmPool, MAX_WORKERS, PoolKind } from './pool.js';
 
 export { PoolKind } from './pool.js';
 import { fromBase64 } from '../../core/bytes.js';
+import { setResidentAllocator } from '../arena.js';
 
 interface GemmExports {
   gemm(job: number): void;
@@ -118,6 +119,7 @@ function load(): State | null {
       pool: undefined,
     };
     (s as { heap: Heap }).heap = new Heap(s);
+    buffers.add(memory.buffer);
     state = s;
   } catch {
     state = null; // no WebAssembly, no SIMD128 or no shared memory: the JS path serves
@@ -254,6 +256,7 @@ class Heap {
     }
     this.s.f32 = new Float32Array(this.s.memory.buffer);
     this.s.i32 = new Int32Array(this.s.memory.buffer);
+    buffers.add(this.s.memory.buffer);
     const added = pages * WASM_PAGE;
     if (tail) last!.size += added;
     else this.free.push({ start: this.end, size: added });
@@ -281,8 +284,35 @@ class Heap {
   }
 }
 
-/** Frees a packed constant's block once nothing references the packed handle. */
+/** Frees a packed constant's block (or a resident array's) once nothing references the packed handle (or the array). */
 const registry = new FinalizationRegistry<number>((ptr) => state?.heap.release(ptr));
+
+/**
+ * Every SharedArrayBuffer the module's memory has been seen as (a grown shared memory is a new,
+ * longer buffer over the same bytes; views on the old one stay valid), to tell a resident array.
+ */
+const buffers = new WeakSet<ArrayBufferLike>();
+
+/** The byte address of a Float32Array that lives in the module's memory (a resident array or a view of one), else 0. */
+export function residentPtr(data: unknown): number {
+  return data instanceof Float32Array && buffers.has(data.buffer) ? data.byteOffset : 0;
+}
+
+/**
+ * A Float32Array of `count` elements in the module's memory, 64 bytes of slack after it (the
+ * kernels' vector loads may pass a row's end); its block goes back to the heap when the array is
+ * collected. Arenas keep and reuse them (arena.ts), so a session's runs reuse the same blocks.
+ */
+function makeResident(count: number): Float32Array | null {
+  const s = load();
+  if (!s || count <= 0 || count * 4 > MAX_BYTES / 4) return null;
+  const ptr = s.heap.alloc(count * 4 + 64);
+  if (!ptr) return null;
+  const view = new Float32Array(s.memory.buffer, ptr, count);
+  registry.register(view, ptr);
+  return view;
+}
+setResidentAllocator(makeResident);
 
 /** A constant matrix packed once into the module's memory (see pack_a / pack_b in gemm.wat). */
 export interface PackedMatrix {
@@ -434,8 +464,10 @@ export class GemmCall {
     return ptr;
   }
 
-  /** Copies `src` in; returns its address (0 when memory is exhausted). */
+  /** Copies `src` in (unless it is resident already: its own address then); returns its address (0 when memory is exhausted). */
   put(src: Float32Array): number {
+    const resident = residentPtr(src);
+    if (resident) return resident;
     const ptr = this.alloc(src.length * 4 + 32);
     if (ptr) this.s.f32.set(src, ptr >> 2);
     return ptr;
@@ -455,8 +487,10 @@ export class GemmCall {
     return dst;
   }
 
-  /** Copies `length` floats from `ptr` to out[outOffset..]. */
+  /** Copies `length` floats from `ptr` to out[outOffset..] (nothing to do when that is where they are). */
   get(ptr: number, out: Float32Array, outOffset: number, length: number): void {
+    const resident = residentPtr(out);
+    if (resident && resident + outOffset * 4 === ptr) return;
     out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);
   }
 
@@ -687,8 +721,10 @@ export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: numb
     const parts = bands(planes, call.spreadCount(dst.length * kh * kw), 1);
     const outs: number[] = [];
     const descs: number[] = [];
+    // one band writes straight into a resident dst (which has the slack); bands of their own are copied
+    const direct = parts.length === 1 ? residentPtr(dst) : 0;
     for (const [p0, p1] of parts) {
-      const out = call.alloc((p1 - p0) * oh * ow * 4 + 16);
+      const out = direct || call.alloc((p1 - p0) * oh * ow * 4 + 16);
       const tmp = out && call.alloc(tmpLength * 4);
       const desc = tmp && call.putInts([x + p0 * h * w * 4, p1 - p0, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, out, tmp, tmpLength]);
       if (!desc) return false;
