@@ -6,7 +6,8 @@ import { Session } from '../src/runtime/executor.js';
 import { convGemm, convWinograd, winogradWeights } from '../src/runtime/kernels/conv-gemm.js';
 import type { Window } from '../src/runtime/kernels/window.js';
 import type { Value } from '../src/runtime/value.js';
-import { setIntraOpThreads, wasmSgemmAvailable } from '../src/runtime/wasm/gemm.js';
+import { residentPtr, setIntraOpThreads, wasmMaxPool2d, wasmSgemmAvailable, type PoolWindow } from '../src/runtime/wasm/gemm.js';
+import { float32Resident } from '../src/runtime/value.js';
 
 /**
  * 3x3 stride-1 convolutions through Winograd F(2x2, 3x3) (convWinograd: the transforms in
@@ -247,6 +248,22 @@ describe.skipIf(!wasmSgemmAvailable())('activations kept in the WebAssembly modu
       expect(third.p!.toFloat32()).toEqual(expectedA.p!.toFloat32());
       // and the pooled values are the max of each 2x2 window of Relu(conv), so never negative
       expect(Math.min(...third.p!.toFloat32())).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('MaxPool writes its bands straight into a resident result (rows a multiple of 4 wide) or through blocks of its own, with the one-thread result', () => {
+    const next2 = rng(8);
+    for (const [h, w] of [[32, 32], [30, 30]] as const) {
+      const planes = 64;
+      const win: PoolWindow = { input: [h, w], output: [h / 2, w / 2], kernel: [2, 2], strides: [2, 2], dilations: [1, 1], padsBegin: [0, 0] };
+      const src = random(planes * h * w, next2);
+      const plain = new Float32Array((planes * h * w) / 4);
+      expect(withThreads(1, () => wasmMaxPool2d(src, plain, planes, win))).toBe(true);
+      const resident = float32Resident([planes, 1, h / 2, w / 2])!;
+      expect(residentPtr(resident.data)).toBeGreaterThan(0);
+      expect(withThreads(2, () => wasmMaxPool2d(src, resident.data as Float32Array, planes, win))).toBe(true);
+      expect(resident.data).toEqual(plain);
+      expect(plain[0]).toBe(Math.max(src[0]!, src[1]!, src[w]!, src[w + 1]!));
     }
   });
 });

@@ -721,10 +721,12 @@ export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: numb
     const parts = bands(planes, call.spreadCount(dst.length * kh * kw), 1);
     const outs: number[] = [];
     const descs: number[] = [];
-    // one band writes straight into a resident dst (which has the slack); bands of their own are copied
-    const direct = parts.length === 1 ? residentPtr(dst) : 0;
+    // bands write straight into a resident dst (which has the slack) when no row's last store
+    // passes its end (rows of a multiple of 4: ResNet's and the CNN's) or there is one band;
+    // otherwise into blocks of their own, copied
+    const direct = parts.length === 1 || ow % 4 === 0 ? residentPtr(dst) : 0;
     for (const [p0, p1] of parts) {
-      const out = direct || call.alloc((p1 - p0) * oh * ow * 4 + 16);
+      const out = direct ? direct + p0 * oh * ow * 4 : call.alloc((p1 - p0) * oh * ow * 4 + 16);
       const tmp = out && call.alloc(tmpLength * 4);
       const desc = tmp && call.putInts([x + p0 * h * w * 4, p1 - p0, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, out, tmp, tmpLength]);
       if (!desc) return false;
