@@ -8,6 +8,7 @@ import type { Window } from '../src/runtime/kernels/window.js';
 import type { Value } from '../src/runtime/value.js';
 import { residentPtr, setIntraOpThreads, wasmMaxPool2d, wasmSgemmAvailable, type PoolWindow } from '../src/runtime/wasm/gemm.js';
 import { float32Resident } from '../src/runtime/value.js';
+import { Arena, setActiveArena } from '../src/runtime/arena.js';
 
 /**
  * 3x3 stride-1 convolutions through Winograd F(2x2, 3x3) (convWinograd: the transforms in
@@ -236,7 +237,18 @@ describe.skipIf(!wasmSgemmAvailable())('activations kept in the WebAssembly modu
       const expectedA = fresh(inputA);
       const expectedB = fresh(inputB);
       const session = new Session(graph, { threads });
+      // the Convs' and the MaxPool's results are made in the module's memory
+      const resident: string[] = [];
+      for (const step of (session as unknown as { steps: { node: Node; run: (a: unknown[]) => Value[] }[] }).steps) {
+        const run = step.run;
+        step.run = (args) => {
+          const results = run(args);
+          if (residentPtr(results[0]!.data)) resident.push(step.node.op);
+          return results;
+        };
+      }
       const first = session.run({ x: inputA });
+      expect(resident).toEqual(['Conv', 'MaxPool', 'Conv']);
       const kept = first.y!.toFloat32().slice();
       for (const out of [first.y!, first.p!]) expect((out.storage() as Float32Array).buffer).not.toBeInstanceOf(SharedArrayBuffer);
       const second = session.run({ x: inputB });
@@ -259,7 +271,9 @@ describe.skipIf(!wasmSgemmAvailable())('activations kept in the WebAssembly modu
       const src = random(planes * h * w, next2);
       const plain = new Float32Array((planes * h * w) / 4);
       expect(withThreads(1, () => wasmMaxPool2d(src, plain, planes, win))).toBe(true);
+      const outer = setActiveArena(new Arena()); // resident arrays come from a run's arena
       const resident = float32Resident([planes, 1, h / 2, w / 2])!;
+      setActiveArena(outer);
       expect(residentPtr(resident.data)).toBeGreaterThan(0);
       expect(withThreads(2, () => wasmMaxPool2d(src, resident.data as Float32Array, planes, win))).toBe(true);
       expect(resident.data).toEqual(plain);

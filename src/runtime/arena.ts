@@ -30,16 +30,20 @@ export function setResidentAllocator(allocate: ResidentAllocator): void {
   residentAllocator = allocate;
 }
 
-/** A resident array outside any arena (a kernel called outside a Session run), or null. */
-export function residentArray(count: number): Float32Array | null {
-  return residentAllocator?.(count) ?? null;
-}
+
 
 export class Arena {
   /** Free arrays by length; resident ones (in the module's memory) under minus their length. */
   private readonly free = new Map<number, Float32Array[]>();
   private readonly mine = new WeakSet<Float32Array>();
   private readonly resident = new WeakSet<Float32Array>();
+  /**
+   * Resident arrays handed out and not given back yet. The arena holds them until the run ends
+   * (reclaim): a resident array's block returns to the module's heap when the array is
+   * collected, while a view of it (a Slice's result) only holds the shared buffer, so the array
+   * must outlive every view; after a run none is left (its outputs leave as copies).
+   */
+  private readonly lent = new Set<Float32Array>();
   private held = 0;
 
   /** At most this many bytes wait for reuse; beyond, dropped arrays are left to the collector. */
@@ -72,14 +76,22 @@ export class Arena {
     const reused = this.free.get(-count)?.pop();
     if (reused) {
       this.held -= count * 4;
+      this.lent.add(reused);
       return reused;
     }
     const fresh = residentAllocator?.(count) ?? null;
     if (fresh) {
       this.mine.add(fresh);
       this.resident.add(fresh);
+      this.lent.add(fresh);
     }
     return fresh;
+  }
+
+  /** At the end of a run: every resident array still out comes back (nothing reads them any more). */
+  reclaim(): void {
+    for (const data of this.lent) this.give(data);
+    this.lent.clear();
   }
 
   /** True for an array this arena handed out (whole, not a view of one). */
@@ -89,6 +101,7 @@ export class Arena {
 
   /** Takes back an array nothing reads any more. */
   give(data: Float32Array): void {
+    this.lent.delete(data);
     if (this.held + data.byteLength > this.limit) return;
     const key = this.resident.has(data) ? -data.length : data.length;
     let list = this.free.get(key);

@@ -129,7 +129,10 @@ export class Session {
       // A session holds no activations between runs.
       slots.fill(undefined, this.constantCount);
       setIntraOpThreads(threads);
-      if (!outer) setActiveArena(null);
+      if (!outer) {
+        this.arena.reclaim();
+        setActiveArena(null);
+      }
       this.recycling = false;
     }
   }

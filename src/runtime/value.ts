@@ -2,7 +2,7 @@ import type { DType } from '../core/dtypes.js';
 import { UsageError } from '../core/errors.js';
 import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits } from '../core/half.js';
 import { allocate, Tensor, type NumericArray } from '../core/tensor.js';
-import { activeArena, residentArray } from './arena.js';
+import { activeArena } from './arena.js';
 
 /**
  * A value inside the runtime: dtype, shape and a typed array of elements. Kernels work on these
@@ -71,13 +71,12 @@ export function float32Output(shape: readonly number[]): Value {
 
 /**
  * A float32 result in the WebAssembly module's memory (see arena.ts), for a kernel of the module
- * that writes every element: from the running Session's arena, or made here outside a run.
- * Null where the module's memory cannot hold it: the caller then writes through a copy.
+ * that writes every element, from the running Session's arena. Null outside a run (the arena
+ * keeps a resident array alive as long as views of it may exist) and where the module's memory
+ * cannot hold it: the caller then writes through a copy.
  */
 export function float32Resident(shape: readonly number[]): Value | null {
-  const count = sizeOfShape(shape);
-  const arena = activeArena();
-  const data = arena ? arena.takeResident(count) : residentArray(count);
+  const data = activeArena()?.takeResident(sizeOfShape(shape));
   return data ? { dtype: 'float32', shape, data } : null;
 }
 
