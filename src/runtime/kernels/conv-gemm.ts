@@ -96,6 +96,8 @@ type WinogradWeights = PackedMatrix & { readonly stride: number };
  * transforms (a few additions per input and output value) and of rounding that differs from
  * the direct sum by a few float32 ulps of the terms (the transforms only add, subtract and
  * halve). Bias, a folded residual and a folded clamp are applied by the output transform.
+ * One difference beyond rounding: an infinite input value makes NaN of the outputs whose tiles
+ * read it (the transforms subtract it from itself), where the direct sum gives an infinity.
  *
  * Returns undefined where it does not apply or cannot run (no WebAssembly, memory ran out):
  * the caller then takes the implicit GEMM.
