@@ -105,6 +105,8 @@ const CASES: Case[] = [
   { n: 1, c: 12, h: 3, w: 3, m: 4, pads: [0, 0, 0, 0] }, // one output
   { n: 1, c: 8, h: 5, w: 21, m: 7, pads: [2, 2, 2, 2] }, // pads of 2: input rows and columns that no tile's centre covers
   { n: 4, c: 10, h: 10, w: 6, m: 9, pads: [1, 0, 1, 1] },
+  // a batch large enough to share out by images on 2 threads (2 and 1), each thread the whole pipeline
+  { n: 3, c: 16, h: 16, w: 14, m: 12, pads: [1, 1, 1, 1] },
 ];
 
 describe.skipIf(!wasmSgemmAvailable())('Winograd F(2x2, 3x3) convolution', () => {

@@ -129,15 +129,51 @@ export function convWinograd(
     const biasPtr = bias ? outPtr && call.put(bias.data as Float32Array) : outPtr;
     const residualPtr = residual ? biasPtr && call.put(residual.data as Float32Array) : biasPtr;
     if (!residualPtr) return undefined;
+    const sw = Math.ceil((2 * tx + 4) / 4) * 4;
+    // tile rows per pass of the input transform: the padded rows of all channels they read stay in L2
+    const band = Math.max(1, Math.min(ty, Math.floor((WINOGRAD_SCRATCH_BYTES / (c * sw * 4) - 2) / 2)));
+    const [lo, hi] = clamp ?? [0, 0];
+    const perThread = call.spreadCount(n * c * perImage * 16);
+    if (perThread > 1 && n >= perThread && Math.ceil(n / perThread) <= chunk) {
+      // a batch: each thread transforms, multiplies and transforms back images of its own, with
+      // buffers of its own, in one hand-over (the phases' three cost a wake-up each, and the
+      // product's split by the 16 operands made every thread read every image's transforms)
+      const descs: number[] = [];
+      for (const [b0, b1] of bands(n, perThread, 1)) {
+        const images = b1 - b0;
+        const cols = images * perImage;
+        const strideV = staggered(Math.ceil(cols / 8) * 8 * c * 4);
+        const strideC = staggered(m * cols * 4);
+        const v = call.alloc(16 * strideV);
+        const prod = v && call.alloc(16 * strideC);
+        const scratch = prod && call.alloc(c * (2 * band + 2) * sw * 4 + 64);
+        const outScratch = scratch && call.alloc(64);
+        const image = b0 * m * oh * ow * 4;
+        const inDesc = outScratch && call.putInts([xPtr + b0 * c * h * wd * 4, c, h, wd, pt, pl, ty, tx, 0, images * ty, band, v, strideV, scratch, sw]);
+        const job = inDesc && call.jobDescriptor({
+          m, n: cols, k: c, aMode: 1, a: weights.ptr, lda: c, bMode: 2, b: v, ldb: 0, c: prod, ldc: cols,
+          biasMode: 0, bias: 0, batch: 16, strideA: weights.stride, strideB: strideV, strideC,
+        });
+        const outDesc = job && call.putInts([
+          prod, m, cols, strideC, outPtr + image, oh, ow, ty, tx, 0, m, images,
+          bias ? biasPtr : 0, residual ? residualPtr + image : 0, clamp ? 1 : 0, 0, 0, outScratch,
+        ]);
+        const all = outDesc && call.putInts([inDesc, job, outDesc]);
+        if (!all) return undefined;
+        call.setFloats(outDesc + 60, [lo, hi]);
+        descs.push(all);
+      }
+      call.runEach(PoolKind.WinogradAll, descs);
+      const out = resident ?? float32Output([n, m, oh, ow]);
+      call.get(outPtr, out.data as Float32Array, 0, n * m * oh * ow);
+      return clamp || residual ? markFused(out) : out;
+    }
     const cols = chunk * perImage;
     const strideV = staggered(Math.ceil(cols / 8) * 8 * c * 4);
     const strideC = staggered(m * cols * 4);
     const v = call.alloc(16 * strideV);
     const prod = v && call.alloc(16 * strideC);
     if (!prod) return undefined;
-    const sw = Math.ceil((2 * tx + 4) / 4) * 4;
-    // tile rows per pass of the input transform: the padded rows of all channels they read stay in L2
-    const band = Math.max(1, Math.min(ty, Math.floor((WINOGRAD_SCRATCH_BYTES / (c * sw * 4) - 2) / 2)));
     const threads = call.spreadCount(chunk * c * perImage * 16);
     const outParts = bands(m, call.spreadCount(chunk * m * perImage * 16), 1);
     const scratch: number[] = [];
@@ -148,7 +184,6 @@ export function convWinograd(
     }
     const outScratch = call.alloc(64 * outParts.length);
     if (!outScratch) return undefined;
-    const [lo, hi] = clamp ?? [0, 0];
     for (let b0 = 0; b0 < n; b0 += chunk) {
       const images = Math.min(chunk, n - b0);
       const inDescs: number[] = [];

@@ -29,6 +29,7 @@ interface GemmExports {
   softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void;
   winograd_in(desc: number): void;
   winograd_out(desc: number): void;
+  winograd_all(desc: number): void;
 }
 
 interface SharedMemory {
@@ -556,12 +557,13 @@ export class GemmCall {
   }
 
   /**
-   * Runs `kind`'s export (winograd_in, winograd_out: they take a descriptor address) on each
+   * Runs `kind`'s export (winograd_in, winograd_out, winograd_all: they take a descriptor address) on each
    * descriptor, at once over the intra-op threads.
    */
   runEach(kind: PoolKind, descs: readonly number[]): void {
     const pool = descs.length > 1 ? poolFor(this.s, threads) : null;
-    const run = kind === PoolKind.WinogradIn ? this.s.exports.winograd_in : kind === PoolKind.WinogradOut ? this.s.exports.winograd_out : null;
+    const e = this.s.exports;
+    const run = kind === PoolKind.WinogradIn ? e.winograd_in : kind === PoolKind.WinogradOut ? e.winograd_out : kind === PoolKind.WinogradAll ? e.winograd_all : null;
     if (!run) throw new Error(`runEach: no export for pool kind ${kind}`);
     spread(this.s, pool, kind, descs, (desc) => run(desc));
   }
@@ -575,6 +577,22 @@ export class GemmCall {
   end(): void {
     for (const ptr of this.blocks) this.s.heap.release(ptr);
     this.blocks.length = 0;
+  }
+
+  /**
+   * The descriptor of a whole job for one thread (no split), to run inside another export
+   * (winograd_all); 0 when memory ran out. Takes pre-packed A and B only.
+   */
+  jobDescriptor(job: Job): number {
+    if (job.aMode !== 1 || job.bMode !== 2) throw new Error('jobDescriptor: pre-packed operands only');
+    const area = this.alloc(JOB_BYTES + 256 + 64);
+    if (!area) return 0;
+    const at = area >> 2;
+    this.s.i32.set([job.m, job.n, job.k, job.aMode, job.a, job.lda, job.bMode, job.b, job.ldb, job.c, job.ldc, job.biasMode, job.bias, job.clamp ? 1 : 0], at);
+    this.s.f32[at + 14] = job.clamp ? job.clamp[0] : 0;
+    this.s.f32[at + 15] = job.clamp ? job.clamp[1] : 0;
+    this.s.i32.set([0, job.m, 0, job.n, area + JOB_BYTES, 0, job.batch, job.strideA, job.strideB, job.strideC, job.residual ?? 0, 0], at + 16);
+    return area;
   }
 
   /** Runs a job, split over the intra-op threads when it is large enough. False when memory ran out. */

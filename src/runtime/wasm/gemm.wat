@@ -907,7 +907,7 @@
   ;; innermost: a channel's 16 values land 32 bytes after the previous channel's in each of the
   ;; 16 operands, so every operand is written front to back (channels outermost wrote each cache
   ;; line four times, far apart: a third of the convolution's time on ResNet's first stage).
-  (func (export "winograd_in") (param $d i32)
+  (func $winogradIn (export "winograd_in") (param $d i32)
     (local $x i32) (local $C i32) (local $H i32) (local $W i32) (local $PT i32) (local $PL i32)
     (local $TY i32) (local $TX i32) (local $r0 i32) (local $r1 i32) (local $band i32) (local $dst i32)
     (local $sv i32) (local $sp i32) (local $SW i32) (local $swb i32) (local $ps i32) (local $rows i32)
@@ -1076,7 +1076,7 @@
   ;; 14 act (0: none, 1: clamp)  15 lo (f32 bits)  16 hi (f32 bits)  17 scratch (64 bytes).
   ;; Bias, residual and clamp in the GEMM epilogue's order. A group of 4 tiles that reaches past
   ;; the output's last row or column is stored through the scratch, its valid part only.
-  (func (export "winograd_out") (param $d i32)
+  (func $winogradOut (export "winograd_out") (param $d i32)
     (local $prod i32) (local $M i32) (local $ld i32) (local $sc i32) (local $out i32) (local $OH i32) (local $OW i32)
     (local $TY i32) (local $TX i32) (local $m0 i32) (local $m1 i32) (local $images i32) (local $bias i32) (local $res i32)
     (local $act i32) (local $lo f32) (local $hi f32) (local $scratch i32)
@@ -1210,10 +1210,19 @@
       (local.set $m (i32.add (local.get $m) (i32.const 1)))
       (br_if $m_loop (i32.lt_u (local.get $m) (local.get $m1)))))
 
+  ;; A whole Winograd convolution of some images on one thread: three descriptor addresses at d
+  ;; (winograd_in's, the batched product's job, winograd_out's), run in turn. A batch of images
+  ;; is shared out this way, each thread with buffers of its own: one hand-over per convolution
+  ;; instead of one per phase.
+  (func (export "winograd_all") (param $d i32)
+    (call $winogradIn (i32.load offset=0 (local.get $d)))
+    (call $gemm (i32.load offset=4 (local.get $d)))
+    (call $winogradOut (i32.load offset=8 (local.get $d))))
+
   ;; ---------------------------------------------------------------------------------------
   ;; Driver: this thread's share of one job (see the descriptor above)
   ;; ---------------------------------------------------------------------------------------
-  (func (export "gemm") (param $job i32)
+  (func $gemm (export "gemm") (param $job i32)
     (local $m i32) (local $n i32) (local $k i32) (local $aMode i32) (local $a i32) (local $lda i32)
     (local $bMode i32) (local $b i32) (local $ldb i32) (local $c i32) (local $ldc i32)
     (local $biasMode i32) (local $bias i32) (local $act i32) (local $lo f32) (local $hi f32)
