@@ -17,9 +17,33 @@
  */
 const MIN_POOLED = 4096;
 
+/**
+ * Makes a Float32Array that lives in the WebAssembly kernels' memory (wasm/gemm.ts registers
+ * it; null when that memory cannot hold one more): a kernel of the module writes its result
+ * there and the next one reads it there, with no copy in or out between them.
+ */
+export type ResidentAllocator = (count: number) => Float32Array | null;
+
+let residentAllocator: ResidentAllocator | null = null;
+
+export function setResidentAllocator(allocate: ResidentAllocator): void {
+  residentAllocator = allocate;
+}
+
+
+
 export class Arena {
+  /** Free arrays by length; resident ones (in the module's memory) under minus their length. */
   private readonly free = new Map<number, Float32Array[]>();
   private readonly mine = new WeakSet<Float32Array>();
+  private readonly resident = new WeakSet<Float32Array>();
+  /**
+   * Resident arrays handed out and not given back yet. The arena holds them until the run ends
+   * (reclaim): a resident array's block returns to the module's heap when the array is
+   * collected, while a view of it (a Slice's result) only holds the shared buffer, so the array
+   * must outlive every view; after a run none is left (its outputs leave as copies).
+   */
+  private readonly lent = new Set<Float32Array>();
   private held = 0;
 
   /** At most this many bytes wait for reuse; beyond, dropped arrays are left to the collector. */
@@ -43,16 +67,45 @@ export class Arena {
     return fresh;
   }
 
+  /**
+   * A Float32Array of `count` elements in the WebAssembly module's memory, its contents
+   * whatever they were (for a kernel of the module that writes every element), reused when one
+   * of that size is free; null when none can be made there.
+   */
+  takeResident(count: number): Float32Array | null {
+    const reused = this.free.get(-count)?.pop();
+    if (reused) {
+      this.held -= count * 4;
+      this.lent.add(reused);
+      return reused;
+    }
+    const fresh = residentAllocator?.(count) ?? null;
+    if (fresh) {
+      this.mine.add(fresh);
+      this.resident.add(fresh);
+      this.lent.add(fresh);
+    }
+    return fresh;
+  }
+
+  /** At the end of a run: every resident array still out comes back (nothing reads them any more). */
+  reclaim(): void {
+    for (const data of this.lent) this.give(data);
+    this.lent.clear();
+  }
+
   /** True for an array this arena handed out (whole, not a view of one). */
   owns(data: unknown): data is Float32Array {
-    return data instanceof Float32Array && data.length >= MIN_POOLED && this.mine.has(data);
+    return data instanceof Float32Array && (data.length >= MIN_POOLED || this.resident.has(data)) && this.mine.has(data);
   }
 
   /** Takes back an array nothing reads any more. */
   give(data: Float32Array): void {
+    this.lent.delete(data);
     if (this.held + data.byteLength > this.limit) return;
-    let list = this.free.get(data.length);
-    if (!list) this.free.set(data.length, (list = []));
+    const key = this.resident.has(data) ? -data.length : data.length;
+    let list = this.free.get(key);
+    if (!list) this.free.set(key, (list = []));
     list.push(data);
     this.held += data.byteLength;
   }

@@ -8,7 +8,7 @@ import { fuseNodes, prepareFused } from './fuse.js';
 import { KernelError, type RunKernel } from './kernel.js';
 import { kernelFor, OPS } from './ops.js';
 import { setRunsOnce } from './once.js';
-import { defaultThreads, setIntraOpThreads } from './wasm/gemm.js';
+import { defaultThreads, residentPtr, setIntraOpThreads } from './wasm/gemm.js';
 import { fromTensor, isHalf, roundHalf, toTensor, type Value } from './value.js';
 
 /** Thrown when a node cannot be prepared or its kernel rejects its inputs; names the node. */
@@ -131,7 +131,8 @@ export class Session {
       for (const { name, slot } of this.outputSlots) {
         const v = slots[slot];
         if (!v) throw new UsageError(`graph output ${name} was not computed`);
-        out[name] = toTensor(v);
+        // an array in the WebAssembly module's memory (arena.ts) goes out as a copy of its own
+        out[name] = toTensor(residentPtr(v.data) ? { ...v, data: (v.data as Float32Array).slice() } : v);
       }
       return out;
     } finally {
@@ -139,7 +140,10 @@ export class Session {
       slots.fill(undefined, this.constantCount);
       setIntraOpThreads(threads);
       setRunsOnce(once);
-      if (!outer) setActiveArena(null);
+      if (!outer) {
+        this.arena.reclaim();
+        setActiveArena(null);
+      }
       this.recycling = false;
     }
   }
@@ -172,13 +176,21 @@ export class Session {
       const s = step.release[j]!;
       const v = slots[s];
       slots[s] = undefined;
-      if (this.recycling && v && this.arena.owns(v.data) && !this.isRead(v.data.buffer, slots)) this.arena.give(v.data);
+      if (this.recycling && v && this.arena.owns(v.data) && !this.isRead(v.data, slots)) this.arena.give(v.data);
     }
   }
 
-  /** True when a live value's array is, or views, this buffer. */
-  private isRead(buffer: ArrayBufferLike, slots: readonly (Value | undefined)[]): boolean {
-    for (let i = this.constantCount; i < slots.length; i++) if (slots[i]?.data.buffer === buffer) return true;
+  /**
+   * True when a live value's array overlaps this one's bytes (is it, or views part of it): not
+   * merely shares its buffer, which every array in the WebAssembly module's memory does.
+   */
+  private isRead(data: Float32Array, slots: readonly (Value | undefined)[]): boolean {
+    const start = data.byteOffset;
+    const end = start + data.byteLength;
+    for (let i = this.constantCount; i < slots.length; i++) {
+      const d = slots[i]?.data;
+      if (d && d.buffer === data.buffer && d.byteOffset < end && start < d.byteOffset + d.byteLength) return true;
+    }
     return false;
   }
 }

@@ -69,6 +69,17 @@ export function float32Output(shape: readonly number[]): Value {
   return { dtype: 'float32', shape, data: arena ? arena.take(count, false) : new Float32Array(count) };
 }
 
+/**
+ * A float32 result in the WebAssembly module's memory (see arena.ts), for a kernel of the module
+ * that writes every element, from the running Session's arena. Null outside a run (the arena
+ * keeps a resident array alive as long as views of it may exist) and where the module's memory
+ * cannot hold it: the caller then writes through a copy.
+ */
+export function float32Resident(shape: readonly number[]): Value | null {
+  const data = activeArena()?.takeResident(sizeOfShape(shape));
+  return data ? { dtype: 'float32', shape, data } : null;
+}
+
 export function makeValue(dtype: DType, shape: readonly number[], data?: NumericArray): Value {
   return { dtype, shape, data: data ?? computeArray(dtype, sizeOfShape(shape)) };
 }

@@ -2,7 +2,7 @@ import { attrInt, attrInts } from '../../core/graph.js';
 import { floatData, formatDims, KernelError, required, type KernelFactory } from '../kernel.js';
 import { fusionOf } from '../fuse.js';
 import { makeValue, sizeOfShape, type FloatArray } from '../value.js';
-import { convDepthwise, convGemm } from './conv-gemm.js';
+import { convDepthwise, convGemm, convWinograd } from './conv-gemm.js';
 import { matmulInto } from './gemm-core.js';
 import { contiguousStrides } from './strided.js';
 import { windowOf, type Window } from './window.js';
@@ -42,6 +42,8 @@ export const Conv: KernelFactory = {
           [n, m, ...win.output].every((d, i) => residual.shape[i] === d);
         const clamp = folded && !fits ? undefined : fusion?.clamp;
         if (cg === 1 && group > 1) return [convDepthwise(x, w, bias, group, win, folded ? undefined : clamp)];
+        const winograd = group === 1 ? convWinograd(x, w, bias, win, clamp, fits ? residual : undefined) : undefined;
+        if (winograd) return [winograd];
         const fast = convGemm(x, w, bias, group, win, clamp, fits ? residual : undefined);
         if (fast) return [fast];
       }

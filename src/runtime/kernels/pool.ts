@@ -1,6 +1,6 @@
 import { attrFloat, attrInt, attrInts } from '../../core/graph.js';
 import { formatDims, KernelError, required, type KernelFactory } from '../kernel.js';
-import { int64Value, makeValue, sizeOfShape, type SmallArray, type Value } from '../value.js';
+import { float32Resident, int64Value, makeValue, sizeOfShape, type SmallArray, type Value } from '../value.js';
 import { wasmMaxPool2d } from '../wasm/gemm.js';
 import { contiguousStrides } from './strided.js';
 import { windowOf, type Window } from './window.js';
@@ -29,7 +29,10 @@ function pool(op: string, kind: Kind): KernelFactory {
         if (x.shape.length < 3) throw new KernelError(`${op}: input ${formatDims(x.shape)} has no spatial axes`);
         const win = windowOf(node, x.shape.slice(2), kernel, ceil, op);
         const planes = x.shape[0]! * x.shape[1]!;
-        const out = makeValue(x.dtype, [x.shape[0]!, x.shape[1]!, ...win.output]);
+        const shape = [x.shape[0]!, x.shape[1]!, ...win.output];
+        // a float32 2-D MaxPool runs in the WebAssembly module: its result can stay in the module's memory
+        const resident = kind === 'max' && x.dtype === 'float32' && win.input.length === 2 && !wantsIndices ? float32Resident(shape) : null;
+        const out = resident ?? makeValue(x.dtype, shape);
         const indices = wantsIndices ? new Array<number>(out.data.length) : undefined;
         if (!indices && kind !== 'lp' && win.input.length === 2) {
           pool2d(kind, x.data as SmallArray, out.data as SmallArray, planes, win, includePad);

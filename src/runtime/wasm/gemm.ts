@@ -15,7 +15,10 @@ import { setFlagsFromString } from 'node:v8';
 import { WASM_PAGE } from '../../core/wasm/module.js';
 import { GEMM_RELAXED_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm-bytes.js';
 import { GemmPool, MAX_WORKERS, PoolKind } from './pool.js';
+
+export { PoolKind } from './pool.js';
 import { fromBase64 } from '../../core/bytes.js';
+import { setResidentAllocator } from '../arena.js';
 
 interface GemmExports {
   gemm(job: number): void;
@@ -24,6 +27,9 @@ interface GemmExports {
   maxpool2d(desc: number): void;
   gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number, scaled: number): void;
   softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void;
+  winograd_in(desc: number): void;
+  winograd_out(desc: number): void;
+  winograd_all(desc: number): void;
 }
 
 interface SharedMemory {
@@ -114,6 +120,7 @@ function load(): State | null {
       pool: undefined,
     };
     (s as { heap: Heap }).heap = new Heap(s);
+    buffers.add(memory.buffer);
     state = s;
   } catch {
     state = null; // no WebAssembly, no SIMD128 or no shared memory: the JS path serves
@@ -291,6 +298,7 @@ class Heap {
     }
     this.s.f32 = new Float32Array(this.s.memory.buffer);
     this.s.i32 = new Int32Array(this.s.memory.buffer);
+    buffers.add(this.s.memory.buffer);
     const added = pages * WASM_PAGE;
     if (tail) last!.size += added;
     else this.free.push({ start: this.end, size: added });
@@ -318,8 +326,35 @@ class Heap {
   }
 }
 
-/** Frees a packed constant's block once nothing references the packed handle. */
+/** Frees a packed constant's block (or a resident array's) once nothing references the packed handle (or the array). */
 const registry = new FinalizationRegistry<number>((ptr) => state?.heap.release(ptr));
+
+/**
+ * Every SharedArrayBuffer the module's memory has been seen as (a grown shared memory is a new,
+ * longer buffer over the same bytes; views on the old one stay valid), to tell a resident array.
+ */
+const buffers = new WeakSet<ArrayBufferLike>();
+
+/** The byte address of a Float32Array that lives in the module's memory (a resident array or a view of one), else 0. */
+export function residentPtr(data: unknown): number {
+  return data instanceof Float32Array && buffers.has(data.buffer) ? data.byteOffset : 0;
+}
+
+/**
+ * A Float32Array of `count` elements in the module's memory, 64 bytes of slack after it (the
+ * kernels' vector loads may pass a row's end); its block goes back to the heap when the array is
+ * collected. Arenas keep and reuse them (arena.ts), so a session's runs reuse the same blocks.
+ */
+function makeResident(count: number): Float32Array | null {
+  const s = load();
+  if (!s || count <= 0 || count * 4 > MAX_BYTES / 4) return null;
+  const ptr = s.heap.alloc(count * 4 + 64);
+  if (!ptr) return null;
+  const view = new Float32Array(s.memory.buffer, ptr, count);
+  registry.register(view, ptr);
+  return view;
+}
+setResidentAllocator(makeResident);
 
 /** A constant matrix packed once into the module's memory (see pack_a / pack_b in gemm.wat). */
 export interface PackedMatrix {
@@ -356,6 +391,29 @@ export function packA(data: Float32Array, offset: number, m: number, k: number):
 /** B packed as the right operand: B[k,n] row-major, or B given as [n,k] when `transposed`. */
 export function packB(data: Float32Array, offset: number, n: number, k: number, transposed: boolean): PackedMatrix | null {
   return packWith(n, k, 'b', data.subarray(offset, offset + n * k), (s, src, dst) => s.exports.pack_b(src, transposed ? k : n, transposed ? 1 : 0, 0, n, k, dst), Math.ceil(n / 8) * 8);
+}
+
+/**
+ * `count` matrices A[m,k], one after another in `data`, each packed as the left operand, into
+ * one block: matrix i's packed form at ptr + i * stride bytes (a batched job's strideA).
+ */
+export function packAStack(data: Float32Array, count: number, m: number, k: number): (PackedMatrix & { readonly stride: number }) | null {
+  const stride = Math.ceil(m / 4) * 4 * k * 4;
+  const s = load();
+  if (!s || count <= 0 || m <= 0 || k <= 0 || data.length !== count * m * k) return null;
+  const dst = s.heap.alloc(stride * count);
+  if (!dst) return null;
+  const tmp = s.heap.alloc(data.length * 4);
+  if (!tmp) {
+    s.heap.release(dst);
+    return null;
+  }
+  s.f32.set(data, tmp >> 2);
+  for (let i = 0; i < count; i++) s.exports.pack_a(tmp + i * m * k * 4, k, m, k, dst + i * stride);
+  s.heap.release(tmp);
+  const packed = { ptr: dst, count: m, k, side: 'a' as const, stride };
+  registry.register(packed, dst);
+  return packed;
 }
 
 function packWith(count: number, k: number, side: 'a' | 'b', src: Float32Array, pack: (s: State, src: number, dst: number) => void, padded: number): PackedMatrix | null {
@@ -448,8 +506,10 @@ export class GemmCall {
     return ptr;
   }
 
-  /** Copies `src` in; returns its address (0 when memory is exhausted). */
+  /** Copies `src` in (unless it is resident already: its own address then); returns its address (0 when memory is exhausted). */
   put(src: Float32Array): number {
+    const resident = residentPtr(src);
+    if (resident) return resident;
     const ptr = this.alloc(src.length * 4 + 32);
     if (ptr) this.s.f32.set(src, ptr >> 2);
     return ptr;
@@ -469,8 +529,10 @@ export class GemmCall {
     return dst;
   }
 
-  /** Copies `length` floats from `ptr` to out[outOffset..]. */
+  /** Copies `length` floats from `ptr` to out[outOffset..] (nothing to do when that is where they are). */
   get(ptr: number, out: Float32Array, outOffset: number, length: number): void {
+    const resident = residentPtr(out);
+    if (resident && resident + outOffset * 4 === ptr) return;
     out.set(this.s.f32.subarray(ptr >> 2, (ptr >> 2) + length), outOffset);
   }
 
@@ -525,9 +587,26 @@ export class GemmCall {
     return spreadFor(this.s, elements).count;
   }
 
+  /** Writes float32 values at the address `ptr` (a descriptor's f32 words). */
+  setFloats(ptr: number, values: readonly number[]): void {
+    this.s.f32.set(values, ptr >> 2);
+  }
+
   /** Copies `src` to the address `ptr` (taken with alloc). */
   set(ptr: number, src: Float32Array): void {
     this.s.f32.set(src, ptr >> 2);
+  }
+
+  /**
+   * Runs `kind`'s export (winograd_in, winograd_out, winograd_all: they take a descriptor address) on each
+   * descriptor, at once over the intra-op threads.
+   */
+  runEach(kind: PoolKind, descs: readonly number[]): void {
+    const pool = descs.length > 1 ? poolFor(this.s, threads) : null;
+    const e = this.s.exports;
+    const run = kind === PoolKind.WinogradIn ? e.winograd_in : kind === PoolKind.WinogradOut ? e.winograd_out : kind === PoolKind.WinogradAll ? e.winograd_all : null;
+    if (!run) throw new Error(`runEach: no export for pool kind ${kind}`);
+    spread(this.s, pool, kind, descs, (desc) => run(desc));
   }
 
   /** Runs maxpool2d (gemm.wat) on each descriptor, at once over the intra-op threads. */
@@ -539,6 +618,22 @@ export class GemmCall {
   end(): void {
     for (const ptr of this.blocks) this.s.heap.release(ptr);
     this.blocks.length = 0;
+  }
+
+  /**
+   * The descriptor of a whole job for one thread (no split), to run inside another export
+   * (winograd_all); 0 when memory ran out. Takes pre-packed A and B only.
+   */
+  jobDescriptor(job: Job): number {
+    if (job.aMode !== 1 || job.bMode !== 2) throw new Error('jobDescriptor: pre-packed operands only');
+    const area = this.alloc(JOB_BYTES + 256 + 64);
+    if (!area) return 0;
+    const at = area >> 2;
+    this.s.i32.set([job.m, job.n, job.k, job.aMode, job.a, job.lda, job.bMode, job.b, job.ldb, job.c, job.ldc, job.biasMode, job.bias, job.clamp ? 1 : 0], at);
+    this.s.f32[at + 14] = job.clamp ? job.clamp[0] : 0;
+    this.s.f32[at + 15] = job.clamp ? job.clamp[1] : 0;
+    this.s.i32.set([0, job.m, 0, job.n, area + JOB_BYTES, 0, job.batch, job.strideA, job.strideB, job.strideC, job.residual ?? 0, 0], at + 16);
+    return area;
   }
 
   /** Runs a job, split over the intra-op threads when it is large enough. False when memory ran out. */
@@ -636,7 +731,7 @@ function split(job: Job, count: number): Part[] {
 }
 
 /** [start, end) bands of [0, total) in `count` parts, each start a multiple of `unit`; empty bands dropped. */
-function bands(total: number, count: number, unit: number): [number, number][] {
+export function bands(total: number, count: number, unit: number): [number, number][] {
   const units = Math.ceil(total / unit);
   const out: [number, number][] = [];
   let start = 0;
@@ -685,8 +780,12 @@ export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: numb
     const parts = bands(planes, call.spreadCount(dst.length * kh * kw), 1);
     const outs: number[] = [];
     const descs: number[] = [];
+    // bands write straight into a resident dst (which has the slack) when no row's last store
+    // passes its end (rows of a multiple of 4: ResNet's and the CNN's) or there is one band;
+    // otherwise into blocks of their own, copied
+    const direct = parts.length === 1 || ow % 4 === 0 ? residentPtr(dst) : 0;
     for (const [p0, p1] of parts) {
-      const out = call.alloc((p1 - p0) * oh * ow * 4 + 16);
+      const out = direct ? direct + p0 * oh * ow * 4 : call.alloc((p1 - p0) * oh * ow * 4 + 16);
       const tmp = out && call.alloc(tmpLength * 4);
       const desc = tmp && call.putInts([x + p0 * h * w * 4, p1 - p0, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, out, tmp, tmpLength]);
       if (!desc) return false;

@@ -884,9 +884,345 @@
         (br_if $row_loop (i32.lt_u (local.get $row) (local.get $rows))))))
 
   ;; ---------------------------------------------------------------------------------------
+  ;; Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks"):
+  ;; a 3x3 stride-1 convolution as 16 products of half the multiply-adds of im2col's one:
+  ;;   Y(2x2 tile) = A^T [ (G g G^T) (.) (B^T d B) ] A   over each 4x4 input tile d,
+  ;;   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1].
+  ;; The weights' transform G g G^T is made once in JS (conv-gemm.ts) and packed as 16 A
+  ;; operands; `winograd_in` writes each tile's 16 transformed values straight into 16 packed B
+  ;; operands; `gemm` multiplies the 16 pairs (a batch of 16); `winograd_out` turns each 2x2
+  ;; tile's 16 products back into outputs, with the bias, a folded residual and the clamp.
+  ;; Both transforms take 4 horizontally adjacent tiles at a time, one per lane.
+  ;; ---------------------------------------------------------------------------------------
+
+  ;; Descriptor (i32 words at `d`): 0 x (the chunk's first image)  1 C  2 H  3 W  4 PT  5 PL
+  ;; 6 TY (tile rows per image)  7 TX (tiles per row, a multiple of 4)  8 r0  9 r1 (this thread's
+  ;; tile rows, counted over the chunk's images)  10 band (tile rows per pass)  11 dst (the 16
+  ;; packed B operands, K = C; column j = (image * TY + ty) * TX + tx)  12 strideV (bytes from one
+  ;; operand to the next)  13 scratch (C planes of 2*band+2 rows of SW floats, this thread's)
+  ;; 14 SW (>= 2*TX + 4, a multiple of 4).
+  ;; Per pass, the input rows a band of tile rows reads are copied, every channel's, into the
+  ;; scratch with the padding as zeros (plane row r, column q hold x[2*ty0 + r - PT, q - PL]), so
+  ;; the transform reads without bounds checks; then for each group of 4 tiles the channels go
+  ;; innermost: a channel's 16 values land 32 bytes after the previous channel's in each of the
+  ;; 16 operands, so every operand is written front to back (channels outermost wrote each cache
+  ;; line four times, far apart: a third of the convolution's time on ResNet's first stage).
+  (func $winogradIn (export "winograd_in") (param $d i32)
+    (local $x i32) (local $C i32) (local $H i32) (local $W i32) (local $PT i32) (local $PL i32)
+    (local $TY i32) (local $TX i32) (local $r0 i32) (local $r1 i32) (local $band i32) (local $dst i32)
+    (local $sv i32) (local $sp i32) (local $SW i32) (local $swb i32) (local $ps i32) (local $rows i32)
+    (local $R i32) (local $Rend i32) (local $img i32) (local $ty0 i32) (local $rr i32)
+    (local $ch i32) (local $r i32) (local $ih i32) (local $row i32) (local $src i32) (local $q i32)
+    (local $tx i32) (local $j i32) (local $at i32) (local $a3 i32) (local $o i32) (local $top i32) (local $k8 i32)
+    (local $sv2 i32) (local $sv3 i32) (local $sv4 i32)
+    (local $u0 v128) (local $u1 v128) (local $u2 v128)
+    (local $w0 v128) (local $w1 v128) (local $w2 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128)
+    (local $q0 v128) (local $q1 v128) (local $q2 v128) (local $q3 v128)
+    (local.set $x (i32.load offset=0 (local.get $d)))
+    (local.set $C (i32.load offset=4 (local.get $d)))
+    (local.set $H (i32.load offset=8 (local.get $d)))
+    (local.set $W (i32.load offset=12 (local.get $d)))
+    (local.set $PT (i32.load offset=16 (local.get $d)))
+    (local.set $PL (i32.load offset=20 (local.get $d)))
+    (local.set $TY (i32.load offset=24 (local.get $d)))
+    (local.set $TX (i32.load offset=28 (local.get $d)))
+    (local.set $r0 (i32.load offset=32 (local.get $d)))
+    (local.set $r1 (i32.load offset=36 (local.get $d)))
+    (local.set $band (i32.load offset=40 (local.get $d)))
+    (local.set $dst (i32.load offset=44 (local.get $d)))
+    (local.set $sv (i32.load offset=48 (local.get $d)))
+    (local.set $sp (i32.load offset=52 (local.get $d)))
+    (local.set $SW (i32.load offset=56 (local.get $d)))
+    (if (i32.or (i32.ge_u (local.get $r0) (local.get $r1)) (i32.or (i32.eqz (local.get $C)) (i32.eqz (local.get $band)))) (then (return)))
+    (local.set $swb (i32.shl (local.get $SW) (i32.const 2)))
+    (local.set $ps (i32.mul (i32.add (i32.shl (local.get $band) (i32.const 1)) (i32.const 2)) (local.get $swb)))
+    (local.set $k8 (i32.shl (local.get $C) (i32.const 5)))
+    (local.set $sv2 (i32.shl (local.get $sv) (i32.const 1)))
+    (local.set $sv3 (i32.add (local.get $sv2) (local.get $sv)))
+    (local.set $sv4 (i32.shl (local.get $sv) (i32.const 2)))
+    (local.set $R (local.get $r0))
+    (loop $pass
+      (local.set $img (i32.div_u (local.get $R) (local.get $TY)))
+      (local.set $ty0 (i32.sub (local.get $R) (i32.mul (local.get $img) (local.get $TY))))
+      (local.set $Rend (i32.add (local.get $R) (local.get $band)))
+      (if (i32.gt_u (local.get $Rend) (local.get $r1)) (then (local.set $Rend (local.get $r1))))
+      (if (i32.gt_u (local.get $Rend) (i32.mul (i32.add (local.get $img) (i32.const 1)) (local.get $TY)))
+        (then (local.set $Rend (i32.mul (i32.add (local.get $img) (i32.const 1)) (local.get $TY)))))
+      (local.set $rows (i32.add (i32.shl (i32.sub (local.get $Rend) (local.get $R)) (i32.const 1)) (i32.const 2)))
+      ;; the padded planes of this band
+      (local.set $ch (i32.const 0))
+      (loop $ch_fill
+        (local.set $r (i32.const 0))
+        (loop $fill
+          (local.set $row (i32.add (i32.add (local.get $sp) (i32.mul (local.get $ch) (local.get $ps))) (i32.mul (local.get $r) (local.get $swb))))
+          (local.set $q (i32.const 0))
+          (loop $zero
+            (v128.store (i32.add (local.get $row) (i32.shl (local.get $q) (i32.const 2))) (v128.const i32x4 0 0 0 0))
+            (local.set $q (i32.add (local.get $q) (i32.const 4)))
+            (br_if $zero (i32.lt_u (local.get $q) (local.get $SW))))
+          (local.set $ih (i32.sub (i32.add (i32.shl (local.get $ty0) (i32.const 1)) (local.get $r)) (local.get $PT)))
+          (if (i32.lt_u (local.get $ih) (local.get $H))
+            (then
+              (local.set $src (i32.add (local.get $x) (i32.shl
+                (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $img) (local.get $C)) (local.get $ch)) (local.get $H)) (local.get $ih)) (local.get $W))
+                (i32.const 2))))
+              (local.set $row (i32.add (local.get $row) (i32.shl (local.get $PL) (i32.const 2))))
+              (local.set $q (i32.const 0))
+              (block $vec_done
+                (br_if $vec_done (i32.lt_u (local.get $W) (i32.const 4)))
+                (loop $vec
+                  (v128.store (i32.add (local.get $row) (i32.shl (local.get $q) (i32.const 2)))
+                    (v128.load (i32.add (local.get $src) (i32.shl (local.get $q) (i32.const 2)))))
+                  (local.set $q (i32.add (local.get $q) (i32.const 4)))
+                  (br_if $vec (i32.le_u (i32.add (local.get $q) (i32.const 4)) (local.get $W)))))
+              (block $tail_done
+                (br_if $tail_done (i32.ge_u (local.get $q) (local.get $W)))
+                (loop $tail
+                  (f32.store (i32.add (local.get $row) (i32.shl (local.get $q) (i32.const 2)))
+                    (f32.load (i32.add (local.get $src) (i32.shl (local.get $q) (i32.const 2)))))
+                  (local.set $q (i32.add (local.get $q) (i32.const 1)))
+                  (br_if $tail (i32.lt_u (local.get $q) (local.get $W)))))))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br_if $fill (i32.lt_u (local.get $r) (local.get $rows))))
+        (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+        (br_if $ch_fill (i32.lt_u (local.get $ch) (local.get $C))))
+      ;; the tiles, 4 at a time: the vertical transform on the rows' raw floats (12 per row: the
+      ;; 4 tiles' columns of the padded plane), then per transformed row the columns split out
+      ;; with shuffles and the horizontal transform
+      (loop $row_loop
+        (local.set $top (i32.add (local.get $sp) (i32.mul (i32.shl (i32.sub (local.get $R) (i32.add (i32.mul (local.get $img) (local.get $TY)) (local.get $ty0))) (i32.const 1)) (local.get $swb))))
+        (local.set $tx (i32.const 0))
+        (loop $tx_loop
+          (local.set $j (i32.add (i32.mul (local.get $R) (local.get $TX)) (local.get $tx)))
+          (local.set $o (i32.add (local.get $dst)
+            (i32.add (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (local.get $k8)) (i32.shl (i32.and (local.get $j) (i32.const 7)) (i32.const 2)))))
+          (local.set $at (i32.add (local.get $top) (i32.shl (local.get $tx) (i32.const 3))))
+          (local.set $ch (i32.const 0))
+          (loop $ch_loop
+            (local.set $a3 (i32.add (local.get $at) (i32.mul (local.get $swb) (i32.const 3))))
+            ;; rows 1 and 2 serve three of the four transformed rows
+            (local.set $u0 (v128.load offset=0 (i32.add (local.get $at) (local.get $swb))))
+            (local.set $u1 (v128.load offset=16 (i32.add (local.get $at) (local.get $swb))))
+            (local.set $u2 (v128.load offset=32 (i32.add (local.get $at) (local.get $swb))))
+            (local.set $w0 (v128.load offset=0 (i32.add (local.get $at) (i32.shl (local.get $swb) (i32.const 1)))))
+            (local.set $w1 (v128.load offset=16 (i32.add (local.get $at) (i32.shl (local.get $swb) (i32.const 1)))))
+            (local.set $w2 (v128.load offset=32 (i32.add (local.get $at) (i32.shl (local.get $swb) (i32.const 1)))))
+            ;; rows of B^T d: d0 - d2, d1 + d2, d2 - d1, d1 - d3; each through (. B): floats
+            ;; 0 2 4 6, 1 3 5 7, 2 4 6 8, 3 5 7 9 of the row are the 4 tiles' columns 0 .. 3
+              (local.set $t0 (f32x4.sub (v128.load offset=0 (local.get $at)) (local.get $w0)))
+              (local.set $t1 (f32x4.sub (v128.load offset=16 (local.get $at)) (local.get $w1)))
+              (local.set $t2 (f32x4.sub (v128.load offset=32 (local.get $at)) (local.get $w2)))
+              (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1)))
+              (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))
+              (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $t2)))
+              (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $t2)))
+              (v128.store (local.get $o) (f32x4.sub (local.get $q0) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv)) (f32x4.add (local.get $q1) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv2)) (f32x4.sub (local.get $q2) (local.get $q1)))
+              (v128.store (i32.add (local.get $o) (local.get $sv3)) (f32x4.sub (local.get $q1) (local.get $q3)))
+              (local.set $o (i32.add (local.get $o) (local.get $sv4)))
+              (local.set $t0 (f32x4.add (local.get $u0) (local.get $w0)))
+              (local.set $t1 (f32x4.add (local.get $u1) (local.get $w1)))
+              (local.set $t2 (f32x4.add (local.get $u2) (local.get $w2)))
+              (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1)))
+              (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))
+              (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $t2)))
+              (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $t2)))
+              (v128.store (local.get $o) (f32x4.sub (local.get $q0) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv)) (f32x4.add (local.get $q1) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv2)) (f32x4.sub (local.get $q2) (local.get $q1)))
+              (v128.store (i32.add (local.get $o) (local.get $sv3)) (f32x4.sub (local.get $q1) (local.get $q3)))
+              (local.set $o (i32.add (local.get $o) (local.get $sv4)))
+              (local.set $t0 (f32x4.sub (local.get $w0) (local.get $u0)))
+              (local.set $t1 (f32x4.sub (local.get $w1) (local.get $u1)))
+              (local.set $t2 (f32x4.sub (local.get $w2) (local.get $u2)))
+              (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1)))
+              (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))
+              (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $t2)))
+              (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $t2)))
+              (v128.store (local.get $o) (f32x4.sub (local.get $q0) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv)) (f32x4.add (local.get $q1) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv2)) (f32x4.sub (local.get $q2) (local.get $q1)))
+              (v128.store (i32.add (local.get $o) (local.get $sv3)) (f32x4.sub (local.get $q1) (local.get $q3)))
+              (local.set $o (i32.add (local.get $o) (local.get $sv4)))
+              (local.set $t0 (f32x4.sub (local.get $u0) (v128.load offset=0 (local.get $a3))))
+              (local.set $t1 (f32x4.sub (local.get $u1) (v128.load offset=16 (local.get $a3))))
+              (local.set $t2 (f32x4.sub (local.get $u2) (v128.load offset=32 (local.get $a3))))
+              (local.set $q0 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1)))
+              (local.set $q1 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))
+              (local.set $q2 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 (local.get $q0) (local.get $t2)))
+              (local.set $q3 (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 20 21 22 23 (local.get $q1) (local.get $t2)))
+              (v128.store (local.get $o) (f32x4.sub (local.get $q0) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv)) (f32x4.add (local.get $q1) (local.get $q2)))
+              (v128.store (i32.add (local.get $o) (local.get $sv2)) (f32x4.sub (local.get $q2) (local.get $q1)))
+              (v128.store (i32.add (local.get $o) (local.get $sv3)) (f32x4.sub (local.get $q1) (local.get $q3)))
+              (local.set $o (i32.add (local.get $o) (local.get $sv4)))
+            ;; the next channel: its plane, and 32 bytes on in each operand (back from the 16 strides)
+            (local.set $o (i32.sub (i32.add (local.get $o) (i32.const 32)) (i32.shl (local.get $sv4) (i32.const 2))))
+            (local.set $at (i32.add (local.get $at) (local.get $ps)))
+            (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+            (br_if $ch_loop (i32.lt_u (local.get $ch) (local.get $C))))
+          (local.set $tx (i32.add (local.get $tx) (i32.const 4)))
+          (br_if $tx_loop (i32.lt_u (local.get $tx) (local.get $TX))))
+        (local.set $R (i32.add (local.get $R) (i32.const 1)))
+        (br_if $row_loop (i32.lt_u (local.get $R) (local.get $Rend))))
+      (br_if $pass (i32.lt_u (local.get $R) (local.get $r1)))))
+
+  ;; Descriptor (i32 words at `d`): 0 prod (the 16 products, each [M, ld] row-major)  1 M  2 ld
+  ;; (columns: images * TY*TX)  3 strideC (bytes from one product to the next)  4 out (the
+  ;; chunk's first image, NCHW)  5 OH  6 OW  7 TY  8 TX  9 m0  10 m1 (this thread's channels)
+  ;; 11 images  12 bias (0: none; one per channel)  13 residual (0: none; laid out as out)
+  ;; 14 act (0: none, 1: clamp)  15 lo (f32 bits)  16 hi (f32 bits)  17 scratch (64 bytes).
+  ;; Bias, residual and clamp in the GEMM epilogue's order. A group of 4 tiles that reaches past
+  ;; the output's last row or column is stored through the scratch, its valid part only.
+  (func $winogradOut (export "winograd_out") (param $d i32)
+    (local $prod i32) (local $M i32) (local $ld i32) (local $sc i32) (local $out i32) (local $OH i32) (local $OW i32)
+    (local $TY i32) (local $TX i32) (local $m0 i32) (local $m1 i32) (local $images i32) (local $bias i32) (local $res i32)
+    (local $act i32) (local $lo f32) (local $hi f32) (local $scratch i32)
+    (local $img i32) (local $m i32) (local $ty i32) (local $tx i32) (local $src i32) (local $y i32) (local $o i32) (local $rr i32)
+    (local $r i32) (local $q i32) (local $plane i32) (local $ldb i32) (local $v f32)
+    (local $s00 v128) (local $s01 v128) (local $s02 v128) (local $s03 v128)
+    (local $s10 v128) (local $s11 v128) (local $s12 v128) (local $s13 v128)
+    (local $x1 v128) (local $x2 v128) (local $y00 v128) (local $y01 v128) (local $y10 v128) (local $y11 v128)
+    (local $vb v128) (local $vlo v128) (local $vhi v128)
+    (local.set $prod (i32.load offset=0 (local.get $d)))
+    (local.set $M (i32.load offset=4 (local.get $d)))
+    (local.set $ld (i32.load offset=8 (local.get $d)))
+    (local.set $sc (i32.load offset=12 (local.get $d)))
+    (local.set $out (i32.load offset=16 (local.get $d)))
+    (local.set $OH (i32.load offset=20 (local.get $d)))
+    (local.set $OW (i32.load offset=24 (local.get $d)))
+    (local.set $TY (i32.load offset=28 (local.get $d)))
+    (local.set $TX (i32.load offset=32 (local.get $d)))
+    (local.set $m0 (i32.load offset=36 (local.get $d)))
+    (local.set $m1 (i32.load offset=40 (local.get $d)))
+    (local.set $images (i32.load offset=44 (local.get $d)))
+    (local.set $bias (i32.load offset=48 (local.get $d)))
+    (local.set $res (i32.load offset=52 (local.get $d)))
+    (local.set $act (i32.load offset=56 (local.get $d)))
+    (local.set $lo (f32.load offset=60 (local.get $d)))
+    (local.set $hi (f32.load offset=64 (local.get $d)))
+    (local.set $scratch (i32.load offset=68 (local.get $d)))
+    (if (i32.or (i32.ge_u (local.get $m0) (local.get $m1)) (i32.or (i32.eqz (local.get $images)) (i32.eqz (local.get $TY)))) (then (return)))
+    (local.set $vlo (f32x4.splat (local.get $lo)))
+    (local.set $vhi (f32x4.splat (local.get $hi)))
+    (local.set $ldb (i32.shl (local.get $OW) (i32.const 2)))
+    ;; channels outermost: a channel's products are one run of every image's tiles in each of the 16
+    (local.set $m (local.get $m0))
+    (loop $m_loop
+      (local.set $vb (v128.const i32x4 0 0 0 0))
+      (if (local.get $bias) (then (local.set $vb (v128.load32_splat (i32.add (local.get $bias) (i32.shl (local.get $m) (i32.const 2)))))))
+      (local.set $img (i32.const 0))
+      (loop $img_loop
+        ;; byte offset of this output plane in out (and in the residual)
+        (local.set $plane (i32.shl (i32.mul (i32.add (i32.mul (local.get $img) (local.get $M)) (local.get $m)) (i32.mul (local.get $OH) (local.get $OW))) (i32.const 2)))
+        (local.set $ty (i32.const 0))
+        (loop $ty_loop
+          (local.set $tx (i32.const 0))
+          (loop $tx_loop
+            (local.set $src (i32.add (local.get $prod) (i32.shl
+              (i32.add (i32.mul (local.get $m) (local.get $ld))
+                (i32.add (i32.mul (i32.add (i32.mul (local.get $img) (local.get $TY)) (local.get $ty)) (local.get $TX)) (local.get $tx)))
+              (i32.const 2))))
+            ;; A^T over the rows: s0k = m0k + m1k + m2k, s1k = m1k - m2k - m3k (column k = 0..3)
+            (local.set $x1 (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 4)))))
+            (local.set $x2 (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 8)))))
+            (local.set $s00 (f32x4.add (f32x4.add (v128.load (local.get $src)) (local.get $x1)) (local.get $x2)))
+            (local.set $s10 (f32x4.sub (f32x4.sub (local.get $x1) (local.get $x2)) (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 12))))))
+            (local.set $x1 (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 5)))))
+            (local.set $x2 (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 9)))))
+            (local.set $s01 (f32x4.add (f32x4.add (v128.load (i32.add (local.get $src) (local.get $sc))) (local.get $x1)) (local.get $x2)))
+            (local.set $s11 (f32x4.sub (f32x4.sub (local.get $x1) (local.get $x2)) (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 13))))))
+            (local.set $x1 (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 6)))))
+            (local.set $x2 (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 10)))))
+            (local.set $s02 (f32x4.add (f32x4.add (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 2)))) (local.get $x1)) (local.get $x2)))
+            (local.set $s12 (f32x4.sub (f32x4.sub (local.get $x1) (local.get $x2)) (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 14))))))
+            (local.set $x1 (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 7)))))
+            (local.set $x2 (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 11)))))
+            (local.set $s03 (f32x4.add (f32x4.add (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 3)))) (local.get $x1)) (local.get $x2)))
+            (local.set $s13 (f32x4.sub (f32x4.sub (local.get $x1) (local.get $x2)) (v128.load (i32.add (local.get $src) (i32.mul (local.get $sc) (i32.const 15))))))
+            ;; A^T over the columns: y_r0 = s_r0 + s_r1 + s_r2, y_r1 = s_r1 - s_r2 - s_r3
+            (local.set $y00 (f32x4.add (f32x4.add (local.get $s00) (local.get $s01)) (local.get $s02)))
+            (local.set $y01 (f32x4.sub (f32x4.sub (local.get $s01) (local.get $s02)) (local.get $s03)))
+            (local.set $y10 (f32x4.add (f32x4.add (local.get $s10) (local.get $s11)) (local.get $s12)))
+            (local.set $y11 (f32x4.sub (f32x4.sub (local.get $s11) (local.get $s12)) (local.get $s13)))
+            ;; interleaved into output rows: tile l's columns 2l, 2l+1
+            (local.set $s00 (f32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $y00) (local.get $y01)) (local.get $vb)))
+            (local.set $s01 (f32x4.add (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $y00) (local.get $y01)) (local.get $vb)))
+            (local.set $s10 (f32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $y10) (local.get $y11)) (local.get $vb)))
+            (local.set $s11 (f32x4.add (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $y10) (local.get $y11)) (local.get $vb)))
+            (local.set $y (i32.shl (local.get $ty) (i32.const 1)))
+            (local.set $o (i32.add (local.get $plane) (i32.add (i32.mul (local.get $y) (local.get $ldb)) (i32.shl (local.get $tx) (i32.const 3)))))
+            (if (i32.and (i32.le_u (i32.add (i32.shl (local.get $tx) (i32.const 1)) (i32.const 8)) (local.get $OW))
+                         (i32.lt_u (i32.add (local.get $y) (i32.const 1)) (local.get $OH)))
+              (then
+                (if (local.get $res)
+                  (then
+                    (local.set $rr (i32.add (local.get $res) (local.get $o)))
+                    (local.set $s00 (f32x4.add (local.get $s00) (v128.load offset=0 (local.get $rr))))
+                    (local.set $s01 (f32x4.add (local.get $s01) (v128.load offset=16 (local.get $rr))))
+                    (local.set $rr (i32.add (local.get $rr) (local.get $ldb)))
+                    (local.set $s10 (f32x4.add (local.get $s10) (v128.load offset=0 (local.get $rr))))
+                    (local.set $s11 (f32x4.add (local.get $s11) (v128.load offset=16 (local.get $rr))))))
+                (if (local.get $act)
+                  (then
+                    (local.set $s00 (f32x4.min (f32x4.max (local.get $s00) (local.get $vlo)) (local.get $vhi)))
+                    (local.set $s01 (f32x4.min (f32x4.max (local.get $s01) (local.get $vlo)) (local.get $vhi)))
+                    (local.set $s10 (f32x4.min (f32x4.max (local.get $s10) (local.get $vlo)) (local.get $vhi)))
+                    (local.set $s11 (f32x4.min (f32x4.max (local.get $s11) (local.get $vlo)) (local.get $vhi)))))
+                (local.set $o (i32.add (local.get $out) (local.get $o)))
+                (v128.store offset=0 (local.get $o) (local.get $s00))
+                (v128.store offset=16 (local.get $o) (local.get $s01))
+                (local.set $o (i32.add (local.get $o) (local.get $ldb)))
+                (v128.store offset=0 (local.get $o) (local.get $s10))
+                (v128.store offset=16 (local.get $o) (local.get $s11)))
+              (else
+                ;; the edge: through the scratch, element by element
+                (v128.store offset=0 (local.get $scratch) (local.get $s00))
+                (v128.store offset=16 (local.get $scratch) (local.get $s01))
+                (v128.store offset=32 (local.get $scratch) (local.get $s10))
+                (v128.store offset=48 (local.get $scratch) (local.get $s11))
+                (local.set $r (i32.const 0))
+                (loop $r_loop
+                  (if (i32.lt_u (i32.add (local.get $y) (local.get $r)) (local.get $OH))
+                    (then
+                      (local.set $q (i32.const 0))
+                      (loop $q_loop
+                        (if (i32.lt_u (i32.add (i32.shl (local.get $tx) (i32.const 1)) (local.get $q)) (local.get $OW))
+                          (then
+                            (local.set $rr (i32.add (i32.add (local.get $o) (i32.mul (local.get $r) (local.get $ldb))) (i32.shl (local.get $q) (i32.const 2))))
+                            (local.set $v (f32.load (i32.add (local.get $scratch) (i32.shl (i32.add (i32.shl (local.get $r) (i32.const 3)) (local.get $q)) (i32.const 2)))))
+                            (if (local.get $res) (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $res) (local.get $rr)))))))
+                            (if (local.get $act)
+                              (then (local.set $v (f32.min (f32.max (local.get $v) (local.get $lo)) (local.get $hi)))))
+                            (f32.store (i32.add (local.get $out) (local.get $rr)) (local.get $v))))
+                        (local.set $q (i32.add (local.get $q) (i32.const 1)))
+                        (br_if $q_loop (i32.lt_u (local.get $q) (i32.const 8))))))
+                  (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                  (br_if $r_loop (i32.lt_u (local.get $r) (i32.const 2))))))
+            (local.set $tx (i32.add (local.get $tx) (i32.const 4)))
+            (br_if $tx_loop (i32.lt_u (local.get $tx) (local.get $TX))))
+          (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
+          (br_if $ty_loop (i32.lt_u (local.get $ty) (local.get $TY))))
+        (local.set $img (i32.add (local.get $img) (i32.const 1)))
+        (br_if $img_loop (i32.lt_u (local.get $img) (local.get $images))))
+      (local.set $m (i32.add (local.get $m) (i32.const 1)))
+      (br_if $m_loop (i32.lt_u (local.get $m) (local.get $m1)))))
+
+  ;; A whole Winograd convolution of some images on one thread: three descriptor addresses at d
+  ;; (winograd_in's, the batched product's job, winograd_out's), run in turn. A batch of images
+  ;; is shared out this way, each thread with buffers of its own: one hand-over per convolution
+  ;; instead of one per phase.
+  (func (export "winograd_all") (param $d i32)
+    (call $winogradIn (i32.load offset=0 (local.get $d)))
+    (call $gemm (i32.load offset=4 (local.get $d)))
+    (call $winogradOut (i32.load offset=8 (local.get $d))))
+
+  ;; ---------------------------------------------------------------------------------------
   ;; Driver: this thread's share of one job (see the descriptor above)
   ;; ---------------------------------------------------------------------------------------
-  (func (export "gemm") (param $job i32)
+  (func $gemm (export "gemm") (param $job i32)
     (local $m i32) (local $n i32) (local $k i32) (local $aMode i32) (local $a i32) (local $lda i32)
     (local $bMode i32) (local $b i32) (local $ldb i32) (local $c i32) (local $ldc i32)
     (local $biasMode i32) (local $bias i32) (local $act i32) (local $lo f32) (local $hi f32)

@@ -26,9 +26,9 @@ const WORDS = 200;
 /**
  * What a worker runs on its job address: the export of that name, its arguments read from the
  * memory at the address (i32 words; `gelu`'s 5th to 7th are f32 bits): gemm and maxpool2d take
- * the descriptor address itself.
+ * the descriptor address itself, as do winograd_in, winograd_out and winograd_all.
  */
-export const PoolKind = { Gemm: 0, MaxPool2d: 1, Gelu: 2, Softmax: 3 } as const;
+export const PoolKind = { Gemm: 0, MaxPool2d: 1, Gelu: 2, Softmax: 3, WinogradIn: 4, WinogradOut: 5, WinogradAll: 6 } as const;
 export type PoolKind = (typeof PoolKind)[keyof typeof PoolKind];
 /** More workers than this are never started (the control block has room for 64). */
 export const MAX_WORKERS = 63;
@@ -57,6 +57,9 @@ for (;;) {
       const kind = Atomics.load(ctl, ${KIND} + index);
       if (kind === ${PoolKind.Gemm}) exports.gemm(job);
       else if (kind === ${PoolKind.MaxPool2d}) exports.maxpool2d(job);
+      else if (kind === ${PoolKind.WinogradIn}) exports.winograd_in(job);
+      else if (kind === ${PoolKind.WinogradOut}) exports.winograd_out(job);
+      else if (kind === ${PoolKind.WinogradAll}) exports.winograd_all(job);
       else {
         // the memory may have grown since the last job: a fresh view of it
         const i32 = new Int32Array(data.memory.buffer, job, 8);
