@@ -663,30 +663,20 @@ export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: numb
 // ---------------------------------------------------------------------------------------------
 // GELU
 
-/** erf's segment table in the module's memory, placed on first use (it never changes). */
-let geluTable = 0;
-
 /**
  * torch.onnx's erf GELU over float32 `src` into `dst` in the module (gelu in gemm.wat): bit for
- * bit fuse.ts's JS loop, with the erf's polynomials two lanes at a time and no bounds checks.
- * `table` is erfTaylorTable() (passed in, so this file does not depend on the kernels). False
- * when the module cannot run here or memory ran out: the caller's loop then computes it.
+ * bit fuse.ts's JS loop (erfRational32's float32 steps on 4 lanes at a time, no bounds checks).
+ * False when the module cannot run here or memory ran out: the caller's loop then computes it.
  */
-export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: number, scale: number | undefined, table: Float64Array): boolean {
+export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: number, scale: number | undefined): boolean {
   const s = load();
   if (!s || src.length !== dst.length || src.length * 8 > MAX_BYTES / 2) return false;
-  if (!geluTable) {
-    const at = s.heap.alloc(table.byteLength);
-    if (!at) return false;
-    new Float64Array(s.memory.buffer, at, table.length).set(table);
-    geluTable = at;
-  }
   const call = GemmCall.begin()!;
   try {
     const x = call.put(src);
     const out = x && call.alloc(dst.length * 4 + 16);
     if (!out) return false;
-    if (!call.gelu(x, out, src.length, geluTable, d, one, scale)) return false;
+    if (!call.gelu(x, out, src.length, 0, d, one, scale)) return false;
     call.get(out, dst, 0, dst.length);
     return true;
   } finally {
