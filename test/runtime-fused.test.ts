@@ -257,6 +257,61 @@ describe('a residual block\'s end (Conv, Add of another value, Relu) folded into
   });
 });
 
+describe('a transformer\'s residual connection (MatMul + bias, then Add of another value) folded into the MatMul', () => {
+  /** The graph MatMul(a, w) [+ bias] + r; `visible` also makes the pre-residual sum a graph output, which keeps the Add apart. */
+  function residualGraph(m: number, k: number, n: number, withBias: boolean, residualFirst: boolean, rShape: readonly number[], visible = false): Graph {
+    const next = rng(m * 31 + k * 7 + n);
+    const nodes = [node('MatMul', ['a', 'w'], ['mm'])];
+    if (withBias) nodes.push(node('Add', ['bias', 'mm'], ['s']));
+    const sum = withBias ? 's' : 'mm';
+    nodes.push(node('Add', residualFirst ? ['r', sum] : [sum, 'r'], ['y']));
+    const g = graphOf(nodes, { a: [2, m, k], r: rShape }, { w: Tensor.from('float32', [k, n], random(k * n, next)), bias: Tensor.from('float32', [n], random(n, next)) });
+    return visible ? ({ ...g, outputs: [...g.outputs, { name: sum, dtype: 'float32', shape: null }] } as Graph) : g;
+  }
+  const stepsOf = (g: Graph): number => (new Session(g) as unknown as { steps: unknown[] }).steps.length;
+
+  for (const [m, k, n, withBias, residualFirst] of [
+    [128, 128, 128, true, false],
+    [37, 45, 29, true, true],
+    [5, 3, 9, false, false],
+    [64, 512, 128, true, false],
+  ] as const) {
+    it(`[2, ${m}, ${k}] · [${k}, ${n}]${withBias ? ' + bias' : ''} + residual${residualFirst ? ' (first input)' : ''}: one step, the unfused ops' bits, on 1 and 2 threads`, () => {
+      const next = rng(m + n);
+      const feeds = { a: Tensor.from('float32', [2, m, k], random(2 * m * k, next)), r: Tensor.from('float32', [2, m, n], random(2 * m * n, next)) };
+      const fusedGraph = residualGraph(m, k, n, withBias, residualFirst, [2, m, n]);
+      const unfusedGraph = residualGraph(m, k, n, withBias, residualFirst, [2, m, n], true);
+      expect(stepsOf(fusedGraph)).toBe(1);
+      expect(stepsOf(unfusedGraph)).toBe(2);
+      const fused = runBoth(fusedGraph, feeds);
+      const unfused = new Session(unfusedGraph, { threads: 1 }).run(feeds).y!.toFloat32();
+      expect(fused).toEqual(unfused);
+      expect(fused.some((v) => v !== 0)).toBe(true);
+    });
+  }
+
+  it('leaves a residual that broadcasts ([n]: not the product\'s shape) to the Add kernels, with the same result', () => {
+    const [m, k, n] = [16, 24, 40];
+    const next = rng(3);
+    const feeds = { a: Tensor.from('float32', [2, m, k], random(2 * m * k, next)), r: Tensor.from('float32', [n], random(n, next)) };
+    const fused = runBoth(residualGraph(m, k, n, true, false, [n]), feeds);
+    const unfused = new Session(residualGraph(m, k, n, true, false, [n], true), { threads: 1 }).run(feeds).y!.toFloat32();
+    expect(fused).toEqual(unfused);
+  });
+
+  it('folds a residual into a stacked product (attention\'s P·V) too', () => {
+    const next = rng(4);
+    const [h, m, k, n] = [3, 20, 17, 24];
+    const graph = graphOf([node('MatMul', ['p', 'v'], ['mm']), node('Add', ['mm', 'r'], ['y'])], { p: [h, m, k], v: [h, k, n], r: [h, m, n] }, {});
+    const p = random(h * m * k, next);
+    const v = random(h * k * n, next);
+    const r = random(h * m * n, next);
+    const y = runBoth(graph, { p: Tensor.from('float32', [h, m, k], p), v: Tensor.from('float32', [h, k, n], v), r: Tensor.from('float32', [h, m, n], r) });
+    expect(stepsOf(graph)).toBe(1);
+    expectClose(y, matmulReference(p, v, h, m, k, n, false).map((x, i) => Math.fround(Math.fround(x) + r[i]!)));
+  });
+});
+
 describe('MatMul and Gemm through the WebAssembly GEMM', () => {
   for (const [m, k, n] of [
     [5, 7, 9],

@@ -16,8 +16,9 @@ export interface Fusion {
   /** A MatMul's bias: the constant added to its result, and whether it was Add's first input. */
   readonly bias?: { readonly name: string; readonly first: boolean };
   /**
-   * A Conv's residual: the value Add then added to its result (a ResNet block's shortcut), the
-   * fused node's fourth input (its bias slot kept, empty when the Conv has none).
+   * A Conv's or MatMul's residual: the value Add then added to its result (a ResNet block's
+   * shortcut, a transformer's residual connection), the fused node's fourth input (its bias slot
+   * kept, empty when there is none).
    */
   readonly residual?: string;
   /** The folded nodes, in order; each reads the previous result (and its own constants). */
@@ -147,7 +148,7 @@ function clampOf(node: Node, graph: Graph): readonly [number, number] | undefine
 
 /**
  * Folds Conv/Gemm/MatMul + Relu/Clip, MatMul + Add of a constant vector (+ Relu/Clip), and
- * Conv + Add of another value (+ Relu/Clip: a residual block's end) into one node each. Only a result read by nothing but the folded node (and not a graph output) is
+ * Conv or MatMul (+ bias) + Add of another value (+ Relu/Clip: a residual block's end) into one node each. Only a result read by nothing but the folded node (and not a graph output) is
  * folded, so no value anyone reads disappears. `nodes` must be in execution order.
  */
 export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
@@ -231,6 +232,21 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
         next = onlyReader(result);
       }
     }
+    // a transformer's residual connection: MatMul (+ bias), then Add of another value (BERT's
+    // attention output and FFN output before their LayerNormalization); as for Conv, not an Add
+    // already folded into the MatMul on its other side
+    if (node.op === 'MatMul' && next !== undefined && !dropped.has(next)) {
+      const add = nodes[next]!;
+      const other = add.inputs[0] === result ? add.inputs[1] : add.inputs[0];
+      if (isDefault(add) && add.op === 'Add' && add.inputs.length === 2 && add.outputs.length === 1 && other && other !== result && graph.opset >= 7) {
+        residual = other;
+        then.push(add);
+        dropped.add(next);
+        last = next;
+        result = add.outputs[0]!;
+        next = onlyReader(result);
+      }
+    }
     if (next !== undefined) {
       const activation = nodes[next]!;
       const c = activation.inputs[0] === result ? clampOf(activation, graph) : undefined;
@@ -246,7 +262,8 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
       out.push(node);
       continue;
     }
-    const inputs = bias ? [...node.inputs, bias.name] : residual ? [node.inputs[0]!, node.inputs[1]!, node.inputs[2] ?? '', residual] : node.inputs;
+    // MatMul: [A, B, bias or '', residual]; Conv: [X, W, its bias or '', residual]
+    const inputs = residual ? [node.inputs[0]!, node.inputs[1]!, bias ? bias.name : node.inputs[2] ?? '', residual] : bias ? [...node.inputs, bias.name] : node.inputs;
     const fused: Node = { ...node, inputs, outputs: [result] };
     place(fused, { clamp, bias, residual, then, result: node.outputs[0]! }, last);
   }

@@ -24,7 +24,9 @@ function epilogue(bias: Value | undefined, n: number): { ok: boolean; data?: Flo
  * numpy.matmul for float32 A [..., M, K] and B [K, N] (a shared B: the batches of A stack into
  * one tall product) or B [..., K, N] with the same batch shape as A.
  */
-export function matmulWasm(a: Value, b: Value, bias: Value | undefined, clamp: readonly [number, number] | undefined, fused: boolean): Value | undefined {
+export function matmulWasm(
+  a: Value, b: Value, bias: Value | undefined, clamp: readonly [number, number] | undefined, fused: boolean, residual?: Value,
+): Value | undefined {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return undefined;
   const m = a.shape[a.shape.length - 2]!;
   const k = a.shape[a.shape.length - 1]!;
@@ -39,12 +41,13 @@ export function matmulWasm(a: Value, b: Value, bias: Value | undefined, clamp: r
   if (m * n * k * batches < MIN_WORK || m === 0 || n === 0 || k === 0) return undefined;
   const extra = fused ? epilogue(bias, n) : { ok: true };
   if (!extra.ok) return undefined;
-  const outShape = [...(shared ? aBatch : aBatch), m, n];
+  const outShape = [...aBatch, m, n];
   const rows = shared ? batches * m : m;
+  // (the caller checked a residual's shape: outShape's, so C's layout)
   return product(
     shared ? rows : m, n, k, a.data as Float32Array,
     { kind: 'matrix', value: b, data: b.data as Float32Array, transposed: false, constant: shared && isConstant(b) },
-    shared ? 1 : batches, outShape, fused ? extra.data : undefined, fused ? clamp : undefined, fused,
+    shared ? 1 : batches, outShape, fused ? extra.data : undefined, fused ? clamp : undefined, fused, fused ? residual : undefined,
   );
 }
 
@@ -73,10 +76,10 @@ interface RightOperand {
   constant: boolean;
 }
 
-/** C[batch][m, n] = A[batch][m, k] · B[batch] (+ bias row, clamp), through one job. */
+/** C[batch][m, n] = A[batch][m, k] · B[batch] (+ bias row, + residual, clamp), through one job. */
 function product(
   m: number, n: number, k: number, a: Float32Array, b: RightOperand, batch: number, shape: number[],
-  bias: Float32Array | undefined, clamp: readonly [number, number] | undefined, fused: boolean,
+  bias: Float32Array | undefined, clamp: readonly [number, number] | undefined, fused: boolean, residual?: Value,
 ): Value | undefined {
   const packed = b.constant && batch === 1 ? packedConstant(b.value, `b:${b.transposed ? 't' : 'n'}:${k}:${n}`, () => packB(b.data, 0, n, k, b.transposed)) : null;
   const call = GemmCall.begin();
@@ -86,7 +89,8 @@ function product(
     const bPtr = packed ? packed.ptr : aPtr && call.put(b.data);
     const cPtr = bPtr && call.alloc(batch * m * n * 4);
     const biasPtr = bias ? cPtr && call.put(bias) : cPtr;
-    if (!biasPtr) return undefined;
+    const residualPtr = residual ? biasPtr && call.put(residual.data as Float32Array) : biasPtr;
+    if (!residualPtr) return undefined;
     const job: Job = {
       m, n, k,
       aMode: 0, a: aPtr, lda: k,
@@ -95,6 +99,7 @@ function product(
       biasMode: bias ? 2 : 0, bias: bias ? biasPtr : 0,
       clamp,
       batch, strideA: m * k * 4, strideB: packed ? 0 : k * n * 4, strideC: m * n * 4,
+      residual: residual ? residualPtr : 0,
     };
     if (!call.run(job)) return undefined;
     const out = float32Output(shape);

@@ -67,6 +67,13 @@ function product(m: number, n: number, k: number, a: Value, aOp: Omit<MatrixOper
 const rowMajor = (offset: number, cols: number, transposed = false): Omit<MatrixOperand, 'data'> =>
   transposed ? { offset, rowStride: 1, colStride: cols } : { offset, rowStride: cols, colStride: 1 };
 
+/** True when `residual` is float32 with the shape of A · B (2-D or more), so the product can add it per tile. */
+function residualFits(a: Value, b: Value, residual: Value | undefined): boolean {
+  if (!residual || residual.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2 || residual.shape.length !== Math.max(a.shape.length, b.shape.length)) return false;
+  const want = [...(a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2), a.shape[a.shape.length - 2]!, b.shape[b.shape.length - 1]!];
+  return want.every((d, i) => residual.shape[i] === d);
+}
+
 /** numpy.matmul: stacks of matrices with broadcast batch axes; a 1-D operand gets a unit axis. */
 export const MatMul: KernelFactory = {
   prepare: (node) => {
@@ -75,8 +82,12 @@ export const MatMul: KernelFactory = {
       const a = required(inputs, 0, 'MatMul');
       const b = required(inputs, 1, 'MatMul');
       const dtype = sameDType([a, b], 'MatMul');
-      // a fused node's third input is the bias its folded Add adds (see fuse.ts)
-      const fast = matmulWasm(a, b, fusion?.bias ? inputs[2] : undefined, fusion?.clamp, fusion !== undefined);
+      // a fused node's third input is the bias its folded Add adds, the fourth a residual a second
+      // Add adds (see fuse.ts); a residual the product cannot add (broadcast, another dtype)
+      // leaves the whole fusion to the folded nodes' kernels
+      const residual = fusion?.residual !== undefined ? inputs[3] : undefined;
+      const folds = fusion !== undefined && (fusion.residual === undefined || residualFits(a, b, residual));
+      const fast = matmulWasm(a, b, fusion?.bias ? inputs[2] : undefined, fusion?.clamp, folds, folds ? residual : undefined);
       if (fast) return [fast];
       if (a.shape.length === 0 || b.shape.length === 0) throw new KernelError('MatMul: inputs must have at least one dimension');
       const aShape = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
