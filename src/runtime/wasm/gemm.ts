@@ -24,6 +24,7 @@ interface GemmExports {
   maxpool2d(desc: number): void;
   gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number, scaled: number): void;
   softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void;
+  layernorm(x: number, out: number, rows: number, len: number, scale: number, bias: number, eps: number): void;
 }
 
 interface SharedMemory {
@@ -479,6 +480,25 @@ export class GemmCall {
     return true;
   }
 
+  /** Runs layernorm (gemm.wat) over rows at x into out, the rows cut into bands over the intra-op threads. False when memory ran out. */
+  layerNorm(x: number, out: number, rows: number, len: number, scale: number, bias: number, eps: number): boolean {
+    const { count, pool } = spreadFor(this.s, rows * len);
+    const descs: number[] = [];
+    for (const [r0, r1] of bands(rows, count, 1)) {
+      const desc = this.alloc(32);
+      if (!desc) return false;
+      descs.push(desc);
+      this.s.i32.set([x + r0 * len * 4, out + r0 * len * 4, r1 - r0, len, scale, bias], desc >> 2);
+      new Float64Array(this.s.memory.buffer, desc, 4)[3] = eps;
+    }
+    spread(this.s, pool, PoolKind.LayerNorm, descs, (desc) => {
+      const i32 = this.s.i32;
+      const at = desc >> 2;
+      this.s.exports.layernorm(i32[at]!, i32[at + 1]!, i32[at + 2]!, i32[at + 3]!, i32[at + 4]!, i32[at + 5]!, new Float64Array(this.s.memory.buffer, desc, 4)[3]!);
+    });
+    return true;
+  }
+
   /** How many bands a row-wise kernel over `elements` elements is cut into here (1 on one thread). */
   spreadCount(elements: number): number {
     return spreadFor(this.s, elements).count;
@@ -719,6 +739,33 @@ export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, 
     if (!call.softmax(x, out, rows, len, ld, tmp, tmpBytes, expTable)) return false;
     if (ld === len) call.get(out, dst, 0, dst.length);
     else for (let r = 0; r < rows; r++) call.get(out + r * ld * 4, dst, r * len, len);
+    return true;
+  } finally {
+    call.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNormalization
+
+/**
+ * LayerNormalization of `rows` float32 rows of `len` with a float32 scale (and bias) of `len`,
+ * in the module (layernorm in gemm.wat): bit for bit norm.ts's loop, the output pass two lanes
+ * at a time, the rows in bands over the intra-op threads. False when the module cannot run here
+ * or memory ran out: the caller's loop then computes it.
+ */
+export function wasmLayerNorm(src: Float32Array, dst: Float32Array, rows: number, len: number, scale: Float32Array, bias: Float32Array | undefined, eps: number): boolean {
+  const s = load();
+  if (!s || rows * len !== src.length || src.length !== dst.length || len === 0 || scale.length !== len || (bias && bias.length !== len) || src.length * 8 > MAX_BYTES / 2) return false;
+  const call = GemmCall.begin()!;
+  try {
+    const x = call.put(src);
+    const out = x && call.alloc(dst.length * 4 + 16);
+    const sc = out && call.put(scale);
+    const b = bias ? sc && call.put(bias) : sc;
+    if (!b) return false;
+    if (!call.layerNorm(x, out, rows, len, sc, bias ? b : 0, eps)) return false;
+    call.get(out, dst, 0, dst.length);
     return true;
   } finally {
     call.end();

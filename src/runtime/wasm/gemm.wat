@@ -770,6 +770,65 @@
         (br_if $step (i32.lt_u (local.get $i) (local.get $n))))))
 
 ;; ---------------------------------------------------------------------------------------
+  ;; LayerNormalization over rows of `len` float32 (ONNX opset 17, the last axes), bit for bit
+  ;; norm.ts's normalizeRows: the mean and the variance summed in float64 in order (scalar adds:
+  ;; a vector sum would round differently), inv = 1/sqrt(var + eps), then each element
+  ;; ((x - mean) * inv) * scale + bias in float64, two lanes at a time (the same operations per
+  ;; lane), rounded to float32. `bias` 0: none. Reads and writes exactly rows * len floats.
+  ;; ---------------------------------------------------------------------------------------
+  (func (export "layernorm") (param $x i32) (param $out i32) (param $rows i32) (param $len i32) (param $scale i32) (param $bias i32) (param $eps f64)
+    (local $row i32) (local $src i32) (local $dst i32) (local $j i32) (local $sum f64) (local $d f64) (local $mean f64) (local $inv f64)
+    (local $vmean v128) (local $vinv v128) (local $y v128) (local $s f64)
+    (block $done
+      (br_if $done (i32.or (i32.eqz (local.get $rows)) (i32.eqz (local.get $len))))
+      (loop $row_loop
+        (local.set $src (i32.add (local.get $x) (i32.shl (i32.mul (local.get $row) (local.get $len)) (i32.const 2))))
+        (local.set $dst (i32.add (local.get $out) (i32.shl (i32.mul (local.get $row) (local.get $len)) (i32.const 2))))
+        (local.set $sum (f64.const 0))
+        (local.set $j (i32.const 0))
+        (loop $mean_loop
+          (local.set $sum (f64.add (local.get $sum) (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2)))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $mean_loop (i32.lt_u (local.get $j) (local.get $len))))
+        (local.set $mean (f64.div (local.get $sum) (f64.convert_i32_u (local.get $len))))
+        (local.set $sum (f64.const 0))
+        (local.set $j (i32.const 0))
+        (loop $var_loop
+          (local.set $d (f64.sub (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $mean)))
+          (local.set $sum (f64.add (local.get $sum) (f64.mul (local.get $d) (local.get $d))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $var_loop (i32.lt_u (local.get $j) (local.get $len))))
+        (local.set $inv (f64.div (f64.const 1)
+          (f64.sqrt (f64.add (f64.div (local.get $sum) (f64.convert_i32_u (local.get $len))) (local.get $eps)))))
+        (local.set $vmean (f64x2.splat (local.get $mean)))
+        (local.set $vinv (f64x2.splat (local.get $inv)))
+        (local.set $j (i32.const 0))
+        (block $pairs_done
+          (br_if $pairs_done (i32.lt_u (local.get $len) (i32.const 2)))
+          (loop $pairs
+            (local.set $y (f64x2.mul
+              (f64x2.mul
+                (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $vmean))
+                (local.get $vinv))
+              (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $scale) (i32.shl (local.get $j) (i32.const 2)))))))
+            (if (local.get $bias)
+              (then (local.set $y (f64x2.add (local.get $y)
+                (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))))))))
+            (v128.store64_lane 0 (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))) (f32x4.demote_f64x2_zero (local.get $y)))
+            (local.set $j (i32.add (local.get $j) (i32.const 2)))
+            (br_if $pairs (i32.le_u (i32.add (local.get $j) (i32.const 2)) (local.get $len)))))
+        (if (i32.lt_u (local.get $j) (local.get $len))
+          (then
+            (local.set $s (f64.mul
+              (f64.mul (f64.sub (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $mean)) (local.get $inv))
+              (f64.promote_f32 (f32.load (i32.add (local.get $scale) (i32.shl (local.get $j) (i32.const 2)))))))
+            (if (local.get $bias)
+              (then (local.set $s (f64.add (local.get $s) (f64.promote_f32 (f32.load (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))))))))
+            (f32.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))) (f32.demote_f64 (local.get $s)))))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br_if $row_loop (i32.lt_u (local.get $row) (local.get $rows))))))
+
+  ;; ---------------------------------------------------------------------------------------
   ;; Softmax over the rows of a float32 matrix (ONNX opset 13+, the last axis), in float64 like
   ;; the JS kernel: e = exp(x - max), out = e / sum(e), rounded to float32. exp here: d = k ln2/64
   ;; + r (Cody-Waite, ln2/64 in a 24-bit high part and the rest), exp(d) = 2^(k/64) p(r), with

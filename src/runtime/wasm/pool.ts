@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 
 /**
  * Worker threads that run the GEMM module's exports (`gemm`, and the row-wise kernels beside it:
- * `maxpool2d`, `gelu`, `softmax`) on the same shared WebAssembly memory as the main thread. The runtime is synchronous (a kernel returns its result), so the threads
+ * `maxpool2d`, `gelu`, `softmax`, `layernorm`) on the same shared WebAssembly memory as the main thread. The runtime is synchronous (a kernel returns its result), so the threads
  * coordinate through Atomics on a few control words instead of messages: the main thread writes
  * each worker's job address, bumps a generation counter and notifies; every worker runs its
  * share and counts itself done; the main thread runs its own share meanwhile and then waits for
@@ -20,10 +20,10 @@ const WORDS = 200;
 
 /**
  * What a worker runs on its job address: the export of that name, its arguments read from the
- * memory at the address (i32 words; `gelu`'s 5th to 7th are f32 bits): gemm and maxpool2d take
- * the descriptor address itself.
+ * memory at the address (i32 words; `gelu`'s 5th to 7th are f32 bits, `layernorm`'s epsilon the
+ * f64 at byte 24): gemm and maxpool2d take the descriptor address itself.
  */
-export const PoolKind = { Gemm: 0, MaxPool2d: 1, Gelu: 2, Softmax: 3 } as const;
+export const PoolKind = { Gemm: 0, MaxPool2d: 1, Gelu: 2, Softmax: 3, LayerNorm: 4 } as const;
 export type PoolKind = (typeof PoolKind)[keyof typeof PoolKind];
 /** More workers than this are never started (the control block has room for 64). */
 export const MAX_WORKERS = 63;
@@ -57,6 +57,7 @@ for (;;) {
         const i32 = new Int32Array(workerData.memory.buffer, job, 8);
         const f32 = new Float32Array(workerData.memory.buffer, job, 8);
         if (kind === ${PoolKind.Gelu}) exports.gelu(i32[0], i32[1], i32[2], i32[3], f32[4], f32[5], f32[6], i32[7]);
+        else if (kind === ${PoolKind.LayerNorm}) exports.layernorm(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], new Float64Array(workerData.memory.buffer, job, 4)[3]);
         else exports.softmax(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], i32[6]);
       }
     } catch (error) {
