@@ -31,6 +31,12 @@ const Where: KernelFactory = {
     const dtype = sameDType([x, y], 'Where');
     const plan = planBroadcast([c.shape, x.shape, y.shape], 'Where');
     const out = makeValue(dtype, plan.shape);
+    // a float32 choice between two scalars over a whole condition (an attention mask's 0 and
+    // -inf): one typed loop, not the row walker's generic one
+    if (out.data instanceof Float32Array && x.data.length === 1 && y.data.length === 1 && c.data.length === plan.size) {
+      selectScalars(c.data as Uint8Array, Number(x.data[0]), Number(y.data[0]), out.data);
+      return [out];
+    }
     const last = plan.dims.length - 1;
     const [sc, sx, sy] = plan.strides.map((s) => s[last]!) as [number, number, number];
     const cond = c.data as Uint8Array;
@@ -46,6 +52,10 @@ const Where: KernelFactory = {
     return [out];
   },
 };
+
+function selectScalars(cond: Uint8Array, a: number, b: number, out: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = cond[i] ? a : b;
+}
 
 export const COMPARE: Readonly<Record<string, KernelFactory>> = {
   Equal: toBool('Equal', { num: (a, b) => flag(a === b), big: (a, b) => flag(a === b) }),
