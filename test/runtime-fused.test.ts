@@ -312,6 +312,54 @@ describe('a transformer\'s residual connection (MatMul + bias, then Add of anoth
   });
 });
 
+describe('attention\'s Mul(scores, scale) → Add(mask) → Softmax folded into one pass', () => {
+  /** The chain over scores of `shape` and a mask input of `maskShape`; `visible` makes the Mul's result a graph output (nothing folds). */
+  function scoresGraph(shape: readonly number[], maskShape: readonly number[], scaleFirst: boolean, maskFirst: boolean, visible = false): Graph {
+    const nodes: Node[] = [
+      node('Constant', [], ['scale'], { value: { type: 'tensor', value: Tensor.from('float32', [], [0.125]) } }),
+      node('Mul', scaleFirst ? ['scale', 'x'] : ['x', 'scale'], ['scaled']),
+      node('Add', maskFirst ? ['mask', 'scaled'] : ['scaled', 'mask'], ['masked']),
+      node('Softmax', ['masked'], ['y'], { axis: { type: 'int', value: -1 } }),
+    ];
+    const g = graphOf(nodes, { x: shape, mask: maskShape }, {});
+    return visible ? ({ ...g, outputs: [...g.outputs, { name: 'scaled', dtype: 'float32', shape: null }] } as Graph) : g;
+  }
+  const stepsOf = (g: Graph): number => (new Session(g) as unknown as { steps: unknown[] }).steps.length;
+
+  for (const [shape, maskShape, scaleFirst, maskFirst, folds] of [
+    [[1, 2, 128, 128], [1, 1, 128, 128], false, false, true],
+    [[2, 3, 13, 13], [1, 1, 1, 13], true, true, true],
+    [[1, 2, 50, 50], [50, 50], false, true, true],
+    [[1, 2, 16, 16], [1, 2, 1, 16], false, false, false],
+  ] as const) {
+    it(`scores ${formatShape(shape)}, mask ${formatShape(maskShape)}${folds ? '' : ' (a mask that broadcasts mid-shape: the kernels run)'}: the unfused ops' bits, on 1 and 2 threads`, () => {
+      const next = rng(shape.reduce((a: number, b: number) => a + b, 0));
+      const size = shape.reduce((a: number, b: number) => a * b, 1);
+      const maskSize = maskShape.reduce((a: number, b: number) => a * b, 1);
+      // scores with a wide spread, and a mask of 0 and -inf (masked-out positions), a few -1e4
+      const feeds = {
+        x: Tensor.from('float32', shape, random(size, next).map((v) => v * 40)),
+        mask: Tensor.from('float32', maskShape, random(maskSize, next).map((v) => (v > 0.6 ? -Infinity : v > 0.4 ? -1e4 : 0))),
+      };
+      const fusedGraph = scoresGraph(shape, maskShape, scaleFirst, maskFirst);
+      const unfusedGraph = scoresGraph(shape, maskShape, scaleFirst, maskFirst, true);
+      expect(stepsOf(fusedGraph)).toBe(1);
+      expect(stepsOf(unfusedGraph)).toBe(3);
+      const fused = runBoth(fusedGraph, feeds);
+      const unfused = new Session(unfusedGraph, { threads: 1 }).run(feeds).y!.toFloat32();
+      const differ = fused.findIndex((v, i) => !Object.is(v, unfused[i]));
+      expect(differ).toBe(-1);
+      // each row sums to 1
+      const len = shape.at(-1)!;
+      for (let r = 0; r < 3; r++) expect(fused.subarray(r * len, (r + 1) * len).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    });
+  }
+});
+
+function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
 describe('MatMul and Gemm through the WebAssembly GEMM', () => {
   for (const [m, k, n] of [
     [5, 7, 9],

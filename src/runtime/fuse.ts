@@ -2,7 +2,7 @@ import { nodeOuterReads, type Graph, type Node } from '../core/graph.js';
 import type { RunKernel } from './kernel.js';
 import { erfRational32 } from './kernels/erf.js';
 import { float32Output, isHalf, roundHalf, type Value } from './value.js';
-import { wasmGelu } from './wasm/gemm.js';
+import { wasmGelu, wasmSoftmax } from './wasm/gemm.js';
 
 /**
  * What the planner folded into a node: the activation (and, for MatMul, the bias add) that
@@ -30,6 +30,11 @@ export interface Fusion {
    * erf GELU): the fused node's inputs are x, c1, c2 (and c3), computed in one pass.
    */
   readonly gelu?: boolean;
+  /**
+   * Set for attention's Mul(scores, scale) → Add(·, mask) → Softmax (last axis): the fused
+   * node's inputs are the Mul's two and the mask, computed in one pass with the Softmax.
+   */
+  readonly scores?: boolean;
 }
 
 const fusions = new WeakMap<Node, Fusion>();
@@ -54,7 +59,7 @@ export function prepareFused(node: Node, prepare: (node: Node) => RunKernel, con
   const fusion = fusions.get(node);
   if (!fusion) return prepare(node);
   // the head node as it was: the fused node's inputs beyond its own are what the stages read
-  const head = fusion.gelu ? { ...node, inputs: node.inputs.slice(0, 2) } : node;
+  const head = fusion.gelu || fusion.scores ? { ...node, inputs: node.inputs.slice(0, 2) } : node;
   const run = prepare(head);
   const stages = fusion.then.map((n, i) => ({ node: n, run: prepare(n), reads: i === 0 ? fusion.result : fusion.then[i - 1]!.outputs[0]! }));
   const chain = (inputs: readonly (Value | undefined)[]): Value[] => {
@@ -76,8 +81,35 @@ export function prepareFused(node: Node, prepare: (node: Node) => RunKernel, con
     }
     return [r];
   };
+  if (fusion.scores) return (inputs) => scoresSoftmax(inputs) ?? chain(inputs);
   if (!fusion.gelu) return chain;
   return (inputs) => geluFloat32(inputs) ?? chain(inputs);
+}
+
+/**
+ * Softmax(scores · scale + mask) over the last axis for float32 scores, a one-element scale and
+ * a mask that repeats over whole rows of the scores (its shape, without leading 1s, their tail):
+ * the scaling and masking in the module on the copy the Softmax makes anyway, rounded as the
+ * separate Mul and Add round, so the result is the unfused ops' exactly. Undefined otherwise.
+ */
+function scoresSoftmax(inputs: readonly (Value | undefined)[]): Value[] | undefined {
+  const [p, q, mask] = inputs;
+  if (!p || !q || !mask) return undefined;
+  const [x, s] = p.data.length === 1 && q.data.length !== 1 ? [q, p] : [p, q];
+  if (x.dtype !== 'float32' || s.dtype !== 'float32' || mask.dtype !== 'float32' || s.data.length !== 1 || s.shape.length > x.shape.length) return undefined;
+  if (x.shape.length === 0 || mask.shape.length > x.shape.length) return undefined;
+  // the mask, without its leading 1s, must be the scores' trailing block
+  let start = 0;
+  while (start < mask.shape.length && mask.shape[start] === 1) start++;
+  const offset = x.shape.length - mask.shape.length;
+  for (let i = start; i < mask.shape.length; i++) if (mask.shape[i] !== x.shape[offset + i]) return undefined;
+  const len = x.shape[x.shape.length - 1]!;
+  // (a mask shorter than a row broadcasts within it: not this case)
+  if (len < 8 || mask.data.length % len !== 0 || mask.data.length === 0) return undefined;
+  const out = float32Output(x.shape);
+  const src = x.data as Float32Array;
+  const ok = wasmSoftmax(src, out.data as Float32Array, src.length / len, len, { scale: (s.data as Float32Array)[0]!, mask: mask.data as Float32Array });
+  return ok ? [out] : undefined;
 }
 
 /**
@@ -195,6 +227,14 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
         continue;
       }
     }
+    if (isDefault(node) && node.op === 'Mul' && node.inputs.length === 2 && node.outputs.length === 1 && graph.opset >= 13) {
+      const scores = scoresChain(node, nodes, onlyReader);
+      if (scores) {
+        scores.folded.forEach((i) => dropped.add(i));
+        place(scores.fused, scores.fusion, scores.folded.at(-1)!);
+        continue;
+      }
+    }
     if (!isDefault(node) || !['Conv', 'Gemm', 'MatMul'].includes(node.op) || node.outputs.length !== 1) {
       out.push(node);
       continue;
@@ -289,4 +329,24 @@ function geluChain(div: Node, nodes: readonly Node[], onlyReader: (value: string
   const stages = scale ? [erf, add, mul, scale] : [erf, add, mul];
   const fused: Node = { ...div, inputs: [x, div.inputs[1]!, add.other, ...(scale ? [scale.other] : [])], outputs: [stages.at(-1)!.node.outputs[0]!] };
   return { fused, fusion: { gelu: true, then: stages.map((s) => s.node), result: div.outputs[0]! }, folded: stages.map((s) => s.index) };
+}
+
+/**
+ * Mul(scores, scale) → Add(·, mask) → Softmax(axis = -1) (attention, opset 13+), each result read
+ * only by the next. Whether the scale is one number and the mask repeats over rows is checked
+ * on the values at run time (scoresSoftmax); otherwise the three kernels run.
+ */
+function scoresChain(mul: Node, nodes: readonly Node[], onlyReader: (value: string) => number | undefined): { fused: Node; fusion: Fusion; folded: number[] } | undefined {
+  if (mul.inputs[0] === mul.inputs[1]) return undefined;
+  const addAt = onlyReader(mul.outputs[0]!);
+  const add = addAt === undefined ? undefined : nodes[addAt];
+  if (!add || !isDefault(add) || add.op !== 'Add' || add.inputs.length !== 2 || add.outputs.length !== 1 || add.inputs[0] === add.inputs[1]) return undefined;
+  const mask = add.inputs[0] === mul.outputs[0] ? add.inputs[1]! : add.inputs[0]!;
+  const softmaxAt = onlyReader(add.outputs[0]!);
+  const softmax = softmaxAt === undefined ? undefined : nodes[softmaxAt];
+  if (!softmax || !isDefault(softmax) || softmax.op !== 'Softmax' || softmax.outputs.length !== 1) return undefined;
+  const axis = softmax.attributes.axis;
+  if (axis !== undefined && !(axis.type === 'int' && axis.value === -1)) return undefined;
+  const fused: Node = { ...mul, inputs: [mul.inputs[0]!, mul.inputs[1]!, mask], outputs: [softmax.outputs[0]!] };
+  return { fused, fusion: { scores: true, then: [add, softmax], result: mul.outputs[0]! }, folded: [addAt!, softmaxAt!] };
 }

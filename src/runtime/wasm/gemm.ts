@@ -25,6 +25,7 @@ interface GemmExports {
   gelu(x: number, out: number, n: number, table: number, d: number, one: number, scale: number, scaled: number): void;
   softmax(x: number, out: number, rows: number, len: number, ld: number, tmp: number, table: number): void;
   layernorm(x: number, out: number, rows: number, len: number, scale: number, bias: number, eps: number): void;
+  scale_add(x: number, rows: number, len: number, ld: number, s: number, mask: number, mrows: number): void;
 }
 
 interface SharedMemory {
@@ -707,18 +708,29 @@ export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: n
 // ---------------------------------------------------------------------------------------------
 // Softmax
 
+/**
+ * What attention does to its scores before the Softmax (a folded Mul by a scalar, then Add of
+ * a mask): x · scale + mask, the mask's rows (of the row length) repeating over the rows.
+ */
+export interface ScoresPrologue {
+  readonly scale: number;
+  readonly mask: Float32Array;
+}
+
 /** 2^(j/64) for j in [0, 64), the table of softmax's exp in gemm.wat, placed on first use. */
 let expTable = 0;
 
 /**
  * Softmax over the last axis of float32 rows (`rows` rows of `len`) in the module (softmax in
  * gemm.wat): float64 like the JS loop, with an exp that is not Math.exp's bits but within 3e-14
- * of it (measured), two lanes at a time. False when the module cannot run here or memory ran
- * out: the caller's loop then computes it.
+ * of it (measured), two lanes at a time. `pre`: the scores are first scaled and masked (scale_add
+ * in gemm.wat, rounded as the separate Mul and Add round). False when the module cannot run here
+ * or memory ran out (or the mask does not repeat over whole rows): the caller then computes it.
  */
-export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, len: number): boolean {
+export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, len: number, pre?: ScoresPrologue): boolean {
   const s = load();
   if (!s || rows * len !== src.length || src.length !== dst.length || len === 0 || src.length * 8 > MAX_BYTES / 2) return false;
+  if (pre && (pre.mask.length === 0 || pre.mask.length % len !== 0 || rows % (pre.mask.length / len) !== 0)) return false;
   if (!expTable) {
     const at = s.heap.alloc(64 * 8);
     if (!at) return false;
@@ -736,6 +748,11 @@ export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, 
     const tmp = out && call.alloc(tmpBytes * call.spreadCount(rows * len));
     if (!tmp) return false;
     if (ld !== len) for (let r = 0; r < rows; r++) call.set(x + r * ld * 4, src.subarray(r * len, (r + 1) * len));
+    if (pre) {
+      const mask = call.put(pre.mask);
+      if (!mask) return false;
+      s.exports.scale_add(x, rows, len, ld, pre.scale, mask, pre.mask.length / len);
+    }
     if (!call.softmax(x, out, rows, len, ld, tmp, tmpBytes, expTable)) return false;
     if (ld === len) call.get(out, dst, 0, dst.length);
     else for (let r = 0; r < rows; r++) call.get(out + r * ld * 4, dst, r * len, len);

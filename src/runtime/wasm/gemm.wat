@@ -829,6 +829,40 @@
         (br_if $row_loop (i32.lt_u (local.get $row) (local.get $rows))))))
 
   ;; ---------------------------------------------------------------------------------------
+  ;; Attention scores before their Softmax: x = x * s + mask, in place over `rows` rows of `len`
+  ;; floats (row stride `ld` floats), row r adding mask row r % mrows (mask rows of `len`,
+  ;; packed). f32x4 mul then add, each rounded as the separate Mul and Add ops round.
+  ;; ---------------------------------------------------------------------------------------
+  (func (export "scale_add") (param $x i32) (param $rows i32) (param $len i32) (param $ld i32) (param $s f32) (param $mask i32) (param $mrows i32)
+    (local $row i32) (local $src i32) (local $m i32) (local $j i32) (local $vs v128) (local $at i32)
+    (local.set $vs (f32x4.splat (local.get $s)))
+    (block $done
+      (br_if $done (i32.or (i32.eqz (local.get $rows)) (i32.eqz (local.get $len))))
+      (loop $row_loop
+        (local.set $src (i32.add (local.get $x) (i32.shl (i32.mul (local.get $row) (local.get $ld)) (i32.const 2))))
+        (local.set $m (i32.add (local.get $mask)
+          (i32.shl (i32.mul (i32.rem_u (local.get $row) (local.get $mrows)) (local.get $len)) (i32.const 2))))
+        (local.set $j (i32.const 0))
+        (block $vec_done
+          (br_if $vec_done (i32.lt_u (local.get $len) (i32.const 4)))
+          (loop $vec
+            (local.set $at (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (local.get $at) (f32x4.add (f32x4.mul (v128.load (local.get $at)) (local.get $vs))
+              (v128.load (i32.add (local.get $m) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br_if $vec (i32.le_u (i32.add (local.get $j) (i32.const 4)) (local.get $len)))))
+        (block $tail_done
+          (br_if $tail_done (i32.ge_u (local.get $j) (local.get $len)))
+          (loop $tail
+            (local.set $at (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.store (local.get $at) (f32.add (f32.mul (f32.load (local.get $at)) (local.get $s))
+              (f32.load (i32.add (local.get $m) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $tail (i32.lt_u (local.get $j) (local.get $len)))))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br_if $row_loop (i32.lt_u (local.get $row) (local.get $rows))))))
+
+  ;; ---------------------------------------------------------------------------------------
   ;; Softmax over the rows of a float32 matrix (ONNX opset 13+, the last axis), in float64 like
   ;; the JS kernel: e = exp(x - max), out = e / sum(e), rounded to float32. exp here: d = k ln2/64
   ;; + r (Cody-Waite, ln2/64 in a 24-bit high part and the rest), exp(d) = 2^(k/64) p(r), with
