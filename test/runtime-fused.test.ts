@@ -5,6 +5,7 @@ import { Session } from '../src/runtime/executor.js';
 import { erf, erfForFloat32, erfRational32 } from '../src/runtime/kernels/erf.js';
 import { geluLoop } from '../src/runtime/fuse.js';
 import { wasmGelu } from '../src/runtime/wasm/gemm.js';
+import { matmulPermuted } from '../src/runtime/kernels/matmul-gemm.js';
 
 /**
  * The WebAssembly paths of Conv, Gemm and MatMul with what the planner folds into them (bias,
@@ -359,6 +360,45 @@ describe('attention\'s Mul(scores, scale) → Add(mask) → Softmax folded into 
 function formatShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
+
+describe('attention\'s head Transposes folded into its MatMuls as strides', () => {
+  /** softmax(Q·Kᵀ)·V over heads split by Transposes and merged by one; `visible` makes every Transpose's result a graph output (nothing folds). */
+  function headsGraph(shape: readonly number[], visible = false): Graph {
+    const perm = (p: number[]) => ({ perm: ints(p) });
+    const nodes: Node[] = [
+      node('Transpose', ['q'], ['qh'], perm([0, 2, 1, 3])),
+      node('Transpose', ['k'], ['kt'], perm([0, 2, 3, 1])),
+      node('Transpose', ['v'], ['vh'], perm([0, 2, 1, 3])),
+      node('MatMul', ['qh', 'kt'], ['scores']),
+      node('Softmax', ['scores'], ['p'], { axis: { type: 'int', value: -1 } }),
+      node('MatMul', ['p', 'vh'], ['ctx']),
+      node('Transpose', ['ctx'], ['y'], perm([0, 2, 1, 3])),
+    ];
+    const g = graphOf(nodes, { q: shape, k: shape, v: shape }, {});
+    return visible ? ({ ...g, outputs: [...g.outputs, ...['qh', 'kt', 'vh', 'ctx'].map((name) => ({ name, dtype: 'float32', shape: null }))] } as Graph) : g;
+  }
+  const stepsOf = (g: Graph): number => (new Session(g) as unknown as { steps: unknown[] }).steps.length;
+
+  for (const shape of [[1, 128, 2, 64], [1, 13, 3, 5], [2, 9, 2, 8]] as const) {
+    it(`[${shape.join(', ')}] (S, H, D): the unfused ops' bits, on 1 and 2 threads${shape[0] !== 1 ? ' (batch 2: transposed, then multiplied)' : ''}`, () => {
+      const next = rng(shape[1] * 7 + shape[3]);
+      const size = shape[0] * shape[1] * shape[2] * shape[3];
+      const feeds = Object.fromEntries(['q', 'k', 'v'].map((name) => [name, Tensor.from('float32', shape, random(size, next).map((v) => v * 3))]));
+      const fusedGraph = headsGraph(shape);
+      // the four Transposes: three fold into the MatMuls as their operands, the last as the second one's output
+      expect(stepsOf(fusedGraph)).toBe(3);
+      // the module reads the heads through strides where the leading axis is 1, and declines otherwise
+      const asValue = (t: Tensor) => ({ dtype: 'float32' as const, shape: t.shape, data: t.toFloat32() });
+      const viaStrides = matmulPermuted(asValue(feeds.q!), asValue(feeds.k!), [[0, 2, 1, 3], [0, 2, 3, 1]], undefined);
+      expect(viaStrides === undefined).toBe(shape[0] !== 1);
+      const fused = runBoth(fusedGraph, feeds);
+      const unfused = new Session(headsGraph(shape, true), { threads: 1 }).run(feeds).y!.toFloat32();
+      expect(unfused.length).toBe(size);
+      const differ = fused.findIndex((v, i) => !Object.is(v, unfused[i]));
+      expect(differ).toBe(-1);
+    });
+  }
+});
 
 describe('MatMul and Gemm through the WebAssembly GEMM', () => {
   for (const [m, k, n] of [

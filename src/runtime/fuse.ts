@@ -35,6 +35,14 @@ export interface Fusion {
    * node's inputs are the Mul's two and the mask, computed in one pass with the Softmax.
    */
   readonly scores?: boolean;
+  /**
+   * A MatMul's operands as the Transposes before it left them (attention's heads: [0, 2, 1, 3]
+   * of [1, S, H, D] for A or B, [0, 2, 3, 1] for B): the fused node reads the Transposes' inputs
+   * and the product reads them through strides. `outPerm`: the Transpose after it ([0, 2, 1, 3],
+   * merging the heads back), folded as the stride C is written with.
+   */
+  readonly operandPerms?: readonly [readonly number[] | undefined, readonly number[] | undefined];
+  readonly outPerm?: readonly number[];
 }
 
 const fusions = new WeakMap<Node, Fusion>();
@@ -191,9 +199,10 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
   for (const node of given) {
     if (isDefault(node) && node.op === 'Identity' && node.inputs.length === 1 && graph.initializers.has(node.inputs[0]!) && node.outputs[0]) alias.set(node.outputs[0], node.inputs[0]!);
   }
+  // (a copy: the attention pass below rewrites MatMuls in it)
   const nodes = alias.size
     ? given.map((node) => (node.inputs.some((i) => alias.has(i)) ? { ...node, inputs: node.inputs.map((i) => alias.get(i) ?? i) } : node))
-    : given;
+    : [...given];
   const readers = new Map<string, number>();
   // A value a nested graph (If, Loop, Scan) reads is read there too, so it is never fused away.
   for (const node of nodes) for (const i of [...node.inputs, ...nodeOuterReads(node)]) readers.set(i, (readers.get(i) ?? 0) + 1);
@@ -211,6 +220,7 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
     fusions.set(fused, fusion);
     placed.set(last, fused);
   };
+  const operandPerms = foldHeadTransposes(nodes, onlyReader, dropped);
   const out: Node[] = [];
   for (let index = 0; index < nodes.length; index++) {
     if (dropped.has(index)) {
@@ -232,6 +242,26 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
       if (scores) {
         scores.folded.forEach((i) => dropped.add(i));
         place(scores.fused, scores.fusion, scores.folded.at(-1)!);
+        continue;
+      }
+    }
+    if (isDefault(node) && node.op === 'MatMul' && node.outputs.length === 1) {
+      // attention's products: their head Transposes (before: operandPerms; after: the one that
+      // merges the heads) become strides, and nothing else folds into them
+      const perms = operandPerms.get(index);
+      const nextAt = onlyReader(node.outputs[0]!);
+      const after = nextAt === undefined ? undefined : nodes[nextAt]!;
+      const outPerm = after && !dropped.has(nextAt!) && isHeadTranspose(after, [[0, 2, 1, 3]]) ? [0, 2, 1, 3] : undefined;
+      if (perms || outPerm) {
+        const fused: Node = { ...node, outputs: [outPerm ? after!.outputs[0]! : node.outputs[0]!] };
+        const fusion: Fusion = { then: outPerm ? [after!] : [], result: node.outputs[0]!, operandPerms: perms, outPerm };
+        if (outPerm) {
+          dropped.add(nextAt!);
+          place(fused, fusion, nextAt!);
+        } else {
+          fusions.set(fused, fusion);
+          out.push(fused);
+        }
         continue;
       }
     }
@@ -349,4 +379,41 @@ function scoresChain(mul: Node, nodes: readonly Node[], onlyReader: (value: stri
   if (axis !== undefined && !(axis.type === 'int' && axis.value === -1)) return undefined;
   const fused: Node = { ...mul, inputs: [mul.inputs[0]!, mul.inputs[1]!, mask], outputs: [softmax.outputs[0]!] };
   return { fused, fusion: { scores: true, then: [add, softmax], result: mul.outputs[0]! }, folded: [addAt!, softmaxAt!] };
+}
+
+/** A default-domain Transpose of one input whose perm attribute is one of `perms`. */
+function isHeadTranspose(node: Node, perms: readonly (readonly number[])[]): boolean {
+  if (!isDefault(node) || node.op !== 'Transpose' || node.inputs.length !== 1 || node.outputs.length !== 1) return false;
+  const perm = node.attributes.perm;
+  return perm !== undefined && perm.type === 'ints' && perms.some((p) => p.length === perm.value.length && p.every((v, i) => v === perm.value[i]));
+}
+
+/**
+ * Attention splits Q, K and V into heads with Transposes that only copy: [1, S, H·D] reshaped to
+ * [1, S, H, D], then [0, 2, 1, 3] (Q, V) or [0, 2, 3, 1] (K, for Q·Kᵀ). A MatMul that is such a
+ * Transpose's only reader reads the Transpose's input instead (rewritten in `nodes`), the
+ * Transpose is dropped, and the returned map gives, per MatMul index, the perm of each operand.
+ */
+function foldHeadTransposes(nodes: Node[], onlyReader: (value: string) => number | undefined, dropped: Set<number>): Map<number, readonly [readonly number[] | undefined, readonly number[] | undefined]> {
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => n.outputs.forEach((o) => producer.set(o, i)));
+  const found = new Map<number, readonly [readonly number[] | undefined, readonly number[] | undefined]>();
+  nodes.forEach((node, index) => {
+    if (!isDefault(node) || node.op !== 'MatMul' || node.inputs.length !== 2 || node.outputs.length !== 1 || node.inputs[0] === node.inputs[1]) return;
+    const perms: [readonly number[] | undefined, readonly number[] | undefined] = [undefined, undefined];
+    const inputs = [...node.inputs];
+    for (const side of [0, 1] as const) {
+      const at = producer.get(node.inputs[side]!);
+      const t = at === undefined ? undefined : nodes[at]!;
+      const allowed = side === 0 ? [[0, 2, 1, 3]] : [[0, 2, 1, 3], [0, 2, 3, 1]];
+      if (!t || dropped.has(at!) || !isHeadTranspose(t, allowed) || onlyReader(t.outputs[0]!) !== index) continue;
+      perms[side] = (t.attributes.perm as { value: readonly number[] }).value;
+      inputs[side] = t.inputs[0]!;
+      dropped.add(at!);
+    }
+    if (!perms[0] && !perms[1]) return;
+    nodes[index] = { ...node, inputs };
+    found.set(index, perms);
+  });
+  return found;
 }

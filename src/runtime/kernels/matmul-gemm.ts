@@ -109,3 +109,92 @@ function product(
     call.end();
   }
 }
+
+/** How a float32 tensor is read as a stack of matrices: batch dims, rows, cols and element strides. */
+interface Strided {
+  batch: readonly number[];
+  rows: number;
+  cols: number;
+  rowStride: number;
+  colStride: number;
+  batchStride: number;
+}
+
+/**
+ * `x` as the stack of matrices the Transpose `perm` would have made of it, without moving it:
+ * [1, S, H, D] under [0, 2, 1, 3] is H matrices S×D (rows H·D apart, heads D apart), under
+ * [0, 2, 3, 1] H matrices D×S (columns H·D apart). No perm: x as it is ([..., M, K], contiguous).
+ */
+function stridedView(x: Value, perm: readonly number[] | undefined): Strided | undefined {
+  const r = x.shape.length;
+  if (!perm) {
+    if (r < 2) return undefined;
+    const rows = x.shape[r - 2]!;
+    const cols = x.shape[r - 1]!;
+    return { batch: x.shape.slice(0, -2), rows, cols, rowStride: cols, colStride: 1, batchStride: rows * cols };
+  }
+  if (r !== 4 || x.shape[0] !== 1) return undefined;
+  const [, s, h, d] = x.shape as [number, number, number, number];
+  if (perm[2] === 1) return { batch: [1, h], rows: s, cols: d, rowStride: h * d, colStride: 1, batchStride: d };
+  return { batch: [1, h], rows: d, cols: s, rowStride: 1, colStride: h * d, batchStride: d };
+}
+
+/**
+ * numpy.matmul of float32 stacks read through their head Transposes (fuse.ts's operandPerms) and
+ * written through the one after (outPerm [0, 2, 1, 3]: C's heads merged back into rows), as one
+ * job of the module: the Transposes' copies never happen. Undefined when the layout is not one
+ * the job's strides express (the caller then transposes and multiplies).
+ */
+export function matmulPermuted(
+  a: Value, b: Value, perms: readonly [readonly number[] | undefined, readonly number[] | undefined] | undefined, outPerm: readonly number[] | undefined,
+): Value | undefined {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  const av = stridedView(a, perms?.[0]);
+  const bv = stridedView(b, perms?.[1]);
+  if (!av || !bv || av.colStride !== 1 || av.cols !== bv.rows) return undefined;
+  if (av.batch.length !== bv.batch.length || av.batch.some((d, i) => d !== bv.batch[i])) return undefined;
+  const m = av.rows;
+  const k = av.cols;
+  const n = bv.cols;
+  const batch = sizeOfShape(av.batch);
+  if (m * n * k * batch < MIN_WORK || m === 0 || n === 0 || k === 0) return undefined;
+  // B row-major ([K, N] rows ldb apart) or given as [N, K] (bMode 1: its rows are B's columns)
+  const bByRows = bv.colStride === 1;
+  if (!bByRows && bv.rowStride !== 1) return undefined;
+  let shape: number[];
+  let ldc: number;
+  let strideC: number;
+  if (outPerm) {
+    if (av.batch.length !== 2 || av.batch[0] !== 1) return undefined;
+    const h = av.batch[1]!;
+    shape = [1, m, h, n];
+    ldc = h * n;
+    strideC = n;
+  } else {
+    shape = [...av.batch, m, n];
+    ldc = n;
+    strideC = m * n;
+  }
+  const call = GemmCall.begin();
+  if (!call) return undefined;
+  try {
+    const aPtr = call.put(a.data as Float32Array);
+    const bPtr = aPtr && call.put(b.data as Float32Array);
+    const cPtr = bPtr && call.alloc(batch * m * n * 4 + 32);
+    if (!cPtr) return undefined;
+    const job: Job = {
+      m, n, k,
+      aMode: 0, a: aPtr, lda: av.rowStride,
+      bMode: bByRows ? 0 : 1, b: bPtr, ldb: bByRows ? bv.rowStride : bv.colStride,
+      c: cPtr, ldc,
+      biasMode: 0, bias: 0,
+      batch, strideA: av.batchStride * 4, strideB: bv.batchStride * 4, strideC: strideC * 4,
+    };
+    if (!call.run(job)) return undefined;
+    const out = float32Output(shape);
+    call.get(cPtr, out.data as Float32Array, 0, batch * m * n);
+    return markFused(out);
+  } finally {
+    call.end();
+  }
+}
