@@ -38,3 +38,23 @@ describe('the attention mask\'s ops on their fast paths', () => {
     expect(wider.toNumbers()).toEqual([...cond.toNumbers(), ...cond.toNumbers()]);
   });
 });
+
+describe('And, Or, Xor over bool bytes', () => {
+  it('broadcast [1, 1, S, 1] with [1, 1, 1, S] (BERT\'s mask), same shapes and a scalar, each op\'s truth table', () => {
+    const col = Tensor.from('bool', [1, 1, 3, 1], [1, 0, 1]);
+    const row = Tensor.from('bool', [1, 1, 1, 4], [1, 1, 0, 1]);
+    const outer = (f: (p: number, q: number) => number) => [1, 0, 1].flatMap((p) => [1, 1, 0, 1].map((q) => f(p, q)));
+    const and = run('And', { a: col, b: row });
+    expect(and.shape).toEqual([1, 1, 3, 4]);
+    expect(and.toNumbers()).toEqual(outer((p, q) => p & q));
+    expect(run('Or', { a: col, b: row }).toNumbers()).toEqual(outer((p, q) => p | q));
+    expect(run('Xor', { a: row, b: col }).toNumbers()).toEqual(outer((p, q) => p ^ q));
+    const p = Tensor.from('bool', [4], [0, 0, 1, 1]);
+    const q = Tensor.from('bool', [4], [0, 1, 0, 1]);
+    expect(run('And', { a: p, b: q }).toNumbers()).toEqual([0, 0, 0, 1]);
+    expect(run('Or', { a: p, b: q }).toNumbers()).toEqual([0, 1, 1, 1]);
+    expect(run('Xor', { a: p, b: q }).toNumbers()).toEqual([0, 1, 1, 0]);
+    expect(run('And', { a: Tensor.from('bool', [], [1]), b: Tensor.from('bool', [], [1]) }).toNumbers()).toEqual([1]);
+    expect(() => run('And', { a: Tensor.from('int32', [1], [1]), b: Tensor.from('int32', [1], [1]) })).toThrow(/bool/);
+  });
+});
