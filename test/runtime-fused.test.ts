@@ -357,6 +357,26 @@ describe('attention\'s Mul(scores, scale) → Add(mask) → Softmax folded into 
   }
 });
 
+describe('attention\'s Mul(scores, scale) → Softmax without a mask (ViT) folded into one pass', () => {
+  it('[1, 3, 197, 197] and [2, 2, 9, 9], zeros of both signs in the scores: the unfused ops\' bits, on 1 and 2 threads', () => {
+    for (const shape of [[1, 3, 197, 197], [2, 2, 9, 9]]) {
+      const nodes = (visible: boolean): Graph => {
+        const g = graphOf([node('Mul', ['x', 'scale'], ['scaled']), node('Softmax', ['scaled'], ['y'], { axis: { type: 'int', value: -1 } })], { x: shape }, { scale: Tensor.from('float32', [], [0.125]) });
+        return visible ? ({ ...g, outputs: [...g.outputs, { name: 'scaled', dtype: 'float32', shape: null }] } as Graph) : g;
+      };
+      const next = rng(shape[2]!);
+      const size = shape.reduce((a, b) => a * b, 1);
+      // a row of -0 and +0 only (its max is a zero of either sign), then random scores with zeros among them
+      const values = random(size, next).map((v, i) => (i < shape[3]! ? (i % 2 ? -0 : 0) : v > 0.8 ? -0 : v * 30));
+      const feeds = { x: Tensor.from('float32', shape, values) };
+      expect((new Session(nodes(false)) as unknown as { steps: unknown[] }).steps.length).toBe(1);
+      const fused = runBoth(nodes(false), feeds);
+      const unfused = new Session(nodes(true), { threads: 1 }).run(feeds).y!.toFloat32();
+      expect(fused.findIndex((v, i) => !Object.is(v, unfused[i]))).toBe(-1);
+    }
+  });
+});
+
 function formatShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }

@@ -31,8 +31,9 @@ export interface Fusion {
    */
   readonly gelu?: boolean;
   /**
-   * Set for attention's Mul(scores, scale) → Add(·, mask) → Softmax (last axis): the fused
-   * node's inputs are the Mul's two and the mask, computed in one pass with the Softmax.
+   * Set for attention's Mul(scores, scale) → Add(·, mask) → Softmax (last axis), or Mul → Softmax
+   * without a mask: the fused node's inputs are the Mul's two (and the mask), computed in one
+   * pass with the Softmax.
    */
   readonly scores?: boolean;
   /**
@@ -101,9 +102,13 @@ export function prepareFused(node: Node, prepare: (node: Node) => RunKernel, con
  * separate Mul and Add round, so the result is the unfused ops' exactly. Undefined otherwise.
  */
 function scoresSoftmax(inputs: readonly (Value | undefined)[]): Value[] | undefined {
-  const [p, q, mask] = inputs;
-  if (!p || !q || !mask) return undefined;
+  const [p, q, given] = inputs;
+  if (!p || !q) return undefined;
   const [x, s] = p.data.length === 1 && q.data.length !== 1 ? [q, p] : [p, q];
+  // without a mask (ViT's scores): a row of zeros, which changes no Softmax output (x·s + 0 is
+  // x·s but for -0, which becomes +0, and exp(±0 - max) and the max come out the same)
+  const rowLength = x.shape[x.shape.length - 1] ?? 0;
+  const mask = given ?? { dtype: 'float32' as const, shape: [rowLength], data: new Float32Array(rowLength) };
   if (x.dtype !== 'float32' || s.dtype !== 'float32' || mask.dtype !== 'float32' || s.data.length !== 1 || s.shape.length > x.shape.length) return undefined;
   if (x.shape.length === 0 || mask.shape.length > x.shape.length) return undefined;
   // the mask, without its leading 1s, must be the scores' trailing block
@@ -362,23 +367,25 @@ function geluChain(div: Node, nodes: readonly Node[], onlyReader: (value: string
 }
 
 /**
- * Mul(scores, scale) → Add(·, mask) → Softmax(axis = -1) (attention, opset 13+), each result read
- * only by the next. Whether the scale is one number and the mask repeats over rows is checked
+ * Mul(scores, scale) → Add(·, mask) → Softmax(axis = -1) (attention, opset 13+), or Mul → Softmax
+ * (no mask), each result read only by the next. Whether the scale is one number and the mask repeats over rows is checked
  * on the values at run time (scoresSoftmax); otherwise the three kernels run.
  */
 function scoresChain(mul: Node, nodes: readonly Node[], onlyReader: (value: string) => number | undefined): { fused: Node; fusion: Fusion; folded: number[] } | undefined {
   if (mul.inputs[0] === mul.inputs[1]) return undefined;
   const addAt = onlyReader(mul.outputs[0]!);
-  const add = addAt === undefined ? undefined : nodes[addAt];
-  if (!add || !isDefault(add) || add.op !== 'Add' || add.inputs.length !== 2 || add.outputs.length !== 1 || add.inputs[0] === add.inputs[1]) return undefined;
-  const mask = add.inputs[0] === mul.outputs[0] ? add.inputs[1]! : add.inputs[0]!;
-  const softmaxAt = onlyReader(add.outputs[0]!);
+  const next = addAt === undefined ? undefined : nodes[addAt];
+  // (ViT: no mask, the Softmax straight after the Mul)
+  const add = next && isDefault(next) && next.op === 'Add' ? next : undefined;
+  if (add && (add.inputs.length !== 2 || add.outputs.length !== 1 || add.inputs[0] === add.inputs[1])) return undefined;
+  const mask = add ? (add.inputs[0] === mul.outputs[0] ? add.inputs[1]! : add.inputs[0]!) : undefined;
+  const softmaxAt = add ? onlyReader(add.outputs[0]!) : addAt;
   const softmax = softmaxAt === undefined ? undefined : nodes[softmaxAt];
   if (!softmax || !isDefault(softmax) || softmax.op !== 'Softmax' || softmax.outputs.length !== 1) return undefined;
   const axis = softmax.attributes.axis;
   if (axis !== undefined && !(axis.type === 'int' && axis.value === -1)) return undefined;
-  const fused: Node = { ...mul, inputs: [mul.inputs[0]!, mul.inputs[1]!, mask], outputs: [softmax.outputs[0]!] };
-  return { fused, fusion: { scores: true, then: [add, softmax], result: mul.outputs[0]! }, folded: [addAt!, softmaxAt!] };
+  const fused: Node = { ...mul, inputs: mask ? [mul.inputs[0]!, mul.inputs[1]!, mask] : [mul.inputs[0]!, mul.inputs[1]!], outputs: [softmax.outputs[0]!] };
+  return { fused, fusion: { scores: true, then: add ? [add, softmax] : [softmax], result: mul.outputs[0]! }, folded: add ? [addAt!, softmaxAt!] : [softmaxAt!] };
 }
 
 /** A default-domain Transpose of one input whose perm attribute is one of `perms`. */
