@@ -103,7 +103,7 @@ export function erfFloat32(src: Float32Array, dst: Float32Array): void {
  * Eigen's float32 rational approximation of erf (also XLA's and TVM's), for the folded GELU:
  * x clamped to [-4, 4], erf = x·P(x²)/Q(x²) by Horner, clamped to [-1, 1], and x·2/√π below
  * 1e-4 (where x·P underflows for subnormal x). Every step is rounded to float32, so this is bit
- * for bit the WebAssembly GELU's erf (erf4 in gemm.wat, f32x4 ops without FMA). Within 5e-7
+ * for bit the WebAssembly GELU's erf (gelu in gemm.wat, f32x4 ops without FMA). Within 5e-7
  * relative of erf (tested), a few float32 ulps: about 15 float32 operations instead of the
  * segment table's gather of 10 doubles, which is what lets the module run 4 lanes per step.
  */
