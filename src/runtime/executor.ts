@@ -51,6 +51,8 @@ export class Session {
   private readonly steps: Step[] = [];
   private readonly slots: (Value | undefined)[];
   private readonly constantCount: number;
+  /** Values computed once when the session was made (see foldConstants), put back after every run. */
+  private readonly folded: readonly (readonly [number, Value])[];
   private readonly inputSlots: readonly { readonly name: string; readonly slot: number; readonly dtype: string }[];
   private readonly outputSlots: readonly { readonly name: string; readonly slot: number }[];
   private readonly threads: number;
@@ -86,8 +88,7 @@ export class Session {
       const s = slotOf.get(name);
       return s === undefined ? undefined : constants[s];
     };
-    const lastReader = new Map<number, number>();
-    ordered.forEach((node, index) => {
+    for (const node of ordered) {
       let run: RunKernel;
       try {
         run = prepareFused(node, prepare, constant);
@@ -96,9 +97,13 @@ export class Session {
       }
       // A node holding graphs (If, Loop, Scan) also reads what they read from this graph, after its own inputs.
       const inputs = [...node.inputs, ...nodeOuterReads(node)].map((i) => (i === '' ? -1 : slot(i)));
-      for (const s of inputs) if (s >= this.constantCount) lastReader.set(s, index);
       const outputs = node.outputs.map((o) => (o === '' ? -1 : slot(o)));
       this.steps.push({ node, run, inputs, outputs, args: new Array<Value | undefined>(inputs.length), release: [] });
+    }
+    this.folded = foldConstants(this.steps, constants, this.constantCount);
+    const lastReader = new Map<number, number>();
+    this.steps.forEach((step, index) => {
+      for (const s of step.inputs) if (s >= this.constantCount && !constants[s]) lastReader.set(s, index);
     });
     this.outputSlots = graph.outputs.map((o) => {
       const s = slotOf.get(o.name);
@@ -138,6 +143,7 @@ export class Session {
     } finally {
       // A session holds no activations between runs.
       slots.fill(undefined, this.constantCount);
+      for (const [s, v] of this.folded) slots[s] = v;
       setIntraOpThreads(threads);
       setRunsOnce(once);
       if (!outer) {
@@ -212,3 +218,54 @@ function refuseUnsupported(graph: Graph): void {
   throw new UsageError(`unsupported op${byOp.size > 1 ? 's' : ''}: ${list.join('; ')}`);
 }
 
+
+/** Ops never computed ahead of a run: Dropout may draw random numbers (training_mode). */
+const NOT_FOLDED = new Set(['Dropout']);
+
+/**
+ * Constant folding: every step whose inputs are all constants (initializers, or the results of
+ * steps folded before it) and that holds no graph runs once, here, and leaves the step list;
+ * its results become constants of the session (`constants`, indexed by slot, is filled in).
+ * Exporters leave such chains in every transformer: BERT's position and token-type ids and its
+ * mask's shape arithmetic (ConstantOfShape, Equal, Where, Expand, GatherElements and the
+ * embedding Gathers of constant ids) ran on every call. A step whose kernel throws here stays,
+ * so the run reports its error as before. Returns the folded (slot, value) pairs beyond the
+ * initializers.
+ */
+function foldConstants(steps: Step[], constants: (Value | undefined)[], constantCount: number): (readonly [number, Value])[] {
+  const folded: (readonly [number, Value])[] = [];
+  const kept: Step[] = [];
+  // results are the session's own arrays, never an arena's (a session made inside another's run)
+  const outer = setActiveArena(null);
+  try {
+    for (const step of steps) {
+      const { node } = step;
+      const foldable = !NOT_FOLDED.has(node.op) && !Object.values(node.attributes).some((a) => a.type === 'graph' || a.type === 'graphs') &&
+        step.inputs.every((s) => s < 0 || constants[s] !== undefined);
+      let results: Value[] | undefined;
+      if (foldable) {
+        try {
+          results = step.run(step.inputs.map((s) => (s < 0 ? undefined : constants[s])));
+        } catch {
+          results = undefined;
+        }
+      }
+      if (!results || step.outputs.some((s, j) => s >= 0 && !results![j])) {
+        kept.push(step);
+        continue;
+      }
+      step.outputs.forEach((s, j) => {
+        if (s < 0) return;
+        const v = results![j]!;
+        if (isHalf(v.dtype) && !step.inputs.some((i) => i >= 0 && constants[i]!.data === v.data)) roundHalf(v.dtype, v.data as Float32Array);
+        markConstant(v);
+        constants[s] = v;
+        if (s >= constantCount) folded.push([s, v]);
+      });
+    }
+  } finally {
+    setActiveArena(outer);
+  }
+  steps.splice(0, steps.length, ...kept);
+  return folded;
+}

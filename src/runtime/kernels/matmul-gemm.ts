@@ -25,7 +25,9 @@ function epilogue(bias: Value | undefined, n: number): { ok: boolean; data?: Flo
  * numpy.matmul for float32 A [..., M, K] and B [K, N] (a shared B: the batches of A stack into
  * one tall product) or B [..., K, N] with the same batch shape as A.
  */
-export function matmulWasm(a: Value, b: Value, bias: Value | undefined, clamp: readonly [number, number] | undefined, fused: boolean): Value | undefined {
+export function matmulWasm(
+  a: Value, b: Value, bias: Value | undefined, clamp: readonly [number, number] | undefined, fused: boolean, residual?: Value,
+): Value | undefined {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return undefined;
   const m = a.shape[a.shape.length - 2]!;
   const k = a.shape[a.shape.length - 1]!;
@@ -40,12 +42,13 @@ export function matmulWasm(a: Value, b: Value, bias: Value | undefined, clamp: r
   if (m * n * k * batches < MIN_WORK || m === 0 || n === 0 || k === 0) return undefined;
   const extra = fused ? epilogue(bias, n) : { ok: true };
   if (!extra.ok) return undefined;
-  const outShape = [...(shared ? aBatch : aBatch), m, n];
+  const outShape = [...aBatch, m, n];
   const rows = shared ? batches * m : m;
+  // (the caller checked a residual's shape: outShape's, so C's layout)
   return product(
     shared ? rows : m, n, k, a.data as Float32Array,
     { kind: 'matrix', value: b, data: b.data as Float32Array, transposed: false, constant: shared && isConstant(b) },
-    shared ? 1 : batches, outShape, fused ? extra.data : undefined, fused ? clamp : undefined, fused,
+    shared ? 1 : batches, outShape, fused ? extra.data : undefined, fused ? clamp : undefined, fused, fused ? residual : undefined,
   );
 }
 
@@ -74,15 +77,15 @@ interface RightOperand {
   constant: boolean;
 }
 
-/** C[batch][m, n] = A[batch][m, k] · B[batch] (+ bias row, clamp), through one job. */
+/** C[batch][m, n] = A[batch][m, k] · B[batch] (+ bias row, + residual, clamp), through one job. */
 function product(
   m: number, n: number, k: number, a: Float32Array, b: RightOperand, batch: number, shape: number[],
-  bias: Float32Array | undefined, clamp: readonly [number, number] | undefined, fused: boolean,
+  bias: Float32Array | undefined, clamp: readonly [number, number] | undefined, fused: boolean, residual?: Value,
 ): Value | undefined {
   // A session that runs once uses its weights in place (src/runtime/once.ts): a large one then
   // streams through WebAssembly memory a block of columns at a time.
   const once = runsOnce();
-  if (once && b.constant && batch === 1 && k * n * 4 > SLAB_BYTES) return slabbed(m, n, k, a, b, shape, bias, clamp, fused);
+  if (once && b.constant && batch === 1 && !residual && k * n * 4 > SLAB_BYTES) return slabbed(m, n, k, a, b, shape, bias, clamp, fused);
   const packed = b.constant && batch === 1 && !once ? packedConstant(b.value, `b:${b.transposed ? 't' : 'n'}:${k}:${n}`, () => packB(b.data, 0, n, k, b.transposed)) : null;
   const call = GemmCall.begin();
   if (!call) return undefined;
@@ -91,7 +94,8 @@ function product(
     const bPtr = packed ? packed.ptr : aPtr && call.put(b.data);
     const cPtr = bPtr && call.alloc(batch * m * n * 4);
     const biasPtr = bias ? cPtr && call.put(bias) : cPtr;
-    if (!biasPtr) return undefined;
+    const residualPtr = residual ? biasPtr && call.put(residual.data as Float32Array) : biasPtr;
+    if (!residualPtr) return undefined;
     const job: Job = {
       m, n, k,
       aMode: 0, a: aPtr, lda: k,
@@ -100,6 +104,7 @@ function product(
       biasMode: bias ? 2 : 0, bias: bias ? biasPtr : 0,
       clamp,
       batch, strideA: m * k * 4, strideB: packed ? 0 : k * n * 4, strideC: m * n * 4,
+      residual: residual ? residualPtr : 0,
     };
     if (!call.run(job)) return undefined;
     const out = float32Output(shape);
@@ -177,6 +182,95 @@ function slabbed(
       call.get(previous, c, 0, m * n);
     }
     return fused ? markFused(out) : out;
+  } finally {
+    call.end();
+  }
+}
+
+/** How a float32 tensor is read as a stack of matrices: batch dims, rows, cols and element strides. */
+interface Strided {
+  batch: readonly number[];
+  rows: number;
+  cols: number;
+  rowStride: number;
+  colStride: number;
+  batchStride: number;
+}
+
+/**
+ * `x` as the stack of matrices the Transpose `perm` would have made of it, without moving it:
+ * [1, S, H, D] under [0, 2, 1, 3] is H matrices S×D (rows H·D apart, heads D apart), under
+ * [0, 2, 3, 1] H matrices D×S (columns H·D apart). No perm: x as it is ([..., M, K], contiguous).
+ */
+function stridedView(x: Value, perm: readonly number[] | undefined): Strided | undefined {
+  const r = x.shape.length;
+  if (!perm) {
+    if (r < 2) return undefined;
+    const rows = x.shape[r - 2]!;
+    const cols = x.shape[r - 1]!;
+    return { batch: x.shape.slice(0, -2), rows, cols, rowStride: cols, colStride: 1, batchStride: rows * cols };
+  }
+  if (r !== 4 || x.shape[0] !== 1) return undefined;
+  const [, s, h, d] = x.shape as [number, number, number, number];
+  if (perm[2] === 1) return { batch: [1, h], rows: s, cols: d, rowStride: h * d, colStride: 1, batchStride: d };
+  return { batch: [1, h], rows: d, cols: s, rowStride: 1, colStride: h * d, batchStride: d };
+}
+
+/**
+ * numpy.matmul of float32 stacks read through their head Transposes (fuse.ts's operandPerms) and
+ * written through the one after (outPerm [0, 2, 1, 3]: C's heads merged back into rows), as one
+ * job of the module: the Transposes' copies never happen. Undefined when the layout is not one
+ * the job's strides express (the caller then transposes and multiplies).
+ */
+export function matmulPermuted(
+  a: Value, b: Value, perms: readonly [readonly number[] | undefined, readonly number[] | undefined] | undefined, outPerm: readonly number[] | undefined,
+): Value | undefined {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  const av = stridedView(a, perms?.[0]);
+  const bv = stridedView(b, perms?.[1]);
+  if (!av || !bv || av.colStride !== 1 || av.cols !== bv.rows) return undefined;
+  if (av.batch.length !== bv.batch.length || av.batch.some((d, i) => d !== bv.batch[i])) return undefined;
+  const m = av.rows;
+  const k = av.cols;
+  const n = bv.cols;
+  const batch = sizeOfShape(av.batch);
+  if (m * n * k * batch < MIN_WORK || m === 0 || n === 0 || k === 0) return undefined;
+  // B row-major ([K, N] rows ldb apart) or given as [N, K] (bMode 1: its rows are B's columns)
+  const bByRows = bv.colStride === 1;
+  if (!bByRows && bv.rowStride !== 1) return undefined;
+  let shape: number[];
+  let ldc: number;
+  let strideC: number;
+  if (outPerm) {
+    if (av.batch.length !== 2 || av.batch[0] !== 1) return undefined;
+    const h = av.batch[1]!;
+    shape = [1, m, h, n];
+    ldc = h * n;
+    strideC = n;
+  } else {
+    shape = [...av.batch, m, n];
+    ldc = n;
+    strideC = m * n;
+  }
+  const call = GemmCall.begin();
+  if (!call) return undefined;
+  try {
+    const aPtr = call.put(a.data as Float32Array);
+    const bPtr = aPtr && call.put(b.data as Float32Array);
+    const cPtr = bPtr && call.alloc(batch * m * n * 4 + 32);
+    if (!cPtr) return undefined;
+    const job: Job = {
+      m, n, k,
+      aMode: 0, a: aPtr, lda: av.rowStride,
+      bMode: bByRows ? 0 : 1, b: bPtr, ldb: bByRows ? bv.rowStride : bv.colStride,
+      c: cPtr, ldc,
+      biasMode: 0, bias: 0,
+      batch, strideA: av.batchStride * 4, strideB: bv.batchStride * 4, strideC: strideC * 4,
+    };
+    if (!call.run(job)) return undefined;
+    const out = float32Output(shape);
+    call.get(cPtr, out.data as Float32Array, 0, batch * m * n);
+    return markFused(out);
   } finally {
     call.end();
   }

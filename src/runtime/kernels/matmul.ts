@@ -4,7 +4,8 @@ import { formatDims, KernelError, required, sameDType, type KernelFactory } from
 import { isBig, makeValue, sizeOfShape, type FloatArray, type SmallArray, type Value } from '../value.js';
 import { fusionOf } from '../fuse.js';
 import { matmulInto } from './gemm-core.js';
-import { gemmWasm, matmulWasm } from './matmul-gemm.js';
+import { gemmWasm, matmulPermuted, matmulWasm } from './matmul-gemm.js';
+import { contiguousStrides, copyStrided } from './strided.js';
 import type { MatrixOperand } from './sgemm.js';
 
 function isFloatData(v: Value): v is Value & { data: FloatArray } {
@@ -67,16 +68,48 @@ function product(m: number, n: number, k: number, a: Value, aOp: Omit<MatrixOper
 const rowMajor = (offset: number, cols: number, transposed = false): Omit<MatrixOperand, 'data'> =>
   transposed ? { offset, rowStride: 1, colStride: cols } : { offset, rowStride: cols, colStride: 1 };
 
+/** x under a Transpose's perm (the fallback of a folded head Transpose). */
+function transposed(x: Value, perm: readonly number[]): Value {
+  if (perm.length !== x.shape.length) throw new KernelError(`MatMul: a folded Transpose's perm [${perm.join(', ')}] does not fit rank ${x.shape.length}`);
+  const strides = contiguousStrides(x.shape);
+  const shape = perm.map((p) => x.shape[p]!);
+  const out = makeValue(x.dtype, shape);
+  copyStrided(x.data, out.data, shape, perm.map((p) => strides[p]!), 0);
+  return out;
+}
+
+/** True when `residual` is float32 with the shape of A · B (2-D or more), so the product can add it per tile. */
+function residualFits(a: Value, b: Value, residual: Value | undefined): boolean {
+  if (!residual || residual.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2 || residual.shape.length !== Math.max(a.shape.length, b.shape.length)) return false;
+  const want = [...(a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2), a.shape[a.shape.length - 2]!, b.shape[b.shape.length - 1]!];
+  return want.every((d, i) => residual.shape[i] === d);
+}
+
 /** numpy.matmul: stacks of matrices with broadcast batch axes; a 1-D operand gets a unit axis. */
 export const MatMul: KernelFactory = {
   prepare: (node) => {
     const fusion = fusionOf(node);
+    const permuted = fusion?.operandPerms !== undefined || fusion?.outPerm !== undefined;
     return (inputs) => {
-      const a = required(inputs, 0, 'MatMul');
-      const b = required(inputs, 1, 'MatMul');
+      let a = required(inputs, 0, 'MatMul');
+      let b = required(inputs, 1, 'MatMul');
       const dtype = sameDType([a, b], 'MatMul');
-      // a fused node's third input is the bias its folded Add adds (see fuse.ts)
-      const fast = matmulWasm(a, b, fusion?.bias ? inputs[2] : undefined, fusion?.clamp, fusion !== undefined);
+      if (permuted) {
+        // attention's head Transposes folded in (fuse.ts): read through strides when the module
+        // can; else transposed here as the dropped nodes would have, the product made as usual and
+        // the Transpose after it (a folded stage) left to its kernel
+        const fast = matmulPermuted(a, b, fusion!.operandPerms, fusion!.outPerm);
+        if (fast) return [fast];
+        const [pa, pb] = fusion!.operandPerms ?? [undefined, undefined];
+        if (pa) a = transposed(a, pa);
+        if (pb) b = transposed(b, pb);
+      }
+      // a fused node's third input is the bias its folded Add adds, the fourth a residual a second
+      // Add adds (see fuse.ts); a residual the product cannot add (broadcast, another dtype)
+      // leaves the whole fusion to the folded nodes' kernels
+      const residual = fusion?.residual !== undefined ? inputs[3] : undefined;
+      const folds = fusion !== undefined && !permuted && (fusion.residual === undefined || residualFits(a, b, residual));
+      const fast = matmulWasm(a, b, fusion?.bias ? inputs[2] : undefined, fusion?.clamp, folds, folds ? residual : undefined);
       if (fast) return [fast];
       if (a.shape.length === 0 || b.shape.length === 0) throw new KernelError('MatMul: inputs must have at least one dimension');
       const aShape = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;

@@ -1,6 +1,7 @@
 import { attrFloat, attrInt, attrInts } from '../../core/graph.js';
 import { floatData, KernelError, normalizeAxes, normalizeAxis, required, type KernelFactory } from '../kernel.js';
 import { makeValue, sizeOfShape, type FloatArray, type Value } from '../value.js';
+import { wasmLayerNorm } from '../wasm/gemm.js';
 
 /** Normalisations. Statistics are accumulated in float64 regardless of the input type. */
 
@@ -109,7 +110,14 @@ const LayerNormalization: KernelFactory = {
       const len = sizeOfShape(x.shape.slice(axis));
       const rows = sizeOfShape(x.shape.slice(0, axis));
       const out = makeValue(x.dtype, x.shape);
-      const stats = normalizeRows(floatData(x, 'LayerNormalization'), out.data as FloatArray, rows, len, epsilon, scale, bias);
+      const src = floatData(x, 'LayerNormalization');
+      // float32 with a whole-row scale (and bias), the statistics not asked for (a transformer's):
+      // in the module, the same bits, the rows over the intra-op threads
+      if (outputs < 2 && src instanceof Float32Array && scale instanceof Float32Array && (bias === undefined || bias instanceof Float32Array) &&
+        wasmLayerNorm(src, out.data as Float32Array, rows, len, scale, bias, epsilon)) {
+        return [out];
+      }
+      const stats = normalizeRows(src, out.data as FloatArray, rows, len, epsilon, scale, bias);
       if (outputs < 2) return [out];
       // Statistics come out in float32 (stash_type 1), shaped like X with the normalised axes as 1.
       const statShape = x.shape.map((d, i) => (i < axis ? d : 1));

@@ -124,6 +124,10 @@ const Expand: KernelFactory = {
     const x = required(inputs, 0, 'Expand');
     const target = toIntList(required(inputs, 1, 'Expand'));
     const plan = planBroadcast([x.shape, target], 'Expand');
+    // nothing to broadcast (BERT expands its [1, 1, S, S] mask to the shape it has): the input's
+    // array under the new shape, as Reshape gives, instead of the row walker's generic element
+    // loop (~10 ns an element)
+    if (plan.size === sizeOfShape(x.shape)) return [makeValue(x.dtype, plan.shape, x.data)];
     const out = makeValue(x.dtype, plan.shape);
     const src = x.data as { readonly [i: number]: number | bigint };
     const dst = out.data as { [i: number]: number | bigint };

@@ -30,6 +30,8 @@ interface GemmExports {
   winograd_in(desc: number): void;
   winograd_out(desc: number): void;
   winograd_all(desc: number): void;
+  layernorm(x: number, out: number, rows: number, len: number, scale: number, bias: number, eps: number): void;
+  scale_add(x: number, rows: number, len: number, ld: number, s: number, mask: number, mrows: number): void;
 }
 
 interface SharedMemory {
@@ -582,6 +584,25 @@ export class GemmCall {
     return true;
   }
 
+  /** Runs layernorm (gemm.wat) over rows at x into out, the rows cut into bands over the intra-op threads. False when memory ran out. */
+  layerNorm(x: number, out: number, rows: number, len: number, scale: number, bias: number, eps: number): boolean {
+    const { count, pool } = spreadFor(this.s, rows * len);
+    const descs: number[] = [];
+    for (const [r0, r1] of bands(rows, count, 1)) {
+      const desc = this.alloc(32);
+      if (!desc) return false;
+      descs.push(desc);
+      this.s.i32.set([x + r0 * len * 4, out + r0 * len * 4, r1 - r0, len, scale, bias], desc >> 2);
+      new Float64Array(this.s.memory.buffer, desc, 4)[3] = eps;
+    }
+    spread(this.s, pool, PoolKind.LayerNorm, descs, (desc) => {
+      const i32 = this.s.i32;
+      const at = desc >> 2;
+      this.s.exports.layernorm(i32[at]!, i32[at + 1]!, i32[at + 2]!, i32[at + 3]!, i32[at + 4]!, i32[at + 5]!, new Float64Array(this.s.memory.buffer, desc, 4)[3]!);
+    });
+    return true;
+  }
+
   /** How many bands a row-wise kernel over `elements` elements is cut into here (1 on one thread). */
   spreadCount(elements: number): number {
     return spreadFor(this.s, elements).count;
@@ -803,30 +824,20 @@ export function wasmMaxPool2d(src: Float32Array, dst: Float32Array, planes: numb
 // ---------------------------------------------------------------------------------------------
 // GELU
 
-/** erf's segment table in the module's memory, placed on first use (it never changes). */
-let geluTable = 0;
-
 /**
  * torch.onnx's erf GELU over float32 `src` into `dst` in the module (gelu in gemm.wat): bit for
- * bit fuse.ts's JS loop, with the erf's polynomials two lanes at a time and no bounds checks.
- * `table` is erfTaylorTable() (passed in, so this file does not depend on the kernels). False
- * when the module cannot run here or memory ran out: the caller's loop then computes it.
+ * bit fuse.ts's JS loop (erfRational32's float32 steps on 4 lanes at a time, no bounds checks).
+ * False when the module cannot run here or memory ran out: the caller's loop then computes it.
  */
-export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: number, scale: number | undefined, table: Float64Array): boolean {
+export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: number, scale: number | undefined): boolean {
   const s = load();
   if (!s || src.length !== dst.length || src.length * 8 > MAX_BYTES / 2) return false;
-  if (!geluTable) {
-    const at = s.heap.alloc(table.byteLength);
-    if (!at) return false;
-    new Float64Array(s.memory.buffer, at, table.length).set(table);
-    geluTable = at;
-  }
   const call = GemmCall.begin()!;
   try {
     const x = call.put(src);
     const out = x && call.alloc(dst.length * 4 + 16);
     if (!out) return false;
-    if (!call.gelu(x, out, src.length, geluTable, d, one, scale)) return false;
+    if (!call.gelu(x, out, src.length, 0, d, one, scale)) return false;
     call.get(out, dst, 0, dst.length);
     return true;
   } finally {
@@ -837,18 +848,29 @@ export function wasmGelu(src: Float32Array, dst: Float32Array, d: number, one: n
 // ---------------------------------------------------------------------------------------------
 // Softmax
 
+/**
+ * What attention does to its scores before the Softmax (a folded Mul by a scalar, then Add of
+ * a mask): x · scale + mask, the mask's rows (of the row length) repeating over the rows.
+ */
+export interface ScoresPrologue {
+  readonly scale: number;
+  readonly mask: Float32Array;
+}
+
 /** 2^(j/64) for j in [0, 64), the table of softmax's exp in gemm.wat, placed on first use. */
 let expTable = 0;
 
 /**
  * Softmax over the last axis of float32 rows (`rows` rows of `len`) in the module (softmax in
  * gemm.wat): float64 like the JS loop, with an exp that is not Math.exp's bits but within 3e-14
- * of it (measured), two lanes at a time. False when the module cannot run here or memory ran
- * out: the caller's loop then computes it.
+ * of it (measured), two lanes at a time. `pre`: the scores are first scaled and masked (scale_add
+ * in gemm.wat, rounded as the separate Mul and Add round). False when the module cannot run here
+ * or memory ran out (or the mask does not repeat over whole rows): the caller then computes it.
  */
-export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, len: number): boolean {
+export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, len: number, pre?: ScoresPrologue): boolean {
   const s = load();
   if (!s || rows * len !== src.length || src.length !== dst.length || len === 0 || src.length * 8 > MAX_BYTES / 2) return false;
+  if (pre && (pre.mask.length === 0 || pre.mask.length % len !== 0 || rows % (pre.mask.length / len) !== 0)) return false;
   if (!expTable) {
     const at = s.heap.alloc(64 * 8);
     if (!at) return false;
@@ -866,9 +888,41 @@ export function wasmSoftmax(src: Float32Array, dst: Float32Array, rows: number, 
     const tmp = out && call.alloc(tmpBytes * call.spreadCount(rows * len));
     if (!tmp) return false;
     if (ld !== len) for (let r = 0; r < rows; r++) call.set(x + r * ld * 4, src.subarray(r * len, (r + 1) * len));
+    if (pre) {
+      const mask = call.put(pre.mask);
+      if (!mask) return false;
+      s.exports.scale_add(x, rows, len, ld, pre.scale, mask, pre.mask.length / len);
+    }
     if (!call.softmax(x, out, rows, len, ld, tmp, tmpBytes, expTable)) return false;
     if (ld === len) call.get(out, dst, 0, dst.length);
     else for (let r = 0; r < rows; r++) call.get(out + r * ld * 4, dst, r * len, len);
+    return true;
+  } finally {
+    call.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNormalization
+
+/**
+ * LayerNormalization of `rows` float32 rows of `len` with a float32 scale (and bias) of `len`,
+ * in the module (layernorm in gemm.wat): bit for bit norm.ts's loop, the output pass two lanes
+ * at a time, the rows in bands over the intra-op threads. False when the module cannot run here
+ * or memory ran out: the caller's loop then computes it.
+ */
+export function wasmLayerNorm(src: Float32Array, dst: Float32Array, rows: number, len: number, scale: Float32Array, bias: Float32Array | undefined, eps: number): boolean {
+  const s = load();
+  if (!s || rows * len !== src.length || src.length !== dst.length || len === 0 || scale.length !== len || (bias && bias.length !== len) || src.length * 8 > MAX_BYTES / 2) return false;
+  const call = GemmCall.begin()!;
+  try {
+    const x = call.put(src);
+    const out = x && call.alloc(dst.length * 4 + 16);
+    const sc = out && call.put(scale);
+    const b = bias ? sc && call.put(bias) : sc;
+    if (!b) return false;
+    if (!call.layerNorm(x, out, rows, len, sc, bias ? b : 0, eps)) return false;
+    call.get(out, dst, 0, dst.length);
     return true;
   } finally {
     call.end();

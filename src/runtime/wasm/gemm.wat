@@ -717,71 +717,23 @@
       (local.set $plane (i32.add (local.get $plane) (i32.const 1)))
       (br_if $plane_loop (i32.lt_u (local.get $plane) (local.get $planes)))))
 
-;; ---------------------------------------------------------------------------------------
-  ;; GELU, torch.onnx's erf chain Div(x, d) -> Erf -> Add(one) -> Mul(x) [-> Mul(scale)], bit for
-  ;; bit what fuse.ts's JS loop computes: the erf is erfForFloat32 (kernels/erf.ts) on two lanes
-  ;; at a time in f64x2, the same table (`table`: 128 segments of 9 coefficients and a midpoint),
-  ;; the same operations in the same order (no FMA); the float32 steps are f32x4 operations,
-  ;; which round as JS's Math.fround of the double result does. 4 floats per step: `x` needs 16
-  ;; bytes of slack past n floats, and up to 16 bytes past `out`'s n floats are written.
   ;; ---------------------------------------------------------------------------------------
-  (func $erf2 (param $x v128) (param $table i32) (result v128)
-    (local $ax v128) (local $idx v128) (local $a0 i32) (local $a1 i32) (local $t v128) (local $t2 v128) (local $t4 v128)
-    (local $q0 v128) (local $q1 v128) (local $p v128) (local $lin v128) (local $out v128)
-    (local.set $ax (f64x2.abs (local.get $x)))
-    ;; segment (x + 4) * 16, clamped so lanes outside (-4, 4) still read the table
-    (local.set $idx (i32x4.trunc_sat_f64x2_s_zero
-      (f64x2.mul (f64x2.add (local.get $x) (f64x2.splat (f64.const 4))) (f64x2.splat (f64.const 16)))))
-    (local.set $idx (i32x4.min_s (i32x4.max_s (local.get $idx) (v128.const i32x4 0 0 0 0)) (v128.const i32x4 127 127 127 127)))
-    (local.set $idx (i32x4.mul (local.get $idx) (v128.const i32x4 80 80 80 80)))
-    (local.set $a0 (i32.add (local.get $table) (i32x4.extract_lane 0 (local.get $idx))))
-    (local.set $a1 (i32.add (local.get $table) (i32x4.extract_lane 1 (local.get $idx))))
-    (local.set $t (f64x2.sub (local.get $x)
-      (v128.load64_lane offset=72 1 (local.get $a1) (v128.load64_splat offset=72 (local.get $a0)))))
-    (local.set $t2 (f64x2.mul (local.get $t) (local.get $t)))
-    (local.set $t4 (f64x2.mul (local.get $t2) (local.get $t2)))
-    ;; q0 = T0 + T1*t + (T2 + T3*t)*t2
-    (local.set $q0 (f64x2.add
-      (f64x2.add
-        (v128.load64_lane offset=0 1 (local.get $a1) (v128.load64_splat offset=0 (local.get $a0)))
-        (f64x2.mul (v128.load64_lane offset=8 1 (local.get $a1) (v128.load64_splat offset=8 (local.get $a0))) (local.get $t)))
-      (f64x2.mul
-        (f64x2.add
-          (v128.load64_lane offset=16 1 (local.get $a1) (v128.load64_splat offset=16 (local.get $a0)))
-          (f64x2.mul (v128.load64_lane offset=24 1 (local.get $a1) (v128.load64_splat offset=24 (local.get $a0))) (local.get $t)))
-        (local.get $t2))))
-    ;; q1 = T4 + T5*t + (T6 + T7*t)*t2
-    (local.set $q1 (f64x2.add
-      (f64x2.add
-        (v128.load64_lane offset=32 1 (local.get $a1) (v128.load64_splat offset=32 (local.get $a0)))
-        (f64x2.mul (v128.load64_lane offset=40 1 (local.get $a1) (v128.load64_splat offset=40 (local.get $a0))) (local.get $t)))
-      (f64x2.mul
-        (f64x2.add
-          (v128.load64_lane offset=48 1 (local.get $a1) (v128.load64_splat offset=48 (local.get $a0)))
-          (f64x2.mul (v128.load64_lane offset=56 1 (local.get $a1) (v128.load64_splat offset=56 (local.get $a0))) (local.get $t)))
-        (local.get $t2))))
-    ;; p = q0 + q1*t4 + T8*(t4*t4)
-    (local.set $p (f64x2.add
-      (f64x2.add (local.get $q0) (f64x2.mul (local.get $q1) (local.get $t4)))
-      (f64x2.mul
-        (v128.load64_lane offset=64 1 (local.get $a1) (v128.load64_splat offset=64 (local.get $a0)))
-        (f64x2.mul (local.get $t4) (local.get $t4)))))
-    ;; |x| < 1e-4: x * 2/sqrt(pi)
-    (local.set $lin (f64x2.mul (local.get $x) (f64x2.splat (f64.const 1.1283791670955126))))
-    (local.set $out (v128.bitselect (local.get $lin) (local.get $p) (f64x2.lt (local.get $ax) (f64x2.splat (f64.const 1e-4)))))
-    ;; outside (-4, 4): -1 or 1, and NaN for NaN
-    (v128.bitselect
-      (local.get $out)
-      (v128.bitselect
-        (local.get $x)
-        (v128.bitselect (f64x2.splat (f64.const -1)) (f64x2.splat (f64.const 1)) (f64x2.lt (local.get $x) (f64x2.splat (f64.const 0))))
-        (f64x2.ne (local.get $x) (local.get $x)))
-      (v128.and (f64x2.gt (local.get $x) (f64x2.splat (f64.const -4))) (f64x2.lt (local.get $x) (f64x2.splat (f64.const 4))))))
-
+  ;; GELU, torch.onnx's erf chain Div(x, d) -> Erf -> Add(one) -> Mul(x) [-> Mul(scale)], four
+  ;; lanes at a time in float32, bit for bit what fuse.ts's geluLoop computes (each f32x4 op
+  ;; rounds as JS's Math.fround of the double result does; no FMA, so the relaxed module agrees).
+  ;; The erf is Eigen's float32 rational approximation (also XLA's and TVM's): x clamped to
+  ;; [-4, 4], erf = x·P(x²)/Q(x²) (P of degree 6, Q of degree 4, Horner), the result clamped to
+  ;; [-1, 1] (P/Q passes 1 by an ulp near 4) and x·2/√π below 1e-4 (where x·P underflows for
+  ;; subnormal x). Within 5e-7 relative of erf (kernels/erf.ts tests it against the float64 erf);
+  ;; NaN stays NaN (the clamps' comparisons are false for it). `table` is unused (the pool's job words keep
+  ;; their layout). `x` needs 16 bytes of slack past n floats, and up to 16 bytes past `out`'s n
+  ;; floats are written.
+  ;; ---------------------------------------------------------------------------------------
   (func (export "gelu") (param $x i32) (param $out i32) (param $n i32) (param $table i32)
     (param $d f32) (param $one f32) (param $scale f32) (param $scaled i32)
-    (local $i i32) (local $v v128) (local $q v128) (local $e v128) (local $r v128)
+    (local $i i32) (local $v v128) (local $r v128)
     (local $vd v128) (local $vone v128) (local $vscale v128)
+    (local $t v128) (local $c v128) (local $x2 v128) (local $p v128) (local $q v128) (local $e v128)
     (local.set $vd (f32x4.splat (local.get $d)))
     (local.set $vone (f32x4.splat (local.get $one)))
     (local.set $vscale (f32x4.splat (local.get $scale)))
@@ -789,12 +741,27 @@
       (br_if $done (i32.eqz (local.get $n)))
       (loop $step
         (local.set $v (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))))
-        (local.set $q (f32x4.div (local.get $v) (local.get $vd)))
-        ;; erf of lanes 0-1 and 2-3, each rounded to float32, back into one f32x4
-        (local.set $e (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
-          (f32x4.demote_f64x2_zero (call $erf2 (f64x2.promote_low_f32x4 (local.get $q)) (local.get $table)))
-          (f32x4.demote_f64x2_zero (call $erf2 (f64x2.promote_low_f32x4
-            (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $q) (local.get $q))) (local.get $table)))))
+        ;; the erf (written out here: V8 does not inline wasm calls, and the loop with the call took ~1.3x as long, measured)
+        (local.set $t (f32x4.div (local.get $v) (local.get $vd)))
+        ;; pmin/pmax (one minps/maxps each; min/max handle NaN and -0 in several): 4 < x ? 4 : x, then c < -4 ? -4 : c, so NaN passes
+        (local.set $c (f32x4.pmax (f32x4.pmin (local.get $t) (f32x4.splat (f32.const 4))) (f32x4.splat (f32.const -4))))
+        (local.set $x2 (f32x4.mul (local.get $c) (local.get $c)))
+        (local.set $p (f32x4.add (f32x4.mul (local.get $x2) (f32x4.splat (f32.const -2.72614225801306e-10))) (f32x4.splat (f32.const 2.77068142495902e-08))))
+        (local.set $p (f32x4.add (f32x4.mul (local.get $x2) (local.get $p)) (f32x4.splat (f32.const -2.10102402082508e-06))))
+        (local.set $p (f32x4.add (f32x4.mul (local.get $x2) (local.get $p)) (f32x4.splat (f32.const -5.69250639462346e-05))))
+        (local.set $p (f32x4.add (f32x4.mul (local.get $x2) (local.get $p)) (f32x4.splat (f32.const -7.34990630326855e-04))))
+        (local.set $p (f32x4.add (f32x4.mul (local.get $x2) (local.get $p)) (f32x4.splat (f32.const -2.95459980854025e-03))))
+        (local.set $p (f32x4.add (f32x4.mul (local.get $x2) (local.get $p)) (f32x4.splat (f32.const -1.60960333262415e-02))))
+        (local.set $p (f32x4.mul (local.get $c) (local.get $p)))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $x2) (f32x4.splat (f32.const -1.45660718464996e-05))) (f32x4.splat (f32.const -2.13374055278905e-04))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $x2) (local.get $q)) (f32x4.splat (f32.const -1.68282697438203e-03))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $x2) (local.get $q)) (f32x4.splat (f32.const -7.37332916720468e-03))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $x2) (local.get $q)) (f32x4.splat (f32.const -1.42647390514189e-02))))
+        (local.set $r (f32x4.pmax (f32x4.pmin (f32x4.div (local.get $p) (local.get $q)) (f32x4.splat (f32.const 1))) (f32x4.splat (f32.const -1))))
+        (local.set $e (v128.bitselect
+        (f32x4.mul (local.get $t) (f32x4.splat (f32.const 1.1283791670955126)))
+        (local.get $r)
+        (f32x4.lt (f32x4.abs (local.get $t)) (f32x4.splat (f32.const 1e-4)))))
         (local.set $r (f32x4.mul (local.get $v) (f32x4.add (local.get $e) (local.get $vone))))
         (if (local.get $scaled) (then (local.set $r (f32x4.mul (local.get $r) (local.get $vscale)))))
         (v128.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $r))
@@ -802,6 +769,99 @@
         (br_if $step (i32.lt_u (local.get $i) (local.get $n))))))
 
 ;; ---------------------------------------------------------------------------------------
+  ;; LayerNormalization over rows of `len` float32 (ONNX opset 17, the last axes), bit for bit
+  ;; norm.ts's normalizeRows: the mean and the variance summed in float64 in order (scalar adds:
+  ;; a vector sum would round differently), inv = 1/sqrt(var + eps), then each element
+  ;; ((x - mean) * inv) * scale + bias in float64, two lanes at a time (the same operations per
+  ;; lane), rounded to float32. `bias` 0: none. Reads and writes exactly rows * len floats.
+  ;; ---------------------------------------------------------------------------------------
+  (func (export "layernorm") (param $x i32) (param $out i32) (param $rows i32) (param $len i32) (param $scale i32) (param $bias i32) (param $eps f64)
+    (local $row i32) (local $src i32) (local $dst i32) (local $j i32) (local $sum f64) (local $d f64) (local $mean f64) (local $inv f64)
+    (local $vmean v128) (local $vinv v128) (local $y v128) (local $s f64)
+    (block $done
+      (br_if $done (i32.or (i32.eqz (local.get $rows)) (i32.eqz (local.get $len))))
+      (loop $row_loop
+        (local.set $src (i32.add (local.get $x) (i32.shl (i32.mul (local.get $row) (local.get $len)) (i32.const 2))))
+        (local.set $dst (i32.add (local.get $out) (i32.shl (i32.mul (local.get $row) (local.get $len)) (i32.const 2))))
+        (local.set $sum (f64.const 0))
+        (local.set $j (i32.const 0))
+        (loop $mean_loop
+          (local.set $sum (f64.add (local.get $sum) (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2)))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $mean_loop (i32.lt_u (local.get $j) (local.get $len))))
+        (local.set $mean (f64.div (local.get $sum) (f64.convert_i32_u (local.get $len))))
+        (local.set $sum (f64.const 0))
+        (local.set $j (i32.const 0))
+        (loop $var_loop
+          (local.set $d (f64.sub (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $mean)))
+          (local.set $sum (f64.add (local.get $sum) (f64.mul (local.get $d) (local.get $d))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $var_loop (i32.lt_u (local.get $j) (local.get $len))))
+        (local.set $inv (f64.div (f64.const 1)
+          (f64.sqrt (f64.add (f64.div (local.get $sum) (f64.convert_i32_u (local.get $len))) (local.get $eps)))))
+        (local.set $vmean (f64x2.splat (local.get $mean)))
+        (local.set $vinv (f64x2.splat (local.get $inv)))
+        (local.set $j (i32.const 0))
+        (block $pairs_done
+          (br_if $pairs_done (i32.lt_u (local.get $len) (i32.const 2)))
+          (loop $pairs
+            (local.set $y (f64x2.mul
+              (f64x2.mul
+                (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $vmean))
+                (local.get $vinv))
+              (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $scale) (i32.shl (local.get $j) (i32.const 2)))))))
+            (if (local.get $bias)
+              (then (local.set $y (f64x2.add (local.get $y)
+                (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))))))))
+            (v128.store64_lane 0 (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))) (f32x4.demote_f64x2_zero (local.get $y)))
+            (local.set $j (i32.add (local.get $j) (i32.const 2)))
+            (br_if $pairs (i32.le_u (i32.add (local.get $j) (i32.const 2)) (local.get $len)))))
+        (if (i32.lt_u (local.get $j) (local.get $len))
+          (then
+            (local.set $s (f64.mul
+              (f64.mul (f64.sub (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))) (local.get $mean)) (local.get $inv))
+              (f64.promote_f32 (f32.load (i32.add (local.get $scale) (i32.shl (local.get $j) (i32.const 2)))))))
+            (if (local.get $bias)
+              (then (local.set $s (f64.add (local.get $s) (f64.promote_f32 (f32.load (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))))))))
+            (f32.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))) (f32.demote_f64 (local.get $s)))))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br_if $row_loop (i32.lt_u (local.get $row) (local.get $rows))))))
+
+  ;; ---------------------------------------------------------------------------------------
+  ;; Attention scores before their Softmax: x = x * s + mask, in place over `rows` rows of `len`
+  ;; floats (row stride `ld` floats), row r adding mask row r % mrows (mask rows of `len`,
+  ;; packed). f32x4 mul then add, each rounded as the separate Mul and Add ops round.
+  ;; ---------------------------------------------------------------------------------------
+  (func (export "scale_add") (param $x i32) (param $rows i32) (param $len i32) (param $ld i32) (param $s f32) (param $mask i32) (param $mrows i32)
+    (local $row i32) (local $src i32) (local $m i32) (local $j i32) (local $vs v128) (local $at i32)
+    (local.set $vs (f32x4.splat (local.get $s)))
+    (block $done
+      (br_if $done (i32.or (i32.eqz (local.get $rows)) (i32.eqz (local.get $len))))
+      (loop $row_loop
+        (local.set $src (i32.add (local.get $x) (i32.shl (i32.mul (local.get $row) (local.get $ld)) (i32.const 2))))
+        (local.set $m (i32.add (local.get $mask)
+          (i32.shl (i32.mul (i32.rem_u (local.get $row) (local.get $mrows)) (local.get $len)) (i32.const 2))))
+        (local.set $j (i32.const 0))
+        (block $vec_done
+          (br_if $vec_done (i32.lt_u (local.get $len) (i32.const 4)))
+          (loop $vec
+            (local.set $at (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (local.get $at) (f32x4.add (f32x4.mul (v128.load (local.get $at)) (local.get $vs))
+              (v128.load (i32.add (local.get $m) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br_if $vec (i32.le_u (i32.add (local.get $j) (i32.const 4)) (local.get $len)))))
+        (block $tail_done
+          (br_if $tail_done (i32.ge_u (local.get $j) (local.get $len)))
+          (loop $tail
+            (local.set $at (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.store (local.get $at) (f32.add (f32.mul (f32.load (local.get $at)) (local.get $s))
+              (f32.load (i32.add (local.get $m) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $tail (i32.lt_u (local.get $j) (local.get $len)))))
+        (local.set $row (i32.add (local.get $row) (i32.const 1)))
+        (br_if $row_loop (i32.lt_u (local.get $row) (local.get $rows))))))
+
+  ;; ---------------------------------------------------------------------------------------
   ;; Softmax over the rows of a float32 matrix (ONNX opset 13+, the last axis), in float64 like
   ;; the JS kernel: e = exp(x - max), out = e / sum(e), rounded to float32. exp here: d = k ln2/64
   ;; + r (Cody-Waite, ln2/64 in a 24-bit high part and the rest), exp(d) = 2^(k/64) p(r), with

@@ -2,7 +2,7 @@ import { startThread, THREADS_START_WHILE_BLOCKED, until, waitWhile, type Thread
 
 /**
  * Worker threads that run the GEMM module's exports (`gemm`, and the row-wise kernels beside it:
- * `maxpool2d`, `gelu`, `softmax`) on the same shared WebAssembly memory as the main thread. The runtime is synchronous (a kernel returns its result), so the threads
+ * `maxpool2d`, `gelu`, `softmax`, `layernorm`) on the same shared WebAssembly memory as the main thread. The runtime is synchronous (a kernel returns its result), so the threads
  * coordinate through Atomics on a few control words instead of messages: the main thread writes
  * each worker's job address, bumps a generation counter and notifies; every worker runs its
  * share and counts itself done; the main thread runs its own share meanwhile and then waits for
@@ -25,13 +25,21 @@ const WORDS = 200;
 
 /**
  * What a worker runs on its job address: the export of that name, its arguments read from the
- * memory at the address (i32 words; `gelu`'s 5th to 7th are f32 bits): gemm and maxpool2d take
- * the descriptor address itself, as do winograd_in, winograd_out and winograd_all.
+ * memory at the address (i32 words; `gelu`'s 5th to 7th are f32 bits, `layernorm`'s epsilon the
+ * f64 at byte 24): gemm and maxpool2d take the descriptor address itself, as do winograd_in,
+ * winograd_out and winograd_all.
  */
-export const PoolKind = { Gemm: 0, MaxPool2d: 1, Gelu: 2, Softmax: 3, WinogradIn: 4, WinogradOut: 5, WinogradAll: 6 } as const;
+export const PoolKind = { Gemm: 0, MaxPool2d: 1, Gelu: 2, Softmax: 3, WinogradIn: 4, WinogradOut: 5, WinogradAll: 6, LayerNorm: 7 } as const;
 export type PoolKind = (typeof PoolKind)[keyof typeof PoolKind];
 /** More workers than this are never started (the control block has room for 64). */
 export const MAX_WORKERS = 63;
+/**
+ * How many times a worker polls for its next job, and the main thread for the workers' shares,
+ * before sleeping in Atomics.wait (2048 polls: 20-60 us, measured): a model's jobs come a few small ops
+ * apart, and waking a sleeping thread (a futex wake, an inter-processor interrupt on a VM) costs
+ * about as much as a transformer's row-wise job itself. onnxruntime's pool spins likewise.
+ */
+const SPIN = 1 << 11;
 /** How long a call waits for a worker to start or to finish its share before giving up on the pool. */
 const STALL_MS = 60_000;
 
@@ -49,6 +57,7 @@ try {
 Atomics.notify(ctl, ${READY} + index);
 let seen = 0;
 for (;;) {
+  for (let spin = 0; spin < ${SPIN} && Atomics.load(ctl, ${GEN}) === seen; spin++);
   Atomics.wait(ctl, ${GEN}, seen);
   seen = Atomics.load(ctl, ${GEN});
   const job = Atomics.load(ctl, ${JOB} + index);
@@ -65,6 +74,7 @@ for (;;) {
         const i32 = new Int32Array(data.memory.buffer, job, 8);
         const f32 = new Float32Array(data.memory.buffer, job, 8);
         if (kind === ${PoolKind.Gelu}) exports.gelu(i32[0], i32[1], i32[2], i32[3], f32[4], f32[5], f32[6], i32[7]);
+        else if (kind === ${PoolKind.LayerNorm}) exports.layernorm(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], new Float64Array(workerData.memory.buffer, job, 4)[3]);
         else exports.softmax(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], i32[6]);
       }
     } catch (error) {
@@ -146,6 +156,7 @@ export class GemmPool {
     try {
       own();
     } finally {
+      for (let spin = 0; spin < SPIN && Atomics.load(ctl, DONE) < count; spin++);
       for (;;) {
         const done = Atomics.load(ctl, DONE);
         if (done >= count) break;
