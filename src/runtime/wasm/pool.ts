@@ -74,7 +74,7 @@ for (;;) {
         const i32 = new Int32Array(data.memory.buffer, job, 8);
         const f32 = new Float32Array(data.memory.buffer, job, 8);
         if (kind === ${PoolKind.Gelu}) exports.gelu(i32[0], i32[1], i32[2], i32[3], f32[4], f32[5], f32[6], i32[7]);
-        else if (kind === ${PoolKind.LayerNorm}) exports.layernorm(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], new Float64Array(workerData.memory.buffer, job, 4)[3]);
+        else if (kind === ${PoolKind.LayerNorm}) exports.layernorm(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], new Float64Array(data.memory.buffer, job, 4)[3]);
         else exports.softmax(i32[0], i32[1], i32[2], i32[3], i32[4], i32[5], i32[6]);
       }
     } catch (error) {
