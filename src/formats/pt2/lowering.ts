@@ -298,6 +298,14 @@ export class Call {
     return { value: this.lo.ints(values), static: values };
   }
 
+  /** A list of numbers (float[] arguments: scale factors). */
+  floats(name: string): number[] {
+    const t = this.tagged(name);
+    if (!t || t[0] === 'as_none') return this.fail(`argument ${name}`);
+    if (t[0] === 'as_floats' || t[0] === 'as_ints') return asArray(t[1], this.at(name), this.lo.e).map((v) => asFloat(v, this.at(name), this.lo.e));
+    return this.fail(`argument ${name} to be a list of numbers, not ${t[0]}`);
+  }
+
   float(name: string, fallback?: number): number {
     const t = this.tagged(name);
     if (!t || t[0] === 'as_none') return fallback ?? this.fail(`argument ${name}`);

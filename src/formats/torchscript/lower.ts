@@ -2,7 +2,7 @@ import { inferShapes } from '../../api/checks/shapes.js';
 import { formatSize, memoryBudget } from '../../core/budget.js';
 import { dtypeSize, isFloat, type DType } from '../../core/dtypes.js';
 import { FormatError, UsageError } from '../../core/errors.js';
-import { attr, DEFAULT_OPSET, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
+import { attr, DEFAULT_OPSET, type Attribute, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
 import type { Model, Signature } from '../../core/model.js';
 import { escapeControl } from '../../core/printable.js';
 import { allocate, Tensor } from '../../core/tensor.js';
@@ -335,6 +335,8 @@ class ScriptLowering {
   }
 
   private readonly weightVals = new Map<Tensor, Val>();
+  /** Values torch.zeros made: an RNN's default initial state, which ONNX's LSTM/GRU assume when left out. */
+  private readonly zeroValues = new Set<string>();
 
   private weight(t: Tensor, name: string): Val {
     const known = this.weightVals.get(t);
@@ -444,6 +446,8 @@ class ScriptLowering {
     if (op === 'to' || op === 'type_as') return this.to(op, args, keywords, hint);
     if (op === 'arange') return this.arange(args, keywords, hint);
     if (op === '_native_multi_head_attention') return this.multiHeadAttention(args, keywords, hint);
+    if (op === 'split' || op === 'split_with_sizes' || op === 'chunk' || op === 'unbind') return this.split(op, args, keywords, hint);
+    if (op === 'lstm' || op === 'gru') return this.recurrent(op, args, keywords, hint);
 
     const schema = Object.prototype.hasOwnProperty.call(SCRIPT_SCHEMAS, op) ? SCRIPT_SCHEMAS[op] : undefined;
     if (!schema) return this.unsupported(`the op torch.${escapeControl(op)}, which modelbridge does not map (the README's TorchScript section lists what it does)`);
@@ -453,7 +457,9 @@ class ScriptLowering {
     let target = schema.target;
     if (schema.scalar && named.get(schema.scalar.on)?.k === 'num') target = schema.scalar.target;
     for (const [k, v] of Object.entries(schema.fixed ?? {})) named.set(k, typeof v === 'string' ? { k: 'str', v } : typeof v === 'boolean' ? { k: 'bool', v } : { k: 'num', v, float: false });
-    return this.emit(op, target, named, this.resultDtype(op, named), hint, op === 'index' ? this.indexShape(named) : undefined);
+    const result = this.emit(op, target, named, this.resultDtype(op, named), hint, op === 'index' ? this.indexShape(named) : undefined);
+    if ((op === 'zeros' || op === 'new_zeros' || op === 'zeros_like') && result.k === 'tensor') this.zeroValues.add(result.t);
+    return result;
   }
 
   /**
@@ -682,6 +688,155 @@ class ScriptLowering {
     const out = [...dims.slice(0, start), dims.slice(start, end + 1).reduce((a, b) => a * b, 1), ...dims.slice(end + 1)];
     const items: Val[] = out.map((v) => ({ k: 'num', v, float: false }));
     return this.emit('flatten', 'aten.reshape.default', new Map<string, Val>([['self', x], ['shape', { k: 'list', items }]]), m.dtype, hint, out);
+  }
+
+  /**
+   * torch.split / split_with_sizes / chunk / unbind: a list of tensors, which traced code unpacks
+   * (`a, b, c, = _32`, prim::ListUnpack) or indexes. All four are aten.split_with_sizes with the
+   * sizes torch computes from the static length of the split dimension (chunk: pieces of
+   * ceil(length / chunks), the last one shorter, as torch cuts them); unbind squeezes each piece.
+   */
+  private split(op: string, args: readonly Val[], keywords: readonly (readonly [string, Val])[], hint?: string): Val {
+    const second = op === 'chunk' ? ['chunks'] : op === 'unbind' ? [] : op === 'split_with_sizes' ? ['split_sizes'] : ['split_size'];
+    const named = this.bind(op, { target: '', args: ['self', ...second, 'dim'] }, args, keywords);
+    const x = named.get('self');
+    if (x?.k !== 'tensor') return this.fail(`a tensor to torch.${op}`);
+    const m = this.metaOf(x);
+    const rank = m.shape.length;
+    const dimVal = named.get('dim');
+    const dim0 = dimVal === undefined || dimVal.k === 'none' ? 0 : dimVal.k === 'num' && !dimVal.float ? dimVal.v : this.fail(`an int dim for torch.${op}`);
+    const dim = dim0 < 0 ? dim0 + rank : dim0;
+    const length = m.shape[dim];
+    if (!(dim >= 0 && dim < rank) || typeof length !== 'number') return this.fail(`a static size along dim ${dim0} of the rank-${rank} tensor torch.${op} cuts`);
+    const int = (v: Val | undefined, what: string): number => (v?.k === 'num' && !v.float ? v.v : this.fail(`an int ${what} for torch.${op}, not ${describe(v ?? NONE)}`));
+    let parts: number[];
+    const cut = (each: number): number[] => {
+      if (!(each >= 1)) return this.fail(`pieces of at least 1 for torch.${op}, not ${each}`);
+      // One piece per `each` elements: bounded by the (static, already allocated) length.
+      const out: number[] = [];
+      for (let left = length; left > 0; left -= each) out.push(Math.min(each, left));
+      return out.length ? out : [0];
+    };
+    const sizes = named.get(second[0] ?? '');
+    if (op === 'unbind') parts = new Array<number>(length).fill(1);
+    else if (op === 'chunk') parts = cut(Math.ceil(length / Math.max(1, int(sizes, 'chunks'))));
+    else if (sizes?.k === 'list' || sizes?.k === 'tuple') parts = sizes.items.map((v) => int(v, 'split size'));
+    else parts = cut(int(sizes, 'split_size'));
+    if (parts.reduce((a, b) => a + b, 0) !== length) return this.fail(`split sizes that add up to the length ${length} of dim ${dim0}, not ${JSON.stringify(parts)}`);
+    const outs = parts.map(() => this.fresh());
+    outs.forEach((t, i) => {
+      this.lo.prefer(t, `${hint ?? op}_${i}`);
+      const shape = [...m.shape];
+      shape[dim] = parts[i]!;
+      this.meta.set(t, { dtype: m.dtype, shape });
+    });
+    const node: JsonObject = {
+      target: 'aten.split_with_sizes.default',
+      inputs: [{ name: 'self', arg: this.json(x, 'self') }, { name: 'split_sizes', arg: { as_ints: parts } }, { name: 'dim', arg: { as_int: dim } }],
+      outputs: [{ as_tensors: outs.map((name) => ({ name })) }],
+    };
+    const call = new Call(this.lo, 'aten.split_with_sizes.default', outs[0]!, node, `${this.at} (torch.${op})`);
+    ATEN_OPS['aten.split_with_sizes.default']!(call);
+    this.ops.set(`torch.${op}`, (this.ops.get(`torch.${op}`) ?? 0) + 1);
+    outs.forEach((t, i) => this.irMeta.set(call.outputs[i]!, this.meta.get(t)!));
+    const items: Val[] = outs.map((t) => ({ k: 'tensor', t }));
+    if (op !== 'unbind') return { k: 'list', items };
+    const squeezed = items.map((v) => this.emit('unbind', 'aten.squeeze.dims', new Map<string, Val>([['self', v], ['dim', { k: 'list', items: [{ k: 'num', v: dim, float: false }] }]]), m.dtype, hint));
+    return { k: 'list', items: squeezed };
+  }
+
+  /**
+   * torch.lstm / torch.gru (what a traced nn.LSTM / nn.GRU calls: aten::lstm.input, gru.input) as
+   * one ONNX LSTM/GRU node per layer, as the module spec lowers nn.LSTM (src/module/layers.ts).
+   * torch keeps the gates as row blocks in another order (LSTM i,f,g,o; GRU r,z,n) than ONNX
+   * (i,o,f,c; z,r,h): a Gather of the rows reorders them in the graph, so the weights stay the
+   * state dict's tensors. torch's GRU resets after the recurrent product (linear_before_reset=1).
+   * The initial states are left out when they are the zeros nn.LSTM makes for a call without hx.
+   */
+  private recurrent(op: 'lstm' | 'gru', args: readonly Val[], keywords: readonly (readonly [string, Val])[], hint?: string): Val {
+    const kind = op === 'lstm' ? 'LSTM' : 'GRU';
+    const named = this.bind(op, { target: '', args: 'input hx params has_biases num_layers dropout train bidirectional batch_first'.split(' ') }, args, keywords);
+    const flag = (k: string): boolean => {
+      const v = named.get(k);
+      return v?.k === 'bool' ? v.v : v?.k === 'num' ? v.v !== 0 : this.fail(`a bool ${k} for torch.${op}`);
+    };
+    const x = named.get('input');
+    if (x?.k !== 'tensor') return this.fail(`a tensor input to torch.${op}`);
+    if (flag('train')) return this.fail(`torch.${op} in eval mode (train=False)`);
+    const layersVal = named.get('num_layers');
+    const layers = layersVal?.k === 'num' && !layersVal.float && layersVal.v >= 1 ? layersVal.v : this.fail(`a positive int num_layers for torch.${op}`);
+    const directions = flag('bidirectional') ? 2 : 1;
+    const biases = flag('has_biases');
+    const batchFirst = flag('batch_first');
+    const m = this.metaOf(x);
+    const [d0, d1, features] = m.shape;
+    if (m.shape.length !== 3 || typeof d0 !== 'number' || typeof d1 !== 'number' || typeof features !== 'number') return this.fail(`a 3-D input of static sizes to torch.${op} (unbatched input is not mapped)`);
+    const params = named.get('params');
+    const per = biases ? 4 : 2;
+    if ((params?.k !== 'list' && params?.k !== 'tuple') || params.items.length !== layers * directions * per || params.items.some((p) => p.k !== 'tensor')) {
+      return this.fail(`${layers * directions * per} weight tensors for torch.${op} (${layers} layers, ${directions} directions${biases ? ', biases' : ''}; an LSTM with proj_size is not mapped)`);
+    }
+    const weights = params.items as (Val & { k: 'tensor' })[];
+    const gates = kind === 'LSTM' ? 4 : 3;
+    const hh = this.metaOf(weights[1]!).shape;
+    const hidden = hh[1];
+    if (typeof hidden !== 'number' || hh[0] !== gates * hidden) return this.fail(`weight_hh of [${gates} x hidden, hidden] for torch.${op}`);
+    const lo = this.lo;
+    const ir = (v: Val & { k: 'tensor' }) => lo.value(v.t, this.at);
+    // The initial states: [layers x directions, batch, hidden], one tensor (GRU) or two (LSTM).
+    const hx = named.get('hx');
+    const states = hx?.k === 'tensor' ? [hx] : (hx?.k === 'list' || hx?.k === 'tuple') && hx.items.every((v) => v.k === 'tensor') ? (hx.items as (Val & { k: 'tensor' })[]) : [];
+    if (states.length !== (kind === 'LSTM' ? 2 : 1)) return this.fail(`${kind === 'LSTM' ? 'two initial states (h0, c0)' : 'an initial state h0'} for torch.${op}`);
+    const initial = states.every((v) => this.zeroValues.has(v.t)) ? undefined : states.map(ir);
+    const order = kind === 'LSTM' ? [0, 3, 1, 2] : [1, 0, 2];
+    const rows = order.flatMap((block) => Array.from({ length: hidden }, (_, i) => block * hidden + i));
+    const perm = lo.ints(rows);
+    const gather = (w: string) => lo.node('Gather', [w, perm], { axis: attr.int(0) });
+    const stack = (parts: string[]) => (parts.length === 1 ? parts[0]! : lo.node('Concat', parts, { axis: attr.int(0) }));
+    let seq = batchFirst ? lo.node('Transpose', [ir(x)], { perm: attr.ints([1, 0, 2]) }) : ir(x);
+    const lastH: string[] = [];
+    const lastC: string[] = [];
+    for (let l = 0; l < layers; l++) {
+      const mine = (d: number, k: number) => weights[(l * directions + d) * per + k]!;
+      const dirs = Array.from({ length: directions }, (_, d) => d);
+      const w = stack(dirs.map((d) => lo.node('Reshape', [gather(ir(mine(d, 0))), lo.ints([1, gates * hidden, -1])])));
+      const r = stack(dirs.map((d) => lo.node('Reshape', [gather(ir(mine(d, 1))), lo.ints([1, gates * hidden, hidden])])));
+      const inputs = [seq, w, r];
+      if (biases) inputs.push(stack(dirs.map((d) => lo.node('Reshape', [lo.node('Concat', [gather(ir(mine(d, 2))), gather(ir(mine(d, 3)))], { axis: attr.int(0) }), lo.ints([1, 2 * gates * hidden])]))));
+      else inputs.push('');
+      if (initial) {
+        const slice = (t: string) => lo.node('Slice', [t, lo.ints([l * directions]), lo.ints([(l + 1) * directions]), lo.ints([0])]);
+        inputs.push('', ...initial.map(slice));
+      }
+      while (inputs[inputs.length - 1] === '') inputs.pop();
+      const attributes: Record<string, Attribute> = { hidden_size: attr.int(hidden), direction: attr.string(directions === 2 ? 'bidirectional' : 'forward') };
+      if (kind === 'GRU') attributes['linear_before_reset'] = attr.int(1);
+      const outs = [lo.fresh(`${op}_Y`), lo.fresh(`${op}_Y_h`), ...(kind === 'LSTM' ? [lo.fresh(`${op}_Y_c`)] : [])];
+      lo.node(kind, inputs, attributes, outs);
+      lastH.push(outs[1]!);
+      if (outs[2]) lastC.push(outs[2]);
+      // Y is [seq, directions, batch, hidden]; torch's output is [seq, batch, directions x hidden].
+      seq = lo.node('Reshape', [lo.node('Transpose', [outs[0]!], { perm: attr.ints([0, 2, 1, 3]) }), lo.ints([0, 0, directions * hidden])]);
+    }
+    const [seqLen, batch] = batchFirst ? [d1, d0] : [d0, d1];
+    const results: [string, readonly number[]][] = [
+      [batchFirst ? lo.node('Transpose', [seq], { perm: attr.ints([1, 0, 2]) }) : seq, batchFirst ? [batch, seqLen, directions * hidden] : [seqLen, batch, directions * hidden]],
+      [stack(lastH), [layers * directions, batch, hidden]],
+      ...(kind === 'LSTM' ? [[stack(lastC), [layers * directions, batch, hidden]] as [string, readonly number[]]] : []),
+    ];
+    const items: Val[] = results.map(([value, shape], i) => {
+      const torchName = this.fresh();
+      // A graph output is named after what it is; an Identity gives it that name.
+      const name = lo.unique(i === 0 ? (hint ?? 'output') : i === 1 ? 'h_n' : 'c_n');
+      lo.node('Identity', [value], {}, [name]);
+      lo.bind(torchName, name);
+      const meta: TensorMetaInfo = { dtype: m.dtype, shape: [...shape] };
+      this.meta.set(torchName, meta);
+      this.irMeta.set(name, meta);
+      return { k: 'tensor', t: torchName };
+    });
+    this.ops.set(`torch.${op}`, (this.ops.get(`torch.${op}`) ?? 0) + 1);
+    return { k: 'tuple', items };
   }
 
   /** torch.to(self, [device,] dtype, ...) / to(self, other, ...) / type_as(self, other): a cast. */
