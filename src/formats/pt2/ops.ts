@@ -600,12 +600,12 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
   'aten.arange.start_step': [['Range'], arange],
   'aten.arange.start': [['Range'], arange],
   'aten.arange.default': [['Range'], arange],
-  'aten.full.default': [['Expand'], (c) => fill(c, c.ints('size').length ? c.sizes('size').value : undefined, fillValue(c, 'fill_value'))],
+  'aten.full.default': [['Expand'], (c) => fill(c, c.listLength('size') ? c.sizes('size').value : undefined, fillValue(c, 'fill_value'))],
   'aten.full_like.default': [['Expand', 'Shape'], (c) => fill(c, c.rank('self') ? c.lo.node('Shape', [c.tensor('self')]) : undefined, fillValue(c, 'fill_value'))],
   'aten.zeros_like.default': [['Expand', 'Shape'], (c) => fill(c, c.rank('self') ? c.lo.node('Shape', [c.tensor('self')]) : undefined, 0)],
   'aten.ones_like.default': [['Expand', 'Shape'], (c) => fill(c, c.rank('self') ? c.lo.node('Shape', [c.tensor('self')]) : undefined, 1)],
-  'aten.zeros.default': [['Expand'], (c) => fill(c, c.ints('size').length ? c.sizes('size').value : undefined, 0)],
-  'aten.ones.default': [['Expand'], (c) => fill(c, c.ints('size').length ? c.sizes('size').value : undefined, 1)],
+  'aten.zeros.default': [['Expand'], (c) => fill(c, c.listLength('size') ? c.sizes('size').value : undefined, 0)],
+  'aten.ones.default': [['Expand'], (c) => fill(c, c.listLength('size') ? c.sizes('size').value : undefined, 1)],
   'aten.scalar_tensor.default': [['Identity'], (c) => fill(c, undefined, c.float('s'))],
   // symbolic sizes: int64 tensors of shape [1]
   'aten.sym_size.int': [['Shape'], (c) => {

@@ -40,7 +40,12 @@ const MAX_STEPS = 2_000_000;
 
 type Val =
   | { readonly k: 'tensor'; readonly t: string }
-  | { readonly k: 'num'; readonly v: number; readonly float: boolean }
+  /**
+   * A Python number. `sym` names an int64 [1] IR value computing it at run time, for a size read
+   * with torch.size(x, 0) and arithmetic on it: a size list holding one is written as a size
+   * computed by the graph (aten's SymInt list), so a reshape follows the batch it is run with.
+   */
+  | { readonly k: 'num'; readonly v: number; readonly float: boolean; readonly sym?: string }
   | { readonly k: 'bool'; readonly v: boolean }
   | { readonly k: 'none' }
   | { readonly k: 'str'; readonly v: string }
@@ -51,6 +56,9 @@ type Val =
   | { readonly k: 'method'; readonly obj: PyObject; readonly name: string };
 
 const NONE: Val = { k: 'none' };
+
+/** The size-list arguments pt2's lowerings read with Call.sizes (a SymInt[] in the schema). */
+const SIZE_ARGS = new Set(['size', 'shape']);
 
 /** c10::ScalarType codes (the ints traced code passes as dtype) to ours. */
 const C10_DTYPES: readonly (string | undefined)[] = ['uint8', 'int8', 'int16', 'int32', 'int64', 'float16', 'float32', 'float64', undefined, undefined, undefined, 'bool', undefined, undefined, undefined, 'bfloat16'];
@@ -70,8 +78,86 @@ export interface LoweredProgram {
   readonly ops: ReadonlyMap<string, number>;
 }
 
+/** The name of the run-time batch dimension of a traced program's inputs and outputs. */
+export const SCRIPT_BATCH = 'batch';
+
+/**
+ * Lowers the program, and keeps its batch dynamic when that is what the traced code computes.
+ * torch.jit.trace records one run: sizes read with torch.size become Python ints, so a traced
+ * program may hold the example's batch (a view to [1, 8, 2, 16]) or compute it (a view to
+ * [torch.size(x, 0), ...]). The lowering writes torch.size(x, 0) as a size the graph computes
+ * (Shape) and never writes a size it can leave to the op (flatten, attention: Reshape's 0 and
+ * -1). Whether that covers every node is checked rather than assumed: the program is lowered a
+ * second time as if traced with a batch one larger, and when both graphs are the same node for
+ * node and constant for constant, nothing in it depends on the batch, whose dim becomes
+ * symbolic; otherwise the inputs keep the example's sizes (as torch.jit.trace specialised them).
+ */
 export function lowerScript(archive: ScriptArchive): LoweredProgram {
-  return new ScriptLowering(archive).run();
+  const first = new ScriptLowering(archive).run();
+  const graph = first.model.graph!;
+  const batches = new Set(graph.inputs.map((i) => i.shape?.[0]));
+  const [batch] = batches;
+  if (batches.size !== 1 || typeof batch !== 'number' || graph.inputs.some((i) => !i.shape || i.shape.length === 0)) return first;
+  let second: LoweredProgram;
+  try {
+    second = new ScriptLowering(archive, batch + 1).run();
+  } catch (err) {
+    // A program that cannot be lowered at another batch keeps the one it was traced with.
+    if (err instanceof FormatError || err instanceof UsageError) return first;
+    throw err;
+  }
+  const other = second.model.graph!;
+  if (!sameGraph(graph, other)) return first;
+  const dims = (mine: ValueInfo, theirs: ValueInfo | undefined): ValueInfo => {
+    if (!mine.shape || !theirs?.shape) return mine;
+    const shape = mine.shape.map((d, i) => (typeof d === 'number' && d === batch && theirs.shape![i] === batch + 1 ? SCRIPT_BATCH : d));
+    return { ...mine, shape };
+  };
+  const dynamic: Graph = {
+    ...graph,
+    inputs: graph.inputs.map((x, i) => dims(x, other.inputs[i])),
+    outputs: graph.outputs.map((x, i) => dims(x, other.outputs[i])),
+  };
+  return { ...first, model: { ...first.model, graph: dynamic } };
+}
+
+/** Two lowerings of one program are the same graph: nodes, attributes and constants alike. */
+function sameGraph(a: Graph, b: Graph): boolean {
+  if (a.nodes.length !== b.nodes.length || a.initializers.size !== b.initializers.size) return false;
+  const sameAttr = (x: Attribute, y: Attribute): boolean => {
+    if (x.type === 'tensor') return y.type === 'tensor' && sameTensor(x.value, y.value);
+    // Traced code has no subgraphs; a lowering that made one is not compared further.
+    if (x.type === 'graph' || x.type === 'graphs') return false;
+    return JSON.stringify(x) === JSON.stringify(y);
+  };
+  for (let i = 0; i < a.nodes.length; i++) {
+    const m = a.nodes[i]!;
+    const n = b.nodes[i]!;
+    if (m.op !== n.op || m.inputs.join('\0') !== n.inputs.join('\0') || m.outputs.join('\0') !== n.outputs.join('\0')) return false;
+    const keys = Object.keys(m.attributes);
+    if (keys.length !== Object.keys(n.attributes).length) return false;
+    for (const k of keys) {
+      const y = n.attributes[k];
+      if (y === undefined || !sameAttr(m.attributes[k]!, y)) return false;
+    }
+  }
+  for (const [name, t] of a.initializers) {
+    const u = b.initializers.get(name);
+    if (!u) return false;
+    if (!sameTensor(t, u)) return false;
+  }
+  return true;
+}
+
+/** Same dtype, shape and bytes (the weights are the same objects; this compares the lowering's small constants). */
+function sameTensor(a: Tensor, b: Tensor): boolean {
+  if (a === b) return true;
+  if (a.dtype !== b.dtype || a.shape.join(',') !== b.shape.join(',')) return false;
+  const x = a.bytes();
+  const y = b.bytes();
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 class ScriptLowering {
@@ -89,7 +175,11 @@ class ScriptLowering {
   /** Where the statement being lowered is: record and line, for every message. */
   private at = '';
 
-  constructor(private readonly archive: ScriptArchive) {
+  constructor(
+    private readonly archive: ScriptArchive,
+    /** Lower as if traced with this leading size of every input (lowerScript's batch check). */
+    private readonly batch?: number,
+  ) {
     this.e = archive.e;
     const usesGelu = archive.zip.entries.some((x) => x.name.endsWith('.py') && x.name.includes('/code/') && /torch\.gelu\(/.test(archive.source(x.name.slice(archive.folder.length)) ?? ''));
     // Gelu is an ONNX op from opset 20, as for torch.export programs.
@@ -128,7 +218,7 @@ class ScriptLowering {
     params.forEach((p, i) => {
       const ex = examples[i]!;
       if (!(ex instanceof TensorRef)) this.fail(`a tensor example for input ${JSON.stringify(p.name)} (only tensor inputs are read), not ${ex === null ? 'None' : typeof ex}`);
-      const t = { dtype: ex.dtype.dtype ?? this.fail(`an input dtype modelbridge holds, not torch.${ex.dtype.name}`), shape: ex.size };
+      const t = { dtype: ex.dtype.dtype ?? this.fail(`an input dtype modelbridge holds, not torch.${ex.dtype.name}`), shape: this.batch !== undefined && ex.size.length > 0 ? [this.batch, ...ex.size.slice(1)] : ex.size };
       const name = this.lo.unique(p.name);
       const torchName = this.fresh();
       this.lo.bind(torchName, name);
@@ -285,7 +375,7 @@ class ScriptLowering {
       }
       case 'unary': {
         const v = this.expr(e.operand, frame);
-        if (e.op === '-' && v.k === 'num') return { ...v, v: -v.v };
+        if (e.op === '-' && v.k === 'num') return { k: 'num', v: -v.v, float: v.float };
         if (e.op === '+' && v.k === 'num') return v;
         if (e.op === 'not' && v.k === 'bool') return { k: 'bool', v: !v.v };
         return this.unsupported(`the operator ${e.op} on ${describe(v)}`);
@@ -294,7 +384,7 @@ class ScriptLowering {
         const a = this.expr(e.left, frame);
         const b = this.expr(e.right, frame);
         if (a.k === 'num' && b.k === 'num') {
-          const folded = fold(e.op, a, b);
+          const folded = this.fold(e.op, a, b);
           if (folded) return folded;
         }
         return this.unsupported(`the operator ${e.op} on ${describe(a)} and ${describe(b)}`);
@@ -337,6 +427,8 @@ class ScriptLowering {
   private readonly weightVals = new Map<Tensor, Val>();
   /** Values torch.zeros made: an RNN's default initial state, which ONNX's LSTM/GRU assume when left out. */
   private readonly zeroValues = new Set<string>();
+  /** The run-time sizes (int64 [1] IR values) with their values in this trace, for the shape probes. */
+  private readonly sizeValues = new Map<string, number>();
 
   private weight(t: Tensor, name: string): Val {
     const known = this.weightVals.get(t);
@@ -395,6 +487,8 @@ class ScriptLowering {
         return this.attribute(target, name.v);
       }
       case 'int':
+        // int() of a size keeps it a size (and computed at run time when it is one).
+        if (args[0]?.k === 'num' && !args[0].float) return args[0];
         return { k: 'num', v: Math.trunc(num(args[0])), float: false };
       case 'float':
         return { k: 'num', v: num(args[0]), float: true };
@@ -412,6 +506,27 @@ class ScriptLowering {
     const op = fn.path.startsWith('torch.') ? fn.path.slice(6) : fn.path.startsWith('ops.aten.') ? fn.path.slice(9) : undefined;
     if (op === undefined || op.includes('.')) return this.unsupported(`a call of ${escapeControl(fn.path)}`);
     return this.aten(op, args, keywords, frame, e, hint);
+  }
+
+  /**
+   * Python arithmetic on numbers, folded; when an operand is a run-time size the result is one
+   * too (the same arithmetic on int64 [1] values). Other results keep only their value: a graph
+   * that needs it then holds a constant depending on the example inputs, which lowerScript's
+   * second lowering notices.
+   */
+  private fold(op: string, a: Val & { k: 'num' }, b: Val & { k: 'num' }): Val | undefined {
+    const r = fold(op, a, b);
+    if (!r || r.k !== 'num' || (!a.sym && !b.sym) || r.float) return r;
+    const irOp = op === '+' ? 'Add' : op === '-' ? 'Sub' : op === '*' ? 'Mul' : op === '//' && a.v >= 0 && b.v > 0 ? 'Div' : undefined;
+    if (!irOp) return r;
+    const ir = (x: Val & { k: 'num' }) => (x.sym ? this.lo.value(x.sym, this.at) : this.lo.ints([x.v]));
+    const sym = this.fresh();
+    const name = this.lo.unique('size');
+    this.lo.node(irOp, [ir(a), ir(b)], {}, [name]);
+    this.lo.bind(sym, name);
+    this.irMeta.set(name, { dtype: 'int64', shape: [1] });
+    this.sizeValues.set(name, r.v);
+    return { k: 'num', v: r.v, float: false, sym };
   }
 
   // ---- ATen calls ----
@@ -434,12 +549,21 @@ class ScriptLowering {
       const shape = this.metaOf(x).shape;
       const d = shape[dim.v < 0 ? dim.v + shape.length : dim.v];
       if (typeof d !== 'number') return this.fail(`a static size at dim ${dim.v} of a rank-${shape.length} tensor`);
-      return { k: 'num', v: d, float: false };
+      const axis = dim.v < 0 ? dim.v + shape.length : dim.v;
+      if (axis !== 0) return { k: 'num', v: d, float: false };
+      // The leading (batch) size is read from the tensor at run time as well: see lowerScript.
+      const sym = this.fresh();
+      const name = this.lo.unique('size');
+      this.lo.node('Shape', [this.lo.value(x.t, this.at)], { start: attr.int(0), end: attr.int(1) }, [name]);
+      this.lo.bind(sym, name);
+      this.irMeta.set(name, { dtype: 'int64', shape: [1] });
+      this.sizeValues.set(name, d);
+      return { k: 'num', v: d, float: false, sym };
     }
     // Arithmetic on folded sizes (NumToTensor values) stays folded.
     if (['add', 'sub', 'mul', 'div', 'floor_divide', 'remainder'].includes(op) && args.length >= 2 && args[0]!.k === 'num' && args[1]!.k === 'num') {
       const pyOp = { add: '+', sub: '-', mul: '*', div: '/', floor_divide: '//', remainder: '%' }[op]!;
-      const r = fold(pyOp, args[0] as Val & { k: 'num' }, args[1] as Val & { k: 'num' });
+      const r = this.fold(pyOp, args[0] as Val & { k: 'num' }, args[1] as Val & { k: 'num' });
       if (r) return r;
     }
     if (op === 'flatten') return this.flatten(args, keywords, hint);
@@ -452,6 +576,22 @@ class ScriptLowering {
     const schema = Object.prototype.hasOwnProperty.call(SCRIPT_SCHEMAS, op) ? SCRIPT_SCHEMAS[op] : undefined;
     if (!schema) return this.unsupported(`the op torch.${escapeControl(op)}, which modelbridge does not map (the README's TorchScript section lists what it does)`);
     const named = this.bind(op, schema, args, keywords);
+    if (op === 'slice') {
+      // Traced code slices whole dimensions (`torch.slice(x, 0, 0, 9223372036854775807)`): that
+      // is the tensor itself, whatever its size, so no node depends on the example's sizes.
+      const x = named.get('self');
+      const get = (k: string, d: number) => {
+        const v = named.get(k);
+        return v === undefined || v.k === 'none' ? d : v.k === 'num' && !v.float ? v.v : undefined;
+      };
+      if (x?.k === 'tensor') {
+        const shape = this.metaOf(x).shape;
+        const dim = get('dim', 0);
+        const size = dim === undefined ? undefined : shape[dim < 0 ? dim + shape.length : dim];
+        const [start, end, step] = [get('start', 0), get('end', Number.MAX_SAFE_INTEGER), get('step', 1)];
+        if (typeof size === 'number' && start === 0 && step === 1 && end !== undefined && end >= size) return x;
+      }
+    }
     if (op === 'batch_norm' && named.get('training')?.k === 'bool' && (named.get('training') as { v: boolean }).v) this.fail('batch_norm in eval mode (training=False)');
     if ((op === 'softmax' || op === 'log_softmax') && named.get('dtype') && named.get('dtype')!.k !== 'none') this.unsupported(`torch.${op} with a dtype`);
     let target = schema.target;
@@ -574,7 +714,12 @@ class ScriptLowering {
         if (items.some((x) => x.k === 'tensor') && items.every((x) => x.k === 'tensor' || x.k === 'none')) {
           return { as_optional_tensors: items.map((x): Json => (x.k === 'tensor' ? { as_tensor: { name: x.t } } : { as_none: true })) };
         }
-        if (items.every((x) => x.k === 'num' && !x.float)) return { as_ints: items.map((x) => (x as { v: number }).v) };
+        if (items.every((x) => x.k === 'num' && !x.float)) {
+          const nums = items as (Val & { k: 'num' })[];
+          // A size list (view, reshape, expand, zeros...) holding a run-time size: as torch.export writes a SymInt list.
+          if (SIZE_ARGS.has(key) && nums.some((x) => x.sym)) return { as_sym_ints: nums.map((x): Json => (x.sym ? { as_name: x.sym } : { as_int: x.v })) };
+          return { as_ints: nums.map((x) => x.v) };
+        }
         if (items.every((x) => x.k === 'num')) return { as_floats: items.map((x) => (x as { v: number }).v) };
         if (items.every((x) => x.k === 'bool')) return { as_bools: items.map((x) => (x as { v: boolean }).v) };
         return this.unsupported(`a list of ${items.map(describe).join(', ')} as argument ${key}`);
@@ -657,7 +802,9 @@ class ScriptLowering {
     }
     const feeds: Record<string, Tensor> = {};
     graph.inputs.forEach((i, k) => {
-      feeds[i.name] = Tensor.fromArray(i.dtype, i.shape as number[], allocate(i.dtype, counts[k]!));
+      // A run-time size takes its traced value (a Reshape to it must see the real sizes).
+      const size = this.sizeValues.get(i.name);
+      feeds[i.name] = size !== undefined ? Tensor.from('int64', [1], [size]) : Tensor.fromArray(i.dtype, i.shape as number[], allocate(i.dtype, counts[k]!));
     });
     try {
       const session = new Session({ ...graph, outputs: [{ name, dtype: 'float32', shape: null }] });
@@ -686,8 +833,21 @@ class ScriptLowering {
     if (rank === 0) return this.emit('flatten', 'aten.reshape.default', new Map<string, Val>([['self', x], ['shape', { k: 'list', items: [{ k: 'num', v: 1, float: false }] }]]), m.dtype, hint, [1]);
     const dims = m.shape.map((d) => (typeof d === 'number' ? d : this.fail('static sizes to flatten')));
     const out = [...dims.slice(0, start), dims.slice(start, end + 1).reduce((a, b) => a * b, 1), ...dims.slice(end + 1)];
-    const items: Val[] = out.map((v) => ({ k: 'num', v, float: false }));
-    return this.emit('flatten', 'aten.reshape.default', new Map<string, Val>([['self', x], ['shape', { k: 'list', items }]]), m.dtype, hint, out);
+    if (dims.includes(0)) {
+      const items: Val[] = out.map((v) => ({ k: 'num', v, float: false }));
+      return this.emit('flatten', 'aten.reshape.default', new Map<string, Val>([['self', x], ['shape', { k: 'list', items }]]), m.dtype, hint, out);
+    }
+    // ONNX's Reshape copies a 0 from the input and infers the -1: the leading sizes (the batch)
+    // are not written into the graph, which then runs at any batch.
+    const torchName = this.fresh();
+    const name = this.lo.unique(hint ?? 'flatten');
+    this.lo.node('Reshape', [this.lo.value(x.t, this.at), this.lo.ints([...new Array<number>(start).fill(0), -1, ...dims.slice(end + 1)])], {}, [name]);
+    this.lo.bind(torchName, name);
+    const meta: TensorMetaInfo = { dtype: m.dtype, shape: out };
+    this.meta.set(torchName, meta);
+    this.irMeta.set(name, meta);
+    this.ops.set('torch.flatten', (this.ops.get('torch.flatten') ?? 0) + 1);
+    return { k: 'tensor', t: torchName };
   }
 
   /**
@@ -888,11 +1048,12 @@ class ScriptLowering {
     const bias = ir(tensor('qkv_bias'));
     const rows = (x: string, i: number) => lo.node('Slice', [x, lo.ints([i * e]), lo.ints([(i + 1) * e]), lo.ints([0])]);
     const project = (x: string, weight: string, add: string) => lo.node('Add', [lo.node('MatMul', [x, lo.node('Transpose', [weight], { perm: attr.ints([1, 0]) })]), add]);
-    const heads = (x: string) => lo.node('Transpose', [lo.node('Reshape', [x, lo.ints([b, l, h, d])])], { perm: attr.ints([0, 2, 1, 3]) });
+    // Reshape's 0 copies the batch and length, so the graph holds neither.
+    const heads = (x: string) => lo.node('Transpose', [lo.node('Reshape', [x, lo.ints([0, 0, h, d])])], { perm: attr.ints([0, 2, 1, 3]) });
     const [qh, kh, vh] = (['query', 'key', 'value'] as const).map((k, i) => heads(project(ir(tensor(k)), rows(w, i), rows(bias, i))));
     const scaled = lo.node('Mul', [qh!, lo.constant(m.dtype, [], [1 / Math.sqrt(d)])]);
     const scores = lo.node('Softmax', [lo.node('MatMul', [scaled, lo.node('Transpose', [kh!], { perm: attr.ints([0, 1, 3, 2]) })])], { axis: attr.int(-1) });
-    const merged = lo.node('Reshape', [lo.node('Transpose', [lo.node('MatMul', [scores, vh!])], { perm: attr.ints([0, 2, 1, 3]) }), lo.ints([b, l, e])]);
+    const merged = lo.node('Reshape', [lo.node('Transpose', [lo.node('MatMul', [scores, vh!])], { perm: attr.ints([0, 2, 1, 3]) }), lo.ints([0, 0, e])]);
     const torchName = this.fresh();
     const out = lo.unique(hint ?? 'attention');
     lo.node('Add', [lo.node('MatMul', [merged, lo.node('Transpose', [ir(tensor('proj_weight'))], { perm: attr.ints([1, 0]) })]), ir(tensor('proj_bias'))], {}, [out]);
@@ -912,6 +1073,25 @@ class ScriptLowering {
     const kw = new Map(keywords);
     const dt = kw.get('dtype') ?? args[numbers.length];
     const dtype = dt?.k === 'num' && !dt.float ? this.c10Dtype(dt.v) : numbers.some((n) => n.k === 'num' && n.float) ? 'float32' : 'int64';
+    const nums = numbers as (Val & { k: 'num' })[];
+    if (nums.some((n) => n.sym)) {
+      // torch.arange(torch.size(x, 0)) (transformers' batch indices): a Range over the run-time size.
+      const [start, end, step] = names.length === 1 ? [0, nums[0]!.v, 1] : names.length === 2 ? [nums[0]!.v, nums[1]!.v, 1] : nums.map((n) => n.v);
+      if (!(step! !== 0)) return this.fail('a non-zero step for torch.arange');
+      const count = Math.max(0, Math.ceil((end! - start!) / step!));
+      const scalar = (n: (Val & { k: 'num' }) | undefined, value: number) =>
+        n?.sym ? this.lo.cast(this.lo.node('Reshape', [this.lo.value(n.sym, this.at), this.lo.ints([])]), 'int64', dtype) : this.lo.constant(dtype, [], [value]);
+      const [a, b, c] = names.length === 1 ? [undefined, nums[0], undefined] : [nums[0], nums[1], nums[2]];
+      const torchName = this.fresh();
+      const name = this.lo.unique(hint ?? 'arange');
+      this.lo.node('Range', [scalar(a, start!), scalar(b, end!), scalar(c, step!)], {}, [name]);
+      this.lo.bind(torchName, name);
+      const meta: TensorMetaInfo = { dtype, shape: [count] };
+      this.meta.set(torchName, meta);
+      this.irMeta.set(name, meta);
+      this.ops.set('torch.arange', (this.ops.get('torch.arange') ?? 0) + 1);
+      return { k: 'tensor', t: torchName };
+    }
     return this.emit('arange', numbers.length === 3 ? 'aten.arange.start_step' : numbers.length === 2 ? 'aten.arange.start' : 'aten.arange.default', named, dtype, hint);
   }
 }
