@@ -261,7 +261,12 @@ class ScriptLowering {
     for (const [k, t] of this.lo.initializers) if (read.has(k)) initializers.set(k, t);
     const graph: Graph = { inputs, outputs, initializers, nodes: live, opset: this.lo.opset };
     const sig: Signature = { name: 'default', inputs: new Map(inputs.map((x) => [x.name, x.name])), outputs: new Map(outputs.map((o) => [o.name, o.name])) };
-    const model: Model = { format: 'pytorch', weights: this.archive.weights, graph, signatures: [sig], metadata: {} };
+    // A tensor the state dict holds under two names (GPT-2's lm_head.weight tied to wte.weight)
+    // is one initializer, named after the attribute the code read: the model's weights are the
+    // graph's names, and the other name is not a second tensor a writer would have to keep.
+    const inGraph = new Set(initializers.values());
+    const weights = new Map([...this.archive.weights].filter(([name, t]) => initializers.has(name) || !inGraph.has(t)));
+    const model: Model = { format: 'pytorch', weights, graph, signatures: [sig], metadata: {} };
     return { model, records: [...this.sources.keys()], ops: this.ops };
   }
 
