@@ -5,7 +5,8 @@ Commands:
         builds each model of python/pt2_peers.py (random weights, eval mode, fixed seed), traces it
         with torch.jit.trace and saves it with torch.jit.save (which stores the example inputs in
         traced_inputs.pkl), and writes OUT/<name>/model.pt, input_K.npy (forward's arguments in
-        order) and output_K.npy (the traced module's outputs on them). Prints a JSON list of
+        order) and output_K.npy (the traced module's outputs on them), and input_K_b.npy /
+        output_K_b.npy: a batch two larger and the eager module's outputs on it. Prints a JSON list of
         {"name", "dir", "inputs", "outputs", "ops"}: ops are the torch.<op> calls in the code records.
   scripted OUT
         archives modelbridge is to refuse with one line: OUT/scripted.pt (torch.jit.script of a
@@ -32,9 +33,25 @@ import numpy as np  # noqa: E402
 
 import pt2_peers  # noqa: E402
 
-# The architectures of pt2_peers.py read here; its `rnn` and `math` models are not traced (not
-# checked against the TorchScript lowering yet).
-MODELS = ["or_gate", "mlp", "resnet18", "mobilenet_v3_small", "vit", "bert"]
+# The architectures of pt2_peers.py read here (`rnn` traces to torch.lstm and torch.gru); its
+# `math` model is not traced (not checked against the TorchScript lowering yet).
+MODELS = ["or_gate", "mlp", "resnet18", "mobilenet_v3_small", "vit", "bert", "rnn"]
+
+
+def _other_batch(a, rng):
+    """The example input with two more rows along the batch: new random floats, repeated ids/masks."""
+    if a.dtype.kind == "f":
+        extra = rng.standard_normal((2,) + a.shape[1:]).astype(a.dtype)
+    else:
+        extra = np.repeat(a[:1], 2, axis=0)
+    return np.concatenate([a, extra])
+
+
+def pt2_peers_flatten(out):
+    """A module's outputs in order, nested tuples (LSTM's (output, (h_n, c_n))) flattened."""
+    if isinstance(out, (tuple, list)):
+        return [a for o in out for a in pt2_peers_flatten(o)]
+    return [out]
 
 
 def _ops(path):
@@ -61,7 +78,7 @@ def trace(out, only):
         with torch.no_grad():
             traced = torch.jit.trace(module, args, strict=False)
             outs = traced(*args)
-        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+        outs = pt2_peers_flatten(outs)
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
         path = os.path.join(d, "model.pt")
@@ -70,6 +87,17 @@ def trace(out, only):
             np.save(os.path.join(d, "input_%d.npy" % k), a)
         for k, t in enumerate(outs):
             np.save(os.path.join(d, "output_%d.npy" % k), t.detach().numpy())
+        # Another batch, run by the eager module (the truth whatever the trace fixed): input_K_b.npy
+        # and output_K_b.npy, for the programs modelbridge reads with a dynamic batch.
+        rng = np.random.default_rng(21)
+        other = [_other_batch(a, rng) for a in inputs]
+        with torch.no_grad():
+            outs_b = module(*(torch.from_numpy(a) for a in other))
+        outs_b = pt2_peers_flatten(outs_b)
+        for k, a in enumerate(other):
+            np.save(os.path.join(d, "input_%d_b.npy" % k), a)
+        for k, t in enumerate(outs_b):
+            np.save(os.path.join(d, "output_%d_b.npy" % k), t.detach().numpy())
         names = [p for p in traced.forward.schema.arguments[1:]]
         cases.append({"name": name, "dir": d, "inputs": [a.name for a in names], "outputs": len(outs), "ops": _ops(path)})
     print(json.dumps(cases))

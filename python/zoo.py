@@ -341,7 +341,38 @@ def gen_torch(arch, d, log):
         except Exception as e:  # noqa: BLE001
             errors.append({"producer": producer, "error": _one_line(e)})
             log(f"{arch}: {producer} failed: {_one_line(e)}")
+    # PyTorch's own program formats (issue 15): the same module, the same example input.
+    for producer, name, save in [("torch.export.save", "exported.pt2", _save_export),
+                                 ("torch.jit.trace + torch.jit.save", "traced.pt", _save_trace)]:
+        try:
+            import warnings
+
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                save(model, args, os.path.join(d, name))
+            files.append({"producer": producer, "source": name, "holds": "graph"})
+        except Exception as e:  # noqa: BLE001
+            errors.append({"producer": producer, "error": _one_line(e)})
+            log(f"{arch}: {producer} failed: {_one_line(e)}")
     _write_reference(d, inputs, flat, "torch", arch, files, errors, out_names)
+
+
+def _save_export(model, args, path):
+    """torch.export.export with static shapes, then run_decompositions(): the core ATen opset
+    src/formats/pt2 lowers (what the .pt2 peer tests export too)."""
+    import torch
+
+    ep = torch.export.export(model, args).run_decompositions()
+    torch.export.save(ep, path)
+
+
+def _save_trace(model, args, path):
+    """torch.jit.trace (strict=False: transformers' models return dicts and tuples) and
+    torch.jit.save, which stores the example inputs (traced_inputs.pkl) the reader types the
+    inputs from."""
+    import torch
+
+    torch.jit.save(torch.jit.trace(model, args, strict=False), path)
 
 
 def gen_tf(arch, d, log, tf2onnx_jobs, tfjs_jobs):

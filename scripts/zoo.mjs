@@ -7,6 +7,7 @@
 // loadGraphModel, torch). The cells go to docs/zoo-matrix.json (or --matrix), deterministic.
 //
 // Usage: node scripts/zoo.mjs [--out DIR] [--matrix FILE] [--only arch,arch] [--jobs N] [--no-build]
+// With --only, the other architectures' cells already in the matrix file are kept.
 // The generated models are cached in DIR (default .zoo/) while python/zoo.py is unchanged.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -412,7 +413,14 @@ async function main() {
     if (!c.consumer?.ok) return { ...cell, status: 'fail', reason: `consumer: ${c.consumer?.error ?? 'not checked'}` };
     return { ...cell, status: 'pass' };
   });
-  const order = (c) => [architectures.indexOf(c.architecture), c.source, TARGETS.indexOf(c.target)];
+  // A run of some architectures (--only) replaces their cells in the existing matrix and keeps
+  // the others', so regenerating a subset does not drop the rest.
+  if (opts.only && existsSync(opts.matrix)) {
+    const previous = JSON.parse(readFileSync(opts.matrix, 'utf8')).cells ?? [];
+    matrixCells.push(...previous.filter((c) => !architectures.includes(c.architecture)));
+  }
+  const everyArch = known.flat();
+  const order = (c) => [everyArch.indexOf(c.architecture), c.source, TARGETS.indexOf(c.target)];
   matrixCells.sort((a, b) => {
     const x = order(a);
     const y = order(b);

@@ -126,7 +126,8 @@ describe('tch-rs TorchScript archives', () => {
 
   it('lowers a traced forward with a buffer and a tuple result, and runs it', () => {
     const foo = loadModel(withInputs('foo', [[2, 3], [2, 3]]));
-    expect(foo.graph!.inputs.map((i) => [i.name, i.shape])).toEqual([['x', [2, 3]], ['y', [2, 3]]]);
+    // Elementwise code holds no size: the leading dim is the run-time batch (see the dynamic-batch test).
+    expect(foo.graph!.inputs.map((i) => [i.name, i.shape])).toEqual([['x', ['batch', 3]], ['y', ['batch', 3]]]);
     const value = foo.weights.get('value')!.toNumbers()[0]!;
     const out = Object.values(new Session(foo.graph!).run({ x, y }))[0]!;
     expect(out.toNumbers()).toEqual(x.toNumbers().map((a, i) => Math.fround(Math.fround(2 * a + y.toNumbers()[i]!) + value)));
@@ -157,6 +158,91 @@ describe('tch-rs TorchScript archives', () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/within the memory budget of 256\.0 MiB .*not 14\.6 GiB/);
+  });
+
+  /** foo1 (forward(self, x, y)) with its return line replaced by `body` and the example inputs of `shapes`. */
+  const foo1With = (body: string[], shapes: number[][]) =>
+    edited('foo1', (records) => {
+      const key = [...records.keys()].find((k) => k.endsWith('code/__torch__.py'))!;
+      const text = Buffer.from(records.get(key)!).toString('utf8').replace(/    return .*/, body.map((l) => `    ${l}`).join('\n'));
+      records.set(key, new Uint8Array(Buffer.from(text)));
+      records.set('foo1/traced_inputs.pkl', tracedInputs(shapes));
+    });
+  const seq = (shape: number[], scale = 1) => Tensor.from('float32', shape, Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.fround(((i * 7) % 11) * scale - 3)));
+
+  it('torch.split, split_with_sizes, chunk and unbind give lists that unpack (prim::ListUnpack) and index', () => {
+    const model = loadModel(foo1With([
+      'a, b, = torch.split(x, 3, 1)',
+      'c, d, e, = torch.chunk(y, 3, 1)',
+      'r0, r1, = torch.unbind(x)',
+      '_0 = torch.split_with_sizes(y, [1, 4], 1)',
+      'return (torch.cat([b, a], 1), torch.add(c, d), e, torch.sub(r0, r1), _0[-1])',
+    ], [[2, 5], [2, 5]]));
+    const graph = model.graph!;
+    // unbind cuts the leading dim into two named values: another batch is another program (below).
+    expect(graph.inputs.map((i) => i.shape)).toEqual([[2, 5], [2, 5]]);
+    expect(graph.nodes.filter((n) => n.op === 'Split')).toHaveLength(4);
+    const x = seq([2, 5]);
+    const y = seq([2, 5], 0.5);
+    const out = new Session(graph).run({ x, y });
+    const [cat, sum, last, diff, tail] = graph.outputs.map((o) => out[o.name]!);
+    const X = x.toNumbers();
+    const Y = y.toNumbers();
+    const at = (v: number[], r: number, c: number) => v[r * 5 + c]!;
+    expect(cat!.shape).toEqual([2, 5]);
+    expect(cat!.toNumbers()).toEqual([0, 1].flatMap((r) => [3, 4, 0, 1, 2].map((c) => at(X, r, c))));
+    // chunk(5, 3): pieces of ceil(5 / 3) = 2, 2 and 1, as torch cuts them
+    expect(sum!.shape).toEqual([2, 2]);
+    expect(sum!.toNumbers()).toEqual([0, 1].flatMap((r) => [0, 1].map((c) => Math.fround(at(Y, r, c) + at(Y, r, c + 2)))));
+    expect(last!.shape).toEqual([2, 1]);
+    expect(last!.toNumbers()).toEqual([at(Y, 0, 4), at(Y, 1, 4)]);
+    expect(diff!.shape).toEqual([5]);
+    expect(diff!.toNumbers()).toEqual([0, 1, 2, 3, 4].map((c) => Math.fround(at(X, 0, c) - at(X, 1, c))));
+    expect(tail!.shape).toEqual([2, 4]);
+    expect(tail!.toNumbers()).toEqual([0, 1].flatMap((r) => [1, 2, 3, 4].map((c) => at(Y, r, c))));
+  });
+
+  it('a split whose sizes do not add up, and a list unpacked into the wrong count, give one line', () => {
+    for (const [body, pattern] of [
+      [['a, b, = torch.split_with_sizes(x, [1, 1], 1)', 'return torch.add(a, b)'], /split sizes that add up to the length 5 of dim 1, not \[1,1\]/],
+      [['a, b, = torch.chunk(x, 3, 1)', 'return torch.add(a, b)'], /2 values to unpack, not a list/],
+    ] as const) {
+      const r = cli(['run', foo1With([...body], [[2, 5], [2, 5]]), '--input', '[[1,2,3,4,5],[1,2,3,4,5]]', '--input', '[[1,2,3,4,5],[1,2,3,4,5]]']);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(pattern);
+    }
+  });
+
+  it('sizes read with torch.size keep the batch dynamic: the program runs at another batch', () => {
+    const model = loadModel(foo1With([
+      'n = ops.prim.NumToTensor(torch.size(x, 0))',
+      '_0 = int(n)',
+      '_1 = torch.view(x, [_0, 2, -1])',
+      '_2 = torch.sum(_1, [2], False, None)',
+      '_3 = torch.zeros([int(torch.mul(n, 1)), 2], dtype=6, layout=None, device=torch.device("cpu"), pin_memory=False)',
+      '_4 = torch.flatten(torch.slice(torch.slice(y, 0, 0, 9223372036854775807), 1, 0, 2), 1)',
+      'return torch.add(torch.add(_2, _3), _4)',
+    ], [[3, 6], [3, 4]]));
+    const graph = model.graph!;
+    expect(graph.inputs.map((i) => i.shape)).toEqual([['batch', 6], ['batch', 4]]);
+    expect(graph.outputs.map((o) => o.shape)).toEqual([['batch', 2]]);
+    for (const batch of [3, 5]) {
+      const x = seq([batch, 6]);
+      const y = seq([batch, 4], 0.25);
+      const out = Object.values(new Session(graph).run({ x, y }))[0]!;
+      const X = x.toNumbers();
+      const Y = y.toNumbers();
+      const want = Array.from({ length: batch }, (_, r) => [0, 1].map((k) => {
+        const s = Math.fround(Math.fround(X[r * 6 + k * 3]! + X[r * 6 + k * 3 + 1]!) + X[r * 6 + k * 3 + 2]!);
+        return Math.fround(s + Y[r * 4 + k]!);
+      })).flat();
+      expect(out.shape).toEqual([batch, 2]);
+      expect(out.toNumbers()).toEqual(want);
+    }
+    // The example's batch written into the code (a view to [3, 2, -1]) keeps the traced shapes.
+    const fixed = loadModel(foo1With(['return torch.add(torch.sum(torch.view(x, [3, 2, -1]), [2], False, None), torch.slice(y, 1, 0, 2))'], [[3, 6], [3, 4]]));
+    expect(fixed.graph!.inputs.map((i) => i.shape)).toEqual([[3, 6], [3, 4]]);
   });
 
   it('code that calls Python is a name the subset does not know: one line, and nothing runs', () => {

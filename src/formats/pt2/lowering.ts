@@ -278,6 +278,14 @@ export class Call {
     return this.fail(`argument ${name} to be a list of ints, not ${t[0]}`);
   }
 
+  /** The number of items of a list argument (static or symbolic sizes). */
+  listLength(name: string): number {
+    const t = this.tagged(name);
+    if (!t || t[0] === 'as_none') return this.fail(`argument ${name}`);
+    if (t[0] === 'as_int') return 1;
+    return asArray(t[1], this.at(name), this.lo.e).length;
+  }
+
   /**
    * A size list as an int64 tensor of shape [n]: a constant when static, else the symbolic
    * sizes (aten.sym_size values, already int64 [1] tensors) concatenated with the static ones.
@@ -296,6 +304,14 @@ export class Call {
     }
     const values = this.ints(name);
     return { value: this.lo.ints(values), static: values };
+  }
+
+  /** A list of numbers (float[] arguments: scale factors). */
+  floats(name: string): number[] {
+    const t = this.tagged(name);
+    if (!t || t[0] === 'as_none') return this.fail(`argument ${name}`);
+    if (t[0] === 'as_floats' || t[0] === 'as_ints') return asArray(t[1], this.at(name), this.lo.e).map((v) => asFloat(v, this.at(name), this.lo.e));
+    return this.fail(`argument ${name} to be a list of numbers, not ${t[0]}`);
   }
 
   float(name: string, fallback?: number): number {

@@ -154,6 +154,36 @@ function adaptiveAvgPool(c: Call): void {
   nd(c, 'AveragePool', [c.tensor('self')], { kernel_shape: attr.ints(k), strides: attr.ints(k) });
 }
 
+/**
+ * upsample_bilinear2d (F.interpolate(mode="bilinear")): ONNX Resize, linear, as torch.onnx.export
+ * writes it. torch maps an output pixel back with (x + 0.5) / scale - 0.5 (align_corners=False;
+ * scale the given factor, else out/in), which is ONNX's half_pixel; align_corners=True is
+ * ONNX's align_corners. Sizes are given for the two spatial axes only, so the batch and channel
+ * sizes come from the input's Shape at run time (a program over a dynamic batch stays one).
+ */
+function upsampleBilinear(c: Call, input: string): void {
+  if (c.rank(input) !== 4) return c.fail('a 4-D (NCHW) input to upsample_bilinear2d');
+  const align = c.bool('align_corners');
+  const attributes = { mode: attr.string('linear'), coordinate_transformation_mode: attr.string(align ? 'align_corners' : 'half_pixel') };
+  const x = c.tensor(input);
+  const factors = c.has('scale_factors') ? c.floats('scale_factors') : c.has('scales_h') && c.has('scales_w') ? [c.float('scales_h'), c.float('scales_w')] : undefined;
+  if (factors && (factors.length !== 2 || !factors.every((f) => f > 0))) return c.fail(`two positive scale factors, not ${JSON.stringify(factors)}`);
+  const byFactors = () => void nd(c, 'Resize', [x, '', c.lo.constant('float32', [4], [1, 1, ...factors!])], attributes);
+  if (!c.has('output_size')) return factors ? byFactors() : c.fail('an output_size or scale factors');
+  const size = c.ints('output_size');
+  if (size.length !== 2 || !size.every((d) => d >= 1)) return c.fail(`an output_size of two positive sizes, not ${JSON.stringify(size)}`);
+  if (factors) {
+    // Both (upsample_bilinear2d.default after interpolate(scale_factor=...)): torch maps pixels
+    // with the factors, ONNX's Resize with scales too, and its size is floor(in * factor).
+    const spatial = c.meta(input).shape.slice(2);
+    if (spatial.every((d, i) => typeof d === 'number' && Math.floor(d * factors[i]!) === size[i])) return byFactors();
+    return c.fail('scale factors that give the output_size (floor(input size x factor)), as ONNX Resize computes it');
+  }
+  // Only an output_size: torch's scale is in/out, ONNX's Resize with sizes takes the same.
+  const sizes = c.lo.node('Concat', [c.lo.node('Shape', [x], { start: attr.int(0), end: attr.int(2) }), c.lo.ints(size)], { axis: attr.int(0) });
+  nd(c, 'Resize', [x, '', '', sizes], attributes);
+}
+
 function layerNorm(c: Call): void {
   const normalized = c.ints('normalized_shape');
   const x = c.tensor('input');
@@ -492,6 +522,8 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
   'aten.avg_pool2d.default': [['AveragePool'], (c) => pool(c, 'AveragePool')],
   'aten.adaptive_avg_pool2d.default': [['GlobalAveragePool', 'AveragePool'], adaptiveAvgPool],
   'aten._adaptive_avg_pool2d.default': [['GlobalAveragePool', 'AveragePool'], adaptiveAvgPool],
+  'aten.upsample_bilinear2d.vec': [['Resize', 'Shape', 'Concat'], (c) => upsampleBilinear(c, 'input')],
+  'aten.upsample_bilinear2d.default': [['Resize', 'Shape', 'Concat'], (c) => upsampleBilinear(c, 'self')],
   // shapes and layout
   'aten.view.default': [['Reshape'], (c) => reshape(c, 'size')],
   'aten.reshape.default': [['Reshape'], (c) => reshape(c, 'shape')],
@@ -568,12 +600,12 @@ const table: Record<string, [readonly string[], AtenLowering]> = {
   'aten.arange.start_step': [['Range'], arange],
   'aten.arange.start': [['Range'], arange],
   'aten.arange.default': [['Range'], arange],
-  'aten.full.default': [['Expand'], (c) => fill(c, c.ints('size').length ? c.sizes('size').value : undefined, fillValue(c, 'fill_value'))],
+  'aten.full.default': [['Expand'], (c) => fill(c, c.listLength('size') ? c.sizes('size').value : undefined, fillValue(c, 'fill_value'))],
   'aten.full_like.default': [['Expand', 'Shape'], (c) => fill(c, c.rank('self') ? c.lo.node('Shape', [c.tensor('self')]) : undefined, fillValue(c, 'fill_value'))],
   'aten.zeros_like.default': [['Expand', 'Shape'], (c) => fill(c, c.rank('self') ? c.lo.node('Shape', [c.tensor('self')]) : undefined, 0)],
   'aten.ones_like.default': [['Expand', 'Shape'], (c) => fill(c, c.rank('self') ? c.lo.node('Shape', [c.tensor('self')]) : undefined, 1)],
-  'aten.zeros.default': [['Expand'], (c) => fill(c, c.ints('size').length ? c.sizes('size').value : undefined, 0)],
-  'aten.ones.default': [['Expand'], (c) => fill(c, c.ints('size').length ? c.sizes('size').value : undefined, 1)],
+  'aten.zeros.default': [['Expand'], (c) => fill(c, c.listLength('size') ? c.sizes('size').value : undefined, 0)],
+  'aten.ones.default': [['Expand'], (c) => fill(c, c.listLength('size') ? c.sizes('size').value : undefined, 1)],
   'aten.scalar_tensor.default': [['Identity'], (c) => fill(c, undefined, c.float('s'))],
   // symbolic sizes: int64 tensors of shape [1]
   'aten.sym_size.int': [['Shape'], (c) => {

@@ -2,7 +2,7 @@ import { inferShapes } from '../../api/checks/shapes.js';
 import { formatSize, memoryBudget } from '../../core/budget.js';
 import { dtypeSize, isFloat, type DType } from '../../core/dtypes.js';
 import { FormatError, UsageError } from '../../core/errors.js';
-import { attr, DEFAULT_OPSET, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
+import { attr, DEFAULT_OPSET, type Attribute, type Graph, type Node, type ValueInfo } from '../../core/graph.js';
 import type { Model, Signature } from '../../core/model.js';
 import { escapeControl } from '../../core/printable.js';
 import { allocate, Tensor } from '../../core/tensor.js';
@@ -40,7 +40,12 @@ const MAX_STEPS = 2_000_000;
 
 type Val =
   | { readonly k: 'tensor'; readonly t: string }
-  | { readonly k: 'num'; readonly v: number; readonly float: boolean }
+  /**
+   * A Python number. `sym` names an int64 [1] IR value computing it at run time, for a size read
+   * with torch.size(x, 0) and arithmetic on it: a size list holding one is written as a size
+   * computed by the graph (aten's SymInt list), so a reshape follows the batch it is run with.
+   */
+  | { readonly k: 'num'; readonly v: number; readonly float: boolean; readonly sym?: string }
   | { readonly k: 'bool'; readonly v: boolean }
   | { readonly k: 'none' }
   | { readonly k: 'str'; readonly v: string }
@@ -51,6 +56,9 @@ type Val =
   | { readonly k: 'method'; readonly obj: PyObject; readonly name: string };
 
 const NONE: Val = { k: 'none' };
+
+/** The size-list arguments pt2's lowerings read with Call.sizes (a SymInt[] in the schema). */
+const SIZE_ARGS = new Set(['size', 'shape']);
 
 /** c10::ScalarType codes (the ints traced code passes as dtype) to ours. */
 const C10_DTYPES: readonly (string | undefined)[] = ['uint8', 'int8', 'int16', 'int32', 'int64', 'float16', 'float32', 'float64', undefined, undefined, undefined, 'bool', undefined, undefined, undefined, 'bfloat16'];
@@ -70,8 +78,86 @@ export interface LoweredProgram {
   readonly ops: ReadonlyMap<string, number>;
 }
 
+/** The name of the run-time batch dimension of a traced program's inputs and outputs. */
+export const SCRIPT_BATCH = 'batch';
+
+/**
+ * Lowers the program, and keeps its batch dynamic when that is what the traced code computes.
+ * torch.jit.trace records one run: sizes read with torch.size become Python ints, so a traced
+ * program may hold the example's batch (a view to [1, 8, 2, 16]) or compute it (a view to
+ * [torch.size(x, 0), ...]). The lowering writes torch.size(x, 0) as a size the graph computes
+ * (Shape) and never writes a size it can leave to the op (flatten, attention: Reshape's 0 and
+ * -1). Whether that covers every node is checked rather than assumed: the program is lowered a
+ * second time as if traced with a batch one larger, and when both graphs are the same node for
+ * node and constant for constant, nothing in it depends on the batch, whose dim becomes
+ * symbolic; otherwise the inputs keep the example's sizes (as torch.jit.trace specialised them).
+ */
 export function lowerScript(archive: ScriptArchive): LoweredProgram {
-  return new ScriptLowering(archive).run();
+  const first = new ScriptLowering(archive).run();
+  const graph = first.model.graph!;
+  const batches = new Set(graph.inputs.map((i) => i.shape?.[0]));
+  const [batch] = batches;
+  if (batches.size !== 1 || typeof batch !== 'number' || graph.inputs.some((i) => !i.shape || i.shape.length === 0)) return first;
+  let second: LoweredProgram;
+  try {
+    second = new ScriptLowering(archive, batch + 1).run();
+  } catch (err) {
+    // A program that cannot be lowered at another batch keeps the one it was traced with.
+    if (err instanceof FormatError || err instanceof UsageError) return first;
+    throw err;
+  }
+  const other = second.model.graph!;
+  if (!sameGraph(graph, other)) return first;
+  const dims = (mine: ValueInfo, theirs: ValueInfo | undefined): ValueInfo => {
+    if (!mine.shape || !theirs?.shape) return mine;
+    const shape = mine.shape.map((d, i) => (typeof d === 'number' && d === batch && theirs.shape![i] === batch + 1 ? SCRIPT_BATCH : d));
+    return { ...mine, shape };
+  };
+  const dynamic: Graph = {
+    ...graph,
+    inputs: graph.inputs.map((x, i) => dims(x, other.inputs[i])),
+    outputs: graph.outputs.map((x, i) => dims(x, other.outputs[i])),
+  };
+  return { ...first, model: { ...first.model, graph: dynamic } };
+}
+
+/** Two lowerings of one program are the same graph: nodes, attributes and constants alike. */
+function sameGraph(a: Graph, b: Graph): boolean {
+  if (a.nodes.length !== b.nodes.length || a.initializers.size !== b.initializers.size) return false;
+  const sameAttr = (x: Attribute, y: Attribute): boolean => {
+    if (x.type === 'tensor') return y.type === 'tensor' && sameTensor(x.value, y.value);
+    // Traced code has no subgraphs; a lowering that made one is not compared further.
+    if (x.type === 'graph' || x.type === 'graphs') return false;
+    return JSON.stringify(x) === JSON.stringify(y);
+  };
+  for (let i = 0; i < a.nodes.length; i++) {
+    const m = a.nodes[i]!;
+    const n = b.nodes[i]!;
+    if (m.op !== n.op || m.inputs.join('\0') !== n.inputs.join('\0') || m.outputs.join('\0') !== n.outputs.join('\0')) return false;
+    const keys = Object.keys(m.attributes);
+    if (keys.length !== Object.keys(n.attributes).length) return false;
+    for (const k of keys) {
+      const y = n.attributes[k];
+      if (y === undefined || !sameAttr(m.attributes[k]!, y)) return false;
+    }
+  }
+  for (const [name, t] of a.initializers) {
+    const u = b.initializers.get(name);
+    if (!u) return false;
+    if (!sameTensor(t, u)) return false;
+  }
+  return true;
+}
+
+/** Same dtype, shape and bytes (the weights are the same objects; this compares the lowering's small constants). */
+function sameTensor(a: Tensor, b: Tensor): boolean {
+  if (a === b) return true;
+  if (a.dtype !== b.dtype || a.shape.join(',') !== b.shape.join(',')) return false;
+  const x = a.bytes();
+  const y = b.bytes();
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 class ScriptLowering {
@@ -89,7 +175,11 @@ class ScriptLowering {
   /** Where the statement being lowered is: record and line, for every message. */
   private at = '';
 
-  constructor(private readonly archive: ScriptArchive) {
+  constructor(
+    private readonly archive: ScriptArchive,
+    /** Lower as if traced with this leading size of every input (lowerScript's batch check). */
+    private readonly batch?: number,
+  ) {
     this.e = archive.e;
     const usesGelu = archive.zip.entries.some((x) => x.name.endsWith('.py') && x.name.includes('/code/') && /torch\.gelu\(/.test(archive.source(x.name.slice(archive.folder.length)) ?? ''));
     // Gelu is an ONNX op from opset 20, as for torch.export programs.
@@ -128,7 +218,7 @@ class ScriptLowering {
     params.forEach((p, i) => {
       const ex = examples[i]!;
       if (!(ex instanceof TensorRef)) this.fail(`a tensor example for input ${JSON.stringify(p.name)} (only tensor inputs are read), not ${ex === null ? 'None' : typeof ex}`);
-      const t = { dtype: ex.dtype.dtype ?? this.fail(`an input dtype modelbridge holds, not torch.${ex.dtype.name}`), shape: ex.size };
+      const t = { dtype: ex.dtype.dtype ?? this.fail(`an input dtype modelbridge holds, not torch.${ex.dtype.name}`), shape: this.batch !== undefined && ex.size.length > 0 ? [this.batch, ...ex.size.slice(1)] : ex.size };
       const name = this.lo.unique(p.name);
       const torchName = this.fresh();
       this.lo.bind(torchName, name);
@@ -171,7 +261,12 @@ class ScriptLowering {
     for (const [k, t] of this.lo.initializers) if (read.has(k)) initializers.set(k, t);
     const graph: Graph = { inputs, outputs, initializers, nodes: live, opset: this.lo.opset };
     const sig: Signature = { name: 'default', inputs: new Map(inputs.map((x) => [x.name, x.name])), outputs: new Map(outputs.map((o) => [o.name, o.name])) };
-    const model: Model = { format: 'pytorch', weights: this.archive.weights, graph, signatures: [sig], metadata: {} };
+    // A tensor the state dict holds under two names (GPT-2's lm_head.weight tied to wte.weight)
+    // is one initializer, named after the attribute the code read: the model's weights are the
+    // graph's names, and the other name is not a second tensor a writer would have to keep.
+    const inGraph = new Set(initializers.values());
+    const weights = new Map([...this.archive.weights].filter(([name, t]) => initializers.has(name) || !inGraph.has(t)));
+    const model: Model = { format: 'pytorch', weights, graph, signatures: [sig], metadata: {} };
     return { model, records: [...this.sources.keys()], ops: this.ops };
   }
 
@@ -285,7 +380,7 @@ class ScriptLowering {
       }
       case 'unary': {
         const v = this.expr(e.operand, frame);
-        if (e.op === '-' && v.k === 'num') return { ...v, v: -v.v };
+        if (e.op === '-' && v.k === 'num') return { k: 'num', v: -v.v, float: v.float };
         if (e.op === '+' && v.k === 'num') return v;
         if (e.op === 'not' && v.k === 'bool') return { k: 'bool', v: !v.v };
         return this.unsupported(`the operator ${e.op} on ${describe(v)}`);
@@ -294,7 +389,7 @@ class ScriptLowering {
         const a = this.expr(e.left, frame);
         const b = this.expr(e.right, frame);
         if (a.k === 'num' && b.k === 'num') {
-          const folded = fold(e.op, a, b);
+          const folded = this.fold(e.op, a, b);
           if (folded) return folded;
         }
         return this.unsupported(`the operator ${e.op} on ${describe(a)} and ${describe(b)}`);
@@ -335,6 +430,10 @@ class ScriptLowering {
   }
 
   private readonly weightVals = new Map<Tensor, Val>();
+  /** Values torch.zeros made: an RNN's default initial state, which ONNX's LSTM/GRU assume when left out. */
+  private readonly zeroValues = new Set<string>();
+  /** The run-time sizes (int64 [1] IR values) with their values in this trace, for the shape probes. */
+  private readonly sizeValues = new Map<string, number>();
 
   private weight(t: Tensor, name: string): Val {
     const known = this.weightVals.get(t);
@@ -393,6 +492,8 @@ class ScriptLowering {
         return this.attribute(target, name.v);
       }
       case 'int':
+        // int() of a size keeps it a size (and computed at run time when it is one).
+        if (args[0]?.k === 'num' && !args[0].float) return args[0];
         return { k: 'num', v: Math.trunc(num(args[0])), float: false };
       case 'float':
         return { k: 'num', v: num(args[0]), float: true };
@@ -410,6 +511,27 @@ class ScriptLowering {
     const op = fn.path.startsWith('torch.') ? fn.path.slice(6) : fn.path.startsWith('ops.aten.') ? fn.path.slice(9) : undefined;
     if (op === undefined || op.includes('.')) return this.unsupported(`a call of ${escapeControl(fn.path)}`);
     return this.aten(op, args, keywords, frame, e, hint);
+  }
+
+  /**
+   * Python arithmetic on numbers, folded; when an operand is a run-time size the result is one
+   * too (the same arithmetic on int64 [1] values). Other results keep only their value: a graph
+   * that needs it then holds a constant depending on the example inputs, which lowerScript's
+   * second lowering notices.
+   */
+  private fold(op: string, a: Val & { k: 'num' }, b: Val & { k: 'num' }): Val | undefined {
+    const r = fold(op, a, b);
+    if (!r || r.k !== 'num' || (!a.sym && !b.sym) || r.float) return r;
+    const irOp = op === '+' ? 'Add' : op === '-' ? 'Sub' : op === '*' ? 'Mul' : op === '//' && a.v >= 0 && b.v > 0 ? 'Div' : undefined;
+    if (!irOp) return r;
+    const ir = (x: Val & { k: 'num' }) => (x.sym ? this.lo.value(x.sym, this.at) : this.lo.ints([x.v]));
+    const sym = this.fresh();
+    const name = this.lo.unique('size');
+    this.lo.node(irOp, [ir(a), ir(b)], {}, [name]);
+    this.lo.bind(sym, name);
+    this.irMeta.set(name, { dtype: 'int64', shape: [1] });
+    this.sizeValues.set(name, r.v);
+    return { k: 'num', v: r.v, float: false, sym };
   }
 
   // ---- ATen calls ----
@@ -432,28 +554,57 @@ class ScriptLowering {
       const shape = this.metaOf(x).shape;
       const d = shape[dim.v < 0 ? dim.v + shape.length : dim.v];
       if (typeof d !== 'number') return this.fail(`a static size at dim ${dim.v} of a rank-${shape.length} tensor`);
-      return { k: 'num', v: d, float: false };
+      const axis = dim.v < 0 ? dim.v + shape.length : dim.v;
+      if (axis !== 0) return { k: 'num', v: d, float: false };
+      // The leading (batch) size is read from the tensor at run time as well: see lowerScript.
+      const sym = this.fresh();
+      const name = this.lo.unique('size');
+      this.lo.node('Shape', [this.lo.value(x.t, this.at)], { start: attr.int(0), end: attr.int(1) }, [name]);
+      this.lo.bind(sym, name);
+      this.irMeta.set(name, { dtype: 'int64', shape: [1] });
+      this.sizeValues.set(name, d);
+      return { k: 'num', v: d, float: false, sym };
     }
     // Arithmetic on folded sizes (NumToTensor values) stays folded.
     if (['add', 'sub', 'mul', 'div', 'floor_divide', 'remainder'].includes(op) && args.length >= 2 && args[0]!.k === 'num' && args[1]!.k === 'num') {
       const pyOp = { add: '+', sub: '-', mul: '*', div: '/', floor_divide: '//', remainder: '%' }[op]!;
-      const r = fold(pyOp, args[0] as Val & { k: 'num' }, args[1] as Val & { k: 'num' });
+      const r = this.fold(pyOp, args[0] as Val & { k: 'num' }, args[1] as Val & { k: 'num' });
       if (r) return r;
     }
     if (op === 'flatten') return this.flatten(args, keywords, hint);
     if (op === 'to' || op === 'type_as') return this.to(op, args, keywords, hint);
     if (op === 'arange') return this.arange(args, keywords, hint);
     if (op === '_native_multi_head_attention') return this.multiHeadAttention(args, keywords, hint);
+    if (op === 'split' || op === 'split_with_sizes' || op === 'chunk' || op === 'unbind') return this.split(op, args, keywords, hint);
+    if (op === 'lstm' || op === 'gru') return this.recurrent(op, args, keywords, hint);
 
     const schema = Object.prototype.hasOwnProperty.call(SCRIPT_SCHEMAS, op) ? SCRIPT_SCHEMAS[op] : undefined;
     if (!schema) return this.unsupported(`the op torch.${escapeControl(op)}, which modelbridge does not map (the README's TorchScript section lists what it does)`);
     const named = this.bind(op, schema, args, keywords);
+    if (op === 'slice') {
+      // Traced code slices whole dimensions (`torch.slice(x, 0, 0, 9223372036854775807)`): that
+      // is the tensor itself, whatever its size, so no node depends on the example's sizes.
+      const x = named.get('self');
+      const get = (k: string, d: number) => {
+        const v = named.get(k);
+        return v === undefined || v.k === 'none' ? d : v.k === 'num' && !v.float ? v.v : undefined;
+      };
+      if (x?.k === 'tensor') {
+        const shape = this.metaOf(x).shape;
+        const dim = get('dim', 0);
+        const size = dim === undefined ? undefined : shape[dim < 0 ? dim + shape.length : dim];
+        const [start, end, step] = [get('start', 0), get('end', Number.MAX_SAFE_INTEGER), get('step', 1)];
+        if (typeof size === 'number' && start === 0 && step === 1 && end !== undefined && end >= size) return x;
+      }
+    }
     if (op === 'batch_norm' && named.get('training')?.k === 'bool' && (named.get('training') as { v: boolean }).v) this.fail('batch_norm in eval mode (training=False)');
     if ((op === 'softmax' || op === 'log_softmax') && named.get('dtype') && named.get('dtype')!.k !== 'none') this.unsupported(`torch.${op} with a dtype`);
     let target = schema.target;
     if (schema.scalar && named.get(schema.scalar.on)?.k === 'num') target = schema.scalar.target;
     for (const [k, v] of Object.entries(schema.fixed ?? {})) named.set(k, typeof v === 'string' ? { k: 'str', v } : typeof v === 'boolean' ? { k: 'bool', v } : { k: 'num', v, float: false });
-    return this.emit(op, target, named, this.resultDtype(op, named), hint, op === 'index' ? this.indexShape(named) : undefined);
+    const result = this.emit(op, target, named, this.resultDtype(op, named), hint, op === 'index' ? this.indexShape(named) : undefined);
+    if ((op === 'zeros' || op === 'new_zeros' || op === 'zeros_like') && result.k === 'tensor') this.zeroValues.add(result.t);
+    return result;
   }
 
   /**
@@ -568,7 +719,12 @@ class ScriptLowering {
         if (items.some((x) => x.k === 'tensor') && items.every((x) => x.k === 'tensor' || x.k === 'none')) {
           return { as_optional_tensors: items.map((x): Json => (x.k === 'tensor' ? { as_tensor: { name: x.t } } : { as_none: true })) };
         }
-        if (items.every((x) => x.k === 'num' && !x.float)) return { as_ints: items.map((x) => (x as { v: number }).v) };
+        if (items.every((x) => x.k === 'num' && !x.float)) {
+          const nums = items as (Val & { k: 'num' })[];
+          // A size list (view, reshape, expand, zeros...) holding a run-time size: as torch.export writes a SymInt list.
+          if (SIZE_ARGS.has(key) && nums.some((x) => x.sym)) return { as_sym_ints: nums.map((x): Json => (x.sym ? { as_name: x.sym } : { as_int: x.v })) };
+          return { as_ints: nums.map((x) => x.v) };
+        }
         if (items.every((x) => x.k === 'num')) return { as_floats: items.map((x) => (x as { v: number }).v) };
         if (items.every((x) => x.k === 'bool')) return { as_bools: items.map((x) => (x as { v: boolean }).v) };
         return this.unsupported(`a list of ${items.map(describe).join(', ')} as argument ${key}`);
@@ -651,7 +807,9 @@ class ScriptLowering {
     }
     const feeds: Record<string, Tensor> = {};
     graph.inputs.forEach((i, k) => {
-      feeds[i.name] = Tensor.fromArray(i.dtype, i.shape as number[], allocate(i.dtype, counts[k]!));
+      // A run-time size takes its traced value (a Reshape to it must see the real sizes).
+      const size = this.sizeValues.get(i.name);
+      feeds[i.name] = size !== undefined ? Tensor.from('int64', [1], [size]) : Tensor.fromArray(i.dtype, i.shape as number[], allocate(i.dtype, counts[k]!));
     });
     try {
       const session = new Session({ ...graph, outputs: [{ name, dtype: 'float32', shape: null }] });
@@ -680,8 +838,170 @@ class ScriptLowering {
     if (rank === 0) return this.emit('flatten', 'aten.reshape.default', new Map<string, Val>([['self', x], ['shape', { k: 'list', items: [{ k: 'num', v: 1, float: false }] }]]), m.dtype, hint, [1]);
     const dims = m.shape.map((d) => (typeof d === 'number' ? d : this.fail('static sizes to flatten')));
     const out = [...dims.slice(0, start), dims.slice(start, end + 1).reduce((a, b) => a * b, 1), ...dims.slice(end + 1)];
-    const items: Val[] = out.map((v) => ({ k: 'num', v, float: false }));
-    return this.emit('flatten', 'aten.reshape.default', new Map<string, Val>([['self', x], ['shape', { k: 'list', items }]]), m.dtype, hint, out);
+    if (dims.includes(0)) {
+      const items: Val[] = out.map((v) => ({ k: 'num', v, float: false }));
+      return this.emit('flatten', 'aten.reshape.default', new Map<string, Val>([['self', x], ['shape', { k: 'list', items }]]), m.dtype, hint, out);
+    }
+    // ONNX's Reshape copies a 0 from the input and infers the -1: the leading sizes (the batch)
+    // are not written into the graph, which then runs at any batch.
+    const torchName = this.fresh();
+    const name = this.lo.unique(hint ?? 'flatten');
+    this.lo.node('Reshape', [this.lo.value(x.t, this.at), this.lo.ints([...new Array<number>(start).fill(0), -1, ...dims.slice(end + 1)])], {}, [name]);
+    this.lo.bind(torchName, name);
+    const meta: TensorMetaInfo = { dtype: m.dtype, shape: out };
+    this.meta.set(torchName, meta);
+    this.irMeta.set(name, meta);
+    this.ops.set('torch.flatten', (this.ops.get('torch.flatten') ?? 0) + 1);
+    return { k: 'tensor', t: torchName };
+  }
+
+  /**
+   * torch.split / split_with_sizes / chunk / unbind: a list of tensors, which traced code unpacks
+   * (`a, b, c, = _32`, prim::ListUnpack) or indexes. All four are aten.split_with_sizes with the
+   * sizes torch computes from the static length of the split dimension (chunk: pieces of
+   * ceil(length / chunks), the last one shorter, as torch cuts them); unbind squeezes each piece.
+   */
+  private split(op: string, args: readonly Val[], keywords: readonly (readonly [string, Val])[], hint?: string): Val {
+    const second = op === 'chunk' ? ['chunks'] : op === 'unbind' ? [] : op === 'split_with_sizes' ? ['split_sizes'] : ['split_size'];
+    const named = this.bind(op, { target: '', args: ['self', ...second, 'dim'] }, args, keywords);
+    const x = named.get('self');
+    if (x?.k !== 'tensor') return this.fail(`a tensor to torch.${op}`);
+    const m = this.metaOf(x);
+    const rank = m.shape.length;
+    const dimVal = named.get('dim');
+    const dim0 = dimVal === undefined || dimVal.k === 'none' ? 0 : dimVal.k === 'num' && !dimVal.float ? dimVal.v : this.fail(`an int dim for torch.${op}`);
+    const dim = dim0 < 0 ? dim0 + rank : dim0;
+    const length = m.shape[dim];
+    if (!(dim >= 0 && dim < rank) || typeof length !== 'number') return this.fail(`a static size along dim ${dim0} of the rank-${rank} tensor torch.${op} cuts`);
+    const int = (v: Val | undefined, what: string): number => (v?.k === 'num' && !v.float ? v.v : this.fail(`an int ${what} for torch.${op}, not ${describe(v ?? NONE)}`));
+    let parts: number[];
+    const cut = (each: number): number[] => {
+      if (!(each >= 1)) return this.fail(`pieces of at least 1 for torch.${op}, not ${each}`);
+      // One piece per `each` elements: bounded by the (static, already allocated) length.
+      const out: number[] = [];
+      for (let left = length; left > 0; left -= each) out.push(Math.min(each, left));
+      return out.length ? out : [0];
+    };
+    const sizes = named.get(second[0] ?? '');
+    if (op === 'unbind') parts = new Array<number>(length).fill(1);
+    else if (op === 'chunk') parts = cut(Math.ceil(length / Math.max(1, int(sizes, 'chunks'))));
+    else if (sizes?.k === 'list' || sizes?.k === 'tuple') parts = sizes.items.map((v) => int(v, 'split size'));
+    else parts = cut(int(sizes, 'split_size'));
+    if (parts.reduce((a, b) => a + b, 0) !== length) return this.fail(`split sizes that add up to the length ${length} of dim ${dim0}, not ${JSON.stringify(parts)}`);
+    const outs = parts.map(() => this.fresh());
+    outs.forEach((t, i) => {
+      this.lo.prefer(t, `${hint ?? op}_${i}`);
+      const shape = [...m.shape];
+      shape[dim] = parts[i]!;
+      this.meta.set(t, { dtype: m.dtype, shape });
+    });
+    const node: JsonObject = {
+      target: 'aten.split_with_sizes.default',
+      inputs: [{ name: 'self', arg: this.json(x, 'self') }, { name: 'split_sizes', arg: { as_ints: parts } }, { name: 'dim', arg: { as_int: dim } }],
+      outputs: [{ as_tensors: outs.map((name) => ({ name })) }],
+    };
+    const call = new Call(this.lo, 'aten.split_with_sizes.default', outs[0]!, node, `${this.at} (torch.${op})`);
+    ATEN_OPS['aten.split_with_sizes.default']!(call);
+    this.ops.set(`torch.${op}`, (this.ops.get(`torch.${op}`) ?? 0) + 1);
+    outs.forEach((t, i) => this.irMeta.set(call.outputs[i]!, this.meta.get(t)!));
+    const items: Val[] = outs.map((t) => ({ k: 'tensor', t }));
+    if (op !== 'unbind') return { k: 'list', items };
+    const squeezed = items.map((v) => this.emit('unbind', 'aten.squeeze.dims', new Map<string, Val>([['self', v], ['dim', { k: 'list', items: [{ k: 'num', v: dim, float: false }] }]]), m.dtype, hint));
+    return { k: 'list', items: squeezed };
+  }
+
+  /**
+   * torch.lstm / torch.gru (what a traced nn.LSTM / nn.GRU calls: aten::lstm.input, gru.input) as
+   * one ONNX LSTM/GRU node per layer, as the module spec lowers nn.LSTM (src/module/layers.ts).
+   * torch keeps the gates as row blocks in another order (LSTM i,f,g,o; GRU r,z,n) than ONNX
+   * (i,o,f,c; z,r,h): a Gather of the rows reorders them in the graph, so the weights stay the
+   * state dict's tensors. torch's GRU resets after the recurrent product (linear_before_reset=1).
+   * The initial states are left out when they are the zeros nn.LSTM makes for a call without hx.
+   */
+  private recurrent(op: 'lstm' | 'gru', args: readonly Val[], keywords: readonly (readonly [string, Val])[], hint?: string): Val {
+    const kind = op === 'lstm' ? 'LSTM' : 'GRU';
+    const named = this.bind(op, { target: '', args: 'input hx params has_biases num_layers dropout train bidirectional batch_first'.split(' ') }, args, keywords);
+    const flag = (k: string): boolean => {
+      const v = named.get(k);
+      return v?.k === 'bool' ? v.v : v?.k === 'num' ? v.v !== 0 : this.fail(`a bool ${k} for torch.${op}`);
+    };
+    const x = named.get('input');
+    if (x?.k !== 'tensor') return this.fail(`a tensor input to torch.${op}`);
+    if (flag('train')) return this.fail(`torch.${op} in eval mode (train=False)`);
+    const layersVal = named.get('num_layers');
+    const layers = layersVal?.k === 'num' && !layersVal.float && layersVal.v >= 1 ? layersVal.v : this.fail(`a positive int num_layers for torch.${op}`);
+    const directions = flag('bidirectional') ? 2 : 1;
+    const biases = flag('has_biases');
+    const batchFirst = flag('batch_first');
+    const m = this.metaOf(x);
+    const [d0, d1, features] = m.shape;
+    if (m.shape.length !== 3 || typeof d0 !== 'number' || typeof d1 !== 'number' || typeof features !== 'number') return this.fail(`a 3-D input of static sizes to torch.${op} (unbatched input is not mapped)`);
+    const params = named.get('params');
+    const per = biases ? 4 : 2;
+    if ((params?.k !== 'list' && params?.k !== 'tuple') || params.items.length !== layers * directions * per || params.items.some((p) => p.k !== 'tensor')) {
+      return this.fail(`${layers * directions * per} weight tensors for torch.${op} (${layers} layers, ${directions} directions${biases ? ', biases' : ''}; an LSTM with proj_size is not mapped)`);
+    }
+    const weights = params.items as (Val & { k: 'tensor' })[];
+    const gates = kind === 'LSTM' ? 4 : 3;
+    const hh = this.metaOf(weights[1]!).shape;
+    const hidden = hh[1];
+    if (typeof hidden !== 'number' || hh[0] !== gates * hidden) return this.fail(`weight_hh of [${gates} x hidden, hidden] for torch.${op}`);
+    const lo = this.lo;
+    const ir = (v: Val & { k: 'tensor' }) => lo.value(v.t, this.at);
+    // The initial states: [layers x directions, batch, hidden], one tensor (GRU) or two (LSTM).
+    const hx = named.get('hx');
+    const states = hx?.k === 'tensor' ? [hx] : (hx?.k === 'list' || hx?.k === 'tuple') && hx.items.every((v) => v.k === 'tensor') ? (hx.items as (Val & { k: 'tensor' })[]) : [];
+    if (states.length !== (kind === 'LSTM' ? 2 : 1)) return this.fail(`${kind === 'LSTM' ? 'two initial states (h0, c0)' : 'an initial state h0'} for torch.${op}`);
+    const initial = states.every((v) => this.zeroValues.has(v.t)) ? undefined : states.map(ir);
+    const order = kind === 'LSTM' ? [0, 3, 1, 2] : [1, 0, 2];
+    const rows = order.flatMap((block) => Array.from({ length: hidden }, (_, i) => block * hidden + i));
+    const perm = lo.ints(rows);
+    const gather = (w: string) => lo.node('Gather', [w, perm], { axis: attr.int(0) });
+    const stack = (parts: string[]) => (parts.length === 1 ? parts[0]! : lo.node('Concat', parts, { axis: attr.int(0) }));
+    let seq = batchFirst ? lo.node('Transpose', [ir(x)], { perm: attr.ints([1, 0, 2]) }) : ir(x);
+    const lastH: string[] = [];
+    const lastC: string[] = [];
+    for (let l = 0; l < layers; l++) {
+      const mine = (d: number, k: number) => weights[(l * directions + d) * per + k]!;
+      const dirs = Array.from({ length: directions }, (_, d) => d);
+      const w = stack(dirs.map((d) => lo.node('Reshape', [gather(ir(mine(d, 0))), lo.ints([1, gates * hidden, -1])])));
+      const r = stack(dirs.map((d) => lo.node('Reshape', [gather(ir(mine(d, 1))), lo.ints([1, gates * hidden, hidden])])));
+      const inputs = [seq, w, r];
+      if (biases) inputs.push(stack(dirs.map((d) => lo.node('Reshape', [lo.node('Concat', [gather(ir(mine(d, 2))), gather(ir(mine(d, 3)))], { axis: attr.int(0) }), lo.ints([1, 2 * gates * hidden])]))));
+      else inputs.push('');
+      if (initial) {
+        const slice = (t: string) => lo.node('Slice', [t, lo.ints([l * directions]), lo.ints([(l + 1) * directions]), lo.ints([0])]);
+        inputs.push('', ...initial.map(slice));
+      }
+      while (inputs[inputs.length - 1] === '') inputs.pop();
+      const attributes: Record<string, Attribute> = { hidden_size: attr.int(hidden), direction: attr.string(directions === 2 ? 'bidirectional' : 'forward') };
+      if (kind === 'GRU') attributes['linear_before_reset'] = attr.int(1);
+      const outs = [lo.fresh(`${op}_Y`), lo.fresh(`${op}_Y_h`), ...(kind === 'LSTM' ? [lo.fresh(`${op}_Y_c`)] : [])];
+      lo.node(kind, inputs, attributes, outs);
+      lastH.push(outs[1]!);
+      if (outs[2]) lastC.push(outs[2]);
+      // Y is [seq, directions, batch, hidden]; torch's output is [seq, batch, directions x hidden].
+      seq = lo.node('Reshape', [lo.node('Transpose', [outs[0]!], { perm: attr.ints([0, 2, 1, 3]) }), lo.ints([0, 0, directions * hidden])]);
+    }
+    const [seqLen, batch] = batchFirst ? [d1, d0] : [d0, d1];
+    const results: [string, readonly number[]][] = [
+      [batchFirst ? lo.node('Transpose', [seq], { perm: attr.ints([1, 0, 2]) }) : seq, batchFirst ? [batch, seqLen, directions * hidden] : [seqLen, batch, directions * hidden]],
+      [stack(lastH), [layers * directions, batch, hidden]],
+      ...(kind === 'LSTM' ? [[stack(lastC), [layers * directions, batch, hidden]] as [string, readonly number[]]] : []),
+    ];
+    const items: Val[] = results.map(([value, shape], i) => {
+      const torchName = this.fresh();
+      // A graph output is named after what it is; an Identity gives it that name.
+      const name = lo.unique(i === 0 ? (hint ?? 'output') : i === 1 ? 'h_n' : 'c_n');
+      lo.node('Identity', [value], {}, [name]);
+      lo.bind(torchName, name);
+      const meta: TensorMetaInfo = { dtype: m.dtype, shape: [...shape] };
+      this.meta.set(torchName, meta);
+      this.irMeta.set(name, meta);
+      return { k: 'tensor', t: torchName };
+    });
+    this.ops.set(`torch.${op}`, (this.ops.get(`torch.${op}`) ?? 0) + 1);
+    return { k: 'tuple', items };
   }
 
   /** torch.to(self, [device,] dtype, ...) / to(self, other, ...) / type_as(self, other): a cast. */
@@ -733,11 +1053,12 @@ class ScriptLowering {
     const bias = ir(tensor('qkv_bias'));
     const rows = (x: string, i: number) => lo.node('Slice', [x, lo.ints([i * e]), lo.ints([(i + 1) * e]), lo.ints([0])]);
     const project = (x: string, weight: string, add: string) => lo.node('Add', [lo.node('MatMul', [x, lo.node('Transpose', [weight], { perm: attr.ints([1, 0]) })]), add]);
-    const heads = (x: string) => lo.node('Transpose', [lo.node('Reshape', [x, lo.ints([b, l, h, d])])], { perm: attr.ints([0, 2, 1, 3]) });
+    // Reshape's 0 copies the batch and length, so the graph holds neither.
+    const heads = (x: string) => lo.node('Transpose', [lo.node('Reshape', [x, lo.ints([0, 0, h, d])])], { perm: attr.ints([0, 2, 1, 3]) });
     const [qh, kh, vh] = (['query', 'key', 'value'] as const).map((k, i) => heads(project(ir(tensor(k)), rows(w, i), rows(bias, i))));
     const scaled = lo.node('Mul', [qh!, lo.constant(m.dtype, [], [1 / Math.sqrt(d)])]);
     const scores = lo.node('Softmax', [lo.node('MatMul', [scaled, lo.node('Transpose', [kh!], { perm: attr.ints([0, 1, 3, 2]) })])], { axis: attr.int(-1) });
-    const merged = lo.node('Reshape', [lo.node('Transpose', [lo.node('MatMul', [scores, vh!])], { perm: attr.ints([0, 2, 1, 3]) }), lo.ints([b, l, e])]);
+    const merged = lo.node('Reshape', [lo.node('Transpose', [lo.node('MatMul', [scores, vh!])], { perm: attr.ints([0, 2, 1, 3]) }), lo.ints([0, 0, e])]);
     const torchName = this.fresh();
     const out = lo.unique(hint ?? 'attention');
     lo.node('Add', [lo.node('MatMul', [merged, lo.node('Transpose', [ir(tensor('proj_weight'))], { perm: attr.ints([1, 0]) })]), ir(tensor('proj_bias'))], {}, [out]);
@@ -757,6 +1078,25 @@ class ScriptLowering {
     const kw = new Map(keywords);
     const dt = kw.get('dtype') ?? args[numbers.length];
     const dtype = dt?.k === 'num' && !dt.float ? this.c10Dtype(dt.v) : numbers.some((n) => n.k === 'num' && n.float) ? 'float32' : 'int64';
+    const nums = numbers as (Val & { k: 'num' })[];
+    if (nums.some((n) => n.sym)) {
+      // torch.arange(torch.size(x, 0)) (transformers' batch indices): a Range over the run-time size.
+      const [start, end, step] = names.length === 1 ? [0, nums[0]!.v, 1] : names.length === 2 ? [nums[0]!.v, nums[1]!.v, 1] : nums.map((n) => n.v);
+      if (!(step! !== 0)) return this.fail('a non-zero step for torch.arange');
+      const count = Math.max(0, Math.ceil((end! - start!) / step!));
+      const scalar = (n: (Val & { k: 'num' }) | undefined, value: number) =>
+        n?.sym ? this.lo.cast(this.lo.node('Reshape', [this.lo.value(n.sym, this.at), this.lo.ints([])]), 'int64', dtype) : this.lo.constant(dtype, [], [value]);
+      const [a, b, c] = names.length === 1 ? [undefined, nums[0], undefined] : [nums[0], nums[1], nums[2]];
+      const torchName = this.fresh();
+      const name = this.lo.unique(hint ?? 'arange');
+      this.lo.node('Range', [scalar(a, start!), scalar(b, end!), scalar(c, step!)], {}, [name]);
+      this.lo.bind(torchName, name);
+      const meta: TensorMetaInfo = { dtype, shape: [count] };
+      this.meta.set(torchName, meta);
+      this.irMeta.set(name, meta);
+      this.ops.set('torch.arange', (this.ops.get('torch.arange') ?? 0) + 1);
+      return { k: 'tensor', t: torchName };
+    }
     return this.emit('arange', numbers.length === 3 ? 'aten.arange.start_step' : numbers.length === 2 ? 'aten.arange.start' : 'aten.arange.default', named, dtype, hint);
   }
 }

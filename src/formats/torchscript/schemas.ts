@@ -117,6 +117,8 @@ export const SCRIPT_SCHEMAS: Readonly<Record<string, ScriptSchema>> = {
   max_pool2d: s('aten.max_pool2d.default', 'self kernel_size stride padding dilation ceil_mode'),
   avg_pool2d: s('aten.avg_pool2d.default', 'self kernel_size stride padding ceil_mode count_include_pad divisor_override'),
   adaptive_avg_pool2d: s('aten.adaptive_avg_pool2d.default', 'self output_size'),
+  // F.interpolate(mode="bilinear") traces to the .vec overload (output_size or scale_factors)
+  upsample_bilinear2d: s('aten.upsample_bilinear2d.vec', 'input output_size align_corners scale_factors'),
   // shapes and layout
   view: s('aten.view.default', 'self size'),
   reshape: s('aten.reshape.default', 'self shape'),
