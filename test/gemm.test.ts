@@ -1,18 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { matmulInto } from '../src/runtime/kernels/gemm-core.js';
 import { wasmSgemm, wasmSgemmAvailable } from '../src/runtime/wasm/gemm.js';
+import { mulberry32 as rng } from './runtime-helpers.js';
 
-/** Deterministic uniform values in [-1, 1) (mulberry32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
 
 function randomF32(n: number, next: () => number): Float32Array {
   const x = new Float32Array(n);

@@ -6,6 +6,7 @@ import { erf, erfForFloat32, erfRational32 } from '../src/runtime/kernels/erf.js
 import { geluLoop } from '../src/runtime/fuse.js';
 import { wasmGelu } from '../src/runtime/wasm/gemm.js';
 import { matmulPermuted } from '../src/runtime/kernels/matmul-gemm.js';
+import { rng, random, expectClose } from './runtime-helpers.js';
 
 /**
  * The WebAssembly paths of Conv, Gemm and MatMul with what the planner folds into them (bias,
@@ -14,15 +15,7 @@ import { matmulPermuted } from '../src/runtime/kernels/matmul-gemm.js';
  * summed by one thread in the same order whatever the split.
  */
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
 
-const random = (n: number, next: () => number): Float32Array => Float32Array.from({ length: n }, () => next());
 const ints = (value: readonly number[]): Attribute => ({ type: 'ints', value });
 const node = (op: string, inputs: string[], outputs: string[], attributes: Record<string, Attribute> = {}): Node => ({ name: `${op}_${outputs[0]}`, op, domain: '', inputs, outputs, attributes });
 
@@ -44,12 +37,6 @@ function runBoth(graph: Graph, feeds: Record<string, Tensor>): Float32Array {
   return one;
 }
 
-function expectClose(actual: Float32Array, expected: Float64Array): void {
-  expect(actual.length).toBe(expected.length);
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (1 + Math.abs(expected[i]!)));
-  expect(worst).toBeLessThan(2e-5);
-}
 
 interface ConvCase {
   n: number;

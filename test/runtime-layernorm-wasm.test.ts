@@ -3,18 +3,8 @@ import type { Graph, Node } from '../src/core/graph.js';
 import { Tensor } from '../src/core/tensor.js';
 import { Session } from '../src/runtime/executor.js';
 import { setIntraOpThreads, wasmLayerNorm } from '../src/runtime/wasm/gemm.js';
+import { mulberry32 as rng } from './runtime-helpers.js';
 
-/** Deterministic uniform values in [-1, 1) (mulberry32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
 
 /** norm.ts's arithmetic written out: float64 mean and variance summed in order, ((x - mean) · inv) · scale + bias. */
 function reference(src: Float32Array, rows: number, len: number, scale: Float32Array, bias: Float32Array | undefined, eps: number): Float32Array {

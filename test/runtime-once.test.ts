@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Attribute, Graph, Node } from '../src/core/graph.js';
 import { Tensor } from '../src/core/tensor.js';
 import { Session } from '../src/runtime/executor.js';
+import { expectClose, random, rng } from './runtime-helpers.js';
 
 /**
  * A session that runs once (a conversion's output check) uses its constant weights in place: a
@@ -11,14 +12,6 @@ import { Session } from '../src/runtime/executor.js';
  * definition's, and the packed path's up to float32 summation order.
  */
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
-const random = (n: number, next: () => number): Float32Array => Float32Array.from({ length: n }, () => next());
 const node = (op: string, inputs: string[], outputs: string[], attributes: Record<string, Attribute> = {}): Node => ({ name: outputs[0]!, op, domain: '', inputs, outputs, attributes });
 
 function graph(nodes: Node[], input: readonly number[], initializers: Record<string, Tensor>): Graph {
@@ -44,12 +37,6 @@ function reference(x: Float32Array, b: Float32Array, bias: Float32Array, m: numb
   return out;
 }
 
-function expectClose(actual: Float32Array, expected: Float64Array | Float32Array, tol: number): void {
-  expect(actual.length).toBe(expected.length);
-  let worst = 0;
-  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (1 + Math.abs(expected[i]!)));
-  expect(worst).toBeLessThan(tol);
-}
 
 describe('a session that runs once streams large weights', () => {
   // k * n * 4 bytes = 9.2 MB: two blocks either way.

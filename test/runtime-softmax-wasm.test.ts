@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { wasmSoftmax } from '../src/runtime/wasm/gemm.js';
+import { mulberry32 as rng } from './runtime-helpers.js';
 
-/** Deterministic uniform values in [-1, 1) (mulberry32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
 
 /** The JS kernel's arithmetic: float64 exp(x - max) / sum, rounded to float32. */
 function reference(src: Float32Array, rows: number, len: number): Float32Array {

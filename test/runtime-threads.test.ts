@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Attribute, Graph, Node } from '../src/core/graph.js';
 import { Tensor } from '../src/core/tensor.js';
 import { Session } from '../src/runtime/executor.js';
 import { geluLoop } from '../src/runtime/fuse.js';
-import { setIntraOpThreads, wasmGelu, wasmMaxPool2d, wasmSoftmax, type PoolWindow } from '../src/runtime/wasm/gemm.js';
+import { wasmGelu, wasmMaxPool2d, wasmSoftmax, type PoolWindow } from '../src/runtime/wasm/gemm.js';
+import { rng, random, expectClose, withThreads } from './runtime-helpers.js';
 
 /**
  * The work the intra-op threads share besides whole products: MaxPool's planes, GELU's floats
@@ -15,31 +16,8 @@ import { setIntraOpThreads, wasmGelu, wasmMaxPool2d, wasmSoftmax, type PoolWindo
  * the result of one, and that result must be the definition's.
  */
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
 
-const random = (n: number, next: () => number): Float32Array => Float32Array.from({ length: n }, () => next());
 
-let restore: number | undefined;
-/** Runs `f` with `threads` intra-op threads (what a Session sets for its run). */
-function withThreads<T>(threads: number, f: () => T): T {
-  const previous = setIntraOpThreads(threads);
-  restore ??= previous;
-  try {
-    return f();
-  } finally {
-    setIntraOpThreads(previous);
-  }
-}
-afterEach(() => {
-  if (restore !== undefined) setIntraOpThreads(restore);
-  restore = undefined;
-});
 
 function maxPoolReference(src: Float32Array, planes: number, w: PoolWindow): Float32Array {
   const [h, wd] = w.input as [number, number];
@@ -130,12 +108,6 @@ function runBoth(graph: Graph, x: Tensor): Float32Array {
   return one;
 }
 
-function expectClose(actual: Float32Array, expected: Float64Array): void {
-  expect(actual.length).toBe(expected.length);
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (1 + Math.abs(expected[i]!)));
-  expect(worst).toBeLessThan(2e-5);
-}
 
 describe('products cut where the threads share the work best, and swept in cache-sized blocks', () => {
   it.each([

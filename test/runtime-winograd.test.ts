@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Attribute, Graph, Node } from '../src/core/graph.js';
 import { Tensor } from '../src/core/tensor.js';
 import { markConstant } from '../src/runtime/constants.js';
@@ -6,9 +6,10 @@ import { Session } from '../src/runtime/executor.js';
 import { convGemm, convWinograd, winogradWeights } from '../src/runtime/kernels/conv-gemm.js';
 import type { Window } from '../src/runtime/kernels/window.js';
 import type { Value } from '../src/runtime/value.js';
-import { residentPtr, setIntraOpThreads, wasmMaxPool2d, wasmSgemmAvailable, type PoolWindow } from '../src/runtime/wasm/gemm.js';
+import { residentPtr, wasmMaxPool2d, wasmSgemmAvailable, type PoolWindow } from '../src/runtime/wasm/gemm.js';
 import { float32Resident } from '../src/runtime/value.js';
 import { Arena, setActiveArena } from '../src/runtime/arena.js';
+import { rng, random, expectClose, withThreads } from './runtime-helpers.js';
 
 /**
  * 3x3 stride-1 convolutions through Winograd F(2x2, 3x3) (convWinograd: the transforms in
@@ -18,14 +19,6 @@ import { Arena, setActiveArena } from '../src/runtime/arena.js';
  * cases it must leave to the implicit GEMM.
  */
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
-const random = (n: number, next: () => number): Float32Array => Float32Array.from({ length: n }, () => next());
 const f32 = (shape: number[], data: Float32Array): Value => ({ dtype: 'float32', shape, data });
 
 interface Case {
@@ -74,28 +67,7 @@ function reference(x: Float32Array, wt: Float32Array, bias: Float32Array | undef
   return out;
 }
 
-/** Within float32 summation error of the terms' magnitudes (Winograd's sums differ from the direct ones by a few ulps of them). */
-function expectClose(actual: Float32Array, expected: Float64Array): void {
-  expect(actual.length).toBe(expected.length);
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) / (1 + Math.abs(expected[i]!)));
-  expect(worst).toBeLessThan(2e-5);
-}
 
-let restore: number | undefined;
-function withThreads<T>(threads: number, f: () => T): T {
-  const previous = setIntraOpThreads(threads);
-  restore ??= previous;
-  try {
-    return f();
-  } finally {
-    setIntraOpThreads(previous);
-  }
-}
-afterEach(() => {
-  if (restore !== undefined) setIntraOpThreads(restore);
-  restore = undefined;
-});
 
 const CASES: Case[] = [
   { n: 1, c: 8, h: 8, w: 8, m: 8, pads: [1, 1, 1, 1] }, // one group of 4 tiles per row, exactly
