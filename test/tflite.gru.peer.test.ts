@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readNpz } from '../src/api/npz.js';
 import { convertModel, loadModel } from '../src/api/load.js';
 import { runModel } from '../src/api/run.js';
 import { parseTflite } from '../src/formats/tflite/index.js';
@@ -9,6 +8,7 @@ import { builtinName } from '../src/formats/tflite/ops.js';
 import type { Tensor } from '../src/core/tensor.js';
 import { tempDir } from './cli-helpers.js';
 import { peerPython, runPeerScript } from './peers.js';
+import { excess, npz } from './tflite-helpers.js';
 
 /**
  * GRU and simple RNN layers written to .tflite, against the real thing. python/tflite_gru_peers.py
@@ -31,19 +31,8 @@ let dir = '';
 let all: Case[] = [];
 /** The static-shape cases (the dynamic-batch ones have their own test). */
 let cases: Case[] = [];
-const npz = (path: string): Map<string, Tensor> => readNpz(new Uint8Array(readFileSync(path)), path);
 const stem = (c: Case) => c.file.replace(/\.(tflite|onnx)$/, ''); // a SavedModel folder is its own stem
 
-/** The largest |a - b| in units of 1e-5 relative (to the value, or the output's largest magnitude near zero). */
-function excess(got: Tensor, want: Tensor): number {
-  expect(got.shape).toEqual(want.shape);
-  const a = got.toFloat32();
-  const b = want.toFloat32();
-  const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (1e-5 * Math.max(Math.abs(b[i]!), scale, 1e-6)));
-  return worst;
-}
 
 /** modelbridge's outputs of `file` on x, by signature output name. */
 function run(file: string, x: Tensor): Record<string, Tensor> {

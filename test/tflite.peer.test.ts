@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readNpz } from '../src/api/npz.js';
 import { convertModel, loadModel } from '../src/api/load.js';
 import { runModel } from '../src/api/run.js';
 import type { Model } from '../src/core/model.js';
@@ -11,6 +10,7 @@ import { tfliteBytes } from '../src/formats/tflite/writer.js';
 import { writeOutputs } from '../src/cli/inputs.js';
 import { cli, ROOT, tempDir } from './cli-helpers.js';
 import { peerPython, runPeerScript } from './peers.js';
+import { excess, FLOAT, npz } from './tflite-helpers.js';
 
 /**
  * TFLite against the real thing: python/tflite_peers.py builds seeded Keras models (the OR gate,
@@ -43,7 +43,6 @@ interface Job {
 let dir = '';
 let cases: Case[] = [];
 
-const npz = (path: string): Map<string, Tensor> => readNpz(new Uint8Array(readFileSync(path)), path);
 const inputsOf = (c: Case) => npz(c.file.replace(/\.tflite$/, '.in.npz'));
 const litertOf = (c: Case) => npz(c.file.replace(/\.tflite$/, '.out.npz'));
 
@@ -56,24 +55,12 @@ function run(model: Model, inputs: Map<string, Tensor>): Tensor[] {
 }
 
 /**
- * The largest difference in units of the tolerance: float results within 1e-5 relative; a
+ * The tolerance an output is held to (excess() counts in its units): float results within 1e-5 relative; a
  * full-integer model within one step of its output's quantization (LiteRT requantizes in
  * integers, modelbridge rounds the float result); dynamic-range int8 within 2% of the output's
  * range, since LiteRT also quantizes each input row on the fly (asymmetric_quantize_inputs),
  * which modelbridge's float arithmetic does not.
  */
-function excess(got: Tensor, want: Tensor, tolerance: (value: number, scale: number) => number): number {
-  expect(got.shape).toEqual(want.shape);
-  const a = got.toFloat32();
-  const b = want.toFloat32();
-  const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / tolerance(Math.abs(b[i]!), scale));
-  return worst;
-}
-
-/** 1e-5 relative to the value, or to the output's largest magnitude for values near zero. */
-const FLOAT = (v: number, scale: number) => 1e-5 * Math.max(v, scale, 1e-6);
 function toleranceFor(c: Case): (v: number, scale: number) => number {
   // Integer-only outputs are int8 values: one step is 1.
   if (c.flavour === 'int8io') return () => 1.0001;
