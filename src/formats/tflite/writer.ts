@@ -352,6 +352,17 @@ const SHAPE_ONLY = new Set(['Shape', 'Size']);
  * signature), and the values of what is constant: initializers, and outputs of nodes whose
  * inputs are all constant or that read only a shape.
  */
+/** Most elements a tensor may have to be looked at as a zero state (an RNN's initial state is small; a weight is not read whole for this). */
+const ZERO_PROBE_ELEMENTS = 1 << 16;
+
+/** Whether every element is zero, for a tensor small enough to be a zero state; false for larger ones. */
+function allZeros(t: Tensor): boolean {
+  if (t.size > ZERO_PROBE_ELEMENTS || t.dtype === 'string') return false;
+  const data = t.storage();
+  for (let i = 0; i < data.length; i++) if (Number(data[i]) !== 0) return false;
+  return true;
+}
+
 export function probeValues(graph: Graph): Probe {
   const a = probeRun(graph, 1);
   const b = probeRun(graph, 2);
@@ -362,7 +373,7 @@ export function probeValues(graph: Graph): Probe {
   }
   const constants = new Map<string, Tensor>(graph.initializers);
   const dynamic = new Set<string>();
-  const zeros = new Set<string>([...graph.initializers].filter(([, t]) => t.toNumbers().every((v) => v === 0)).map(([name]) => name));
+  const zeros = new Set<string>([...graph.initializers].filter(([, t]) => allZeros(t)).map(([name]) => name));
   for (const n of graph.nodes) {
     const constant = SHAPE_ONLY.has(n.op) || n.op === 'Constant' || (n.inputs.length > 0 && n.inputs.every((i) => i === '' || constants.has(i)));
     if (!constant) continue;
@@ -371,7 +382,7 @@ export function probeValues(graph: Graph): Probe {
       if (!o || !va) continue;
       constants.set(o, va);
       const vb = b.values[o];
-      if (vb && va.toNumbers().every((v) => v === 0) && vb.toNumbers().every((v) => v === 0)) zeros.add(o);
+      if (vb && allZeros(va) && allZeros(vb)) zeros.add(o);
       if (n.inputs.some((i) => dynamic.has(i)) || !vb || vb.shape.join() !== va.shape.join() || vb.toNumbers().join() !== va.toNumbers().join()) dynamic.add(o);
     }
   }
