@@ -155,6 +155,56 @@ describe('ONNX writer: the OR gate', () => {
   });
 });
 
+describe('ONNX writer: output shapes without a second copy of the weights', () => {
+  /** A weight that counts how often its bytes are read whole or streamed. */
+  function counted(tensor: Tensor): { tensor: Tensor; reads: () => number } {
+    let reads = 0;
+    const inner = tensor.source;
+    const source: ByteSource = {
+      byteLength: inner.byteLength,
+      read: () => {
+        reads++;
+        return inner.read();
+      },
+      *chunks(size: number) {
+        reads++;
+        yield* inner.chunks(size);
+      },
+    };
+    return { tensor: new Tensor(tensor.dtype, tensor.shape, source), reads: () => reads };
+  }
+  const linear = (outputShape: null) => {
+    const w = counted(Tensor.from('float32', [3, 2], [1, 2, 3, 4, 5, 6]));
+    const model = graphModel({
+      inputs: [{ name: 'x', dtype: 'float32', shape: ['batch', 2] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: outputShape }],
+      initializers: new Map([['w', w.tensor]]),
+      nodes: [makeNode('Gemm', ['x', 'w'], ['y'], { transB: attr.int(1) })],
+    });
+    return { model, reads: w.reads };
+  };
+
+  it('static inference gives ["batch", 3]: the weight is read once, by the write itself, not by a run of the graph', () => {
+    const { model, reads } = linear(null);
+    const back = readOnnxModel(serializeOnnxModel(model), 'mem.onnx');
+    expect(back.graph!.outputs[0]!.shape).toEqual(['batch', 3]);
+    expect(reads()).toBe(1);
+  });
+
+  it('where inference leaves a dim of 1 the graph is run to settle it, and the output still gets its shape', () => {
+    const w = counted(Tensor.from('float32', [1, 2], [1, 2]));
+    const model = graphModel({
+      inputs: [{ name: 'x', dtype: 'float32', shape: ['batch', 2] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: null }],
+      initializers: new Map([['w', w.tensor]]),
+      nodes: [makeNode('Gemm', ['x', 'w'], ['y'], { transB: attr.int(1) })],
+    });
+    const back = readOnnxModel(serializeOnnxModel(model), 'mem.onnx');
+    expect(back.graph!.outputs[0]!.shape).toEqual([null, 1]);
+    expect(w.reads()).toBeGreaterThan(1);
+  });
+});
+
 describe('ONNX writer: round trips of ONNX files', () => {
   const fixtures = fixtureModels();
 

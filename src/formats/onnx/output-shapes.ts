@@ -10,17 +10,20 @@ import { Session } from '../../runtime/executor.js';
  * record output shapes (a module spec without a signature, a frozen GraphDef) leave them unknown
  * in the IR, so before writing, each output of unknown rank gets one: the runtime runs the graph
  * twice on zeros, every unknown input dim sized 2 and then 3, and a dim is fixed where both runs
- * agree. Where the runtime cannot run the graph, static inference gives the rank (its dims of 1
- * are left unknown: it reads an unknown dim as 1 when broadcasting). An output still unknown is
- * written as before, without a shape; onnxruntime still loads it.
+ * agree. Static inference comes first and is enough when it knows every output's rank and no dim
+ * of it is 1 (it reads an unknown dim as 1 when broadcasting, so a 1 may be a guess): the runs
+ * read every weight, which for a 1 GiB model is a second copy of it in memory during the write.
+ * Where the runtime cannot run the graph, inference's ranks stand, its dims of 1 left unknown. An
+ * output still unknown is written as before, without a shape; onnxruntime still loads it.
  */
 export function withOutputShapes(graph: Graph): Graph {
   if (graph.outputs.every((o) => o.shape !== null)) return graph;
-  const probed = probeShapes(graph);
-  const inferred = probed ? undefined : inferShapes(graph).values;
+  const inferred = inferShapes(graph).values;
+  const settled = graph.outputs.every((o) => o.shape !== null || (inferred.get(o.name)?.shape?.every((d) => d !== 1) ?? false));
+  const probed = settled ? undefined : probeShapes(graph);
   const outputs: ValueInfo[] = graph.outputs.map((o) => {
     if (o.shape !== null) return o;
-    const shape = probed?.get(o.name) ?? inferred?.get(o.name)?.shape?.map((d) => (d === 1 ? null : d)) ?? null;
+    const shape = probed?.get(o.name) ?? inferred.get(o.name)?.shape?.map((d) => (d === 1 ? null : d)) ?? null;
     return shape === null ? o : { ...o, shape };
   });
   return { ...graph, outputs };
@@ -39,7 +42,8 @@ function probeShapes(graph: Graph): Map<string, readonly Dim[]> | undefined {
     );
   let runs: Record<string, Tensor>[];
   try {
-    const session = new Session(graph);
+    // Runs once each: weights used in place, not packed into a second copy (see runtime/once.ts).
+    const session = new Session(graph, { once: true });
     runs = [session.run(feeds(2)), session.run(feeds(3))];
   } catch (e) {
     // An op the runtime refuses is not this function's to report: the write goes on without
