@@ -240,7 +240,7 @@ function probe(graph: Graph, names: readonly string[]): Record<string, Tensor> |
     }),
   );
   try {
-    return new Session({ ...graph, outputs: names.map((name) => ({ name, dtype: 'float32', shape: null })) }).run(feeds);
+    return new Session({ ...graph, outputs: names.map((name) => ({ name, dtype: 'float32', shape: null })) }, { once: true }).run(feeds);
   } catch (e) {
     if (e instanceof UsageError) return undefined;
     throw e;

@@ -416,7 +416,7 @@ function probe(graph: Graph, inputs: Graph['inputs'], symbols: readonly string[]
   const values = graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== ''));
   let out: Record<string, Tensor>;
   try {
-    out = new Session({ ...graph, outputs: values.map((name) => ({ name, dtype: 'float32' as DType, shape: null })) }).run(feeds);
+    out = new Session({ ...graph, outputs: values.map((name) => ({ name, dtype: 'float32' as DType, shape: null })) }, { once: true }).run(feeds);
   } catch (error) {
     throw new UsageError(`the .pt2 writer runs the graph once to learn every value's sizes, and the run failed: ${(error as Error).message}`);
   }

@@ -221,7 +221,7 @@ function probeShapes(graph: Graph, unknown: number): Map<string, readonly number
   );
   const values = graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== ''));
   try {
-    const all = new Session({ ...graph, outputs: values.map((name) => ({ name, dtype: 'float32', shape: null })) }).run(feeds);
+    const all = new Session({ ...graph, outputs: values.map((name) => ({ name, dtype: 'float32', shape: null })) }, { once: true }).run(feeds);
     return new Map([...Object.entries(feeds), ...Object.entries(all)].map(([k, t]) => [k, t.shape]));
   } catch (e) {
     if (e instanceof UsageError) return new Map();

@@ -398,7 +398,7 @@ function probeRun(graph: Graph, unknown: number): { shapes: Map<string, readonly
     feeds[i.name] = Tensor.fromArray(i.dtype, shape, allocate(i.dtype, shape.reduce((x, y) => x * y, 1)));
   }
   const names = [...new Set(graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== '')))];
-  const values = new Session({ ...graph, outputs: names.map((name) => ({ name, dtype: 'float32', shape: null })) }).run(feeds);
+  const values = new Session({ ...graph, outputs: names.map((name) => ({ name, dtype: 'float32', shape: null })) }, { once: true }).run(feeds);
   const shapes = new Map<string, readonly number[]>();
   const dtypes = new Map<string, DType>();
   for (const [name, t] of [...Object.entries(feeds), ...graph.initializers, ...Object.entries(values)]) {

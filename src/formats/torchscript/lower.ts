@@ -812,7 +812,7 @@ class ScriptLowering {
       feeds[i.name] = size !== undefined ? Tensor.from('int64', [1], [size]) : Tensor.fromArray(i.dtype, i.shape as number[], allocate(i.dtype, counts[k]!));
     });
     try {
-      const session = new Session({ ...graph, outputs: [{ name, dtype: 'float32', shape: null }] });
+      const session = new Session({ ...graph, outputs: [{ name, dtype: 'float32', shape: null }] }, { once: true });
       const out = session.run(feeds)[name];
       return out ? { dtype: out.dtype, shape: [...out.shape] } : undefined;
     } catch (err) {
