@@ -43,7 +43,7 @@ export const DEFAULT_EXTERNAL_THRESHOLD = 1024;
 const PAGE_ALIGN_FROM = 1 << 20;
 const PAGE = 4096;
 const SMALL_ALIGN = 64;
-const CHUNK = 1 << 20;
+const CHUNK = 8 << 20;
 
 /** Metadata keys the reader fills from ModelProto fields: rebuilt from the model, not copied. */
 const DERIVED_KEYS = new Set(['onnx.ir_version', 'onnx.producer_name', 'onnx.producer_version', 'onnx.opset_import']);
