@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Attribute, Graph, Node } from '../src/core/graph.js';
+import type { ByteSource } from '../src/core/source.js';
 import { Tensor } from '../src/core/tensor.js';
 import { Session } from '../src/runtime/executor.js';
 import { expectClose, random, rng } from './runtime-helpers.js';
@@ -73,5 +74,75 @@ describe('a session that runs once streams large weights', () => {
     const g = graph([node('MatMul', ['x', 'w'], ['y'])], [1, k], { w: Tensor.from('float32', [k, n], w) });
     const s = new Session(g, { once: true });
     expect(s.run({ x }).y!.toFloat32()).toEqual(s.run({ x }).y!.toFloat32());
+  });
+});
+
+/** Bytes that come fresh on every read, as a file's do; counts the reads. */
+class FileLike implements ByteSource {
+  reads = 0;
+  constructor(private readonly bytes: Uint8Array) {}
+  get byteLength(): number {
+    return this.bytes.byteLength;
+  }
+  read(): Uint8Array {
+    this.reads++;
+    return this.bytes.slice();
+  }
+  *chunks(size: number): Iterable<Uint8Array> {
+    this.reads++;
+    for (let at = 0; at < this.bytes.byteLength; at += size) yield this.bytes.slice(at, Math.min(at + size, this.bytes.byteLength));
+  }
+}
+
+describe('a session that runs once reads each large weight when a step needs it', () => {
+  // 512 x 640 float32 = 1.25 MiB: each weight is past the 1 MiB bar, so it is read in lazily.
+  const d = 512;
+  const e = 640;
+  const next = rng(11);
+  const fileWeight = (rows: number, cols: number) => {
+    const values = random(rows * cols, next);
+    const source = new FileLike(new Uint8Array(values.buffer.slice(0)));
+    return { values, source, tensor: new Tensor('float32', [rows, cols], source) };
+  };
+
+  it('a chain of layers, a weight read twice and one viewed by an output: the numbers of the session that holds them all', () => {
+    // y = ((x · w0ᵀ) · w1ᵀ) · w0ᵀ, with w0 [e, d] and w1 [d, e] so w0 is read by the first and last
+    // products; z = Reshape(w1) outlives w1's last reader: its buffer must not be reused.
+    const w0 = fileWeight(e, d);
+    const w1 = fileWeight(d, e);
+    const x = Tensor.from('float32', [2, d], random(2 * d, next));
+    const g: Graph = {
+      inputs: [{ name: 'x', dtype: 'float32', shape: [2, d] }],
+      outputs: [
+        { name: 'y', dtype: 'float32', shape: null },
+        { name: 'z', dtype: 'float32', shape: null },
+      ],
+      initializers: new Map<string, Tensor>([
+        ['w0', w0.tensor],
+        ['w1', w1.tensor],
+        ['shape', Tensor.from('int64', [1], [BigInt(d * e)])],
+      ]),
+      nodes: [
+        node('Gemm', ['x', 'w0'], ['h0'], { transB: { type: 'int', value: 1 } }),
+        node('Gemm', ['h0', 'w1'], ['h1'], { transB: { type: 'int', value: 1 } }),
+        node('Reshape', ['w1', 'shape'], ['z']),
+        node('Gemm', ['h1', 'w0'], ['y'], { transB: { type: 'int', value: 1 } }),
+      ],
+      opset: 17,
+    } as unknown as Graph;
+    const once = new Session(g, { once: true, threads: 1 });
+    // Nothing is read when the session is made...
+    expect([w0.source.reads, w1.source.reads]).toEqual([0, 0]);
+    const first = once.run({ x });
+    // ... and each weight once per run, though w0 has two readers.
+    expect([w0.source.reads, w1.source.reads]).toEqual([1, 1]);
+    const second = once.run({ x });
+    expect([w0.source.reads, w1.source.reads]).toEqual([2, 2]);
+    const held = new Session(g, { threads: 1 }).run({ x });
+    for (const out of [first, second]) {
+      expectClose(out.y!.toFloat32(), Float64Array.from(held.y!.toFloat32()), 1e-6);
+      // Compared as bytes: a failing toEqual over 300k floats would take minutes to print.
+      expect(Buffer.compare(out.z!.bytes(), new Uint8Array(w1.values.buffer))).toBe(0);
+    }
   });
 });

@@ -6,7 +6,6 @@ import type { Graph } from '../core/graph.js';
 import type { Model } from '../core/model.js';
 import { progressPhase } from '../core/progress.js';
 import { isSupported } from '../runtime/ops.js';
-import { MemorySource } from '../core/source.js';
 import { Tensor } from '../core/tensor.js';
 import { permuted } from '../core/transpose.js';
 import { quantizationBound, type QuantizationDType } from '../formats/tfjs/quantize.js';
@@ -96,21 +95,20 @@ function verify(source: Model, written: Model, options: VerifyOptions): VerifyRe
   const t0 = performance.now();
   let bytes = 0;
   for (const t of source.weights.values()) bytes += t.byteLength;
-  // A runnable model's weights are read into memory once, first: the output check needs them
-  // resident, and the comparison then reads only the written file (the I/O of `cp` + `cmp`).
-  // Only worth it when the runtime has every op: a model it cannot run is compared as streams.
-  const runnable = source.graph !== undefined && written.graph !== undefined && source.graph.nodes.every((n) => isSupported(n.op, source.graph!.opset, n.domain));
-  // What the writer dropped (a transposed tensor's copies) goes before the weights are read in.
+  // Nothing is held whole: the weights stream past each other a chunk at a time, and the output
+  // check's sessions run once, reading each weight when a step needs it and dropping it after its
+  // last reader (runtime/executor.ts), one model after the other. What the writer dropped (a
+  // transposed tensor's copies) goes first.
+  const runnable = source.graph !== undefined && written.graph !== undefined;
   if (runnable) collectGarbage();
-  const resident = new Resident(runnable);
-  progressPhase('verify', runnable ? 2 * bytes : bytes);
+  progressPhase('verify', bytes);
   const quantized = options.quantize ? quantizedNames(source, written) : new Set<string>();
   // Quantized weights are compared apart (within their bound); the rest must be bit-identical.
   // Constants the TF import made itself ("node#const"; '#' is no TF name character) are the graph's
   // structure, not the model's weights: a rewritten graph (an unrolled LSTM) reads them back under
   // other names, so they are vouched for by the outputs, as folded constants are.
   const synthetic = [...source.weights.keys()].filter((name) => name.includes('#const') && source.graph?.initializers.has(name));
-  const exact = new Map([...source.weights].filter(([name]) => !quantized.has(name) && !synthetic.includes(name)).map(([name, t]) => [name, resident.of(t)]));
+  const exact = new Map([...source.weights].filter(([name]) => !quantized.has(name) && !synthetic.includes(name)));
   const weights = squareTransposed(compareWeights(exact, written.weights, { atol: 0, rtol: 0 }), exact, written.weights);
   let quantizationMaxAbs = 0;
   for (const name of quantized) quantizationMaxAbs = Math.max(quantizationMaxAbs, checkQuantized(name, source.weights.get(name)!, written.weights.get(name)!, options.quantize!));
@@ -132,11 +130,8 @@ function verify(source: Model, written: Model, options: VerifyOptions): VerifyRe
   let outputs: OutputsDiff | undefined;
   if (source.graph && written.graph) {
     const tolerance = options.quantize ? { atol: Infinity, rtol: Infinity } : OUTPUT_TOLERANCE;
-    // The pair goes straight into the comparison, and the resident copies are dropped here: the
-    // source's graph holds the copies its run reads, and compareOutputs lets them go after that
-    // run, so the written model's own weights (another layout) are read in after, not beside, them.
-    exact.clear();
-    const pair: Array<Model | undefined> = residentPair(source, written, weights.tensors, resident);
+    // Given as a function, the source is the comparison's alone once it has run (see compareOutputs).
+    const pair: Array<Model | undefined> = [source, written];
     const take = (): Model => {
       const a = pair[0]!;
       pair[0] = undefined;
@@ -168,53 +163,6 @@ function verify(source: Model, written: Model, options: VerifyOptions): VerifyRe
     seconds: { weights: roundMs(t1 - t0), outputs: roundMs(t2 - t1) },
   };
   return { ...report, summary: summarize(report) };
-}
-
-/** Tensors read into memory once (when enabled), by the tensor they copy. */
-class Resident {
-  private readonly copies = new Map<Tensor, Tensor>();
-
-  constructor(private readonly enabled: boolean) {}
-
-  clear(): void {
-    this.copies.clear();
-  }
-
-  of(t: Tensor): Tensor {
-    if (!this.enabled || t.dtype === 'string' || t.source instanceof MemorySource) return t;
-    let r = this.copies.get(t);
-    if (!r) {
-      r = Tensor.fromBytes(t.dtype, t.shape, t.bytes());
-      this.copies.set(t, r);
-    }
-    return r;
-  }
-}
-
-/**
- * The two models for the output check, sharing one resident copy of each weight. A run needs its
- * weights in memory; the written model's weights that were just proven bit-identical to the
- * source's (same dtype and shape, under their name or another) are the source's bytes, so the
- * written graph runs on the copy the source's run reads, instead of a second copy read back from
- * its file. The written graph itself, and every weight that differs in layout or value, is the
- * written model's own. Peak memory is one model, not two.
- */
-function residentPair(source: Model, written: Model, diffs: readonly TensorDiff[], resident: Resident): [Model, Model] {
-  const residentOf = (t: Tensor) => resident.of(t);
-  const graphA = source.graph!;
-  const a: Model = { ...source, graph: { ...graphA, initializers: new Map([...graphA.initializers].map(([n, t]) => [n, residentOf(t)])) } };
-  const same = new Map<Tensor, Tensor>();
-  for (const d of diffs) {
-    if (d.status !== 'identical' || d.other === null || (d.via !== 'name' && d.via !== 'renamed')) continue;
-    const ta = source.weights.get(d.name);
-    const tb = written.weights.get(d.other);
-    if (ta && tb && ta.dtype === tb.dtype && ta.shape.join() === tb.shape.join()) same.set(tb, residentOf(ta));
-  }
-  const graphB = written.graph!;
-  const b: Model = { ...written, graph: { ...graphB, initializers: new Map([...graphB.initializers].map(([n, t]) => [n, same.get(t) ?? t])) } };
-  // From here the two graphs hold the copies they read: the copies a alone reads go with it.
-  resident.clear();
-  return [a, b];
 }
 
 function outputSummary(outputs: OutputsDiff | undefined): VerifyReport['outputs'] {

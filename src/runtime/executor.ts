@@ -1,6 +1,8 @@
 import { UsageError } from '../core/errors.js';
+import { collectGarbage } from '../core/gc-node.js';
 import { orderedOrThrow } from '../core/graph-order.js';
 import { allNodes, nodeOuterReads, type Graph, type Node } from '../core/graph.js';
+import { MemorySource } from '../core/source.js';
 import type { Tensor } from '../core/tensor.js';
 import { Arena, setActiveArena } from './arena.js';
 import { markConstant } from './constants.js';
@@ -9,7 +11,7 @@ import { KernelError, type RunKernel } from './kernel.js';
 import { kernelFor, OPS } from './ops.js';
 import { setRunsOnce } from './once.js';
 import { defaultThreads, residentPtr, setIntraOpThreads } from './wasm/gemm.js';
-import { fromTensor, isHalf, roundHalf, toTensor, type Value } from './value.js';
+import { fromTensor, isComputable, isHalf, roundHalf, toTensor, type Value } from './value.js';
 
 /** Thrown when a node cannot be prepared or its kernel rejects its inputs; names the node. */
 export class RuntimeError extends UsageError {}
@@ -40,7 +42,25 @@ interface Step {
   readonly args: (Value | undefined)[];
   /** Slots whose last reader is this step: dropped right after it, so activations do not pile up. */
   readonly release: readonly number[];
+  /** Weights this step reads that a run-once session reads in only now (see `lazy`). */
+  readonly load: readonly number[];
 }
+
+/**
+ * In a session that runs once, weights of at least this size are read in when the first step that
+ * needs them runs and dropped after the last one: the run holds a few weights at a time, not the
+ * model. Smaller ones (shapes, axes, biases) are read when the session is made, so kernels can
+ * prepare from them and constant folding sees them.
+ */
+const LAZY_BYTES = 1 << 20;
+/**
+ * Dropped lazy weights are collected once this many bytes of them are garbage: V8 counts a large
+ * ArrayBuffer's bytes only loosely towards its next collection, and a model's weights read one by
+ * one would otherwise all be alive by its last layer.
+ */
+const COLLECT_AFTER_BYTES = 64 << 20;
+const SPARE = 2;
+const READ_CHUNK = 8 << 20;
 
 /**
  * Runs a graph. Everything that does not depend on the inputs happens once, here: every op is
@@ -57,6 +77,17 @@ export class Session {
   private readonly outputSlots: readonly { readonly name: string; readonly slot: number }[];
   private readonly threads: number;
   private readonly once: boolean;
+  /** Run-once sessions' large weights, by slot: read by the step that first needs them (see LAZY_BYTES). */
+  private readonly lazy = new Map<number, { readonly tensor: Tensor; readonly what: string }>();
+  /** Bytes of lazy weights dropped since the last collection. */
+  private dropped = 0;
+  /**
+   * Buffers of float32 weights read in and dropped, reused for the next (best fit): a fresh
+   * buffer costs its page faults, and a dropped one waits for V8 to collect it. At most SPARE.
+   */
+  private readonly spare: ArrayBuffer[] = [];
+  /** The buffers readLazy allocated: only these are ever reused (never a model's own memory). */
+  private readonly owned = new WeakSet<ArrayBuffer>();
   /** Float32 activations dropped by one step, reused by later ones and later runs (see arena.ts). */
   private readonly arena = new Arena();
   /** Whether this run gives dropped arrays back to the arena (not in a run nested in another's). */
@@ -77,7 +108,14 @@ export class Session {
       return s;
     };
     const constants: Value[] = [];
-    for (const [name, tensor] of graph.initializers) markConstant((constants[slot(name)] = fromTensor(tensor, `initializer ${name}`)));
+    const outputNames = new Set(graph.outputs.map((o) => o.name));
+    for (const [name, tensor] of graph.initializers) {
+      const what = `initializer ${name}`;
+      if (this.once && tensor.byteLength >= LAZY_BYTES && !outputNames.has(name)) {
+        if (!isComputable(tensor.dtype)) throw new UsageError(`${what} is ${tensor.dtype}, which the runtime does not compute on`);
+        this.lazy.set(slot(name), { tensor, what });
+      } else markConstant((constants[slot(name)] = fromTensor(tensor, what)));
+    }
     this.constantCount = slotOf.size;
     this.inputSlots = graph.inputs.filter((i) => !graph.initializers.has(i.name)).map((i) => ({ name: i.name, slot: slot(i.name), dtype: i.dtype }));
 
@@ -98,7 +136,7 @@ export class Session {
       // A node holding graphs (If, Loop, Scan) also reads what they read from this graph, after its own inputs.
       const inputs = [...node.inputs, ...nodeOuterReads(node)].map((i) => (i === '' ? -1 : slot(i)));
       const outputs = node.outputs.map((o) => (o === '' ? -1 : slot(o)));
-      this.steps.push({ node, run, inputs, outputs, args: new Array<Value | undefined>(inputs.length), release: [] });
+      this.steps.push({ node, run, inputs, outputs, args: new Array<Value | undefined>(inputs.length), release: [], load: [] });
     }
     this.folded = foldConstants(this.steps, constants, this.constantCount);
     const lastReader = new Map<number, number>();
@@ -112,6 +150,17 @@ export class Session {
     });
     const kept = new Set(this.outputSlots.map((o) => o.slot));
     for (const [s, index] of lastReader) if (!kept.has(s)) (this.steps[index]!.release as number[]).push(s);
+    // A lazy weight is read in by every step that reads it (once, if it is still there) and
+    // dropped after its last reader.
+    const lastLazyReader = new Map<number, number>();
+    this.steps.forEach((step, index) => {
+      for (const s of step.inputs) {
+        if (!this.lazy.has(s)) continue;
+        if (!step.load.includes(s)) (step.load as number[]).push(s);
+        lastLazyReader.set(s, index);
+      }
+    });
+    for (const [s, index] of lastLazyReader) (this.steps[index]!.release as number[]).push(s);
     this.slots = new Array<Value | undefined>(slotOf.size);
     constants.forEach((v, i) => (this.slots[i] = v));
   }
@@ -141,8 +190,9 @@ export class Session {
       }
       return out;
     } finally {
-      // A session holds no activations between runs.
+      // A session holds no activations between runs, nor the weights it reads in as it goes.
       slots.fill(undefined, this.constantCount);
+      for (const s of this.lazy.keys()) slots[s] = undefined;
       for (const [s, v] of this.folded) slots[s] = v;
       setIntraOpThreads(threads);
       setRunsOnce(once);
@@ -156,6 +206,13 @@ export class Session {
 
   private runStep(step: Step, slots: (Value | undefined)[]): void {
     const { inputs, args, outputs } = step;
+    for (let j = 0; j < step.load.length; j++) {
+      const s = step.load[j]!;
+      if (slots[s]) continue;
+      const v = this.readLazy(s);
+      markConstant(v);
+      slots[s] = v;
+    }
     for (let j = 0; j < inputs.length; j++) {
       const s = inputs[j]!;
       args[j] = s < 0 ? undefined : slots[s];
@@ -178,12 +235,59 @@ export class Session {
       if (isHalf(v.dtype) && !args.some((a) => a?.data === v.data)) roundHalf(v.dtype, v.data as Float32Array);
       slots[s] = v;
     }
+    // The argument array would hold this step's weights until the next run: not in a run-once session.
+    if (this.lazy.size) args.fill(undefined);
     for (let j = 0; j < step.release.length; j++) {
       const s = step.release[j]!;
       const v = slots[s];
       slots[s] = undefined;
+      if (v && this.lazy.has(s)) {
+        this.dropLazy(v, slots);
+        continue;
+      }
       if (this.recycling && v && this.arena.owns(v.data) && !this.isRead(v.data, slots)) this.arena.give(v.data);
     }
+    if (this.dropped >= COLLECT_AFTER_BYTES) {
+      this.dropped = 0;
+      collectGarbage();
+    }
+  }
+
+  /** A lazy weight read in: float32 from a file into a spare buffer when one fits. */
+  private readLazy(s: number): Value {
+    const { tensor, what } = this.lazy.get(s)!;
+    if (tensor.dtype !== 'float32' || tensor.source instanceof MemorySource) return fromTensor(tensor, what);
+    const bytes = tensor.byteLength;
+    let best = -1;
+    for (let i = 0; i < this.spare.length; i++) {
+      const b = this.spare[i]!.byteLength;
+      if (b >= bytes && (best < 0 || b < this.spare[best]!.byteLength)) best = i;
+    }
+    const buffer = best >= 0 ? this.spare.splice(best, 1)[0]! : new ArrayBuffer(bytes);
+    this.owned.add(buffer);
+    const view = new Uint8Array(buffer, 0, bytes);
+    let at = 0;
+    for (const chunk of tensor.source.chunks(READ_CHUNK)) {
+      view.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    if (at !== bytes) throw new RangeError(`${what}: its source gave ${at} bytes where ${bytes} were declared`);
+    return { dtype: tensor.dtype, shape: tensor.shape, data: new Float32Array(buffer, 0, bytes / 4) };
+  }
+
+  /**
+   * A lazy weight after its last reader: its buffer is kept for the next one unless a live value
+   * still views it (a Reshape's result is the same array); otherwise it is garbage, collected
+   * once enough of it has piled up.
+   */
+  private dropLazy(v: Value, slots: readonly (Value | undefined)[]): void {
+    const buffer = v.data.buffer;
+    const viewed = slots.some((d) => d !== undefined && d.data.buffer === buffer);
+    if (!viewed && buffer instanceof ArrayBuffer && this.owned.has(buffer) && this.spare.length < SPARE) {
+      this.spare.push(buffer);
+      return;
+    }
+    this.dropped += v.data.byteLength;
   }
 
   /**
