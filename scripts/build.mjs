@@ -4,6 +4,7 @@
 // (docs/api, committed: `npm run docs:api`).
 import { build } from 'esbuild';
 import { browserDistOptions } from './browser-build.mjs';
+import { lazyImports } from './lazy-imports.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 
@@ -73,13 +74,17 @@ await build({ ...browserDistOptions, entryPoints: ['src/browser.ts'], outfile: '
 // fastify and its dependencies (a third of the bundle) serve only `modelbridge serve`: they go to
 // their own file, dist/fastify.cjs, required when a server starts, so every other command's
 // start reads and compiles a third less code.
+//
+// Imports marked `// lazy in the CLI bundle` load on first use (scripts/lazy-imports.mjs), so a
+// command initialises only the modules it runs: inspect of a safetensors file never builds the
+// protobuf schemas, the runtime or the other formats' readers.
 await build({
   ...common,
   format: 'cjs',
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/cli.cjs',
   alias: { 'string-width': './scripts/shims/string-width.mjs' },
-  plugins: [{ name: 'fastify-apart', setup: (b) => b.onResolve({ filter: /^fastify$/ }, () => ({ path: './fastify.cjs', external: true })) }],
+  plugins: [{ name: 'fastify-apart', setup: (b) => b.onResolve({ filter: /^fastify$/ }, () => ({ path: './fastify.cjs', external: true })) }, lazyImports],
   ...cjsUrl,
 });
 await build({ ...common, format: 'cjs', stdin: { contents: "module.exports = require('fastify');", resolveDir: '.', loader: 'js' }, outfile: 'dist/fastify.cjs' });

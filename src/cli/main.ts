@@ -15,7 +15,7 @@ import { escapeControl } from '../core/printable.js';
 import { VERSION } from '../version.js';
 import { markStdio } from './stdio.js';
 import { guardTemporaries } from './temp-guard.js';
-import { serveWorker } from '../serve/worker.js';
+import * as worker from '../serve/worker.js'; // lazy in the CLI bundle
 
 /** The modelbridge command line: thin over the library, one line per error. */
 export function main(argv: string[]): void {
@@ -46,4 +46,4 @@ export function main(argv: string[]): void {
 
 // The same bundle is the worker of `serve --workers N` (src/serve/pool.ts): no command line there.
 if (isMainThread) main(markStdio(hideBin(process.argv)));
-else if ((workerData as { modelbridgeServeWorker?: boolean } | null)?.modelbridgeServeWorker) serveWorker();
+else if ((workerData as { modelbridgeServeWorker?: boolean } | null)?.modelbridgeServeWorker) worker.serveWorker();

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { loadModel } from '../api/load.js';
 import type { Model } from '../core/model.js';
 import { UsageError } from '../core/errors.js';
-import { parseModuleSpec } from '../module/bundle.js';
+import * as bundle from '../module/bundle.js'; // lazy in the CLI bundle
 import { modelPath } from './stdio.js';
 import type { ModuleSpec } from '../module/spec.js';
 
@@ -16,7 +16,7 @@ export function readModuleOption(path: string | undefined): ModuleSpec | undefin
   } catch {
     throw new UsageError(`cannot read module spec ${path}`);
   }
-  return parseModuleSpec(text, path);
+  return bundle.parseModuleSpec(text, path);
 }
 
 /** The arguments every command that reads one model shares: <model>, --from, --module. */
