@@ -1,5 +1,4 @@
-import { isMainThread, workerData } from 'node:worker_threads';
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatNames } from '../formats/registry.js';
 import { convertCommand } from './commands/convert.js';
@@ -37,6 +36,7 @@ export function main(argv: string[]): void {
       process.exit(EXIT.usage);
     });
   for (const add of [convertCommand, inspectCommand, runCommand, validateCommand, diffCommand, serveCommand, demoCommand, trainOrCommand]) cli = add(cli);
+  skipHelpCache(cli);
   try {
     cli.parseSync();
   } catch (error) {
@@ -44,6 +44,34 @@ export function main(argv: string[]): void {
   }
 }
 
-// The same bundle is the worker of `serve --workers N` (src/serve/pool.ts): no command line there.
-if (isMainThread) main(markStdio(hideBin(process.argv)));
-else if ((workerData as { modelbridgeServeWorker?: boolean } | null)?.modelbridgeServeWorker) worker.serveWorker();
+/** The part of yargs' internals skipHelpCache() reaches (yargs 18; not in its types). */
+interface YargsInternals {
+  getInternalMethods?(): { getUsageInstance?(): { cacheHelpMessage?: () => void } };
+}
+
+/**
+ * yargs renders the whole help text (every command and option, wrapped) after each command
+ * handler returns, and keeps it for a showHelp() after an asynchronous failure. This CLI never
+ * shows help on a failure (.fail above prints one line), so that rendering (about 4 ms of every
+ * command's start) is skipped; --help still renders it when asked. Should a yargs update move
+ * these internals, nothing is skipped.
+ */
+function skipHelpCache(cli: Argv): void {
+  const usage = (cli as unknown as YargsInternals).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+}
+
+// The bundle (dist/cli.cjs) starts nothing when loaded: bin/modelbridge.cjs calls run() on the main
+// thread, and each worker thread of `serve --workers N` calls serveWorker() (src/serve/pool.ts).
+// Why not decide here with node:worker_threads' isMainThread: loading that module is a
+// noticeable share of every command's start, and only `serve --workers` needs it.
+
+/** The command line of this process. */
+export function run(): void {
+  main(markStdio(hideBin(process.argv)));
+}
+
+/** The loop of a `serve --workers N` worker thread. */
+export function serveWorker(): void {
+  worker.serveWorker();
+}
