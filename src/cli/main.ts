@@ -1,10 +1,11 @@
-import yargs, { type Argv } from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import type { Argv } from 'yargs';
+import * as yargsEntry from 'yargs'; // lazy in the CLI bundle
+import * as yargsHelpers from 'yargs/helpers'; // lazy in the CLI bundle
 import { formatNames } from '../formats/registry.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { diffCommand } from './commands/diff.js';
-import { inspectCommand } from './commands/inspect.js';
+import { inspectCommand, inspectJsonFast } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { trainOrCommand } from './commands/train-or.js';
@@ -19,7 +20,7 @@ import * as worker from '../serve/worker.js'; // lazy in the CLI bundle
 /** The modelbridge command line: thin over the library, one line per error. */
 export function main(argv: string[]): void {
   guardTemporaries();
-  let cli = yargs(argv)
+  let cli = yargsEntry.default(argv)
     .scriptName('modelbridge')
     .usage('$0 <command> [options]\n\nMove trained networks between TensorFlow and PyTorch formats, bit for bit, and prove it by running them.')
     .epilogue(`formats: ${formatNames().join(', ')}`)
@@ -66,9 +67,23 @@ function skipHelpCache(cli: Argv): void {
 // Why not decide here with node:worker_threads' isMainThread: loading that module is a
 // noticeable share of every command's start, and only `serve --workers` needs it.
 
-/** The command line of this process. */
+/**
+ * The command line of this process. `inspect MODEL --json` may run without loading yargs at all
+ * (inspectJsonFast says when); everything else is parsed by yargs in main().
+ */
 export function run(): void {
-  main(markStdio(hideBin(process.argv)));
+  // What yargs' hideBin() returns under Node (a packaged Electron app differs: left to it).
+  const args = process.versions.electron === undefined ? process.argv.slice(2) : undefined;
+  if (args !== undefined) {
+    try {
+      guardTemporaries();
+      if (inspectJsonFast(args)) return;
+    } catch (error) {
+      // As main() reports a failing command.
+      exitWithError(error);
+    }
+  }
+  main(markStdio(yargsHelpers.hideBin(process.argv)));
 }
 
 /** The loop of a `serve --workers N` worker thread. */

@@ -29,7 +29,16 @@ export function withModelArgs<T>(c: Argv<T>) {
     .option('signature', { type: 'string', describe: 'signature to use (SavedModel default: serving_default; elsewhere the first)' });
 }
 
+/** The arguments withModelArgs() declares, parsed. */
+export interface ModelArgs {
+  readonly model: string;
+  readonly from?: string | undefined;
+  readonly module?: string | undefined;
+  readonly key?: string | undefined;
+  readonly signature?: string | undefined;
+}
+
 /** The model the arguments name; `-` reads it from standard input (single-file formats). */
-export function loadModelArgs(argv: { model: string; from?: string | undefined; module?: string | undefined; key?: string | undefined; signature?: string | undefined }): Model {
+export function loadModelArgs(argv: ModelArgs): Model {
   return loadModel(modelPath(argv.model), { format: argv.from, module: readModuleOption(argv.module), key: argv.key, signature: argv.signature });
 }
