@@ -53,8 +53,9 @@ interface YargsInternals {
 /**
  * yargs renders the whole help text (every command and option, wrapped) after each command
  * handler returns, and keeps it for a showHelp() after an asynchronous failure. This CLI never
- * shows help on a failure (.fail above prints one line), so that rendering (about 4 ms of every
- * command's start) is skipped; --help still renders it when asked. Should a yargs update move
+ * shows help on a failure (.fail above prints one line), so that rendering (wrap-ansi over
+ * every option, milliseconds of every command's start) is skipped; --help still renders it when
+ * asked. Should a yargs update move
  * these internals, nothing is skipped.
  */
 function skipHelpCache(cli: Argv): void {
