@@ -36,3 +36,5 @@ if (cachedData === undefined || script.cachedDataRejected) {
 }
 const cli = { exports: {} };
 script.runInThisContext()(cli.exports, Module.createRequire(file), cli, file, dirname(file));
+// Loading the bundle starts nothing (so serve's worker threads can load it too: src/cli/main.ts).
+cli.exports.run();

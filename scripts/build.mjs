@@ -4,8 +4,10 @@
 // (docs/api, committed: `npm run docs:api`).
 import { build } from 'esbuild';
 import { browserDistOptions } from './browser-build.mjs';
+import { lazyImports } from './lazy-imports.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const withDocs = process.argv.includes('--docs');
@@ -36,10 +38,11 @@ await build({
 });
 // ... and as CommonJS ("require"), so require('modelbridge') works on every Node 20, including
 // those before require(esm). CommonJS has no import.meta: its url (createRequire's base, for the
-// optional native CRC-32C) is the bundle's own file URL, as in the CLI.
+// optional native CRC-32C) is the bundle's own file URL, as in the CLI. Made on first use: the
+// URL machinery it loads is a few milliseconds of every CLI start, and few runs need it.
 const cjsUrl = {
-  define: { ...common.define, 'import.meta.url': '__modelbridge_url' },
-  banner: { js: "var __modelbridge_url = require('node:url').pathToFileURL(__filename).href;" },
+  define: { ...common.define, 'import.meta.url': '__modelbridge_meta.url' },
+  banner: { js: "var __modelbridge_href, __modelbridge_meta = { get url() { return (__modelbridge_href ??= require('node:url').pathToFileURL(__filename).href); } };" },
 };
 await build({
   ...common,
@@ -66,20 +69,50 @@ await build({
 // when a Keras file comes.
 await build({ ...browserDistOptions, entryPoints: ['src/browser.ts'], outfile: 'dist/browser.js' });
 
+// yargs' Node platform shim computes its paths from import.meta.url when it loads, which costs
+// the URL machinery at every start (see cjsUrl), and, its bundle path holding no node_modules,
+// takes the working directory as the application's folder: yargs then searches upwards from
+// there for a package.json (reading each directory on the way, up to the root when there is
+// none) only to guess a version that .version(VERSION) replaces. In the CLI bundle it takes its
+// paths from __filename (the same values) and starts that search beside the bundle (dist/, then
+// the package's folder, where it ends).
+const YARGS_PLATFORM = [
+  ['const __dirname = fileURLToPath(import.meta.url);', 'const __dirname = __filename;'],
+  ["const mainFilename = __dirname.substring(0, __dirname.lastIndexOf('node_modules'));", 'const mainFilename = __dirname;'],
+  ['const require = createRequire(import.meta.url);', 'const require = createRequire(__filename);'],
+];
+const yargsPlatform = {
+  name: 'yargs-platform',
+  setup: (b) =>
+    b.onLoad({ filter: /[\\/]yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, async (args) => {
+      let text = await readFile(args.path, 'utf8');
+      for (const [from, to] of YARGS_PLATFORM) {
+        if (!text.includes(from)) throw new Error(`${args.path} changed: update YARGS_PLATFORM in scripts/build.mjs (no ${from})`);
+        text = text.replace(from, to);
+      }
+      return { contents: text, loader: 'js' };
+    }),
+};
+
 // The CLI: CommonJS, because bin/modelbridge.cjs compiles it through node:vm with a V8 code cache
 // (Node 20 has no compile cache for ES modules), which takes a third off every start. The
-// string-width package (yargs' help layout) is swapped for a lazy shim: see the shim.
+// string-width package (yargs' help layout) and assert (two checks in yargs) are swapped for
+// lazy shims: see the shims.
 //
 // fastify and its dependencies (a third of the bundle) serve only `modelbridge serve`: they go to
 // their own file, dist/fastify.cjs, required when a server starts, so every other command's
 // start reads and compiles a third less code.
+//
+// Imports marked `// lazy in the CLI bundle` load on first use (scripts/lazy-imports.mjs), so a
+// command initialises only the modules it runs: inspect of a safetensors file never builds the
+// protobuf schemas, the runtime or the other formats' readers.
 await build({
   ...common,
   format: 'cjs',
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/cli.cjs',
-  alias: { 'string-width': './scripts/shims/string-width.mjs' },
-  plugins: [{ name: 'fastify-apart', setup: (b) => b.onResolve({ filter: /^fastify$/ }, () => ({ path: './fastify.cjs', external: true })) }],
+  alias: { 'string-width': './scripts/shims/string-width.mjs', assert: './scripts/shims/assert.mjs' },
+  plugins: [{ name: 'fastify-apart', setup: (b) => b.onResolve({ filter: /^fastify$/ }, () => ({ path: './fastify.cjs', external: true })) }, lazyImports, yargsPlatform],
   ...cjsUrl,
 });
 await build({ ...common, format: 'cjs', stdin: { contents: "module.exports = require('fastify');", resolveDir: '.', loader: 'js' }, outfile: 'dist/fastify.cjs' });
@@ -105,5 +138,8 @@ if (withDocs) {
 }
 
 // Warm the code cache once (the bin writes dist/cli.cjs.cache after a run that compiled the code).
+// --tensors keeps the run off the `inspect MODEL --json` shortcut (src/cli/commands/inspect.ts),
+// so yargs' code is cached too: every other command needs it, and the shortcut loses nothing
+// measurable by its being there.
 rmSync('dist/cli.cjs.cache', { force: true });
-spawnSync(process.execPath, ['bin/modelbridge.cjs', 'inspect', 'samples/or-gate/or-gate.safetensors', '--json'], { stdio: 'ignore' });
+spawnSync(process.execPath, ['bin/modelbridge.cjs', 'inspect', 'samples/or-gate/or-gate.safetensors', '--json', '--tensors'], { stdio: 'ignore' });

@@ -70,6 +70,19 @@ describe('modelbridge CLI', () => {
     expect(cli(['inspect', join(dir, 'or.safetensors')]).stdout).toMatch(/signature default/);
   });
 
+  it('inspect MODEL --json without yargs (the start-up shortcut) answers as yargs does', () => {
+    // --tensors (which --json implies) and another argument order take the yargs path.
+    for (const model of ['samples/or-gate/or-gate.safetensors', 'samples/or-gate/or-gate.onnx', 'samples/or-gate/or-gate-savedmodel', 'missing.safetensors', 'package.json']) {
+      const fast = cli(['inspect', model, '--json']);
+      const parsed = cli(['inspect', '--json', model, '--tensors']);
+      expect(fast).toEqual(parsed);
+      expect(cli(['inspect', '--json', model])).toEqual(parsed);
+    }
+    // What yargs reads otherwise: a last positional `help` asks for the command's help.
+    expect(cli(['inspect', 'help', '--json'])).toEqual(cli(['inspect', '--help']));
+    expect(cli(['inspect', '0x10', '--json'])).toEqual(cli(['inspect', '--json', '0x10']));
+  });
+
   it('converts a bare state dict with --module and refuses to overwrite without --force', () => {
     const dir = tempDir();
     cli(['train-or', '--out', join(dir, 'or.safetensors')]);

@@ -12,7 +12,8 @@ import { FormatError } from '../core/errors.js';
 import { orderGraph } from '../core/graph-order.js';
 import { typeFault } from '../core/graph-types.js';
 import { progressPhase } from '../core/progress.js';
-import { roundMs, verifyConversion, type VerifyReport } from './verify.js';
+import * as verify from './verify.js'; // lazy in the CLI bundle
+import type { VerifyReport } from './verify.js';
 
 export interface LoadOptions extends ReadOptions {
   /** Format name; detected from the file when omitted. */
@@ -117,9 +118,9 @@ export function convertModel(input: string, output: string, options: ConvertOpti
   });
   const t2 = performance.now();
   const format = to ?? formatForOutput(output).name;
-  const verification = options.verify ? verifyConversion(model, readBack(output, format, files), files, { output, ...(options.quantize ? { quantize: options.quantize } : {}) }) : undefined;
+  const verification = options.verify ? verify.verifyConversion(model, readBack(output, format, files), files, { output, ...(options.quantize ? { quantize: options.quantize } : {}) }) : undefined;
   const t3 = performance.now();
-  return { model, files, format, ...(verification ? { verification } : {}), seconds: { read: roundMs(t1 - t0), write: roundMs(t2 - t1), verify: roundMs(t3 - t2) } };
+  return { model, files, format, ...(verification ? { verification } : {}), seconds: { read: verify.roundMs(t1 - t0), write: verify.roundMs(t2 - t1), verify: verify.roundMs(t3 - t2) } };
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { loadModel } from '../api/load.js';
 import type { Model } from '../core/model.js';
 import { UsageError } from '../core/errors.js';
-import { parseModuleSpec } from '../module/bundle.js';
+import * as bundle from '../module/bundle.js'; // lazy in the CLI bundle
 import { modelPath } from './stdio.js';
 import type { ModuleSpec } from '../module/spec.js';
 
@@ -16,7 +16,7 @@ export function readModuleOption(path: string | undefined): ModuleSpec | undefin
   } catch {
     throw new UsageError(`cannot read module spec ${path}`);
   }
-  return parseModuleSpec(text, path);
+  return bundle.parseModuleSpec(text, path);
 }
 
 /** The arguments every command that reads one model shares: <model>, --from, --module. */
@@ -29,7 +29,16 @@ export function withModelArgs<T>(c: Argv<T>) {
     .option('signature', { type: 'string', describe: 'signature to use (SavedModel default: serving_default; elsewhere the first)' });
 }
 
+/** The arguments withModelArgs() declares, parsed. */
+export interface ModelArgs {
+  readonly model: string;
+  readonly from?: string | undefined;
+  readonly module?: string | undefined;
+  readonly key?: string | undefined;
+  readonly signature?: string | undefined;
+}
+
 /** The model the arguments name; `-` reads it from standard input (single-file formats). */
-export function loadModelArgs(argv: { model: string; from?: string | undefined; module?: string | undefined; key?: string | undefined; signature?: string | undefined }): Model {
+export function loadModelArgs(argv: ModelArgs): Model {
   return loadModel(modelPath(argv.model), { format: argv.from, module: readModuleOption(argv.module), key: argv.key, signature: argv.signature });
 }

@@ -1,5 +1,5 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import * as os from 'node:os'; // lazy in the CLI bundle
 import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { formatByName } from '../formats/registry.js';
@@ -37,7 +37,7 @@ let scratch: string | undefined;
 /** A private temporary directory, removed when the process exits (lazy readers may hold files open until then). */
 function scratchDir(): string {
   if (scratch === undefined) {
-    const dir = mkdtempSync(join(tmpdir(), 'modelbridge-stdio-'));
+    const dir = mkdtempSync(join(os.tmpdir(), 'modelbridge-stdio-'));
     scratch = dir;
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import * as childProcess from 'node:child_process'; // lazy in the CLI bundle
+import type { ChildProcess } from 'node:child_process';
 import { setTempWatcher } from '../core/atomic.js';
 
 /**
@@ -42,7 +43,7 @@ function send(dir: string): void {
   if (sent.has(dir) || dir.includes('\n')) return;
   if (!watcher) {
     try {
-      watcher = spawn(process.execPath, ['-e', WATCHER, String(process.pid)], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+      watcher = childProcess.spawn(process.execPath, ['-e', WATCHER, String(process.pid)], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
     } catch {
       return;
     }

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readdirSync, readSync, statSync } from '../core/vfs.js';
-import { closest, distance } from 'fastest-levenshtein';
+import * as levenshtein from 'fastest-levenshtein'; // lazy in the CLI bundle
 import { FormatError, UsageError } from '../core/errors.js';
 import { assertModelPath } from '../core/files.js';
 import type { FormatHandler, Probe } from './format.js';
@@ -52,9 +52,9 @@ export function formatByName(name: string): FormatHandler {
   const format = FORMATS.find((f) => f.name === canonical);
   if (format) return format;
   const known = [...formatNames(), ...Object.keys(FORMAT_ALIASES)];
-  const near = closest(key, known);
+  const near = levenshtein.closest(key, known);
   // Two edits at most, and fewer than half the word: "onxx" is onnx, "tflt" is tflite.
-  const hint = key !== '' && distance(key, near) <= Math.min(2, Math.floor(near.length / 2)) ? `did you mean ${FORMAT_ALIASES[near] ?? near}? ` : '';
+  const hint = key !== '' && levenshtein.distance(key, near) <= Math.min(2, Math.floor(near.length / 2)) ? `did you mean ${FORMAT_ALIASES[near] ?? near}? ` : '';
   throw new UsageError(`unknown format ${JSON.stringify(name)} (${hint}supported: ${formatNames().join(', ')}; also ${Object.keys(FORMAT_ALIASES).join(', ')})`);
 }
 

@@ -1,9 +1,9 @@
 import { FormatError } from '../core/errors.js';
 import { defaultSignature, type Model, type Signature } from '../core/model.js';
 import type { Tensor } from '../core/tensor.js';
-import { graphToSpec, specToGraph } from './graph-spec.js';
-import { liftModule } from './lift.js';
-import { lowerModule } from './lower.js';
+import * as graphSpec from './graph-spec.js'; // lazy in the CLI bundle
+import * as lift from './lift.js'; // lazy in the CLI bundle
+import * as lower from './lower.js'; // lazy in the CLI bundle
 import { MODULE_KEY, SIGNATURE_KEY, type ModuleSpec, type SignatureSpec } from './spec.js';
 
 /**
@@ -55,11 +55,11 @@ export function modelFromBundle(bundle: Bundle, format: string, file: string, mo
   const base = { format, metadata: rest };
   if (!spec) return { ...base, weights: bundle.tensors, signatures: [] };
   if (spec.type === 'Graph') {
-    const graph = specToGraph(spec, bundle.tensors, file);
+    const graph = graphSpec.specToGraph(spec, bundle.tensors, file);
     return { ...base, weights: graph.initializers, graph, signatures: [defaultSignature(graph)] };
   }
   const signature = signatureText === undefined ? undefined : asSignature(parseJSON(signatureText, file, SIGNATURE_KEY), file);
-  const lowered = lowerModule(spec, bundle.tensors, file, signature);
+  const lowered = lower.lowerModule(spec, bundle.tensors, file, signature);
   return { ...base, weights: bundle.tensors, graph: lowered.graph, module: spec, signatures: [lowered.signature] };
 }
 
@@ -85,7 +85,7 @@ export function bundleFromModel(model: Model): Bundle {
   if (model.graph) {
     const lifted = liftChecked(model);
     if (lifted) return lifted;
-    const { spec, tensors } = graphToSpec(model.graph);
+    const { spec, tensors } = graphSpec.graphToSpec(model.graph);
     metadata[MODULE_KEY] = JSON.stringify(spec);
     return { tensors, metadata };
   }
@@ -100,13 +100,13 @@ export function bundleFromModel(model: Model): Bundle {
 function liftChecked(model: Model): Bundle | undefined {
   const signature = model.signatures[0];
   if (!model.graph || !signature) return undefined;
-  const lifted = liftModule(model.graph, signature);
+  const lifted = lift.liftModule(model.graph, signature);
   if (!lifted) return undefined;
   const metadata: Record<string, string> = { ...model.metadata, [MODULE_KEY]: JSON.stringify(lifted.module) };
   const io = signatureSpecOf(model, signature);
   metadata[SIGNATURE_KEY] = JSON.stringify(io);
   try {
-    lowerModule(lifted.module, lifted.weights, 'lifted module', io);
+    lower.lowerModule(lifted.module, lifted.weights, 'lifted module', io);
   } catch {
     return undefined;
   }

@@ -7,8 +7,8 @@
  * full, 504 when a request's deadline passes (a run already on a worker finishes there and its
  * answer is dropped).
  *
- * The workers run the bundle this code is part of (dist/cli.cjs), which starts the worker loop
- * instead of the command line when it is not the main thread (src/cli/main.ts).
+ * The workers run the bundle this code is part of (dist/cli.cjs): each requires it and calls its
+ * serveWorker() (src/cli/main.ts), the loop in worker.ts.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -87,7 +87,7 @@ export class WorkerPool {
   ) {
     const script = workerScript();
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(script, { workerData: { modelbridgeServeWorker: true } });
+      const worker = new Worker(`require(${JSON.stringify(script)}).serveWorker();`, { eval: true });
       const slot: Slot = { worker, busy: false, calls: new Set() };
       worker.on('message', (reply: WorkerReply) => {
         slot.calls.delete(reply.id);

@@ -1,12 +1,13 @@
 import type { Argv } from 'yargs';
 import { readModuleOption } from '../module-option.js';
-import { convertModel, type ConvertResult } from '../../api/load.js';
-import { jsonNumber } from '../../api/checks/elements.js';
+import * as load from '../../api/load.js'; // lazy in the CLI bundle
+import type { ConvertResult } from '../../api/load.js';
+import * as elements from '../../api/checks/elements.js'; // lazy in the CLI bundle
 import { formatBytes } from '../table.js';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../../core/errors.js';
-import { showProgress } from '../progress.js';
+import * as progress from '../progress.js'; // lazy in the CLI bundle
 import { finishStdout, modelPath, outputPath, STDIO_ARG } from '../stdio.js';
 
 /** Bytes of a file, or of everything under a directory. */
@@ -83,10 +84,10 @@ export function convertCommand(y: Argv): Argv {
       const input = modelPath(argv.input);
       const output = outputPath(argv.output, argv.to, { shardBytes: argv['shard-size'], externalData });
       const out = toStdout ? process.stderr : process.stdout;
-      const stopProgress = showProgress(argv.quiet);
+      const stopProgress = progress.showProgress(argv.quiet);
       let result: ConvertResult;
       try {
-        result = convertModel(input, output, {
+        result = load.convertModel(input, output, {
           from: argv.from,
           to: argv.to,
           module: readModuleOption(argv.module),
@@ -107,7 +108,7 @@ export function convertCommand(y: Argv): Argv {
       const sizes = files.map((f) => ({ path: f, bytes: sizeOf(f) }));
       const size = sizes.reduce((n, f) => n + f.bytes, 0);
       if (argv.json) {
-        out.write(`${JSON.stringify(convertReport(input, output, result, sizes, (performance.now() - started) / 1000), (_k, v) => (typeof v === 'number' ? jsonNumber(v) : v), 2)}\n`);
+        out.write(`${JSON.stringify(convertReport(input, output, result, sizes, (performance.now() - started) / 1000), (_k, v) => (typeof v === 'number' ? elements.jsonNumber(v) : v), 2)}\n`);
         return;
       }
       // Many files (TF.js shards): the first and a count, not a wall of names.

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { runDemo } from '../../api/demo.js';
+import * as demo from '../../api/demo.js'; // lazy in the CLI bundle
 import { renderTable } from '../table.js';
 
 export function demoCommand(y: Argv): Argv {
@@ -15,7 +15,7 @@ export function demoCommand(y: Argv): Argv {
         .example('$0 demo', 'writes ./or-gate/ and prints the table')
         .example('$0 demo --out /tmp/or --seed 3', 'another directory and seed'),
     (argv) => {
-      const { trained, rows } = runDemo(argv.out, argv.seed);
+      const { trained, rows } = demo.runDemo(argv.out, argv.seed);
       if (argv.quiet) return;
       if (argv.json) {
         process.stdout.write(`${JSON.stringify({ loss: trained.loss, predictions: trained.predictions, rows }, null, 2)}\n`);

@@ -1,10 +1,11 @@
 import type { Argv } from 'yargs';
-import { formatNumber } from '../../api/checks/elements.js';
-import { diffModels, diffReportJson, type DiffReport } from '../../api/diff.js';
-import { loadModel } from '../../api/load.js';
-import { readTensorFile } from '../../api/validate.js';
+import * as elements from '../../api/checks/elements.js'; // lazy in the CLI bundle
+import * as diff from '../../api/diff.js'; // lazy in the CLI bundle
+import type { DiffReport } from '../../api/diff.js';
+import * as load from '../../api/load.js'; // lazy in the CLI bundle
+import * as validate from '../../api/validate.js'; // lazy in the CLI bundle
 import { UsageError } from '../../core/errors.js';
-import { showProgress } from '../progress.js';
+import * as progress from '../progress.js'; // lazy in the CLI bundle
 import { renderTable } from '../table.js';
 
 const shape = (s: readonly number[] | null) => (s ? `[${s.join(', ')}]` : '-');
@@ -26,8 +27,8 @@ export function renderDiffReport(r: DiffReport): string {
       t.via ?? '-',
       pair(t.dtype, (d) => d ?? '-'),
       pair(t.shape, shape),
-      formatNumber(t.maxAbs),
-      formatNumber(t.maxRel),
+      elements.formatNumber(t.maxAbs),
+      elements.formatNumber(t.maxRel),
     ]);
     lines.push(...renderTable(['tensor', 'status', 'via', 'dtype', 'shape', 'max abs', 'max rel'], rows).split('\n').map((l) => `  ${l}`));
   }
@@ -38,10 +39,10 @@ export function renderDiffReport(r: DiffReport): string {
       x.other && x.other !== x.name ? `${x.name} ~ ${x.other}` : x.name,
       x.status,
       pair(x.shape, shape),
-      formatNumber(x.maxAbs),
-      formatNumber(x.meanAbs),
-      formatNumber(x.medianAbs),
-      x.fractionBeyond === null ? '-' : formatNumber(x.fractionBeyond),
+      elements.formatNumber(x.maxAbs),
+      elements.formatNumber(x.meanAbs),
+      elements.formatNumber(x.medianAbs),
+      x.fractionBeyond === null ? '-' : elements.formatNumber(x.fractionBeyond),
     ]);
     lines.push(...renderTable(['output', 'status', 'shape', 'max abs', 'mean abs', 'median abs', 'frac beyond tol'], rows).split('\n').map((l) => `  ${l}`));
   }
@@ -68,17 +69,17 @@ export function diffCommand(y: Argv): Argv {
       for (const [k, v] of [['atol', argv.atol], ['rtol', argv.rtol]] as const) {
         if (!(v >= 0)) throw new UsageError(`--${k} must be a number >= 0`);
       }
-      const inputs = argv.inputs === undefined ? undefined : readTensorFile(argv.inputs);
-      const a = loadModel(argv.a);
-      const b = loadModel(argv.b);
-      const stopProgress = showProgress(argv.quiet);
+      const inputs = argv.inputs === undefined ? undefined : validate.readTensorFile(argv.inputs);
+      const a = load.loadModel(argv.a);
+      const b = load.loadModel(argv.b);
+      const stopProgress = progress.showProgress(argv.quiet);
       let report: DiffReport;
       try {
-        report = diffModels(a, b, { atol: argv.atol, rtol: argv.rtol, ...(inputs ? { inputs } : {}) }, [argv.a, argv.b]);
+        report = diff.diffModels(a, b, { atol: argv.atol, rtol: argv.rtol, ...(inputs ? { inputs } : {}) }, [argv.a, argv.b]);
       } finally {
         stopProgress();
       }
-      process.stdout.write(argv.json ? `${diffReportJson(report)}\n` : `${renderDiffReport(report)}\n`);
+      process.stdout.write(argv.json ? `${diff.diffReportJson(report)}\n` : `${renderDiffReport(report)}\n`);
       process.exitCode = report.equal ? 0 : 1;
     },
   );

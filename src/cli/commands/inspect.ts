@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { inspectModel, type InspectReport } from '../../api/inspect.js';
 import { formatByName } from '../../formats/registry.js';
-import { loadModelArgs, withModelArgs } from '../module-option.js';
+import { loadModelArgs, withModelArgs, type ModelArgs } from '../module-option.js';
 import { modelPath, shownPath } from '../stdio.js';
 import { formatBytes, renderTable } from '../table.js';
 
@@ -35,6 +35,40 @@ function render(r: InspectReport, withTensors: boolean): string {
   return lines.join('\n');
 }
 
+/** What `inspect` is given, as yargs parses it. */
+interface InspectArgs extends ModelArgs {
+  readonly json: boolean;
+  readonly tensors: boolean;
+}
+
+/** The command's work: read the model's headers, print the report. */
+function inspect(argv: InspectArgs): void {
+  const model = loadModelArgs(argv);
+  const report = inspectModel(model, shownPath(argv.model), formatByName(model.format).describe?.(modelPath(argv.model)) ?? []);
+  process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report, argv.tensors)}\n`);
+}
+
+/**
+ * The most common scripted call, `inspect MODEL --json` (three arguments, in that order),
+ * recognised without yargs: parsing with yargs is a third of the command's start. Only
+ * arguments yargs reads exactly so qualify: MODEL must not look like an option (`-...`, which
+ * includes `-`, standard input), be empty, be `help` (a last positional `help` asks yargs for
+ * the command's help), or look like a number (yargs turns positional numbers into numbers);
+ * anything else goes through yargs as before. Returns whether it ran.
+ */
+export function inspectJsonFast(args: readonly string[]): boolean {
+  if (args.length !== 3 || args[0] !== 'inspect' || args[2] !== '--json') return false;
+  const model = args[1]!;
+  if (model === '' || model === 'help' || model.startsWith('-') || looksLikeNumber(model)) return false;
+  inspect({ model, json: true, tensors: false });
+  return true;
+}
+
+/** yargs-parser's test for a number (parse-positional-numbers), or anything near one. */
+function looksLikeNumber(text: string): boolean {
+  return /^0x[0-9a-f]+$/i.test(text) || /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?$/i.test(text);
+}
+
 export function inspectCommand(y: Argv): Argv {
   return y.command(
     'inspect <model>',
@@ -47,10 +81,6 @@ export function inspectCommand(y: Argv): Argv {
         .example('$0 inspect model.safetensors --tensors', 'also list the tensors')
         .example('$0 inspect model.safetensors --json', 'machine-readable report')
         .example('$0 inspect - < model.onnx', 'a model on standard input'),
-    (argv) => {
-      const model = loadModelArgs(argv);
-      const report = inspectModel(model, shownPath(argv.model), formatByName(model.format).describe?.(modelPath(argv.model)) ?? []);
-      process.stdout.write(argv.json ? `${JSON.stringify(report, null, 2)}\n` : `${render(report, argv.tensors)}\n`);
-    },
+    (argv) => inspect(argv),
   );
 }

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
-import { Runner } from '../../api/run.js';
-import { parseInputs, toNested, writeOutputs } from '../inputs.js';
+import * as run from '../../api/run.js'; // lazy in the CLI bundle
+import * as inputs from '../inputs.js'; // lazy in the CLI bundle
 import { loadModelArgs, withModelArgs } from '../module-option.js';
 import { formatShape } from '../../core/shape.js';
 
@@ -26,18 +26,18 @@ export function runCommand(y: Argv): Argv {
     (argv) => {
       const model = loadModelArgs(argv);
       // One call per process: the weights are used in place, not packed for calls that never come.
-      const runner = new Runner(model, argv.signature, { once: true });
+      const runner = new run.Runner(model, argv.signature, { once: true });
       const graph = model.graph!;
       const dtypeOf = (key: string) => graph.inputs.find((i) => i.name === runner.signature.inputs.get(key))?.dtype ?? 'float32';
-      const outputs = runner.run(parseInputs(argv.input, runner.inputNames, dtypeOf));
-      if (argv.output !== undefined) writeOutputs(argv.output, outputs, argv.force);
+      const outputs = runner.run(inputs.parseInputs(argv.input, runner.inputNames, dtypeOf));
+      if (argv.output !== undefined) inputs.writeOutputs(argv.output, outputs, argv.force);
       if (argv.json) {
         const json = Object.fromEntries(Object.entries(outputs).map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.toNumbers() }]));
         process.stdout.write(`${JSON.stringify({ outputs: json })}\n`);
         return;
       }
       for (const [name, t] of Object.entries(outputs)) {
-        process.stdout.write(`${name}: ${t.dtype} ${formatShape(t.shape)}\n${JSON.stringify(toNested(t.toNumbers(), t.shape))}\n`);
+        process.stdout.write(`${name}: ${t.dtype} ${formatShape(t.shape)}\n${JSON.stringify(inputs.toNested(t.toNumbers(), t.shape))}\n`);
       }
     },
   );

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
-import { saveModel } from '../../api/load.js';
-import { OR_INPUTS, trainOrGate } from '../../train/or-gate.js';
+import * as load from '../../api/load.js'; // lazy in the CLI bundle
+import * as orGate from '../../train/or-gate.js'; // lazy in the CLI bundle
 
 export function trainOrCommand(y: Argv): Argv {
   return y.command(
@@ -15,14 +15,14 @@ export function trainOrCommand(y: Argv): Argv {
         .option('json', { type: 'boolean', default: false, describe: 'print {"loss", "predictions"} as JSON' })
         .example('$0 train-or --seed 1 --out or.safetensors', 'train and save a bundle'),
     (argv) => {
-      const trained = trainOrGate({ seed: argv.seed, epochs: argv.epochs });
-      if (argv.out) saveModel(trained.model, argv.out, { force: argv.force });
+      const trained = orGate.trainOrGate({ seed: argv.seed, epochs: argv.epochs });
+      if (argv.out) load.saveModel(trained.model, argv.out, { force: argv.force });
       if (argv.json) {
         process.stdout.write(`${JSON.stringify({ seed: trained.seed, loss: trained.loss, predictions: trained.predictions })}\n`);
         return;
       }
       process.stdout.write(`seed ${trained.seed}, ${trained.epochs} epochs, final loss ${trained.loss.toExponential(4)}\n`);
-      OR_INPUTS.forEach((x, i) => process.stdout.write(`  (${x.join(',')}) -> ${trained.predictions[i]!.toFixed(6)}${i === 3 ? '   (never seen in training)' : ''}\n`));
+      orGate.OR_INPUTS.forEach((x, i) => process.stdout.write(`  (${x.join(',')}) -> ${trained.predictions[i]!.toFixed(6)}${i === 3 ? '   (never seen in training)' : ''}\n`));
       if (argv.out) process.stdout.write(`saved ${argv.out}\n`);
     },
   );

@@ -1,7 +1,8 @@
 import type { Argv } from 'yargs';
-import { exitCodeOf, validateModels, validateReportJson, type ModelReport, type ValidateReport } from '../../api/validate.js';
+import * as validate from '../../api/validate.js'; // lazy in the CLI bundle
+import type { ModelReport, ValidateReport } from '../../api/validate.js';
 import { readModuleOption } from '../module-option.js';
-import { showProgress } from '../progress.js';
+import * as progress from '../progress.js'; // lazy in the CLI bundle
 import { renderTable } from '../table.js';
 
 function renderModel(m: ModelReport): string {
@@ -45,10 +46,10 @@ export function validateCommand(y: Argv): Argv {
         .example('$0 validate model.safetensors --inputs x.npz --expect y.npz --atol 1e-6', 'golden check against known outputs')
         .example('$0 validate shards/ --roundtrip safetensors', 'convert through formats and check nothing changes'),
     (argv) => {
-      const stopProgress = showProgress(argv.quiet);
+      const stopProgress = progress.showProgress(argv.quiet);
       let report: ValidateReport;
       try {
-        report = validateModels(argv.model as string[], {
+        report = validate.validateModels(argv.model as string[], {
           format: argv.from,
           module: readModuleOption(argv.module),
           strict: argv.strict,
@@ -61,8 +62,8 @@ export function validateCommand(y: Argv): Argv {
       } finally {
         stopProgress();
       }
-      process.stdout.write(argv.json ? `${validateReportJson(report)}\n` : `${renderValidateReport(report)}\n`);
-      process.exitCode = exitCodeOf(report.status);
+      process.stdout.write(argv.json ? `${validate.validateReportJson(report)}\n` : `${renderValidateReport(report)}\n`);
+      process.exitCode = validate.exitCodeOf(report.status);
     },
   );
 }

@@ -1,8 +1,8 @@
 import { basename } from 'node:path';
 import type { FormatHandler } from '../format.js';
 import { looksLikeGraphDef } from './detect.js';
-import { readGraphDef } from './reader.js';
-import { writeGraphDef } from './writer.js';
+import * as reader from './reader.js'; // lazy in the CLI bundle
+import * as writer from './writer.js'; // lazy in the CLI bundle
 
 /** A frozen TensorFlow GraphDef (.pb): weights as Const nodes, Placeholders as inputs. */
 export const graphdefFormat: FormatHandler = {
@@ -13,9 +13,9 @@ export const graphdefFormat: FormatHandler = {
     return !probe.isDirectory && basename(probe.path) !== 'saved_model.pb' && looksLikeGraphDef(probe.head);
   },
   read(path) {
-    return readGraphDef(path);
+    return reader.readGraphDef(path);
   },
   write(model, path) {
-    return writeGraphDef(model, path);
+    return writer.writeGraphDef(model, path);
   },
 };

@@ -1,8 +1,9 @@
 import type { Model } from '../../core/model.js';
 import type { FormatHandler, Probe } from '../format.js';
-import { openZip } from '../pytorch/zip.js';
-import { HDF5_SIGNATURE, readKeras, ZIP_SIGNATURE } from './reader.js';
-import { writeKerasArchive } from './writer.js';
+import * as zip from '../pytorch/zip.js'; // lazy in the CLI bundle
+import * as reader from './reader.js'; // lazy in the CLI bundle
+import { HDF5_SIGNATURE, ZIP_SIGNATURE } from './signatures.js';
+import * as writer from './writer.js'; // lazy in the CLI bundle
 
 /**
  * Keras models. `keras` is the Keras 3 archive (.keras: a zip of config.json, metadata.json and
@@ -31,8 +32,8 @@ export function looksLikeKeras(probe: Probe): boolean {
     if (KERAS_MEMBERS.includes(first)) return true;
   }
   try {
-    const zip = openZip(probe.path, { lazy: true });
-    return zip.find('config.json') !== undefined && zip.find('data.pkl') === undefined;
+    const archive = zip.openZip(probe.path, { lazy: true });
+    return archive.find('config.json') !== undefined && archive.find('data.pkl') === undefined;
   } catch {
     return probe.path.toLowerCase().endsWith('.keras');
   }
@@ -44,10 +45,10 @@ export const kerasFormat: FormatHandler = {
   extensions: ['.keras'],
   detect: looksLikeKeras,
   read(path): Model {
-    return readKeras(path);
+    return reader.readKeras(path);
   },
   write(model, path) {
-    return writeKerasArchive(model, path);
+    return writer.writeKerasArchive(model, path);
   },
 };
 
@@ -57,9 +58,9 @@ export const h5Format: FormatHandler = {
   extensions: ['.h5', '.hdf5'],
   detect: (probe) => !probe.isDirectory && startsWith(probe.head, HDF5_SIGNATURE),
   read(path): Model {
-    return readKeras(path);
+    return reader.readKeras(path);
   },
   write(model, path) {
-    return writeKerasArchive(model, path, 'h5');
+    return writer.writeKerasArchive(model, path, 'h5');
   },
 };

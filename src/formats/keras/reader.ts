@@ -31,8 +31,9 @@ import { LAYERS, type VarGroup } from './layers.js';
  * `<model>/<layer>/<variable>`), as TensorFlow names a Keras layer's variables.
  */
 
-export const ZIP_SIGNATURE = [0x50, 0x4b, 0x03, 0x04];
-export const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+import { HDF5_SIGNATURE, ZIP_SIGNATURE } from './signatures.js';
+
+export { HDF5_SIGNATURE, ZIP_SIGNATURE };
 
 /** config.json and metadata.json are small; a bigger one is no Keras archive. */
 const MAX_JSON_BYTES = 64 << 20;

@@ -1,6 +1,7 @@
 import type { FormatHandler, Probe, WriteOptions } from '../format.js';
-import { readOnnxFile } from './file.js';
-import { writeOnnxModel, type OnnxWriteOptions } from './writer.js';
+import * as file from './file.js'; // lazy in the CLI bundle
+import * as writer from './writer.js'; // lazy in the CLI bundle
+import type { OnnxWriteOptions } from './writer.js';
 
 /**
  * Whether the first bytes look like a ModelProto: ONNX writers emit ir_version (field 1, varint)
@@ -28,9 +29,9 @@ export const onnxFormat: FormatHandler = {
     return !probe.isDirectory && (probe.path.toLowerCase().endsWith('.onnx') || looksLikeOnnx(probe.head));
   },
   read(path, options) {
-    return readOnnxFile(path, { module: options.module });
+    return file.readOnnxFile(path, { module: options.module });
   },
   write(model, path, options: WriteOptions & OnnxWriteOptions) {
-    return writeOnnxModel(model, path, { opset: options.opset, externalData: options.externalData }).files;
+    return writer.writeOnnxModel(model, path, { opset: options.opset, externalData: options.externalData }).files;
   },
 };

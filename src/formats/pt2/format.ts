@@ -3,12 +3,12 @@ import { formatErrors, type FormatErrors } from '../../core/errors.js';
 import { escapeControl } from '../../core/printable.js';
 import type { DetailTable, FormatHandler, Probe } from '../format.js';
 import { asArray, asObject, isObject } from './json.js';
-import { ATEN_OPS, SYM_OPS } from './ops.js';
-import { openAccess } from '../pytorch/bytes.js';
-import { readZip } from '../pytorch/zip.js';
-import { openPt2, pt2Folder } from './archive.js';
-import { readPt2 } from './reader.js';
-import { writePt2 } from './writer.js';
+import * as opTables from './ops.js'; // lazy in the CLI bundle
+import * as bytes from '../pytorch/bytes.js'; // lazy in the CLI bundle
+import * as zips from '../pytorch/zip.js'; // lazy in the CLI bundle
+import * as archive from './archive.js'; // lazy in the CLI bundle
+import * as reader from './reader.js'; // lazy in the CLI bundle
+import * as writer from './writer.js'; // lazy in the CLI bundle
 
 /**
  * torch.export programs (`torch.export.save(ep, "model.pt2")`): the graph as core ATen calls and
@@ -21,18 +21,18 @@ export const pt2Format: FormatHandler = {
   extensions: ['.pt2'],
   detect: looksLikePt2,
   read(path): Model {
-    return readPt2(path);
+    return reader.readPt2(path);
   },
   validate(path) {
     // Reading with CRC verification checks the program's, the configs' and every weight record's CRC-32.
-    const archive = openPt2(path, { lazy: true, verifyCrc: true });
-    return [{ name: 'checksums', status: 'pass', message: `the CRC-32 of the program and of every weight record matches (${archive.weights.size + archive.constants.size} tensors)` }];
+    const pt2 = archive.openPt2(path, { lazy: true, verifyCrc: true });
+    return [{ name: 'checksums', status: 'pass', message: `the CRC-32 of the program and of every weight record matches (${pt2.weights.size + pt2.constants.size} tensors)` }];
   },
   describe(path) {
     return describePt2(path);
   },
   write(model, path) {
-    writePt2(model, path);
+    writer.writePt2(model, path);
     return [path];
   },
 };
@@ -42,9 +42,9 @@ export const pt2Format: FormatHandler = {
  * parameters, buffers, constants) and the ATen ops its graph calls, with counts. Weights are not read.
  */
 export function describePt2(path: string): DetailTable[] {
-  const archive = openPt2(path, { lazy: true, verifyCrc: false });
+  const pt2 = archive.openPt2(path, { lazy: true, verifyCrc: false });
   const e: FormatErrors = formatErrors(path);
-  const gm = asObject(archive.program['graph_module'], 'graph_module', e);
+  const gm = asObject(pt2.program['graph_module'], 'graph_module', e);
   const graph = asObject(gm['graph'], 'graph_module.graph', e);
   const signature = asObject(gm['signature'], 'graph_module.signature', e);
   const kinds = new Map<string, number>();
@@ -59,14 +59,14 @@ export function describePt2(path: string): DetailTable[] {
   }
   return [
     {
-      title: `torch.export program ${archive.modelName} (schema ${archive.schemaVersion}${archive.torchVersion ? `, torch ${archive.torchVersion}` : ''})`,
+      title: `torch.export program ${pt2.modelName} (schema ${pt2.schemaVersion}${pt2.torchVersion ? `, torch ${pt2.torchVersion}` : ''})`,
       columns: ['input kind', 'count'],
       rows: [...kinds].map(([k, n]) => [k, n]),
     },
     {
       title: 'ATen ops',
       columns: ['op', 'calls', 'mapped'],
-      rows: [...ops].sort((x, y) => x[0].localeCompare(y[0])).map(([op, n]) => [escapeControl(op), n, Object.prototype.hasOwnProperty.call(ATEN_OPS, op) || Object.prototype.hasOwnProperty.call(SYM_OPS, op) ? 'yes' : 'no']),
+      rows: [...ops].sort((x, y) => x[0].localeCompare(y[0])).map(([op, n]) => [escapeControl(op), n, Object.prototype.hasOwnProperty.call(opTables.ATEN_OPS, op) || Object.prototype.hasOwnProperty.call(opTables.SYM_OPS, op) ? 'yes' : 'no']),
     },
   ];
 }
@@ -83,7 +83,7 @@ export function looksLikePt2(probe: Probe): boolean {
   const zip = head.byteLength >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
   if (!zip) return byExtension;
   try {
-    return pt2Folder(readZip(openAccess(probe.path, true))) !== undefined;
+    return archive.pt2Folder(zips.readZip(bytes.openAccess(probe.path, true))) !== undefined;
   } catch {
     return byExtension;
   }

@@ -1,10 +1,10 @@
 import { FormatError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
-import { bundleFromModel, modelFromBundle } from '../../module/bundle.js';
+import * as bundles from '../../module/bundle.js'; // lazy in the CLI bundle
 import type { FormatHandler, Probe } from '../format.js';
-import { describeTorchScript, readTorchScript, TORCHSCRIPT_UNLOWERED } from '../torchscript/reader.js';
-import { readPytorchFile } from './reader.js';
-import { writePytorchFile } from './writer.js';
+import * as torchscript from '../torchscript/reader.js'; // lazy in the CLI bundle
+import * as reader from './reader.js'; // lazy in the CLI bundle
+import * as writer from './writer.js'; // lazy in the CLI bundle
 
 /**
  * PyTorch checkpoints as modelbridge bundles: the state dict is the weights, and the module spec
@@ -19,23 +19,23 @@ export const pytorchFormat: FormatHandler = {
   read(path, options): Model {
     // A torch.jit.save archive carries its program: read with its graph unless a module spec is
     // given for its weights.
-    const program = options.module === undefined && options.key === undefined ? readTorchScript(path) : undefined;
+    const program = options.module === undefined && options.key === undefined ? torchscript.readTorchScript(path) : undefined;
     if (program && 'model' in program) return program.model;
-    const file = readPytorchFile(path, { key: options.key });
+    const file = reader.readPytorchFile(path, { key: options.key });
     const p = program?.problem;
-    const metadata = p ? { ...file.metadata, [TORCHSCRIPT_UNLOWERED]: JSON.stringify({ file: p.file, where: p.where, expected: p.expected }) } : file.metadata;
-    return modelFromBundle({ tensors: file.tensors, metadata }, 'pytorch', path, options.module);
+    const metadata = p ? { ...file.metadata, [torchscript.TORCHSCRIPT_UNLOWERED]: JSON.stringify({ file: p.file, where: p.where, expected: p.expected }) } : file.metadata;
+    return bundles.modelFromBundle({ tensors: file.tensors, metadata }, 'pytorch', path, options.module);
   },
   validate(path) {
     // Reading with CRC verification checks every zip record's CRC-32 against its bytes.
-    const file = readPytorchFile(path, { verifyCrc: true, lazy: false });
+    const file = reader.readPytorchFile(path, { verifyCrc: true, lazy: false });
     const kind = file.info.container;
     if (kind !== 'zip' && kind !== 'torchscript') return [{ name: 'checksums', status: 'skip', message: `a ${kind} checkpoint carries no checksums` }];
     return [{ name: 'checksums', status: 'pass', message: `every zip record's CRC-32 matches (${file.tensors.size} tensors)` }];
   },
   describe(path) {
     try {
-      return describeTorchScript(path);
+      return torchscript.describeTorchScript(path);
     } catch (err) {
       // A program that cannot be lowered: read() kept the reason in the metadata inspect shows.
       if (err instanceof FormatError) return [];
@@ -43,8 +43,8 @@ export const pytorchFormat: FormatHandler = {
     }
   },
   write(model, path) {
-    const bundle = bundleFromModel(model);
-    writePytorchFile(path, bundle.tensors, bundle.metadata);
+    const bundle = bundles.bundleFromModel(model);
+    writer.writePytorchFile(path, bundle.tensors, bundle.metadata);
     return [path];
   },
 };

@@ -2,11 +2,11 @@ import { existsSync, readdirSync, statSync } from '../../core/vfs.js';
 import { join } from 'node:path';
 import { FormatError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
-import { bundleFromModel, modelFromBundle } from '../../module/bundle.js';
+import * as bundle from '../../module/bundle.js'; // lazy in the CLI bundle
 import type { FormatHandler } from '../format.js';
 import { looksLikeSafetensors } from './detect.js';
-import { readSafetensorsFile, readSafetensorsIndex } from './reader.js';
-import { writeSafetensorsFile, writeSafetensorsSharded } from './writer.js';
+import * as reader from './reader.js'; // lazy in the CLI bundle
+import * as writer from './writer.js'; // lazy in the CLI bundle
 
 const INDEX_SUFFIX = '.safetensors.index.json';
 
@@ -21,18 +21,18 @@ export const safetensorsFormat: FormatHandler = {
   },
   read(path, options): Model {
     const target = statSafe(path)?.isDirectory() ? bundleInDirectory(path) : path;
-    const file = target.endsWith(INDEX_SUFFIX) ? readSafetensorsIndex(target) : readSafetensorsFile(target);
-    return modelFromBundle({ tensors: file.tensors, metadata: file.metadata ?? {} }, 'safetensors', path, options.module);
+    const file = target.endsWith(INDEX_SUFFIX) ? reader.readSafetensorsIndex(target) : reader.readSafetensorsFile(target);
+    return bundle.modelFromBundle({ tensors: file.tensors, metadata: file.metadata ?? {} }, 'safetensors', path, options.module);
   },
   write(model, path, options) {
-    const bundle = bundleFromModel(model);
+    const parts = bundle.bundleFromModel(model);
     // No metadata at all is written as no __metadata__, as safetensors' own writer does.
-    const metadata = Object.keys(bundle.metadata).length ? bundle.metadata : undefined;
+    const metadata = Object.keys(parts.metadata).length ? parts.metadata : undefined;
     const isDir = path.endsWith('/') || (statSafe(path)?.isDirectory() ?? false);
     if (isDir || options.shardBytes !== undefined) {
-      return writeSafetensorsSharded(path, bundle.tensors, metadata, options.shardBytes ?? 5e9);
+      return writer.writeSafetensorsSharded(path, parts.tensors, metadata, options.shardBytes ?? 5e9);
     }
-    writeSafetensorsFile(path, bundle.tensors, metadata);
+    writer.writeSafetensorsFile(path, parts.tensors, metadata);
     return [path];
   },
 };

@@ -1,9 +1,9 @@
 import { basename } from 'node:path';
 import type { FormatHandler } from '../format.js';
-import { describeSavedModel } from './describe.js';
-import { savedModelIntegrity } from './integrity.js';
-import { readSavedModel } from './reader.js';
-import { writeSavedModel } from './writer.js';
+import * as describe from './describe.js'; // lazy in the CLI bundle
+import * as integrity from './integrity.js'; // lazy in the CLI bundle
+import * as reader from './reader.js'; // lazy in the CLI bundle
+import * as writer from './writer.js'; // lazy in the CLI bundle
 
 /**
  * A TensorFlow SavedModel directory (saved_model.pb plus variables/). Reading takes the "serve"
@@ -18,15 +18,15 @@ export const savedmodelFormat: FormatHandler = {
     return probe.isDirectory ? probe.entries.includes('saved_model.pb') : basename(probe.path) === 'saved_model.pb';
   },
   read(path, options) {
-    return readSavedModel(path, { signature: options.signature });
+    return reader.readSavedModel(path, { signature: options.signature });
   },
   write(model, path) {
-    return writeSavedModel(model, path);
+    return writer.writeSavedModel(model, path);
   },
   validate(path) {
-    return savedModelIntegrity(path);
+    return integrity.savedModelIntegrity(path);
   },
   describe(path) {
-    return describeSavedModel(path);
+    return describe.describeSavedModel(path);
   },
 };

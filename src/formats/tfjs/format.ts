@@ -1,12 +1,13 @@
 import { closeSync, mkdirSync, openSync, readSync, statSync } from '../../core/vfs.js';
 import { basename, dirname, join } from 'node:path';
-import { writeFilesAtomic } from '../../core/atomic.js';
+import * as atomic from '../../core/atomic.js'; // lazy in the CLI bundle
 import { UsageError } from '../../core/errors.js';
 import type { Model } from '../../core/model.js';
 import type { FormatHandler, Probe } from '../format.js';
-import { readGraphModel } from './reader.js';
-import { graphModelFiles, type TfjsWriteOptions } from './writer.js';
-import { writeShards } from './weights.js';
+import * as reader from './reader.js'; // lazy in the CLI bundle
+import * as writer from './writer.js'; // lazy in the CLI bundle
+import type { TfjsWriteOptions } from './writer.js';
+import * as weights from './weights.js'; // lazy in the CLI bundle
 
 /**
  * TF.js graph models: model.json plus binary weight shards beside it.
@@ -23,7 +24,7 @@ export const tfjsFormat: FormatHandler = {
   extensions: ['.json'],
   detect: looksLikeGraphModel,
   read(path, options): Model {
-    return readGraphModel(path, options);
+    return reader.readGraphModel(path, options);
   },
   write(model, path, options) {
     if (options.quantize === 'dynamic-int8') throw new UsageError('--quantize dynamic-int8 applies to tflite output only; TF.js takes float16, uint8 or uint16');
@@ -40,12 +41,12 @@ export function writeGraphModel(model: Model, path: string, options: TfjsWriteOp
   const dir = isJson ? dirname(path) : path;
   const jsonName = isJson ? basename(path) : 'model.json';
   const prefix = jsonName === 'model.json' ? '' : `${jsonName.slice(0, -'.json'.length)}.`;
-  const files = graphModelFiles(model, options, prefix);
+  const files = writer.graphModelFiles(model, options, prefix);
   mkdirSync(dir, { recursive: true });
   const written = files.shards.map((s) => join(dir, s.name));
   const jsonPath = join(dir, jsonName);
-  writeFilesAtomic((set) => {
-    writeShards(files.weights, files.shards.map((s) => s.byteLength), (i) => {
+  atomic.writeFilesAtomic((set) => {
+    weights.writeShards(files.weights, files.shards.map((s) => s.byteLength), (i) => {
       const shard = set.add(written[i]!);
       return (bytes) => shard.append(bytes);
     });

@@ -87,12 +87,7 @@ const FIRST_READ = 16 * 1024 * 1024;
 /** Files up to this size are read whole (one read, tensors are views); larger ones in prefixes. */
 const READ_WHOLE = 1024 * 1024 * 1024;
 
-/** The identifier at bytes 4..8 of every file TFLite's converter writes. */
-export const FILE_IDENTIFIER = 'TFL3';
-
-export function hasTfliteIdentifier(head: Uint8Array): boolean {
-  return head.byteLength >= 8 && String.fromCharCode(head[4]!, head[5]!, head[6]!, head[7]!) === FILE_IDENTIFIER;
-}
+export { FILE_IDENTIFIER, hasTfliteIdentifier } from './detect.js';
 
 /** Reads and verifies a .tflite file. */
 export function readTfliteFile(path: string): TflModel {

@@ -1,8 +1,8 @@
 import type { FormatHandler } from '../format.js';
-import { describeTflite } from './describe.js';
-import { hasTfliteIdentifier } from './file.js';
-import { readTflite } from './reader.js';
-import { writeTflite } from './writer.js';
+import * as describe from './describe.js'; // lazy in the CLI bundle
+import { hasTfliteIdentifier } from './detect.js';
+import * as reader from './reader.js'; // lazy in the CLI bundle
+import * as writer from './writer.js'; // lazy in the CLI bundle
 
 /**
  * TensorFlow Lite models (.tflite): one FlatBuffer (schema proto/tflite/tflite.fbs) holding
@@ -17,12 +17,12 @@ export const tfliteFormat: FormatHandler = {
     return !probe.isDirectory && hasTfliteIdentifier(probe.head);
   },
   read(path, options) {
-    return readTflite(path, options.signature !== undefined ? { signature: options.signature } : {});
+    return reader.readTflite(path, options.signature !== undefined ? { signature: options.signature } : {});
   },
   write(model, path, options) {
-    return writeTflite(model, path, options);
+    return writer.writeTflite(model, path, options);
   },
   describe(path) {
-    return describeTflite(path);
+    return describe.describeTflite(path);
   },
 };
