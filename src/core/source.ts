@@ -50,11 +50,20 @@ export class FileRangeSource implements ByteSource {
   ) {}
 
   read(): Uint8Array {
+    // Straight into the result, 16 MiB a call (progress moves as it goes): through chunks()'
+    // buffer it was a second copy of every byte, a fifth of a large transpose's time.
     const out = new Uint8Array(this.byteLength);
-    let at = 0;
-    for (const chunk of this.chunks(1 << 24)) {
-      out.set(chunk, at);
-      at += chunk.byteLength;
+    const fd = openSync(this.path, 'r');
+    try {
+      let done = 0;
+      while (done < this.byteLength) {
+        const got = readSync(fd, out, done, Math.min(1 << 24, this.byteLength - done), this.offset + done);
+        if (got <= 0) throw new Error(`${this.path}: file shrank while reading at byte ${this.offset + done}`);
+        progressRead(got);
+        done += got;
+      }
+    } finally {
+      closeSync(fd);
     }
     return out;
   }
