@@ -80,3 +80,38 @@ describe('constant folding when a session is made', () => {
     expect(session.run({}).out!.toNumbers()).toEqual([1, 2, 3]);
   });
 });
+
+describe('a session that reports every value it computes (observe)', () => {
+  it('names each value with its shape once, folded constants included, unfused, and computes the same outputs', () => {
+    const g = embeddingGraph(false);
+    // MatMul + Add + Relu would be one fused step; observed, each keeps its name.
+    const w = Tensor.from('float32', [4, 4], Array.from({ length: 16 }, (_, i) => (i % 5) / 3 - 0.5));
+    const b = Tensor.from('float32', [4], [0.1, -0.2, 0.3, -0.4]);
+    const graph: Graph = {
+      ...g,
+      initializers: new Map([...g.initializers, ['w', w], ['b', b]]),
+      nodes: [...g.nodes, makeNode('MatMul', ['out', 'w'], ['p']), makeNode('Add', ['p', 'b'], ['q']), makeNode('Relu', ['q'], ['y'])],
+      outputs: [{ name: 'y', dtype: 'float32', shape: null }],
+    };
+    const x = Tensor.from('float32', [3, 6, 4], Array.from({ length: 72 }, (_, i) => Math.cos(i)));
+    const seen = new Map<string, readonly number[]>();
+    const counts = new Map<string, number>();
+    const observed = new Session(graph, {
+      observe: (name, shape) => {
+        seen.set(name, shape);
+        counts.set(name, (counts.get(name) ?? 0) + 1);
+      },
+    });
+    const folded = [...seen.keys()];
+    // The steps on constants ran when the session was made, and were reported then.
+    expect(folded).toEqual(expect.arrayContaining(['two', 'ones', 'shape', 'expanded', 'rows']));
+    expect(folded).not.toContain('out');
+    const y = observed.run({ x }).y!;
+    const every = graph.nodes.flatMap((n) => n.outputs);
+    expect([...seen.keys()].sort()).toEqual([...every].sort());
+    expect([...counts.values()].every((c) => c === 1)).toBe(true);
+    expect(seen.get('p')).toEqual([3, 6, 4]);
+    expect(seen.get('shape')).toEqual([2]);
+    expect(y.toFloat32()).toEqual(new Session(graph).run({ x }).y!.toFloat32());
+  });
+});

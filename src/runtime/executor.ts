@@ -28,6 +28,13 @@ export interface SessionOptions {
    * Slower per call; the default (false) packs each weight on first use for the calls after it.
    */
   readonly once?: boolean;
+  /**
+   * Called with the name and shape of every value the graph computes, as it is computed (folded
+   * constants when the session is made, the rest during a run): what a writer learning sizes needs,
+   * without asking for every value as an output and so holding them all to the end of the run.
+   * Nodes are then run as the graph has them, unfused, so every value is computed under its name.
+   */
+  readonly observe?: (name: string, shape: readonly number[]) => void;
 }
 
 /** One node, resolved: its kernel and the value slots it reads and writes. */
@@ -77,6 +84,7 @@ export class Session {
   private readonly outputSlots: readonly { readonly name: string; readonly slot: number }[];
   private readonly threads: number;
   private readonly once: boolean;
+  private readonly observe: SessionOptions['observe'];
   /** Run-once sessions' large weights, by slot: read by the step that first needs them (see LAZY_BYTES). */
   private readonly lazy = new Map<number, { readonly tensor: Tensor; readonly what: string }>();
   /** Bytes of lazy weights dropped since the last collection. */
@@ -120,7 +128,8 @@ export class Session {
     this.inputSlots = graph.inputs.filter((i) => !graph.initializers.has(i.name)).map((i) => ({ name: i.name, slot: slot(i.name), dtype: i.dtype }));
 
     // Activations (and MatMul's bias add) are folded into the product before them: see fuse.ts.
-    const ordered = fuseNodes(orderedOrThrow(graph, (line) => new UsageError(line)), graph);
+    const order = orderedOrThrow(graph, (line) => new UsageError(line));
+    const ordered = options.observe ? order : fuseNodes(order, graph);
     const prepare = (node: Node): RunKernel => kernelFor(node.op, graph.opset, node.domain)!.prepare(node, graph.opset);
     const constant = (name: string): Value | undefined => {
       const s = slotOf.get(name);
@@ -139,6 +148,11 @@ export class Session {
       this.steps.push({ node, run, inputs, outputs, args: new Array<Value | undefined>(inputs.length), release: [], load: [] });
     }
     this.folded = foldConstants(this.steps, constants, this.constantCount);
+    this.observe = options.observe;
+    if (this.observe) {
+      const nameOf = new Map([...slotOf].map(([name, s]) => [s, name]));
+      for (const [s, v] of this.folded) this.observe(nameOf.get(s)!, v.shape);
+    }
     const lastReader = new Map<number, number>();
     this.steps.forEach((step, index) => {
       for (const s of step.inputs) if (s >= this.constantCount && !constants[s]) lastReader.set(s, index);
@@ -234,6 +248,7 @@ export class Session {
       // float16/bfloat16 are computed widened; a fresh result is rounded back onto the type's grid.
       if (isHalf(v.dtype) && !args.some((a) => a?.data === v.data)) roundHalf(v.dtype, v.data as Float32Array);
       slots[s] = v;
+      this.observe?.(step.node.outputs[j]!, v.shape);
     }
     // The argument array would hold this step's weights until the next run: not in a run-once session.
     if (this.lazy.size) args.fill(undefined);

@@ -2,7 +2,8 @@ import type { DType } from '../../core/dtypes.js';
 import { UsageError } from '../../core/errors.js';
 import { allocate, Tensor as TensorValue } from '../../core/tensor.js';
 import { Session } from '../../runtime/executor.js';
-import type { Graph, Node } from '../../core/graph.js';
+import type { Dim, Graph, Node } from '../../core/graph.js';
+import { inferShapes } from '../../api/checks/shapes.js';
 import type { Tensor } from '../../core/tensor.js';
 import { tfAttr } from './attrs.js';
 import type { FunctionDefObject } from './rnn-loop.js';
@@ -115,6 +116,10 @@ export function exportGraph(source: Graph, options: ExportOptions, names = new T
     if (v?.type === 'tensor' && n.outputs[0]) known.set(n.outputs[0], v.value);
   }
 
+  // Ranks and fixed sizes the entries ask for: static inference first, and only where it cannot
+  // tell, runs of the graph (probeShapes).
+  let inference: ReadonlyMap<string, { readonly shape: readonly Dim[] | null }> | undefined;
+  const inferred = (v: string): readonly Dim[] | null | undefined => (inference ??= inferShapes(graph).values).get(v)?.shape;
   let probed: Map<string, readonly number[]> | undefined;
   let probedAgain: Map<string, readonly number[]> | undefined;
   for (const node of dependencyOrder(graph)) {
@@ -139,9 +144,12 @@ export function exportGraph(source: Graph, options: ExportOptions, names = new T
         if (!d) ctx.fail(`a known element type for input ${i}`);
         return d;
       },
-      rank: (i) => ranks.get(node.inputs[i] ?? '') ?? (probed ??= probeShapes(graph, 2)).get(node.inputs[i] ?? '')?.length,
+      rank: (i) => ranks.get(node.inputs[i] ?? '') ?? inferred(node.inputs[i] ?? '')?.length ?? (probed ??= probeShapes(graph, 2)).get(node.inputs[i] ?? '')?.length,
       staticDim(i, axis) {
         const v = node.inputs[i] ?? '';
+        // A size static inference knows is fixed (a 1 may be its reading of an unknown dim).
+        const known = inferred(v)?.[axis];
+        if (typeof known === 'number' && known !== 1) return known;
         const a = (probed ??= probeShapes(graph, 2)).get(v)?.[axis];
         const b = (probedAgain ??= probeShapes(graph, 3)).get(v)?.[axis];
         return a !== undefined && a === b ? a : undefined;
@@ -219,10 +227,11 @@ function probeShapes(graph: Graph, unknown: number): Map<string, readonly number
       return [i.name, TensorValue.fromArray(i.dtype, shape, allocate(i.dtype, shape.reduce((a, b) => a * b, 1)))];
     }),
   );
-  const values = graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== ''));
+  const shapes = new Map<string, readonly number[]>(Object.entries(feeds).map(([k, t]) => [k, t.shape]));
   try {
-    const all = new Session({ ...graph, outputs: values.map((name) => ({ name, dtype: 'float32', shape: null })) }, { once: true }).run(feeds);
-    return new Map([...Object.entries(feeds), ...Object.entries(all)].map(([k, t]) => [k, t.shape]));
+    // Shapes noted as values are computed, which the run then lets go as usual.
+    new Session(graph, { once: true, observe: (name, shape) => shapes.set(name, shape) }).run(feeds);
+    return shapes;
   } catch (e) {
     if (e instanceof UsageError) return new Map();
     throw e;
