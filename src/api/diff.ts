@@ -355,8 +355,8 @@ export function pairSignatureKeys(a: Model, sa: Signature, b: Model, sb: Signatu
  * one after the other, so only one model's weights are resident at a time.
  */
 export function compareOutputs(first: Model | (() => Model), b: Model, tol: Tolerance, inputs?: InputSet): OutputsDiff {
-  // Given as a function, a is this frame's alone (the caller keeps no reference), so its weights
-  // can go once it has run (below).
+  // Given as a function (the verifier), what a's run read in is collected before b is prepared
+  // (below): one model's memory at a time, not two.
   let a = typeof first === 'function' ? first() : first;
   const skip = (message: string): OutputsDiff => ({ status: 'skip', message, inputs: null, outputs: [] });
   if (!a.graph && !b.graph) return skip('neither model has an architecture: weights compared only');

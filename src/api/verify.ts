@@ -5,7 +5,6 @@ import { UsageError } from '../core/errors.js';
 import type { Graph } from '../core/graph.js';
 import type { Model } from '../core/model.js';
 import { progressPhase } from '../core/progress.js';
-import { isSupported } from '../runtime/ops.js';
 import { Tensor } from '../core/tensor.js';
 import { permuted } from '../core/transpose.js';
 import { quantizationBound, type QuantizationDType } from '../formats/tfjs/quantize.js';
@@ -95,7 +94,7 @@ function verify(source: Model, written: Model, options: VerifyOptions): VerifyRe
   const t0 = performance.now();
   let bytes = 0;
   for (const t of source.weights.values()) bytes += t.byteLength;
-  // Nothing is held whole: the weights stream past each other a chunk at a time, and the output
+  // No model is held whole: the weights stream past each other a chunk at a time, and the output
   // check's sessions run once, reading each weight when a step needs it and dropping it after its
   // last reader (runtime/executor.ts), one model after the other. What the writer dropped (a
   // transposed tensor's copies) goes first.
@@ -130,14 +129,9 @@ function verify(source: Model, written: Model, options: VerifyOptions): VerifyRe
   let outputs: OutputsDiff | undefined;
   if (source.graph && written.graph) {
     const tolerance = options.quantize ? { atol: Infinity, rtol: Infinity } : OUTPUT_TOLERANCE;
-    // Given as a function, the source is the comparison's alone once it has run (see compareOutputs).
-    const pair: Array<Model | undefined> = [source, written];
-    const take = (): Model => {
-      const a = pair[0]!;
-      pair[0] = undefined;
-      return a;
-    };
-    outputs = compareOutputs(take, pair[1]!, tolerance);
+    // Given as a function, the source's run is collected before the written model's starts (see
+    // compareOutputs): its sessions' spare weight buffers go first.
+    outputs = compareOutputs(() => source, written, tolerance);
   }
   if (outputs?.status === 'different') {
     throw new VerifyFailure(options.quantize ? `the written model does not run as the source does: ${outputs.message}` : `outputs differ after writing: ${outputs.message}`);
@@ -300,8 +294,8 @@ function squareTransposed<T extends { readonly tensors: readonly TensorDiff[] }>
     const a = source.get(d.name);
     const b = d.other !== null ? written.get(d.other) : undefined;
     if (d.status === 'identical' || !a || !b || b.shape.length !== 2 || b.shape[0] !== b.shape[1] || a.shape.join() !== b.shape.join() || a.dtype !== b.dtype) return d;
-    // The source's copy transposed, not the written file's: it is in memory already, so the
-    // transpose goes band by band over it while the file streams past, with no third copy.
+    // The source transposed band by band (see permuted) while the written file streams past: one
+    // side of the pair is read whole, not both.
     const stats = compareTensors(b, permuted(a, [1, 0]), { atol: 0, rtol: 0 });
     return stats.identical ? { ...d, status: 'identical' as const, via: 'transposed', perm: [1, 0], maxAbs: 0, maxRel: 0, beyond: 0 } : d;
   });

@@ -297,8 +297,7 @@ export class Session {
    */
   private dropLazy(v: Value, slots: readonly (Value | undefined)[]): void {
     const buffer = v.data.buffer;
-    const viewed = slots.some((d) => d !== undefined && d.data.buffer === buffer);
-    if (!viewed && buffer instanceof ArrayBuffer && this.owned.has(buffer) && this.spare.length < SPARE) {
+    if (buffer instanceof ArrayBuffer && this.owned.has(buffer) && this.spare.length < SPARE && !this.isRead(v.data as Float32Array, slots)) {
       this.spare.push(buffer);
       return;
     }

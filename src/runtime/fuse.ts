@@ -281,56 +281,45 @@ export function fuseNodes(given: readonly Node[], graph: Graph): Node[] {
     let residual: string | undefined;
     let clamp: Fusion['clamp'];
     let next = onlyReader(result);
-    // (not an Add already folded into the Conv on its other side: a downsampling block adds two Convs)
-    if (node.op === 'Conv' && next !== undefined && !dropped.has(next) && node.inputs.length <= 3) {
+    // The node at `next` joins the fusion: its output is the fused node's result from here on.
+    const absorb = (): void => {
+      const joined = nodes[next!]!;
+      then.push(joined);
+      dropped.add(next!);
+      last = next!;
+      result = joined.outputs[0]!;
+      next = onlyReader(result);
+    };
+    // An Add of another value after the product (a residual connection), not an Add already folded
+    // into a product on its other side: a downsampling block adds two Convs.
+    const residualAdd = (): void => {
+      if (next === undefined || dropped.has(next)) return;
       const add = nodes[next]!;
       const other = add.inputs[0] === result ? add.inputs[1] : add.inputs[0];
       if (isDefault(add) && add.op === 'Add' && add.inputs.length === 2 && add.outputs.length === 1 && other && other !== result && graph.opset >= 7) {
         residual = other;
-        then.push(add);
-        dropped.add(next);
-        last = next;
-        result = add.outputs[0]!;
-        next = onlyReader(result);
+        absorb();
       }
-    }
+    };
+    if (node.op === 'Conv' && node.inputs.length <= 3) residualAdd();
     if (node.op === 'MatMul' && next !== undefined) {
       const add = nodes[next]!;
       const other = add.inputs[0] === result ? add.inputs[1] : add.inputs[0];
       const t = other === undefined ? undefined : graph.initializers.get(other);
       if (isDefault(add) && add.op === 'Add' && add.inputs.length === 2 && add.inputs[0] !== add.inputs[1] && t && t.shape.length === 1 && graph.opset >= 7) {
         bias = { name: other!, first: add.inputs[1] === result };
-        then.push(add);
-        dropped.add(next);
-        last = next;
-        result = add.outputs[0]!;
-        next = onlyReader(result);
+        absorb();
       }
     }
     // a transformer's residual connection: MatMul (+ bias), then Add of another value (BERT's
-    // attention output and FFN output before their LayerNormalization); as for Conv, not an Add
-    // already folded into the MatMul on its other side
-    if (node.op === 'MatMul' && next !== undefined && !dropped.has(next)) {
-      const add = nodes[next]!;
-      const other = add.inputs[0] === result ? add.inputs[1] : add.inputs[0];
-      if (isDefault(add) && add.op === 'Add' && add.inputs.length === 2 && add.outputs.length === 1 && other && other !== result && graph.opset >= 7) {
-        residual = other;
-        then.push(add);
-        dropped.add(next);
-        last = next;
-        result = add.outputs[0]!;
-        next = onlyReader(result);
-      }
-    }
+    // attention output and FFN output before their LayerNormalization)
+    if (node.op === 'MatMul') residualAdd();
     if (next !== undefined) {
       const activation = nodes[next]!;
       const c = activation.inputs[0] === result ? clampOf(activation, graph) : undefined;
       if (c) {
         clamp = c;
-        then.push(activation);
-        dropped.add(next);
-        last = next;
-        result = activation.outputs[0]!;
+        absorb();
       }
     }
     if (!then.length) {
