@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { runModel } from '../src/api/run.js';
-import { UsageError } from '../src/core/errors.js';
 import { attr, DEFAULT_OPSET, makeNode, type Attribute } from '../src/core/graph.js';
 import type { Model } from '../src/core/model.js';
 import { Tensor } from '../src/core/tensor.js';
@@ -8,6 +7,7 @@ import { parseTflite, tfliteToModel } from '../src/formats/tflite/index.js';
 import { builtinName } from '../src/formats/tflite/ops.js';
 import { tfliteBytes } from '../src/formats/tflite/writer.js';
 import { seededRandom } from '../src/train/random.js';
+import { expectRefused } from './tflite-helpers.js';
 
 /**
  * ONNX GRU and RNN -> .tflite without peers: what the writer emits (UNIDIRECTIONAL_SEQUENCE_RNN,
@@ -159,20 +159,8 @@ describe('TFLite GRU and RNN writing', () => {
   });
 
   it('refuses in one line what it cannot write: clip, other activations', () => {
-    const refused = (model: Model, pattern: RegExp) => {
-      let error: unknown;
-      try {
-        tfliteBytes(model);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(UsageError);
-      const message = (error as Error).message;
-      expect(message).toMatch(pattern);
-      expect(message).not.toContain('\n');
-    };
-    refused(rnnModel({ op: 'GRU', attributes: { clip: attr.float(2) } }), /\(GRU\): TFLite needs a GRU without clip/);
-    refused(rnnModel({ op: 'GRU', attributes: { activations: attr.strings(['HardSigmoid', 'Tanh']) } }), /default activations Sigmoid, Tanh, not HardSigmoid, Tanh/);
-    refused(rnnModel({ op: 'RNN', attributes: { activations: attr.strings(['Sigmoid']) } }), /activation Tanh or Relu/);
+    expectRefused(rnnModel({ op: 'GRU', attributes: { clip: attr.float(2) } }), /\(GRU\): TFLite needs a GRU without clip/);
+    expectRefused(rnnModel({ op: 'GRU', attributes: { activations: attr.strings(['HardSigmoid', 'Tanh']) } }), /default activations Sigmoid, Tanh, not HardSigmoid, Tanh/);
+    expectRefused(rnnModel({ op: 'RNN', attributes: { activations: attr.strings(['Sigmoid']) } }), /activation Tanh or Relu/);
   });
 });

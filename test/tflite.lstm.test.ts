@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { runModel } from '../src/api/run.js';
-import { UsageError } from '../src/core/errors.js';
 import { attr, DEFAULT_OPSET, makeNode, type Attribute } from '../src/core/graph.js';
 import type { Model } from '../src/core/model.js';
 import { Tensor } from '../src/core/tensor.js';
 import { parseTflite, tfliteToModel } from '../src/formats/tflite/index.js';
 import { tfliteBytes } from '../src/formats/tflite/writer.js';
 import { seededRandom } from '../src/train/random.js';
+import { expectRefused } from './tflite-helpers.js';
 
 /**
  * ONNX LSTM <-> UNIDIRECTIONAL_SEQUENCE_LSTM without peers: what the writer lays out (24 inputs,
@@ -75,20 +75,8 @@ describe('TFLite UNIDIRECTIONAL_SEQUENCE_LSTM', () => {
   }
 
   it('refuses in one line what TFLite\'s op cannot hold: reverse direction, clip, a used Y_h', () => {
-    const refused = (model: Model, pattern: RegExp) => {
-      let error: unknown;
-      try {
-        tfliteBytes(model);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(UsageError);
-      const message = (error as Error).message;
-      expect(message).toMatch(pattern);
-      expect(message).not.toContain('\n');
-    };
-    refused(lstmModel(0, { clip: attr.float(3) }), /without clip/);
-    refused(lstmModel(0, { activations: attr.strings(['Sigmoid', 'Relu', 'Tanh']) }), /the default activations Sigmoid, Tanh, Tanh/);
+    expectRefused(lstmModel(0, { clip: attr.float(3) }), /without clip/);
+    expectRefused(lstmModel(0, { activations: attr.strings(['Sigmoid', 'Relu', 'Tanh']) }), /the default activations Sigmoid, Tanh, Tanh/);
     // What the fused op cannot hold is written unrolled (test/tflite.gru.test.ts checks the arithmetic).
     for (const model of [lstmModel(0, { direction: attr.string('reverse') }), lstmModel(0, {}, ['y', 'y_h'])]) {
       const ops = parseTflite('lstm.tflite', tfliteBytes(model)).subgraphs[0]!.operators.map((o) => o.code);
