@@ -5,7 +5,7 @@ import { stridesOf } from '../src/core/shape.js';
 import { MemorySource, type ByteSource } from '../src/core/source.js';
 import { Tensor } from '../src/core/tensor.js';
 import { permuted, transpose2d } from '../src/core/transpose.js';
-import { wasmTranspose32, wasmTransposeBands } from '../src/core/wasm/transpose.js';
+import { wasmTranspose32, wasmTransposeBands, wasmTransposeBandsFrom } from '../src/core/wasm/transpose.js';
 
 /** The definition: output element at index i is the input element at index i mapped back through perm. */
 function reference(bytes: Uint8Array, shape: readonly number[], size: number, perm: readonly number[]): Uint8Array {
@@ -135,7 +135,52 @@ describe('the WebAssembly transpose of 32-bit elements', () => {
     expect(() => wasmTranspose32({ byteLength: 64, read: () => new Uint8Array(64), *chunks() { yield new Uint8Array(60); yield new Uint8Array(8); } }, 4, 4, 64)).toThrow(RangeError);
   });
 
-  it('transposes a large matrix in bands of whole output rows, with no memory the size of the matrix kept', () => {
+  it('transposes a large matrix streamed into its memory a band of columns at a time, reading the source in place', () => {
+    // Bands of 8 MiB: 1027 rows give bands of 2041 columns (the last of 10 columns), 3001 rows bands of 698.
+    for (const [rows, cols] of [[1027, 2051], [3001, 2903], [5, 3]] as const) {
+      const bytes = matrix(rows, cols, rows * 7 + cols);
+      const want = reference(bytes, [rows, cols], 4, [1, 0]);
+      for (const chunk of [1000, 1 << 20]) {
+        const bands: Uint8Array[] = [];
+        for (const band of wasmTransposeBandsFrom(new MemorySource(bytes), rows, cols, chunk)!) bands.push(band.slice());
+        expect(bands.length).toBe(Math.ceil(cols / Math.max(1, Math.min(cols, Math.floor((8 << 20) / (rows * 4))))));
+        expect(bands.every((band) => band.byteLength % (rows * 4) === 0)).toBe(true);
+        expect(Buffer.compare(Buffer.concat(bands), want), `${rows}x${cols} in chunks of ${chunk}`).toBe(0);
+      }
+    }
+    // A reader that stops after the first band gives the memory back: the next transpose reuses it and is right.
+    const bytes = matrix(1027, 2051, 5);
+    for (const band of wasmTransposeBandsFrom(new MemorySource(bytes), 1027, 2051, 1 << 20)!) {
+      expect(band.byteLength).toBeGreaterThan(0);
+      break;
+    }
+    const again = Buffer.concat(Array.from(wasmTransposeBandsFrom(new MemorySource(bytes), 1027, 2051, 1 << 20)!, (band) => band.slice()));
+    expect(Buffer.compare(again, reference(bytes, [1027, 2051], 4, [1, 0]))).toBe(0);
+    // A source longer or shorter than the shape says is refused, not transposed.
+    expect(() => wasmTransposeBandsFrom(new MemorySource(new Uint8Array(60)), 4, 4, 64)).toThrow(RangeError);
+    const lying: ByteSource = { byteLength: 64, read: () => new Uint8Array(64), *chunks() { yield new Uint8Array(60); } };
+    expect(() => [...wasmTransposeBandsFrom(lying, 4, 4, 64)!]).toThrow(RangeError);
+  });
+
+  it('keeps two large banded transposes read side by side apart (diff reads two models at once)', () => {
+    const [rows, cols] = [2048, 4100]; // 33.6 MB each, past permuted()'s 32 MiB switch to bands
+    const a = matrix(rows, cols, 11);
+    const b = matrix(rows, cols, 12);
+    const ia = transpose2d(new Tensor('float32', [rows, cols], new MemorySource(a))).source.chunks(3 << 20)[Symbol.iterator]();
+    const ib = transpose2d(new Tensor('float32', [rows, cols], new MemorySource(b))).source.chunks(3 << 20)[Symbol.iterator]();
+    const got: [Uint8Array[], Uint8Array[]] = [[], []];
+    for (;;) {
+      const x = ia.next();
+      const y = ib.next();
+      if (x.done || y.done) break;
+      got[0].push(x.value.slice());
+      got[1].push(y.value.slice());
+    }
+    expect(Buffer.compare(Buffer.concat(got[0]), reference(a, [rows, cols], 4, [1, 0]))).toBe(0);
+    expect(Buffer.compare(Buffer.concat(got[1]), reference(b, [rows, cols], 4, [1, 0]))).toBe(0);
+  });
+
+  it('transposes a matrix held in JS memory in bands of whole output rows, gathering each band (past what a 32-bit memory holds)', () => {
     // 8.4 MB and 34.8 MB: two bands of the 8 MiB band, and a tensor past permuted()'s 32 MiB switch to bands.
     for (const [rows, cols] of [[1027, 2051], [3001, 2903]] as const) {
       const bytes = matrix(rows, cols, rows ^ cols);

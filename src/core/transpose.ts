@@ -2,7 +2,7 @@ import { dtypeSize } from './dtypes.js';
 import { stridesOf } from './shape.js';
 import type { ByteSource } from './source.js';
 import { Tensor } from './tensor.js';
-import { wasmTranspose32, wasmTransposeBands, type TransposeLease } from './wasm/transpose.js';
+import { wasmTranspose32, wasmTransposeBands, wasmTransposeBandsFrom, type TransposeLease } from './wasm/transpose.js';
 
 /** Bytes per read when a source is streamed into the WebAssembly transpose. */
 const CHUNK = 8 * 1024 * 1024;
@@ -87,13 +87,15 @@ class PermutedSource implements ByteSource {
   }
 
   /**
-   * A large 2-D transpose of 32-bit elements: the source read whole (into JS memory, which the
-   * garbage collector gives back), transposed in WebAssembly a band at a time (see
-   * wasmTransposeBands), so no WebAssembly memory the size of the tensor stays behind.
+   * A large 2-D transpose of 32-bit elements, handed out a band of result rows at a time: the
+   * source streamed into WebAssembly memory and each band transposed from it in place
+   * (wasmTransposeBandsFrom); past what a 32-bit memory holds, the source read whole into JS
+   * memory and each band gathered from it (wasmTransposeBands).
    */
   private banded(): Iterable<Uint8Array> | undefined {
     if (this.size !== 4 || this.shape.length !== 2 || this.perm[0] !== 1 || this.byteLength <= BANDED_BYTES) return undefined;
-    return wasmTransposeBands(this.inner.read(), this.shape[0]!, this.shape[1]!);
+    const [rows, cols] = this.shape as [number, number];
+    return wasmTransposeBandsFrom(this.inner, rows, cols, CHUNK) ?? wasmTransposeBands(this.inner.read(), rows, cols);
   }
 
   /** A 2-D transpose of 32-bit elements (float32, int32: nearly every weight) in WebAssembly, where it can run. */

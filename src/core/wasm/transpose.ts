@@ -9,7 +9,8 @@
  * again for every tensor, and memories the garbage collector has not yet reclaimed would pile up
  * (a 1 GiB model's four 256 MiB kernels peaked at 1.6 GB that way). Two transposes streamed at
  * once (diff reads two models side by side) lease two instances, so they cannot overwrite each
- * other. The kept instance holds twice the largest tensor transposed so far, up to 1 GiB.
+ * other. The kept instance holds the largest tensor transposed so far and its result (or, for a
+ * banded transpose, one band of it), up to 1 GiB.
  */
 import type { ByteSource } from '../source.js';
 import { compileWasm, WASM_PAGE, type CompiledWasm, type WasmMemory } from './module.js';
@@ -17,7 +18,7 @@ import { TRANSPOSE_WASM_BASE64 } from './transpose-bytes.js';
 
 interface TransposeExports {
   memory: WasmMemory;
-  transpose32(src: number, dst: number, rows: number, cols: number, ldd: number, scratch: number): void;
+  transpose32(src: number, dst: number, rows: number, cols: number, lds: number, ldd: number, scratch: number): void;
 }
 
 const PAGE = WASM_PAGE;
@@ -46,12 +47,13 @@ export interface TransposeLease {
 
 let idle: TransposeExports | undefined;
 
-function lease(c: CompiledWasm, bytes: number): TransposeExports | undefined {
+/** An instance whose memory holds at least `need` bytes: the idle one if there is one. */
+function lease(c: CompiledWasm, need: number): TransposeExports | undefined {
   try {
     const exports = idle ?? c.instantiate<TransposeExports>();
     idle = undefined;
     const have = exports.memory.buffer.byteLength;
-    if (bytes * 2 + SCRATCH > have) exports.memory.grow(Math.ceil((bytes * 2 + SCRATCH - have) / PAGE));
+    if (need > have) exports.memory.grow(Math.ceil((need - have) / PAGE));
     return exports;
   } catch {
     return undefined; // the memory could not grow this far: the JS path may still manage
@@ -68,7 +70,7 @@ export function wasmTranspose32(source: ByteSource, rows: number, cols: number, 
   const bytes = rows * cols * 4;
   if (bytes !== source.byteLength || bytes * 2 > MAX_BYTES) return undefined;
   const c = compile();
-  const exports = c ? lease(c, bytes) : undefined;
+  const exports = c ? lease(c, bytes * 2 + SCRATCH) : undefined;
   if (!exports) return undefined;
   let released = false;
   const release = () => {
@@ -84,7 +86,7 @@ export function wasmTranspose32(source: ByteSource, rows: number, cols: number, 
     // Each band of whole rows is transposed as soon as it is in memory, so the transposing overlaps
     // whatever the source does in the background (a checkpoint's CRC-32C on a worker thread).
     const transposeTo = (end: number) => {
-      exports.transpose32(done * rowBytes, bytes + done * 4, end - done, cols, rows, bytes * 2);
+      exports.transpose32(done * rowBytes, bytes + done * 4, end - done, cols, cols, rows, bytes * 2);
       done = end;
     };
     for (const chunk of source.chunks(chunkSize)) {
@@ -106,6 +108,53 @@ export function wasmTranspose32(source: ByteSource, rows: number, cols: number, 
 
 /** Output bytes per band of a banded transpose. */
 const BAND_BYTES = 8 << 20;
+
+/**
+ * The bytes of `source` (a row-major [rows, cols] matrix of 32-bit elements) transposed to
+ * [cols, rows], handed out a band of whole output rows at a time (views valid until the next
+ * band). The source is read a chunk at a time straight into a leased instance's memory, which
+ * then holds it and one band: each band is transposed from the source's columns in place, with
+ * no gathering in JS, and the memory is the kept instance's (up to KEEP_BYTES), so the next large
+ * weight of a model lands in pages already mapped instead of a fresh JS array the size of the
+ * weight (whose page faults and collection cost a SavedModel -> safetensors conversion about as
+ * much as its transposes). Undefined where WebAssembly SIMD is missing or the source and a band
+ * do not fit a 32-bit memory: the caller then reads the source whole (wasmTransposeBands).
+ */
+export function wasmTransposeBandsFrom(source: ByteSource, rows: number, cols: number, chunkSize: number): Iterable<Uint8Array> | undefined {
+  const bytes = rows * cols * 4;
+  if (bytes !== source.byteLength) throw new RangeError(`transpose source has ${source.byteLength} bytes, expected ${bytes}`);
+  const bandCols = Math.max(1, Math.min(cols, Math.floor(BAND_BYTES / (rows * 4))));
+  const bandBytes = rows * bandCols * 4;
+  if (rows === 0 || cols === 0 || bytes + bandBytes + SCRATCH > MAX_BYTES) return undefined;
+  const c = compile();
+  if (!c) return undefined;
+  return sourceBands(c, source, rows, cols, bandCols, bandBytes, chunkSize);
+}
+
+function* sourceBands(c: CompiledWasm, source: ByteSource, rows: number, cols: number, bandCols: number, bandBytes: number, chunkSize: number): Generator<Uint8Array> {
+  const bytes = rows * cols * 4;
+  // Leased when the first band is asked for, and given back when the last is out (or the reader stops early).
+  const exports = lease(c, bytes + bandBytes + SCRATCH);
+  if (!exports) throw new RangeError(`no memory for a ${rows}x${cols} transpose`);
+  try {
+    const memory = new Uint8Array(exports.memory.buffer);
+    let at = 0;
+    for (const chunk of source.chunks(chunkSize)) {
+      if (at + chunk.byteLength > bytes) break;
+      memory.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    if (at !== bytes) throw new RangeError(`transpose source gave ${at} bytes or more, expected ${bytes}`);
+    for (let c0 = 0; c0 < cols; c0 += bandCols) {
+      const n = Math.min(bandCols, cols - c0);
+      // input columns c0..c0+n, read in place (a row of the source is `cols` long): output rows c0..c0+n
+      exports.transpose32(c0 * 4, bytes, rows, n, cols, rows, bytes + bandBytes);
+      yield memory.subarray(bytes, bytes + n * rows * 4);
+    }
+  } finally {
+    if (exports.memory.buffer.byteLength <= KEEP_BYTES) idle = exports;
+  }
+}
 
 /**
  * The bytes of `input` (a row-major [rows, cols] matrix of 32-bit elements, whole in memory)
@@ -141,7 +190,7 @@ function* bands(exports: TransposeExports, input: Uint8Array, rows: number, cols
     const span = n * 4;
     // Input columns c0..c0+n, gathered row by row: a [rows, n] matrix whose transpose is output rows c0..c0+n.
     for (let r = 0, from = c0 * 4, to = 0; r < rows; r++, from += rowBytes, to += span) memory.set(input.subarray(from, from + span), to);
-    exports.transpose32(0, bandBytes, rows, n, rows, bandBytes * 2);
+    exports.transpose32(0, bandBytes, rows, n, n, rows, bandBytes * 2);
     yield memory.subarray(bandBytes, bandBytes + n * rows * 4);
   }
 }

@@ -1,13 +1,15 @@
 ;; 2-D transpose of 32-bit elements for modelbridge's weight layout changes (a Keras kernel
 ;; [in, out] stored as a torch Linear weight [out, in]), hand-written with WebAssembly SIMD128.
 ;;
-;;   dst[c * ldd + r] = src[r * cols + c]      for r < rows, c < cols
+;;   dst[c * ldd + r] = src[r * lds + c]       for r < rows, c < cols
 ;;
 ;; Both matrices are row-major in this module's memory; pointers are byte addresses and must not
-;; overlap. `ldd` is the length of a result row (at least rows), so a band of source rows can be
-;; transposed into its columns of a larger result: the caller (src/core/wasm/transpose.ts)
-;; transposes each band of a tensor as soon as its bytes have been read into memory. Elements are moved as bits, never as floats, so NaN
-;; payloads and signed zeros stay exact.
+;; overlap. `lds` is the length of a source row (at least cols) and `ldd` that of a result row (at
+;; least rows), so a block of a larger matrix goes to a block of a larger result: the callers
+;; (src/core/wasm/transpose.ts) transpose a tensor's rows as soon as their bytes have been read
+;; into memory (a band of rows into its columns of the result), or a whole tensor held in memory
+;; a band of its columns at a time (into a band of result rows). Elements are moved as bits,
+;; never as floats, so NaN payloads and signed zeros stay exact.
 ;;
 ;; Method: the matrix is walked in square tiles of 16 x 16 elements (both the rows read and the
 ;; rows written then stay in L1 and the TLB); inside a tile, blocks of 4 x 4 are loaded as four
@@ -22,7 +24,7 @@
   (func $min (param $a i32) (param $b i32) (result i32)
     (select (local.get $a) (local.get $b) (i32.lt_u (local.get $a) (local.get $b))))
 
-  (func (export "transpose32") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32) (param $ldd i32) (param $scratch i32)
+  (func (export "transpose32") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32) (param $lds i32) (param $ldd i32) (param $scratch i32)
     (local $rows4 i32) (local $cols4 i32)
     (local $r0 i32) (local $c0 i32) (local $r1 i32) (local $c1 i32) (local $r i32) (local $c i32)
     (local $sstride i32) (local $dstride i32) (local $s i32) (local $d i32)
@@ -30,7 +32,7 @@
     (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local.set $rows4 (i32.and (local.get $rows) (i32.const -4)))
     (local.set $cols4 (i32.and (local.get $cols) (i32.const -4)))
-    (local.set $sstride (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $sstride (i32.shl (local.get $lds) (i32.const 2)))
     (local.set $dstride (i32.shl (local.get $ldd) (i32.const 2)))
 
     ;; The 4-aligned core, tile by tile (TILE = 16 elements).
@@ -46,7 +48,7 @@
             (local.set $c1 (call $min (i32.add (local.get $c0) (i32.const 16)) (local.get $cols4)))
             (if (i32.and (i32.eq (i32.sub (local.get $r1) (local.get $r0)) (i32.const 16)) (i32.eq (i32.sub (local.get $c1) (local.get $c0)) (i32.const 16)))
               (then
-                (call $tile16 (local.get $src) (local.get $dst) (local.get $cols) (local.get $ldd) (local.get $r0) (local.get $c0) (local.get $scratch))
+                (call $tile16 (local.get $src) (local.get $dst) (local.get $lds) (local.get $ldd) (local.get $r0) (local.get $c0) (local.get $scratch))
                 (local.set $c0 (i32.add (local.get $c0) (i32.const 16)))
                 (br $cols_tiles)))
             (local.set $r (local.get $r0))
@@ -57,9 +59,9 @@
                 (block $tile_cols_done
                   (loop $tile_cols
                     (br_if $tile_cols_done (i32.ge_u (local.get $c) (local.get $c1)))
-                    ;; s = src + (r * cols + c) * 4; d = dst + (c * ldd + r) * 4
+                    ;; s = src + (r * lds + c) * 4; d = dst + (c * ldd + r) * 4
                     (local.set $s (i32.add (local.get $src)
-                      (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2))))
+                      (i32.shl (i32.add (i32.mul (local.get $r) (local.get $lds)) (local.get $c)) (i32.const 2))))
                     (local.set $d (i32.add (local.get $dst)
                       (i32.shl (i32.add (i32.mul (local.get $c) (local.get $ldd)) (local.get $r)) (i32.const 2))))
                     (local.set $a (v128.load (local.get $s)))
@@ -98,7 +100,7 @@
         (block $edge_cols_done
           (loop $edge_cols
             (br_if $edge_cols_done (i32.ge_u (local.get $c) (local.get $cols)))
-            (call $move (local.get $src) (local.get $dst) (local.get $ldd) (local.get $cols) (local.get $r) (local.get $c))
+            (call $move (local.get $src) (local.get $dst) (local.get $ldd) (local.get $lds) (local.get $r) (local.get $c))
             (local.set $c (i32.add (local.get $c) (i32.const 1)))
             (br $edge_cols)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
@@ -113,7 +115,7 @@
         (block $tail_cols_done
           (loop $tail_cols
             (br_if $tail_cols_done (i32.ge_u (local.get $c) (local.get $cols4)))
-            (call $move (local.get $src) (local.get $dst) (local.get $ldd) (local.get $cols) (local.get $r) (local.get $c))
+            (call $move (local.get $src) (local.get $dst) (local.get $ldd) (local.get $lds) (local.get $r) (local.get $c))
             (local.set $c (i32.add (local.get $c) (i32.const 1)))
             (br $tail_cols)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
@@ -124,17 +126,17 @@
 ;; Writing the result straight from the blocks would touch 16 result rows 16 bytes at a time, and
 ;; with a power-of-two row length (a 4096-wide kernel) those rows share cache sets and evict each
 ;; other between visits.
-(func $tile16 (param $src i32) (param $dst i32) (param $cols i32) (param $ldd i32) (param $r0 i32) (param $c0 i32) (param $scratch i32)
+(func $tile16 (param $src i32) (param $dst i32) (param $lds i32) (param $ldd i32) (param $r0 i32) (param $c0 i32) (param $scratch i32)
     (local $r i32) (local $c i32) (local $k i32) (local $s i32) (local $t i32) (local $d i32) (local $sstride i32)
     (local $a v128) (local $b v128) (local $x v128) (local $y v128)
     (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
-    (local.set $sstride (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $sstride (i32.shl (local.get $lds) (i32.const 2)))
     (local.set $r (i32.const 0))
     (loop $rows
       (local.set $c (i32.const 0))
       (loop $blocks
         (local.set $s (i32.add (local.get $src)
-          (i32.shl (i32.add (i32.mul (i32.add (local.get $r0) (local.get $r)) (local.get $cols)) (i32.add (local.get $c0) (local.get $c))) (i32.const 2))))
+          (i32.shl (i32.add (i32.mul (i32.add (local.get $r0) (local.get $r)) (local.get $lds)) (i32.add (local.get $c0) (local.get $c))) (i32.const 2))))
         ;; scratch row c + k holds result row c0 + c + k; this block fills its bytes [r * 4, r * 4 + 16)
         (local.set $t (i32.add (local.get $scratch) (i32.shl (i32.add (i32.shl (local.get $c) (i32.const 4)) (local.get $r)) (i32.const 2))))
         (local.set $a (v128.load (local.get $s)))
@@ -166,9 +168,9 @@
       (local.set $k (i32.add (local.get $k) (i32.const 1)))
       (br_if $out (i32.lt_u (local.get $k) (i32.const 16)))))
 
-  ;; dst[c * ldd + r] = src[r * cols + c], one element.
-  (func $move (param $src i32) (param $dst i32) (param $ldd i32) (param $cols i32) (param $r i32) (param $c i32)
+  ;; dst[c * ldd + r] = src[r * lds + c], one element.
+  (func $move (param $src i32) (param $dst i32) (param $ldd i32) (param $lds i32) (param $r i32) (param $c i32)
     (i32.store
       (i32.add (local.get $dst) (i32.shl (i32.add (i32.mul (local.get $c) (local.get $ldd)) (local.get $r)) (i32.const 2)))
       (i32.load
-        (i32.add (local.get $src) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2)))))))
+        (i32.add (local.get $src) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $lds)) (local.get $c)) (i32.const 2)))))))
