@@ -122,6 +122,9 @@ export function exportGraph(source: Graph, options: ExportOptions, names = new T
   const inferred = (v: string): readonly Dim[] | null | undefined => (inference ??= inferShapes(graph).values).get(v)?.shape;
   let probed: Map<string, readonly number[]> | undefined;
   let probedAgain: Map<string, readonly number[]> | undefined;
+  // Where every input size is fixed, a run with unknown sizes set to 3 is the run at 2 over again
+  // (a whole forward pass of the model: a second of ViT-B/16's export).
+  const dynamic = graph.inputs.some((i) => !graph.initializers.has(i.name) && (i.shape === null || i.shape.some((d) => typeof d !== 'number')));
   for (const node of dependencyOrder(graph)) {
     const entry = IR_TO_TF[node.op]!;
     const outName = node.outputs[0] || node.name;
@@ -151,7 +154,7 @@ export function exportGraph(source: Graph, options: ExportOptions, names = new T
         const known = inferred(v)?.[axis];
         if (typeof known === 'number' && known !== 1) return known;
         const a = (probed ??= probeShapes(graph, 2)).get(v)?.[axis];
-        const b = (probedAgain ??= probeShapes(graph, 3)).get(v)?.[axis];
+        const b = dynamic ? (probedAgain ??= probeShapes(graph, 3)).get(v)?.[axis] : a;
         return a !== undefined && a === b ? a : undefined;
       },
       constant: (i) => known.get(node.inputs[i] ?? ''),
