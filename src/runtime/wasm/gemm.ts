@@ -198,7 +198,7 @@ function spread(s: State, pool: GemmPool | null, kind: PoolKind, descs: readonly
     return;
   }
   try {
-    pool.run(descs.slice(1), () => own(descs[0]!), kind);
+    pool.run(descs.slice(1), descs[0]!, own, kind);
   } catch (error) {
     pool.close();
     s.pool = null;
@@ -688,7 +688,7 @@ export class GemmCall {
       return true;
     }
     try {
-      pool.run(ptrs.slice(1), () => this.s.exports.gemm(ptrs[0]!));
+      pool.run(ptrs.slice(1), ptrs[0]!, (ptr) => this.s.exports.gemm(ptr));
     } catch (error) {
       pool.close();
       this.s.pool = null; // the workers are gone; later products run on this thread

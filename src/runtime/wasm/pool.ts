@@ -4,9 +4,16 @@ import { startThread, THREADS_START_WHILE_BLOCKED, until, waitWhile, type Thread
  * Worker threads that run the GEMM module's exports (`gemm`, and the row-wise kernels beside it:
  * `maxpool2d`, `gelu`, `softmax`, `layernorm`) on the same shared WebAssembly memory as the main thread. The runtime is synchronous (a kernel returns its result), so the threads
  * coordinate through Atomics on a few control words instead of messages: the main thread writes
- * each worker's job address, bumps a generation counter and notifies; every worker runs its
- * share and counts itself done; the main thread runs its own share meanwhile and then waits for
- * the count. No event loop turn is needed on either side.
+ * each worker's job address, marks it open, bumps a generation counter and notifies; a worker
+ * claims its open job (compare-and-swap), runs it and marks it done; the main thread runs its own
+ * share meanwhile, then claims and runs itself every job no worker has claimed yet, and waits only
+ * for jobs a worker is running. No event loop turn is needed on either side.
+ *
+ * The claim is what keeps a call from waiting on a sleeping worker: a worker whose spin ran out
+ * (the main thread paused for a garbage collection, or ran single-threaded ops for a while) sleeps
+ * in Atomics.wait, and on this 2-vCPU VM waking it took up to a millisecond and more, 1% of 128^3
+ * products waiting that long and the mean wait 80-110 µs against a 60 µs share: two threads ran
+ * such a product no faster than one. Now such a call costs what one thread takes.
  *
  * The threads are Node worker threads, or Web Workers in the browser build (src/core/threads.ts
  * hides which). A Web Worker starts only after its creator's thread returns to the event loop,
@@ -14,14 +21,20 @@ import { startThread, THREADS_START_WHILE_BLOCKED, until, waitWhile, type Thread
  * (`ready`, `whenReady()`), and a page's main thread, which may not block, spins on the count.
  */
 
-/** Control words (Int32): generation, workers done, a failure flag, then per worker its ready state, job address and job kind. */
+/** Control words (Int32): generation, a failure flag, then per worker its ready state, job address, job kind and job state. */
 const GEN = 0;
-const DONE = 1;
 const FAILED = 2;
 const READY = 8;
 const JOB = 72;
 const KIND = 136;
-const WORDS = 200;
+const STATE = 200;
+const WORDS = 264;
+/** A job's state: open (no thread has it yet), claimed by its worker, taken by the main thread, done by its worker, or no job. */
+const OPEN = 0;
+const CLAIMED = 1;
+const TAKEN = 2;
+const DONE = 3;
+const NONE = 4;
 
 /**
  * What a worker runs on its job address: the export of that name, its arguments read from the
@@ -35,7 +48,7 @@ export type PoolKind = (typeof PoolKind)[keyof typeof PoolKind];
 export const MAX_WORKERS = 63;
 /**
  * How many times a worker polls for its next job, and the main thread for the workers' shares,
- * before sleeping in Atomics.wait (32768 polls: about 0.7 ms once compiled, measured): a model's
+ * before sleeping in Atomics.wait (32768 polls: 0.4 to 0.7 ms, measured): a model's
  * jobs come a few small ops apart, and waking a sleeping thread (a futex wake, an
  * inter-processor interrupt on a VM) costs about as much as a transformer's row-wise job itself.
  * With 2048 polls (20-60 us) a BERT-tiny worker was asleep at most of its jobs, and 2 threads
@@ -62,8 +75,10 @@ for (;;) {
   for (let spin = 0; spin < ${SPIN} && Atomics.load(ctl, ${GEN}) === seen; spin++);
   Atomics.wait(ctl, ${GEN}, seen);
   seen = Atomics.load(ctl, ${GEN});
-  const job = Atomics.load(ctl, ${JOB} + index);
-  if (job !== 0) {
+  // The job is this worker's only if it is still open: the main thread may have run it already.
+  // (Claimed first, read after: the address and kind read are then the open job's.)
+  if (Atomics.compareExchange(ctl, ${STATE} + index, ${OPEN}, ${CLAIMED}) === ${OPEN}) {
+    const job = Atomics.load(ctl, ${JOB} + index);
     try {
       const kind = Atomics.load(ctl, ${KIND} + index);
       if (kind === ${PoolKind.Gemm}) exports.gemm(job);
@@ -82,9 +97,9 @@ for (;;) {
     } catch (error) {
       Atomics.store(ctl, ${FAILED}, 1);
     }
+    Atomics.store(ctl, ${STATE} + index, ${DONE});
+    Atomics.notify(ctl, ${STATE} + index);
   }
-  Atomics.add(ctl, ${DONE}, 1);
-  Atomics.notify(ctl, ${DONE});
 }
 `;
 
@@ -104,6 +119,8 @@ export class GemmPool {
    */
   constructor(module: object, memory: object, count: number) {
     const source = workerSource();
+    // no job yet for any worker (a state word of 0 would read as an open job)
+    this.control.fill(NONE, STATE, STATE + MAX_WORKERS + 1);
     for (let index = 0; index < count; index++) {
       const worker = startThread(source, { module, memory, control: this.control.buffer, index }, () => {
         this.broken = true;
@@ -140,34 +157,55 @@ export class GemmPool {
   }
 
   /**
-   * Runs the export `kind` names on `jobs[w]` on worker w (0 = no share) while the caller runs
-   * `own()`, and returns once all are done. Throws if a worker failed; the pool is then broken
+   * Runs `exec(own)` here and the export `kind` names on `jobs[w]` on worker w (0 = no share),
+   * and returns once all are done: a job its worker has not claimed by the time `exec(own)`
+   * returns is run here too (`exec(jobs[w])`). Throws if a worker failed; the pool is then broken
    * and must not be reused.
    */
-  run(jobs: readonly number[], own: () => void, kind: PoolKind = PoolKind.Gemm): void {
+  run(jobs: readonly number[], own: number, exec: (job: number) => void, kind: PoolKind = PoolKind.Gemm): void {
     const ctl = this.control;
     const count = this.workers.length;
     for (let w = 0; w < count; w++) {
-      ctl[JOB + w] = jobs[w] ?? 0;
+      const job = jobs[w] ?? 0;
+      ctl[JOB + w] = job;
       ctl[KIND + w] = kind;
+      Atomics.store(ctl, STATE + w, job === 0 ? NONE : OPEN);
     }
-    Atomics.store(ctl, DONE, 0);
-    this.runs++;
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
+    let ownDone = false;
+    let onWorkers = false;
     try {
-      own();
+      exec(own);
+      ownDone = true;
     } finally {
-      for (let spin = 0; spin < SPIN && Atomics.load(ctl, DONE) < count; spin++);
-      for (;;) {
-        const done = Atomics.load(ctl, DONE);
-        if (done >= count) break;
-        if (waitWhile(ctl, DONE, done, STALL_MS) === 'timed-out' && Atomics.load(ctl, DONE) === done) {
-          this.broken = true;
-          throw new Error(`a GEMM worker thread made no progress in ${STALL_MS / 1000} s`);
+      // Every job still open is taken here, so no worker starts it, and run here unless this
+      // thread's own share failed ...
+      let failure: unknown;
+      for (let w = 0; w < count; w++) {
+        if (Atomics.compareExchange(ctl, STATE + w, OPEN, TAKEN) !== OPEN || !ownDone) continue;
+        try {
+          exec(ctl[JOB + w]!);
+        } catch (error) {
+          failure ??= error;
         }
       }
+      // ... and the ones a worker claimed are waited for (they write into memory the caller reuses).
+      for (let w = 0; w < count; w++) {
+        const state = Atomics.load(ctl, STATE + w);
+        if (state !== CLAIMED && state !== DONE) continue;
+        onWorkers = true;
+        for (let spin = 0; spin < SPIN && Atomics.load(ctl, STATE + w) === CLAIMED; spin++);
+        while (Atomics.load(ctl, STATE + w) === CLAIMED) {
+          if (waitWhile(ctl, STATE + w, CLAIMED, STALL_MS) === 'timed-out' && Atomics.load(ctl, STATE + w) === CLAIMED) {
+            this.broken = true;
+            throw new Error(`a GEMM worker thread made no progress in ${STALL_MS / 1000} s`);
+          }
+        }
+      }
+      if (failure !== undefined) throw failure;
     }
+    if (onWorkers) this.runs++;
     if (Atomics.load(ctl, FAILED) !== 0) {
       this.broken = true;
       throw new Error('a GEMM worker thread failed');
