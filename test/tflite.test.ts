@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadModel } from '../src/api/load.js';
 import { runModel } from '../src/api/run.js';
 import { FormatError } from '../src/core/errors.js';
@@ -12,6 +12,7 @@ import { Model as FbModel } from '../src/formats/tflite/schema/index.js';
 import { tfliteBytes } from '../src/formats/tflite/writer.js';
 import { lowerModule, expectedParams } from '../src/module/lower.js';
 import type { ModuleSpec } from '../src/module/spec.js';
+import { Session } from '../src/runtime/executor.js';
 import { seededRandom } from '../src/train/random.js';
 import { ByteBuffer } from 'flatbuffers';
 import { cli, ROOT, tempDir } from './cli-helpers.js';
@@ -113,6 +114,53 @@ describe('tflite format', () => {
     const model = cnn();
     const graph = { ...model.graph!, nodes: [...model.graph!.nodes, { name: 'odd', op: 'Einsum', domain: '', inputs: ['y', 'y'], outputs: ['z'], attributes: { equation: { type: 'string' as const, value: 'ij,ij->ij' } } }], outputs: [{ name: 'z', dtype: 'float32' as const, shape: null }] };
     expect(() => tfliteBytes({ ...model, graph, signatures: [] })).toThrow(/node odd: TFLite export has no mapping for Einsum/);
+  });
+
+  it('writes the erf GELU of ONNX graphs as one GELU in either grouping (torch.onnx.export writes (x * (1 + erf(x / sqrt 2))) * 0.5)', () => {
+    // Constants as Constant nodes, as the TorchScript exporter writes them; a Linear before, so x is computed.
+    const c = (name: string, v: number) => ({ name, op: 'Constant', domain: '', inputs: [], outputs: [name], attributes: { value: { type: 'tensor' as const, value: Tensor.from('float32', [], [v]) } } });
+    const n = (op: string, inputs: string[], out: string) => ({ name: out, op, domain: '', inputs, outputs: [out], attributes: {} });
+    const w = Tensor.from('float32', [4, 6], Array.from({ length: 24 }, (_, i) => Math.sin(i) * 0.7));
+    const groupings = {
+      torch: [c('sqrt2', Math.SQRT2), n('Div', ['h', 'sqrt2'], 'd'), n('Erf', ['d'], 'e'), c('one', 1), n('Add', ['e', 'one'], 'a'), n('Mul', ['h', 'a'], 'm'), c('half', 0.5), n('Mul', ['m', 'half'], 'y')],
+      halfFirst: [c('rsqrt2', Math.SQRT1_2), n('Mul', ['h', 'rsqrt2'], 'd'), n('Erf', ['d'], 'e'), c('one', 1), n('Add', ['one', 'e'], 'a'), c('half', 0.5), n('Mul', ['half', 'h'], 'm'), n('Mul', ['m', 'a'], 'y')],
+      // 0.5 * (1 + erf) first, then x: the same three factors
+      erfFirst: [c('sqrt2', Math.SQRT2), n('Div', ['h', 'sqrt2'], 'd'), n('Erf', ['d'], 'e'), c('one', 1), n('Add', ['e', 'one'], 'a'), c('half', 0.5), n('Mul', ['a', 'half'], 'm'), n('Mul', ['h', 'm'], 'y')],
+    };
+    const x = input([3, 4], 7);
+    for (const [name, nodes] of Object.entries(groupings)) {
+      const graph = { inputs: [{ name: 'x', dtype: 'float32' as const, shape: [3, 4] }], outputs: [{ name: 'y', dtype: 'float32' as const, shape: [3, 6] }], initializers: new Map([['w', w]]), nodes: [n('MatMul', ['x', 'w'], 'h'), ...nodes], opset: 17 };
+      const model: Model = { format: 'onnx', weights: new Map([['w', w]]), graph, signatures: [{ name: 'serving_default', inputs: new Map([['x', 'x']]), outputs: new Map([['y', 'y']]) }], metadata: {} };
+      const file = parseTflite(`${name}.tflite`, tfliteBytes(model));
+      const ops = file.subgraphs[0]!.operators.map((o) => o.code);
+      // GELU 150; no MUL 18, DIV 42 or ADD 0 left of the decomposition
+      expect(ops, name).toContain(150);
+      expect(ops.filter((o) => [0, 18, 42].includes(o)), name).toEqual([]);
+      const want = runModel(model, { x })['y']!;
+      expect(maxDiff(runModel(tfliteToModel(file), { x })['y']!, want), name).toBeLessThan(1e-6);
+    }
+  });
+
+  it('learns sizes from runs that keep only the constant values: twice with an open batch, once with every size fixed', () => {
+    const model = cnn();
+    const g = model.graph!;
+    const activations = g.nodes.filter((n) => ['Conv', 'Relu', 'MaxPool'].includes(n.op)).flatMap((n) => n.outputs);
+    expect(activations.length).toBeGreaterThan(2);
+    const fixed = { ...g, inputs: g.inputs.map((i) => ({ ...i, shape: [2, 3, 10, 10] })) };
+    for (const [graph, runs] of [[g, 2], [fixed, 1]] as const) {
+      const spy = vi.spyOn(Session.prototype, 'run');
+      const bytes = tfliteBytes({ ...model, graph });
+      expect(spy.mock.calls.length).toBe(runs);
+      for (const r of spy.mock.results) {
+        const kept = Object.keys(r.value as object);
+        expect(kept).toContain('y');
+        // the activations are let go as they are read, not held to the end of the run
+        expect(kept.filter((k) => activations.includes(k))).toEqual([]);
+      }
+      spy.mockRestore();
+      const x = input([2, 3, 10, 10], 3);
+      expect(maxDiff(runModel(tfliteToModel(parseTflite('cnn.tflite', bytes)), { x })['y']!, runModel(model, { x })['y']!)).toBeLessThan(1e-5);
+    }
   });
 
   it('writes a CNN (conv, batch norm, depthwise conv, pools, linear) that reads back to the same outputs', () => {

@@ -3,6 +3,7 @@ import { collectGarbage } from '../core/gc-node.js';
 import { orderedOrThrow } from '../core/graph-order.js';
 import { allNodes, nodeOuterReads, type Graph, type Node } from '../core/graph.js';
 import { MemorySource } from '../core/source.js';
+import type { DType } from '../core/dtypes.js';
 import type { Tensor } from '../core/tensor.js';
 import { Arena, setActiveArena } from './arena.js';
 import { markConstant } from './constants.js';
@@ -29,12 +30,13 @@ export interface SessionOptions {
    */
   readonly once?: boolean;
   /**
-   * Called with the name and shape of every value the graph computes, as it is computed (folded
-   * constants when the session is made, the rest during a run): what a writer learning sizes needs,
-   * without asking for every value as an output and so holding them all to the end of the run.
-   * Nodes are then run as the graph has them, unfused, so every value is computed under its name.
+   * Called with the name, shape and element type of every value the graph computes, as it is
+   * computed (folded constants when the session is made, the rest during a run): what a writer
+   * learning sizes needs, without asking for every value as an output and so holding them all to
+   * the end of the run. Nodes are then run as the graph has them, unfused, so every value is
+   * computed under its name.
    */
-  readonly observe?: (name: string, shape: readonly number[]) => void;
+  readonly observe?: (name: string, shape: readonly number[], dtype: DType) => void;
 }
 
 /** One node, resolved: its kernel and the value slots it reads and writes. */
@@ -151,7 +153,7 @@ export class Session {
     this.observe = options.observe;
     if (this.observe) {
       const nameOf = new Map([...slotOf].map(([name, s]) => [s, name]));
-      for (const [s, v] of this.folded) this.observe(nameOf.get(s)!, v.shape);
+      for (const [s, v] of this.folded) this.observe(nameOf.get(s)!, v.shape, v.dtype);
     }
     const lastReader = new Map<number, number>();
     this.steps.forEach((step, index) => {
@@ -248,7 +250,7 @@ export class Session {
       // float16/bfloat16 are computed widened; a fresh result is rounded back onto the type's grid.
       if (isHalf(v.dtype) && !args.some((a) => a?.data === v.data)) roundHalf(v.dtype, v.data as Float32Array);
       slots[s] = v;
-      this.observe?.(step.node.outputs[j]!, v.shape);
+      this.observe?.(step.node.outputs[j]!, v.shape, v.dtype);
     }
     // The argument array would hold this step's weights until the next run: not in a run-once session.
     if (this.lazy.size) args.fill(undefined);

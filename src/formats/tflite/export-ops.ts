@@ -753,24 +753,41 @@ const near = (t: Tensor | undefined, v: number): boolean => t !== undefined && t
 
 /**
  * x * 0.5 * (1 + erf(x / sqrt 2)), as ONNX graphs below opset 20 (and modelbridge's TFLite
- * reader) spell GELU, back to one Gelu: TFLite has GELU but no ERF.
+ * reader) spell GELU, back to one Gelu: TFLite has GELU but no ERF. The three factors may come
+ * in any grouping of two Muls: (x * 0.5) * (1 + erf), or (x * (1 + erf)) * 0.5 as
+ * torch.onnx.export writes nn.GELU (torchvision's ViT), and x / sqrt 2 may be a Div.
  */
 function geluFromErf(nodes: readonly Node[], constants: ReadonlyMap<string, Tensor>): Node[] {
   const producer = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
   const other = (n: Node, v: string) => (n.inputs[0] === v ? n.inputs[1]! : n.inputs[0]!);
+  /** x when `v` is x / sqrt 2 (Mul by 1/sqrt 2 or Div by sqrt 2). */
+  const scaledFrom = (v: string): string | undefined => {
+    const p = producer.get(v);
+    if (p?.op === 'Div' && p.inputs.length === 2 && near(constants.get(p.inputs[1]!), Math.SQRT2)) return p.inputs[0];
+    if (p?.op !== 'Mul' || p.inputs.length !== 2) return undefined;
+    return p.inputs.find((i) => near(constants.get(other(p, i)), Math.SQRT1_2));
+  };
+  /** x when `v` is 1 + erf(x / sqrt 2). */
+  const onePlusErf = (v: string): string | undefined => {
+    const a = producer.get(v);
+    if (a?.op !== 'Add' || a.inputs.length !== 2) return undefined;
+    const erf = a.inputs.map((i) => producer.get(i)).find((p) => p?.op === 'Erf');
+    if (!erf || !near(constants.get(other(a, erf.outputs[0]!)), 1)) return undefined;
+    return scaledFrom(erf.inputs[0]!);
+  };
   return nodes.map((n) => {
     if (n.op !== 'Mul' || n.inputs.length !== 2) return n;
-    for (const [half, plus] of [[n.inputs[0]!, n.inputs[1]!], [n.inputs[1]!, n.inputs[0]!]] as const) {
-      const h = producer.get(half);
-      const a = producer.get(plus);
-      if (h?.op !== 'Mul' || a?.op !== 'Add') continue;
-      const erf = a.inputs.map((i) => producer.get(i)).find((p) => p?.op === 'Erf');
-      if (!erf || !near(constants.get(other(a, erf.outputs[0]!)), 1)) continue;
-      const scaled = producer.get(erf.inputs[0]!);
-      if (scaled?.op !== 'Mul') continue;
-      const x = [0, 1].map((k) => scaled.inputs[k]!).find((v) => near(constants.get(other(scaled, v)), Math.SQRT1_2));
-      if (x === undefined || !h.inputs.includes(x) || !near(constants.get(other(h, x)), 0.5)) continue;
-      return { ...n, op: 'Gelu', inputs: [x], attributes: {} };
+    for (const [inner, outer] of [[n.inputs[0]!, n.inputs[1]!], [n.inputs[1]!, n.inputs[0]!]] as const) {
+      const m = producer.get(inner);
+      if (m?.op !== 'Mul' || m.inputs.length !== 2) continue;
+      // the three factors: the inner Mul's two and the outer input
+      const factors = [...m.inputs, outer];
+      const half = factors.findIndex((f) => near(constants.get(f), 0.5));
+      if (half < 0) continue;
+      const rest = factors.filter((_, k) => k !== half);
+      for (const [x, erfTerm] of [[rest[0]!, rest[1]!], [rest[1]!, rest[0]!]] as const) {
+        if (onePlusErf(erfTerm) === x) return { ...n, op: 'Gelu', inputs: [x], attributes: {} };
+      }
     }
     return n;
   });
