@@ -1,6 +1,6 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { FormatError, UsageError } from '../src/core/errors.js';
 import { attr, makeNode, type Graph } from '../src/core/graph.js';
 import { defaultSignature, type Model } from '../src/core/model.js';
@@ -99,6 +99,18 @@ describe('pt2 written and read by modelbridge', () => {
     expect(got.toNumbers()).toEqual(want.toNumbers());
     // Gemm's transposed weight comes back as Gemm transB on the weight itself, not a Transpose node.
     expect(model.graph!.nodes.map((n) => n.op)).toEqual(['Gemm', 'Sigmoid', 'Gemm', 'Sigmoid']);
+  });
+
+  it('learns sizes from runs that hold no activation to their end: the graph output is all they keep', () => {
+    const spy = vi.spyOn(Session.prototype, 'run');
+    try {
+      serializePt2(orGate(), 'or');
+      // one run at the base batch, one with the batch moved
+      expect(spy.mock.calls.length).toBe(2);
+      for (const r of spy.mock.results) expect(Object.keys(r.value as object)).toEqual(['y']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('is detected by its archive_format record, ahead of torch.save archives', () => {

@@ -123,13 +123,20 @@ function planArchive(model: Model): Plan {
     return key;
   };
   userInputs.forEach((i) => i.shape!.forEach((dim, d) => symbolOf(i.name, d, dim)));
-  const runs = [probe(graph, userInputs, symbols, -1), ...symbols.map((_, k) => probe(graph, userInputs, symbols, k))];
+  // Values that do not depend on input data (Shape reads sizes only): the probe runs keep their tensors.
+  const data = new Set(userInputs.map((i) => i.name));
+  const dataFree = new Set<string>();
+  for (const node of graph.nodes) {
+    const fromData = node.op !== 'Shape' && node.op !== 'Size' && node.inputs.some((i) => data.has(i));
+    for (const o of node.outputs.filter((x) => x !== '')) (fromData ? data : dataFree).add(o);
+  }
+  const runs = [probe(graph, userInputs, symbols, -1, dataFree), ...symbols.map((_, k) => probe(graph, userInputs, symbols, k, dataFree))];
   const base = runs[0]!;
   const metaOf = (value: string): ValueMeta => {
-    const t = base.get(value) ?? (() => { throw new UsageError(`value ${value}: computed by no node the runtime ran`); })();
-    const shape = t.shape.map((size, d) => {
+    const shapeHere = base.shapes.get(value) ?? (() => { throw new UsageError(`value ${value}: computed by no node the runtime ran`); })();
+    const shape = shapeHere.map((size, d) => {
       for (let k = 0; k < symbols.length; k++) {
-        const moved = runs[k + 1]!.get(value)!.shape[d]!;
+        const moved = runs[k + 1]!.shapes.get(value)![d]!;
         if (moved === size) continue;
         const slope = (moved - size) / (MOVED_SIZE - BASE_SIZE);
         const offset = size - slope * BASE_SIZE;
@@ -138,7 +145,7 @@ function planArchive(model: Model): Plan {
       }
       return size;
     });
-    return { dtype: t.dtype, shape, hints: t.shape };
+    return { dtype: base.dtypes.get(value)!, shape, hints: shapeHere };
   };
 
   // What the ATen calls need: Reshape and Expand are written with their probed output sizes,
@@ -153,18 +160,13 @@ function planArchive(model: Model): Plan {
     });
   }
 
-  // Values that do not depend on input data (Shape reads sizes only) fold into constants.
-  const data = new Set(userInputs.map((i) => i.name));
+  // Values that do not depend on input data fold into constants.
   const folded = new Map<string, Tensor>();
   for (const node of graph.nodes) {
-    const fromData = node.op !== 'Shape' && node.op !== 'Size' && node.inputs.some((i) => data.has(i));
-    for (const o of node.outputs.filter((x) => x !== '')) {
-      if (fromData) data.add(o);
-      else if (needed.has(o)) {
-        const value = base.get(o)!;
-        if (runs.some((r) => !sameTensor(r.get(o)!, value))) throw new UsageError(`node ${node.name} (${node.op}): a value computed from a symbolic input size; torch programs need it as SymInts, which modelbridge does not write`);
-        folded.set(o, value);
-      }
+    for (const o of node.outputs.filter((x) => dataFree.has(x) && needed.has(x))) {
+      const value = base.values.get(o)!;
+      if (runs.some((r) => !sameTensor(r.values.get(o)!, value))) throw new UsageError(`node ${node.name} (${node.op}): a value computed from a symbolic input size; torch programs need it as SymInts, which modelbridge does not write`);
+      folded.set(o, value);
     }
   }
 
@@ -402,8 +404,20 @@ function fromMetaJson(m: Json): ValueMeta {
   return { dtype, shape: o.sizes.map((s) => (s.as_int !== undefined ? s.as_int : s.as_expr!.expr_str)) };
 }
 
-/** Every value's tensor from one run on zeros; symbol `moved` (index) at MOVED_SIZE, the rest at BASE_SIZE. */
-function probe(graph: Graph, inputs: Graph['inputs'], symbols: readonly string[], moved: number): Map<string, Tensor> {
+interface ProbeRun {
+  readonly shapes: ReadonlyMap<string, readonly number[]>;
+  readonly dtypes: ReadonlyMap<string, DType>;
+  /** The tensors of the values `keep` named (and of the inputs and weights). */
+  readonly values: ReadonlyMap<string, Tensor>;
+}
+
+/**
+ * Every value's shape and dtype from one run on zeros, symbol `moved` (index) at MOVED_SIZE, the
+ * rest at BASE_SIZE; the tensors of `keep` only. The other values are let go as they are read
+ * (their shapes noted as they are computed): held all to the end of the run, ViT-B/16's
+ * activations took a .pt2 conversion to 637 MB.
+ */
+function probe(graph: Graph, inputs: Graph['inputs'], symbols: readonly string[], moved: number, keep: ReadonlySet<string>): ProbeRun {
   const feeds: Record<string, Tensor> = {};
   for (const i of inputs) {
     const shape = i.shape!.map((d, k) => {
@@ -413,17 +427,28 @@ function probe(graph: Graph, inputs: Graph['inputs'], symbols: readonly string[]
     });
     feeds[i.name] = Tensor.fromArray(i.dtype, shape, allocate(i.dtype, shape.reduce((p, q) => p * q, 1)));
   }
-  const values = graph.nodes.flatMap((n) => n.outputs.filter((o) => o !== ''));
+  const shapes = new Map<string, readonly number[]>();
+  const dtypes = new Map<string, DType>();
+  const values = new Map<string, Tensor>();
+  for (const [k, t] of [...Object.entries(feeds), ...graph.initializers]) {
+    shapes.set(k, t.shape);
+    dtypes.set(k, t.dtype);
+    values.set(k, t);
+  }
+  const produced = new Set(graph.nodes.flatMap((n) => n.outputs));
+  const outputs = [...new Set([...graph.outputs.map((o) => o.name), ...keep])].filter((v) => produced.has(v));
   let out: Record<string, Tensor>;
   try {
-    out = new Session({ ...graph, outputs: values.map((name) => ({ name, dtype: 'float32' as DType, shape: null })) }, { once: true }).run(feeds);
+    const note = (name: string, shape: readonly number[], dtype: DType) => {
+      shapes.set(name, shape);
+      dtypes.set(name, dtype);
+    };
+    out = new Session({ ...graph, outputs: outputs.map((name) => ({ name, dtype: 'float32' as DType, shape: null })) }, { once: true, observe: note }).run(feeds);
   } catch (error) {
     throw new UsageError(`the .pt2 writer runs the graph once to learn every value's sizes, and the run failed: ${(error as Error).message}`);
   }
-  const all = new Map<string, Tensor>(Object.entries(out));
-  for (const [k, t] of Object.entries(feeds)) all.set(k, t);
-  for (const [k, t] of graph.initializers) all.set(k, t);
-  return all;
+  for (const [k, t] of Object.entries(out)) if (keep.has(k)) values.set(k, t);
+  return { shapes, dtypes, values };
 }
 
 function sameTensor(x: Tensor, y: Tensor): boolean {
