@@ -78,7 +78,13 @@ def torch_efficientnet_b0():
 
 def torch_vit():
     tv = _torchvision()
+    import torch
+
     m = tv.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10)
+    # torchvision zero-initialises the classifier head: every logit would be 0 for any input, and
+    # any conversion would match it. A random head makes the logits depend on the whole network.
+    torch.nn.init.normal_(m.heads.head.weight, std=0.5)
+    torch.nn.init.normal_(m.heads.head.bias, std=0.1)
     return m, {"x": _image((1, 3, 32, 32), 4)}, ["logits"]
 
 

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareWeights, diffModels, permuteTensor, type TensorDiff } from '../src/api/diff.js';
+import { compareWeights, diffModels, permuteTensor, UNIFORM_NOTE, type TensorDiff } from '../src/api/diff.js';
 import { loadModel, saveModel } from '../src/api/load.js';
 import type { Model } from '../src/core/model.js';
 import { Tensor } from '../src/core/tensor.js';
@@ -138,7 +138,7 @@ describe('modelbridge diff', () => {
     const { code, report } = diff([or, other]);
     expect(code).toBe(1);
     expect(report.weights.counts['different']).toBe(4);
-    expect(report.outputs.inputs).toBe('ones x [1, 2] float32');
+    expect(report.outputs.inputs).toBe('uniform [0, 1) x [1, 2] float32');
     expect(report.outputs.status).toBe('different');
     const truncated = join(dir, 'truncated.safetensors');
     writeFileSync(truncated, readFileSync(or).subarray(0, 40));
@@ -154,5 +154,53 @@ describe('modelbridge diff', () => {
     expect(compareWeights(a, b, { atol: 0, rtol: 0 }).tensors[0]!.status).toBe('different');
     const report = diffModels(trainOrGate({ seed: 0 }).model, loadModel(or));
     expect(report.equal).toBe(true);
+  });
+
+  it('runs the models on a seeded uniform [0, 1) input, which tells apart a kernel stored with its axes swapped (a constant image could not)', () => {
+    // A 3x3 convolution with no padding: on ones every output is the sum of the kernel, whatever
+    // the order of its taps; on the generated input the order shows.
+    const kernel = Tensor.from('float32', [1, 1, 3, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9].map((v) => v / 10));
+    const swapped = Tensor.from('float32', [1, 1, 3, 3], [1, 4, 7, 2, 5, 8, 3, 6, 9].map((v) => v / 10));
+    const conv = (w: Tensor): Model => {
+      const graph = {
+        inputs: [{ name: 'x', dtype: 'float32' as const, shape: [1, 1, 5, 5] }],
+        outputs: [{ name: 'y', dtype: 'float32' as const, shape: [1, 1, 3, 3] }],
+        initializers: new Map([['w', w]]),
+        nodes: [{ name: 'conv', op: 'Conv', domain: '', inputs: ['x', 'w'], outputs: ['y'], attributes: {} }],
+        opset: 17,
+      };
+      return { format: 'onnx', weights: new Map([['w', w]]), graph, signatures: [{ name: 'serving_default', inputs: new Map([['x', 'x']]), outputs: new Map([['y', 'y']]) }], metadata: {} };
+    };
+    const ones = new Map([['x', Tensor.from('float32', [1, 1, 5, 5], new Array<number>(25).fill(1))]]);
+    expect(diffModels(conv(kernel), conv(swapped), { inputs: ones }).outputs.status).toBe('equal');
+    const report = diffModels(conv(kernel), conv(swapped));
+    expect(report.outputs.inputs).toBe('uniform [0, 1) x [1, 1, 5, 5] float32');
+    expect(report.outputs.status).toBe('different');
+    // The same input every time: a model compared with itself is equal with error 0.
+    const again = diffModels(conv(kernel), conv(kernel));
+    expect(again.outputs.status).toBe('equal');
+    expect(again.outputs.message).toMatch(/max abs error 0$/);
+  });
+
+  it('says when every output is one value throughout, so an error of 0 is not read as more than it is', () => {
+    const zero = Tensor.from('float32', [3, 2], [0, 0, 0, 0, 0, 0]);
+    const graph = {
+      inputs: [{ name: 'x', dtype: 'float32' as const, shape: [1, 2] }],
+      outputs: [{ name: 'y', dtype: 'float32' as const, shape: [1, 3] }],
+      initializers: new Map([['w', zero]]),
+      nodes: [{ name: 'head', op: 'Gemm', domain: '', inputs: ['x', 'w'], outputs: ['y'], attributes: { transB: { type: 'int' as const, value: 1 } } }],
+      opset: 17,
+    };
+    const head: Model = { format: 'onnx', weights: new Map([['w', zero]]), graph, signatures: [{ name: 'serving_default', inputs: new Map([['x', 'x']]), outputs: new Map([['y', 'y']]) }], metadata: {} };
+    const report = diffModels(head, head);
+    expect(report.outputs.status).toBe('equal');
+    expect(report.outputs.message).toContain(UNIFORM_NOTE);
+    const file = join(dir, 'zero-head.onnx');
+    saveModel(head, file);
+    const r = cli(['convert', file, join(dir, 'zero-head.safetensors')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`max abs error 0 ${UNIFORM_NOTE}`);
+    // ... and not for the OR gate, whose output varies.
+    expect(diffModels(trainOrGate({ seed: 0 }).model, loadModel(or)).outputs.message).not.toContain(UNIFORM_NOTE);
   });
 });

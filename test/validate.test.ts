@@ -191,7 +191,7 @@ describe('modelbridge validate', () => {
     expect(check(report, 'ops')['ops']).toEqual(['Gemm', 'Sigmoid']);
     expect(check(report, 'shapes')['outputs']).toEqual([{ name: 'y', dtype: 'float32', shape: [null, 1] }]);
     expect(check(report, 'runs')['outputs']).toEqual([{ name: 'y', dtype: 'float32', shape: [1, 1] }]);
-    expect(check(report, 'runs').message).toMatch(/ones x \[1, 2\] float32/);
+    expect(check(report, 'runs').message).toMatch(/uniform \[0, 1\) x \[1, 2\] float32/);
   });
 
   it('prints a compact table per model and a summary line', () => {
@@ -382,7 +382,7 @@ describe('modelbridge validate', () => {
     const { code, report } = validate([or, '--roundtrip', 'safetensors']);
     expect(code).toBe(0);
     expect(check(report, 'roundtrip:safetensors')).toMatchObject({ status: 'pass', format: 'safetensors', weights: { identical: 4 } });
-    expect(check(report, 'roundtrip:safetensors').message).toMatch(/4 tensors bit-identical; 1 output\(s\) on ones x \[1, 2\] float32: equal/);
+    expect(check(report, 'roundtrip:safetensors').message).toMatch(/4 tensors bit-identical; 1 output\(s\) on uniform \[0, 1\) x \[1, 2\] float32: equal/);
     const bare = validate([MULTI_LAYER, '--roundtrip', 'safetensors,safetensors']);
     expect(bare.report.models[0]!.checks.filter((c) => c.name === 'roundtrip:safetensors').map((c) => c.status)).toEqual(['pass', 'pass']);
     const r = cli(['validate', or, '--roundtrip', 'nosuchformat']);

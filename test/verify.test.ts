@@ -104,7 +104,7 @@ describe('conversion verification', () => {
     const report = verifyConversion(source, { ...source, format: 'other' }, []);
     expect(report.weights).toMatchObject({ tensors: 4, identical: 4, bytes: 36, folded: [] });
     expect(report.outputs).toMatchObject({ compared: true, count: 1, maxAbs: 0 });
-    expect(report.summary).toBe('4 tensors bit-identical (36 bytes), outputs on a generated input (ones x [1, 2] float32): max abs error 0');
+    expect(report.summary).toBe('4 tensors bit-identical (36 bytes), outputs on a generated input (uniform [0, 1) x [1, 2] float32): max abs error 0');
   });
 
   it('rejects a changed weight or a lost architecture, and removes the output', () => {

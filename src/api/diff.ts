@@ -435,12 +435,26 @@ export function compareOutputs(first: Model | (() => Model), b: Model, tol: Tole
   const worst = outputs.reduce((m, o) => Math.max(m, o.maxAbs ?? 0), 0);
   const problems = outputs.filter((o) => o.status !== 'identical' && o.status !== 'close').map((o) => `${o.name}${o.other && o.other !== o.name ? ` ~ ${o.other}` : ''} ${o.status}`);
   const positional = byPosition ? ` (${byPosition} paired by position: the names differ)` : '';
+  // An output that is one value throughout (a classifier's zero-initialised head gives all zeros)
+  // agrees with any model that gives that value: said, so "max abs error 0" is not read as more.
+  const flat = pairs.some(([name]) => outA[name]!.size > 1) && pairs.every(([name]) => isUniform(outA[name]!));
+  const uniform = flat ? ` ${UNIFORM_NOTE}` : '';
   return {
     status: equal ? 'equal' : 'different',
-    message: `${outputs.length} output(s) on ${description}: ${equal ? 'equal within tolerance' : `different (${problems.join(', ')})`}; max abs error ${formatNumber(worst)}${positional}`,
+    message: `${outputs.length} output(s) on ${description}: ${equal ? 'equal within tolerance' : `different (${problems.join(', ')})`}; max abs error ${formatNumber(worst)}${positional}${uniform}`,
     inputs: description,
     outputs,
   };
+}
+
+/** How a comparison says that every output held one value throughout. */
+export const UNIFORM_NOTE = '(every output is one value throughout on this input: the comparison cannot tell models that give that value apart)';
+
+function isUniform(t: Tensor): boolean {
+  if (t.dtype === 'string') return false;
+  const data = t.storage();
+  for (let i = 1; i < data.length; i++) if (!Object.is(data[i], data[0])) return false;
+  return true;
 }
 
 /** The whole comparison of two models. `paths` only label the report. */

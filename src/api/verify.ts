@@ -9,7 +9,7 @@ import { Tensor } from '../core/tensor.js';
 import { permuted } from '../core/transpose.js';
 import { quantizationBound, type QuantizationDType } from '../formats/tfjs/quantize.js';
 import { alignedChunks, compareTensors, decode, formatNumber, unitBytes } from './checks/elements.js';
-import { compareOutputs, compareWeights, type OutputsDiff, type TensorDiff } from './diff.js';
+import { compareOutputs, compareWeights, UNIFORM_NOTE, type OutputsDiff, type TensorDiff } from './diff.js';
 
 /** Outputs of a converted model may differ by float rounding when ops are re-expressed (Gemm vs MatMul+Add). */
 const OUTPUT_TOLERANCE = { atol: 1e-6, rtol: 1e-6 };
@@ -163,8 +163,9 @@ function outputSummary(outputs: OutputsDiff | undefined): VerifyReport['outputs'
   if (!outputs) return { compared: false, inputs: null, count: 0, maxAbs: null, note: 'the model is a bare state dict with no architecture' };
   if (outputs.status === 'skip') return { compared: false, inputs: outputs.inputs, count: 0, maxAbs: null, note: outputs.message };
   const maxAbs = outputs.outputs.reduce((m, o) => Math.max(m, o.maxAbs ?? 0), 0);
-  const positional = /\(\d+ paired by position[^)]*\)/.exec(outputs.message)?.[0] ?? null;
-  return { compared: true, inputs: outputs.inputs, count: outputs.outputs.length, maxAbs, note: positional };
+  const positional = /\(\d+ paired by position[^)]*\)/.exec(outputs.message)?.[0];
+  const uniform = outputs.message.endsWith(UNIFORM_NOTE) ? UNIFORM_NOTE : undefined;
+  return { compared: true, inputs: outputs.inputs, count: outputs.outputs.length, maxAbs, note: [positional, uniform].filter((n) => n !== undefined).join(' ') || null };
 }
 
 function summarize(r: Omit<VerifyReport, 'summary'>): string {
@@ -188,7 +189,7 @@ function summarize(r: Omit<VerifyReport, 'summary'>): string {
   return parts.join(', ');
 }
 
-/** "ones x [1, 2] float32" reads as "a generated input (ones x [1, 2] float32)". */
+/** "uniform [0, 1) x [1, 2] float32" reads as "a generated input (uniform [0, 1) x [1, 2] float32)". */
 function describeInputs(text: string): string {
   return text.startsWith('given inputs') ? text : `a generated input (${text})`;
 }

@@ -6,6 +6,7 @@ import type { Model, Signature } from '../../core/model.js';
 import { Tensor } from '../../core/tensor.js';
 import { readNpy } from '../../formats/npy/npy.js';
 import { isComputable } from '../../runtime/value.js';
+import { seededRandom } from '../../train/random.js';
 import { readNpz } from '../npz.js';
 import type { InputSet, InputValue } from './types.js';
 
@@ -138,9 +139,16 @@ export interface GeneratedInput {
   readonly guessed: boolean;
 }
 
+/** What generateInputs fills a float input with: "uniform [0, 1)" in its description. */
+export const GENERATED_FLOATS = 'uniform [0, 1)';
+
 /**
- * An input made from the signature: ones for float inputs, zeros for integer and bool inputs
- * (a valid index for any embedding), unknown dims set to 1. Undefined when a rank is unknown.
+ * An input made from the signature: for float inputs a seeded uniform sample in [0, 1) (the same
+ * on every run and machine), zeros for integer and bool inputs (a valid index for any
+ * embedding), unknown dims set to 1. Undefined when a rank is unknown. Not ones: on a constant
+ * image a convolution's inner outputs are the sums of its kernels, so a kernel stored flipped or
+ * with its axes swapped gave the same outputs as the right one; and [0, 1), not [-1, 1), keeps
+ * inputs inside the domain of a Log or Sqrt applied to them.
  */
 export function generateInputs(model: Model, signature: Signature): GeneratedInput | { readonly error: string } {
   const tensors: Record<string, Tensor> = {};
@@ -153,9 +161,12 @@ export function generateInputs(model: Model, signature: Signature): GeneratedInp
     if (info.dtype === 'string' || !isComputable(info.dtype)) return { error: `input ${key} is ${info.dtype}, which cannot be generated` };
     const shape = info.shape.map((d) => (typeof d === 'number' ? d : 1));
     guessed ||= info.shape.some((d) => typeof d !== 'number');
-    const fill = isFloat(info.dtype) ? 1 : 0;
-    tensors[key] = Tensor.from(info.dtype, shape, new Array<number>(shape.reduce((p, d) => p * d, 1)).fill(fill));
-    parts.push(`${fill ? 'ones' : 'zeros'} ${key} [${shape.join(', ')}] ${info.dtype}`);
+    const count = shape.reduce((p, d) => p * d, 1);
+    const float = isFloat(info.dtype);
+    // one stream per input, seeded by its position: two inputs of one shape get different values
+    const next = seededRandom(parts.length + 1);
+    tensors[key] = Tensor.from(info.dtype, shape, float ? Array.from({ length: count }, next) : new Array<number>(count).fill(0));
+    parts.push(`${float ? GENERATED_FLOATS : 'zeros'} ${key} [${shape.join(', ')}] ${info.dtype}`);
   }
   return { tensors, description: parts.join(', ') || 'no inputs', guessed };
 }

@@ -60,7 +60,7 @@ export function diffCommand(y: Argv): Argv {
         .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
         .option('atol', { type: 'number', default: 1e-5, describe: 'absolute tolerance: |b - a| <= atol + rtol * |a|' })
         .option('rtol', { type: 'number', default: 1e-5, describe: 'relative tolerance' })
-        .option('inputs', { type: 'string', describe: 'inputs to run both on: .npz, .npy or JSON {NAME: nested array} (default: ones/zeros of the signature shape)' })
+        .option('inputs', { type: 'string', describe: 'inputs to run both on: .npz, .npy or JSON {NAME: nested array} (default: a seeded uniform [0, 1) sample of the signature shape, zeros for integer inputs)' })
         .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar on a terminal (the report is still printed)' })
         .example('$0 diff model.safetensors copy.safetensors', 'equal? exit 0 when equal within tolerance, 1 otherwise')
         .example('$0 diff a.safetensors b.safetensors --atol 0 --rtol 0 --json', 'exact comparison as JSON')

@@ -33,7 +33,7 @@ export function validateCommand(y: Argv): Argv {
         .positional('model', { type: 'string', array: true, demandOption: true, describe: 'model files or directories' })
         .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON (schema: docs/validate-report.md)' })
         .option('strict', { type: 'boolean', default: false, describe: 'warnings fail (non-finite weights, bare state dicts, ...)' })
-        .option('inputs', { type: 'string', describe: 'inputs to run on: .npz, .npy or JSON {NAME: nested array} (default: ones/zeros of the signature shape, unknown dims 1)' })
+        .option('inputs', { type: 'string', describe: 'inputs to run on: .npz, .npy or JSON {NAME: nested array} (default: a seeded uniform [0, 1) sample of the signature shape, zeros for integer inputs, unknown dims 1)' })
         .option('expect', { type: 'string', describe: 'expected outputs for --inputs (.npz, .npy or JSON, e.g. `run --json` output): the golden check' })
         .option('atol', { type: 'number', describe: 'absolute tolerance of output comparisons (default 1e-5)' })
         .option('rtol', { type: 'number', describe: 'relative tolerance of output comparisons (default 1e-5)' })
