@@ -806,6 +806,27 @@ function live(nodes: readonly Node[], outputs: ReadonlySet<string>): Node[] {
   return nodes.filter((_, i) => keep[i]);
 }
 
+/**
+ * Refuses, before any run of the graph, a node whose op TFLite has no mapping for and that no
+ * rewrite removes: a value computed without input data (folded into a constant), an Identity, an
+ * Erf inside a GELU. The probe runs a whole forward pass first (ViT-B/16: 21 s and 1 GB before
+ * an unmapped Erf was reported); `constantNames` are the values it will find constant.
+ */
+export function refuseUnmapped(graph: Graph, constantNames: ReadonlySet<string>): void {
+  const constants = new Map<string, Tensor>(graph.initializers);
+  for (const n of graph.nodes) {
+    const v = n.op === 'Constant' && !n.domain ? n.attributes['value'] : undefined;
+    if (v?.type === 'tensor' && n.outputs[0]) constants.set(n.outputs[0], v.value);
+  }
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  for (const node of live(geluFromErf(orderedOrThrow(graph, (line) => new UsageError(line)), constants), outputs)) {
+    if (node.outputs.every((o) => o === '' || constantNames.has(o)) || ALIASES.has(node.op)) continue;
+    if ((node.domain === '' || node.domain === 'ai.onnx') && !TFLITE_EXPORT[node.op]) {
+      throw new UsageError(`node ${node.name}: TFLite export has no mapping for ${node.op} (supported: ${Object.keys(TFLITE_EXPORT).sort().join(', ')})`);
+    }
+  }
+}
+
 export function lowerGraph(graph: Graph, probe: Probe): Lowered {
   const { shapes, dtypes, signatures, dynamic, zeros } = probe;
   const constants = new Map(probe.constants);

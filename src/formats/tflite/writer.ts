@@ -10,7 +10,7 @@ import { allocate, Tensor } from '../../core/tensor.js';
 import { Session } from '../../runtime/executor.js';
 import { defaultSignature } from '../../core/model.js';
 import type { WriteOptions } from '../format.js';
-import { lowerGraph, type TflOp, type TflTensorSpec, type Lowered } from './export-ops.js';
+import { lowerGraph, refuseUnmapped, type TflOp, type TflTensorSpec, type Lowered } from './export-ops.js';
 import {
   Buffer as FbBuffer,
   Model as FbModel,
@@ -93,6 +93,7 @@ function tfliteParts(model: Model, options: TfliteWriteOptions): Parts {
   const graph = model.graph;
   if (!graph) throw new UsageError('writing .tflite needs a model with a graph (a bare state dict has none: give --module)');
   const signature = model.signatures[0] ?? defaultSignature(graph);
+  refuseUnmapped(graph, constantValues(graph));
   const probe = probeValues(graph);
   const lowered = quantized(lowerGraph(graph, probe), options.quantize);
   const weightBytes = lowered.tensors.reduce((a, t) => a + (t.data?.byteLength ?? 0), 0);
@@ -363,22 +364,27 @@ function allZeros(t: Tensor): boolean {
   return true;
 }
 
+/** The values that depend on no input data: initializers, and what nodes compute from them and from shapes only (in the graph's order). */
+function constantValues(graph: Graph): Set<string> {
+  const names = new Set<string>(graph.initializers.keys());
+  for (const n of graph.nodes) {
+    const constant = SHAPE_ONLY.has(n.op) || n.op === 'Constant' || (n.inputs.length > 0 && n.inputs.every((i) => i === '' || names.has(i)));
+    if (constant) for (const o of n.outputs) if (o) names.add(o);
+  }
+  return names;
+}
+
 export function probeValues(graph: Graph): Probe {
   // The values that depend on no input data are found from the graph alone, in its order; only
   // they (and the graph's outputs, and values nothing reads, so every node runs) are kept as the
   // runs' outputs: every other value is let go once read, its shape and type noted as it is
   // computed. Asking for every value held a whole forward pass's activations (ViT-B/16: 1 GB).
-  const constantNames = new Set<string>(graph.initializers.keys());
+  const constantNames = constantValues(graph);
   const read = new Set(graph.nodes.flatMap((n) => n.inputs));
   const produced = new Set(graph.nodes.flatMap((n) => n.outputs));
   const keep = new Set<string>(graph.outputs.map((o) => o.name).filter((name) => produced.has(name)));
   for (const n of graph.nodes) {
-    const constant = SHAPE_ONLY.has(n.op) || n.op === 'Constant' || (n.inputs.length > 0 && n.inputs.every((i) => i === '' || constantNames.has(i)));
-    for (const o of n.outputs) {
-      if (!o) continue;
-      if (constant) constantNames.add(o);
-      if (constant || !read.has(o)) keep.add(o);
-    }
+    for (const o of n.outputs) if (o && (constantNames.has(o) || !read.has(o))) keep.add(o);
   }
   const a = probeRun(graph, 1, keep);
   // With every input size fixed the run at 2 is the run at 1 over again (a whole forward pass).
