@@ -133,6 +133,51 @@ describe('shape inference', () => {
     expect(inferShapes(g).values.get('y')!.shape).toEqual([1, 1, 2, 3]);
   });
 
+  it("follows a Reshape target computed in the graph, as torch.onnx.export writes multi-head attention's", () => {
+    // x [2, 197, 768] -> [batch, tokens, 12, 768 / 12] with the sizes read by Shape and Gather,
+    // the head size by a Div, the pieces Unsqueezed and Concatenated; then a Slice of the shape
+    const i64 = (values: number[], shape = [values.length]) => Tensor.from('int64', shape, values);
+    const c = (name: string, t: Tensor) => makeNode('Constant', [], [name], { value: { type: 'tensor', value: t } });
+    const g = graph(
+      [
+        makeNode('Shape', ['x'], ['s']),
+        c('zero', i64([0], [])), c('one', i64([1], [])), c('two', i64([2], [])), c('heads', i64([12], [])), c('axes', i64([0])),
+        makeNode('Gather', ['s', 'zero'], ['b']),
+        makeNode('Gather', ['s', 'one'], ['t']),
+        makeNode('Gather', ['s', 'two'], ['e']),
+        makeNode('Div', ['e', 'heads'], ['d']),
+        makeNode('Unsqueeze', ['b', 'axes'], ['ub']), makeNode('Unsqueeze', ['t', 'axes'], ['ut']), makeNode('Unsqueeze', ['heads', 'axes'], ['uh']), makeNode('Unsqueeze', ['d', 'axes'], ['ud']),
+        makeNode('Concat', ['ub', 'ut', 'uh', 'ud'], ['target'], { axis: attr.int(0) }),
+        makeNode('Reshape', ['x', 'target'], ['y']),
+        c('start', i64([2])), c('end', i64([4])),
+        makeNode('Slice', ['target', 'start', 'end'], ['middle']),
+        makeNode('ConstantOfShape', ['middle'], ['filled']),
+        makeNode('Expand', ['filled', 'target'], ['wide']),
+      ],
+      {},
+      [2, 197, 768],
+      [{ name: 'y', dtype: 'float32', shape: null }],
+    );
+    const r = inferShapes(g);
+    expect(r.problems).toEqual([]);
+    expect(r.unruled).toEqual([]);
+    expect(r.values.get('target')!.value).toEqual([2, 197, 12, 64]);
+    expect(r.values.get('y')!.shape).toEqual([2, 197, 12, 64]);
+    expect(r.values.get('middle')!.value).toEqual([12, 64]);
+    expect(r.values.get('filled')!.shape).toEqual([12, 64]);
+    expect(r.values.get('wide')!.shape).toEqual([2, 197, 12, 64]);
+    // With the batch unknown the ranks still follow, the batch stays unknown, and no 1 is guessed for it.
+    const open = inferShapes({ ...g, inputs: [{ name: 'x', dtype: 'float32', shape: [null, 197, 768] }] });
+    expect(open.values.get('target')!.value).toBeUndefined();
+    expect(open.values.get('y')!.shape).toEqual([null, null, null, null]);
+    expect(open.values.get('wide')!.shape).toEqual([null, null, null, null]);
+  });
+
+  it('broadcasts an unknown dim as unknown, not as 1', () => {
+    const g = graph([makeNode('Add', ['x', 'b'], ['y']), makeNode('MatMul', ['x', 'x'], ['m'])], { b: f32([1, 1]) }, [4, null, null], [{ name: 'y', dtype: 'float32', shape: null }]);
+    expect(inferShapes(g).values.get('y')!.shape).toEqual([4, null, null]);
+  });
+
   it('reports a node that reads a value nothing provides', () => {
     const g = graph([makeNode('Relu', ['nowhere'], ['y'])], {}, [1], [{ name: 'y', dtype: 'float32', shape: null }]);
     expect(inferShapes(g).problems[0]!.problem).toMatch(/reads nowhere, which no node/);

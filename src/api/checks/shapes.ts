@@ -1,5 +1,6 @@
 import type { DType } from '../../core/dtypes.js';
 import { attrInt, attrInts, attrString, type Dim, type Graph, type Node } from '../../core/graph.js';
+import type { Tensor } from '../../core/tensor.js';
 import { result, type CheckContext, type CheckResult } from './types.js';
 
 /**
@@ -9,10 +10,24 @@ import { result, type CheckContext, type CheckResult } from './types.js';
  * Conv, the norms, broadcasting) are reported with the node; ops without a rule give unknown shapes.
  */
 
-/** A value's inferred type: dtype (undefined when unknown) and shape (null when the rank is unknown). */
+/**
+ * A value's inferred type: dtype (undefined when unknown) and shape (null when the rank is
+ * unknown); and for a small integer tensor whose elements are known (a shape computed with
+ * Shape, Gather, Unsqueeze and Concat, as torch.onnx.export writes a Reshape's target), those.
+ */
 interface Info {
   readonly dtype: DType | undefined;
   readonly shape: readonly Dim[] | null;
+  readonly value?: readonly number[];
+}
+
+/** Integer tensors of at most this many elements (and rank 0 or 1) have their elements followed. */
+const MAX_VALUE = 64;
+
+/** The elements of a small integer initializer or Constant, as `Info.value` holds them. */
+function smallValue(t: Tensor): readonly number[] | undefined {
+  if ((t.dtype !== 'int64' && t.dtype !== 'int32') || t.shape.length > 1 || t.size > MAX_VALUE) return undefined;
+  return t.toNumbers();
 }
 
 export interface ShapeProblem {
@@ -39,7 +54,9 @@ function broadcast(shapes: readonly (readonly Dim[] | null)[], problem: (text: s
   for (let i = 0; i < rank; i++) {
     let dim: Dim = 1;
     for (const s of shapes) {
-      const d = s![s!.length - rank + i] ?? 1;
+      // a shape shorter than the rank has 1s in front; an unknown dim (null) stays unknown
+      const at = s!.length - rank + i;
+      const d = at < 0 ? 1 : s![at]!;
       if (d === 1) continue;
       if (dim === 1) dim = d;
       else if (clash(dim, d)) {
@@ -53,6 +70,28 @@ function broadcast(shapes: readonly (readonly Dim[] | null)[], problem: (text: s
 }
 
 const elementwise: Rule = (_n, ins, problem) => [{ dtype: ins[0]?.dtype, shape: broadcast(ins.map((i) => i.shape), problem) }];
+
+/** Integer arithmetic on known small values (a head size as a dim divided by the head count), as ONNX defines it for integers. */
+const ARITHMETIC: Readonly<Record<string, (a: number, b: number) => number>> = {
+  Add: (a, b) => a + b,
+  Sub: (a, b) => a - b,
+  Mul: (a, b) => a * b,
+  Div: (a, b) => Math.trunc(a / b),
+  Mod: (a, b) => ((a % b) + b) % b,
+};
+
+const arithmetic: Rule = (node, ins, problem, graph) => {
+  const [out] = elementwise(node, ins, problem, graph);
+  const [a, b] = ins;
+  const f = ARITHMETIC[node.op];
+  const integer = out!.dtype === 'int64' || out!.dtype === 'int32';
+  if (!f || !integer || !a?.value || !b?.value || attrInt(node, 'fmod', 0) !== 0) return [out!];
+  const n = Math.max(a.value.length, b.value.length);
+  // one of the two a single value, or both of one length: elementwise with the single one repeated
+  if ((a.value.length !== n && a.value.length !== 1) || (b.value.length !== n && b.value.length !== 1) || (node.op === 'Div' || node.op === 'Mod') && b.value.includes(0)) return [out!];
+  const value = Array.from({ length: n }, (_, i) => f(a.value![a.value!.length === 1 ? 0 : i]!, b.value![b.value!.length === 1 ? 0 : i]!));
+  return [{ ...out!, value }];
+};
 
 /** Weights (inputs after the first) must have the data input's dtype. */
 function sameDType(node: Node, ins: readonly Info[], problem: (text: string) => void, from = 1): void {
@@ -250,8 +289,13 @@ const flattenRule: Rule = (node, ins, problem) => {
 const reshape: Rule = (node, ins, problem, graph) => {
   const x = ins[0];
   const target = graph.initializers.get(node.inputs[1] ?? '');
-  if (!target || (target.dtype !== 'int64' && target.dtype !== 'int32')) return [{ dtype: x?.dtype, shape: null }];
-  const wanted = target.toNumbers();
+  const given = target && (target.dtype === 'int64' || target.dtype === 'int32') ? target.toNumbers() : ins[1]?.value;
+  if (!given) {
+    // the target's length is still the rank
+    const n = ins[1]?.shape?.length === 1 ? ins[1].shape[0] : undefined;
+    return [{ dtype: x?.dtype, shape: known(n) ? new Array<Dim>(n).fill(null) : null }];
+  }
+  const wanted = given;
   const allowZero = attrInt(node, 'allowzero', 0) !== 0;
   const out: Dim[] = wanted.map((d, i) => (d === 0 && !allowZero ? (x?.shape?.[i] ?? null) : d === -1 ? null : d));
   if (wanted.filter((d) => d === -1).length > 1) problem(`shape [${wanted.join(', ')}] has more than one -1`);
@@ -264,7 +308,8 @@ const reshape: Rule = (node, ins, problem, graph) => {
       else out[minus] = total / fixed;
     } else if (total !== fixed) problem(`cannot reshape ${show(x!.shape)} (${total} elements) to ${show(out)} (${fixed})`);
   }
-  return [{ dtype: x?.dtype, shape: out }];
+  // the elements keep their order: a known value stays known as a scalar or a vector
+  return [{ dtype: x?.dtype, shape: out, ...(x?.value && out.length <= 1 ? { value: x.value } : {}) }];
 };
 
 const transposeRule: Rule = (node, ins, problem) => {
@@ -299,14 +344,142 @@ const concat: Rule = (node, ins, problem) => {
     });
   }
   out[a] = product(shapes.map((s) => s![a]!)) === null ? null : shapes.reduce((sum, s) => sum + (s![a] as number), 0);
-  return [{ dtype: first.dtype, shape: out }];
+  const values = rank === 1 && ins.every((i) => i.value !== undefined) ? ins.flatMap((i) => i.value!) : undefined;
+  return [{ dtype: first.dtype, shape: out, ...(values && values.length <= MAX_VALUE ? { value: values } : {}) }];
 };
 
 const constant: Rule = (node) => {
   const v = node.attributes['value'];
-  if (v?.type === 'tensor') return [{ dtype: v.value.dtype, shape: v.value.shape }];
+  if (v?.type === 'tensor') {
+    const value = smallValue(v.value);
+    return [{ dtype: v.value.dtype, shape: v.value.shape, ...(value ? { value } : {}) }];
+  }
   return [UNKNOWN];
 };
+
+/** Axes given as an attribute (opsets before 13) or as a constant second input. */
+function axesOf(node: Node, ins: readonly Info[]): readonly number[] | undefined {
+  return attrInts(node, 'axes') ?? (node.inputs[1] ? ins[1]?.value : undefined);
+}
+
+const shapeOp: Rule = (node, ins) => {
+  const x = ins[0];
+  if (!x?.shape) return [{ dtype: 'int64', shape: [null] }];
+  const rank = x.shape.length;
+  const clamp = (i: number) => Math.min(Math.max(i < 0 ? i + rank : i, 0), rank);
+  const dims = x.shape.slice(clamp(attrInt(node, 'start', 0)), clamp(attrInt(node, 'end', rank)));
+  return [{ dtype: 'int64', shape: [dims.length], ...(dims.every(known) ? { value: dims as number[] } : {}) }];
+};
+
+const gatherRule: Rule = (node, ins) => {
+  const [data, indices] = ins;
+  if (!data?.shape || !indices?.shape) return [{ dtype: data?.dtype, shape: null }];
+  const rank = data.shape.length;
+  const axis = attrInt(node, 'axis', 0);
+  const a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) return [{ dtype: data.dtype, shape: null }];
+  const shape = [...data.shape.slice(0, a), ...indices.shape, ...data.shape.slice(a + 1)];
+  let value: number[] | undefined;
+  if (rank === 1 && data.value && indices.value) {
+    const n = data.value.length;
+    const picked = indices.value.map((i) => data.value![i < 0 ? i + n : i]);
+    if (picked.every((v) => v !== undefined)) value = picked as number[];
+  }
+  return [{ dtype: data.dtype, shape, ...(value ? { value } : {}) }];
+};
+
+const unsqueezeRule: Rule = (node, ins) => {
+  const x = ins[0];
+  const axes = axesOf(node, ins);
+  if (!x?.shape || !axes) return [{ dtype: x?.dtype, shape: null }];
+  const rank = x.shape.length + axes.length;
+  const at = new Set(axes.map((a) => (a < 0 ? a + rank : a)));
+  const rest = [...x.shape];
+  const shape = Array.from({ length: rank }, (_, i) => (at.has(i) ? 1 : rest.shift() ?? null));
+  return [{ dtype: x.dtype, shape, ...(x.value && rank <= 1 ? { value: x.value } : {}) }];
+};
+
+const squeezeRule: Rule = (node, ins) => {
+  const x = ins[0];
+  if (!x?.shape) return [{ dtype: x?.dtype, shape: null }];
+  const rank = x.shape.length;
+  const axes = axesOf(node, ins);
+  if (!axes && !x.shape.every(known)) return [{ dtype: x.dtype, shape: null }];
+  const at = new Set((axes ?? x.shape.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => (a < 0 ? a + rank : a)));
+  const shape = x.shape.filter((_, i) => !at.has(i));
+  return [{ dtype: x.dtype, shape, ...(x.value && shape.length <= 1 ? { value: x.value } : {}) }];
+};
+
+/** ONNX TensorProto element types of Cast's `to`, where modelbridge has the dtype. */
+const CAST_TYPES: Readonly<Record<number, DType>> = { 1: 'float32', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
+
+const castRule: Rule = (node, ins) => {
+  const x = ins[0];
+  const to = CAST_TYPES[attrInt(node, 'to', 0)];
+  const keep = x?.value && (to === 'int64' || to === 'int32');
+  return [{ dtype: to, shape: x?.shape ?? null, ...(keep ? { value: x.value } : {}) }];
+};
+
+const sliceRule: Rule = (node, ins) => {
+  const x = ins[0];
+  if (!x?.shape) return [{ dtype: x?.dtype, shape: null }];
+  const rank = x.shape.length;
+  const fromInputs = node.inputs.length > 1;
+  const starts = fromInputs ? ins[1]?.value : attrInts(node, 'starts');
+  const ends = fromInputs ? ins[2]?.value : attrInts(node, 'ends');
+  const axes = fromInputs ? (node.inputs[3] ? ins[3]?.value : starts?.map((_, i) => i)) : attrInts(node, 'axes') ?? starts?.map((_, i) => i);
+  const steps = fromInputs && node.inputs[4] ? ins[4]?.value : starts?.map(() => 1);
+  if (!starts || !ends || !axes || !steps || starts.length !== ends.length || axes.length !== starts.length || steps.length !== starts.length) {
+    // which axes are cut may be unknown: every size is
+    return [{ dtype: x.dtype, shape: new Array<Dim>(rank).fill(null) }];
+  }
+  const shape: Dim[] = [...x.shape];
+  const ranges: [number, number, number][] = [];
+  for (let k = 0; k < axes.length; k++) {
+    const a = axes[k]! < 0 ? axes[k]! + rank : axes[k]!;
+    const size = x.shape[a];
+    const step = steps[k]!;
+    if (a < 0 || a >= rank || step === 0) return [{ dtype: x.dtype, shape: null }];
+    if (!known(size)) {
+      shape[a] = null;
+      continue;
+    }
+    // numpy's clamping, as ONNX defines it
+    const clampTo = (v: number, lo: number, hi: number) => Math.min(Math.max(v < 0 ? v + size : v, lo), hi);
+    const start = step > 0 ? clampTo(starts[k]!, 0, size) : clampTo(starts[k]!, -1, size - 1);
+    const end = step > 0 ? clampTo(ends[k]!, 0, size) : clampTo(ends[k]!, -1, size - 1);
+    shape[a] = Math.max(0, Math.ceil((end - start) / step));
+    ranges.push([start, end, step]);
+  }
+  let value: number[] | undefined;
+  if (x.value && rank === 1 && ranges.length === 1) {
+    const [start, end, step] = ranges[0]!;
+    value = [];
+    for (let i = start; step > 0 ? i < end : i > end; i += step) value.push(x.value[i]!);
+  }
+  return [{ dtype: x.dtype, shape, ...(value ? { value } : {}) }];
+};
+
+const constantOfShape: Rule = (node, ins) => {
+  const v = node.attributes['value'];
+  const dtype = v?.type === 'tensor' ? v.value.dtype : 'float32';
+  const given = ins[0];
+  if (given?.value) return [{ dtype, shape: given.value }];
+  const n = given?.shape?.[0];
+  return [{ dtype, shape: given?.shape?.length === 1 && known(n) ? new Array<Dim>(n).fill(null) : null }];
+};
+
+const expandRule: Rule = (_node, ins, problem) => {
+  const [x, target] = ins;
+  if (target?.value) return [{ dtype: x?.dtype, shape: broadcast([x?.shape ?? null, target.value], problem) }];
+  const n = target?.shape?.[0];
+  if (!x?.shape || target?.shape?.length !== 1 || !known(n)) return [{ dtype: x?.dtype, shape: null }];
+  return [{ dtype: x.dtype, shape: new Array<Dim>(Math.max(x.shape.length, n)).fill(null) }];
+};
+
+const compareRule: Rule = (_node, ins, problem) => [{ dtype: 'bool', shape: broadcast(ins.map((i) => i.shape), problem) }];
+
+const whereRule: Rule = (_node, ins, problem) => [{ dtype: ins[1]?.dtype ?? ins[2]?.dtype, shape: broadcast(ins.map((i) => i.shape), problem) }];
 
 const softmaxRule: Rule = (node, ins, problem) => {
   const x = ins[0];
@@ -335,11 +508,24 @@ const RULES: Readonly<Record<string, Rule>> = {
   Constant: constant,
   Softmax: softmaxRule,
   LogSoftmax: softmaxRule,
-  Add: elementwise,
-  Sub: elementwise,
-  Mul: elementwise,
-  Div: elementwise,
+  Add: arithmetic,
+  Sub: arithmetic,
+  Mul: arithmetic,
+  Div: arithmetic,
   Pow: (n, ins, p) => [{ dtype: ins[0]?.dtype, shape: broadcast(ins.map((i) => i.shape), p) }],
+  Mod: arithmetic,
+  Shape: shapeOp,
+  Gather: gatherRule,
+  Unsqueeze: unsqueezeRule,
+  Squeeze: squeezeRule,
+  Cast: castRule,
+  Slice: sliceRule,
+  ConstantOfShape: constantOfShape,
+  Expand: expandRule,
+  Equal: compareRule,
+  Less: compareRule,
+  Greater: compareRule,
+  Where: whereRule,
   ...Object.fromEntries(
     ['Sigmoid', 'Relu', 'Tanh', 'Exp', 'Log', 'Sqrt', 'Neg', 'Abs', 'Erf', 'LeakyRelu', 'Elu', 'Gelu', 'Identity', 'Dropout', 'Softplus', 'HardSigmoid', 'Selu', 'Reciprocal', 'Floor', 'Ceil'].map((op) => [op, same]),
   ),
@@ -357,7 +543,10 @@ export function inferShapes(graph: Graph): ShapeInference {
   const values = new Map<string, Info>();
   const problems: ShapeProblem[] = [];
   for (const i of graph.inputs) values.set(i.name, { dtype: i.dtype, shape: i.shape });
-  for (const [name, t] of graph.initializers) values.set(name, { dtype: t.dtype, shape: t.shape });
+  for (const [name, t] of graph.initializers) {
+    const value = smallValue(t);
+    values.set(name, { dtype: t.dtype, shape: t.shape, ...(value ? { value } : {}) });
+  }
   const unruled = new Set<string>();
   const pending = [...graph.nodes];
   while (pending.length) {

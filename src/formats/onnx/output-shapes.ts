@@ -11,8 +11,8 @@ import { Session } from '../../runtime/executor.js';
  * in the IR, so before writing, each output of unknown rank gets one: the runtime runs the graph
  * twice on zeros, every unknown input dim sized 2 and then 3, and a dim is fixed where both runs
  * agree. Static inference comes first and is enough when it knows every output's rank and no dim
- * of it is 1 (it reads an unknown dim as 1 when broadcasting, so a 1 may be a guess): the runs
- * read every weight, which for a 1 GiB model is a second copy of it in memory during the write.
+ * of it is 1 (a 1 is left to the runs to confirm): the runs read every weight, which for a 1 GiB
+ * model is a second copy of it in memory during the write.
  * Where the runtime cannot run the graph, inference's ranks stand, its dims of 1 left unknown. An
  * output still unknown is written as before, without a shape; onnxruntime still loads it.
  */

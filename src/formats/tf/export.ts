@@ -150,7 +150,7 @@ export function exportGraph(source: Graph, options: ExportOptions, names = new T
       rank: (i) => ranks.get(node.inputs[i] ?? '') ?? inferred(node.inputs[i] ?? '')?.length ?? (probed ??= probeShapes(graph, 2)).get(node.inputs[i] ?? '')?.length,
       staticDim(i, axis) {
         const v = node.inputs[i] ?? '';
-        // A size static inference knows is fixed (a 1 may be its reading of an unknown dim).
+        // A size static inference knows is fixed (a 1 is confirmed by the runs).
         const known = inferred(v)?.[axis];
         if (typeof known === 'number' && known !== 1) return known;
         const a = (probed ??= probeShapes(graph, 2)).get(v)?.[axis];
