@@ -791,7 +791,7 @@ class ScriptLowering {
   }
 
   /**
-   * Where static inference has no rule (HardSwish, Where, Slice...), the runtime runs the few
+   * Where static inference has no rule (HardSwish, Clip, TopK...), the runtime runs the few
    * nodes of this one call on zeros of the operands' (static) shapes and the result's shape is
    * read off; the weights and folded constants take part with their values.
    */
