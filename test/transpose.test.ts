@@ -163,21 +163,8 @@ describe('the WebAssembly transpose of 32-bit elements', () => {
   });
 
   it('keeps two large banded transposes read side by side apart (diff reads two models at once)', () => {
-    const [rows, cols] = [2048, 4100]; // 33.6 MB each, past permuted()'s 32 MiB switch to bands
-    const a = matrix(rows, cols, 11);
-    const b = matrix(rows, cols, 12);
-    const ia = transpose2d(new Tensor('float32', [rows, cols], new MemorySource(a))).source.chunks(3 << 20)[Symbol.iterator]();
-    const ib = transpose2d(new Tensor('float32', [rows, cols], new MemorySource(b))).source.chunks(3 << 20)[Symbol.iterator]();
-    const got: [Uint8Array[], Uint8Array[]] = [[], []];
-    for (;;) {
-      const x = ia.next();
-      const y = ib.next();
-      if (x.done || y.done) break;
-      got[0].push(x.value.slice());
-      got[1].push(y.value.slice());
-    }
-    expect(Buffer.compare(Buffer.concat(got[0]), reference(a, [rows, cols], 4, [1, 0]))).toBe(0);
-    expect(Buffer.compare(Buffer.concat(got[1]), reference(b, [rows, cols], 4, [1, 0]))).toBe(0);
+    // 33.6 MB each, past permuted()'s 32 MiB switch to bands
+    expectSideBySide(2048, 4100, 3 << 20, 11, 12);
   });
 
   it('transposes a matrix held in JS memory in bands of whole output rows, gathering each band (past what a 32-bit memory holds)', () => {
@@ -201,12 +188,15 @@ describe('the WebAssembly transpose of 32-bit elements', () => {
   });
 
   it('reads its source a chunk at a time and keeps two streams apart', () => {
-    const a = matrix(300, 200, 1);
-    const b = matrix(300, 200, 2);
-    const ta = transpose2d(new Tensor('float32', [300, 200], new MemorySource(a)));
-    const tb = transpose2d(new Tensor('float32', [300, 200], new MemorySource(b)));
-    const ia = ta.source.chunks(4000)[Symbol.iterator]();
-    const ib = tb.source.chunks(4000)[Symbol.iterator]();
+    expectSideBySide(300, 200, 4000, 1, 2);
+  });
+
+  /** Two matrices' transposes read a chunk of each in turn (as diff reads two models), each equal to the definition. */
+  function expectSideBySide(rows: number, cols: number, chunkSize: number, seedA: number, seedB: number): void {
+    const a = matrix(rows, cols, seedA);
+    const b = matrix(rows, cols, seedB);
+    const ia = transpose2d(new Tensor('float32', [rows, cols], new MemorySource(a))).source.chunks(chunkSize)[Symbol.iterator]();
+    const ib = transpose2d(new Tensor('float32', [rows, cols], new MemorySource(b))).source.chunks(chunkSize)[Symbol.iterator]();
     const got: [Uint8Array[], Uint8Array[]] = [[], []];
     for (;;) {
       const x = ia.next();
@@ -215,9 +205,9 @@ describe('the WebAssembly transpose of 32-bit elements', () => {
       got[0].push(x.value.slice());
       got[1].push(y.value.slice());
     }
-    expect(Buffer.compare(Buffer.concat(got[0]), reference(a, [300, 200], 4, [1, 0]))).toBe(0);
-    expect(Buffer.compare(Buffer.concat(got[1]), reference(b, [300, 200], 4, [1, 0]))).toBe(0);
-  });
+    expect(Buffer.compare(Buffer.concat(got[0]), reference(a, [rows, cols], 4, [1, 0]))).toBe(0);
+    expect(Buffer.compare(Buffer.concat(got[1]), reference(b, [rows, cols], 4, [1, 0]))).toBe(0);
+  }
 
   it('passes on a source error (a checkpoint CRC mismatch found at the end of the stream)', () => {
     const failing: ByteSource = {
