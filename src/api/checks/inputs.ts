@@ -140,7 +140,7 @@ export interface GeneratedInput {
 }
 
 /** What generateInputs fills a float input with: "uniform [0, 1)" in its description. */
-export const GENERATED_FLOATS = 'uniform [0, 1)';
+const GENERATED_FLOATS = 'uniform [0, 1)';
 
 /**
  * An input made from the signature: for float inputs a seeded uniform sample in [0, 1) (the same

@@ -1,6 +1,7 @@
 import type { DType } from '../../core/dtypes.js';
 import { attrInt, attrInts, attrString, type Dim, type Graph, type Node } from '../../core/graph.js';
 import type { Tensor } from '../../core/tensor.js';
+import { onnxCodeToDType } from '../../formats/onnx/dtypes.js';
 import { result, type CheckContext, type CheckResult } from './types.js';
 
 /**
@@ -410,12 +411,9 @@ const squeezeRule: Rule = (node, ins) => {
   return [{ dtype: x.dtype, shape, ...(x.value && shape.length <= 1 ? { value: x.value } : {}) }];
 };
 
-/** ONNX TensorProto element types of Cast's `to`, where modelbridge has the dtype. */
-const CAST_TYPES: Readonly<Record<number, DType>> = { 1: 'float32', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
-
 const castRule: Rule = (node, ins) => {
   const x = ins[0];
-  const to = CAST_TYPES[attrInt(node, 'to', 0)];
+  const to = onnxCodeToDType(attrInt(node, 'to', 0));
   const keep = x?.value && (to === 'int64' || to === 'int32');
   return [{ dtype: to, shape: x?.shape ?? null, ...(keep ? { value: x.value } : {}) }];
 };

@@ -810,7 +810,7 @@ function inferFacts(graph: Graph, constants: ReadonlyMap<string, Tensor>, outer:
 }
 
 /** Constant contents of values: initializers and Constant nodes' tensor values. */
-function constantValues(graph: Graph): Map<string, Tensor> {
+export function constantValues(graph: Graph): Map<string, Tensor> {
   const out = new Map(graph.initializers);
   for (const node of graph.nodes) {
     if (node.op !== 'Constant' || node.domain !== '' || !node.outputs[0]) continue;

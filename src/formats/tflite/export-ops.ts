@@ -3,6 +3,7 @@ import type { DType } from '../../core/dtypes.js';
 import { UsageError } from '../../core/errors.js';
 import { attrFloat, attrInt, attrInts, attrString, type Graph, type Node } from '../../core/graph.js';
 import { orderedOrThrow } from '../../core/graph-order.js';
+import { constantValues } from '../onnx/opset.js';
 import { Tensor } from '../../core/tensor.js';
 import type { Probe } from './writer.js';
 import { permuted } from '../../core/transpose.js';
@@ -813,13 +814,8 @@ function live(nodes: readonly Node[], outputs: ReadonlySet<string>): Node[] {
  * an unmapped Erf was reported); `constantNames` are the values it will find constant.
  */
 export function refuseUnmapped(graph: Graph, constantNames: ReadonlySet<string>): void {
-  const constants = new Map<string, Tensor>(graph.initializers);
-  for (const n of graph.nodes) {
-    const v = n.op === 'Constant' && !n.domain ? n.attributes['value'] : undefined;
-    if (v?.type === 'tensor' && n.outputs[0]) constants.set(n.outputs[0], v.value);
-  }
   const outputs = new Set(graph.outputs.map((o) => o.name));
-  for (const node of live(geluFromErf(orderedOrThrow(graph, (line) => new UsageError(line)), constants), outputs)) {
+  for (const node of live(geluFromErf(orderedOrThrow(graph, (line) => new UsageError(line)), constantValues(graph)), outputs)) {
     if (node.outputs.every((o) => o === '' || constantNames.has(o)) || ALIASES.has(node.op)) continue;
     if ((node.domain === '' || node.domain === 'ai.onnx') && !TFLITE_EXPORT[node.op]) {
       throw new UsageError(`node ${node.name}: TFLite export has no mapping for ${node.op} (supported: ${Object.keys(TFLITE_EXPORT).sort().join(', ')})`);

@@ -93,8 +93,9 @@ function tfliteParts(model: Model, options: TfliteWriteOptions): Parts {
   const graph = model.graph;
   if (!graph) throw new UsageError('writing .tflite needs a model with a graph (a bare state dict has none: give --module)');
   const signature = model.signatures[0] ?? defaultSignature(graph);
-  refuseUnmapped(graph, constantValues(graph));
-  const probe = probeValues(graph);
+  const dataFree = dataFreeValues(graph);
+  refuseUnmapped(graph, dataFree);
+  const probe = probeValues(graph, dataFree);
   const lowered = quantized(lowerGraph(graph, probe), options.quantize);
   const weightBytes = lowered.tensors.reduce((a, t) => a + (t.data?.byteLength ?? 0), 0);
   const offsets = options.offsetBuffers === true || weightBytes > INLINE_LIMIT;
@@ -370,7 +371,7 @@ function allZeros(t: Tensor): boolean {
 }
 
 /** The values that depend on no input data: initializers, and what nodes compute from them and from shapes only (in the graph's order). */
-function constantValues(graph: Graph): Set<string> {
+function dataFreeValues(graph: Graph): Set<string> {
   const names = new Set<string>(graph.initializers.keys());
   for (const n of graph.nodes) {
     const constant = SHAPE_ONLY.has(n.op) || n.op === 'Constant' || (n.inputs.length > 0 && n.inputs.every((i) => i === '' || names.has(i)));
@@ -379,12 +380,13 @@ function constantValues(graph: Graph): Set<string> {
   return names;
 }
 
-export function probeValues(graph: Graph): Probe {
-  // The values that depend on no input data are found from the graph alone, in its order; only
-  // they (and the graph's outputs, and values nothing reads, so every node runs) are kept as the
-  // runs' outputs: every other value is let go once read, its shape and type noted as it is
-  // computed. Asking for every value held a whole forward pass's activations (ViT-B/16: 1 GB).
-  const constantNames = constantValues(graph);
+/**
+ * The probe runs. Only the values that depend on no input data (`constantNames`, from
+ * dataFreeValues), the graph's outputs and values nothing reads (so every node runs) are kept as
+ * the runs' outputs: every other value is let go once read, its shape and type noted as it is
+ * computed. Asking for every value held a whole forward pass's activations (ViT-B/16: 1 GB).
+ */
+export function probeValues(graph: Graph, constantNames: ReadonlySet<string>): Probe {
   const read = new Set(graph.nodes.flatMap((n) => n.inputs));
   const produced = new Set(graph.nodes.flatMap((n) => n.outputs));
   const keep = new Set<string>(graph.outputs.map((o) => o.name).filter((name) => produced.has(name)));
