@@ -127,15 +127,15 @@ export function wasmTransposeBandsFrom(source: ByteSource, rows: number, cols: n
   const bandBytes = rows * bandCols * 4;
   if (rows === 0 || cols === 0 || bytes + bandBytes + SCRATCH > MAX_BYTES) return undefined;
   const c = compile();
-  if (!c) return undefined;
-  return sourceBands(c, source, rows, cols, bandCols, bandBytes, chunkSize);
+  // Leased now, so a memory that cannot grow this far leaves the caller its other path; given back
+  // when the last band is out (or the reader stops early).
+  const exports = c ? lease(c, bytes + bandBytes + SCRATCH) : undefined;
+  if (!exports) return undefined;
+  return sourceBands(exports, source, rows, cols, bandCols, bandBytes, chunkSize);
 }
 
-function* sourceBands(c: CompiledWasm, source: ByteSource, rows: number, cols: number, bandCols: number, bandBytes: number, chunkSize: number): Generator<Uint8Array> {
+function* sourceBands(exports: TransposeExports, source: ByteSource, rows: number, cols: number, bandCols: number, bandBytes: number, chunkSize: number): Generator<Uint8Array> {
   const bytes = rows * cols * 4;
-  // Leased when the first band is asked for, and given back when the last is out (or the reader stops early).
-  const exports = lease(c, bytes + bandBytes + SCRATCH);
-  if (!exports) throw new RangeError(`no memory for a ${rows}x${cols} transpose`);
   try {
     const memory = new Uint8Array(exports.memory.buffer);
     let at = 0;
